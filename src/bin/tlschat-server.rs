@@ -1,0 +1,336 @@
+//! `tlschat-server`: the command line around [`tlschat::server::Server`].
+//!
+//! clap parses the flags, `run` turns them into a [`ServerConfig`], and
+//! every error reaches `main` as an `anyhow::Error` printed with its context.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use tlschat::certs::{self, CertPaths};
+use tlschat::config::{self, CertSource, ServerConfig};
+use tlschat::server::accounts::{self, Accounts, AdminSetup};
+use tlschat::server::Server;
+
+const EXAMPLES: &str = "\
+Examples:
+  tlschat-server                              run on 0.0.0.0:55555, certificate generated on first run
+  tlschat-server run --listen [::]:55555 --san chat.example.org
+  tlschat-server run --cert fullchain.pem --key privkey.pem
+  tlschat-server gen-cert --san 203.0.113.7 --days 825
+  tlschat-server fingerprint
+  tlschat-server passwd                       change the admin password
+
+Connect with:  openssl s_client -quiet -connect HOST:55555";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tlschat-server",
+    version,
+    about = "A TLS-secured group chat server",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Options of `run`, which is what no subcommand means.
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the server (the default).
+    Run(RunArgs),
+    /// Write a new self-signed certificate and key.
+    GenCert(GenCertArgs),
+    /// Print the SHA-256 fingerprint of the server certificate.
+    Fingerprint(FingerprintArgs),
+    /// Change the admin password (read from a hidden prompt, or stdin).
+    Passwd(DataDirArg),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Verbosity {
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    quiet: u8,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DataDirArg {
+    /// Where the server keeps its certificate, bans and accounts
+    /// [default: the platform's data directory]
+    #[arg(long, env = "TLSCHAT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Address and port to listen on (`[::]:55555` for IPv6 and IPv4).
+    #[arg(long, default_value = "0.0.0.0:55555", value_name = "ADDR")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Use this certificate (PEM, chain allowed) instead of a generated one.
+    #[arg(long, requires = "key", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, SEC1 or RSA).
+    #[arg(long, requires = "cert", value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Extra name or IP address for a generated certificate (repeatable).
+    #[arg(long = "san", value_name = "NAME", conflicts_with = "cert")]
+    sans: Vec<String>,
+    /// Set the admin password from this file's first line.
+    #[arg(long, value_name = "FILE")]
+    admin_password_file: Option<PathBuf>,
+    /// Seconds a client has from connecting to finish TLS and login.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+}
+
+#[derive(Args, Debug)]
+struct GenCertArgs {
+    /// Directory for cert.pem and key.pem [default: <data-dir>/certs]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Extra name or IP address (repeatable); localhost, 127.0.0.1, ::1
+    /// and this host's name are always included.
+    #[arg(long = "san", value_name = "NAME")]
+    sans: Vec<String>,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = certs::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct FingerprintArgs {
+    /// The certificate [default: <data-dir>/certs/cert.pem]
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.verbosity);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlschat-server: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => serve(cli.run),
+        Some(Cmd::Run(args)) => serve(args),
+        Some(Cmd::GenCert(args)) => gen_cert(args),
+        Some(Cmd::Fingerprint(args)) => fingerprint(args),
+        Some(Cmd::Passwd(args)) => passwd(args),
+    }
+}
+
+fn init_logging(v: &Verbosity) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (v.verbose, v.quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn data_dir(arg: &DataDirArg) -> Result<PathBuf> {
+    match &arg.data_dir {
+        Some(d) => Ok(d.clone()),
+        None => config::default_data_dir()
+            .context("cannot find a data directory for this user; pass --data-dir DIR"),
+    }
+}
+
+fn serve(args: RunArgs) -> Result<()> {
+    let data_dir = data_dir(&args.data_dir)?;
+    let admin_password = match (
+        &args.admin_password_file,
+        std::env::var("TLSCHAT_ADMIN_PASSWORD"),
+    ) {
+        (Some(file), _) => Some(accounts::read_password_file(file)?),
+        (None, Ok(pw)) if !pw.is_empty() => Some(pw),
+        _ => None,
+    };
+    let mut config = ServerConfig::new(&data_dir);
+    config.listen = args.listen;
+    config.admin_password = admin_password;
+    config.handshake_timeout = std::time::Duration::from_secs(args.handshake_timeout);
+    config.cert = match (args.cert, args.key) {
+        (Some(cert), Some(key)) => CertSource::Files { cert, key },
+        _ => CertSource::Generated {
+            extra_sans: args.sans,
+        },
+    };
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        announce(&server)?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        server.run(shutdown).await.context("server failed")
+    })?;
+    // Blocking tasks (a password check in flight) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+/// What the operator needs to see at startup, on stdout.
+fn announce(server: &Server) -> Result<()> {
+    let info = server.info();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "tlschat-server {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        info.local_addr
+    )?;
+    writeln!(out, "data dir {}", info.data_dir.display())?;
+    let origin = if info.cert_generated {
+        " (generated now)"
+    } else {
+        ""
+    };
+    writeln!(out, "certificate {}{origin}", info.cert.cert.display())?;
+    writeln!(out, "fingerprint {}", info.fingerprint)?;
+    match &info.admin {
+        AdminSetup::Generated { password, path } => {
+            writeln!(out, "admin password written to {}", path.display())?;
+            // Only to a person at a terminal, never into a log or journal.
+            if std::io::stderr().is_terminal() {
+                eprintln!("admin password: {password}  (change it with `tlschat-server passwd`)");
+            }
+        }
+        AdminSetup::Replaced => writeln!(out, "admin password set from the given password")?,
+        AdminSetup::Existing => {}
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Ctrl-C everywhere; SIGTERM on Unix; Ctrl-Break on Windows.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(windows)]
+    {
+        match tokio::signal::windows::ctrl_break() {
+            Ok(mut brk) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = brk.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
+}
+
+fn gen_cert(args: GenCertArgs) -> Result<()> {
+    let dir = match args.out {
+        Some(dir) => dir,
+        None => config::certs_dir(&data_dir(&args.data_dir)?),
+    };
+    let generated = certs::generate(&certs::default_sans(&args.sans), args.days)?;
+    let paths = certs::write_pair(&dir, &generated, args.force)?;
+    println!("wrote {} and {}", paths.cert.display(), paths.key.display());
+    println!("fingerprint {}", generated.fingerprint);
+    Ok(())
+}
+
+fn fingerprint(args: FingerprintArgs) -> Result<()> {
+    let cert = match args.cert {
+        Some(c) => c,
+        None => CertPaths::in_dir(&config::certs_dir(&data_dir(&args.data_dir)?)).cert,
+    };
+    let fp = certs::fingerprint_file(&cert)?;
+    println!("fingerprint {fp}");
+    Ok(())
+}
+
+fn passwd(args: DataDirArg) -> Result<()> {
+    let data_dir = data_dir(&args)?;
+    let path = config::accounts_file(&data_dir);
+    let mut accounts = Accounts::load(&path)?;
+    let password = read_new_password()?;
+    accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
+    println!("admin password changed in {}", path.display());
+    Ok(())
+}
+
+/// A hidden prompt (asked twice) at a terminal; otherwise the first line of stdin.
+fn read_new_password() -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("new admin password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        if first != again {
+            bail!("the two passwords differ; nothing changed");
+        }
+        if first.is_empty() {
+            bail!("an empty password is not allowed; nothing changed");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the new password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password on stdin; nothing changed");
+    }
+    Ok(password)
+}

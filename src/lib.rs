@@ -1,0 +1,22 @@
+//! tlschat: a TLS-secured group chat.
+//!
+//! The data path of the server, one module per step:
+//!
+//! ```text
+//! listener (server/mod.rs) → TLS accept (tls.rs) → Connection (connection.rs:
+//! bytes ⇄ lines) → Command::parse (protocol/) → Hub (server/hub.rs: users,
+//! rooms, bans; decides who receives what) → each recipient's bounded queue
+//! (server/outbound.rs) → its writer task → socket
+//! ```
+//!
+//! `protocol/` is pure (no I/O) so it can be unit- and property-tested;
+//! `certs.rs` makes and loads certificates; `fsutil.rs` writes files
+//! atomically.
+
+pub mod certs;
+pub mod config;
+pub mod connection;
+pub mod fsutil;
+pub mod protocol;
+pub mod server;
+pub mod tls;

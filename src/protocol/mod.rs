@@ -1,0 +1,72 @@
+//! Protocol v1, without I/O: limits, text rules, framing, the commands a
+//! client sends and the lines a server sends.
+//!
+//! Bytes from a socket go through [`line::LineDecoder`] (capped framing) to a
+//! `&str` line, then [`command::Command::parse`] (server side) or
+//! [`server_line::ServerLine::parse`] (client side). Outgoing lines are built
+//! with [`server_line::ServerLine::encode`], once per line however many
+//! recipients it has. Everything here is pure, so it is unit- and
+//! property-tested without sockets. The normative description is
+//! `docs/protocol.md`.
+
+pub mod command;
+pub mod line;
+pub mod names;
+pub mod server_line;
+
+pub use command::{Command, CommandError};
+pub use line::{Frame, LineDecoder};
+pub use names::{NameError, Nick, RoomName};
+pub use server_line::{ErrorCode, ServerLine};
+
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 55555;
+/// Longest line a client may send, in bytes, including its `\n`.
+pub const MAX_CLIENT_LINE: usize = 4096;
+/// Longest line a client accepts from the server (`USERS` of a big room).
+pub const MAX_SERVER_LINE: usize = 1 << 20;
+/// Failed nickname attempts before the server closes the handshake.
+pub const MAX_NICK_TRIES: usize = 5;
+/// The room every user enters first.
+pub const LOBBY: &str = "#lobby";
+/// In a room with more members than this, others' JOIN and PART are not broadcast.
+pub const QUIET_ROOM_THRESHOLD: usize = 500;
+
+/// Why [`check_text`] refused a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("control character U+{:04X} at byte {at}; only printable text and TAB may be sent", *ch as u32)]
+pub struct BadText {
+    pub ch: char,
+    pub at: usize,
+}
+
+/// True for the characters that never reach other clients: C0 controls
+/// except TAB, DEL, and C1 controls.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c.is_control() && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+/// Checks a line against the text rule (no control characters but TAB).
+pub fn check_text(s: &str) -> Result<(), BadText> {
+    match s.char_indices().find(|&(_, c)| is_forbidden_control(c)) {
+        Some((at, ch)) => Err(BadText { ch, at }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rule() {
+        assert!(check_text("hello\tworld ünïcödé 😀 \u{202e}").is_ok());
+        for bad in ["a\u{0}b", "\u{1b}[31m", "x\u{7f}", "\u{85}", "\u{9b}", "\r"] {
+            assert!(check_text(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_text("ab\u{7}").unwrap_err(),
+            BadText { ch: '\u{7}', at: 2 }
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! The lines a server sends: [`ServerLine`] and the [`ErrorCode`]s.
+//!
+//! The server builds a `ServerLine` from validated names and checked text and
+//! calls [`ServerLine::encode`] once; the resulting `Bytes` is shared by every
+//! recipient. Clients call [`ServerLine::parse`] on each received line;
+//! unknown words parse as [`ServerLine::Unknown`] so that newer servers do not
+//! break older clients.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The error codes of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    NickInvalid,
+    NickTaken,
+    LineTooLong,
+    InvalidUtf8,
+    BadText,
+    UnknownCommand,
+    NotPermitted,
+    NoSuchNick,
+    BadRoom,
+    RateLimited,
+    Timeout,
+    ServerFull,
+    TlsRequired,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::NickInvalid,
+        ErrorCode::NickTaken,
+        ErrorCode::LineTooLong,
+        ErrorCode::InvalidUtf8,
+        ErrorCode::BadText,
+        ErrorCode::UnknownCommand,
+        ErrorCode::NotPermitted,
+        ErrorCode::NoSuchNick,
+        ErrorCode::BadRoom,
+        ErrorCode::RateLimited,
+        ErrorCode::Timeout,
+        ErrorCode::ServerFull,
+        ErrorCode::TlsRequired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NickInvalid => "nick-invalid",
+            ErrorCode::NickTaken => "nick-taken",
+            ErrorCode::LineTooLong => "line-too-long",
+            ErrorCode::InvalidUtf8 => "invalid-utf8",
+            ErrorCode::BadText => "bad-text",
+            ErrorCode::UnknownCommand => "unknown-command",
+            ErrorCode::NotPermitted => "not-permitted",
+            ErrorCode::NoSuchNick => "no-such-nick",
+            ErrorCode::BadRoom => "bad-room",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::TlsRequired => "tls-required",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ErrorCode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// One line from server to client. Fields borrow; `encode` makes the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLine<'a> {
+    Nick,
+    Pass,
+    Refuse(&'a str),
+    Ban(&'a str),
+    Welcome {
+        nick: &'a str,
+        room: &'a str,
+    },
+    Msg {
+        room: &'a str,
+        nick: &'a str,
+        text: &'a str,
+    },
+    Action {
+        room: &'a str,
+        nick: &'a str,
+        text: &'a str,
+    },
+    PrivMsg {
+        from: &'a str,
+        to: &'a str,
+        text: &'a str,
+    },
+    Join {
+        room: &'a str,
+        nick: &'a str,
+    },
+    Part {
+        room: &'a str,
+        nick: &'a str,
+        reason: &'a str,
+    },
+    Kick {
+        nick: &'a str,
+        by: &'a str,
+        reason: &'a str,
+    },
+    Users {
+        room: &'a str,
+        nicks: Vec<&'a str>,
+    },
+    Rooms(Vec<(&'a str, usize)>),
+    Info(&'a str),
+    Pong(Option<&'a str>),
+    Error {
+        code: ErrorCode,
+        text: &'a str,
+    },
+    /// A word this version does not know (clients ignore it).
+    Unknown(&'a str),
+}
+
+impl ServerLine<'_> {
+    /// The line with its `\n`, ready to be queued to any number of clients.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.size_hint());
+        self.write(&mut b);
+        b.put_u8(b'\n');
+        b.freeze()
+    }
+
+    fn size_hint(&self) -> usize {
+        let fields = match self {
+            ServerLine::Users { room, nicks } => {
+                room.len() + nicks.iter().map(|n| n.len() + 1).sum::<usize>()
+            }
+            ServerLine::Rooms(rooms) => rooms.iter().map(|(r, _)| r.len() + 8).sum(),
+            ServerLine::Msg { room, nick, text }
+            | ServerLine::Action { room, nick, text }
+            | ServerLine::PrivMsg {
+                from: room,
+                to: nick,
+                text,
+            } => room.len() + nick.len() + text.len() + 2,
+            _ => 64,
+        };
+        fields + 16
+    }
+
+    fn write(&self, b: &mut BytesMut) {
+        fn put(b: &mut BytesMut, parts: &[&str]) {
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    b.put_u8(b' ');
+                }
+                b.put_slice(p.as_bytes());
+            }
+        }
+        match self {
+            ServerLine::Nick => put(b, &["NICK"]),
+            ServerLine::Pass => put(b, &["PASS"]),
+            ServerLine::Refuse(r) => put(b, &["REFUSE", r]),
+            ServerLine::Ban(r) => put(b, &["BAN", r]),
+            ServerLine::Welcome { nick, room } => put(b, &["WELCOME", nick, room]),
+            ServerLine::Msg { room, nick, text } => put(b, &["MSG", room, nick, text]),
+            ServerLine::Action { room, nick, text } => put(b, &["ACTION", room, nick, text]),
+            ServerLine::PrivMsg { from, to, text } => put(b, &["PRIVMSG", from, to, text]),
+            ServerLine::Join { room, nick } => put(b, &["JOIN", room, nick]),
+            ServerLine::Part { room, nick, reason } => put(b, &["PART", room, nick, reason]),
+            ServerLine::Kick { nick, by, reason } => put(b, &["KICK", nick, by, reason]),
+            ServerLine::Users { room, nicks } => {
+                put(b, &["USERS", room]);
+                for n in nicks {
+                    b.put_u8(b' ');
+                    b.put_slice(n.as_bytes());
+                }
+            }
+            ServerLine::Rooms(rooms) => {
+                b.put_slice(b"ROOMS");
+                for (room, count) in rooms {
+                    b.put_u8(b' ');
+                    b.put_slice(room.as_bytes());
+                    b.put_u8(b'=');
+                    b.put_slice(count.to_string().as_bytes());
+                }
+            }
+            ServerLine::Info(t) => put(b, &["INFO", t]),
+            ServerLine::Pong(None) => put(b, &["PONG"]),
+            ServerLine::Pong(Some(t)) => put(b, &["PONG", t]),
+            ServerLine::Error { code, text } => put(b, &["ERROR", code.as_str(), text]),
+            ServerLine::Unknown(raw) => put(b, &[raw]),
+        }
+    }
+
+    /// Parses one received line (without its `\n`). Never fails: a line that
+    /// does not fit its word's shape, or an unknown word, is `Unknown`.
+    pub fn parse(line: &str) -> ServerLine<'_> {
+        let (word, rest) = split1(line);
+        let parsed = match word {
+            "NICK" => Some(ServerLine::Nick),
+            "PASS" => Some(ServerLine::Pass),
+            "REFUSE" => Some(ServerLine::Refuse(rest)),
+            "BAN" => Some(ServerLine::Ban(rest)),
+            "WELCOME" => fields::<2>(rest).map(|[nick, room]| ServerLine::Welcome { nick, room }),
+            "MSG" => text_after::<2>(rest).map(|([room, nick], text)| ServerLine::Msg {
+                room,
+                nick,
+                text,
+            }),
+            "ACTION" => text_after::<2>(rest).map(|([room, nick], text)| ServerLine::Action {
+                room,
+                nick,
+                text,
+            }),
+            "PRIVMSG" => text_after::<2>(rest).map(|([from, to], text)| ServerLine::PrivMsg {
+                from,
+                to,
+                text,
+            }),
+            "JOIN" => fields::<2>(rest).map(|[room, nick]| ServerLine::Join { room, nick }),
+            "PART" => text_after::<2>(rest).map(|([room, nick], reason)| ServerLine::Part {
+                room,
+                nick,
+                reason,
+            }),
+            "KICK" => text_after::<2>(rest).map(|([nick, by], reason)| ServerLine::Kick {
+                nick,
+                by,
+                reason,
+            }),
+            "USERS" => {
+                let mut it = rest.split(' ').filter(|s| !s.is_empty());
+                it.next().map(|room| ServerLine::Users {
+                    room,
+                    nicks: it.collect(),
+                })
+            }
+            "ROOMS" => rest
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(|pair| {
+                    let (room, n) = pair.rsplit_once('=')?;
+                    Some((room, n.parse().ok()?))
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(ServerLine::Rooms),
+            "INFO" => Some(ServerLine::Info(rest)),
+            "PONG" => Some(ServerLine::Pong((!rest.is_empty()).then_some(rest))),
+            "ERROR" => {
+                let (code, text) = split1(rest);
+                code.parse()
+                    .ok()
+                    .map(|code| ServerLine::Error { code, text })
+            }
+            _ => None,
+        };
+        parsed.unwrap_or(ServerLine::Unknown(line))
+    }
+}
+
+/// Splits off the first space-separated word.
+fn split1(s: &str) -> (&str, &str) {
+    s.split_once(' ').unwrap_or((s, ""))
+}
+
+/// Exactly N space-separated fields.
+fn fields<const N: usize>(s: &str) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut it = s.split(' ');
+    for slot in &mut out {
+        *slot = it.next().filter(|f| !f.is_empty())?;
+    }
+    it.next().is_none().then_some(out)
+}
+
+/// N fields, then the rest of the line as free text (possibly empty).
+fn text_after<const N: usize>(s: &str) -> Option<([&str; N], &str)> {
+    let mut out = [""; N];
+    let mut rest = s;
+    for slot in &mut out {
+        let (f, r) = split1(rest);
+        if f.is_empty() {
+            return None;
+        }
+        *slot = f;
+        rest = r;
+    }
+    Some((out, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_table() {
+        let cases: Vec<(ServerLine, &str)> = vec![
+            (ServerLine::Nick, "NICK"),
+            (
+                ServerLine::Welcome {
+                    nick: "alice",
+                    room: "#lobby",
+                },
+                "WELCOME alice #lobby",
+            ),
+            (
+                ServerLine::Msg {
+                    room: "#lobby",
+                    nick: "bob",
+                    text: "hi there",
+                },
+                "MSG #lobby bob hi there",
+            ),
+            (
+                ServerLine::Users {
+                    room: "#lobby",
+                    nicks: vec!["bob", "alice"],
+                },
+                "USERS #lobby bob alice",
+            ),
+            (
+                ServerLine::Rooms(vec![("#a", 2), ("#b", 10)]),
+                "ROOMS #a=2 #b=10",
+            ),
+            (ServerLine::Pong(None), "PONG"),
+            (ServerLine::Pong(Some("t1")), "PONG t1"),
+            (
+                ServerLine::Error {
+                    code: ErrorCode::NickTaken,
+                    text: "alice is in use",
+                },
+                "ERROR nick-taken alice is in use",
+            ),
+        ];
+        for (line, text) in cases {
+            assert_eq!(line.encode(), format!("{text}\n").as_bytes());
+            assert_eq!(ServerLine::parse(text), line);
+        }
+    }
+
+    #[test]
+    fn tolerates_unknown_and_malformed_lines() {
+        assert_eq!(ServerLine::parse("HELLO x"), ServerLine::Unknown("HELLO x"));
+        assert_eq!(
+            ServerLine::parse("WELCOME alice"),
+            ServerLine::Unknown("WELCOME alice")
+        );
+        assert_eq!(
+            ServerLine::parse("ERROR nope x"),
+            ServerLine::Unknown("ERROR nope x")
+        );
+        assert_eq!(
+            ServerLine::parse("ROOMS #a=x"),
+            ServerLine::Unknown("ROOMS #a=x")
+        );
+        assert_eq!(ServerLine::parse("ROOMS"), ServerLine::Rooms(vec![]));
+        assert_eq!(
+            ServerLine::parse("MSG #r bob"),
+            ServerLine::Msg {
+                room: "#r",
+                nick: "bob",
+                text: ""
+            }
+        );
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for c in ErrorCode::ALL {
+            assert_eq!(c.as_str().parse::<ErrorCode>(), Ok(c));
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! Registered accounts and their passwords, kept in `<data-dir>/accounts.txt`.
+//!
+//! Today the only account is the reserved [`ADMIN`]. Data flow: the binary
+//! calls [`Accounts::load`] at start-up, then [`ensure_admin`] so the admin
+//! always has a password (generating one on first run and leaving it in
+//! `<data-dir>/initial-admin-password` for the operator). When someone
+//! logs in as a registered nick, the server takes [`Accounts::hash_of`] and
+//! checks the password with [`verify_password`] off the async runtime
+//! (argon2 is deliberately slow). The `passwd` subcommand uses
+//! [`change_admin_password`].
+//!
+//! Only argon2id hashes (PHC strings, salt and parameters included) are
+//! stored, never passwords. Every change rewrites the file through
+//! [`write_atomic`] with owner-only permissions before it reports success,
+//! and the in-memory map changes only after the write succeeded.
+//!
+//! # File format
+//!
+//! ```text
+//! # tlschat accounts: NICK PHC-HASH (argon2id; one per line)
+//! admin $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
+//! ```
+//!
+//! Blank lines and lines starting with `#` are ignored; any other line that
+//! is not exactly a valid nickname and an argon2 PHC string is an error
+//! naming the line.
+//!
+//! Passwords never appear in `Debug` output or error messages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use rand::distr::Alphanumeric;
+use rand::Rng;
+use thiserror::Error;
+
+use crate::fsutil::{write_atomic, Mode};
+use crate::protocol::names::Nick;
+
+/// The reserved administrator account.
+pub const ADMIN: &str = "admin";
+/// Where [`ensure_admin`] leaves a generated admin password, in the data directory.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Length of [`generate_password`]'s output: 24 × log2(62) ≈ 143 bits.
+const GENERATED_LEN: usize = 24;
+
+const HEADER: &str = "# tlschat accounts: NICK PHC-HASH (argon2id; one per line)";
+
+/// Why an account operation failed. No variant carries a password.
+#[derive(Debug, Error)]
+pub enum AccountsError {
+    #[error("cannot read {}: {source}; check that it exists and is a readable file", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("accounts file {} line {line}: {reason}; fix or delete that line (`tlschat-server passwd` sets a new admin password)", path.display())]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot write {}: {source}; check that its directory exists, is writable and the disk is not full", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot delete the stale {}: {source}; delete it by hand (the password in it no longer works)", path.display())]
+    RemoveStale {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the password is empty; choose a non-empty password")]
+    EmptyPassword,
+    #[error("password file {} has an empty first line; put the password on the first line", path.display())]
+    EmptyPasswordFile { path: PathBuf },
+    #[error("password file {} is not valid UTF-8; save it as UTF-8 text", path.display())]
+    PasswordFileEncoding { path: PathBuf },
+    /// argon2 refused to hash (in practice unreachable with default
+    /// parameters); the message comes from argon2 and holds no password.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+}
+
+/// The registered accounts, and the file they live in.
+pub struct Accounts {
+    path: PathBuf,
+    /// Folded nick (`Nick::key`) → (nick as spelt, PHC string). A BTreeMap so
+    /// the file is written in a stable order.
+    map: BTreeMap<String, (Nick, String)>,
+}
+
+impl fmt::Debug for Accounts {
+    // Hashes are not passwords, but they can be attacked offline: keep them
+    // out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts")
+            .field("path", &self.path)
+            .field(
+                "nicks",
+                &self
+                    .map
+                    .values()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    /// Reads `path`; a missing file means no accounts yet.
+    pub fn load(path: &Path) -> Result<Accounts, AccountsError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(AccountsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        warn_if_shared(path);
+        let mut map = BTreeMap::new();
+        let mut first_seen = BTreeMap::new();
+        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line_no = i + 1;
+            let malformed = |reason: String| AccountsError::Malformed {
+                path: path.to_owned(),
+                line: line_no,
+                reason,
+            };
+            let line = std::str::from_utf8(raw)
+                .map_err(|_| malformed("not valid UTF-8".to_owned()))?
+                .trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (nick, phc) = parse_line(line).map_err(malformed)?;
+            if let Some(first) = first_seen.insert(nick.key().to_owned(), line_no) {
+                return Err(malformed(format!(
+                    "`{nick}` is already listed on line {first}"
+                )));
+            }
+            map.insert(nick.key().to_owned(), (nick, phc));
+        }
+        Ok(Accounts {
+            path: path.to_owned(),
+            map,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_registered(&self, nick: &Nick) -> bool {
+        self.map.contains_key(nick.key())
+    }
+
+    /// The stored PHC string, to check with [`verify_password`] off the
+    /// async runtime.
+    pub fn hash_of(&self, nick: &Nick) -> Option<&str> {
+        self.map.get(nick.key()).map(|(_, phc)| phc.as_str())
+    }
+
+    /// Hashes `password` with argon2id (default parameters, random salt) and
+    /// persists the file (owner-only) before returning `Ok`. On error the
+    /// accounts in memory are unchanged.
+    pub fn set_password(&mut self, nick: &Nick, password: &str) -> Result<(), AccountsError> {
+        let phc = hash_password(password)?;
+        let mut next = self.map.clone();
+        next.insert(nick.key().to_owned(), (nick.clone(), phc));
+        write_atomic(&self.path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
+            AccountsError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.map = next;
+        Ok(())
+    }
+}
+
+/// The admin nick as a [`Nick`]; `ADMIN` is a valid nick by construction.
+fn admin_nick() -> Nick {
+    Nick::parse(ADMIN).expect("ADMIN is a valid nickname")
+}
+
+fn hash_password(password: &str) -> Result<String, AccountsError> {
+    if password.is_empty() {
+        return Err(AccountsError::EmptyPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountsError::Hash(e.to_string()))
+}
+
+/// Checks `password` against a stored PHC string in constant time. A
+/// malformed hash (or empty password) is simply `false`; the malformed hash
+/// is logged, since it means the accounts file was damaged.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    if password.is_empty() {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        // Argon2 takes algorithm, version and parameters from the hash
+        // itself, so hashes made with other settings still verify.
+        Ok(hash) => Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok(),
+        Err(e) => {
+            tracing::error!(
+                "stored password hash is malformed ({e}); reset it with `tlschat-server passwd`"
+            );
+            false
+        }
+    }
+}
+
+/// A strong random password: 24 characters from `A-Z a-z 0-9`.
+pub fn generate_password() -> String {
+    // rand::rng() is a CSPRNG seeded from the OS.
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(GENERATED_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// What [`ensure_admin`] did, so the binary can tell the operator.
+pub enum AdminSetup {
+    /// An admin password was already stored; nothing changed.
+    Existing,
+    /// The given password replaced whatever was stored.
+    Replaced,
+    /// A new password was generated and written to `path`.
+    Generated { password: String, path: PathBuf },
+}
+
+impl fmt::Debug for AdminSetup {
+    // Hand-written so the generated password never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminSetup::Existing => f.write_str("Existing"),
+            AdminSetup::Replaced => f.write_str("Replaced"),
+            AdminSetup::Generated { path, .. } => f
+                .debug_struct("Generated")
+                .field("password", &"<redacted>")
+                .field("path", path)
+                .finish(),
+        }
+    }
+}
+
+/// Makes sure the admin account has a password:
+/// - `given` is `Some`: store it (replacing any stored hash) → `Replaced`, and
+///   delete a stale `<data_dir>/initial-admin-password`;
+/// - `None` and an admin is stored → `Existing`;
+/// - `None` and no admin → generate one, store it, write it to
+///   `<data_dir>/initial-admin-password` (owner-only) → `Generated`.
+pub fn ensure_admin(
+    data_dir: &Path,
+    accounts: &mut Accounts,
+    given: Option<&str>,
+) -> Result<AdminSetup, AccountsError> {
+    let admin = admin_nick();
+    let initial = data_dir.join(INITIAL_PASSWORD_FILE);
+    if let Some(password) = given {
+        // Hash stored first, stale file deleted second: a crash in between
+        // leaves a useless file, never a lost password.
+        accounts.set_password(&admin, password)?;
+        remove_if_present(&initial)?;
+        return Ok(AdminSetup::Replaced);
+    }
+    if accounts.is_registered(&admin) {
+        return Ok(AdminSetup::Existing);
+    }
+    let password = generate_password();
+    // The file first, the hash second: a crash in between leaves no admin,
+    // so the next start generates (and writes) a fresh password. The other
+    // order could store a hash whose password nobody ever saw.
+    let mut content = password.clone();
+    content.push('\n');
+    write_atomic(&initial, content.as_bytes(), Mode::Private).map_err(|source| {
+        AccountsError::Write {
+            path: initial.clone(),
+            source,
+        }
+    })?;
+    if let Err(e) = accounts.set_password(&admin, &password) {
+        // Best effort: that password was never stored, so the file would
+        // only mislead.
+        let _ = std::fs::remove_file(&initial);
+        return Err(e);
+    }
+    Ok(AdminSetup::Generated {
+        password,
+        path: initial,
+    })
+}
+
+/// For the `passwd` subcommand: stores a new admin password, then deletes
+/// `<data_dir>/initial-admin-password` if present (it no longer works).
+pub fn change_admin_password(
+    data_dir: &Path,
+    accounts: &mut Accounts,
+    new_password: &str,
+) -> Result<(), AccountsError> {
+    accounts.set_password(&admin_nick(), new_password)?;
+    remove_if_present(&data_dir.join(INITIAL_PASSWORD_FILE))
+}
+
+/// Reads a password file as given to `--admin-password-file`: its first
+/// line without the trailing `\r\n`/`\n`. An empty first line is an error.
+pub fn read_password_file(path: &Path) -> Result<String, AccountsError> {
+    let bytes = std::fs::read(path).map_err(|source| AccountsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        return Err(AccountsError::EmptyPasswordFile {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(first.to_vec()).map_err(|_| AccountsError::PasswordFileEncoding {
+        path: path.to_owned(),
+    })
+}
+
+fn remove_if_present(path: &Path) -> Result<(), AccountsError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(AccountsError::RemoveStale {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Parses one trimmed, non-comment line into (nick, PHC string); the error
+/// is the reason for [`AccountsError::Malformed`].
+fn parse_line(line: &str) -> Result<(Nick, String), String> {
+    let mut fields = line.split_whitespace();
+    let (Some(nick_s), Some(phc), None) = (fields.next(), fields.next(), fields.next()) else {
+        return Err("expected `NICK PHC-HASH`".to_owned());
+    };
+    let nick = Nick::parse(nick_s).map_err(|e| format!("bad nickname `{nick_s}` ({e})"))?;
+    // The hash itself is left out of the message: it is secret-ish.
+    let hash =
+        PasswordHash::new(phc).map_err(|e| format!("bad password hash for `{nick}` ({e})"))?;
+    if argon2::Algorithm::try_from(hash.algorithm).is_err() {
+        return Err(format!(
+            "password hash for `{nick}` is not argon2 (it starts `${}`)",
+            hash.algorithm
+        ));
+    }
+    Ok((nick, phc.to_owned()))
+}
+
+fn render(map: &BTreeMap<String, (Nick, String)>) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for (nick, phc) in map.values() {
+        out.push_str(nick.as_str());
+        out.push(' ');
+        out.push_str(phc);
+        out.push('\n');
+    }
+    out
+}
+
+/// The file holds password hashes; say so if others can read it (someone
+/// copied it or changed its mode by hand).
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                "{} is readable by other users; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid argon2id PHC string (of the password "x"), for file-format
+    /// tests that need no hashing.
+    const SAMPLE_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W0Vq7XhCqXwVn4yGJ5bP+0ShT1QmI9QmcmSlC9C2sfc";
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.txt");
+        (dir, path)
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn set_verify_persist_and_reload() {
+        let (_dir, path) = setup();
+        let mut accounts = Accounts::load(&path).unwrap();
+        let admin = admin_nick();
+        assert!(!accounts.is_registered(&admin));
+        assert!(matches!(
+            accounts.set_password(&admin, ""),
+            Err(AccountsError::EmptyPassword)
+        ));
+        assert!(!path.exists());
+
+        accounts.set_password(&admin, "correct horse").unwrap();
+        let phc = accounts.hash_of(&admin).unwrap().to_owned();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password(&phc, "correct horse"));
+        assert!(!verify_password(&phc, "wrong horse"));
+        assert!(!verify_password(&phc, ""));
+        assert!(accounts.is_registered(&Nick::parse("ADMIN").unwrap()));
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{HEADER}\nadmin {phc}\n"));
+        assert!(!text.contains("correct horse"));
+        #[cfg(unix)]
+        assert_eq!(mode_of(&path), 0o600);
+
+        let reloaded = Accounts::load(&path).unwrap();
+        assert_eq!(reloaded.hash_of(&admin), Some(phc.as_str()));
+        assert!(!reloaded.is_registered(&Nick::parse("bob").unwrap()));
+        let debug = format!("{reloaded:?}");
+        assert!(debug.contains("admin") && !debug.contains(&phc), "{debug}");
+    }
+
+    #[test]
+    fn malformed_hash_does_not_verify() {
+        assert!(!verify_password("not a hash", "pw"));
+        assert!(!verify_password("", "pw"));
+    }
+
+    #[test]
+    fn ensure_admin_generates_then_keeps_then_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.txt");
+        let initial = dir.path().join(INITIAL_PASSWORD_FILE);
+        let mut accounts = Accounts::load(&path).unwrap();
+
+        let setup = ensure_admin(dir.path(), &mut accounts, None).unwrap();
+        let AdminSetup::Generated { password, path: p } = &setup else {
+            panic!("expected Generated, got {setup:?}");
+        };
+        assert_eq!(p, &initial);
+        assert!(!format!("{setup:?}").contains(password.as_str()));
+        assert_eq!(
+            std::fs::read_to_string(&initial).unwrap(),
+            format!("{password}\n")
+        );
+        #[cfg(unix)]
+        assert_eq!(mode_of(&initial), 0o600);
+        let phc = accounts.hash_of(&admin_nick()).unwrap().to_owned();
+        assert!(verify_password(&phc, password));
+
+        // A restart: the stored admin is kept, and so is the file.
+        let mut accounts = Accounts::load(&path).unwrap();
+        let setup = ensure_admin(dir.path(), &mut accounts, None).unwrap();
+        assert!(matches!(setup, AdminSetup::Existing), "{setup:?}");
+        assert!(initial.exists());
+        assert_eq!(accounts.hash_of(&admin_nick()), Some(phc.as_str()));
+
+        assert!(matches!(
+            ensure_admin(dir.path(), &mut accounts, Some("")),
+            Err(AccountsError::EmptyPassword)
+        ));
+        assert!(initial.exists(), "a failed replace must keep the old file");
+
+        let setup = ensure_admin(dir.path(), &mut accounts, Some("given pw")).unwrap();
+        assert!(matches!(setup, AdminSetup::Replaced), "{setup:?}");
+        assert!(!initial.exists(), "the stale initial password must go");
+        let new_phc = Accounts::load(&path)
+            .unwrap()
+            .hash_of(&admin_nick())
+            .unwrap()
+            .to_owned();
+        assert_ne!(new_phc, phc);
+    }
+
+    #[test]
+    fn change_admin_password_deletes_the_initial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.txt");
+        let initial = dir.path().join(INITIAL_PASSWORD_FILE);
+        std::fs::write(&initial, "old\n").unwrap();
+        let mut accounts = Accounts::load(&path).unwrap();
+        assert!(matches!(
+            change_admin_password(dir.path(), &mut accounts, ""),
+            Err(AccountsError::EmptyPassword)
+        ));
+        assert!(initial.exists());
+        change_admin_password(dir.path(), &mut accounts, "n3w").unwrap();
+        assert!(!initial.exists());
+        let reloaded = Accounts::load(&path).unwrap();
+        assert!(verify_password(
+            reloaded.hash_of(&admin_nick()).unwrap(),
+            "n3w"
+        ));
+        // Deleting a file that is already gone is not an error.
+        assert!(remove_if_present(&initial).is_ok());
+    }
+
+    fn malformed(content: &str) -> (usize, String) {
+        let (_dir, path) = setup();
+        std::fs::write(&path, content).unwrap();
+        match Accounts::load(&path) {
+            Err(e @ AccountsError::Malformed { line, .. }) => (line, e.to_string()),
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn loads_comments_and_blank_lines() {
+        let (_dir, path) = setup();
+        std::fs::write(&path, format!("# c\r\n\n  Admin   {SAMPLE_PHC}  \r\n")).unwrap();
+        let accounts = Accounts::load(&path).unwrap();
+        assert_eq!(accounts.hash_of(&admin_nick()), Some(SAMPLE_PHC));
+    }
+
+    #[test]
+    fn malformed_lines_report_their_line_number() {
+        let good = format!("admin {SAMPLE_PHC}\n");
+        let (line, msg) = malformed(&format!("# c\n\n{good}bob\n"));
+        assert_eq!(line, 4);
+        assert!(
+            msg.contains("accounts.txt line 4: expected `NICK PHC-HASH`"),
+            "{msg}"
+        );
+        assert!(msg.contains("fix or delete that line"), "{msg}");
+
+        let (line, msg) = malformed(&format!("{good}bob notahash\n"));
+        assert_eq!(line, 2);
+        assert!(msg.contains("bad password hash for `bob`"), "{msg}");
+        assert!(!msg.contains("notahash"), "{msg}");
+
+        let (line, msg) = malformed(&format!("b@d {SAMPLE_PHC}\n"));
+        assert_eq!(line, 1);
+        assert!(msg.contains("bad nickname `b@d`"), "{msg}");
+
+        let (line, msg) = malformed(&format!("{good}ADMIN {SAMPLE_PHC}\n"));
+        assert_eq!(line, 2);
+        assert!(msg.contains("already listed on line 1"), "{msg}");
+
+        let (line, _) = malformed(&format!("admin {SAMPLE_PHC} extra\n"));
+        assert_eq!(line, 1);
+
+        let pbkdf2 = SAMPLE_PHC.replace("argon2id$v=19$m=19456,t=2,p=1", "pbkdf2-sha256$i=1000");
+        let (line, msg) = malformed(&format!("admin {pbkdf2}\n"));
+        assert_eq!(line, 1);
+        assert!(msg.contains("not argon2"), "{msg}");
+    }
+
+    #[test]
+    fn read_password_file_takes_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        for (content, want) in [
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\nsecond line\n", "s3cret"),
+            ("no newline", "no newline"),
+            (" spaces kept \n", " spaces kept "),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_password_file(&path).unwrap(), want);
+        }
+        for content in ["", "\n", "\r\n", "\nsecond"] {
+            std::fs::write(&path, content).unwrap();
+            let err = read_password_file(&path).unwrap_err();
+            assert!(
+                matches!(err, AccountsError::EmptyPasswordFile { .. }),
+                "{content:?}: {err}"
+            );
+        }
+        let err = read_password_file(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(err, AccountsError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn generated_passwords_are_long_alphanumeric_and_differ() {
+        let a = generate_password();
+        let b = generate_password();
+        assert_eq!(a.len(), 24);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}

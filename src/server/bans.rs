@@ -1,0 +1,657 @@
+//! The ban list: who may not connect, kept in `<data-dir>/bans.txt`.
+//!
+//! Data flow: the server calls [`BanList::load`] once at start-up; the hub
+//! asks [`BanList::find_nick`] / [`BanList::find_addr`] for every newcomer,
+//! and the `/ban` and `/unban` commands call [`BanList::add`] and
+//! [`BanList::remove`], which rewrite the whole file through
+//! [`write_atomic`] *before* they report success, so a ban the admin saw
+//! confirmed survives a crash. A failed write leaves the in-memory list as it
+//! was, so memory and disk never disagree. `add` and `remove` do blocking
+//! file I/O (including fsync); async callers should run them on a blocking
+//! thread.
+//!
+//! Every address is stored and compared in [`canonical_ip`] form, so a client
+//! reaching a dual-stack socket as `::ffff:1.2.3.4` is the same as `1.2.3.4`.
+//!
+//! # File format
+//!
+//! Plain text, meant to be read and edited by the operator (with the server
+//! stopped). One ban per line, fields separated by spaces:
+//!
+//! ```text
+//! # tlschat bans: NICK ADDRESS SINCE BY REASON (one per line; "-" = none)
+//! bob 203.0.113.7 2026-11-24T14:00:00Z admin spamming the lobby
+//! - 2001:db8::1 2026-11-24T15:30:00Z admin
+//! mallory - 2026-11-25T09:00:00Z admin
+//! ```
+//!
+//! - `NICK`: the banned nickname, or `-` for none;
+//! - `ADDRESS`: the banned IPv4/IPv6 address, or `-` for none (not both `-`);
+//! - `SINCE`: when the ban was made, RFC 3339 in UTC, whole seconds;
+//! - `BY`: the nickname of whoever made the ban;
+//! - `REASON`: the rest of the line, possibly empty.
+//!
+//! Blank lines and lines starting with `#` are ignored. Any other line that
+//! does not fit is an error naming the line, never silently dropped: a ban
+//! quietly lost would let the banned person back in.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+
+use crate::fsutil::{write_atomic, Mode};
+use crate::protocol::names::Nick;
+
+/// The first line of every bans file we write.
+const HEADER: &str = "# tlschat bans: NICK ADDRESS SINCE BY REASON (one per line; \"-\" = none)";
+
+/// Stands for a missing nick or address in the file and in [`Ban::describe`].
+const NONE: &str = "-";
+
+/// The last second RFC 3339 (four-digit years) can express; humantime fails
+/// to format anything later.
+const MAX_SECS: u64 = 253_402_300_799;
+
+/// Why the bans file could not be read or written.
+#[derive(Debug, Error)]
+pub enum BanFileError {
+    #[error("cannot read bans file {}: {source}; check that it is a readable file", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("bans file {} line {line}: {reason}; fix or delete that line", path.display())]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot write bans file {}: {source}; check that its directory exists, is writable and the disk is not full", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A ban handed to [`BanList::add`] that could not be written back in a
+    /// readable form (a caller bug, caught before it reaches the file).
+    #[error("cannot add ban to {}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// An address in canonical form: an IPv4-mapped IPv6 address
+/// (`::ffff:1.2.3.4`) becomes its IPv4 address. Used for bans and every
+/// per-address rule.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// One ban: a nickname, an address, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub nick: Option<Nick>,
+    /// In [`canonical_ip`] form.
+    pub addr: Option<IpAddr>,
+    /// Whole seconds (what the file can hold).
+    pub since: SystemTime,
+    /// The nickname of whoever made the ban.
+    pub by: String,
+    /// May be empty; no control characters or newlines.
+    pub reason: String,
+}
+
+impl Ban {
+    /// One line for `/bans`, e.g.
+    /// `bob 127.0.0.1 since 2026-11-24T14:00:00Z by admin: spamming`.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} {} since {} by {}",
+            self.nick_field(),
+            self.addr_field(),
+            format_time(self.since),
+            self.by
+        );
+        if !self.reason.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.reason);
+        }
+        s
+    }
+
+    fn nick_field(&self) -> &str {
+        self.nick.as_ref().map_or(NONE, Nick::as_str)
+    }
+
+    fn addr_field(&self) -> String {
+        self.addr.map_or_else(|| NONE.to_owned(), |a| a.to_string())
+    }
+
+    /// True if `self` and `other` ban the same target (so one replaces the other).
+    fn same_target(&self, other: &Ban) -> bool {
+        self.nick == other.nick && self.addr == other.addr
+    }
+}
+
+/// The bans in force, and the file they live in.
+#[derive(Debug)]
+pub struct BanList {
+    path: PathBuf,
+    bans: Vec<Ban>,
+}
+
+impl BanList {
+    /// Reads `path`. A missing file is an empty list. A malformed line is a
+    /// [`BanFileError::Malformed`] naming its 1-based line number. Blank lines
+    /// and `#` comments are skipped.
+    pub fn load(path: &Path) -> Result<BanList, BanFileError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(BanFileError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        let mut bans = Vec::new();
+        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let malformed = |reason: String| BanFileError::Malformed {
+                path: path.to_owned(),
+                line: i + 1,
+                reason,
+            };
+            let line = std::str::from_utf8(raw)
+                .map_err(|_| malformed("not valid UTF-8".to_owned()))?
+                .trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            bans.push(parse_line(line).map_err(malformed)?);
+        }
+        Ok(BanList {
+            path: path.to_owned(),
+            bans,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ban on `nick`, if any (case-insensitive, via `Nick` equality).
+    pub fn find_nick(&self, nick: &Nick) -> Option<&Ban> {
+        self.bans.iter().find(|b| b.nick.as_ref() == Some(nick))
+    }
+
+    /// The ban on `ip`, if any; `ip` is canonicalised first.
+    pub fn find_addr(&self, ip: IpAddr) -> Option<&Ban> {
+        let ip = canonical_ip(ip);
+        self.bans.iter().find(|b| b.addr == Some(ip))
+    }
+
+    /// Adds `ban` and persists the list before returning `Ok`. A ban on the
+    /// same (nick, address) target replaces the old one. The ban is stored
+    /// normalised, exactly as a reload would give it back: address
+    /// canonicalised, `since` cut to whole seconds, control characters in the
+    /// reason turned into spaces and the reason trimmed. On error the
+    /// in-memory list is unchanged.
+    pub fn add(&mut self, ban: Ban) -> Result<(), BanFileError> {
+        let ban = self.normalise(ban)?;
+        let mut next: Vec<Ban> = self
+            .bans
+            .iter()
+            .filter(|b| !b.same_target(&ban))
+            .cloned()
+            .collect();
+        // Newest last, so the file and `/bans` read in order of banning.
+        next.push(ban);
+        self.commit(next)
+    }
+
+    /// Removes every ban whose nick equals `target` (case-insensitively) or
+    /// whose address equals `target` read as an IP address (canonicalised).
+    /// Persists before returning; returns the removed bans. If nothing
+    /// matched, returns an empty `Vec` and leaves the file untouched. On error
+    /// the in-memory list is unchanged.
+    pub fn remove(&mut self, target: &str) -> Result<Vec<Ban>, BanFileError> {
+        let target = target.trim();
+        // A string like "1.2.3.4" is both a valid nick and an address; such
+        // a target removes bans of either kind, as documented.
+        let nick = Nick::parse(target).ok();
+        let addr = target.parse::<IpAddr>().ok().map(canonical_ip);
+        let matches =
+            |b: &Ban| (nick.is_some() && b.nick == nick) || (addr.is_some() && b.addr == addr);
+        let (removed, kept): (Vec<Ban>, Vec<Ban>) =
+            self.bans.iter().cloned().partition(|b| matches(b));
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        self.commit(kept)?;
+        Ok(removed)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Ban> {
+        self.bans.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.bans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bans.is_empty()
+    }
+
+    /// Writes `next` to disk and only then makes it the list in memory.
+    fn commit(&mut self, next: Vec<Ban>) -> Result<(), BanFileError> {
+        write_atomic(&self.path, render(&next).as_bytes(), Mode::Public).map_err(|source| {
+            BanFileError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.bans = next;
+        Ok(())
+    }
+
+    /// Puts `ban` in the form the file round-trips, or rejects what the file
+    /// cannot represent.
+    fn normalise(&self, mut ban: Ban) -> Result<Ban, BanFileError> {
+        let invalid = |reason: &str| BanFileError::Invalid {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        };
+        if ban.nick.is_none() && ban.addr.is_none() {
+            return Err(invalid("a ban needs a nickname, an address or both"));
+        }
+        // BY is one space-separated field in the file, so it must be a nick.
+        if Nick::parse(&ban.by).is_err() {
+            return Err(invalid("the banning user is not a valid nickname"));
+        }
+        ban.addr = ban.addr.map(canonical_ip);
+        ban.since = whole_seconds(ban.since);
+        // A newline in the reason would start a new (forged) line in the file.
+        let reason: String = ban
+            .reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        ban.reason = reason.trim().to_owned();
+        Ok(ban)
+    }
+}
+
+/// The whole file for `bans`, header first.
+fn render(bans: &[Ban]) -> String {
+    let mut out = String::with_capacity(64 * (bans.len() + 1));
+    out.push_str(HEADER);
+    out.push('\n');
+    for ban in bans {
+        out.push_str(ban.nick_field());
+        out.push(' ');
+        out.push_str(&ban.addr_field());
+        out.push(' ');
+        out.push_str(&format_time(ban.since));
+        out.push(' ');
+        out.push_str(&ban.by);
+        // No trailing space for an empty reason: editors strip them anyway.
+        if !ban.reason.is_empty() {
+            out.push(' ');
+            out.push_str(&ban.reason);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Parses one non-blank, non-comment, trimmed line; the error is the reason
+/// for [`BanFileError::Malformed`].
+fn parse_line(line: &str) -> Result<Ban, String> {
+    const SHAPE: &str = "expected `NICK ADDRESS SINCE BY [REASON]`";
+    let (nick_s, rest) = next_field(line);
+    let (addr_s, rest) = next_field(rest);
+    let (since_s, rest) = next_field(rest);
+    let (by_s, rest) = next_field(rest);
+    if by_s.is_empty() {
+        return Err(format!("too few fields, {SHAPE}"));
+    }
+    let nick = match nick_s {
+        NONE => None,
+        s => Some(Nick::parse(s).map_err(|e| format!("bad nickname `{s}` ({e})"))?),
+    };
+    let addr = match addr_s {
+        NONE => None,
+        s => Some(canonical_ip(
+            s.parse::<IpAddr>()
+                .map_err(|_| format!("bad address `{s}`"))?,
+        )),
+    };
+    if nick.is_none() && addr.is_none() {
+        return Err("both NICK and ADDRESS are `-`; a ban needs at least one".to_owned());
+    }
+    let since = humantime::parse_rfc3339(since_s).map_err(|e| {
+        format!("bad time `{since_s}` ({e}); use RFC 3339 UTC like 2026-11-24T14:00:00Z")
+    })?;
+    let by = Nick::parse(by_s).map_err(|e| format!("bad banning nickname `{by_s}` ({e})"))?;
+    let reason = rest.trim();
+    if reason.chars().any(char::is_control) {
+        return Err("control character (such as a tab) in the reason".to_owned());
+    }
+    Ok(Ban {
+        nick,
+        addr,
+        since: whole_seconds(since),
+        by: by.as_str().to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+/// Splits off the first whitespace-separated field of `s`: `(field, rest)`.
+/// Runs of spaces between fields are tolerated (hand-edited files).
+fn next_field(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    }
+}
+
+/// `t` cut to whole seconds and clamped to what RFC 3339 can write, so
+/// formatting can never panic and a reload gives back an equal time.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(MAX_SECS);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(whole_seconds(t)).to_string()
+}
+
+impl fmt::Display for Ban {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn nick(s: &str) -> Nick {
+        Nick::parse(s).unwrap()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn ban(n: Option<&str>, a: Option<&str>, reason: &str) -> Ban {
+        Ban {
+            nick: n.map(nick),
+            addr: a.map(|a| a.parse().unwrap()),
+            since: at(1_795_528_800), // 2026-11-24T14:00:00Z
+            by: "admin".to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bans.txt");
+        (dir, path)
+    }
+
+    #[test]
+    fn canonical_ip_unmaps_ipv4_mapped_ipv6() {
+        let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+        assert_eq!(canonical_ip(mapped), IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(canonical_ip(v6), v6);
+        let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(canonical_ip(v4), v4);
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_list() {
+        let (_dir, path) = setup();
+        let list = BanList::load(&path).unwrap();
+        assert!(list.is_empty());
+        assert_eq!(list.path(), path);
+        assert!(!path.exists(), "loading must not create the file");
+    }
+
+    #[test]
+    fn find_by_nick_ignores_case_and_by_address_unmaps_ipv4() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        list.add(ban(Some("Bob"), None, "spam")).unwrap();
+        // Stored from a mapped address: must match the plain IPv4 form too.
+        list.add(ban(None, Some("::ffff:10.0.0.9"), "")).unwrap();
+
+        assert_eq!(list.find_nick(&nick("bOB")).unwrap().reason, "spam");
+        assert!(list.find_nick(&nick("alice")).is_none());
+        let v4: IpAddr = "10.0.0.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
+        assert_eq!(list.find_addr(v4).unwrap().addr, Some(v4));
+        assert_eq!(list.find_addr(mapped).unwrap().addr, Some(v4));
+        assert!(list.find_addr("10.0.0.8".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn persists_and_reloads_with_readable_text() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        let b1 = ban(Some("bob"), Some("127.0.0.1"), "spamming  the lobby, twice");
+        let b2 = ban(None, Some("2001:db8::1"), "");
+        let b3 = ban(Some("Mallory"), None, "x");
+        for b in [&b1, &b2, &b3] {
+            list.add(b.clone()).unwrap();
+        }
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{HEADER}\n\
+                 bob 127.0.0.1 2026-11-24T14:00:00Z admin spamming  the lobby, twice\n\
+                 - 2001:db8::1 2026-11-24T14:00:00Z admin\n\
+                 Mallory - 2026-11-24T14:00:00Z admin x\n"
+            )
+        );
+
+        let reloaded = BanList::load(&path).unwrap();
+        let got: Vec<Ban> = reloaded.iter().cloned().collect();
+        assert_eq!(got, vec![b1, b2, b3]);
+        assert_eq!(got[2].nick.as_ref().unwrap().as_str(), "Mallory");
+        assert_eq!(
+            got[0].describe(),
+            "bob 127.0.0.1 since 2026-11-24T14:00:00Z by admin: spamming  the lobby, twice"
+        );
+        assert_eq!(
+            got[1].describe(),
+            "- 2001:db8::1 since 2026-11-24T14:00:00Z by admin"
+        );
+    }
+
+    #[test]
+    fn add_normalises_to_what_a_reload_gives() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        let mut b = ban(Some("eve"), Some("::ffff:1.2.3.4"), " line\nbreak\t ");
+        b.since += Duration::from_millis(700);
+        list.add(b).unwrap();
+        let stored = list.iter().next().unwrap().clone();
+        assert_eq!(stored.addr, Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(stored.since, at(1_795_528_800));
+        assert_eq!(stored.reason, "line break");
+        let reloaded = BanList::load(&path).unwrap();
+        assert_eq!(reloaded.iter().next(), Some(&stored));
+    }
+
+    #[test]
+    fn add_rejects_bans_the_file_cannot_hold() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        let err = list.add(ban(None, None, "")).unwrap_err();
+        assert!(matches!(err, BanFileError::Invalid { .. }), "{err}");
+        let mut b = ban(Some("bob"), None, "");
+        b.by = "two words".to_owned();
+        assert!(matches!(list.add(b), Err(BanFileError::Invalid { .. })));
+        assert!(list.is_empty());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn banning_the_same_target_twice_replaces_it() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        list.add(ban(Some("bob"), Some("1.2.3.4"), "first"))
+            .unwrap();
+        list.add(ban(Some("bob"), None, "nick only")).unwrap();
+        list.add(ban(Some("BOB"), Some("::ffff:1.2.3.4"), "second"))
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        let reasons: Vec<&str> = list.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(reasons, ["nick only", "second"]);
+        assert_eq!(BanList::load(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn remove_by_nick_and_by_address() {
+        let (_dir, path) = setup();
+        let mut list = BanList::load(&path).unwrap();
+        list.add(ban(Some("bob"), Some("1.2.3.4"), "a")).unwrap();
+        list.add(ban(Some("carol"), None, "b")).unwrap();
+        list.add(ban(None, Some("1.2.3.4"), "c")).unwrap();
+        list.add(ban(None, Some("2001:db8::1"), "d")).unwrap();
+
+        let removed = list.remove("BOB").unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].reason, "a");
+
+        // Both the plain and the mapped spelling name the same address.
+        let removed = list.remove("::ffff:1.2.3.4").unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].reason, "c");
+
+        let removed = list.remove("2001:DB8::1").unwrap();
+        assert_eq!(removed.len(), 1);
+
+        let left: Vec<Ban> = BanList::load(&path).unwrap().iter().cloned().collect();
+        assert_eq!(left, vec![ban(Some("carol"), None, "b")]);
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn remove_without_a_match_leaves_the_file_untouched() {
+        let (_dir, path) = setup();
+        // Hand-written content with a comment: a rewrite would lose it.
+        let text = "# mine\nbob - 2026-11-24T14:00:00Z admin\n";
+        std::fs::write(&path, text).unwrap();
+        let mut list = BanList::load(&path).unwrap();
+        assert!(list.remove("alice").unwrap().is_empty());
+        assert!(list.remove("9.9.9.9").unwrap().is_empty());
+        assert!(list.remove("not a target").unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn comments_blank_lines_crlf_and_extra_spaces_are_accepted() {
+        let (_dir, path) = setup();
+        let text = "# header\r\n\r\n   \n  # indented comment\n\
+                    bob   ::ffff:1.2.3.4  2026-11-24T14:00:00Z admin   why  not \r\n";
+        std::fs::write(&path, text).unwrap();
+        let list = BanList::load(&path).unwrap();
+        let b = list.iter().next().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(b.addr, Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(b.reason, "why  not");
+    }
+
+    fn malformed(content: &str) -> (usize, String) {
+        let (_dir, path) = setup();
+        std::fs::write(&path, content).unwrap();
+        match BanList::load(&path) {
+            Err(e @ BanFileError::Malformed { line, .. }) => (line, e.to_string()),
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_lines_report_their_line_number() {
+        let good = "bob - 2026-11-24T14:00:00Z admin ok\n";
+        let (line, msg) = malformed(&format!(
+            "# c\n{good}\n- 1.2.3 2026-11-24T14:00:00Z admin\n"
+        ));
+        assert_eq!(line, 4);
+        assert!(msg.contains("line 4: bad address `1.2.3`"), "{msg}");
+        assert!(msg.contains("bans.txt"), "{msg}");
+        assert!(msg.ends_with("fix or delete that line"), "{msg}");
+
+        let (line, msg) = malformed(&format!("{good}b@d - 2026-11-24T14:00:00Z admin\n"));
+        assert_eq!(line, 2);
+        assert!(msg.contains("bad nickname `b@d`"), "{msg}");
+
+        let (line, msg) = malformed("bob - 2026-13-01T00:00:00Z admin\n");
+        assert_eq!(line, 1);
+        assert!(msg.contains("bad time `2026-13-01T00:00:00Z`"), "{msg}");
+
+        let (line, msg) = malformed(&format!("{good}{good}- - 2026-11-24T14:00:00Z admin\n"));
+        assert_eq!(line, 3);
+        assert!(msg.contains("both NICK and ADDRESS are `-`"), "{msg}");
+
+        let (line, msg) = malformed("bob - 2026-11-24T14:00:00Z\n");
+        assert_eq!(line, 1);
+        assert!(msg.contains("too few fields"), "{msg}");
+
+        let (line, _) = malformed("bob - 2026-11-24T14:00:00Z -admin\n");
+        assert_eq!(line, 1);
+
+        let (line, msg) = malformed("bob - 2026-11-24T14:00:00Z admin a\tb\n");
+        assert_eq!(line, 1);
+        assert!(msg.contains("control character"), "{msg}");
+    }
+
+    #[test]
+    fn non_utf8_line_is_malformed() {
+        let (_dir, path) = setup();
+        std::fs::write(&path, b"# ok\nbob - 2026-11-24T14:00:00Z admin \xff\n").unwrap();
+        assert!(matches!(
+            BanList::load(&path),
+            Err(BanFileError::Malformed { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn write_failure_leaves_the_list_unchanged() {
+        let (dir, _) = setup();
+        // The parent directory does not exist, so the atomic write fails.
+        let path = dir.path().join("missing").join("bans.txt");
+        let mut list = BanList::load(&path).unwrap();
+        let err = list.add(ban(Some("bob"), None, "")).unwrap_err();
+        assert!(matches!(err, BanFileError::Write { .. }), "{err}");
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn times_outside_rfc3339_do_not_panic() {
+        let mut b = ban(Some("bob"), None, "");
+        b.since = UNIX_EPOCH - Duration::from_secs(5);
+        assert!(b.describe().contains("1970-01-01T00:00:00Z"));
+        b.since = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert!(b.describe().contains("9999-12-31T23:59:59Z"));
+    }
+}

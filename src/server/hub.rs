@@ -1,0 +1,623 @@
+//! The `Hub`: who is connected, who is in which room, who is banned, and
+//! the only place that decides who receives what.
+//!
+//! Peer tasks call its methods with a [`ClientId`] and a parsed
+//! [`Command`]. Each method takes the state lock for a short synchronous
+//! section: it updates users and rooms, encodes every outgoing line once, and
+//! `try_send`s the shared bytes into each recipient's [`Outbox`]. Nothing in
+//! here waits on a socket. A recipient whose queue is full is collected as
+//! lagging and dropped at the end of the same section ([`State::settle`]),
+//! which may announce its `PART` to others (and so drop further laggards).
+//!
+//! Ban changes are written to disk (fsync) outside the state lock, on the
+//! blocking pool, before they are confirmed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::accounts::{Accounts, ADMIN};
+use super::bans::{canonical_ip, Ban, BanList};
+use super::outbound::Outbox;
+use super::room::{ClientId, Room};
+use crate::protocol::command::{ADMIN_HELP, HELP};
+use crate::protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+
+/// Why a nickname could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("that nickname is in use")]
+    Taken,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Shared handle to the chat state; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    bans: Mutex<BanList>,
+    accounts: Mutex<Accounts>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    users: HashMap<ClientId, User>,
+    /// Folded nickname → client.
+    nicks: HashMap<Box<str>, ClientId>,
+    /// Folded room name → room; a room exists while it has members.
+    rooms: HashMap<Box<str>, Room>,
+    shutting_down: bool,
+}
+
+struct User {
+    nick: Nick,
+    addr: IpAddr,
+    /// Folded name of the user's room (always a key of `rooms`).
+    room: Box<str>,
+    outbox: Outbox,
+    admin: bool,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it: every section
+/// below leaves the state consistent before anything that could panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    pub fn new(bans: BanList, accounts: Accounts) -> Hub {
+        Hub {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                bans: Mutex::new(bans),
+                accounts: Mutex::new(accounts),
+            }),
+        }
+    }
+
+    // ---- handshake -------------------------------------------------------
+
+    /// The `BAN` reason for a nickname or address that may not enter. The
+    /// admin, who proves itself with a password, is exempt from address bans
+    /// (otherwise banning anyone on a shared address locks the admin out).
+    pub fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
+        let bans = lock(&self.shared.bans);
+        let ban = bans.find_nick(nick).or_else(|| {
+            (nick.key() != ADMIN)
+                .then(|| bans.find_addr(addr))
+                .flatten()
+        })?;
+        Some(match ban.reason.as_str() {
+            "" => "you are banned from this server".to_owned(),
+            r => format!("you are banned from this server: {r}"),
+        })
+    }
+
+    pub fn is_taken(&self, nick: &Nick) -> bool {
+        lock(&self.shared.state).nicks.contains_key(nick.key())
+    }
+
+    /// The stored password hash if `nick` is a registered account.
+    pub fn password_hash(&self, nick: &Nick) -> Option<String> {
+        lock(&self.shared.accounts).hash_of(nick).map(str::to_owned)
+    }
+
+    /// Enters a user that finished the handshake (password already checked)
+    /// into `#lobby`: queues `WELCOME`, `JOIN` and `USERS` to it and
+    /// announces it to the room.
+    pub fn register(
+        &self,
+        nick: Nick,
+        addr: IpAddr,
+        outbox: Outbox,
+    ) -> Result<ClientId, RegisterError> {
+        let mut st = lock(&self.shared.state);
+        if st.shutting_down {
+            return Err(RegisterError::ShuttingDown);
+        }
+        if st.nicks.contains_key(nick.key()) {
+            return Err(RegisterError::Taken);
+        }
+        st.next_id += 1;
+        let id = ClientId(st.next_id);
+        let lobby = RoomName::lobby();
+        let welcome = ServerLine::Welcome {
+            nick: nick.as_str(),
+            room: lobby.as_str(),
+        }
+        .encode();
+        // Cannot overflow: the queue is new.
+        let _ = outbox.send(welcome);
+        info!(nick = %nick, %addr, "logged in");
+        st.nicks.insert(nick.key().into(), id);
+        st.users.insert(
+            id,
+            User {
+                admin: nick.key() == ADMIN,
+                nick,
+                addr: canonical_ip(addr),
+                room: lobby.key().into(),
+                outbox,
+            },
+        );
+        let mut lagging = Vec::new();
+        st.enter(id, lobby, &mut lagging);
+        st.settle(lagging);
+        Ok(id)
+    }
+
+    // ---- after the handshake ---------------------------------------------
+
+    /// Sends one line to one client (replies, errors).
+    pub fn reply(&self, id: ClientId, line: &ServerLine<'_>) {
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        st.send(id, line.encode(), &mut lagging);
+        st.settle(lagging);
+    }
+
+    pub fn error(&self, id: ClientId, code: ErrorCode, text: &str) {
+        self.reply(id, &ServerLine::Error { code, text });
+    }
+
+    /// Carries out every command that needs no disk I/O. `/ban` and
+    /// `/unban` go to [`Hub::ban`] and [`Hub::unban`], `/quit` to
+    /// [`Hub::quit`].
+    pub fn handle(&self, id: ClientId, cmd: Command<'_>) {
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        let Some(me) = st.users.get(&id) else {
+            return;
+        };
+        if cmd.needs_admin() && !me.admin {
+            st.send_error(
+                id,
+                ErrorCode::NotPermitted,
+                "only the admin may do that",
+                &mut lagging,
+            );
+            st.settle(lagging);
+            return;
+        }
+        match cmd {
+            Command::Empty => {}
+            Command::Say(text) => {
+                let line = ServerLine::Msg {
+                    room: st.room_of(id),
+                    nick: me.nick.as_str(),
+                    text,
+                }
+                .encode();
+                st.to_room(&me.room.clone(), &line, &mut lagging);
+            }
+            Command::Me(text) => {
+                let line = ServerLine::Action {
+                    room: st.room_of(id),
+                    nick: me.nick.as_str(),
+                    text,
+                }
+                .encode();
+                st.to_room(&me.room.clone(), &line, &mut lagging);
+            }
+            Command::Msg { to, text } => match st.find(to) {
+                Some(target) => {
+                    let line = ServerLine::PrivMsg {
+                        from: me.nick.as_str(),
+                        to: st.users[&target].nick.as_str(),
+                        text,
+                    }
+                    .encode();
+                    st.send(target, line.clone(), &mut lagging);
+                    if target != id {
+                        st.send(id, line, &mut lagging);
+                    }
+                }
+                None => st.send_error(
+                    id,
+                    ErrorCode::NoSuchNick,
+                    &format!("{to} is not connected"),
+                    &mut lagging,
+                ),
+            },
+            Command::Join(room) => {
+                if room.key() == &*me.room {
+                    let text = format!("you are already in {}", st.room_of(id));
+                    st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+                } else {
+                    st.exit(id, "moved", true, &mut lagging);
+                    st.enter(id, room, &mut lagging);
+                }
+            }
+            Command::Who => {
+                let line = st.users_line(&me.room.clone());
+                st.send(id, line, &mut lagging);
+            }
+            Command::Rooms => {
+                let mut rooms: Vec<_> = st
+                    .rooms
+                    .values()
+                    .map(|r| (r.name().as_str(), r.len()))
+                    .collect();
+                rooms.sort_unstable();
+                let line = ServerLine::Rooms(rooms).encode();
+                st.send(id, line, &mut lagging);
+            }
+            Command::Help => {
+                let admin = me.admin;
+                let extra = if admin { ADMIN_HELP } else { &[] };
+                for text in HELP.iter().chain(extra) {
+                    st.send(id, ServerLine::Info(text).encode(), &mut lagging);
+                }
+            }
+            Command::Ping(token) => st.send(id, ServerLine::Pong(token).encode(), &mut lagging),
+            Command::Kick { nick, reason } => {
+                st.kick(id, nick, reason.unwrap_or("no reason given"), &mut lagging)
+            }
+            Command::Bans => {
+                drop(st);
+                let lines: Vec<Bytes> = {
+                    let bans = lock(&self.shared.bans);
+                    if bans.is_empty() {
+                        vec![ServerLine::Info("no bans").encode()]
+                    } else {
+                        bans.iter()
+                            .map(|b| ServerLine::Info(&b.describe()).encode())
+                            .collect()
+                    }
+                };
+                let mut st = lock(&self.shared.state);
+                for line in lines {
+                    st.send(id, line, &mut lagging);
+                }
+                st.settle(lagging);
+                return;
+            }
+            Command::Quit(reason) => {
+                drop(st);
+                self.quit(id, reason);
+                return;
+            }
+            Command::Ban { .. } | Command::Unban(_) => {
+                unreachable!("the peer routes /ban and /unban to Hub::ban and Hub::unban")
+            }
+        }
+        st.settle(lagging);
+    }
+
+    /// `/quit`: the room (the quitter included) sees the `PART`, then the
+    /// client is closed after its queue drains.
+    pub fn quit(&self, id: ClientId, reason: Option<&str>) {
+        let reason = match reason {
+            Some(r) => format!("quit: {r}"),
+            None => "quit".to_owned(),
+        };
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        st.remove(id, &reason, true, &mut lagging);
+        st.settle(lagging);
+    }
+
+    /// The connection ended without `/quit` (EOF, error, shutdown).
+    pub fn disconnected(&self, id: ClientId) {
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        st.remove(id, "disconnected", false, &mut lagging);
+        st.settle(lagging);
+    }
+
+    /// `/ban NICK [REASON]`: bans the nickname and, if it is connected, the
+    /// address it came from; persists that; then kicks it.
+    pub async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
+        let (by, found) = {
+            let st = lock(&self.shared.state);
+            let Some(me) = st.users.get(&id) else { return };
+            if !me.admin {
+                drop(st);
+                return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+            }
+            let found = st.find(target).map(|t| {
+                let u = &st.users[&t];
+                (u.nick.clone(), u.addr)
+            });
+            (me.nick.to_string(), found)
+        };
+        let (nick, addr) = match found {
+            Some((nick, addr)) => (nick, Some(addr)),
+            None => match Nick::parse(target) {
+                Ok(nick) => (nick, None),
+                Err(e) => {
+                    return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
+                }
+            },
+        };
+        if nick.key() == ADMIN {
+            return self.error(
+                id,
+                ErrorCode::NotPermitted,
+                "the admin account cannot be banned",
+            );
+        }
+        let ban = Ban {
+            nick: Some(nick.clone()),
+            addr,
+            since: std::time::SystemTime::now(),
+            by: by.clone(),
+            reason: reason.unwrap_or("").to_owned(),
+        };
+        let shared = self.shared.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            lock(&shared.bans).add(ban).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the ban task failed: {e}")));
+        if let Err(e) = saved {
+            warn!(error = %e, "could not save a ban");
+            let text = format!("ban of {nick} NOT saved: {e}");
+            return self.reply(id, &ServerLine::Info(&text));
+        }
+        let whom = match addr {
+            Some(a) => format!("{nick} ({a})"),
+            None => format!("{nick} (not connected: nickname only)"),
+        };
+        info!(by = %by, banned = %whom, "ban");
+        let kick_reason = match reason {
+            Some(r) => format!("banned: {r}"),
+            None => "banned".to_owned(),
+        };
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        if let Some(t) = st.nicks.get(nick.key()).copied() {
+            st.kick_user(t, &by, &kick_reason, &mut lagging);
+        }
+        let text = format!("banned {whom}");
+        st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+        st.settle(lagging);
+    }
+
+    /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
+    pub async fn unban(&self, id: ClientId, target: &str) {
+        if !lock(&self.shared.state)
+            .users
+            .get(&id)
+            .is_some_and(|u| u.admin)
+        {
+            return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+        }
+        let shared = self.shared.clone();
+        let owned = target.to_owned();
+        let removed = tokio::task::spawn_blocking(move || {
+            lock(&shared.bans).remove(&owned).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the unban task failed: {e}")));
+        match removed {
+            Ok(removed) if removed.is_empty() => self.error(
+                id,
+                ErrorCode::NoSuchNick,
+                &format!("no ban matches {target}"),
+            ),
+            Ok(removed) => {
+                info!(target, count = removed.len(), "unban");
+                for ban in removed {
+                    let text = format!("unbanned {}", ban.describe());
+                    self.reply(id, &ServerLine::Info(&text));
+                }
+            }
+            Err(e) => {
+                let text = format!("unban of {target} NOT saved: {e}");
+                self.reply(id, &ServerLine::Info(&text));
+            }
+        }
+    }
+
+    /// Server shutdown: every client gets `INFO <text>` and is closed once
+    /// its queue drains. No further registrations.
+    pub fn shutdown(&self, text: &str) {
+        let mut st = lock(&self.shared.state);
+        st.shutting_down = true;
+        let line = ServerLine::Info(text).encode();
+        for user in st.users.values() {
+            let _ = user.outbox.send(line.clone());
+            user.outbox.close();
+        }
+    }
+
+    /// How many users are logged in.
+    pub fn user_count(&self) -> usize {
+        lock(&self.shared.state).users.len()
+    }
+}
+
+impl State {
+    fn room_of(&self, id: ClientId) -> &str {
+        self.users
+            .get(&id)
+            .and_then(|u| self.rooms.get(&u.room))
+            .map_or("", |r| r.name().as_str())
+    }
+
+    fn find(&self, nick: &str) -> Option<ClientId> {
+        self.nicks.get(nick.to_ascii_lowercase().as_str()).copied()
+    }
+
+    fn send(&self, id: ClientId, line: Bytes, lagging: &mut Vec<ClientId>) {
+        if let Some(u) = self.users.get(&id) {
+            if u.outbox.send(line).is_err() {
+                lagging.push(id);
+            }
+        }
+    }
+
+    fn send_error(&self, id: ClientId, code: ErrorCode, text: &str, lagging: &mut Vec<ClientId>) {
+        self.send(id, ServerLine::Error { code, text }.encode(), lagging);
+    }
+
+    /// Fans one encoded line out to every member of a room.
+    fn to_room(&self, room: &str, line: &Bytes, lagging: &mut Vec<ClientId>) {
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
+        for id in room.members() {
+            self.send(id, line.clone(), lagging);
+        }
+    }
+
+    fn users_line(&self, room: &str) -> Bytes {
+        let Some(r) = self.rooms.get(room) else {
+            return Bytes::new();
+        };
+        let nicks = r
+            .members()
+            .filter_map(|m| self.users.get(&m))
+            .map(|u| u.nick.as_str())
+            .collect();
+        ServerLine::Users {
+            room: r.name().as_str(),
+            nicks,
+        }
+        .encode()
+    }
+
+    /// Puts `id` into `room`: `JOIN` to the room (only to the joiner in a
+    /// big room), then `USERS` to the joiner.
+    fn enter(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
+        let key: Box<str> = room.key().into();
+        let r = self
+            .rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(room));
+        r.insert(id);
+        let quiet = r.len() > QUIET_ROOM_THRESHOLD;
+        let Some(user) = self.users.get_mut(&id) else {
+            return;
+        };
+        user.room = key.clone();
+        let line = ServerLine::Join {
+            room: self.rooms[&key].name().as_str(),
+            nick: self.users[&id].nick.as_str(),
+        }
+        .encode();
+        if quiet {
+            self.send(id, line, lagging);
+        } else {
+            self.to_room(&key, &line, lagging);
+        }
+        let users = self.users_line(&key);
+        self.send(id, users, lagging);
+    }
+
+    /// Takes `id` out of its room with a `PART` to the others (not in a big
+    /// room) and, if `tell_self`, to itself.
+    fn exit(&mut self, id: ClientId, reason: &str, tell_self: bool, lagging: &mut Vec<ClientId>) {
+        let Some(user) = self.users.get(&id) else {
+            return;
+        };
+        let key = user.room.clone();
+        let Some(r) = self.rooms.get_mut(&key) else {
+            return;
+        };
+        let quiet = r.len() > QUIET_ROOM_THRESHOLD;
+        let line = ServerLine::Part {
+            room: r.name().as_str(),
+            nick: user.nick.as_str(),
+            reason,
+        }
+        .encode();
+        r.remove(id);
+        let empty = r.is_empty();
+        if tell_self {
+            self.send(id, line.clone(), lagging);
+        }
+        if empty {
+            self.rooms.remove(&key);
+        } else if !quiet {
+            self.to_room(&key, &line, lagging);
+        }
+    }
+
+    /// Removes a user entirely and closes its connection after its queue
+    /// drains.
+    fn remove(&mut self, id: ClientId, reason: &str, tell_self: bool, lagging: &mut Vec<ClientId>) {
+        if self.shutting_down {
+            // Everyone is leaving: no PART storm while the server stops.
+            if let Some(u) = self.users.remove(&id) {
+                self.nicks.remove(u.nick.key());
+                if let Some(r) = self.rooms.get_mut(&u.room) {
+                    r.remove(id);
+                }
+            }
+            return;
+        }
+        self.exit(id, reason, tell_self, lagging);
+        if let Some(u) = self.users.remove(&id) {
+            self.nicks.remove(u.nick.key());
+            u.outbox.close();
+            info!(nick = %u.nick, reason, "left");
+        }
+    }
+
+    /// `/kick` by the client `by_id`.
+    fn kick(&mut self, by_id: ClientId, target: &str, reason: &str, lagging: &mut Vec<ClientId>) {
+        let Some(t) = self.find(target) else {
+            return self.send_error(
+                by_id,
+                ErrorCode::NoSuchNick,
+                &format!("{target} is not connected"),
+                lagging,
+            );
+        };
+        if t == by_id {
+            return self.send_error(
+                by_id,
+                ErrorCode::NotPermitted,
+                "you cannot kick yourself",
+                lagging,
+            );
+        }
+        let by = self.users[&by_id].nick.to_string();
+        let nick = self.users[&t].nick.to_string();
+        self.kick_user(t, &by, reason, lagging);
+        let text = format!("kicked {nick}");
+        self.send(by_id, ServerLine::Info(&text).encode(), lagging);
+    }
+
+    /// `KICK` to the target's room and the target, `PART` to the others,
+    /// then the target is closed once the `KICK` is delivered.
+    fn kick_user(&mut self, t: ClientId, by: &str, reason: &str, lagging: &mut Vec<ClientId>) {
+        let Some(user) = self.users.get(&t) else {
+            return;
+        };
+        let line = ServerLine::Kick {
+            nick: user.nick.as_str(),
+            by,
+            reason,
+        }
+        .encode();
+        // The target is a member of its room, so this reaches it too.
+        self.to_room(&user.room.clone(), &line, lagging);
+        info!(nick = %self.users[&t].nick, by, reason, "kick");
+        self.remove(t, "kicked", false, lagging);
+    }
+
+    /// Drops every client whose queue overflowed. Announcing each drop can
+    /// overflow further queues; loop until none is left.
+    fn settle(&mut self, mut lagging: Vec<ClientId>) {
+        while let Some(id) = lagging.pop() {
+            let Some(user) = self.users.get(&id) else {
+                continue;
+            };
+            warn!(nick = %user.nick, "send queue full: disconnecting a client that is not reading");
+            user.outbox.abort();
+            self.remove(id, "disconnected: not reading", false, &mut lagging);
+        }
+    }
+}

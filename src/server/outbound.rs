@@ -1,0 +1,227 @@
+//! Each client's outgoing path: a bounded queue of encoded lines and the
+//! writer task that drains it into the socket.
+//!
+//! The hub never writes to a socket. It `try_send`s a shared `Bytes` into a
+//! client's [`Outbox`]; the client's writer task ([`run_writer`]) takes
+//! whatever is queued, coalesces it into one write and flushes. A client
+//! that stops reading fills its queue, the next `try_send` fails, and the
+//! hub drops that client: nobody else ever waits for it.
+//!
+//! Closing comes in two strengths, both signalled with tokens so that the
+//! peer's reader loop sees them too:
+//! - `close`: deliver what is queued (bounded by [`DRAIN_LIMIT`]), then an
+//!   orderly TLS close. Used for `/quit`, kicks and server shutdown.
+//! - `abort`: drop the queue and the socket now. Used for a client whose
+//!   queue overflowed (it is not reading, so draining would only wait).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long a closing writer may spend delivering what is still queued.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Stop coalescing once a batch holds this many bytes: one TLS record's worth.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// The sending side of a client's queue, held by the hub.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    close: CancellationToken,
+    abort: CancellationToken,
+}
+
+/// The queue was full: the client is not keeping up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+impl Outbox {
+    /// Queues a line without waiting. `Ok` also when the client is already
+    /// closing: the line is then silently dropped, which is what a closed
+    /// client's line deserves.
+    pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
+        match self.tx.try_send(line) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Overflow),
+        }
+    }
+
+    /// Deliver what is queued, then close.
+    pub fn close(&self) {
+        self.close.cancel();
+    }
+
+    /// Close now, dropping what is queued.
+    pub fn abort(&self) {
+        self.abort.cancel();
+    }
+
+    /// Resolves once the client is closing (either way): the reader loop
+    /// waits on this.
+    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.close.cancelled()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.close.is_cancelled()
+    }
+}
+
+/// The receiving side, owned by the writer task.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<Bytes>,
+    close: CancellationToken,
+    abort: CancellationToken,
+}
+
+/// A queue for one client, `capacity` lines deep.
+pub fn channel(capacity: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let abort = CancellationToken::new();
+    // Aborting implies closing, so the reader loop only has to watch `close`.
+    let close = abort.child_token();
+    (
+        Outbox {
+            tx,
+            close: close.clone(),
+            abort: abort.clone(),
+        },
+        Inbox { rx, close, abort },
+    )
+}
+
+/// Drains `inbox` into `writer` until the client is closed or aborted.
+/// Returns the write error, if the socket failed first.
+pub async fn run_writer<W>(mut inbox: Inbox, mut writer: W) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut batch: Vec<u8> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = inbox.abort.cancelled() => return Ok(()),
+            _ = inbox.close.cancelled() => break,
+            line = inbox.rx.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+        };
+        let bytes = collect_batch(&mut inbox.rx, first, &mut batch);
+        tokio::select! {
+            biased;
+            _ = inbox.abort.cancelled() => return Ok(()),
+            r = write_flush(&mut writer, bytes) => r?,
+        }
+        release_if_large(&mut batch);
+    }
+    // Closing: deliver what is already queued, within a bound, then close TLS.
+    inbox.rx.close();
+    let drain = async {
+        while let Some(first) = inbox.rx.recv().await {
+            let bytes = collect_batch(&mut inbox.rx, first, &mut batch);
+            write_flush(&mut writer, bytes).await?;
+        }
+        writer.shutdown().await
+    };
+    tokio::select! {
+        biased;
+        _ = inbox.abort.cancelled() => Ok(()),
+        r = tokio::time::timeout(DRAIN_LIMIT, drain) => r.unwrap_or(Ok(())),
+    }
+}
+
+/// One line alone is written as is; several queued lines are copied into
+/// `batch` so they leave in one TLS record and one syscall.
+fn collect_batch<'a>(
+    rx: &mut mpsc::Receiver<Bytes>,
+    first: Bytes,
+    batch: &'a mut Vec<u8>,
+) -> Batch<'a> {
+    let Ok(second) = rx.try_recv() else {
+        return Batch::One(first);
+    };
+    batch.clear();
+    batch.extend_from_slice(&first);
+    batch.extend_from_slice(&second);
+    while batch.len() < BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(line) => batch.extend_from_slice(&line),
+            Err(_) => break,
+        }
+    }
+    Batch::Many(batch)
+}
+
+enum Batch<'a> {
+    One(Bytes),
+    Many(&'a [u8]),
+}
+
+async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, batch: Batch<'_>) -> std::io::Result<()> {
+    match batch {
+        Batch::One(b) => w.write_all(&b).await?,
+        Batch::Many(b) => w.write_all(b).await?,
+    }
+    w.flush().await
+}
+
+/// An idle client should not keep a burst's worth of buffer.
+fn release_if_large(batch: &mut Vec<u8>) {
+    if batch.capacity() > 2 * BATCH_BYTES {
+        *batch = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn delivers_in_order_and_drains_on_close() {
+        let (out, inbox) = channel(8);
+        let (w, mut r) = tokio::io::duplex(1024);
+        let task = tokio::spawn(run_writer(inbox, w));
+        for i in 0..5 {
+            out.send(Bytes::from(format!("line {i}\n"))).unwrap();
+        }
+        out.close();
+        task.await.unwrap().unwrap();
+        let mut got = String::new();
+        r.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "line 0\nline 1\nline 2\nline 3\nline 4\n");
+    }
+
+    #[tokio::test]
+    async fn full_queue_overflows_instead_of_waiting() {
+        let (out, _inbox) = channel(2);
+        assert!(out.send(Bytes::from_static(b"a\n")).is_ok());
+        assert!(out.send(Bytes::from_static(b"b\n")).is_ok());
+        assert_eq!(out.send(Bytes::from_static(b"c\n")), Err(Overflow));
+    }
+
+    #[tokio::test]
+    async fn abort_stops_a_writer_stuck_on_a_full_socket() {
+        let (out, inbox) = channel(64);
+        // A tiny pipe nobody reads: the writer blocks on it.
+        let (w, _r) = tokio::io::duplex(8);
+        let task = tokio::spawn(run_writer(inbox, w));
+        for _ in 0..10 {
+            out.send(Bytes::from_static(b"0123456789\n")).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        out.abort();
+        assert!(out.is_closing());
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("writer must stop at once")
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,277 @@
+//! TLS configuration and the first-byte check on accepted connections.
+//!
+//! ```text
+//! certs::load → LoadedCert → server_config → Arc<ServerConfig> → TlsAcceptor
+//! accepted TcpStream → sniff → Tls: hand to the acceptor
+//!                            → Plaintext: send TLS_REQUIRED_LINE, close
+//!                            → Closed: drop
+//! ```
+//!
+//! Every config is built from [`provider`] (ring) explicitly rather than
+//! the process-wide default provider, so nothing depends on which crypto
+//! backend some other crate happened to install first.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::version::{TLS12, TLS13};
+use rustls_pki_types::CertificateDer;
+
+use crate::certs::LoadedCert;
+
+/// The line a plaintext peer gets before the close (exact text from the
+/// protocol).
+pub const TLS_REQUIRED_LINE: &str =
+    "ERROR tls-required this port speaks TLS: use tlschat, openssl s_client or ncat --ssl\n";
+
+/// First byte of a TLS record of type handshake (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the ring crypto provider rejected TLS 1.2/1.3 ({0}); this is a build problem, please report it")]
+    Provider(#[source] rustls::Error),
+    #[error("certificate {} with key {} cannot be used for TLS ({source}); generate a new pair with `tlschat-server gen-cert --force` or pass a valid --cert/--key", cert.display(), key.display())]
+    ServerCert {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "no trusted certificate given; pass --ca with a PEM file holding the server's certificate"
+    )]
+    NoRoots,
+    #[error("trusted certificate #{index} cannot be used as a trust anchor ({source}); check the file passed with --ca")]
+    BadRoot {
+        /// 1-based position in the list given.
+        index: usize,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+/// The one crypto provider the project uses (ring).
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// TLS 1.3 and 1.2, no client certificates, no ALPN; `cert` is served
+/// whatever SNI the client sends (or none: clients connecting by IP send
+/// no SNI).
+pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&TLS13, &TLS12])
+        .map_err(TlsError::Provider)?
+        .with_no_client_auth()
+        .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+        .map_err(|source| TlsError::ServerCert {
+            cert: cert.paths.cert.clone(),
+            key: cert.paths.key.clone(),
+            source,
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// What the first byte a peer sent says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstBytes {
+    /// A TLS handshake record (0x16): hand the stream to the acceptor.
+    Tls,
+    /// Anything else, typically someone typing into `nc`/`telnet`.
+    Plaintext,
+    /// The peer closed without sending anything.
+    Closed,
+}
+
+/// Peeks (does not consume) the first byte of a freshly accepted TCP
+/// stream, so the TLS acceptor still sees the whole ClientHello.
+///
+/// Waits until the peer sends something or closes; callers should wrap it
+/// in a timeout so a silent peer cannot hold a connection slot forever.
+pub async fn sniff(stream: &tokio::net::TcpStream) -> std::io::Result<FirstBytes> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(match n {
+        0 => FirstBytes::Closed,
+        _ if first[0] == TLS_HANDSHAKE_RECORD => FirstBytes::Tls,
+        _ => FirstBytes::Plaintext,
+    })
+}
+
+/// A client config (TLS 1.3 and 1.2) trusting exactly `roots`, verified
+/// with webpki, so a self-signed server certificate can be trusted by
+/// passing the certificate itself. Used by tests and the client's `--ca`.
+pub fn client_config_with_roots(
+    roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    // An empty store would build fine and then fail every handshake with an
+    // obscure "unknown issuer"; say so now instead.
+    if roots.is_empty() {
+        return Err(TlsError::NoRoots);
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for (i, root) in roots.iter().enumerate() {
+        store
+            .add(root.clone())
+            .map_err(|source| TlsError::BadRoot {
+                index: i + 1,
+                source,
+            })?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&TLS13, &TLS12])
+        .map_err(TlsError::Provider)?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{self, CertPaths};
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    /// A generated certificate written to a temp dir and loaded back.
+    fn loaded_cert() -> (tempfile::TempDir, certs::LoadedCert) {
+        let dir = tempfile::tempdir().unwrap();
+        let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let generated = certs::generate(&sans, 1).unwrap();
+        let paths = certs::write_pair(dir.path(), &generated, false).unwrap();
+        let loaded = certs::load(&paths).unwrap();
+        assert_eq!(paths, CertPaths::in_dir(dir.path()));
+        (dir, loaded)
+    }
+
+    /// Runs a handshake over an in-memory pipe and exchanges one message
+    /// each way; returns the negotiated version or the client's error.
+    async fn handshake(
+        server: Arc<rustls::ServerConfig>,
+        client: Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Result<rustls::ProtocolVersion, std::io::Error> {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        let server_side = async move {
+            let mut tls = TlsAcceptor::from(server).accept(server_io).await?;
+            let mut buf = [0u8; 5];
+            tls.read_exact(&mut buf).await?;
+            assert_eq!(&buf, b"ping\n");
+            tls.write_all(b"pong\n").await?;
+            tls.flush().await?;
+            Ok::<_, std::io::Error>(())
+        };
+        let client_side = async move {
+            let mut tls = TlsConnector::from(client).connect(name, client_io).await?;
+            let version = tls.get_ref().1.protocol_version();
+            tls.write_all(b"ping\n").await?;
+            tls.flush().await?;
+            let mut buf = [0u8; 5];
+            tls.read_exact(&mut buf).await?;
+            assert_eq!(&buf, b"pong\n");
+            Ok::<_, std::io::Error>(version)
+        };
+        let (server_result, client_result) = tokio::join!(server_side, client_side);
+        let version = client_result?;
+        server_result?;
+        Ok(version.unwrap())
+    }
+
+    #[tokio::test]
+    async fn handshake_with_dns_and_ip_names() {
+        let (_dir, cert) = loaded_cert();
+        let server = server_config(&cert).unwrap();
+        let client = client_config_with_roots(&cert.chain[..1]).unwrap();
+        for name in ["localhost", "127.0.0.1"] {
+            let version = handshake(server.clone(), client.clone(), name)
+                .await
+                .unwrap();
+            assert_eq!(version, rustls::ProtocolVersion::TLSv1_3, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn handshake_with_tls12_only_client() {
+        let (_dir, cert) = loaded_cert();
+        let server = server_config(&cert).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.chain[0].clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let version = handshake(server, Arc::new(client), "localhost")
+            .await
+            .unwrap();
+        assert_eq!(version, rustls::ProtocolVersion::TLSv1_2);
+    }
+
+    #[tokio::test]
+    async fn handshake_fails_for_untrusted_cert_or_wrong_name() {
+        let (_dir, cert) = loaded_cert();
+        let (_other_dir, other) = loaded_cert();
+        let server = server_config(&cert).unwrap();
+        let trusts_other = client_config_with_roots(&other.chain).unwrap();
+        assert!(handshake(server.clone(), trusts_other, "localhost")
+            .await
+            .is_err());
+        let trusts_cert = client_config_with_roots(&cert.chain).unwrap();
+        assert!(handshake(server, trusts_cert, "example.org").await.is_err());
+    }
+
+    #[test]
+    fn client_config_rejects_empty_or_garbage_roots() {
+        assert!(matches!(
+            client_config_with_roots(&[]),
+            Err(TlsError::NoRoots)
+        ));
+        let garbage = CertificateDer::from(vec![1u8, 2, 3]);
+        assert!(matches!(
+            client_config_with_roots(&[garbage]),
+            Err(TlsError::BadRoot { index: 1, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn sniff_classifies_first_byte() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        let cases: [(&[u8], FirstBytes); 3] = [
+            (b"hello\n", FirstBytes::Plaintext),
+            (&[0x16, 0x03, 0x01], FirstBytes::Tls),
+            (b"", FirstBytes::Closed),
+        ];
+        for (bytes, expected) in cases {
+            let client = tokio::spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(bytes).await.unwrap();
+                s.shutdown().await.unwrap();
+                // Keep the socket open until the server has looked, so the
+                // non-empty cases cannot turn into a reset.
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await;
+            });
+            let (stream, _) = listener.accept().await.unwrap();
+            assert_eq!(sniff(&stream).await.unwrap(), expected);
+            if !bytes.is_empty() {
+                // Peeking did not consume anything.
+                let mut buf = vec![0u8; bytes.len()];
+                let mut stream = stream;
+                stream.read_exact(&mut buf).await.unwrap();
+                assert_eq!(buf, bytes);
+            } else {
+                drop(stream);
+            }
+            client.await.unwrap();
+        }
+    }
+}
