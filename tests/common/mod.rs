@@ -1,0 +1,181 @@
+//! Shared test harness: a real server on an ephemeral loopback port with a
+//! temporary data directory, and a real TLS client that verifies the
+//! server's generated certificate.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+use tlschat::config::ServerConfig;
+use tlschat::connection::Connection;
+use tlschat::protocol::{Frame, MAX_SERVER_LINE};
+use tlschat::server::Server;
+
+/// How long a test waits for one expected line before failing.
+pub const STEP: Duration = Duration::from_secs(10);
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub cert: CertificateDer<'static>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the defaults (admin password [`ADMIN_PASSWORD`]) after
+    /// `tweak` has had its say.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, tweak).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = ServerConfig::new(dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_password = Some(ADMIN_PASSWORD.into());
+        tweak(&mut config);
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr();
+        let cert = CertificateDer::from_pem_file(&server.info().cert.cert).expect("cert pem");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        TestServer {
+            addr,
+            dir,
+            cert,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Graceful stop; returns the data directory for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(6), self.task)
+            .await
+            .expect("server stops within 6 s")
+            .expect("server task")
+            .expect("server run");
+        self.dir
+    }
+
+    /// A TLS connection (no login yet).
+    pub async fn connect(&self) -> Client {
+        connect_tls(self.addr, &self.cert).await
+    }
+
+    /// Logs in as `nick` and reads `WELCOME`, `JOIN`, `USERS`.
+    pub async fn login(&self, nick: &str) -> Client {
+        let mut c = self.connect().await;
+        c.expect("NICK").await;
+        c.send(nick).await;
+        c.expect(&format!("WELCOME {nick} #lobby")).await;
+        c.expect(&format!("JOIN #lobby {nick}")).await;
+        c.expect_prefix("USERS #lobby").await;
+        c
+    }
+
+    pub async fn login_admin(&self) -> Client {
+        let mut c = self.connect().await;
+        c.expect("NICK").await;
+        c.send("admin").await;
+        c.expect("PASS").await;
+        c.send(ADMIN_PASSWORD).await;
+        c.expect("WELCOME admin #lobby").await;
+        c.expect("JOIN #lobby admin").await;
+        c.expect_prefix("USERS #lobby").await;
+        c
+    }
+}
+
+pub async fn connect_tls(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
+    let config = tlschat::tls::client_config_with_roots(&[cert.clone()]).expect("client config");
+    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let tls = TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake verifying the generated certificate");
+    Client {
+        conn: Connection::new(tls, MAX_SERVER_LINE),
+    }
+}
+
+pub struct Client {
+    conn: Connection<TlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.conn.write_line(bytes).await.expect("send");
+    }
+
+    /// The next line, or `None` once the server closed.
+    pub async fn try_recv(&mut self) -> Option<String> {
+        match tokio::time::timeout(STEP, self.conn.read_frame()).await {
+            Ok(Ok(Some(Frame::Line(l)))) => Some(l),
+            Ok(Ok(Some(other))) => panic!("unexpected frame {other:?}"),
+            Ok(Ok(None)) | Ok(Err(_)) => None,
+            Err(_) => panic!("no line from the server within {STEP:?}"),
+        }
+    }
+
+    pub async fn recv(&mut self) -> String {
+        self.try_recv().await.expect("server closed the connection")
+    }
+
+    /// The next line must be exactly `line`.
+    pub async fn expect(&mut self, line: &str) {
+        let got = self.recv().await;
+        assert_eq!(got, line);
+    }
+
+    /// The next line must start with `prefix`; returns it.
+    pub async fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.recv().await;
+        assert!(got.starts_with(prefix), "expected `{prefix}…`, got `{got}`");
+        got
+    }
+
+    /// Skips lines until one starts with `prefix`; returns it.
+    pub async fn wait_for(&mut self, prefix: &str) -> String {
+        loop {
+            let got = self.recv().await;
+            if got.starts_with(prefix) {
+                return got;
+            }
+        }
+    }
+
+    /// The server closes the connection (after any lines still in flight,
+    /// which are returned).
+    pub async fn expect_closed(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        while let Some(l) = self.try_recv().await {
+            rest.push(l);
+        }
+        rest
+    }
+
+    /// Round trip through the server: everything sent before is processed.
+    pub async fn sync(&mut self, token: &str) {
+        self.send(&format!("/ping {token}")).await;
+        self.wait_for(&format!("PONG {token}")).await;
+    }
+}
