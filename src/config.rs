@@ -26,15 +26,16 @@ pub struct ServerConfig {
     pub admin_password: Option<String>,
     /// One deadline from TCP accept for TLS, nickname and password.
     pub handshake_timeout: Duration,
-    /// Lines a client's outgoing queue holds before the client is dropped.
-    pub outbound_queue: usize,
+    /// Bytes a client's outgoing queue holds before the client is dropped
+    /// as not reading.
+    pub outbound_queue_bytes: usize,
     /// Logged-in and handshaking clients at once; `0` = no limit.
     pub max_clients: usize,
 }
 
 impl ServerConfig {
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const DEFAULT_OUTBOUND_QUEUE: usize = 256;
+    pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 256 * 1024;
     pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 
     /// Defaults for everything but the data directory.
@@ -47,7 +48,7 @@ impl ServerConfig {
             },
             admin_password: None,
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
-            outbound_queue: Self::DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: Self::DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_clients: Self::DEFAULT_MAX_CLIENTS,
         }
     }

@@ -122,7 +122,7 @@ impl Server {
                 hub: Hub::new(bans, accounts),
                 acceptor: TlsAcceptor::from(tls_config),
                 handshake_timeout: config.handshake_timeout,
-                outbound_queue: config.outbound_queue,
+                outbound_queue_bytes: config.outbound_queue_bytes,
                 max_clients: config.max_clients,
                 shutdown: CancellationToken::new(),
             }),

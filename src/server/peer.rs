@@ -43,7 +43,7 @@ pub(crate) struct PeerContext {
     pub hub: Hub,
     pub acceptor: TlsAcceptor,
     pub handshake_timeout: Duration,
-    pub outbound_queue: usize,
+    pub outbound_queue_bytes: usize,
     pub max_clients: usize,
     /// Cancelled when the server stops: handshaking peers just go.
     pub shutdown: CancellationToken,
@@ -213,7 +213,7 @@ where
                 ));
             }
         }
-        let (outbox, inbox) = outbound::channel(ctx.outbound_queue);
+        let (outbox, inbox) = outbound::channel(ctx.outbound_queue_bytes);
         match hub.register(nick.clone(), ip, outbox.clone()) {
             Ok(id) => return Ok(Login::In(id, outbox, inbox)),
             Err(RegisterError::Taken) => {
@@ -278,10 +278,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         match Command::parse(&line) {
             Err(e) => hub.error(id, e.code, &e.text),
-            Ok(Command::Quit(reason)) => return hub.quit(id, reason),
-            Ok(Command::Ban { nick, reason }) => hub.ban(id, nick, reason).await,
-            Ok(Command::Unban(target)) => hub.unban(id, target).await,
-            Ok(cmd) => hub.handle(id, cmd),
+            Ok(cmd) => {
+                let quit = matches!(cmd, Command::Quit(_));
+                hub.handle(id, cmd).await;
+                if quit {
+                    return;
+                }
+            }
         }
     }
 }
