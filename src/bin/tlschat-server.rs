@@ -189,6 +189,7 @@ fn serve(args: RunArgs) -> Result<()> {
     config.listen = args.listen;
     config.admin_password = admin_password;
     config.handshake_timeout = std::time::Duration::from_secs(args.handshake_timeout);
+    let sans_given = !args.sans.is_empty();
     config.cert = match (args.cert, args.key) {
         (Some(cert), Some(key)) => CertSource::Files { cert, key },
         _ => CertSource::Generated {
@@ -199,6 +200,13 @@ fn serve(args: RunArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
+        if sans_given && !server.info().cert_generated {
+            tracing::warn!(
+                "--san only applies when a certificate is generated; {} already exists \
+                 (regenerate it with `tlschat-server gen-cert --force --san …`)",
+                server.info().cert.cert.display()
+            );
+        }
         announce(&server)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));

@@ -169,10 +169,21 @@ impl Hub {
         self.reply(id, &ServerLine::Error { code, text });
     }
 
-    /// Carries out every command that needs no disk I/O. `/ban` and
-    /// `/unban` go to [`Hub::ban`] and [`Hub::unban`], `/quit` to
-    /// [`Hub::quit`].
-    pub fn handle(&self, id: ClientId, cmd: Command<'_>) {
+    /// Carries out one command of a logged-in client. `/ban` and `/unban`
+    /// write the bans file (off the async workers) before they confirm;
+    /// everything else is one short section under the state lock.
+    pub async fn handle(&self, id: ClientId, cmd: Command<'_>) {
+        match cmd {
+            Command::Ban { nick, reason } => self.ban(id, nick, reason).await,
+            Command::Unban(target) => self.unban(id, target).await,
+            Command::Quit(reason) => self.quit(id, reason),
+            Command::Bans => self.list_bans(id),
+            other => self.apply(id, other),
+        }
+    }
+
+    /// The commands that need no disk I/O.
+    fn apply(&self, id: ClientId, cmd: Command<'_>) {
         let mut st = lock(&self.shared.state);
         let mut lagging = Vec::new();
         let Some(me) = st.users.get(&id) else {
@@ -262,40 +273,43 @@ impl Hub {
             Command::Kick { nick, reason } => {
                 st.kick(id, nick, reason.unwrap_or("no reason given"), &mut lagging)
             }
-            Command::Bans => {
-                drop(st);
-                let lines: Vec<Bytes> = {
-                    let bans = lock(&self.shared.bans);
-                    if bans.is_empty() {
-                        vec![ServerLine::Info("no bans").encode()]
-                    } else {
-                        bans.iter()
-                            .map(|b| ServerLine::Info(&b.describe()).encode())
-                            .collect()
-                    }
-                };
-                let mut st = lock(&self.shared.state);
-                for line in lines {
-                    st.send(id, line, &mut lagging);
-                }
-                st.settle(lagging);
-                return;
+            Command::Bans | Command::Quit(_) | Command::Ban { .. } | Command::Unban(_) => {
+                // Routed by `handle` before it gets here.
             }
-            Command::Quit(reason) => {
-                drop(st);
-                self.quit(id, reason);
-                return;
+        }
+        st.settle(lagging);
+    }
+
+    /// `/bans`: one `INFO` per ban.
+    fn list_bans(&self, id: ClientId) {
+        if !lock(&self.shared.state)
+            .users
+            .get(&id)
+            .is_some_and(|u| u.admin)
+        {
+            return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+        }
+        let lines: Vec<Bytes> = {
+            let bans = lock(&self.shared.bans);
+            if bans.is_empty() {
+                vec![ServerLine::Info("no bans").encode()]
+            } else {
+                bans.iter()
+                    .map(|b| ServerLine::Info(&b.describe()).encode())
+                    .collect()
             }
-            Command::Ban { .. } | Command::Unban(_) => {
-                unreachable!("the peer routes /ban and /unban to Hub::ban and Hub::unban")
-            }
+        };
+        let mut st = lock(&self.shared.state);
+        let mut lagging = Vec::new();
+        for line in lines {
+            st.send(id, line, &mut lagging);
         }
         st.settle(lagging);
     }
 
     /// `/quit`: the room (the quitter included) sees the `PART`, then the
     /// client is closed after its queue drains.
-    pub fn quit(&self, id: ClientId, reason: Option<&str>) {
+    fn quit(&self, id: ClientId, reason: Option<&str>) {
         let reason = match reason {
             Some(r) => format!("quit: {r}"),
             None => "quit".to_owned(),
@@ -316,7 +330,7 @@ impl Hub {
 
     /// `/ban NICK [REASON]`: bans the nickname and, if it is connected, the
     /// address it came from; persists that; then kicks it.
-    pub async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
+    async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
         let (by, found) = {
             let st = lock(&self.shared.state);
             let Some(me) = st.users.get(&id) else { return };
@@ -384,7 +398,7 @@ impl Hub {
     }
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
-    pub async fn unban(&self, id: ClientId, target: &str) {
+    async fn unban(&self, id: ClientId, target: &str) {
         if !lock(&self.shared.state)
             .users
             .get(&id)
