@@ -4,7 +4,9 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 
-use tlschat::protocol::{check_text, Command, ErrorCode, Frame, LineDecoder, Nick, RoomName, ServerLine};
+use tlschat::protocol::{
+    check_text, Command, ErrorCode, Frame, LineDecoder, Nick, RoomName, ServerLine,
+};
 
 /// Decodes `input` fed in the given chunk sizes, the way the connection
 /// does: never reading more than the decoder's `room`.

@@ -42,7 +42,10 @@ impl TestServer {
         Self::start_in(dir, tweak).await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut config = ServerConfig::new(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_password = Some(ADMIN_PASSWORD.into());
@@ -102,7 +105,8 @@ impl TestServer {
 }
 
 pub async fn connect_tls(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
-    let config = tlschat::tls::client_config_with_roots(&[cert.clone()]).expect("client config");
+    let config =
+        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
     let tcp = TcpStream::connect(addr).await.expect("tcp connect");
     let tls = TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -177,5 +181,107 @@ impl Client {
     pub async fn sync(&mut self, token: &str) {
         self.send(&format!("/ping {token}")).await;
         self.wait_for(&format!("PONG {token}")).await;
+    }
+}
+
+// ---- Added for tests/protocol.rs and tests/load.rs (additions only) ----
+
+/// A TLS connection made from a prepared socket (bound to a source
+/// address, a small receive buffer, ...).
+pub async fn connect_tls_via(
+    socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+) -> Client {
+    let config =
+        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
+    let tcp = tokio::time::timeout(STEP, socket.connect(addr))
+        .await
+        .expect("tcp connect within STEP")
+        .expect("tcp connect");
+    let tls = tokio::time::timeout(
+        STEP,
+        TlsConnector::from(config).connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .expect("TLS handshake within STEP")
+    .expect("TLS handshake verifying the generated certificate");
+    Client {
+        conn: Connection::new(tls, MAX_SERVER_LINE),
+    }
+}
+
+/// A TLS connection whose client socket is bound to `local` (e.g.
+/// 127.0.0.2) before connecting.
+pub async fn connect_tls_from(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    local: std::net::IpAddr,
+) -> Client {
+    let socket = if local.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .unwrap_or_else(|e| panic!("bind the client socket to {local}: {e}"));
+    connect_tls_via(socket, addr, cert).await
+}
+
+/// A TLS connection with a small kernel receive buffer, so that a client
+/// that stops reading fills its socket quickly.
+pub async fn connect_tls_small_rcvbuf(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    connect_tls_via(socket, addr, cert).await
+}
+
+/// [`TestServer::login`] without a `TestServer` borrow, for spawned tasks.
+pub async fn login_at(addr: SocketAddr, cert: &CertificateDer<'static>, nick: &str) -> Client {
+    let mut c = connect_tls(addr, cert).await;
+    c.finish_login(nick).await;
+    c
+}
+
+impl Client {
+    /// On a fresh connection: reads `NICK`, answers `nick`, reads `WELCOME`
+    /// and `JOIN` and returns the `USERS` line.
+    pub async fn finish_login(&mut self, nick: &str) -> String {
+        self.expect("NICK").await;
+        self.send(nick).await;
+        self.expect(&format!("WELCOME {nick} #lobby")).await;
+        self.expect(&format!("JOIN #lobby {nick}")).await;
+        self.expect_prefix("USERS #lobby").await
+    }
+
+    /// Nothing is pending for this client: the answer to a `/ping` is the
+    /// very next line. (Anything the server queued to this client before
+    /// the ping would arrive first.)
+    pub async fn expect_quiet(&mut self, token: &str) {
+        self.send(&format!("/ping {token}")).await;
+        let got = self.recv().await;
+        assert_eq!(
+            got,
+            format!("PONG {token}"),
+            "expected nothing but the PONG, got another line first"
+        );
+    }
+
+    /// The next line, or `None` if nothing arrives within `limit` (the
+    /// connection may be closed: `Some(None)`).
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Option<String>> {
+        match tokio::time::timeout(limit, self.conn.read_frame()).await {
+            Ok(Ok(Some(Frame::Line(l)))) => Some(Some(l)),
+            Ok(Ok(Some(other))) => panic!("unexpected frame {other:?}"),
+            Ok(Ok(None)) | Ok(Err(_)) => Some(None),
+            Err(_) => None,
+        }
     }
 }
