@@ -14,9 +14,12 @@
 //! atomically.
 
 pub mod certs;
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod fsutil;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod trust;
+pub mod tui;

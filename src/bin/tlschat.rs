@@ -1,0 +1,321 @@
+//! `tlschat`: the chat client. A terminal UI at a terminal, plain line mode
+//! otherwise (or with `--plain`).
+//!
+//! clap parses the flags into [`ClientOptions`]; the first connection is
+//! made here, where the user can still be asked about an unknown
+//! certificate or a password; then the session runs under the front end.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+use tlschat::certs::Fingerprint;
+use tlschat::client::{
+    self, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort, Prompter,
+};
+use tlschat::protocol::Nick;
+use tlschat::trust::{self, KnownHosts, Trust, Verdict};
+
+const AFTER_HELP: &str = "\
+Trust: with neither --ca nor --fingerprint, a publicly trusted certificate is
+accepted as usual; otherwise the first connection shows the server's
+certificate fingerprint and asks, like ssh, and remembers the answer in
+known_hosts. A changed certificate is refused.
+
+Exit codes:
+  0  normal exit (/quit, end of input in plain mode)
+  1  error (network, I/O)
+  2  usage error
+  3  trust failure (unknown or changed certificate, --ca or --fingerprint mismatch)
+  4  refused (wrong password), banned or kicked
+
+Examples:
+  tlschat chat.example.org                          terminal UI, asks for a nickname
+  tlschat --nick alice 203.0.113.7:55555
+  tlschat --nick alice --fingerprint SHA256:5ba0…3b [::1]:55555
+  echo 'hello' | tlschat --plain --nick bot --accept-new localhost
+  TLSCHAT_PASSWORD=… tlschat --nick admin localhost";
+
+#[derive(Parser, Debug)]
+#[command(name = "tlschat", version, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
+struct Cli {
+    /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_server)]
+    server: HostPort,
+    /// Your nickname (asked for when missing).
+    #[arg(long, short, env = "TLSCHAT_NICK", value_name = "NAME")]
+    nick: Option<String>,
+    /// Read the password (for an account such as `admin`) from this file's
+    /// first line. TLSCHAT_PASSWORD works too; else a hidden prompt.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Line mode: read lines from stdin, print one event per line. Chosen
+    /// automatically when stdin or stdout is not a terminal.
+    #[arg(long)]
+    plain: bool,
+    /// Trust this PEM certificate or CA (host name checked).
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+    ca: Option<PathBuf>,
+    /// Accept only the certificate with this fingerprint.
+    #[arg(long, value_name = "SHA256:HEX", value_parser = parse_fingerprint)]
+    fingerprint: Option<Fingerprint>,
+    /// Add an unknown server to known_hosts without asking (never replaces
+    /// a known one).
+    #[arg(long)]
+    accept_new: bool,
+    /// The known_hosts file [default: in the platform's config directory]
+    #[arg(long, env = "TLSCHAT_KNOWN_HOSTS", value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// Do not reconnect after a lost connection.
+    #[arg(long)]
+    no_reconnect: bool,
+}
+
+fn parse_server(s: &str) -> Result<HostPort, String> {
+    s.parse()
+}
+
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tlschat: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    // The stdin reader may still sit in a blocking read: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+/// A message and an exit code.
+struct Fail(u8, String);
+
+async fn run(cli: Cli) -> u8 {
+    match try_run(cli).await {
+        Ok(code) => code,
+        Err(Fail(code, msg)) => {
+            eprintln!("tlschat: {msg}");
+            code
+        }
+    }
+}
+
+async fn try_run(cli: Cli) -> Result<u8, Fail> {
+    let interactive = std::io::stdin().is_terminal();
+    let plain = cli.plain || !interactive || !std::io::stdout().is_terminal();
+
+    let nick = match cli.nick {
+        Some(n) => n,
+        None if interactive => ask_nick()?,
+        None => {
+            return Err(Fail(
+                exit::USAGE,
+                "--nick NAME is needed when not at a terminal".into(),
+            ))
+        }
+    };
+    let nick = Nick::parse(nick.trim())
+        .map_err(|e| {
+            Fail(
+                exit::USAGE,
+                format!("invalid nickname `{}`: {e}", nick.trim()),
+            )
+        })?
+        .to_string();
+
+    let password = match (&cli.password_file, std::env::var("TLSCHAT_PASSWORD")) {
+        (Some(file), _) => Some(read_password_file(file)?),
+        (None, Ok(pw)) if !pw.is_empty() => Some(pw),
+        _ => None,
+    };
+
+    let server = cli.server.to_string();
+    let trust = if let Some(ca) = &cli.ca {
+        Trust::Ca(trust::load_ca(ca).map_err(|e| Fail(exit::TRUST, e.to_string()))?)
+    } else if let Some(fp) = cli.fingerprint {
+        Trust::Pin(fp)
+    } else {
+        let known_hosts = cli
+            .known_hosts
+            .clone()
+            .or_else(KnownHosts::default_path)
+            .ok_or_else(|| {
+                Fail(
+                    exit::ERROR,
+                    "no config directory for known_hosts; pass --known-hosts FILE".into(),
+                )
+            })?;
+        Trust::Tofu {
+            known_hosts,
+            key: server.clone(),
+        }
+    };
+
+    let mut opts = ClientOptions::new(cli.server.clone(), nick.clone(), trust);
+    opts.password = password;
+    opts.accept_new = cli.accept_new;
+    opts.reconnect = !cli.no_reconnect;
+
+    let mut prompter = TerminalPrompter;
+    let asker: Option<&mut dyn Prompter> = if interactive {
+        Some(&mut prompter)
+    } else {
+        None
+    };
+    let first = client::connect(&opts, asker)
+        .await
+        .map_err(|e| Fail(e.exit_code(), e.to_string()))?;
+    if first.verdict == Verdict::Unknown {
+        if let Trust::Tofu { known_hosts, .. } = &opts.trust {
+            eprintln!(
+                "tlschat: added {server} ({}) to {}",
+                first.fingerprint,
+                known_hosts.display()
+            );
+        }
+    }
+
+    let state = ChatState::new(server, nick);
+    let (handle, events) = client::start(opts, first);
+    if plain {
+        Ok(plain_mode(state, handle, events).await)
+    } else {
+        match tlschat::tui::run(state, handle, events).await {
+            Ok(Some(reason)) => {
+                let code = reason.exit_code();
+                if code != exit::OK {
+                    if let Some(text) = ChatState::new("", "")
+                        .apply(&ClientEvent::Closed(reason))
+                        .and_then(|e| render::plain(&e.kind))
+                    {
+                        eprintln!("tlschat: {text}");
+                    }
+                }
+                Ok(code)
+            }
+            Ok(None) => Ok(exit::OK),
+            Err(e) => Err(Fail(exit::ERROR, format!("terminal error: {e}"))),
+        }
+    }
+}
+
+/// Plain mode: stdin lines to the server, one rendered event per line to
+/// stdout (the client's own notices to stderr). At end of input: `/quit`,
+/// wait for the server to close, exit 0.
+async fn plain_mode(
+    mut state: ChatState,
+    handle: ClientHandle,
+    mut events: mpsc::Receiver<ClientEvent>,
+) -> u8 {
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match stdin.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    if !handle.send(line).await {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = handle.send("/quit").await;
+    });
+    while let Some(event) = events.recv().await {
+        if let Some(entry) = state.apply(&event) {
+            if let Some(text) = render::plain(&entry.kind) {
+                if matches!(entry.kind, client::state::EntryKind::Status(_)) {
+                    eprintln!("{text}");
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    // A closed stdout (e.g. `| head`) is not worth a panic.
+                    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
+                }
+            }
+        }
+        if let ClientEvent::Closed(reason) = event {
+            return reason.exit_code();
+        }
+    }
+    exit::ERROR
+}
+
+fn ask_nick() -> Result<String, Fail> {
+    eprint!("nickname: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Fail(exit::ERROR, format!("cannot read the nickname: {e}")))?;
+    let nick = line.trim().to_owned();
+    if nick.is_empty() {
+        return Err(Fail(exit::USAGE, "no nickname given".into()));
+    }
+    Ok(nick)
+}
+
+fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fail(
+            exit::ERROR,
+            format!("cannot read the password file {}: {e}", path.display()),
+        )
+    })?;
+    let first = text.lines().next().unwrap_or("").to_owned();
+    if first.is_empty() {
+        return Err(Fail(
+            exit::USAGE,
+            format!("the password file {} is empty", path.display()),
+        ));
+    }
+    Ok(first)
+}
+
+/// Asks at the terminal (stdin is one: checked before this is used).
+struct TerminalPrompter;
+
+impl Prompter for TerminalPrompter {
+    fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool {
+        eprintln!("The authenticity of {server} can't be established.");
+        eprintln!("Its certificate fingerprint is {fingerprint}.");
+        eprintln!("Compare it with the fingerprint the server's operator gives you (tlschat-server prints it at startup).");
+        let stdin = std::io::stdin();
+        loop {
+            eprint!("Trust this certificate and connect (yes/no)? ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            match stdin.lock().read_line(&mut answer) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+            match answer.trim().to_ascii_lowercase().as_str() {
+                "yes" => return true,
+                "no" | "n" => return false,
+                _ => eprintln!("Please type 'yes' or 'no'."),
+            }
+        }
+    }
+
+    fn password(&mut self, nick: &str) -> Option<String> {
+        rpassword::prompt_password(format!("password for {nick}: "))
+            .ok()
+            .filter(|p| !p.is_empty())
+    }
+}

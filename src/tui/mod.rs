@@ -1,0 +1,195 @@
+//! The terminal UI (ratatui + crossterm), shaped like ratatui's
+//! event-driven-async template:
+//!
+//! ```text
+//! mod.rs  run(): terminal setup/restore, the select! loop over
+//!         terminal events, session events and the draw deadline
+//! app.rs  App: ChatState + input + scroll + mode; what events do
+//! ui.rs   renders &App (message pane, sidebar, status bar, input)
+//! input.rs the input line: char-indexed editing and history
+//! ```
+//!
+//! Only crossterm is used (no Unix-only code), so it runs in Windows
+//! Terminal and conhost as in macOS and Linux terminals. Raw mode, the
+//! alternate screen and mouse capture are undone on every way out: normal
+//! return, error (a drop guard) and panic (ratatui's panic hook plus one
+//! for mouse capture).
+
+pub mod app;
+pub mod input;
+pub mod ui;
+
+use std::io;
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, MouseEventKind,
+};
+use futures_util::StreamExt;
+use ratatui::layout::Size;
+use ratatui::DefaultTerminal;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+pub use app::{App, Flow, Mode};
+
+use crate::client::state::ChatState;
+use crate::client::{ClientEvent, ClientHandle, CloseReason};
+
+/// At most this often (about 30 frames a second), and only after a change.
+const FRAME: Duration = Duration::from_millis(33);
+/// How long `/quit` or Ctrl-C waits for the session to report `Closed`.
+const QUIT_WAIT: Duration = Duration::from_secs(3);
+/// Session events handled before the screen is redrawn, so a burst is
+/// drawn once, not once per line.
+const EVENT_BATCH: usize = 256;
+
+/// Runs the terminal UI until the user leaves or the session ends.
+///
+/// `state` already holds the server and nick; `handle` and `events` come
+/// from [`client::start`](crate::client::start). Returns the session's
+/// [`CloseReason`], or `None` if the UI ended without the session
+/// reporting `Closed` (Ctrl-C twice, or no `Closed` within 3 s of
+/// `/quit`).
+pub async fn run(
+    state: ChatState,
+    handle: ClientHandle,
+    mut events: mpsc::Receiver<ClientEvent>,
+) -> io::Result<Option<CloseReason>> {
+    // Every way out restores the terminal, a failed set-up included.
+    let _restore = RestoreOnDrop;
+    let mut terminal = ratatui::try_init()?;
+    install_mouse_panic_hook();
+    crossterm::execute!(io::stdout(), EnableMouseCapture)?;
+    let mut app = App::new(state, Box::new(move |line| handle.try_send(line)));
+    event_loop(&mut terminal, &mut app, &mut events).await
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    events: &mut mpsc::Receiver<ClientEvent>,
+) -> io::Result<Option<CloseReason>> {
+    let mut input = EventStream::new();
+    let mut input_open = true;
+    let mut events_open = true;
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut quit_deadline: Option<Instant> = None;
+    loop {
+        if app.take_redraw_request() {
+            terminal.clear()?;
+            dirty = true;
+        }
+        let next_draw = last_draw.map_or_else(Instant::now, |t| t + FRAME);
+        if dirty && Instant::now() >= next_draw {
+            terminal.draw(|frame| {
+                let pane = ui::layout(frame.area()).messages;
+                app.set_viewport(Size::new(pane.width, pane.height));
+                ui::draw(frame, app);
+            })?;
+            dirty = false;
+            last_draw = Some(Instant::now());
+        }
+        if *app.mode() == Mode::Quitting && quit_deadline.is_none() {
+            quit_deadline = Some(Instant::now() + QUIT_WAIT);
+        }
+        let flow = tokio::select! {
+            _ = sleep_until(next_draw), if dirty => Flow::Continue,
+            _ = sleep_until(quit_deadline.unwrap_or_else(Instant::now)), if quit_deadline.is_some() => {
+                Flow::Exit(None)
+            }
+            event = input.next(), if input_open => {
+                match event {
+                    Some(Ok(event)) => {
+                        dirty |= may_change_screen(&event);
+                        app.handle_event(event)
+                    }
+                    // No more terminal input: leave as Ctrl-C would.
+                    Some(Err(_)) | None => {
+                        dirty = true;
+                        input_open = false;
+                        app.begin_quit("/quit".to_owned());
+                        Flow::Continue
+                    }
+                }
+            }
+            event = events.recv(), if events_open => {
+                dirty = true;
+                match event {
+                    Some(event) => {
+                        let mut flow = app.on_client_event(event);
+                        for _ in 0..EVENT_BATCH {
+                            if flow != Flow::Continue {
+                                break;
+                            }
+                            match events.try_recv() {
+                                Ok(event) => flow = app.on_client_event(event),
+                                Err(_) => break,
+                            }
+                        }
+                        flow
+                    }
+                    None => {
+                        events_open = false;
+                        app.on_session_gone()
+                    }
+                }
+            }
+        };
+        if let Flow::Exit(reason) = flow {
+            return Ok(reason);
+        }
+        if !input_open {
+            if let Mode::Closed(reason) = app.mode() {
+                // No key press can come to acknowledge it.
+                return Ok(reason.clone());
+            }
+        }
+    }
+}
+
+/// Mouse capture reports every move and click; only the wheel scrolls.
+fn may_change_screen(event: &Event) -> bool {
+    match event {
+        Event::Mouse(m) => matches!(
+            m.kind,
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+        ),
+        _ => true,
+    }
+}
+
+/// Undoes mouse capture, raw mode and the alternate screen when `run`
+/// returns, early or not.
+struct RestoreOnDrop;
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+/// ratatui's panic hook restores raw mode and the screen; this one, run
+/// first, also turns mouse capture off, or the shell would receive mouse
+/// escape sequences after a panic.
+fn install_mouse_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compile-time check: the binary may `tokio::spawn` the UI.
+    #[allow(dead_code)]
+    fn run_is_send(state: ChatState, handle: ClientHandle, events: mpsc::Receiver<ClientEvent>) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(run(state, handle, events));
+    }
+}
