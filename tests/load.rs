@@ -141,7 +141,7 @@ async fn exchange(a: &mut Chatter, b: &mut Chatter, until: usize, until_part: bo
 #[test]
 fn slow_consumer_is_dropped_while_others_exchange_2000_messages() {
     exclusive(async {
-        let s = TestServer::start_with(|c| c.outbound_queue_bytes = 192 * 1024).await;
+        let s = TestServer::start_with(|c| c.limits.outbound_queue = 192 * 1024).await;
         let mut a = s.login("alice").await;
         let mut b = s.login("bob").await;
         a.expect("JOIN #lobby bob").await;

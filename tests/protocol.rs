@@ -803,7 +803,7 @@ const SHORT_DEADLINE: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn handshake_deadline_closes_a_client_that_sends_no_nickname() {
-    let s = TestServer::start_with(|c| c.handshake_timeout = SHORT_DEADLINE).await;
+    let s = TestServer::start_with(|c| c.limits.handshake_timeout = SHORT_DEADLINE).await;
     let silent_nick = async {
         let start = Instant::now();
         let mut c = s.connect().await;
@@ -826,7 +826,7 @@ async fn handshake_deadline_closes_a_client_that_sends_no_nickname() {
 
 #[tokio::test]
 async fn handshake_deadline_closes_a_silent_raw_tcp_client() {
-    let s = TestServer::start_with(|c| c.handshake_timeout = SHORT_DEADLINE).await;
+    let s = TestServer::start_with(|c| c.limits.handshake_timeout = SHORT_DEADLINE).await;
     let mut raw = TcpStream::connect(s.addr).await.expect("tcp connect");
     let got = read_to_eof(&mut raw).await;
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
@@ -835,7 +835,7 @@ async fn handshake_deadline_closes_a_silent_raw_tcp_client() {
 
 #[tokio::test]
 async fn handshake_deadline_does_not_close_a_logged_in_client() {
-    let s = TestServer::start_with(|c| c.handshake_timeout = SHORT_DEADLINE).await;
+    let s = TestServer::start_with(|c| c.limits.handshake_timeout = SHORT_DEADLINE).await;
     let (mut a, mut b) = alice_and_bob(&s).await;
     // Let the deadline pass (waiting for time itself, not for an event).
     tokio::time::sleep(SHORT_DEADLINE + Duration::from_millis(500)).await;
@@ -850,7 +850,7 @@ async fn handshake_deadline_does_not_close_a_logged_in_client() {
 
 #[tokio::test]
 async fn third_client_over_max_clients_gets_server_full() {
-    let s = TestServer::start_with(|c| c.max_clients = 2).await;
+    let s = TestServer::start_with(|c| c.limits.max_clients = 2).await;
     let (mut a, mut b) = alice_and_bob(&s).await;
     let mut c = s.connect().await;
     c.expect_prefix("ERROR server-full ").await;
@@ -870,7 +870,7 @@ async fn third_client_over_max_clients_gets_server_full() {
 
 #[tokio::test]
 async fn handshaking_clients_count_towards_max_clients() {
-    let s = TestServer::start_with(|c| c.max_clients = 2).await;
+    let s = TestServer::start_with(|c| c.limits.max_clients = 2).await;
     let _a = s.login("alice").await;
     let mut pending = s.connect().await;
     pending.expect("NICK").await;
@@ -896,7 +896,7 @@ async fn stuff_socket(c: &mut Client) {
 
 #[tokio::test]
 async fn shutdown_sends_info_then_eof_and_does_not_wait_for_a_stalled_client() {
-    let s = TestServer::start_with(|c| c.outbound_queue_bytes = 64 << 20).await;
+    let s = TestServer::start_with(|c| c.limits.outbound_queue = 64 << 20).await;
     let (mut a, mut b) = alice_and_bob(&s).await;
     let mut staller = connect_tls_small_rcvbuf(s.addr, &s.cert).await;
     staller.finish_login("staller").await;
@@ -925,8 +925,8 @@ async fn shutdown_sends_info_then_eof_and_does_not_wait_for_a_stalled_client() {
 #[tokio::test]
 async fn quitting_client_that_does_not_read_is_closed_within_the_drain_limit() {
     let s = TestServer::start_with(|c| {
-        c.max_clients = 1;
-        c.outbound_queue_bytes = 64 << 20;
+        c.limits.max_clients = 1;
+        c.limits.outbound_queue = 64 << 20;
     })
     .await;
     let mut staller = connect_tls_small_rcvbuf(s.addr, &s.cert).await;

@@ -13,9 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::certs::{self, CertPaths};
-use tlschat::config::{self, CertSource, ServerConfig};
+use tlschat::config::{self, CertSource, Effective, LimitSettings, ServerConfig, Settings};
 use tlschat::server::accounts::{self, Accounts, AdminSetup};
-use tlschat::server::Server;
+use tlschat::server::{Reloader, Server};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -56,6 +56,8 @@ enum Cmd {
     Fingerprint(FingerprintArgs),
     /// Change the admin password (read from a hidden prompt, or stdin).
     Passwd(DataDirArg),
+    /// Validate the configuration and print the effective one as TOML.
+    CheckConfig(RunArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -78,26 +80,113 @@ struct DataDirArg {
 
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    /// Address and port to listen on (`[::]:55555` for IPv6 and IPv4).
-    #[arg(long, default_value = "0.0.0.0:55555", value_name = "ADDR")]
-    listen: SocketAddr,
+    /// Config file (TOML) [default: <data-dir>/tlschat.toml, if it exists]
+    #[arg(long, env = "TLSCHAT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on (`[::]:55555` for IPv6 and IPv4)
+    /// [default: 0.0.0.0:55555]
+    #[arg(long, env = "TLSCHAT_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     #[command(flatten)]
     data_dir: DataDirArg,
     /// Use this certificate (PEM, chain allowed) instead of a generated one.
-    #[arg(long, requires = "key", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     cert: Option<PathBuf>,
     /// The private key of --cert (PEM: PKCS#8, SEC1 or RSA).
-    #[arg(long, requires = "cert", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
     /// Extra name or IP address for a generated certificate (repeatable).
-    #[arg(long = "san", value_name = "NAME", conflicts_with = "cert")]
+    #[arg(long = "san", value_name = "NAME")]
     sans: Vec<String>,
-    /// Set the admin password from this file's first line.
+    /// Set the admin password from this file's first line
+    /// (TLSCHAT_ADMIN_PASSWORD works too).
     #[arg(long, value_name = "FILE")]
     admin_password_file: Option<PathBuf>,
-    /// Seconds a client has from connecting to finish TLS and login.
-    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    handshake_timeout: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The abuse limits; `0` switches one off. Defaults in docs/configuration.md.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Limits (0 = off)")]
+struct LimitArgs {
+    /// Clients connected at once [default: 4096]
+    #[arg(long, env = "TLSCHAT_MAX_CLIENTS", value_name = "N")]
+    max_clients: Option<usize>,
+    /// Connections at once from one address [default: 16]
+    #[arg(long, env = "TLSCHAT_MAX_PER_ADDRESS", value_name = "N")]
+    max_per_address: Option<usize>,
+    /// Lines per second a client may send [default: 10]
+    #[arg(long, env = "TLSCHAT_RATE_LIMIT", value_name = "N")]
+    rate_limit: Option<u32>,
+    /// Lines a client may send in a burst [default: 20]
+    #[arg(long, env = "TLSCHAT_RATE_BURST", value_name = "N")]
+    rate_burst: Option<u32>,
+    /// Unfinished handshakes at once; the oldest is dropped [default: 1024]
+    #[arg(long, env = "TLSCHAT_MAX_HANDSHAKES", value_name = "N")]
+    max_handshakes: Option<usize>,
+    /// Seconds from connecting to finish TLS and login [default: 30]
+    #[arg(long, env = "TLSCHAT_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a logged-in client may send nothing [default: 0 = off]
+    #[arg(long, env = "TLSCHAT_IDLE_TIMEOUT", value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Bytes queued for a client before it is dropped as not reading [default: 262144]
+    #[arg(long, env = "TLSCHAT_OUTBOUND_QUEUE", value_name = "BYTES")]
+    outbound_queue: Option<usize>,
+    /// Wrong passwords from one address before a lockout [default: 5]
+    #[arg(long, env = "TLSCHAT_LOCKOUT_AFTER", value_name = "N")]
+    lockout_after: Option<u32>,
+    /// Seconds of the first lockout, doubling each time [default: 60]
+    #[arg(long, env = "TLSCHAT_LOCKOUT_TIME", value_name = "SECS")]
+    lockout_time: Option<u64>,
+}
+
+impl RunArgs {
+    /// What the command line (with its environment variables) sets.
+    fn settings(&self) -> Settings {
+        let l = &self.limits;
+        Settings {
+            listen: self.listen,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            san: (!self.sans.is_empty()).then(|| self.sans.clone()),
+            admin_password_file: self.admin_password_file.clone(),
+            limits: LimitSettings {
+                max_clients: l.max_clients,
+                max_per_address: l.max_per_address,
+                rate_limit: l.rate_limit,
+                rate_burst: l.rate_burst,
+                max_handshakes: l.max_handshakes,
+                handshake_timeout: l.handshake_timeout,
+                idle_timeout: l.idle_timeout,
+                outbound_queue: l.outbound_queue,
+                lockout_after: l.lockout_after,
+                lockout_time: l.lockout_time,
+            },
+        }
+    }
+
+    /// The config file to read, if any: `--config` must exist, the default
+    /// one may not.
+    fn config_file(&self, data_dir: &std::path::Path) -> Option<PathBuf> {
+        match &self.config {
+            Some(path) => Some(path.clone()),
+            None => {
+                let default = data_dir.join(config::CONFIG_FILE);
+                default.exists().then_some(default)
+            }
+        }
+    }
+
+    /// Flag > env > file > default.
+    fn effective(&self, data_dir: &std::path::Path) -> Result<Effective> {
+        let file = match self.config_file(data_dir) {
+            Some(path) => Settings::load(&path)?,
+            None => Settings::default(),
+        };
+        Ok(self.settings().merge(file).resolve()?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +220,9 @@ struct FingerprintArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.verbosity);
+    if let Some(Cmd::CheckConfig(args)) = &cli.command {
+        return check_config(args);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -147,6 +239,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::GenCert(args)) => gen_cert(args),
         Some(Cmd::Fingerprint(args)) => fingerprint(args),
         Some(Cmd::Passwd(args)) => passwd(args),
+        Some(Cmd::CheckConfig(_)) => unreachable!("handled in main"),
     }
 }
 
@@ -175,10 +268,39 @@ fn data_dir(arg: &DataDirArg) -> Result<PathBuf> {
     }
 }
 
+/// `check-config`: the effective configuration on stdout (exit 0), or
+/// what is wrong with it on stderr (exit 2).
+fn check_config(args: &RunArgs) -> ExitCode {
+    let checked = data_dir(&args.data_dir).and_then(|dir| {
+        let eff = args.effective(&dir)?;
+        if let CertSource::Files { cert, key } = &eff.cert {
+            certs::load(&CertPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            })?;
+        }
+        if let Some(file) = &eff.admin_password_file {
+            accounts::read_password_file(file)?;
+        }
+        Ok(eff)
+    });
+    match checked {
+        Ok(eff) => {
+            print!("{}", eff.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tlschat-server: invalid configuration: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn serve(args: RunArgs) -> Result<()> {
     let data_dir = data_dir(&args.data_dir)?;
+    let eff = args.effective(&data_dir)?;
     let admin_password = match (
-        &args.admin_password_file,
+        &eff.admin_password_file,
         std::env::var("TLSCHAT_ADMIN_PASSWORD"),
     ) {
         (Some(file), _) => Some(accounts::read_password_file(file)?),
@@ -186,16 +308,12 @@ fn serve(args: RunArgs) -> Result<()> {
         _ => None,
     };
     let mut config = ServerConfig::new(&data_dir);
-    config.listen = args.listen;
+    config.listen = eff.listen;
     config.admin_password = admin_password;
-    config.handshake_timeout = std::time::Duration::from_secs(args.handshake_timeout);
-    let sans_given = !args.sans.is_empty();
-    config.cert = match (args.cert, args.key) {
-        (Some(cert), Some(key)) => CertSource::Files { cert, key },
-        _ => CertSource::Generated {
-            extra_sans: args.sans,
-        },
-    };
+    config.limits = eff.limits.clone();
+    let sans_given =
+        matches!(&eff.cert, CertSource::Generated { extra_sans } if !extra_sans.is_empty());
+    config.cert = eff.cert.clone();
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -210,12 +328,42 @@ fn serve(args: RunArgs) -> Result<()> {
         announce(&server)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
+        spawn_reload_on_sighup(server.reloader(), args, data_dir);
         server.run(shutdown).await.context("server failed")
     })?;
     // Blocking tasks (a password check in flight) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }
+
+/// SIGHUP: read the config file again and reload limits, bans and the
+/// certificate. A broken config file is reported and changes nothing.
+#[cfg(unix)]
+fn spawn_reload_on_sighup(reloader: Reloader, args: RunArgs, data_dir: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reloading is not available");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            match args.effective(&data_dir) {
+                Ok(eff) => {
+                    let failed = reloader.reload(eff.limits);
+                    if failed.is_empty() {
+                        tracing::info!("reload complete");
+                    }
+                }
+                Err(e) => tracing::error!("config not reloaded: {e:#}"),
+            }
+        }
+    });
+}
+
+/// Windows has no SIGHUP; restart the service to apply changes there.
+#[cfg(not(unix))]
+fn spawn_reload_on_sighup(_reloader: Reloader, _args: RunArgs, _data_dir: PathBuf) {}
 
 /// What the operator needs to see at startup, on stdout.
 fn announce(server: &Server) -> Result<()> {

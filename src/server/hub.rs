@@ -445,6 +445,12 @@ impl Hub {
         }
     }
 
+    /// A reloaded bans file replaces the list (SIGHUP). Connected users it
+    /// now bans stay until they reconnect.
+    pub fn replace_bans(&self, bans: BanList) {
+        *lock(&self.shared.bans) = bans;
+    }
+
     /// How many users are logged in.
     pub fn user_count(&self) -> usize {
         lock(&self.shared.state).users.len()

@@ -3,12 +3,16 @@
 //! socket); [`Server::run`] accepts connections until the shutdown token is
 //! cancelled, then closes every client in order.
 //!
-//! Each accepted TCP connection gets its own task ([`peer`]); the tasks share
-//! one [`Hub`] (users, rooms, bans) and one TLS configuration.
+//! Each accepted TCP connection gets a [`limits::Ticket`] from the
+//! [`limits::Gate`] (connection counts, per-address cap, unfinished
+//! handshakes) and its own task ([`peer`]); the tasks share one [`Hub`]
+//! (users, rooms, bans) and one TLS configuration. A [`Reloader`] swaps the
+//! limits, the bans and the certificate while the server runs (SIGHUP).
 
 pub mod accounts;
 pub mod bans;
 pub mod hub;
+pub mod limits;
 pub mod outbound;
 mod peer;
 pub mod room;
@@ -19,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,10 +30,12 @@ use tracing::{debug, info, instrument, warn};
 
 use self::accounts::{AccountsError, AdminSetup};
 use self::bans::BanFileError;
+use self::bans::{canonical_ip, BanList};
 pub use self::hub::Hub;
-use self::peer::{Admission, PeerContext};
+use self::limits::Gate;
+use self::peer::PeerContext;
 use crate::certs::{self, CertError, CertPaths, Fingerprint};
-use crate::config::{self, CertSource, ServerConfig};
+use crate::config::{self, CertSource, Limits, ServerConfig};
 use crate::tls::{self, TlsError};
 
 /// How long [`Server::run`] waits for clients to drain after shutdown
@@ -118,14 +123,11 @@ impl Server {
 
         Ok(Server {
             listener,
-            ctx: Arc::new(PeerContext {
-                hub: Hub::new(bans, accounts),
-                acceptor: TlsAcceptor::from(tls_config),
-                handshake_timeout: config.handshake_timeout,
-                outbound_queue_bytes: config.outbound_queue_bytes,
-                max_clients: config.max_clients,
-                shutdown: CancellationToken::new(),
-            }),
+            ctx: Arc::new(PeerContext::new(
+                Hub::new(bans, accounts),
+                TlsAcceptor::from(tls_config),
+                Gate::new(config.limits),
+            )),
             info: ServerInfo {
                 local_addr,
                 data_dir,
@@ -149,13 +151,21 @@ impl Server {
         &self.ctx.hub
     }
 
+    /// A handle that reloads limits, bans and certificate while running.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            ctx: self.ctx.clone(),
+            data_dir: self.info.data_dir.clone(),
+            cert: self.info.cert.clone(),
+        }
+    }
+
     /// Accepts clients until `shutdown` is cancelled; then every client gets
     /// an `INFO`, its queue is flushed (bounded) and its TLS closed.
     #[instrument(skip_all, fields(addr = %self.info.local_addr))]
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let Server { listener, ctx, .. } = self;
         let tracker = TaskTracker::new();
-        let limit = (ctx.max_clients > 0).then(|| Arc::new(Semaphore::new(ctx.max_clients)));
         let mut backoff = Duration::from_millis(5);
         info!("accepting connections");
         loop {
@@ -181,15 +191,9 @@ impl Server {
                 }
             };
             configure_socket(&tcp);
-            let admission = match &limit {
-                None => Admission::Admitted(None),
-                Some(sem) => match sem.clone().try_acquire_owned() {
-                    Ok(permit) => Admission::Admitted(Some(permit)),
-                    Err(_) => Admission::Full,
-                },
-            };
+            let (ticket, admission) = ctx.gate.admit(canonical_ip(peer.ip()));
             debug!(%peer, "accepted");
-            tracker.spawn(peer::serve(ctx.clone(), tcp, peer, admission));
+            tracker.spawn(peer::serve(ctx.clone(), tcp, peer, ticket, admission));
         }
         drop(listener);
         info!("shutting down");
@@ -203,6 +207,43 @@ impl Server {
             warn!("some connections did not close in time; dropping them");
         }
         Ok(())
+    }
+}
+
+/// Swaps configuration into a running server (SIGHUP). Each part that
+/// fails to load keeps the old one and is reported; nobody is disconnected.
+#[derive(Clone)]
+pub struct Reloader {
+    ctx: Arc<PeerContext>,
+    data_dir: PathBuf,
+    cert: CertPaths,
+}
+
+impl Reloader {
+    /// New limits (applied to open connections too), the bans file and the
+    /// certificate (for new handshakes). Returns what failed.
+    pub fn reload(&self, limits: Limits) -> Vec<String> {
+        let mut failed = Vec::new();
+        self.ctx.gate.set_limits(limits);
+        match BanList::load(&config::bans_file(&self.data_dir)) {
+            Ok(bans) => {
+                info!(bans = bans.len(), "bans reloaded");
+                self.ctx.hub.replace_bans(bans);
+            }
+            Err(e) => failed.push(format!("bans not reloaded: {e}")),
+        }
+        let cert = certs::load(&self.cert).map_err(ServerError::from);
+        match cert.and_then(|c| Ok((tls::server_config(&c)?, c.fingerprint))) {
+            Ok((config, fingerprint)) => {
+                info!(%fingerprint, "certificate reloaded");
+                self.ctx.set_acceptor(TlsAcceptor::from(config));
+            }
+            Err(e) => failed.push(format!("certificate not reloaded: {e}")),
+        }
+        for f in &failed {
+            warn!("{f}");
+        }
+        failed
     }
 }
 

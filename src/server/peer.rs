@@ -12,12 +12,12 @@
 //! and [`outbound::run_writer`] owns the write half.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -26,8 +26,10 @@ use tracing::{debug, info, warn};
 use super::accounts::verify_password;
 use super::bans::canonical_ip;
 use super::hub::{Hub, RegisterError};
+use super::limits::{Gate, Rate, Refusal, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
+use crate::config::Limits;
 use crate::connection::{Connection, LineReader};
 use crate::protocol::{
     check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
@@ -41,34 +43,58 @@ const LINGER: Duration = Duration::from_secs(1);
 /// What every peer task shares.
 pub(crate) struct PeerContext {
     pub hub: Hub,
-    pub acceptor: TlsAcceptor,
-    pub handshake_timeout: Duration,
-    pub outbound_queue_bytes: usize,
-    pub max_clients: usize,
+    acceptor: RwLock<TlsAcceptor>,
+    pub gate: Arc<Gate>,
+    /// Argon2 checks at once: each takes ~19 MiB and a core for tens of
+    /// milliseconds, so a burst of logins must not run them all together.
+    verify_slots: Semaphore,
     /// Cancelled when the server stops: handshaking peers just go.
     pub shutdown: CancellationToken,
 }
 
-/// Whether this connection fits under the client limit; holding the permit
-/// keeps its place until the task ends.
-pub(crate) enum Admission {
-    Admitted(Option<OwnedSemaphorePermit>),
-    Full,
+impl PeerContext {
+    pub fn new(hub: Hub, acceptor: TlsAcceptor, gate: Arc<Gate>) -> PeerContext {
+        PeerContext {
+            hub,
+            acceptor: RwLock::new(acceptor),
+            gate,
+            verify_slots: Semaphore::new(2),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The TLS acceptor for new handshakes (swapped by a reload).
+    fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_acceptor(&self, acceptor: TlsAcceptor) {
+        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+    }
 }
 
-/// Serves one connection from accept to close.
+/// Serves one connection from accept to close. `ticket` keeps it counted
+/// until this returns; `admission` says whether it may log in at all.
 pub(crate) async fn serve(
     ctx: Arc<PeerContext>,
     tcp: TcpStream,
     peer: SocketAddr,
-    admission: Admission,
+    ticket: Ticket,
+    admission: Result<(), Refusal>,
 ) {
-    let deadline = Instant::now() + ctx.handshake_timeout;
+    let limits = ctx.gate.limits();
+    let deadline =
+        (!limits.handshake_timeout.is_zero()).then(|| Instant::now() + limits.handshake_timeout);
     let ip = canonical_ip(peer.ip());
 
+    // Stops at shutdown, at the deadline, or when newer handshakes evict it.
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
-        r = timeout_at(deadline, accept_tls(&ctx.acceptor, tcp)) => match r {
+        _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
+        r = within(deadline, accept_tls(ctx.acceptor(), tcp)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
@@ -77,26 +103,20 @@ pub(crate) async fn serve(
     };
     let mut conn = Connection::new(tls, MAX_CLIENT_LINE);
 
-    let _permit = match admission {
-        Admission::Admitted(permit) => permit,
-        Admission::Full => {
-            let text = format!(
-                "the server has reached its limit of {} clients; try again later",
-                ctx.max_clients
-            );
-            let line = ServerLine::Error {
-                code: ErrorCode::ServerFull,
-                text: &text,
-            }
-            .encode();
-            warn!(%peer, "server full: refusing a client");
-            return refuse(conn, &line).await;
+    if let Err(Refusal(text)) = admission {
+        warn!(%peer, "refused: {text}");
+        let line = ServerLine::Error {
+            code: ErrorCode::ServerFull,
+            text: &text,
         }
-    };
+        .encode();
+        return refuse(conn, &line).await;
+    }
 
     let login = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
-        r = timeout_at(deadline, login(&ctx, &mut conn, ip)) => r,
+        _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
+        r = within(deadline, login(&ctx, &mut conn, ip)) => r,
     };
     let (id, outbox, inbox) = match login {
         Ok(Ok(Login::In(id, outbox, inbox))) => (id, outbox, inbox),
@@ -104,7 +124,7 @@ pub(crate) async fn serve(
         Ok(Ok(Login::Gone)) => return,
         Ok(Err(e)) => return debug!(%peer, error = %e, "connection failed during login"),
         Err(_) => {
-            let secs = ctx.handshake_timeout.as_secs_f32();
+            let secs = limits.handshake_timeout.as_secs_f32();
             let text = format!("the login was not finished within {secs} s");
             let line = ServerLine::Error {
                 code: ErrorCode::Timeout,
@@ -115,10 +135,11 @@ pub(crate) async fn serve(
             return refuse(conn, &line).await;
         }
     };
+    ticket.handshake_done();
 
     let (mut reader, writer) = conn.into_split();
     let writer = tokio::spawn(outbound::run_writer(inbox, writer));
-    read_loop(&ctx.hub, id, &outbox, &mut reader).await;
+    read_loop(&ctx, id, &outbox, &mut reader).await;
     ctx.hub.disconnected(id);
     outbox.close();
     match writer.await {
@@ -128,10 +149,21 @@ pub(crate) async fn serve(
     }
 }
 
+/// `fut` bounded by `deadline`, or unbounded when the timeout is off.
+async fn within<F: std::future::Future>(
+    deadline: Option<Instant>,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(d) => timeout_at(d, fut).await,
+        None => Ok(fut.await),
+    }
+}
+
 /// Sniffs the first byte: a TLS peer gets the handshake, anyone else the
 /// one plaintext line that explains the mistake.
 async fn accept_tls(
-    acceptor: &TlsAcceptor,
+    acceptor: TlsAcceptor,
     tcp: TcpStream,
 ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
     match tls::sniff(&tcp).await? {
@@ -196,24 +228,35 @@ where
             continue;
         }
         if let Some(hash) = hub.password_hash(&nick) {
+            if let Some(left) = ctx.gate.locked_out(ip) {
+                warn!(nick = %nick, %ip, "password attempt while locked out");
+                return Ok(Login::Refused(lockout_line(left)));
+            }
             conn.write_line(&ServerLine::Pass.encode()).await?;
             let password = match conn.read_frame().await? {
                 None => return Ok(Login::Gone),
                 Some(Frame::Line(p)) => p,
                 Some(_) => String::new(),
             };
-            // Argon2 is deliberately slow: keep it off the async workers.
-            let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-                .await
-                .unwrap_or(false);
+            // Argon2 is deliberately slow: a few at a time, off the async workers.
+            let ok = match ctx.verify_slots.acquire().await {
+                Ok(_slot) => tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+                    .await
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
             if !ok {
                 warn!(nick = %nick, %ip, "wrong password");
+                if let Some(length) = ctx.gate.password_failed(ip) {
+                    warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
+                }
                 return Ok(Login::Refused(
                     ServerLine::Refuse("wrong password").encode(),
                 ));
             }
+            ctx.gate.password_ok(ip);
         }
-        let (outbox, inbox) = outbound::channel(ctx.outbound_queue_bytes);
+        let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
         match hub.register(nick.clone(), ip, outbox.clone()) {
             Ok(id) => return Ok(Login::In(id, outbox, inbox)),
             Err(RegisterError::Taken) => {
@@ -239,21 +282,55 @@ where
 }
 
 /// After login: every frame becomes an `ERROR` or a command for the hub,
-/// until the peer leaves or the hub closes this client.
+/// until the peer leaves, floods, idles past the limit, or the hub closes
+/// this client. Limits are read per line, so a reload applies at once.
 async fn read_loop<R: AsyncRead + Unpin>(
-    hub: &Hub,
+    ctx: &PeerContext,
     id: ClientId,
     outbox: &Outbox,
     reader: &mut LineReader<R>,
 ) {
+    let hub = &ctx.hub;
+    let mut bucket = TokenBucket::new(ctx.gate.limits().rate_burst, Instant::now().into_std());
     loop {
+        let limits = ctx.gate.limits();
         let frame = tokio::select! {
             _ = outbox.closing() => return,
-            f = reader.read_frame() => f,
+            f = within(idle_deadline(&limits), reader.read_frame()) => match f {
+                Ok(f) => f,
+                Err(_) => {
+                    let text = format!("no line for {} s: disconnected", limits.idle_timeout.as_secs());
+                    return hub.error(id, ErrorCode::Timeout, &text);
+                }
+            },
         };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => return debug!(error = %e, "read failed"),
+        };
+        match bucket.take(
+            limits.rate_limit,
+            limits.rate_burst,
+            std::time::Instant::now(),
+        ) {
+            Rate::Pass => {}
+            Rate::Limited => {
+                let text = format!(
+                    "line dropped: at most {} lines per second (bursts of {})",
+                    limits.rate_limit, limits.rate_burst
+                );
+                hub.error(id, ErrorCode::RateLimited, &text);
+                continue;
+            }
+            Rate::Flooding => {
+                warn!(client = id.0, "flooding: disconnected");
+                return hub.error(id, ErrorCode::RateLimited, "flooding: disconnected");
+            }
+        }
         let line = match frame {
-            Ok(Some(Frame::Line(line))) => line,
-            Ok(Some(Frame::TooLong)) => {
+            Frame::Line(line) => line,
+            Frame::TooLong => {
                 hub.error(
                     id,
                     ErrorCode::LineTooLong,
@@ -261,7 +338,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 );
                 continue;
             }
-            Ok(Some(Frame::InvalidUtf8)) => {
+            Frame::InvalidUtf8 => {
                 hub.error(
                     id,
                     ErrorCode::InvalidUtf8,
@@ -269,8 +346,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 );
                 continue;
             }
-            Ok(None) => return,
-            Err(e) => return debug!(error = %e, "read failed"),
         };
         if let Err(e) = check_text(&line) {
             hub.error(id, ErrorCode::BadText, &format!("line discarded: {e}"));
@@ -287,6 +362,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+fn idle_deadline(limits: &Limits) -> Option<Instant> {
+    (!limits.idle_timeout.is_zero()).then(|| Instant::now() + limits.idle_timeout)
+}
+
+/// `ERROR rate-limited <seconds> …`: the address is locked out of
+/// password attempts for that long.
+fn lockout_line(left: Duration) -> bytes::Bytes {
+    let secs = left.as_secs().max(1);
+    let text = format!("{secs} too many wrong passwords from your address; try again in {secs} s");
+    ServerLine::Error {
+        code: ErrorCode::RateLimited,
+        text: &text,
+    }
+    .encode()
 }
 
 /// Sends one last line over TLS, closes it in order, and lets the peer read

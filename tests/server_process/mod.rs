@@ -43,15 +43,20 @@ pub fn server_bin() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
         .env_remove("TLSCHAT_DATA_DIR")
+        .env_remove("TLSCHAT_CONFIG")
         .env_remove("RUST_LOG");
     cmd
 }
 
-/// `tlschat-server run --listen 127.0.0.1:0 --data-dir DATA_DIR`.
+/// `tlschat-server run --listen 127.0.0.1:0 --data-dir DATA_DIR`, with the
+/// per-address cap and the rate limit lifted the documented way (every
+/// test client comes from 127.0.0.1, and some send fast).
 pub fn run_command(data_dir: &Path) -> Command {
     let mut cmd = server_bin();
     cmd.args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir);
+        .arg(data_dir)
+        .env("TLSCHAT_MAX_PER_ADDRESS", "0")
+        .env("TLSCHAT_RATE_LIMIT", "0");
     cmd
 }
 
@@ -452,6 +457,7 @@ pub fn run_once<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) 
     let mut cmd = assert_cmd::Command::new(BIN);
     cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
         .env_remove("TLSCHAT_DATA_DIR")
+        .env_remove("TLSCHAT_CONFIG")
         .env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
