@@ -402,7 +402,9 @@ pub fn explain_tls_error(err: &rustls::Error, outcome: Option<&Outcome>, server:
     let text = err.to_string();
     match err {
         rustls::Error::InvalidCertificate(ce) => match ce {
-            CertificateError::UnknownIssuer => format!(
+            // BadSignature: an issuer with the right name but another key,
+            // e.g. an old cert.pem after `gen-cert --force`.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
                 "{server}'s certificate is not signed by a trusted CA ({text}); pass the right --ca FILE, or pin it with --fingerprint SHA256:… as printed by the server"
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(

@@ -350,13 +350,16 @@ fn tls_failure(
         verdict: Verdict::Changed { known },
     }) = outcome
     {
-        let fix = match &opts.trust {
-            Trust::Tofu { known_hosts, key } => format!(
-                "If the operator confirms the server's new certificate {fingerprint}, remove the line for {key} from {} and connect again.",
-                known_hosts.display()
-            ),
-            _ => format!("If the operator confirms the new certificate, connect with --fingerprint {fingerprint}."),
+        let Trust::Tofu { known_hosts, key } = &opts.trust else {
+            return ConnectError::Untrusted(format!(
+                "the certificate of {server} does not match --fingerprint: expected {known}, got {fingerprint}; \
+                 check the fingerprint with the operator (tlschat-server fingerprint)"
+            ));
         };
+        let fix = format!(
+            "If the operator confirms the server's new certificate {fingerprint}, remove the line for {key} from {} and connect again.",
+            known_hosts.display()
+        );
         return ConnectError::Untrusted(format!(
             "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
              Someone could be intercepting your connection, or the server's certificate was replaced.\n\
@@ -369,6 +372,11 @@ fn tls_failure(
     match rustls_err {
         Some(err @ rustls::Error::InvalidCertificate(_)) => {
             ConnectError::Untrusted(trust::explain_tls_error(err, outcome, &server))
+        }
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::PeerSentOversizedRecord) => {
+            ConnectError::Tls(format!(
+                "{server} did not answer with TLS; is it a tlschat server, and is the port right?"
+            ))
         }
         Some(err) => ConnectError::Tls(trust::explain_tls_error(err, outcome, &server)),
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => ConnectError::Tls(format!(
@@ -705,6 +713,9 @@ async fn run_connection(
                         return End::Quit;
                     }
                     return End::Lost(match frame {
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            "the connection broke off (the server stopped or the network dropped)".to_owned()
+                        }
                         Err(e) => e.to_string(),
                         _ => "the server closed the connection".to_owned(),
                     });

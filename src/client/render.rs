@@ -28,6 +28,12 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// [`sanitize`] line by line, keeping the line breaks: for the client's own
+/// multi-line notices (the changed-certificate warning).
+pub fn sanitize_lines(s: &str) -> String {
+    s.lines().map(sanitize).collect::<Vec<_>>().join("\n")
+}
+
 fn needs_replacing(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
@@ -69,7 +75,7 @@ pub fn plain(kind: &EntryKind) -> Option<String> {
         }
         EntryKind::Info(text) => format!("* {}", s(text)),
         EntryKind::Error { code, text } => format!("! {}: {}", s(code), s(text)),
-        EntryKind::Status(text) => format!("-- {}", s(text)),
+        EntryKind::Status(text) => format!("-- {}", sanitize_lines(text)),
         EntryKind::Pong(token) => match token {
             Some(t) => format!("* pong {}", s(t)),
             None => "* pong".to_owned(),

@@ -135,7 +135,7 @@ impl ChatState {
                 self.conn = ConnState::Reconnecting { attempt: *attempt };
                 EntryKind::Status(format!(
                     "connection lost ({reason}); reconnecting in {:.0} s",
-                    delay.as_secs_f32().ceil()
+                    delay.as_secs_f32().round().max(1.0)
                 ))
             }
             ClientEvent::Closed(reason) => {

@@ -205,7 +205,12 @@ pub fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>> {
             ));
         }
         EntryKind::Status(text) => {
-            spans.push(Span::styled(format!("-- {}", sanitize(text)), STATUS_STYLE))
+            // Multi-line notices (the changed-certificate warning) wrap as one paragraph.
+            let text = text.replace('\n', " ");
+            spans.push(Span::styled(
+                format!("-- {}", sanitize(&text)),
+                STATUS_STYLE,
+            ))
         }
         kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
             spans.extend(render::plain(kind).map(|t| Span::styled(t, DIM_STYLE)));
