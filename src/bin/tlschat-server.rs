@@ -226,7 +226,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tlschat-server: error: {e:#}");
+            eprintln!("tlschat-server: error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -241,6 +241,23 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Passwd(args)) => passwd(args),
         Some(Cmd::CheckConfig(_)) => unreachable!("handled in main"),
     }
+}
+
+/// An error and its causes on one line, skipping a cause whose text the
+/// line already holds (our error messages often include their cause).
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(v: &Verbosity) {
@@ -290,7 +307,7 @@ fn check_config(args: &RunArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tlschat-server: invalid configuration: {e:#}");
+            eprintln!("tlschat-server: invalid configuration: {}", report(&e));
             ExitCode::from(2)
         }
     }
@@ -299,13 +316,19 @@ fn check_config(args: &RunArgs) -> ExitCode {
 fn serve(args: RunArgs) -> Result<()> {
     let data_dir = data_dir(&args.data_dir)?;
     let eff = args.effective(&data_dir)?;
+    // Flag > env > file, like every other setting.
+    let env_password = std::env::var("TLSCHAT_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     let admin_password = match (
+        &args.admin_password_file,
+        env_password,
         &eff.admin_password_file,
-        std::env::var("TLSCHAT_ADMIN_PASSWORD"),
     ) {
-        (Some(file), _) => Some(accounts::read_password_file(file)?),
-        (None, Ok(pw)) if !pw.is_empty() => Some(pw),
-        _ => None,
+        (Some(flag), _, _) => Some(accounts::read_password_file(flag)?),
+        (None, Some(pw), _) => Some(pw),
+        (None, None, Some(file)) => Some(accounts::read_password_file(file)?),
+        (None, None, None) => None,
     };
     let mut config = ServerConfig::new(&data_dir);
     config.listen = eff.listen;
@@ -328,7 +351,7 @@ fn serve(args: RunArgs) -> Result<()> {
         announce(&server)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
-        spawn_reload_on_sighup(server.reloader(), args, data_dir);
+        spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
         server.run(shutdown).await.context("server failed")
     })?;
     // Blocking tasks (a password check in flight) must not hold the exit.
@@ -339,7 +362,12 @@ fn serve(args: RunArgs) -> Result<()> {
 /// SIGHUP: read the config file again and reload limits, bans and the
 /// certificate. A broken config file is reported and changes nothing.
 #[cfg(unix)]
-fn spawn_reload_on_sighup(reloader: Reloader, args: RunArgs, data_dir: PathBuf) {
+fn spawn_reload_on_sighup(
+    reloader: Reloader,
+    args: RunArgs,
+    data_dir: PathBuf,
+    startup: Effective,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: reloading is not available");
@@ -350,12 +378,18 @@ fn spawn_reload_on_sighup(reloader: Reloader, args: RunArgs, data_dir: PathBuf) 
             tracing::info!("SIGHUP: reloading");
             match args.effective(&data_dir) {
                 Ok(eff) => {
+                    if eff.listen != startup.listen || eff.cert != startup.cert {
+                        tracing::warn!(
+                            "listen, cert, key and san changes take effect at the next restart; \
+                             reloading the rest"
+                        );
+                    }
                     let failed = reloader.reload(eff.limits);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
                     }
                 }
-                Err(e) => tracing::error!("config not reloaded: {e:#}"),
+                Err(e) => tracing::error!("config not reloaded: {}", report(&e)),
             }
         }
     });
@@ -363,7 +397,13 @@ fn spawn_reload_on_sighup(reloader: Reloader, args: RunArgs, data_dir: PathBuf) 
 
 /// Windows has no SIGHUP; restart the service to apply changes there.
 #[cfg(not(unix))]
-fn spawn_reload_on_sighup(_reloader: Reloader, _args: RunArgs, _data_dir: PathBuf) {}
+fn spawn_reload_on_sighup(
+    _reloader: Reloader,
+    _args: RunArgs,
+    _data_dir: PathBuf,
+    _startup: Effective,
+) {
+}
 
 /// What the operator needs to see at startup, on stdout.
 fn announce(server: &Server) -> Result<()> {
@@ -463,6 +503,7 @@ fn passwd(args: DataDirArg) -> Result<()> {
     let password = read_new_password()?;
     accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
     println!("admin password changed in {}", path.display());
+    println!("a running server uses it after `kill -HUP` (systemctl reload) or a restart");
     Ok(())
 }
 

@@ -675,6 +675,9 @@ async fn run_connection(
         let _ = writer.write_all(format!("/join {room}\n").as_bytes()).await;
     }
     let mut last_heard = Instant::now();
+    // Pinging when either side has been quiet keeps NAT mappings open and
+    // keeps a reading-only user under a server's idle timeout.
+    let mut last_sent = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     let mut pings = 0u64;
     let mut quitting: Option<Instant> = None;
@@ -683,7 +686,7 @@ async fn run_connection(
         let deadline = match (quitting, ping_sent) {
             (Some(q), _) => q + Duration::from_secs(5),
             (None, Some(p)) => p + opts.pong_timeout,
-            (None, None) => last_heard + opts.keepalive,
+            (None, None) => last_heard.min(last_sent) + opts.keepalive,
         };
         tokio::select! {
             frame = reader.read_frame() => match frame {
@@ -732,6 +735,7 @@ async fn run_connection(
                 }
                 // One line per send; a newline inside would be a second line.
                 let line = line.replace(['\r', '\n'], " ");
+                last_sent = Instant::now();
                 if let Err(e) = send_line(&mut writer, &line).await {
                     if quitting.is_some() {
                         return End::Quit;
@@ -748,6 +752,7 @@ async fn run_connection(
                 }
                 pings += 1;
                 ping_sent = Some(Instant::now());
+                last_sent = Instant::now();
                 if let Err(e) = send_line(&mut writer, &format!("/ping {KEEPALIVE_TOKEN}-{pings}")).await {
                     return End::Lost(e.to_string());
                 }

@@ -87,15 +87,16 @@ impl Hub {
     // ---- handshake -------------------------------------------------------
 
     /// The `BAN` reason for a nickname or address that may not enter. The
-    /// admin, who proves itself with a password, is exempt from address bans
+    /// admin, who proves itself with a password, is exempt from bans
     /// (otherwise banning anyone on a shared address locks the admin out).
     pub fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
+        if nick.key() == ADMIN {
+            // `/ban admin` is refused; a hand-written ban on the admin in
+            // bans.txt must not lock the operator out either.
+            return None;
+        }
         let bans = lock(&self.shared.bans);
-        let ban = bans.find_nick(nick).or_else(|| {
-            (nick.key() != ADMIN)
-                .then(|| bans.find_addr(addr))
-                .flatten()
-        })?;
+        let ban = bans.find_nick(nick).or_else(|| bans.find_addr(addr))?;
         Some(match ban.reason.as_str() {
             "" => "you are banned from this server".to_owned(),
             r => format!("you are banned from this server: {r}"),
@@ -449,6 +450,12 @@ impl Hub {
     /// now bans stay until they reconnect.
     pub fn replace_bans(&self, bans: BanList) {
         *lock(&self.shared.bans) = bans;
+    }
+
+    /// A reloaded accounts file replaces the password hashes (SIGHUP after
+    /// `tlschat-server passwd`).
+    pub fn replace_accounts(&self, accounts: Accounts) {
+        *lock(&self.shared.accounts) = accounts;
     }
 
     /// How many users are logged in.

@@ -220,8 +220,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// New limits (applied to open connections too), the bans file and the
-    /// certificate (for new handshakes). Returns what failed.
+    /// New limits (applied to open connections too), the bans file, the
+    /// accounts file (a `passwd` while running) and the certificate (for new
+    /// handshakes). Returns what failed.
     pub fn reload(&self, limits: Limits) -> Vec<String> {
         let mut failed = Vec::new();
         self.ctx.gate.set_limits(limits);
@@ -231,6 +232,10 @@ impl Reloader {
                 self.ctx.hub.replace_bans(bans);
             }
             Err(e) => failed.push(format!("bans not reloaded: {e}")),
+        }
+        match accounts::Accounts::load(&config::accounts_file(&self.data_dir)) {
+            Ok(accounts) => self.ctx.hub.replace_accounts(accounts),
+            Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
         let cert = certs::load(&self.cert).map_err(ServerError::from);
         match cert.and_then(|c| Ok((tls::server_config(&c)?, c.fingerprint))) {

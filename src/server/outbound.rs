@@ -56,7 +56,7 @@ impl Outbox {
     pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
         let len = line.len();
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before + len > self.limit {
+        if before > 0 && before.saturating_add(len) > self.limit {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(Overflow);
         }
@@ -96,7 +96,8 @@ pub struct Inbox {
     abort: CancellationToken,
 }
 
-/// A queue for one client that holds up to `limit_bytes` of lines.
+/// A queue for one client that holds up to `limit_bytes` of lines (`0`: no
+/// limit).
 pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
     // Unbounded as a channel, bounded in bytes by `Outbox::send`.
     let (tx, rx) = mpsc::unbounded_channel();
@@ -108,7 +109,12 @@ pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
         Outbox {
             tx,
             queued: queued.clone(),
-            limit: limit_bytes.max(1),
+            // 0 switches the limit off, like every limit.
+            limit: if limit_bytes == 0 {
+                usize::MAX
+            } else {
+                limit_bytes
+            },
             close: close.clone(),
             abort: abort.clone(),
         },

@@ -29,7 +29,6 @@ use super::hub::{Hub, RegisterError};
 use super::limits::{Gate, Rate, Refusal, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
-use crate::config::Limits;
 use crate::connection::{Connection, LineReader};
 use crate::protocol::{
     check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
@@ -86,8 +85,7 @@ pub(crate) async fn serve(
     admission: Result<(), Refusal>,
 ) {
     let limits = ctx.gate.limits();
-    let deadline =
-        (!limits.handshake_timeout.is_zero()).then(|| Instant::now() + limits.handshake_timeout);
+    let deadline = deadline_after(limits.handshake_timeout);
     let ip = canonical_ip(peer.ip());
 
     // Stops at shutdown, at the deadline, or when newer handshakes evict it.
@@ -296,7 +294,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let limits = ctx.gate.limits();
         let frame = tokio::select! {
             _ = outbox.closing() => return,
-            f = within(idle_deadline(&limits), reader.read_frame()) => match f {
+            f = within(deadline_after(limits.idle_timeout), reader.read_frame()) => match f {
                 Ok(f) => f,
                 Err(_) => {
                     let text = format!("no line for {} s: disconnected", limits.idle_timeout.as_secs());
@@ -364,8 +362,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-fn idle_deadline(limits: &Limits) -> Option<Instant> {
-    (!limits.idle_timeout.is_zero()).then(|| Instant::now() + limits.idle_timeout)
+/// `now + limit`; `None` (no deadline) when the limit is off (`0`) or so
+/// large that it is not a deadline at all.
+fn deadline_after(limit: Duration) -> Option<Instant> {
+    if limit.is_zero() {
+        return None;
+    }
+    Instant::now().checked_add(limit)
 }
 
 /// `ERROR rate-limited <seconds> …`: the address is locked out of
