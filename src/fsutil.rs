@@ -18,6 +18,30 @@ pub enum Mode {
     Private,
 }
 
+/// The name prefix of [`write_atomic`]'s temporary files.
+const TEMP_PREFIX: &str = ".tlschat-tmp";
+
+/// Deletes temporary files a killed process left in `dir` (a crash between
+/// create and rename); returns how many. Never touches anything else.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let stale = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && entry.file_type()?.is_file();
+        if stale {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Atomically replaces `path` with `contents` (see the module docs).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> {
     let dir = match path.parent() {
@@ -27,7 +51,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> 
     // tempfile creates the file with mode 0600 on Unix, so a secret is never
     // readable by others, not even between create and rename.
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tlschat-tmp")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
     #[cfg(unix)]
@@ -68,6 +92,23 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".tlschat-tmpAbC"), b"torn").unwrap();
+        std::fs::write(dir.path().join("bans.txt"), b"keep").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()).unwrap(), 1);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("bans.txt")]);
+        assert_eq!(
+            remove_stale_temp_files(&dir.path().join("missing")).unwrap(),
+            0
+        );
     }
 
     #[cfg(unix)]

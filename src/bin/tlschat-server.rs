@@ -348,10 +348,12 @@ fn serve(args: RunArgs) -> Result<()> {
                 server.info().cert.cert.display()
             );
         }
-        announce(&server)?;
+        // Signal handlers before the startup lines: whoever reads them may
+        // signal at once.
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
         spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
+        announce(&server)?;
         server.run(shutdown).await.context("server failed")
     })?;
     // Blocking tasks (a password check in flight) must not hold the exit.

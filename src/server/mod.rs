@@ -89,6 +89,15 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let data_dir = config.data_dir.clone();
         create_data_dir(&data_dir)?;
+        for dir in [data_dir.clone(), config.certs_dir()] {
+            match crate::fsutil::remove_stale_temp_files(&dir) {
+                Ok(0) => {}
+                Ok(n) => info!(dir = %dir.display(), "removed {n} temporary files left by a crash"),
+                Err(e) => {
+                    warn!(dir = %dir.display(), error = %e, "cannot clean up temporary files")
+                }
+            }
+        }
 
         let (cert, cert_generated) = match &config.cert {
             CertSource::Generated { extra_sans } => {

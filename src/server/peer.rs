@@ -307,6 +307,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(None) => return,
             Err(e) => return debug!(error = %e, "read failed"),
         };
+        // Read again: a reload while this read waited applies to this line.
+        let limits = ctx.gate.limits();
         match bucket.take(
             limits.rate_limit,
             limits.rate_burst,
@@ -374,7 +376,8 @@ fn deadline_after(limit: Duration) -> Option<Instant> {
 /// `ERROR rate-limited <seconds> …`: the address is locked out of
 /// password attempts for that long.
 fn lockout_line(left: Duration) -> bytes::Bytes {
-    let secs = left.as_secs().max(1);
+    // Rounded up: a client that waits this long is let in.
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     let text = format!("{secs} too many wrong passwords from your address; try again in {secs} s");
     ServerLine::Error {
         code: ErrorCode::RateLimited,

@@ -290,3 +290,91 @@ impl Client {
         }
     }
 }
+
+// ---- Added for tests/abuse.rs and tests/crash_safety.rs (additions only) ----
+
+impl Client {
+    /// Orderly close of the write side only: TLS `close_notify`, then a
+    /// TCP FIN. The read side stays open.
+    pub async fn shutdown_write(&mut self) {
+        tokio::time::timeout(STEP, self.conn.shutdown())
+            .await
+            .expect("shutdown within STEP")
+            .expect("shutdown the write side");
+    }
+}
+
+/// A bare TLS stream (no line wrapper), for tests that need the stream or
+/// the TCP socket underneath it; from `local` if given (e.g. 127.0.0.2).
+pub async fn tls_stream(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    local: Option<std::net::IpAddr>,
+) -> TlsStream<TcpStream> {
+    let config =
+        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    if let Some(local) = local {
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .unwrap_or_else(|e| panic!("bind the client socket to {local}: {e}"));
+    }
+    let tcp = tokio::time::timeout(STEP, socket.connect(addr))
+        .await
+        .expect("tcp connect within STEP")
+        .expect("tcp connect");
+    tokio::time::timeout(
+        STEP,
+        TlsConnector::from(config).connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .expect("TLS handshake within STEP")
+    .expect("TLS handshake verifying the generated certificate")
+}
+
+/// Reads server lines from any stream (a bare TLS stream, a read half),
+/// each bounded by `STEP`; `None` at EOF or a read error (a reset counts as
+/// a close). Invalid UTF-8 from the server fails the test.
+pub struct Lines<R> {
+    reader: tlschat::connection::LineReader<R>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
+    pub fn new(reader: R) -> Lines<R> {
+        Lines {
+            reader: tlschat::connection::LineReader::new(reader, MAX_SERVER_LINE),
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<String> {
+        match tokio::time::timeout(STEP, self.reader.read_frame()).await {
+            Ok(Ok(Some(Frame::Line(l)))) => Some(l),
+            Ok(Ok(Some(other))) => panic!("unexpected frame {other:?}"),
+            Ok(Ok(None)) | Ok(Err(_)) => None,
+            Err(_) => panic!("no line from the server within {STEP:?}"),
+        }
+    }
+
+    pub async fn expect(&mut self, line: &str) {
+        let got = self.next().await;
+        assert_eq!(got.as_deref(), Some(line));
+    }
+
+    /// Every line until the server closes.
+    pub async fn rest(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        while let Some(l) = self.next().await {
+            rest.push(l);
+        }
+        rest
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        self.reader.get_mut()
+    }
+}

@@ -542,3 +542,91 @@ pub fn mode(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+// ---------------------------------------------------------------------------
+// Added for tests/abuse.rs and tests/crash_safety.rs (additions only)
+// ---------------------------------------------------------------------------
+
+/// Every environment variable the binary reads for a setting other than
+/// the data directory, config file and admin password.
+pub const SETTING_ENV: [&str; 11] = [
+    "TLSCHAT_LISTEN",
+    "TLSCHAT_MAX_CLIENTS",
+    "TLSCHAT_MAX_PER_ADDRESS",
+    "TLSCHAT_RATE_LIMIT",
+    "TLSCHAT_RATE_BURST",
+    "TLSCHAT_MAX_HANDSHAKES",
+    "TLSCHAT_HANDSHAKE_TIMEOUT",
+    "TLSCHAT_IDLE_TIMEOUT",
+    "TLSCHAT_OUTBOUND_QUEUE",
+    "TLSCHAT_LOCKOUT_AFTER",
+    "TLSCHAT_LOCKOUT_TIME",
+];
+
+/// [`server_bin`] without any setting from the environment either (not
+/// even the lifted limits of [`run_command`]): only what the test sets.
+pub fn server_bin_clean() -> Command {
+    let mut cmd = server_bin();
+    for var in SETTING_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// [`run_once`], with every [`SETTING_ENV`] variable removed as well
+/// before `env` is applied.
+pub fn run_once_clean<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) -> Finished {
+    let mut cmd = assert_cmd::Command::new(BIN);
+    cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
+        .env_remove("TLSCHAT_DATA_DIR")
+        .env_remove("TLSCHAT_CONFIG")
+        .env_remove("RUST_LOG");
+    for var in SETTING_ENV {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(args)
+        .write_stdin(stdin.as_bytes().to_vec())
+        .timeout(EXIT)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl ServerProcess {
+    /// Sends SIGHUP (reload) via `kill -HUP`; does not wait for the reload.
+    #[cfg(unix)]
+    pub fn signal_hup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("run kill -HUP");
+        assert!(
+            status.success(),
+            "kill -HUP {} failed: {status}",
+            self.pid()
+        );
+    }
+
+    /// Waits (bounded) until at least `n` stderr lines contain `needle`.
+    pub fn wait_stderr_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        self.running
+            .capture
+            .wait_until(timeout, |c| {
+                (c.stderr.iter().filter(|l| l.contains(needle)).count() >= n).then_some(())
+            })
+            .is_some()
+    }
+
+    /// Has the process exited (without waiting)?
+    pub fn has_exited(&mut self) -> Option<ExitStatus> {
+        self.running.try_wait()
+    }
+}

@@ -1,0 +1,392 @@
+//! Crash safety of the bans file (issue 6): the real server binary on one
+//! data directory, killed with SIGKILL at random moments while the admin
+//! bans and unbans, then restarted, round after round.
+//!
+//! After every restart the bans file must parse (the server starts at all)
+//! and hold exactly what the confirmed commands say. The server answers
+//! `/ban` and `/unban` only after the file is written, and handles one
+//! admin's commands in order, so the file must equal the state after some
+//! prefix of the commands sent that includes every confirmed one (the
+//! commands still in flight at the kill may or may not have landed, in
+//! order). Confirmations are `INFO banned …`, `INFO unbanned …` and, for an
+//! unban of a nickname that is not banned, `ERROR no-such-nick …`; any of
+//! them counts, even when read after the kill (the server sent it).
+//!
+//! `TLSCHAT_CRASH_ROUNDS` sets the number of rounds (default 50),
+//! `TLSCHAT_CRASH_SEED` the random seed (printed, so a failure reproduces).
+#![cfg(unix)]
+
+mod common;
+mod server_process;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use common::{tls_stream, Lines};
+use server_process::*;
+
+const PASSWORD: &str = "crash test admin password";
+const DEFAULT_ROUNDS: usize = 50;
+/// Nicknames nick0..nickN-1: few, so bans and unbans of one nick mix.
+const NICKS: usize = 8;
+/// At most this many commands per round.
+const MAX_OPS: usize = 16;
+
+/// Roughly how long the server takes per command (µs), for the pauses.
+const PER_COMMAND_US: u64 = 8000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Ban(usize),
+    Unban(usize),
+}
+
+impl Op {
+    fn command(self, round: usize) -> String {
+        match self {
+            Op::Ban(n) => format!("/ban nick{n} round {round}\n"),
+            Op::Unban(n) => format!("/unban nick{n}\n"),
+        }
+    }
+
+    fn apply(self, state: &mut BTreeSet<usize>) {
+        match self {
+            Op::Ban(n) => state.insert(n),
+            Op::Unban(n) => state.remove(&n),
+        };
+    }
+}
+
+/// How a round ends.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// Every command confirmed, then killed at once.
+    AfterAll,
+    /// After the first `k` confirmations, the rest in flight.
+    AfterConfirmations(usize),
+    /// All commands sent at once, killed after a random pause (µs).
+    AfterPause(u64),
+    /// Commands sent one by one, sometimes waiting for the answer; killed
+    /// right after sending command `k`.
+    Trickle(usize),
+}
+
+/// What one round did, for the check after the restart.
+struct Round {
+    start: BTreeSet<usize>,
+    ops: Vec<Op>,
+    confirmed: usize,
+    kill: Kill,
+}
+
+impl Round {
+    fn state_after(&self, prefix: usize) -> BTreeSet<usize> {
+        let mut s = self.start.clone();
+        for op in &self.ops[..prefix] {
+            op.apply(&mut s);
+        }
+        s
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+/// The nicknames in `bans.txt`, read directly (not through the server);
+/// every non-comment line must be a nickname-only ban of one of ours.
+fn bans_on_disk(data_dir: &Path) -> BTreeSet<usize> {
+    let path = data_dir.join("bans.txt");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeSet::new(),
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    let mut set = BTreeSet::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert!(
+            fields.len() >= 4 && fields[1] == "-" && fields[3] == "admin",
+            "unexpected line in bans.txt: {line:?}\n{text}"
+        );
+        let n = fields[0]
+            .strip_prefix("nick")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n < NICKS)
+            .unwrap_or_else(|| panic!("unexpected nickname in bans.txt: {line:?}"));
+        assert!(set.insert(n), "nick{n} banned twice in bans.txt:\n{text}");
+    }
+    set
+}
+
+/// Leftover temporary files of interrupted atomic writes.
+fn temp_files(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir)
+        .expect("read the data dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tlschat-tmp"))
+        })
+        .count()
+}
+
+struct Admin {
+    lines: Lines<ReadHalf<TlsStream<TcpStream>>>,
+    w: WriteHalf<TlsStream<TcpStream>>,
+}
+
+impl Admin {
+    async fn login(s: &ServerProcess, cert: &CertificateDer<'static>) -> Admin {
+        let (r, w) = tokio::io::split(tls_stream(s.addr, cert, None).await);
+        let mut a = Admin {
+            lines: Lines::new(r),
+            w,
+        };
+        a.lines.expect("NICK").await;
+        a.send("admin\n").await;
+        a.lines.expect("PASS").await;
+        a.send(&format!("{PASSWORD}\n")).await;
+        a.lines.expect("WELCOME admin #lobby").await;
+        a.lines.expect("JOIN #lobby admin").await;
+        let users = a.lines.next().await.expect("USERS");
+        assert_eq!(users, "USERS #lobby admin");
+        a
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.w.write_all(text.as_bytes()).await.expect("send");
+        self.w.flush().await.expect("flush");
+    }
+
+    /// The nicknames `/bans` lists.
+    async fn bans(&mut self) -> BTreeSet<usize> {
+        self.send("/bans\n/ping listed\n").await;
+        let mut set = BTreeSet::new();
+        loop {
+            let line = self.lines.next().await.expect("answer to /bans");
+            if line == "PONG listed" {
+                return set;
+            }
+            if line == "INFO no bans" {
+                continue;
+            }
+            let n = line
+                .strip_prefix("INFO nick")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("unexpected /bans line {line:?}"));
+            set.insert(n);
+        }
+    }
+}
+
+/// Checks the answer to `op` (the `index`-th of the round, so `state` is
+/// the state after every command before it).
+fn check_answer(op: Op, state: &BTreeSet<usize>, line: &str, index: usize) {
+    let ok = match op {
+        Op::Ban(n) => line == format!("INFO banned nick{n} (not connected: nickname only)"),
+        Op::Unban(n) if state.contains(&n) => {
+            line.starts_with(&format!("INFO unbanned nick{n} - since "))
+        }
+        Op::Unban(n) => line.starts_with(&format!("ERROR no-such-nick no ban matches nick{n}")),
+    };
+    assert!(
+        ok,
+        "answer to command {index} ({op:?}, banned before: {state:?}): {line:?}"
+    );
+}
+
+#[test]
+fn confirmed_bans_and_unbans_survive_sigkill_at_random_moments() {
+    let rounds: usize = env_or("TLSCHAT_CRASH_ROUNDS", DEFAULT_ROUNDS);
+    let seed: u64 = env_or(
+        "TLSCHAT_CRASH_SEED",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    );
+    eprintln!("crash safety: {rounds} rounds, seed {seed} (repeat with TLSCHAT_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let started = Instant::now();
+    let mut previous: Option<Round> = None;
+    let (mut sent_total, mut confirmed_total, mut landed_unconfirmed, mut in_flight_rounds) =
+        (0, 0, 0, 0);
+    for round in 0..rounds {
+        let mut cmd = run_command(dir.path());
+        if round == 0 {
+            cmd.env("TLSCHAT_ADMIN_PASSWORD", PASSWORD);
+        }
+        // Panics with the server's output if it cannot start, e.g. because
+        // the bans file does not parse.
+        let mut s = ServerProcess::try_spawn(cmd).unwrap_or_else(|e| {
+            panic!("round {round}: the server did not restart (seed {seed}): {e}")
+        });
+        let cert = CertificateDer::from_pem_file(&s.cert_path).expect("certificate");
+
+        let on_disk = bans_on_disk(dir.path());
+        if let Some(prev) = &previous {
+            let possible: Vec<usize> = (prev.confirmed..=prev.ops.len())
+                .filter(|&p| prev.state_after(p) == on_disk)
+                .collect();
+            assert!(
+                !possible.is_empty(),
+                "round {round} (seed {seed}): after the kill ({:?}) bans.txt holds {on_disk:?}, \
+                 which is no state reachable from {:?} through the {} confirmed of the commands \
+                 {:?}; confirmed state was {:?}",
+                prev.kill,
+                prev.start,
+                prev.confirmed,
+                prev.ops,
+                prev.state_after(prev.confirmed),
+            );
+            if on_disk != prev.state_after(prev.confirmed) {
+                landed_unconfirmed += 1;
+            }
+        }
+
+        let n = rng.random_range(1..=MAX_OPS);
+        let ops: Vec<Op> = (0..n)
+            .map(|_| {
+                let nick = rng.random_range(0..NICKS);
+                if rng.random_bool(0.55) {
+                    Op::Ban(nick)
+                } else {
+                    Op::Unban(nick)
+                }
+            })
+            .collect();
+        let kill = match rng.random_range(0..4) {
+            0 => Kill::AfterAll,
+            1 => Kill::AfterConfirmations(rng.random_range(0..=n)),
+            // A command takes a few milliseconds (two fsyncs): the pause
+            // ends anywhere from before the first to after the last.
+            2 => Kill::AfterPause(rng.random_range(0..n as u64 * PER_COMMAND_US)),
+            _ => Kill::Trickle(rng.random_range(0..n)),
+        };
+        // Decided now so the random sequence does not depend on timing.
+        let wait_each: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
+
+        let mut this = Round {
+            start: on_disk.clone(),
+            ops,
+            confirmed: 0,
+            kill,
+        };
+        runtime.block_on(async {
+            let mut admin = Admin::login(&s, &cert).await;
+            let listed = admin.bans().await;
+            assert_eq!(
+                listed, on_disk,
+                "round {round}: /bans disagrees with bans.txt"
+            );
+
+            let mut state = this.start.clone();
+            let mut answered = 0;
+            // Reads the answer to the next command and checks it.
+            macro_rules! confirm_next {
+                ($line:expr) => {{
+                    let op = this.ops[answered];
+                    check_answer(op, &state, &$line, answered);
+                    op.apply(&mut state);
+                    answered += 1;
+                }};
+            }
+            match kill {
+                Kill::AfterAll | Kill::AfterConfirmations(_) | Kill::AfterPause(_) => {
+                    let all: String = this.ops.iter().map(|op| op.command(round)).collect();
+                    admin.send(&all).await;
+                    let wait_for = match kill {
+                        Kill::AfterAll => n,
+                        Kill::AfterConfirmations(k) => k,
+                        _ => 0,
+                    };
+                    while answered < wait_for {
+                        let line = admin.lines.next().await.expect("an answer");
+                        confirm_next!(line);
+                    }
+                    if let Kill::AfterPause(us) = kill {
+                        std::thread::sleep(Duration::from_micros(us));
+                    }
+                }
+                Kill::Trickle(last) => {
+                    for (i, &wait) in wait_each.iter().enumerate().take(last + 1) {
+                        admin.send(&this.ops[i].command(round)).await;
+                        if i < last && wait {
+                            while answered <= i {
+                                let line = admin.lines.next().await.expect("an answer");
+                                confirm_next!(line);
+                            }
+                        }
+                    }
+                }
+            }
+            s.kill();
+            // Whatever the server sent before it died still counts.
+            while let Some(line) = admin.lines.next().await {
+                assert!(answered < n, "round {round}: extra line {line:?}");
+                confirm_next!(line);
+            }
+            this.confirmed = answered;
+        });
+        sent_total += match kill {
+            Kill::Trickle(last) => last + 1,
+            _ => n,
+        };
+        confirmed_total += this.confirmed;
+        if this.confirmed < n {
+            in_flight_rounds += 1;
+        }
+        // Commands never sent (Trickle) cannot land: only a prefix of the
+        // sent ones can.
+        if let Kill::Trickle(last) = kill {
+            this.ops.truncate(last + 1);
+        }
+        previous = Some(this);
+    }
+
+    // One last restart: the final state is checked like every other.
+    let s = ServerProcess::try_spawn(run_command(dir.path()))
+        .unwrap_or_else(|e| panic!("final restart failed (seed {seed}): {e}"));
+    let on_disk = bans_on_disk(dir.path());
+    let prev = previous.expect("at least one round");
+    assert!(
+        (prev.confirmed..=prev.ops.len()).any(|p| prev.state_after(p) == on_disk),
+        "final (seed {seed}): bans.txt holds {on_disk:?} after {:?} from {:?} with {} confirmed",
+        prev.ops,
+        prev.start,
+        prev.confirmed
+    );
+    drop(s);
+    eprintln!(
+        "crash safety: {rounds} rounds in {:?}: {sent_total} commands sent, {confirmed_total} \
+         confirmed, {in_flight_rounds} rounds killed with commands in flight, \
+         {landed_unconfirmed} times an unconfirmed command had landed; \
+         {} leftover temporary files in the data dir",
+        started.elapsed(),
+        temp_files(dir.path())
+    );
+}
