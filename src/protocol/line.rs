@@ -24,6 +24,9 @@ pub enum Frame {
 pub struct LineDecoder {
     max: usize,
     discarding: bool,
+    /// How many bytes at the front of the buffer are known to hold no `\n`:
+    /// a line arriving a byte at a time is scanned once, not once per byte.
+    scanned: usize,
 }
 
 impl LineDecoder {
@@ -32,6 +35,7 @@ impl LineDecoder {
         LineDecoder {
             max,
             discarding: false,
+            scanned: 0,
         }
     }
 
@@ -49,7 +53,9 @@ impl LineDecoder {
     /// Takes the next frame off `buf`, or `None` if more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Option<Frame> {
         loop {
-            let newline = memchr(buf);
+            let from = self.scanned.min(buf.len());
+            let newline = memchr(&buf[from..]).map(|i| from + i);
+            self.scanned = if newline.is_some() { 0 } else { buf.len() };
             if self.discarding {
                 match newline {
                     Some(i) => {
@@ -59,6 +65,7 @@ impl LineDecoder {
                     }
                     None => {
                         buf.clear();
+                        self.scanned = 0;
                         return None;
                     }
                 }
@@ -76,6 +83,7 @@ impl LineDecoder {
                 None if buf.len() >= self.max => {
                     self.discarding = true;
                     buf.clear();
+                    self.scanned = 0;
                     Some(Frame::TooLong)
                 }
                 None => None,
@@ -89,6 +97,7 @@ impl LineDecoder {
         if let Some(frame) = self.decode(buf) {
             return Some(frame);
         }
+        self.scanned = 0;
         if self.discarding || buf.is_empty() {
             buf.clear();
             return None;
