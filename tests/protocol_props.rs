@@ -104,7 +104,7 @@ proptest! {
     }
 
     #[test]
-    fn msg_round_trips(nick in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,23}", text in "[^ \n][^\n]{0,80}") {
+    fn msg_round_trips(nick in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,23}", text in "[^\\s][^\n]{0,80}") {
         let line = format!("/msg {nick} {text}");
         prop_assert_eq!(Command::parse(&line), Ok(Command::Msg { to: &nick, text: &text }));
     }

@@ -1,0 +1,101 @@
+//! The load generator's TLS: one self-signed ECDSA P-256 certificate per
+//! run (made with tlschat's own generator) served by all three servers, and
+//! a client configuration that pins it and never resumes a session, so every
+//! connection pays a full handshake on both sides.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tlschat::certs::{self, CertPaths};
+
+/// Writes `cert.pem` and `key.pem` (PKCS#8) into `dir`.
+pub fn make_cert(dir: &Path) -> Result<CertPaths> {
+    let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let generated = certs::generate(&sans, 30).context("generating the benchmark certificate")?;
+    let paths = certs::write_pair(dir, &generated, true).context("writing the certificate")?;
+    Ok(paths)
+}
+
+/// Accepts exactly the pinned certificate, and checks the handshake
+/// signature with it (one ECDSA verification, as a pinning client does).
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// TLS 1.3 and 1.2 (1.3 is negotiated with all three servers), ring, the
+/// certificate pinned, resumption disabled.
+pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>> {
+    let loaded = certs::load(paths).context("loading the benchmark certificate")?;
+    let provider = tlschat::tls::provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            cert: loaded.chain[0].clone(),
+            provider,
+        }))
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
