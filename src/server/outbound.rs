@@ -183,7 +183,9 @@ where
             drain_deadline = closed_at;
             break;
         }
-        release_if_large(&mut batch);
+        if inbox.rx.is_empty() {
+            release(&mut batch);
+        }
     }
     // Closing: deliver what is already queued, within a bound, then close TLS.
     inbox.rx.close();
@@ -246,9 +248,11 @@ async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, batch: Batch<'_>) -> std:
     w.flush().await
 }
 
-/// An idle client should not keep a burst's worth of buffer.
-fn release_if_large(batch: &mut Vec<u8>) {
-    if batch.capacity() > 2 * BATCH_BYTES {
+/// Once the queue is drained the client may stay idle for hours: it should
+/// not keep the buffer its last burst (e.g. the login's JOIN/USERS) grew.
+/// Allocating it again for the next burst costs far less than the write.
+fn release(batch: &mut Vec<u8>) {
+    if batch.capacity() > 0 {
         *batch = Vec::new();
     }
 }
