@@ -8,7 +8,7 @@
 # bench-results/<stamp>-<mode>/ (also bench-results/latest-<mode>.*) and
 # prints the table.
 #
-#   scripts/bench.sh              full run: 3 repetitions, medians (~25 min)
+#   scripts/bench.sh              full run: 3 repetitions, medians (12-25 min)
 #   scripts/bench.sh --quick      smoke run: tiny numbers, 1 s windows, one
 #                                 repetition, tlschat (and ngircd only if it
 #                                 is already installed); fails on any error

@@ -461,6 +461,10 @@ pub async fn connect_login(
 /// Reads lines until stopped: benchmark messages are counted (and their
 /// latency recorded while measuring) and acknowledged if this is the
 /// acker; IRC `PING`s are answered; watched lines are counted.
+///
+/// The load generator has one core, like the server, so this is kept
+/// cheap: one clock reading per read (the lines of one read arrived
+/// together), counters added once per read, the stop future built once.
 async fn read_loop(
     mut rd: ReadHalf<Tls>,
     mut buf: BytesMut,
@@ -471,7 +475,12 @@ async fn read_loop(
     let target = sh.target;
     let mut lats: Vec<u64> = Vec::new();
     let mut pongs: Vec<u8> = Vec::new();
+    let stop = sh.stop.cancelled();
+    tokio::pin!(stop);
+    let mut now = sh.now_us();
     loop {
+        let measuring = sh.measuring();
+        let mut delivered = 0u64;
         let mut used = 0;
         while let Some(i) = memchr::memchr(b'\n', &buf[used..]) {
             let mut line = &buf[used..used + i];
@@ -480,10 +489,9 @@ async fn read_loop(
                 line = &line[..line.len() - 1];
             }
             if let Some((k, ts)) = payload(target, line).and_then(parse_payload) {
-                sh.delivered_all.fetch_add(1, Ordering::Relaxed);
-                if sh.measuring() {
-                    sh.delivered.fetch_add(1, Ordering::Relaxed);
-                    lats.push(sh.now_us().saturating_sub(ts));
+                delivered += 1;
+                if measuring {
+                    lats.push(now.saturating_sub(ts));
                 }
                 if role.acker {
                     if let Some(w) = sh.windows.get(k) {
@@ -507,6 +515,12 @@ async fn read_loop(
             }
         }
         buf.advance(used);
+        if delivered > 0 {
+            sh.delivered_all.fetch_add(delivered, Ordering::Relaxed);
+            if measuring {
+                sh.delivered.fetch_add(delivered, Ordering::Relaxed);
+            }
+        }
         if !lats.is_empty() {
             let mut h = sh.hist.lock().unwrap_or_else(|e| e.into_inner());
             for &l in &lats {
@@ -526,9 +540,10 @@ async fn read_loop(
         }
         let r = tokio::select! {
             biased;
-            _ = sh.stop.cancelled() => return End::Stopped,
+            _ = &mut stop => return End::Stopped,
             r = rd.read_buf(&mut buf) => r,
         };
+        now = sh.now_us();
         match r {
             Ok(0) => return End::Closed,
             Ok(_) => {}
@@ -611,16 +626,18 @@ pub async fn send_loop(
         iv
     });
     let window = &sh.windows[k];
+    let stop = sh.stop_send.cancelled();
+    tokio::pin!(stop);
     let mut seq: u64 = 0;
     loop {
         if let Some(iv) = ticker.as_mut() {
             tokio::select! {
-                _ = sh.stop_send.cancelled() => return Ok(seq),
+                _ = &mut stop => return Ok(seq),
                 _ = iv.tick() => {}
             }
         }
         tokio::select! {
-            _ = sh.stop_send.cancelled() => return Ok(seq),
+            _ = &mut stop => return Ok(seq),
             p = window.acquire() => p?.forget(),
         }
         line.clear();
@@ -632,7 +649,7 @@ pub async fn send_loop(
         line.extend_from_slice(target.eol());
         let mut w = wr.lock().await;
         tokio::select! {
-            _ = sh.stop_send.cancelled() => return Ok(seq),
+            _ = &mut stop => return Ok(seq),
             r = async { w.write_all(&line).await?; w.flush().await } => r.context("sending")?,
         }
         drop(w);

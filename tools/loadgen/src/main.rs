@@ -50,6 +50,12 @@ enum Cmd {
     /// The baseline relay: tokio + tokio-rustls, no protocol, every line to
     /// every client.
     BaselineServer(baseline::BaselineArgs),
+    /// Render the markdown summary of a finished run again from its JSON
+    /// lines (runs.jsonl), into summary.md beside it.
+    Report {
+        /// A runs.jsonl written by `run`.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,6 +162,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Run(args) => run(*args),
         Cmd::BaselineServer(args) => baseline::main(args).map(|_| true),
+        Cmd::Report { file } => report(&file).map(|_| true),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,
@@ -365,7 +372,7 @@ fn run(a: RunArgs) -> Result<bool> {
     println!("machine: {}", serde_json::to_string_pretty(&machine)?);
     println!("params: {}", serde_json::to_string(&header["params"])?);
     println!(
-        "targets: {:?}, scenarios: {:?}, reps: {reps}",
+        "targets: {}, scenarios: {}, reps: {reps}",
         header["targets"], header["scenarios"]
     );
     let jsonl_path = run_dir.join("runs.jsonl");
@@ -373,7 +380,6 @@ fn run(a: RunArgs) -> Result<bool> {
     writeln!(jsonl, "{header}")?;
 
     let mut runs = Vec::new();
-    let mut negotiated: Vec<(Target, String)> = Vec::new();
     for rep in 1..=reps {
         for &sc in &scenarios {
             for &t in &targets {
@@ -394,11 +400,6 @@ fn run(a: RunArgs) -> Result<bool> {
                         perf_report(data);
                     }
                 }
-                if let Some(tls) = tls {
-                    if !negotiated.iter().any(|(x, _)| *x == t) {
-                        negotiated.push((t, tls));
-                    }
-                }
                 let secs = started.elapsed().as_secs_f64();
                 let line = json!({
                     "kind": "run",
@@ -411,6 +412,7 @@ fn run(a: RunArgs) -> Result<bool> {
                     "load_before": load_before,
                     "load_after": procs::loadavg(),
                     "wall_s": secs,
+                    "tls": tls,
                 });
                 writeln!(jsonl, "{line}")?;
                 println!(
@@ -424,53 +426,14 @@ fn run(a: RunArgs) -> Result<bool> {
                     scenario: sc,
                     target: t,
                     result,
+                    tls,
                 });
             }
         }
     }
 
-    let summary = Summary::new(&runs);
-    let table = summary.table(&targets);
-    let (targets_md, all_met) = summary.targets(p.scale_n, p.scale_big);
     let load_end = procs::loadavg();
-    let mut md = String::new();
-    md.push_str(&format!(
-        "## tlschat-loadgen {kind} run {stamp} (medians of {reps})\n\n"
-    ));
-    md.push_str(&format!(
-        "Machine: {ncpu} × {}, {}, Linux {}; {}; load average (1/5/15 min) at start {}, at end {load_end}.\n\n",
-        machine["cpu_model"].as_str().unwrap_or("?"),
-        machine["mem_total"].as_str().unwrap_or("?"),
-        machine["kernel"].as_str().unwrap_or("?"),
-        machine["pinning"].as_str().unwrap_or("?"),
-        machine["load_at_start"].as_str().unwrap_or("?"),
-    ));
-    md.push_str(&format!(
-        "Versions: {} (built from {}); {}; {}; {}.\n\n",
-        machine["tlschat"].as_str().unwrap_or("?"),
-        machine["tlschat_source"].as_str().unwrap_or("?"),
-        machine["ngircd"].as_str().unwrap_or("?"),
-        machine["rustc"].as_str().unwrap_or("?"),
-        machine["loadgen"].as_str().unwrap_or("?"),
-    ));
-    if !negotiated.is_empty() {
-        md.push_str("TLS negotiated: ");
-        md.push_str(
-            &negotiated
-                .iter()
-                .map(|(t, s)| format!("{} {s}", t.name()))
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        md.push_str(".\n\n");
-    }
-    md.push_str(&format!("Parameters: `{}`\n\n", header["params"]));
-    md.push_str(&table);
-    md.push_str("\nTargets (issue 7):\n\n");
-    md.push_str(&targets_md);
-    if a.quick {
-        md.push_str("\n(quick smoke run: tiny numbers, not comparable with the targets)\n");
-    }
+    let (md, all_met) = render(&header, &runs, &load_end);
     let md_path = run_dir.join("summary.md");
     std::fs::write(&md_path, &md)?;
     writeln!(
@@ -496,6 +459,111 @@ fn run(a: RunArgs) -> Result<bool> {
         );
     }
     Ok(failures == 0)
+}
+
+/// The markdown report of a run: machine, versions, parameters, the table
+/// of medians and the targets. Also says whether every target was met.
+fn render(header: &serde_json::Value, runs: &[Run], load_end: &str) -> (String, bool) {
+    let machine = &header["machine"];
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let targets: Vec<Target> = header["targets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().and_then(|t| Target::parse(t).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let p = &header["params"];
+    let scale_n = p["scale_n"].as_u64().unwrap_or(0) as usize;
+    let scale_big = p["scale_big"].as_u64().unwrap_or(0) as usize;
+    let summary = Summary::new(runs);
+    let (targets_md, all_met) = summary.targets(scale_n, scale_big);
+    let mut md = String::new();
+    md.push_str(&format!(
+        "## tlschat-loadgen {} run {} (medians of {} repetitions)\n\n",
+        s(&header["mode"]),
+        s(&header["stamp"]),
+        header["reps"]
+    ));
+    md.push_str(&format!(
+        "Machine: {} × {}, {}, Linux {}; {}; load average (1/5/15 min) at start {}, at end {load_end}.\n\n",
+        machine["cpus"],
+        s(&machine["cpu_model"]),
+        s(&machine["mem_total"]),
+        s(&machine["kernel"]),
+        s(&machine["pinning"]),
+        s(&machine["load_at_start"]),
+    ));
+    md.push_str(&format!(
+        "Versions: {} (built from {}); {}; {}; {}.\n\n",
+        s(&machine["tlschat"]),
+        s(&machine["tlschat_source"]),
+        s(&machine["ngircd"]),
+        s(&machine["rustc"]),
+        s(&machine["loadgen"]),
+    ));
+    let mut negotiated: Vec<String> = Vec::new();
+    for t in &targets {
+        if let Some(tls) = runs
+            .iter()
+            .find(|r| r.target == *t)
+            .and_then(|r| r.tls.clone())
+        {
+            negotiated.push(format!("{} {tls}", t.name()));
+        }
+    }
+    if !negotiated.is_empty() {
+        md.push_str(&format!("TLS negotiated: {}.\n\n", negotiated.join("; ")));
+    }
+    md.push_str(&format!("Parameters: `{}`\n\n", header["params"]));
+    md.push_str(&summary.table(&targets));
+    md.push_str("\nTargets (issue 7):\n\n");
+    md.push_str(&targets_md);
+    if header["mode"] == "quick" {
+        md.push_str("\n(quick smoke run: tiny numbers, not comparable with the targets)\n");
+    }
+    (md, all_met)
+}
+
+/// `report FILE`: renders the markdown of a finished run from its JSON
+/// lines again (after a change to the table, say), next to it.
+fn report(path: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut header = None;
+    let mut load_end = "?".to_owned();
+    let mut runs = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        match v["kind"].as_str() {
+            Some("header") => header = Some(v),
+            Some("end") => load_end = v["load_at_end"].as_str().unwrap_or("?").to_owned(),
+            Some("run") => {
+                let scenario = Scenario::parse(v["scenario"].as_str().unwrap_or(""))?;
+                let target = Target::parse(v["target"].as_str().unwrap_or(""))?;
+                let result = match v["metrics"].as_object() {
+                    Some(m) if v["ok"] == true => Ok(m.clone()),
+                    _ => Err(v["error"].as_str().unwrap_or("failed").to_owned()),
+                };
+                let tls = v["tls"].as_str().map(str::to_owned);
+                runs.push(Run {
+                    scenario,
+                    target,
+                    result,
+                    tls,
+                });
+            }
+            _ => {}
+        }
+    }
+    let header = header.context("no header line")?;
+    let (md, _) = render(&header, &runs, &load_end);
+    let out = path.with_file_name("summary.md");
+    std::fs::write(&out, &md)?;
+    println!("{md}");
+    println!("written to {}", out.display());
+    Ok(())
 }
 
 /// The commit the benchmark was built from, and whether src/ had

@@ -14,6 +14,8 @@ pub struct Run {
     pub scenario: Scenario,
     pub target: Target,
     pub result: Result<Metrics, String>,
+    /// The negotiated TLS version and cipher suite.
+    pub tls: Option<String>,
 }
 
 /// How a metric is shown.
@@ -103,6 +105,13 @@ const ROWS: &[(Scenario, &str, &str, Fmt, Option<bool>)] = &[
     ),
     (
         Scenario::Fanout,
+        "clients_lost",
+        "clients dropped by the server",
+        Fmt::Num(0),
+        Some(false),
+    ),
+    (
+        Scenario::Fanout,
         "loadgen_cpu_util",
         "load generator CPU use",
         Fmt::Pct,
@@ -144,9 +153,16 @@ const ROWS: &[(Scenario, &str, &str, Fmt, Option<bool>)] = &[
         Some(false),
     ),
     (
+        Scenario::Paced,
+        "deliveries_per_cpu_s",
+        "deliveries per server CPU-second",
+        Fmt::Num(0),
+        Some(true),
+    ),
+    (
         Scenario::Handshakes,
         "logins_per_s",
-        "TLS + login per second",
+        "connect + TLS + login + quit, per second",
         Fmt::Num(0),
         Some(true),
     ),
@@ -166,10 +182,24 @@ const ROWS: &[(Scenario, &str, &str, Fmt, Option<bool>)] = &[
     ),
     (
         Scenario::Handshakes,
+        "cycle_p50_us",
+        "whole cycle (to the server's close), p50 (ms)",
+        Fmt::Ms,
+        Some(false),
+    ),
+    (
+        Scenario::Handshakes,
         "server_cpu_util",
         "server CPU use",
         Fmt::Pct,
         None,
+    ),
+    (
+        Scenario::Handshakes,
+        "logins_per_cpu_s",
+        "cycles per server CPU-second",
+        Fmt::Num(0),
+        Some(true),
     ),
     (
         Scenario::Handshakes,
@@ -244,15 +274,29 @@ const ROWS: &[(Scenario, &str, &str, Fmt, Option<bool>)] = &[
     (
         Scenario::Scale,
         "big_deliveries_per_s",
-        "#big fanout deliveries/s",
+        "#big paced fanout: deliveries/s",
         Fmt::Num(0),
         Some(true),
     ),
     (
         Scenario::Scale,
         "big_p99_us",
-        "#big fanout latency p99 (ms)",
+        "#big paced fanout: latency p99 (ms)",
         Fmt::Ms,
+        Some(false),
+    ),
+    (
+        Scenario::Scale,
+        "big_p50_us",
+        "#big paced fanout: latency p50 (ms)",
+        Fmt::Ms,
+        Some(false),
+    ),
+    (
+        Scenario::Scale,
+        "big_server_cpu_util",
+        "#big paced fanout: server CPU use",
+        Fmt::Pct,
         Some(false),
     ),
     (

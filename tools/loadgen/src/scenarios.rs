@@ -333,6 +333,28 @@ async fn fanout(d: Arc<Dialer>, pid: u32, p: &Params, mode: Mode) -> Result<Metr
     Ok(m)
 }
 
+/// With --perf: `perf record` of the server for `length`.
+fn start_perf(p: &Params, pid: u32, length: Duration) -> Result<Option<std::process::Child>> {
+    let Some((args, out)) = &p.perf else {
+        return Ok(None);
+    };
+    let child = std::process::Command::new("perf")
+        .arg("record")
+        .args(args)
+        .arg("-p")
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(out)
+        .arg("--")
+        .arg("sleep")
+        .arg(format!("{:.3}", length.as_secs_f64()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting perf record")?;
+    Ok(Some(child))
+}
+
 /// Slow consumer: the measured window lasts until 1 s after the staller
 /// was dropped (at least `measure`, at most `limit` after the warm-up).
 struct Extend {
@@ -378,25 +400,7 @@ async fn measure_fanout(
     let self0 = procs::self_cpu_secs();
     sh.begin_measure();
     let t0 = Instant::now();
-    let mut perf = match &p.perf {
-        Some((args, out)) => Some(
-            std::process::Command::new("perf")
-                .arg("record")
-                .args(args)
-                .arg("-p")
-                .arg(pid.to_string())
-                .arg("-o")
-                .arg(out)
-                .arg("--")
-                .arg("sleep")
-                .arg(format!("{:.3}", measure.as_secs_f64()))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .context("starting perf record")?,
-        ),
-        None => None,
-    };
+    let mut perf = start_perf(p, pid, measure)?;
     tokio::time::sleep(measure).await;
     if let Some(x) = extend {
         let mut since_drop: Option<Instant> = None;
@@ -471,6 +475,7 @@ async fn handshakes(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
     let self0 = procs::self_cpu_secs();
     let t0 = Instant::now();
     let deadline = t0 + p.hs_duration;
+    let mut perf = start_perf(p, pid, p.hs_duration)?;
     let mut tasks = JoinSet::new();
     for k in 0..p.hs_connectors {
         let d = d.clone();
@@ -523,6 +528,9 @@ async fn handshakes(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
         attempts += n;
     }
     let elapsed = t0.elapsed().as_secs_f64();
+    if let Some(perf) = perf.as_mut() {
+        let _ = perf.wait();
+    }
     let cpu = procs::cpu_secs(pid)? - cpu0;
     let self_cpu = procs::self_cpu_secs() - self0;
     let done = login.len();
@@ -623,13 +631,16 @@ async fn scale(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let senders: Vec<Writer> = clients[..s].iter().map(|c| c.wr.clone()).collect();
+    // Paced (each sender at --paced-rate): a windowed fanout to 2,000
+    // readers outruns one load-generator core, whose readers then fall
+    // behind the acker far enough to be dropped as not reading.
     let f = measure_fanout(
         &sh,
         senders,
         "#big",
         p,
         pid,
-        None,
+        Some(p.paced_rate),
         p.warmup,
         p.scale_measure,
         None,

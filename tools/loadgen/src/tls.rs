@@ -2,6 +2,11 @@
 //! run (made with tlschat's own generator) served by all three servers, and
 //! a client configuration that pins it and never resumes a session, so every
 //! connection pays a full handshake on both sides.
+//!
+//! The client accepts the pinned certificate by its bytes and does not
+//! check the server's handshake signature: an ECDSA P-256 verification
+//! costs more than the server's signature, and the load generator has one
+//! core, like the server. The server's side of the handshake is complete.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,8 +26,8 @@ pub fn make_cert(dir: &Path) -> Result<CertPaths> {
     Ok(paths)
 }
 
-/// Accepts exactly the pinned certificate, and checks the handshake
-/// signature with it (one ECDSA verification, as a pinning client does).
+/// Accepts exactly the pinned certificate (see the module comment for why
+/// handshake signatures are not checked).
 #[derive(Debug)]
 struct Pinned {
     cert: CertificateDer<'static>,
@@ -49,30 +54,20 @@ impl ServerCertVerifier for Pinned {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn verify_tls13_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
