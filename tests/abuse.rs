@@ -53,20 +53,7 @@ fn alone<F: Future>(limit: Duration, test: F) -> F::Output {
 }
 
 fn run<F: Future>(limit: Duration, test: F) -> F::Output {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            tokio::time::timeout(limit, test)
-                .await
-                .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
-        })
+    common::run_bounded(limit, test)
 }
 
 /// Client and server side of every connection live in this process.

@@ -20,20 +20,7 @@ use tokio::task::JoinSet;
 fn exclusive<F: Future>(test: F) -> F::Output {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            tokio::time::timeout(TEST_LIMIT, test)
-                .await
-                .expect("the test finishes within TEST_LIMIT")
-        })
+    common::run_bounded(TEST_LIMIT, test)
 }
 
 /// Upper bound for a whole test here: generous for a loaded 2-core machine

@@ -378,3 +378,23 @@ impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
         self.reader.get_mut()
     }
 }
+
+/// Runs an async test on its own 2-worker runtime, bounded by `limit`, with
+/// the server's warnings shown if it fails (for the heavy load and abuse
+/// tests, which must not share a runtime).
+pub fn run_bounded<F: std::future::Future>(limit: Duration, test: F) -> F::Output {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(limit, test)
+                .await
+                .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+        })
+}
