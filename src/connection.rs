@@ -7,11 +7,18 @@
 //! handshake, then [`Connection::into_split`]s it: the read half stays with
 //! the peer task, the write half goes to the writer task behind the bounded
 //! queue.
+//!
+//! The split is ours rather than `tokio::io::split` for one reason: the
+//! write half can reach the TLS session ([`Farewell`]), so a client's last
+//! line and the TLS `close_notify` leave in one write instead of two.
 
 use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::protocol::{Frame, LineDecoder};
 
@@ -107,15 +114,107 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             buf,
             decoder,
         } = self.lines;
-        let (r, w) = tokio::io::split(reader);
+        let stream = Arc::new(Mutex::new(reader));
         (
             LineReader {
-                reader: r,
+                reader: ReadHalf(stream.clone()),
                 buf,
                 decoder,
             },
-            w,
+            WriteHalf(stream),
         )
+    }
+}
+
+/// The read half of a split stream.
+#[derive(Debug)]
+pub struct ReadHalf<S>(Arc<Mutex<S>>);
+
+/// The write half of a split stream.
+#[derive(Debug)]
+pub struct WriteHalf<S>(Arc<Mutex<S>>);
+
+/// Each half holds the lock only for one poll: a read or a write that is
+/// not ready returns `Pending` and lets go. Like `tokio::io::split`, this
+/// is a plain mutex; the halves live on two tasks and rarely meet.
+fn locked<S>(stream: &Mutex<S>) -> MutexGuard<'_, S> {
+    // A poll that panicked leaves the stream as the I/O library left it;
+    // the connection fails on its next error like any other.
+    stream.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadHalf<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *locked(&self.0)).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteHalf<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *locked(&self.0)).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *locked(&self.0)).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        locked(&self.0).is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *locked(&self.0)).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *locked(&self.0)).poll_shutdown(cx)
+    }
+}
+
+/// A writer that can put its last bytes and its orderly close into one
+/// write: the caller then only has to `shutdown()`.
+pub trait Farewell: AsyncWrite + Unpin {
+    /// Queues a prefix of `last`, without writing, followed by the close
+    /// if all of it fit; returns how much was queued. The caller writes
+    /// the rest (if any), then calls `shutdown()`, which sends what was
+    /// queued. The default queues nothing.
+    fn queue_farewell(&mut self, last: &[u8]) -> usize {
+        let _ = last;
+        0
+    }
+}
+
+impl Farewell for tokio::io::DuplexStream {}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Farewell
+    for WriteHalf<tokio_rustls::server::TlsStream<IO>>
+{
+    fn queue_farewell(&mut self, last: &[u8]) -> usize {
+        let mut stream = locked(&self.0);
+        let (_, tls) = stream.get_mut();
+        // Something already waiting to go out goes first, the usual way.
+        if tls.wants_write() {
+            return 0;
+        }
+        // Encrypts into rustls's outgoing buffer; bounded by its buffer
+        // limit, so a huge line may only partly fit.
+        let queued = io::Write::write(&mut tls.writer(), last).unwrap_or(0);
+        if queued == last.len() {
+            tls.send_close_notify();
+        }
+        queued
     }
 }
 

@@ -13,6 +13,8 @@
 //! blocking pool, before they are confirmed.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -50,7 +52,7 @@ struct Shared {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    users: HashMap<ClientId, User>,
+    users: HashMap<ClientId, User, FxBuildHasher>,
     /// Folded nickname → client.
     nicks: HashMap<Box<str>, ClientId>,
     /// Folded room name → room; a room exists while it has members.
@@ -493,8 +495,10 @@ impl State {
         let Some(room) = self.rooms.get(room) else {
             return;
         };
-        for id in room.members() {
-            self.send(id, line.clone(), lagging);
+        for (id, outbox) in room.outboxes() {
+            if outbox.send(line.clone()).is_err() {
+                lagging.push(id);
+            }
         }
     }
 
@@ -517,17 +521,17 @@ impl State {
     /// Puts `id` into `room`: `JOIN` to the room (only to the joiner in a
     /// big room), then `USERS` to the joiner.
     fn enter(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
+        let Some(user) = self.users.get_mut(&id) else {
+            return;
+        };
         let key: Box<str> = room.key().into();
+        user.room = key.clone();
         let r = self
             .rooms
             .entry(key.clone())
             .or_insert_with(|| Room::new(room));
-        r.insert(id);
+        r.insert(id, user.outbox.clone());
         let quiet = r.len() > QUIET_ROOM_THRESHOLD;
-        let Some(user) = self.users.get_mut(&id) else {
-            return;
-        };
-        user.room = key.clone();
         let line = ServerLine::Join {
             room: self.rooms[&key].name().as_str(),
             nick: self.users[&id].nick.as_str(),

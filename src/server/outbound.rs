@@ -11,21 +11,32 @@
 //! threat, while a few huge `USERS` lines are memory. Bytes count from the
 //! moment they are queued until the writer has handed them to TLS.
 //!
-//! Closing comes in two strengths, both signalled with tokens so that the
-//! peer's reader loop sees them too:
+//! The queue is a `VecDeque` behind a mutex that only `send` and the writer
+//! take, each for a few pointer moves, plus a [`Notify`] that wakes the writer
+//! when a line lands in an empty queue. A general-purpose channel would do,
+//! but it keeps a block of slots per client for good; this queue holds no
+//! allocation at all while a client is idle, which is most clients most of
+//! the time (see docs/performance.md).
+//!
+//! Closing comes in two strengths; the peer's reader loop waits on
+//! [`Outbox::closing`] to see either:
 //! - `close`: deliver what is queued (bounded by [`DRAIN_LIMIT`]), then an
-//!   orderly TLS close. Used for `/quit`, kicks and server shutdown.
+//!   orderly TLS close. Used for `/quit`, kicks and server shutdown, and
+//!   implied when the last `Outbox` is dropped.
 //! - `abort`: drop the queue and the socket now. Used for a client whose
 //!   queue overflowed (it is not reading, so draining would only wait).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::connection::Farewell;
 
 /// How long a closing writer may spend delivering what is still queued.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -33,14 +44,62 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Stop coalescing once a batch holds this many bytes: one TLS record's worth.
 const BATCH_BYTES: usize = 16 * 1024;
 
-/// The sending side of a client's queue, held by the hub.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<Bytes>,
-    queued: Arc<AtomicUsize>,
+/// A drained queue keeps at most this many slots (a few pointers); a burst's
+/// bigger allocation goes back to the allocator.
+const KEEP_SLOTS: usize = 4;
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const ABORTED: u8 = 2;
+
+/// What the hub, the reader loop and the writer task share for one client.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// `OPEN`, `CLOSING` or `ABORTED`; only ever moves forward.
+    state: AtomicU8,
+    /// Live `Outbox` handles: the last one dropped means `close`.
+    senders: AtomicUsize,
+    /// Wakes the writer: a line arrived in an empty queue, or the state moved.
+    to_writer: Notify,
+    /// Wakes whoever waits in [`Outbox::closing`].
+    to_reader: Notify,
     limit: usize,
-    close: CancellationToken,
-    abort: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    lines: VecDeque<Bytes>,
+    /// Bytes queued plus bytes taken by the writer and not yet written.
+    bytes: usize,
+    /// Set by the writer once it drains for closing: later lines are dropped.
+    sealed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding it; if something did, the queue is
+        // still a valid queue.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Moves the state forward to `to` and wakes both sides.
+    fn advance(&self, to: u8) {
+        if self.state.fetch_max(to, Ordering::AcqRel) < to {
+            self.to_writer.notify_one();
+            self.to_reader.notify_waiters();
+        }
+    }
+}
+
+/// The sending side of a client's queue, held by the hub (and the peer).
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Arc<Shared>,
 }
 
 /// The queue was full: the client is not keeping up.
@@ -54,176 +113,233 @@ impl Outbox {
     /// already closed: the line is then dropped, which is what a closed
     /// client's line deserves.
     pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
+        let shared = &*self.shared;
+        let mut q = shared.lock();
+        if q.sealed || shared.state() == ABORTED {
+            return Ok(());
+        }
         let len = line.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before.saturating_add(len) > self.limit {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+        if q.bytes > 0 && q.bytes.saturating_add(len) > shared.limit {
             return Err(Overflow);
         }
-        if self.tx.send(line).is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+        q.bytes += len;
+        let was_empty = q.lines.is_empty();
+        q.lines.push_back(line);
+        drop(q);
+        // Only an empty queue can have a writer waiting for it.
+        if was_empty {
+            shared.to_writer.notify_one();
         }
         Ok(())
     }
 
     /// Deliver what is queued, then close.
     pub fn close(&self) {
-        self.close.cancel();
+        self.shared.advance(CLOSING);
     }
 
     /// Close now, dropping what is queued.
     pub fn abort(&self) {
-        self.abort.cancel();
+        self.shared.advance(ABORTED);
     }
 
     /// Resolves once the client is closing (either way): the reader loop
     /// waits on this.
-    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.close.cancelled()
+    pub async fn closing(&self) {
+        let shared = &*self.shared;
+        loop {
+            let notified = shared.to_reader.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close in between still wakes us.
+            notified.as_mut().enable();
+            if shared.state() != OPEN {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn is_closing(&self) -> bool {
-        self.close.is_cancelled()
+        self.shared.state() != OPEN
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Outbox {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.advance(CLOSING);
+        }
     }
 }
 
 /// The receiving side, owned by the writer task.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Bytes>,
-    queued: Arc<AtomicUsize>,
-    close: CancellationToken,
-    abort: CancellationToken,
+    shared: Arc<Shared>,
 }
 
 /// A queue for one client that holds up to `limit_bytes` of lines (`0`: no
 /// limit).
 pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
-    // Unbounded as a channel, bounded in bytes by `Outbox::send`.
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let abort = CancellationToken::new();
-    // Aborting implies closing, so the reader loop only has to watch `close`.
-    let close = abort.child_token();
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        state: AtomicU8::new(OPEN),
+        senders: AtomicUsize::new(1),
+        to_writer: Notify::new(),
+        to_reader: Notify::new(),
+        // 0 switches the limit off, like every limit.
+        limit: if limit_bytes == 0 {
+            usize::MAX
+        } else {
+            limit_bytes
+        },
+    });
     (
         Outbox {
-            tx,
-            queued: queued.clone(),
-            // 0 switches the limit off, like every limit.
-            limit: if limit_bytes == 0 {
-                usize::MAX
-            } else {
-                limit_bytes
-            },
-            close: close.clone(),
-            abort: abort.clone(),
+            shared: shared.clone(),
         },
-        Inbox {
-            rx,
-            queued,
-            close,
-            abort,
-        },
+        Inbox { shared },
     )
 }
 
 /// Drains `inbox` into `writer` until the client is closed or aborted.
 /// Returns the write error, if the socket failed first.
-pub async fn run_writer<W>(mut inbox: Inbox, mut writer: W) -> std::io::Result<()>
+pub async fn run_writer<W>(inbox: Inbox, mut writer: W) -> std::io::Result<()>
 where
-    W: AsyncWrite + Unpin,
+    W: Farewell,
 {
+    let shared = &*inbox.shared;
     let mut batch: Vec<u8> = Vec::new();
     // Set once closing begins: everything after it must be done by then.
-    let mut drain_deadline = None;
+    let mut drain_deadline: Option<Instant> = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = inbox.abort.cancelled() => return Ok(()),
-            _ = inbox.close.cancelled() => break,
-            line = inbox.rx.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
+        let taken = {
+            let mut q = shared.lock();
+            match shared.state() {
+                ABORTED => return Ok(()),
+                CLOSING if !q.sealed => {
+                    q.sealed = true;
+                    drain_deadline = Some(Instant::now() + DRAIN_LIMIT);
+                }
+                _ => {}
+            }
+            let taken = take_batch(&mut q, &mut batch);
+            // Sealed and now empty: this batch is the last thing ever sent.
+            (taken, q.sealed && q.lines.is_empty())
         };
-        let closed_at = {
-            let bytes = collect_batch(&mut inbox.rx, first, &mut batch);
-            let len = bytes.len();
-            let write = write_flush(&mut writer, bytes);
-            tokio::pin!(write);
-            let closing = tokio::select! {
-                biased;
-                _ = inbox.abort.cancelled() => return Ok(()),
-                r = &mut write => {
-                    r?;
-                    inbox.queued.fetch_sub(len, Ordering::Relaxed);
-                    false
-                }
-                // A client that does not read can block this write forever:
-                // once closing, the write in progress gets the drain bound
-                // too (finished, not cut, so no line leaves half-written).
-                _ = inbox.close.cancelled() => true,
-            };
-            if closing {
-                let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-                tokio::select! {
-                    biased;
-                    _ = inbox.abort.cancelled() => return Ok(()),
-                    r = tokio::time::timeout_at(deadline, write) => match r {
-                        Ok(r) => r?,
-                        Err(_) => return Ok(()),
-                    },
-                }
-                Some(deadline)
-            } else {
-                None
+        let (bytes, last) = match taken {
+            (Some(bytes), last) => (bytes, last),
+            (None, _) if drain_deadline.is_some() => break,
+            (None, _) => {
+                release(&mut batch);
+                shared.to_writer.notified().await;
+                continue;
             }
         };
-        if closed_at.is_some() {
-            drain_deadline = closed_at;
-            break;
+        let len = bytes.len();
+        if last {
+            // The last line (a `PART`, a `KICK`) and the TLS close in one write.
+            let queued = writer.queue_farewell(bytes.as_slice());
+            let rest = &bytes.as_slice()[queued..];
+            let deadline = drain_deadline.unwrap_or_else(|| Instant::now() + DRAIN_LIMIT);
+            let finish = async {
+                if !rest.is_empty() {
+                    writer.write_all(rest).await?;
+                }
+                writer.shutdown().await
+            };
+            return until_aborted(shared, tokio::time::timeout_at(deadline, finish))
+                .await
+                .map_or(Ok(()), |r| r.unwrap_or(Ok(())));
         }
-        if inbox.rx.is_empty() {
-            release(&mut batch);
+        let write = write_flush(&mut writer, bytes);
+        tokio::pin!(write);
+        // A client that does not read can block this write forever: abort
+        // stops it at once, and once closing, the write in progress gets
+        // the drain bound too (finished, not cut, so no line leaves
+        // half-written).
+        loop {
+            let expired = async {
+                match drain_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = &mut write => {
+                    r?;
+                    break;
+                }
+                _ = shared.to_writer.notified() => match shared.state() {
+                    ABORTED => return Ok(()),
+                    CLOSING if drain_deadline.is_none() => {
+                        drain_deadline = Some(Instant::now() + DRAIN_LIMIT);
+                    }
+                    // A new line: taken after this write.
+                    _ => {}
+                },
+                _ = expired => return Ok(()),
+            }
         }
+        shared.lock().bytes -= len;
     }
-    // Closing: deliver what is already queued, within a bound, then close TLS.
-    inbox.rx.close();
-    let drain = async {
-        while let Some(first) = inbox.rx.recv().await {
-            let bytes = collect_batch(&mut inbox.rx, first, &mut batch);
-            write_flush(&mut writer, bytes).await?;
+    // Closing and drained: an orderly TLS close, within the same bound.
+    let deadline = drain_deadline.unwrap_or_else(|| Instant::now() + DRAIN_LIMIT);
+    until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
+        .await
+        .map_or(Ok(()), |r| r.unwrap_or(Ok(())))
+}
+
+/// `fut`'s output, or `None` if the client is aborted first.
+async fn until_aborted<F: std::future::Future>(shared: &Shared, fut: F) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut fut => return Some(r),
+            _ = shared.to_writer.notified() => {
+                if shared.state() == ABORTED {
+                    return None;
+                }
+            }
         }
-        writer.shutdown().await
-    };
-    let deadline = drain_deadline.unwrap_or_else(|| tokio::time::Instant::now() + DRAIN_LIMIT);
-    tokio::select! {
-        biased;
-        _ = inbox.abort.cancelled() => Ok(()),
-        r = tokio::time::timeout_at(deadline, drain) => r.unwrap_or(Ok(())),
     }
 }
 
-/// One line alone is written as is; several queued lines are copied into
-/// `batch` so they leave in one TLS record and one syscall.
-fn collect_batch<'a>(
-    rx: &mut mpsc::UnboundedReceiver<Bytes>,
-    first: Bytes,
-    batch: &'a mut Vec<u8>,
-) -> Batch<'a> {
-    let Ok(second) = rx.try_recv() else {
-        return Batch::One(first);
-    };
-    batch.clear();
-    batch.extend_from_slice(&first);
-    batch.extend_from_slice(&second);
-    while batch.len() < BATCH_BYTES {
-        match rx.try_recv() {
-            Ok(line) => batch.extend_from_slice(&line),
-            Err(_) => break,
+/// Takes what is queued: one line alone is written as is; several are
+/// copied into `batch` so they leave in one TLS record and one syscall.
+/// `None` when the queue is empty (its spare slots then go back too).
+fn take_batch<'a>(q: &mut Queue, batch: &'a mut Vec<u8>) -> Option<Batch<'a>> {
+    let first = q.lines.pop_front()?;
+    let taken = match q.lines.pop_front() {
+        None => Batch::One(first),
+        Some(second) => {
+            batch.clear();
+            batch.extend_from_slice(&first);
+            batch.extend_from_slice(&second);
+            while batch.len() < BATCH_BYTES {
+                match q.lines.pop_front() {
+                    Some(line) => batch.extend_from_slice(&line),
+                    None => break,
+                }
+            }
+            Batch::Many(batch)
         }
+    };
+    if q.lines.is_empty() && q.lines.capacity() > KEEP_SLOTS {
+        q.lines = VecDeque::new();
     }
-    Batch::Many(batch)
+    Some(taken)
 }
 
 enum Batch<'a> {
@@ -233,9 +349,13 @@ enum Batch<'a> {
 
 impl Batch<'_> {
     fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn as_slice(&self) -> &[u8] {
         match self {
-            Batch::One(b) => b.len(),
-            Batch::Many(b) => b.len(),
+            Batch::One(b) => b,
+            Batch::Many(b) => b,
         }
     }
 }
@@ -323,6 +443,204 @@ mod tests {
             .expect("a closing writer gives up after DRAIN_LIMIT")
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_outbox_closes_after_delivering() {
+        let (out, inbox) = channel(1024);
+        let (w, mut r) = tokio::io::duplex(1024);
+        let task = tokio::spawn(run_writer(inbox, w));
+        let second = out.clone();
+        out.send(Bytes::from_static(b"a\n")).unwrap();
+        drop(out);
+        second.send(Bytes::from_static(b"b\n")).unwrap();
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the writer ends once nobody can send")
+            .unwrap()
+            .unwrap();
+        let mut got = String::new();
+        r.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "a\nb\n");
+    }
+
+    #[tokio::test]
+    async fn closing_resolves_for_a_waiter_and_after_the_fact() {
+        let (out, _inbox) = channel(1024);
+        let waiter = {
+            let out = out.clone();
+            tokio::spawn(async move { out.closing().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!out.is_closing());
+        out.close();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("a waiting reader is woken")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), out.closing())
+            .await
+            .expect("closing() after the close resolves at once");
+    }
+
+    #[tokio::test]
+    async fn lines_after_the_drain_began_are_dropped_not_refused() {
+        let (out, inbox) = channel(1024);
+        let (w, mut r) = tokio::io::duplex(1024);
+        out.send(Bytes::from_static(b"kept\n")).unwrap();
+        out.close();
+        tokio::spawn(run_writer(inbox, w)).await.unwrap().unwrap();
+        assert_eq!(out.send(Bytes::from_static(b"late\n")), Ok(()));
+        let mut got = String::new();
+        r.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "kept\n");
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_gives_its_slots_back() {
+        let (out, inbox) = channel(0);
+        let shared = out.shared.clone();
+        let (w, mut r) = tokio::io::duplex(1 << 20);
+        let task = tokio::spawn(run_writer(inbox, w));
+        for i in 0..200 {
+            out.send(Bytes::from(format!("burst {i}\n"))).unwrap();
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = 0;
+        while seen
+            < (0..200)
+                .map(|i| format!("burst {i}\n").len())
+                .sum::<usize>()
+        {
+            seen += r.read(&mut buf).await.unwrap();
+        }
+        // The writer frees the bytes once its write returned: wait for that.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while shared.lock().bytes > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("written bytes are released");
+        {
+            let q = shared.lock();
+            assert!(q.lines.is_empty());
+            assert!(
+                q.lines.capacity() <= KEEP_SLOTS,
+                "kept {}",
+                q.lines.capacity()
+            );
+            assert_eq!(q.bytes, 0);
+        }
+        out.close();
+        task.await.unwrap().unwrap();
+    }
+
+    /// Counts the writes that reach the "socket", to see what leaves together.
+    struct CountingIo {
+        inner: tokio::io::DuplexStream,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncRead for CountingIo {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingIo {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        /// Like a socket's `writev`: all the slices in one write (the pipe
+        /// is large enough for what these tests send).
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, &all)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Over real TLS: the last line and `close_notify` leave in one write,
+    /// and the client sees every line and then a clean TLS close.
+    #[tokio::test]
+    async fn the_last_line_and_the_tls_close_leave_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = crate::certs::generate(&["localhost".to_string()], 1).unwrap();
+        let paths = crate::certs::write_pair(dir.path(), &generated, false).unwrap();
+        let cert = crate::certs::load(&paths).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&cert).unwrap());
+        let connector = tokio_rustls::TlsConnector::from(
+            crate::tls::client_config_with_roots(&cert.chain[..1]).unwrap(),
+        );
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let server_io = CountingIo {
+            inner: server_io,
+            writes: writes.clone(),
+        };
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let (server, client) = tokio::join!(
+            acceptor.accept(server_io),
+            connector.connect(name, client_io)
+        );
+        let mut client = client.unwrap();
+        let conn = crate::connection::Connection::new(server.unwrap(), 64);
+        let (_reader, write_half) = conn.into_split();
+
+        let (out, inbox) = channel(1024);
+        let task = tokio::spawn(run_writer(inbox, write_half));
+        out.send(Bytes::from_static(b"first\n")).unwrap();
+        let mut got = [0u8; 6];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"first\n");
+        let before = writes.load(Ordering::SeqCst);
+        out.send(Bytes::from_static(b"PART #lobby zed quit\n"))
+            .unwrap();
+        out.close();
+        task.await.unwrap().unwrap();
+        assert_eq!(
+            writes.load(Ordering::SeqCst) - before,
+            1,
+            "the last line and close_notify in one write"
+        );
+        let mut rest = String::new();
+        // read_to_string fails on a close without close_notify.
+        client.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "PART #lobby zed quit\n");
     }
 
     #[tokio::test]

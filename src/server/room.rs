@@ -1,12 +1,20 @@
 //! A room's membership.
 //!
 //! The hub keeps one [`Room`] per room that has people; joining and leaving
-//! are O(1) (an `IndexSet` with swap-removal), so a room of thousands costs
+//! are O(1) (an `IndexMap` with swap-removal), so a room of thousands costs
 //! the same per member as a room of two. Members are listed roughly in join
 //! order, which is what `USERS` shows.
+//!
+//! Each member is stored with its [`Outbox`], so a broadcast walks one
+//! contiguous array of queues instead of looking every recipient up. Client
+//! ids are handed out by the server, never chosen by a peer, so they are
+//! hashed with the fast non-keyed Fx hash (nicknames and room names, which
+//! peers choose, stay on the standard keyed hasher).
 
-use indexmap::IndexSet;
+use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
 
+use super::outbound::Outbox;
 use crate::protocol::RoomName;
 
 /// A connected client, as the hub names it (never its address or nickname,
@@ -17,14 +25,14 @@ pub struct ClientId(pub u64);
 #[derive(Debug)]
 pub struct Room {
     name: RoomName,
-    members: IndexSet<ClientId>,
+    members: IndexMap<ClientId, Outbox, FxBuildHasher>,
 }
 
 impl Room {
     pub fn new(name: RoomName) -> Room {
         Room {
             name,
-            members: IndexSet::new(),
+            members: IndexMap::default(),
         }
     }
 
@@ -32,12 +40,19 @@ impl Room {
         &self.name
     }
 
-    pub fn insert(&mut self, id: ClientId) -> bool {
-        self.members.insert(id)
+    /// Adds `id` with its queue; `false` (and no change) if already in.
+    pub fn insert(&mut self, id: ClientId, outbox: Outbox) -> bool {
+        match self.members.entry(id) {
+            indexmap::map::Entry::Occupied(_) => false,
+            indexmap::map::Entry::Vacant(v) => {
+                v.insert(outbox);
+                true
+            }
+        }
     }
 
     pub fn remove(&mut self, id: ClientId) -> bool {
-        self.members.swap_remove(&id)
+        self.members.swap_remove(&id).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -49,7 +64,12 @@ impl Room {
     }
 
     pub fn members(&self) -> impl Iterator<Item = ClientId> + '_ {
-        self.members.iter().copied()
+        self.members.keys().copied()
+    }
+
+    /// Every member with its queue, for a broadcast.
+    pub fn outboxes(&self) -> impl Iterator<Item = (ClientId, &Outbox)> + '_ {
+        self.members.iter().map(|(id, out)| (*id, out))
     }
 }
 
@@ -60,10 +80,11 @@ mod tests {
     #[test]
     fn membership() {
         let mut r = Room::new(RoomName::lobby());
-        assert!(r.insert(ClientId(1)));
-        assert!(!r.insert(ClientId(1)));
-        assert!(r.insert(ClientId(2)));
-        assert!(r.insert(ClientId(3)));
+        let (out, _inbox) = crate::server::outbound::channel(0);
+        assert!(r.insert(ClientId(1), out.clone()));
+        assert!(!r.insert(ClientId(1), out.clone()));
+        assert!(r.insert(ClientId(2), out.clone()));
+        assert!(r.insert(ClientId(3), out.clone()));
         assert!(r.remove(ClientId(1)));
         assert!(!r.remove(ClientId(1)));
         let mut m: Vec<_> = r.members().collect();
