@@ -63,8 +63,18 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// TLS 1.3 and 1.2, no client certificates, no ALPN; `cert` is served
 /// whatever SNI the client sends (or none: clients connecting by IP send
 /// no SNI).
+///
+/// Two departures from rustls's defaults, both for the connection path:
+/// - 0.5-RTT data on: the server's first line (`NICK`) rides in its first
+///   flight instead of waiting for the client's `Finished`.
+/// - no session resumption: no TLS 1.3 tickets, no TLS 1.2 session cache.
+///   Nothing would use them: `tlschat` builds a fresh configuration, and so
+///   a fresh verification, for every connection (trust on first use checks
+///   the certificate each time), and `openssl s_client`/`ncat` do not
+///   resume by default. Issuing tickets cost every handshake a write and
+///   random numbers, and kept resumption secrets in server memory.
 pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&TLS13, &TLS12])
         .map_err(TlsError::Provider)?
         .with_no_client_auth()
@@ -74,6 +84,9 @@ pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, Tls
             key: cert.paths.key.clone(),
             source,
         })?;
+    config.send_half_rtt_data = true;
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
 }
 

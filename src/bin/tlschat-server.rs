@@ -354,7 +354,13 @@ fn serve(args: RunArgs) -> Result<()> {
         tokio::spawn(wait_for_signal(shutdown.clone()));
         spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
         announce(&server)?;
-        server.run(shutdown).await.context("server failed")
+        // On a worker thread, not on this one: connection tasks spawned by
+        // the accept loop then start on the accepting worker's own queue
+        // instead of waking another thread for every connection.
+        tokio::spawn(server.run(shutdown))
+            .await
+            .context("the accept loop panicked")?
+            .context("server failed")
     })?;
     // Blocking tasks (a password check in flight) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

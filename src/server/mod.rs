@@ -125,6 +125,7 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        configure_listener(&listener);
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
@@ -263,12 +264,32 @@ impl Reloader {
 
 /// `TCP_NODELAY`: chat lines are small and Nagle would hold them back tens
 /// of milliseconds. Keepalive: notice peers that vanished without a FIN.
+///
+/// Linux copies both from the listening socket to every accepted one, so
+/// there they are set once on the listener ([`configure_listener`]) instead
+/// of three `setsockopt` calls per connection; elsewhere (BSD-derived
+/// stacks do not promise it) every accepted socket gets them.
 fn configure_socket(tcp: &TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
+    if INHERITS_OPTIONS {
+        return;
+    }
+    set_options(socket2::SockRef::from(tcp));
+}
+
+const INHERITS_OPTIONS: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+fn configure_listener(listener: &TcpListener) {
+    if INHERITS_OPTIONS {
+        set_options(socket2::SockRef::from(listener));
+    }
+}
+
+fn set_options(socket: socket2::SockRef<'_>) {
+    if let Err(e) = socket.set_tcp_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
-    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+    if let Err(e) = socket.set_tcp_keepalive(&keepalive) {
         debug!(error = %e, "cannot enable TCP keepalive");
     }
 }
@@ -289,4 +310,27 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the options come from the listener (Linux) or are set per
+    /// socket, every accepted connection must end up with both.
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        configure_listener(&listener);
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        configure_socket(&tcp);
+        assert!(tcp.nodelay().unwrap(), "TCP_NODELAY");
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(sock.keepalive().unwrap(), "SO_KEEPALIVE");
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+    }
 }

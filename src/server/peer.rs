@@ -92,7 +92,7 @@ pub(crate) async fn serve(
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, accept_tls(ctx.acceptor(), tcp))) => match r {
+        r = Box::pin(within(deadline, accept_tls(ctx.acceptor(), tcp, admission.is_ok()))) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
@@ -117,7 +117,7 @@ pub(crate) async fn serve(
     let login = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, login(&ctx, &mut conn, ip))) => r,
+        r = Box::pin(within(deadline, login(&ctx, &mut conn, ip, true))) => r,
     };
     let (id, outbox, inbox) = match login {
         Ok(Ok(Login::In(id, outbox, inbox))) => (id, outbox, inbox),
@@ -138,7 +138,13 @@ pub(crate) async fn serve(
     };
     ticket.handshake_done();
 
-    let (mut reader, writer) = (*conn).into_split();
+    // Moved out of the box inside the block, where the box is then freed:
+    // a plain `(*conn)` would keep the emptied box (about 1 KiB) allocated
+    // until this function returns, that is for the whole connection.
+    let (mut reader, writer) = {
+        let conn = conn;
+        (*conn).into_split()
+    };
     let writer = tokio::spawn(outbound::run_writer(inbox, writer));
     read_loop(&ctx, id, &outbox, &mut reader).await;
     ctx.hub.disconnected(id);
@@ -163,9 +169,16 @@ async fn within<F: std::future::Future>(
 
 /// Sniffs the first byte: a TLS peer gets the handshake, anyone else the
 /// one plaintext line that explains the mistake.
+///
+/// With `prompt`, the first `NICK` is queued before the handshake starts:
+/// with TLS 1.3 it leaves in the server's first flight as 0.5-RTT data
+/// (`send_half_rtt_data`, see [`tls::server_config`]), which saves the
+/// client a round trip and the server a write. It is no secret, and a
+/// client that fails the handshake never gets it.
 async fn accept_tls(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
+    prompt: bool,
 ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
     match tls::sniff(&tcp).await? {
         FirstBytes::Closed => Ok(None),
@@ -174,7 +187,15 @@ async fn accept_tls(
             linger_close(tcp, tls::TLS_REQUIRED_LINE.as_bytes()).await;
             Ok(None)
         }
-        FirstBytes::Tls => acceptor.accept(tcp).await.map(Some),
+        FirstBytes::Tls => acceptor
+            .accept_with(tcp, |conn| {
+                if prompt {
+                    // Buffered in memory: cannot fail short of allocation.
+                    let _ = std::io::Write::write_all(&mut conn.writer(), NICK_LINE);
+                }
+            })
+            .await
+            .map(Some),
     }
 }
 
@@ -186,15 +207,25 @@ enum Login {
     Gone,
 }
 
+/// The nickname prompt, as [`ServerLine::Nick`] encodes it.
+const NICK_LINE: &[u8] = b"NICK\n";
+
 /// `NICK` … `WELCOME`: up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`.
-async fn login<S>(ctx: &PeerContext, conn: &mut Connection<S>, ip: IpAddr) -> std::io::Result<Login>
+/// `prompted`: the first `NICK` already went out with the handshake.
+async fn login<S>(
+    ctx: &PeerContext,
+    conn: &mut Connection<S>,
+    ip: IpAddr,
+    prompted: bool,
+) -> std::io::Result<Login>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let hub = &ctx.hub;
-    let nick_line = ServerLine::Nick.encode();
-    for _ in 0..MAX_NICK_TRIES {
-        conn.write_line(&nick_line).await?;
+    for attempt in 0..MAX_NICK_TRIES {
+        if attempt > 0 || !prompted {
+            conn.write_line(NICK_LINE).await?;
+        }
         let answer = match conn.read_frame().await? {
             None => return Ok(Login::Gone),
             Some(Frame::Line(l)) => l,
@@ -429,6 +460,11 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_sent_with_the_handshake_is_the_protocol_line() {
+        assert_eq!(NICK_LINE, &ServerLine::Nick.encode()[..]);
+    }
 
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
