@@ -8,7 +8,8 @@
 # bench-results/<stamp>-<mode>/ (also bench-results/latest-<mode>.*) and
 # prints the table.
 #
-#   scripts/bench.sh              full run: 3 repetitions, medians (12-25 min)
+#   scripts/bench.sh              full run: 3 repetitions, medians (12-25 min),
+#                                 tlschat-server built with --profile dist
 #   scripts/bench.sh --quick      smoke run: tiny numbers, 1 s windows, one
 #                                 repetition, tlschat (and ngircd only if it
 #                                 is already installed); fails on any error
@@ -20,12 +21,24 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 quick=0
+own_bin=0
 for arg in "$@"; do
     [ "$arg" = "--quick" ] && quick=1
+    case "$arg" in --server-bin|--server-bin=*) own_bin=1 ;; esac
 done
 
-echo "== cargo build --release (tlschat-server, tlschat-loadgen)"
-cargo build --release --locked --quiet -p tlschat --bin tlschat-server
+# The full run measures what ships: the `dist` profile of the release
+# archives (fat LTO, one codegen unit). The smoke run only checks that
+# everything works, so it takes the everyday release build CI has anyway.
+server_bin=target/release/tlschat-server
+if [ "$quick" = 1 ]; then
+    echo "== cargo build --release (tlschat-server, tlschat-loadgen)"
+    cargo build --release --locked --quiet -p tlschat --bin tlschat-server
+else
+    echo "== cargo build --profile dist (tlschat-server), --release (tlschat-loadgen)"
+    cargo build --profile dist --locked --quiet -p tlschat --bin tlschat-server
+    server_bin=target/dist/tlschat-server
+fi
 cargo build --release --locked --quiet -p tlschat-loadgen
 
 have_ngircd() { command -v ngircd >/dev/null 2>&1 || [ -x /usr/sbin/ngircd ]; }
@@ -51,4 +64,6 @@ pin=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
     pin=(taskset -c 1)
 fi
-exec "${pin[@]}" target/release/tlschat-loadgen run "$@"
+bin_arg=(--server-bin "$server_bin")
+[ "$own_bin" = 1 ] && bin_arg=()
+exec "${pin[@]}" target/release/tlschat-loadgen run "${bin_arg[@]}" "$@"

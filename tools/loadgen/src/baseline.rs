@@ -6,9 +6,10 @@
 //! client whose queue is full is dropped.
 //!
 //! It uses tlschat's own TLS server configuration (same rustls, same ring
-//! provider, same certificate) and the same runtime setup as
-//! `tlschat-server` (`Runtime::new()`), so the difference in a run is the
-//! protocol and the bookkeeping. The one thing it adds to "no protocol" is
+//! provider, same certificate, same session and 0.5-RTT settings) and the
+//! same runtime setup as `tlschat-server` (`Runtime::new()`, the accept
+//! loop on a worker), so the difference in a run is the protocol and the
+//! bookkeeping. The one thing it adds to "no protocol" is
 //! an `OK` line once a connection is registered, so a client knows when
 //! lines will reach it.
 
@@ -90,7 +91,13 @@ impl Hub {
 
 pub fn main(args: BaselineArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("runtime")?;
-    runtime.block_on(serve(args))
+    // The accept loop on a worker, as tlschat-server runs it: new
+    // connections then start on that worker without a cross-thread wake.
+    runtime.block_on(async {
+        tokio::spawn(serve(args))
+            .await
+            .context("the accept loop panicked")?
+    })
 }
 
 async fn serve(args: BaselineArgs) -> Result<()> {
