@@ -196,6 +196,8 @@ pub trait Farewell: AsyncWrite + Unpin {
     }
 }
 
+/// In-memory pipes stand in for sockets in tests; they have no TLS to close.
+#[cfg(test)]
 impl Farewell for tokio::io::DuplexStream {}
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Farewell

@@ -197,6 +197,17 @@ mod tests {
         Ok(version.unwrap())
     }
 
+    /// The connection-path settings docs/performance.md measured: a change
+    /// back to rustls's defaults would cost every handshake a write.
+    #[test]
+    fn server_config_sends_half_rtt_data_and_no_tickets() {
+        let (_dir, cert) = loaded_cert();
+        let config = server_config(&cert).unwrap();
+        assert!(config.send_half_rtt_data);
+        assert_eq!(config.send_tls13_tickets, 0);
+        assert!(!config.session_storage.can_cache());
+    }
+
     #[tokio::test]
     async fn handshake_with_dns_and_ip_names() {
         let (_dir, cert) = loaded_cert();

@@ -69,6 +69,14 @@ struct User {
     admin: bool,
 }
 
+/// Queues `line` for `id`; a full queue puts `id` on the `lagging` list,
+/// which [`State::settle`] drops.
+fn deliver(id: ClientId, outbox: &Outbox, line: Bytes, lagging: &mut Vec<ClientId>) {
+    if outbox.send(line).is_err() {
+        lagging.push(id);
+    }
+}
+
 /// Locks a mutex even if a panicking thread poisoned it: every section
 /// below leaves the state consistent before anything that could panic.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -480,9 +488,7 @@ impl State {
 
     fn send(&self, id: ClientId, line: Bytes, lagging: &mut Vec<ClientId>) {
         if let Some(u) = self.users.get(&id) {
-            if u.outbox.send(line).is_err() {
-                lagging.push(id);
-            }
+            deliver(id, &u.outbox, line, lagging);
         }
     }
 
@@ -496,9 +502,7 @@ impl State {
             return;
         };
         for (id, outbox) in room.outboxes() {
-            if outbox.send(line.clone()).is_err() {
-                lagging.push(id);
-            }
+            deliver(id, outbox, line.clone(), lagging);
         }
     }
 

@@ -221,7 +221,7 @@ where
     let mut batch: Vec<u8> = Vec::new();
     // Set once closing begins: everything after it must be done by then.
     let mut drain_deadline: Option<Instant> = None;
-    loop {
+    let deadline = loop {
         let taken = {
             let mut q = shared.lock();
             match shared.state() {
@@ -238,30 +238,30 @@ where
         };
         let (bytes, last) = match taken {
             (Some(bytes), last) => (bytes, last),
-            (None, _) if drain_deadline.is_some() => break,
-            (None, _) => {
-                release(&mut batch);
-                shared.to_writer.notified().await;
-                continue;
-            }
-        };
-        let len = bytes.len();
-        if last {
-            // The last line (a `PART`, a `KICK`) and the TLS close in one write.
-            let queued = writer.queue_farewell(bytes.as_slice());
-            let rest = &bytes.as_slice()[queued..];
-            let deadline = drain_deadline.unwrap_or_else(|| Instant::now() + DRAIN_LIMIT);
-            let finish = async {
-                if !rest.is_empty() {
-                    writer.write_all(rest).await?;
+            (None, _) => match drain_deadline {
+                Some(deadline) => break deadline,
+                None => {
+                    release(&mut batch);
+                    shared.to_writer.notified().await;
+                    continue;
                 }
-                writer.shutdown().await
-            };
-            return until_aborted(shared, tokio::time::timeout_at(deadline, finish))
-                .await
-                .map_or(Ok(()), |r| r.unwrap_or(Ok(())));
+            },
+        };
+        let len = bytes.as_slice().len();
+        // The last line (a `PART`, a `KICK`) goes into the TLS session with
+        // the close, so the shutdown below sends both in one write; only
+        // what did not fit is written here.
+        let queued = if last {
+            writer.queue_farewell(bytes.as_slice())
+        } else {
+            0
+        };
+        let rest = &bytes.as_slice()[queued..];
+        if rest.is_empty() {
+            shared.lock().bytes -= len;
+            continue;
         }
-        let write = write_flush(&mut writer, bytes);
+        let write = write_flush(&mut writer, rest);
         tokio::pin!(write);
         // A client that does not read can block this write forever: abort
         // stops it at once, and once closing, the write in progress gets
@@ -292,9 +292,8 @@ where
             }
         }
         shared.lock().bytes -= len;
-    }
+    };
     // Closing and drained: an orderly TLS close, within the same bound.
-    let deadline = drain_deadline.unwrap_or_else(|| Instant::now() + DRAIN_LIMIT);
     until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
         .await
         .map_or(Ok(()), |r| r.unwrap_or(Ok(())))
@@ -348,10 +347,6 @@ enum Batch<'a> {
 }
 
 impl Batch<'_> {
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
     fn as_slice(&self) -> &[u8] {
         match self {
             Batch::One(b) => b,
@@ -360,11 +355,8 @@ impl Batch<'_> {
     }
 }
 
-async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, batch: Batch<'_>) -> std::io::Result<()> {
-    match batch {
-        Batch::One(b) => w.write_all(&b).await?,
-        Batch::Many(b) => w.write_all(b).await?,
-    }
+async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
     w.flush().await
 }
 

@@ -191,7 +191,8 @@ async fn accept_tls(
             .accept_with(tcp, |conn| {
                 if prompt {
                     // Buffered in memory: cannot fail short of allocation.
-                    let _ = std::io::Write::write_all(&mut conn.writer(), NICK_LINE);
+                    let _ =
+                        std::io::Write::write_all(&mut conn.writer(), &ServerLine::Nick.encode());
                 }
             })
             .await
@@ -207,9 +208,6 @@ enum Login {
     Gone,
 }
 
-/// The nickname prompt, as [`ServerLine::Nick`] encodes it.
-const NICK_LINE: &[u8] = b"NICK\n";
-
 /// `NICK` … `WELCOME`: up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`.
 /// `prompted`: the first `NICK` already went out with the handshake.
 async fn login<S>(
@@ -222,9 +220,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let hub = &ctx.hub;
+    let nick_line = ServerLine::Nick.encode();
     for attempt in 0..MAX_NICK_TRIES {
         if attempt > 0 || !prompted {
-            conn.write_line(NICK_LINE).await?;
+            conn.write_line(&nick_line).await?;
         }
         let answer = match conn.read_frame().await? {
             None => return Ok(Login::Gone),
@@ -460,11 +459,6 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_prompt_sent_with_the_handshake_is_the_protocol_line() {
-        assert_eq!(NICK_LINE, &ServerLine::Nick.encode()[..]);
-    }
 
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
