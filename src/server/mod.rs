@@ -16,6 +16,7 @@ pub mod limits;
 pub mod outbound;
 mod peer;
 pub mod room;
+mod socket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

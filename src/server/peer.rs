@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::socket::Socket;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
@@ -179,7 +181,7 @@ async fn accept_tls(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     prompt: bool,
-) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<Socket>>> {
     match tls::sniff(&tcp).await? {
         FirstBytes::Closed => Ok(None),
         FirstBytes::Plaintext => {
@@ -188,7 +190,7 @@ async fn accept_tls(
             Ok(None)
         }
         FirstBytes::Tls => acceptor
-            .accept_with(tcp, |conn| {
+            .accept_with(Socket(tcp), |conn| {
                 if prompt {
                     // Buffered in memory: cannot fail short of allocation.
                     let _ =
