@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-use super::socket::Socket;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
@@ -31,6 +29,7 @@ use super::hub::{Hub, RegisterError};
 use super::limits::{Gate, Rate, Refusal, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
+use super::socket::ClientSocket;
 use crate::connection::{Connection, LineReader};
 use crate::protocol::{
     check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
@@ -181,7 +180,7 @@ async fn accept_tls(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     prompt: bool,
-) -> std::io::Result<Option<tokio_rustls::server::TlsStream<Socket>>> {
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<ClientSocket>>> {
     match tls::sniff(&tcp).await? {
         FirstBytes::Closed => Ok(None),
         FirstBytes::Plaintext => {
@@ -190,7 +189,7 @@ async fn accept_tls(
             Ok(None)
         }
         FirstBytes::Tls => acceptor
-            .accept_with(Socket(tcp), |conn| {
+            .accept_with(ClientSocket(tcp), |conn| {
                 if prompt {
                     // Buffered in memory: cannot fail short of allocation.
                     let _ =
