@@ -1544,6 +1544,35 @@ fn sighup_reloads_a_bans_file_edited_on_disk() {
     });
 }
 
+/// A reload never leaves `admin` without its password: an accounts file
+/// that lost the admin's line (here: deleted) is not taken, and the admin
+/// still needs the password it had.
+#[cfg(unix)]
+#[test]
+fn sighup_keeps_the_admin_password_when_the_accounts_file_loses_it() {
+    let dir = tempdir();
+    let s = server_with_env(dir.path(), &[("TLSCHAT_MAX_PER_ADDRESS", "0")]);
+    let password = initial_admin_password(dir.path());
+    std::fs::remove_file(dir.path().join("accounts.txt")).expect("accounts.txt");
+    s.signal_hup();
+    assert!(
+        s.wait_stderr("accounts not reloaded", STEP).is_some(),
+        "the reload did not refuse an accounts file without admin: {}",
+        s.stderr()
+    );
+    assert!(
+        s.stderr().contains("has no admin account"),
+        "{}",
+        s.stderr()
+    );
+    light(Duration::from_secs(40), async {
+        let (answer, _c) = s.admin_attempt("").await;
+        assert!(answer.starts_with("REFUSE "), "{answer}");
+        let (answer, _c) = s.admin_attempt(&password).await;
+        assert_eq!(answer, "WELCOME admin #lobby");
+    });
+}
+
 /// The password a first start wrote to `<data-dir>/initial-admin-password`.
 #[cfg(unix)]
 fn initial_admin_password(dir: &Path) -> String {

@@ -169,6 +169,12 @@ impl Accounts {
         self.map.contains_key(nick.key())
     }
 
+    /// Whether the admin account has a password. Without one, the `admin`
+    /// nickname would carry the admin's rights and no password check.
+    pub fn has_admin(&self) -> bool {
+        self.map.contains_key(ADMIN)
+    }
+
     /// The stored PHC string, to check with [`verify_password`] off the
     /// async runtime.
     pub fn hash_of(&self, nick: &Nick) -> Option<&str> {

@@ -244,8 +244,16 @@ impl Reloader {
             }
             Err(e) => failed.push(format!("bans not reloaded: {e}")),
         }
-        match accounts::Accounts::load(&config::accounts_file(&self.data_dir)) {
-            Ok(accounts) => self.ctx.hub.replace_accounts(accounts),
+        let accounts_file = config::accounts_file(&self.data_dir);
+        match accounts::Accounts::load(&accounts_file) {
+            Ok(accounts) if accounts.has_admin() => self.ctx.hub.replace_accounts(accounts),
+            // The old accounts stay, admin included: a missing or edited
+            // file must not turn `admin` into a nickname without password.
+            Ok(_) => failed.push(format!(
+                "accounts not reloaded: {} has no admin account (run `tlschat-server \
+                 passwd` and reload again, or restart the server)",
+                accounts_file.display()
+            )),
             Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
         let cert = certs::load(&self.cert).map_err(ServerError::from);
