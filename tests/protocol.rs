@@ -459,7 +459,17 @@ async fn unknown_command_is_unknown_command() {
 async fn admin_commands_by_a_user_are_not_permitted() {
     let s = TestServer::start().await;
     let (mut a, mut b) = alice_and_bob(&s).await;
-    for line in ["/kick alice", "/ban alice spam", "/unban alice", "/bans"] {
+    // Without arguments too: a user learns the command is not theirs, not
+    // its usage.
+    for line in [
+        "/kick alice",
+        "/ban alice spam",
+        "/unban alice",
+        "/bans",
+        "/kick",
+        "/ban",
+        "/UNBAN",
+    ] {
         b.send(line).await;
         b.expect_prefix("ERROR not-permitted ").await;
     }
@@ -501,6 +511,49 @@ async fn admin_with_a_wrong_password_is_refused_and_closed() {
     let rest = adm.expect_closed().await;
     assert!(rest.is_empty(), "{rest:?}");
     a.expect_quiet("a").await;
+    s.stop().await;
+}
+
+/// Transport: a too-long or non-UTF-8 line is answered and discarded, and
+/// the connection stays open; at the `PASS` prompt too. Such a line is no
+/// password (and no wrong one): `PASS` comes again.
+#[tokio::test]
+async fn malformed_password_lines_get_their_error_and_pass_again() {
+    let s = TestServer::start().await;
+    let mut adm = s.connect().await;
+    adm.expect("NICK").await;
+    adm.send("admin").await;
+    adm.expect("PASS").await;
+    let mut long = vec![b'x'; 5000];
+    long.push(b'\n');
+    adm.send_raw(&long).await;
+    adm.expect_prefix("ERROR line-too-long ").await;
+    adm.expect("PASS").await;
+    adm.send_raw(b"pass\xff\xfeword\n").await;
+    adm.expect_prefix("ERROR invalid-utf8 ").await;
+    adm.expect("PASS").await;
+    adm.send(ADMIN_PASSWORD).await;
+    adm.expect("WELCOME admin #lobby").await;
+    s.stop().await;
+}
+
+/// Five malformed answers to `PASS` end it like five bad nicknames: the
+/// fifth `ERROR`, then a close.
+#[tokio::test]
+async fn five_malformed_password_lines_close_the_connection() {
+    let s = TestServer::start().await;
+    let mut adm = s.connect().await;
+    adm.expect("NICK").await;
+    adm.send("admin").await;
+    for _ in 0..5 {
+        adm.expect("PASS").await;
+        adm.send_raw(b"\xff\n").await;
+        adm.expect_prefix("ERROR invalid-utf8 ").await;
+    }
+    let rest = adm.expect_closed().await;
+    assert!(rest.is_empty(), "no sixth PASS, only a close: {rest:?}");
+    // None of them counted as a wrong password: no lockout.
+    let _adm = s.login_admin().await;
     s.stop().await;
 }
 

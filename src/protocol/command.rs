@@ -56,6 +56,9 @@ impl Command<'_> {
 pub struct CommandError {
     pub code: ErrorCode,
     pub text: String,
+    /// A misused admin command (`/kick` without a nickname, …): for anyone
+    /// but the admin the answer is `not-permitted`, not its usage.
+    pub admin_only: bool,
 }
 
 impl CommandError {
@@ -63,6 +66,14 @@ impl CommandError {
         CommandError {
             code,
             text: text.into(),
+            admin_only: false,
+        }
+    }
+
+    fn admin_usage(text: impl Into<String>) -> CommandError {
+        CommandError {
+            admin_only: true,
+            ..CommandError::new(ErrorCode::NoSuchNick, text)
         }
     }
 }
@@ -145,10 +156,9 @@ impl<'a> Command<'a> {
             "kick" | "ban" => {
                 let (nick, reason) = split_word(args);
                 if nick.is_empty() {
-                    return Err(CommandError::new(
-                        ErrorCode::NoSuchNick,
-                        format!("usage: /{lower} NICK [REASON]"),
-                    ));
+                    return Err(CommandError::admin_usage(format!(
+                        "usage: /{lower} NICK [REASON]"
+                    )));
                 }
                 let reason = opt(reason);
                 if lower == "kick" {
@@ -160,10 +170,7 @@ impl<'a> Command<'a> {
             "unban" => {
                 let (target, _) = split_word(args);
                 if target.is_empty() {
-                    return Err(CommandError::new(
-                        ErrorCode::NoSuchNick,
-                        "usage: /unban NICK|ADDRESS",
-                    ));
+                    return Err(CommandError::admin_usage("usage: /unban NICK|ADDRESS"));
                 }
                 Command::Unban(target)
             }
@@ -254,6 +261,18 @@ mod tests {
         assert_eq!(Command::parse("/bans"), Ok(Command::Bans));
         assert!(Command::parse("/bans").unwrap().needs_admin());
         assert!(!Command::parse("/who").unwrap().needs_admin());
+    }
+
+    #[test]
+    fn only_admin_command_usage_errors_are_marked_admin_only() {
+        for line in ["/kick", "/ban", "/unban", "/KICK  "] {
+            let e = Command::parse(line).unwrap_err();
+            assert!(e.admin_only, "{line}");
+            assert_eq!(e.code, ErrorCode::NoSuchNick, "{line}");
+        }
+        for line in ["/join", "/msg", "/me", "/nope"] {
+            assert!(!Command::parse(line).unwrap_err().admin_only, "{line}");
+        }
     }
 
     #[test]

@@ -25,8 +25,11 @@ use super::accounts::{Accounts, ADMIN};
 use super::bans::{canonical_ip, Ban, BanList};
 use super::outbound::Outbox;
 use super::room::{ClientId, Room};
-use crate::protocol::command::{ADMIN_HELP, HELP};
+use crate::protocol::command::{CommandError, ADMIN_HELP, HELP};
 use crate::protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+
+/// The answer to a user's admin command.
+const NOT_ADMIN: &str = "only the admin may do that";
 
 /// Why a nickname could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -180,6 +183,22 @@ impl Hub {
         self.reply(id, &ServerLine::Error { code, text });
     }
 
+    /// Answers a line that is not a valid command. A misused admin command
+    /// is `not-permitted` for anyone but the admin: its usage is not theirs.
+    pub fn command_error(&self, id: ClientId, e: &CommandError) {
+        let mut st = lock(&self.shared.state);
+        let Some(me) = st.users.get(&id) else {
+            return;
+        };
+        let mut lagging = Vec::new();
+        if e.admin_only && !me.admin {
+            st.send_error(id, ErrorCode::NotPermitted, NOT_ADMIN, &mut lagging);
+        } else {
+            st.send_error(id, e.code, &e.text, &mut lagging);
+        }
+        st.settle(lagging);
+    }
+
     /// Carries out one command of a logged-in client. `/ban` and `/unban`
     /// write the bans file (off the async workers) before they confirm;
     /// everything else is one short section under the state lock.
@@ -201,12 +220,7 @@ impl Hub {
             return;
         };
         if cmd.needs_admin() && !me.admin {
-            st.send_error(
-                id,
-                ErrorCode::NotPermitted,
-                "only the admin may do that",
-                &mut lagging,
-            );
+            st.send_error(id, ErrorCode::NotPermitted, NOT_ADMIN, &mut lagging);
             st.settle(lagging);
             return;
         }
@@ -298,7 +312,7 @@ impl Hub {
             .get(&id)
             .is_some_and(|u| u.admin)
         {
-            return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
         }
         let lines: Vec<Bytes> = {
             let bans = lock(&self.shared.bans);
@@ -347,7 +361,7 @@ impl Hub {
             let Some(me) = st.users.get(&id) else { return };
             if !me.admin {
                 drop(st);
-                return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+                return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
             }
             let found = st.find(target).map(|t| {
                 let u = &st.users[&t];
@@ -415,7 +429,7 @@ impl Hub {
             .get(&id)
             .is_some_and(|u| u.admin)
         {
-            return self.error(id, ErrorCode::NotPermitted, "only the admin may do that");
+            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
         }
         let shared = self.shared.clone();
         let owned = target.to_owned();

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::accounts::verify_password;
+use super::accounts::{verify_password, ADMIN};
 use super::bans::canonical_ip;
 use super::hub::{Hub, RegisterError};
 use super::limits::{Gate, Rate, Refusal, Ticket, TokenBucket};
@@ -205,12 +205,15 @@ enum Login {
     In(ClientId, Outbox, Inbox),
     /// Send this line, then close.
     Refused(bytes::Bytes),
-    /// The peer went away, or used up its nickname tries.
+    /// The peer went away.
     Gone,
 }
 
 /// `NICK` … `WELCOME`: up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`.
 /// `prompted`: the first `NICK` already went out with the handshake.
+///
+/// A failed try gets its `ERROR` and `NICK` again; the last one gets its
+/// `ERROR` through [`refuse`], which closes without destroying it.
 async fn login<S>(
     ctx: &PeerContext,
     conn: &mut Connection<S>,
@@ -220,97 +223,157 @@ async fn login<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let hub = &ctx.hub;
     let nick_line = ServerLine::Nick.encode();
     for attempt in 0..MAX_NICK_TRIES {
         if attempt > 0 || !prompted {
             conn.write_line(&nick_line).await?;
         }
-        let answer = match conn.read_frame().await? {
-            None => return Ok(Login::Gone),
-            Some(Frame::Line(l)) => l,
-            Some(Frame::TooLong) => {
-                send_error(
-                    conn,
-                    ErrorCode::LineTooLong,
-                    "a nickname is at most 24 characters",
-                )
-                .await?;
-                continue;
-            }
-            Some(Frame::InvalidUtf8) => {
-                send_error(conn, ErrorCode::InvalidUtf8, "that was not valid UTF-8").await?;
-                continue;
-            }
+        let (code, text) = match try_nick(ctx, conn, ip).await? {
+            Try::Done(login) => return Ok(login),
+            Try::Again(code, text) => (code, text),
         };
-        let nick = match Nick::parse(answer.trim_matches(' ')) {
-            Ok(nick) => nick,
-            Err(e) => {
-                send_error(conn, ErrorCode::NickInvalid, &e.to_string()).await?;
-                continue;
-            }
-        };
-        if let Some(reason) = hub.ban_reason(&nick, ip) {
-            info!(nick = %nick, %ip, "banned client refused");
-            return Ok(Login::Refused(ServerLine::Ban(&reason).encode()));
+        let line = ServerLine::Error { code, text: &text }.encode();
+        if attempt + 1 == MAX_NICK_TRIES {
+            return Ok(Login::Refused(line));
         }
-        if hub.is_taken(&nick) {
-            let text = format!("{nick} is in use; choose another nickname");
-            send_error(conn, ErrorCode::NickTaken, &text).await?;
-            continue;
-        }
-        if let Some(hash) = hub.password_hash(&nick) {
-            if let Some(left) = ctx.gate.locked_out(ip) {
-                warn!(nick = %nick, %ip, "password attempt while locked out");
-                return Ok(Login::Refused(lockout_line(left)));
-            }
-            conn.write_line(&ServerLine::Pass.encode()).await?;
-            let password = match conn.read_frame().await? {
-                None => return Ok(Login::Gone),
-                Some(Frame::Line(p)) => p,
-                Some(_) => String::new(),
-            };
-            // Argon2 is deliberately slow: a few at a time, off the async workers.
-            let ok = match ctx.verify_slots.acquire().await {
-                Ok(_slot) => tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-                    .await
-                    .unwrap_or(false),
-                Err(_) => false,
-            };
-            if !ok {
-                warn!(nick = %nick, %ip, "wrong password");
-                if let Some(length) = ctx.gate.password_failed(ip) {
-                    warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
-                }
-                return Ok(Login::Refused(
-                    ServerLine::Refuse("wrong password").encode(),
-                ));
-            }
-            ctx.gate.password_ok(ip);
-        }
-        let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
-        match hub.register(nick.clone(), ip, outbox.clone()) {
-            Ok(id) => return Ok(Login::In(id, outbox, inbox)),
-            Err(RegisterError::Taken) => {
-                let text = format!("{nick} is in use; choose another nickname");
-                send_error(conn, ErrorCode::NickTaken, &text).await?;
-            }
-            Err(RegisterError::ShuttingDown) => {
-                return Ok(Login::Refused(
-                    ServerLine::Info("the server is shutting down").encode(),
-                ))
-            }
-        }
+        conn.write_line(&line).await?;
     }
     Ok(Login::Gone)
 }
 
-async fn send_error<S>(conn: &mut Connection<S>, code: ErrorCode, text: &str) -> std::io::Result<()>
+/// How one answer to `NICK` ended.
+enum Try {
+    Done(Login),
+    /// Not taken: answer with this `ERROR`.
+    Again(ErrorCode, String),
+}
+
+/// One answer to `NICK`: the nickname's checks, its password if it has
+/// one, and the registration.
+async fn try_nick<S>(
+    ctx: &PeerContext,
+    conn: &mut Connection<S>,
+    ip: IpAddr,
+) -> std::io::Result<Try>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.write_line(&ServerLine::Error { code, text }.encode())
-        .await
+    let hub = &ctx.hub;
+    let again = |code, text: &str| Ok(Try::Again(code, text.to_owned()));
+    let answer = match conn.read_frame().await? {
+        None => return Ok(Try::Done(Login::Gone)),
+        Some(Frame::Line(l)) => l,
+        Some(Frame::TooLong) => {
+            return again(
+                ErrorCode::LineTooLong,
+                "a nickname is at most 24 characters",
+            )
+        }
+        Some(Frame::InvalidUtf8) => {
+            return again(ErrorCode::InvalidUtf8, "that was not valid UTF-8")
+        }
+    };
+    let nick = match Nick::parse(answer.trim_matches(' ')) {
+        Ok(nick) => nick,
+        Err(e) => return again(ErrorCode::NickInvalid, &e.to_string()),
+    };
+    if let Some(reason) = hub.ban_reason(&nick, ip) {
+        info!(nick = %nick, %ip, "banned client refused");
+        return Ok(Try::Done(Login::Refused(ServerLine::Ban(&reason).encode())));
+    }
+    let taken = || format!("{nick} is in use; choose another nickname");
+    if hub.is_taken(&nick) {
+        return again(ErrorCode::NickTaken, &taken());
+    }
+    match hub.password_hash(&nick) {
+        Some(hash) => {
+            if let Some(refused) = check_password(ctx, conn, &nick, hash, ip).await? {
+                return Ok(Try::Done(refused));
+            }
+        }
+        // The server stores an admin password at every start and a reload
+        // keeps it, so this is a bug elsewhere; it must not make the admin
+        // a nickname anyone can take.
+        None if nick.key() == ADMIN => {
+            warn!(%ip, "the admin account has no password: admin login refused");
+            let text =
+                "the admin account has no password on this server; its operator must set one";
+            let line = ServerLine::Error {
+                code: ErrorCode::NotPermitted,
+                text,
+            };
+            return Ok(Try::Done(Login::Refused(line.encode())));
+        }
+        None => {}
+    }
+    let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
+    match hub.register(nick.clone(), ip, outbox.clone()) {
+        Ok(id) => Ok(Try::Done(Login::In(id, outbox, inbox))),
+        Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
+        Err(RegisterError::ShuttingDown) => Ok(Try::Done(Login::Refused(
+            ServerLine::Info("the server is shutting down").encode(),
+        ))),
+    }
+}
+
+/// `PASS` and its answer. `None`: the password is right; otherwise how the
+/// login ends. A malformed answer (too long, not UTF-8) is no password: it
+/// gets its `ERROR` and `PASS` again, and does not count as a wrong one.
+async fn check_password<S>(
+    ctx: &PeerContext,
+    conn: &mut Connection<S>,
+    nick: &Nick,
+    hash: String,
+    ip: IpAddr,
+) -> std::io::Result<Option<Login>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(left) = ctx.gate.locked_out(ip) {
+        warn!(nick = %nick, %ip, "password attempt while locked out");
+        return Ok(Some(Login::Refused(lockout_line(left))));
+    }
+    let pass_line = ServerLine::Pass.encode();
+    let mut malformed = 0;
+    let password = loop {
+        conn.write_line(&pass_line).await?;
+        let (code, text) = match conn.read_frame().await? {
+            None => return Ok(Some(Login::Gone)),
+            Some(Frame::Line(p)) => break p,
+            Some(Frame::TooLong) => (
+                ErrorCode::LineTooLong,
+                "a password line is at most 4096 bytes including its newline; it was discarded",
+            ),
+            Some(Frame::InvalidUtf8) => (
+                ErrorCode::InvalidUtf8,
+                "that password line was not valid UTF-8; it was discarded",
+            ),
+        };
+        let line = ServerLine::Error { code, text }.encode();
+        malformed += 1;
+        if malformed == MAX_NICK_TRIES {
+            return Ok(Some(Login::Refused(line)));
+        }
+        conn.write_line(&line).await?;
+    };
+    // Argon2 is deliberately slow: a few at a time, off the async workers.
+    let ok = match ctx.verify_slots.acquire().await {
+        Ok(_slot) => tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    if !ok {
+        warn!(nick = %nick, %ip, "wrong password");
+        if let Some(length) = ctx.gate.password_failed(ip) {
+            warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
+        }
+        return Ok(Some(Login::Refused(
+            ServerLine::Refuse("wrong password").encode(),
+        )));
+    }
+    ctx.gate.password_ok(ip);
+    Ok(None)
 }
 
 /// After login: every frame becomes an `ERROR` or a command for the hub,
@@ -386,7 +449,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             continue;
         }
         match Command::parse(&line) {
-            Err(e) => hub.error(id, e.code, &e.text),
+            Err(e) => hub.command_error(id, &e),
             Ok(cmd) => {
                 let quit = matches!(cmd, Command::Quit(_));
                 hub.handle(id, cmd).await;
@@ -466,19 +529,46 @@ mod tests {
     /// idle client holds only what its read loop and writer need. This
     /// catches a change that brings handshake-sized state back (it was
     /// 4.8 KB per connection before the boxing; about 1.1 KB after).
+    /// A context with no bans and no accounts (not even the admin's, which
+    /// a real server always has).
+    fn bare_context(dir: &std::path::Path) -> (Arc<PeerContext>, Arc<Gate>) {
+        let (cert, _) = crate::certs::load_or_generate(dir, &[]).unwrap();
+        let acceptor = TlsAcceptor::from(crate::tls::server_config(&cert).unwrap());
+        let bans = super::super::bans::BanList::load(&dir.join("bans")).unwrap();
+        let accounts = super::super::accounts::Accounts::load(&dir.join("acc")).unwrap();
+        let gate = Gate::new(crate::config::Limits::default());
+        let hub = Hub::new(bans, accounts);
+        (
+            Arc::new(PeerContext::new(hub, acceptor, gate.clone())),
+            gate,
+        )
+    }
+
+    /// The `admin` nickname never logs in without a password check, even if
+    /// the accounts somehow lost the admin's.
+    #[tokio::test]
+    async fn admin_without_a_stored_password_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, _gate) = bare_context(dir.path());
+        let (server, mut client) = tokio::io::duplex(4096);
+        let mut conn = Connection::new(server, MAX_CLIENT_LINE);
+        client.write_all(b"admin\n").await.unwrap();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        match login(&ctx, &mut conn, ip, true).await.unwrap() {
+            Login::Refused(line) => assert!(
+                line.starts_with(b"ERROR not-permitted "),
+                "{}",
+                String::from_utf8_lossy(&line)
+            ),
+            _ => panic!("the admin nickname was not refused"),
+        }
+        assert_eq!(ctx.hub.user_count(), 0);
+    }
+
     #[tokio::test]
     async fn per_connection_task_state_stays_small() {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, _) = crate::certs::load_or_generate(dir.path(), &[]).unwrap();
-        let acceptor = TlsAcceptor::from(crate::tls::server_config(&cert).unwrap());
-        let bans = super::super::bans::BanList::load(&dir.path().join("bans")).unwrap();
-        let accounts = super::super::accounts::Accounts::load(&dir.path().join("acc")).unwrap();
-        let gate = Gate::new(crate::config::Limits::default());
-        let ctx = Arc::new(PeerContext::new(
-            Hub::new(bans, accounts),
-            acceptor,
-            gate.clone(),
-        ));
+        let (ctx, gate) = bare_context(dir.path());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap())
             .await
