@@ -914,6 +914,28 @@ fn twenty_wrong_passwords_lock_the_address_out_for_a_growing_time() {
     });
 }
 
+/// A connection that got `PASS` before the lockout began does not get its
+/// guess checked once the lockout is on: otherwise many connections opened
+/// at once would each get one, whatever the limit.
+#[test]
+fn a_lockout_also_stops_connections_prompted_before_it() {
+    alone(Duration::from_secs(40), async {
+        let s = server_with_defaults(|l| {
+            l.lockout_time = Duration::from_secs(30);
+            l.max_per_address = 0;
+        })
+        .await;
+        let mut early = s.connect().await;
+        assert_eq!(answer_to_nick(&mut early, "admin").await, "PASS");
+        five_wrong(&s).await;
+        // Even the right password: the address is locked out now.
+        early.send(ADMIN_PASSWORD).await;
+        early.expect_prefix("ERROR rate-limited ").await;
+        assert!(early.expect_closed().await.is_empty());
+        s.stop().await;
+    });
+}
+
 #[test]
 fn lockout_after_0_never_locks_out() {
     light(Duration::from_secs(30), async {

@@ -40,6 +40,10 @@ use crate::tls::{self, FirstBytes};
 /// one explanatory line before the socket closes.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// Malformed answers to `PASS` (too long, not UTF-8) before the close; like
+/// the nickname's tries, so a confused client is told and a bad one ends.
+const MAX_BAD_PASSWORD_LINES: usize = MAX_NICK_TRIES;
+
 /// What every peer task shares.
 pub(crate) struct PeerContext {
     pub hub: Hub,
@@ -244,7 +248,7 @@ where
 /// How one answer to `NICK` ended.
 enum Try {
     Done(Login),
-    /// Not taken: answer with this `ERROR`.
+    /// A failed try: answer with this `ERROR`.
     Again(ErrorCode, String),
 }
 
@@ -351,16 +355,24 @@ where
         };
         let line = ServerLine::Error { code, text }.encode();
         malformed += 1;
-        if malformed == MAX_NICK_TRIES {
+        if malformed == MAX_BAD_PASSWORD_LINES {
             return Ok(Some(Login::Refused(line)));
         }
         conn.write_line(&line).await?;
     };
     // Argon2 is deliberately slow: a few at a time, off the async workers.
     let ok = match ctx.verify_slots.acquire().await {
-        Ok(_slot) => tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false),
+        Ok(_slot) => {
+            // Again, now: connections prompted before a lockout began must
+            // not each still get their guess.
+            if let Some(left) = ctx.gate.locked_out(ip) {
+                warn!(nick = %nick, %ip, "password attempt while locked out");
+                return Ok(Some(Login::Refused(lockout_line(left))));
+            }
+            tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+                .await
+                .unwrap_or(false)
+        }
         Err(_) => false,
     };
     if !ok {
@@ -524,11 +536,6 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 mod tests {
     use super::*;
 
-    /// A connection's tasks are allocated once for their largest state and
-    /// live as long as the client: the handshake state is boxed so that an
-    /// idle client holds only what its read loop and writer need. This
-    /// catches a change that brings handshake-sized state back (it was
-    /// 4.8 KB per connection before the boxing; about 1.1 KB after).
     /// A context with no bans and no accounts (not even the admin's, which
     /// a real server always has).
     fn bare_context(dir: &std::path::Path) -> (Arc<PeerContext>, Arc<Gate>) {
@@ -565,6 +572,11 @@ mod tests {
         assert_eq!(ctx.hub.user_count(), 0);
     }
 
+    /// A connection's tasks are allocated once for their largest state and
+    /// live as long as the client: the handshake state is boxed so that an
+    /// idle client holds only what its read loop and writer need. This
+    /// catches a change that brings handshake-sized state back (it was
+    /// 4.8 KB per connection before the boxing; about 1.1 KB after).
     #[tokio::test]
     async fn per_connection_task_state_stays_small() {
         let dir = tempfile::tempdir().unwrap();

@@ -182,6 +182,18 @@ impl Client {
         rest
     }
 
+    /// The server ends the TLS session properly (`close_notify`, then EOF)
+    /// with no line before it: a refusal whose last line a reset could not
+    /// have destroyed.
+    pub async fn expect_clean_close(&mut self) {
+        match tokio::time::timeout(STEP, self.conn.read_frame()).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(f))) => panic!("expected a clean close, got {f:?}"),
+            Ok(Err(e)) => panic!("expected a clean close, got an error: {e}"),
+            Err(_) => panic!("no close within {STEP:?}"),
+        }
+    }
+
     /// Round trip through the server: everything sent before is processed.
     pub async fn sync(&mut self, token: &str) {
         self.send(&format!("/ping {token}")).await;
