@@ -13,12 +13,11 @@
 //! blocking pool, before they are confirmed.
 
 use std::collections::HashMap;
-
-use rustc_hash::FxBuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
 use super::accounts::{Accounts, ADMIN};
@@ -186,23 +185,29 @@ impl Hub {
     /// Answers a line that is not a valid command. A misused admin command
     /// is `not-permitted` for anyone but the admin: its usage is not theirs.
     pub fn command_error(&self, id: ClientId, e: &CommandError) {
-        let mut st = lock(&self.shared.state);
-        let Some(me) = st.users.get(&id) else {
-            return;
-        };
-        let mut lagging = Vec::new();
-        if e.admin_only && !me.admin {
-            st.send_error(id, ErrorCode::NotPermitted, NOT_ADMIN, &mut lagging);
-        } else {
-            st.send_error(id, e.code, &e.text, &mut lagging);
+        if e.admin_only && !self.is_admin(id) {
+            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
         }
-        st.settle(lagging);
+        self.error(id, e.code, &e.text);
+    }
+
+    /// Admin rights come with the nickname, so they cannot change while a
+    /// client is connected: one check before a command is enough.
+    fn is_admin(&self, id: ClientId) -> bool {
+        lock(&self.shared.state)
+            .users
+            .get(&id)
+            .is_some_and(|u| u.admin)
     }
 
     /// Carries out one command of a logged-in client. `/ban` and `/unban`
     /// write the bans file (off the async workers) before they confirm;
     /// everything else is one short section under the state lock.
     pub async fn handle(&self, id: ClientId, cmd: Command<'_>) {
+        // Only admin commands take the lock for this.
+        if cmd.needs_admin() && !self.is_admin(id) {
+            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
+        }
         match cmd {
             Command::Ban { nick, reason } => self.ban(id, nick, reason).await,
             Command::Unban(target) => self.unban(id, target).await,
@@ -219,11 +224,6 @@ impl Hub {
         let Some(me) = st.users.get(&id) else {
             return;
         };
-        if cmd.needs_admin() && !me.admin {
-            st.send_error(id, ErrorCode::NotPermitted, NOT_ADMIN, &mut lagging);
-            st.settle(lagging);
-            return;
-        }
         match cmd {
             Command::Empty => {}
             Command::Say(text) => {
@@ -307,13 +307,6 @@ impl Hub {
 
     /// `/bans`: one `INFO` per ban.
     fn list_bans(&self, id: ClientId) {
-        if !lock(&self.shared.state)
-            .users
-            .get(&id)
-            .is_some_and(|u| u.admin)
-        {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
         let lines: Vec<Bytes> = {
             let bans = lock(&self.shared.bans);
             if bans.is_empty() {
@@ -359,10 +352,6 @@ impl Hub {
         let (by, found) = {
             let st = lock(&self.shared.state);
             let Some(me) = st.users.get(&id) else { return };
-            if !me.admin {
-                drop(st);
-                return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-            }
             let found = st.find(target).map(|t| {
                 let u = &st.users[&t];
                 (u.nick.clone(), u.addr)
@@ -424,13 +413,6 @@ impl Hub {
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
     async fn unban(&self, id: ClientId, target: &str) {
-        if !lock(&self.shared.state)
-            .users
-            .get(&id)
-            .is_some_and(|u| u.admin)
-        {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
         let shared = self.shared.clone();
         let owned = target.to_owned();
         let removed = tokio::task::spawn_blocking(move || {

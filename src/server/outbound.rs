@@ -228,7 +228,7 @@ where
                 ABORTED => return Ok(()),
                 CLOSING if !q.sealed => {
                     q.sealed = true;
-                    drain_deadline = Some(Instant::now() + DRAIN_LIMIT);
+                    start_drain(&mut drain_deadline);
                 }
                 _ => {}
             }
@@ -282,9 +282,7 @@ where
                 }
                 _ = shared.to_writer.notified() => match shared.state() {
                     ABORTED => return Ok(()),
-                    CLOSING if drain_deadline.is_none() => {
-                        drain_deadline = Some(Instant::now() + DRAIN_LIMIT);
-                    }
+                    CLOSING => start_drain(&mut drain_deadline),
                     // A new line: taken after this write.
                     _ => {}
                 },
@@ -297,6 +295,12 @@ where
     until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
         .await
         .map_or(Ok(()), |r| r.unwrap_or(Ok(())))
+}
+
+/// Closing began: from the first time it is seen (in the middle of a write
+/// or when the queue is sealed), the rest gets [`DRAIN_LIMIT`], once.
+fn start_drain(deadline: &mut Option<Instant>) {
+    deadline.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
 }
 
 /// `fut`'s output, or `None` if the client is aborted first.
@@ -435,6 +439,34 @@ mod tests {
             .expect("a closing writer gives up after DRAIN_LIMIT")
             .unwrap()
             .unwrap();
+    }
+
+    /// The drain bound counts from the close, once: a write that the close
+    /// caught half-done and that then finished does not restart it for the
+    /// lines still queued.
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_bound_starts_once_at_the_close() {
+        let (out, inbox) = channel(4096);
+        let (w, mut r) = tokio::io::duplex(8);
+        let task = tokio::spawn(run_writer(inbox, w));
+        out.send(Bytes::from_static(b"0123456789\n")).unwrap();
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            out.send(Bytes::from_static(b"0123456789\n")).unwrap();
+        }
+        let closed = Instant::now();
+        out.close();
+        // The reader takes a little halfway through the bound: the write in
+        // progress finishes, the rest of the queue blocks again.
+        tokio::time::sleep(DRAIN_LIMIT / 2).await;
+        let mut buf = [0u8; 8];
+        r.read_exact(&mut buf).await.unwrap();
+        task.await.unwrap().unwrap();
+        assert!(
+            closed.elapsed() <= DRAIN_LIMIT + Duration::from_millis(10),
+            "the writer gave up {:?} after the close",
+            closed.elapsed()
+        );
     }
 
     #[tokio::test]

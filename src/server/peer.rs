@@ -236,13 +236,31 @@ where
             Try::Done(login) => return Ok(login),
             Try::Again(code, text) => (code, text),
         };
-        let line = ServerLine::Error { code, text: &text }.encode();
-        if attempt + 1 == MAX_NICK_TRIES {
-            return Ok(Login::Refused(line));
+        let last = attempt + 1 == MAX_NICK_TRIES;
+        if let Some(end) = failed_try(conn, last, code, &text).await? {
+            return Ok(end);
         }
-        conn.write_line(&line).await?;
     }
     Ok(Login::Gone)
+}
+
+/// Answers a failed try with its `ERROR`; the `last` one's is returned as
+/// the refusal to close with instead of written.
+async fn failed_try<S>(
+    conn: &mut Connection<S>,
+    last: bool,
+    code: ErrorCode,
+    text: &str,
+) -> std::io::Result<Option<Login>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let line = ServerLine::Error { code, text }.encode();
+    if last {
+        return Ok(Some(Login::Refused(line)));
+    }
+    conn.write_line(&line).await?;
+    Ok(None)
 }
 
 /// How one answer to `NICK` ended.
@@ -333,9 +351,13 @@ async fn check_password<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Some(left) = ctx.gate.locked_out(ip) {
+    let locked_out = || {
+        let left = ctx.gate.locked_out(ip)?;
         warn!(nick = %nick, %ip, "password attempt while locked out");
-        return Ok(Some(Login::Refused(lockout_line(left))));
+        Some(Login::Refused(lockout_line(left)))
+    };
+    if let Some(refused) = locked_out() {
+        return Ok(Some(refused));
     }
     let pass_line = ServerLine::Pass.encode();
     let mut malformed = 0;
@@ -353,21 +375,19 @@ where
                 "that password line was not valid UTF-8; it was discarded",
             ),
         };
-        let line = ServerLine::Error { code, text }.encode();
         malformed += 1;
-        if malformed == MAX_BAD_PASSWORD_LINES {
-            return Ok(Some(Login::Refused(line)));
+        let last = malformed == MAX_BAD_PASSWORD_LINES;
+        if let Some(end) = failed_try(conn, last, code, text).await? {
+            return Ok(Some(end));
         }
-        conn.write_line(&line).await?;
     };
     // Argon2 is deliberately slow: a few at a time, off the async workers.
     let ok = match ctx.verify_slots.acquire().await {
         Ok(_slot) => {
             // Again, now: connections prompted before a lockout began must
             // not each still get their guess.
-            if let Some(left) = ctx.gate.locked_out(ip) {
-                warn!(nick = %nick, %ip, "password attempt while locked out");
-                return Ok(Some(Login::Refused(lockout_line(left))));
+            if let Some(refused) = locked_out() {
+                return Ok(Some(refused));
             }
             tokio::task::spawn_blocking(move || verify_password(&hash, &password))
                 .await
