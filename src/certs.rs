@@ -1255,7 +1255,7 @@ zgymK8liZ8WpZNrL10Cg4WI=
         assert_eq!(Fingerprint::parse(&s).unwrap(), fp);
         assert_eq!(s.parse::<Fingerprint>().unwrap(), fp);
 
-        let bare = &s["SHA256:".len()..];
+        let bare = s.strip_prefix("SHA256:").unwrap();
         assert_eq!(Fingerprint::parse(bare).unwrap(), fp);
         assert_eq!(Fingerprint::parse(&bare.to_uppercase()).unwrap(), fp);
         assert_eq!(Fingerprint::parse(&format!("sha256:{bare}")).unwrap(), fp);
@@ -1283,14 +1283,14 @@ zgymK8liZ8WpZNrL10Cg4WI=
             Err(WrongLength { digits: 0 })
         );
         assert_eq!(
-            Fingerprint::parse(&hex64[..62]),
+            Fingerprint::parse(hex64.get(..62).unwrap()),
             Err(WrongLength { digits: 62 })
         );
         assert_eq!(
             Fingerprint::parse(&format!("{hex64}00")),
             Err(WrongLength { digits: 66 })
         );
-        let bad = format!("{}g{}", &hex64[..10], &hex64[11..]);
+        let bad = format!("{}g{}", hex64.get(..10).unwrap(), hex64.get(11..).unwrap());
         assert_eq!(
             Fingerprint::parse(&bad),
             Err(InvalidChar {
@@ -1299,11 +1299,11 @@ zgymK8liZ8WpZNrL10Cg4WI=
             })
         );
         assert_eq!(
-            Fingerprint::parse(&format!("SHA1:{}", &hex64[..40])),
+            Fingerprint::parse(&format!("SHA1:{}", hex64.get(..40).unwrap())),
             Err(UnsupportedAlgorithm("SHA1".into()))
         );
         assert!(matches!(
-            Fingerprint::parse(&format!("2:c{}", &hex64[2..])),
+            Fingerprint::parse(&format!("2:c{}", hex64.get(2..).unwrap())),
             Err(MisplacedSeparator { .. })
         ));
         assert!(matches!(
@@ -1315,7 +1315,7 @@ zgymK8liZ8WpZNrL10Cg4WI=
             Err(MisplacedSeparator { .. })
         ));
         assert!(matches!(
-            Fingerprint::parse(&format!("2c::{}", &hex64[2..])),
+            Fingerprint::parse(&format!("2c::{}", hex64.get(2..).unwrap())),
             Err(MisplacedSeparator { position: 4 })
         ));
         let msg = WrongLength { digits: 62 }.to_string();

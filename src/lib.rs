@@ -12,6 +12,12 @@
 //! `protocol/` is pure (no I/O) so it can be unit- and property-tested;
 //! `certs.rs` makes and loads certificates; `fsutil.rs` writes files
 //! atomically.
+//!
+//! Text from peers and users is any sequence of Unicode scalars: nothing here
+//! slices a `str` by byte index (`clippy::string_slice` keeps it so); use
+//! `get(..)`, `split_at_checked` or char and grapheme boundaries.
+
+#![warn(clippy::string_slice)]
 
 pub mod certs;
 pub mod client;

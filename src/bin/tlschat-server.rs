@@ -3,6 +3,9 @@
 //! clap parses the flags, `run` turns them into a [`ServerConfig`], and
 //! every error reaches `main` as an `anyhow::Error` printed with its context.
 
+// No byte-index slicing of text (see the library's top-level doc).
+#![warn(clippy::string_slice)]
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,6 +5,9 @@
 //! made here, where the user can still be asked about an unknown
 //! certificate or a password; then the session runs under the front end.
 
+// No byte-index slicing of text (see the library's top-level doc).
+#![warn(clippy::string_slice)]
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

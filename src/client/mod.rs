@@ -33,7 +33,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::certs::Fingerprint;
 use crate::connection::Connection;
-use crate::protocol::{ErrorCode, Frame, ServerLine, DEFAULT_PORT, LOBBY, MAX_SERVER_LINE};
+use crate::protocol::{
+    check_text, Command, ErrorCode, Frame, ServerLine, DEFAULT_PORT, LOBBY, MAX_SERVER_LINE,
+};
 use crate::trust::{self, KnownHosts, Outcome, Trust, TrustError, Verdict};
 
 pub use state::{ChatState, KEEPALIVE_TOKEN};
@@ -653,11 +655,12 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64(secs * jitter)
 }
 
-fn is_quit(line: &str) -> bool {
-    let l = line.trim_start();
-    l.len() >= 5
-        && l[..5].eq_ignore_ascii_case("/quit")
-        && l[5..].chars().next().is_none_or(|c| c == ' ')
+/// Whether the server will take `line` as `/quit [reason]`: decided by the
+/// server's own text rule and command parser, so the client waits for the
+/// close exactly when the server is going to close. Any text is fine here,
+/// whatever its script.
+pub fn is_quit(line: &str) -> bool {
+    check_text(line).is_ok() && matches!(Command::parse(line), Ok(Command::Quit(_)))
 }
 
 /// Relays one connection until it ends.
@@ -730,11 +733,11 @@ async fn run_connection(
                     // Every handle dropped: leave as /quit would.
                     None => "/quit".to_owned(),
                 };
+                // One line per send; a newline inside would be a second line.
+                let line = line.replace(['\r', '\n'], " ");
                 if is_quit(&line) {
                     quitting = Some(Instant::now());
                 }
-                // One line per send; a newline inside would be a second line.
-                let line = line.replace(['\r', '\n'], " ");
                 last_sent = Instant::now();
                 if let Err(e) = send_line(&mut writer, &line).await {
                     if quitting.is_some() {
@@ -828,5 +831,26 @@ mod tests {
         assert!(is_quit("/QUIT bye"));
         assert!(!is_quit("/quitter"));
         assert!(!is_quit("quit"));
+        // As the server parses it: `/ quit` is a quit, `  /quit` a message.
+        assert!(is_quit("/ quit"));
+        assert!(!is_quit("  /quit"));
+        assert!(!is_quit("/quit \u{1b}"));
+        assert!(is_quit("/quit до свидания"));
+        assert!(!is_quit("/quit\u{301}"));
+        // A fifth byte inside a multi-byte character is not a quit (and
+        // never a panic): Cyrillic, Greek, Hebrew, Arabic, CJK, emoji.
+        for line in [
+            "привет мир",
+            "γειά σου",
+            "שלום עולם",
+            "مرحبا",
+            "你好",
+            "ab😀",
+            "/qui\u{e9}t",
+            "/quitté",
+            "/quit😀",
+        ] {
+            assert!(!is_quit(line), "{line}");
+        }
     }
 }

@@ -103,9 +103,9 @@ impl<'a> Command<'a> {
         if line.trim().is_empty() {
             return Ok(Command::Empty);
         }
-        if line.starts_with("//") {
+        if let Some(said) = line.strip_prefix('/').filter(|rest| rest.starts_with('/')) {
             // `//x` is the message `/x`: keep one slash.
-            return Ok(Command::Say(&line[1..]));
+            return Ok(Command::Say(said));
         }
         let Some(body) = line.strip_prefix('/') else {
             return Ok(Command::Say(line));

@@ -358,10 +358,10 @@ fn parse_line(line: &str) -> Result<Ban, String> {
 /// Runs of spaces between fields are tolerated (hand-edited files).
 fn next_field(s: &str) -> (&str, &str) {
     let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, ""),
-    }
+    // `find` returns a char boundary, so the split cannot fail.
+    s.find(char::is_whitespace)
+        .and_then(|i| s.split_at_checked(i))
+        .unwrap_or((s, ""))
 }
 
 /// `t` cut to whole seconds and clamped to what RFC 3339 can write, so

@@ -599,8 +599,8 @@ mod tests {
 
     fn find(rows: &[String], needle: &str) -> Option<(u16, u16)> {
         rows.iter().enumerate().find_map(|(y, r)| {
-            r.find(needle)
-                .map(|b| (r[..b].chars().count() as u16, y as u16))
+            r.split_once(needle)
+                .map(|(before, _)| (before.chars().count() as u16, y as u16))
         })
     }
 
