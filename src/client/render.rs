@@ -63,6 +63,12 @@ pub fn sanitize_lines(s: &str) -> String {
     s.lines().map(sanitize).collect::<Vec<_>>().join("\n")
 }
 
+/// A tag character (U+E0020–U+E007F): invisible ASCII look-alikes, kept
+/// only inside an emoji tag sequence.
+pub fn is_tag(c: char) -> bool {
+    matches!(c, '\u{E0020}'..='\u{E007F}')
+}
+
 /// Length in bytes of the tag spec and cancel tag that follow a
 /// [`TAG_BASE`] at the start of `s`, if they form an emoji tag sequence
 /// (1 to [`MAX_TAG_SPEC`] tag digits or small letters, then CANCEL TAG);

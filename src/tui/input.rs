@@ -1,18 +1,27 @@
-//! The input line: a single line of text edited by char index (never by
-//! byte, so multi-byte characters are never split), plus the history of
-//! sent lines.
+//! The input line: a single line of text edited by grapheme cluster (what
+//! a reader sees as one character: `é` written as e + U+0301, a flag, an
+//! emoji ZWJ sequence with skin tones), plus the history of sent lines.
 //!
-//! Only characters that are safe to echo are accepted: control characters
-//! and the bidirectional overrides that [`render::sanitize`] would replace
-//! are refused at the door, so what the user sees is what is sent.
+//! The cursor is a byte offset that always sits on a grapheme boundary:
+//! Left/Right move over whole graphemes and Backspace/Delete remove whole
+//! ones, so no edit ever splits a character or an emoji. An insertion or
+//! deletion can merge its neighbours into one grapheme (a combining mark
+//! typed after a letter, two regional indicators meeting); the cursor is
+//! then moved to a boundary again.
+//!
+//! Only characters that are safe to echo are accepted: control characters,
+//! bidirectional controls and invisible characters that
+//! [`render::sanitize`] would replace are refused at the door, so what the
+//! user sees is what is sent. Tag characters are accepted only right after
+//! U+1F3F4 or another tag character, where they may spell an emoji tag
+//! sequence (the flag of Scotland); an unfinished one shows as U+FFFD.
 //!
 //! [`render::sanitize`]: crate::client::render::sanitize
 
-use std::borrow::Cow;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation};
 
-use crate::client::render::sanitize;
+use crate::client::render;
 use crate::protocol::MAX_CLIENT_LINE;
 
 /// Longest line the input accepts, in bytes: the protocol's limit minus
@@ -20,6 +29,9 @@ use crate::protocol::MAX_CLIENT_LINE;
 pub const MAX_INPUT_BYTES: usize = MAX_CLIENT_LINE - 1;
 /// How many sent lines Up/Down can recall (kept in memory only).
 pub const HISTORY_LEN: usize = 500;
+
+/// U+1F3F4 WAVING BLACK FLAG: tag characters may follow it.
+const TAG_BASE: char = '\u{1F3F4}';
 
 /// What a key did to the input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +48,8 @@ pub enum InputAction {
 #[derive(Debug, Default)]
 pub struct Input {
     text: String,
-    /// Cursor position in chars, `0..=char count`.
+    /// Cursor position: a byte offset into `text`, always on a grapheme
+    /// boundary (`0..=text.len()`).
     cursor: usize,
     history: Vec<String>,
     /// Index into `history` while browsing with Up/Down.
@@ -54,7 +67,8 @@ impl Input {
         &self.text
     }
 
-    /// Cursor position, in chars.
+    /// Cursor position: a byte offset into [`value`](Input::value), always
+    /// on a grapheme boundary.
     pub fn cursor(&self) -> usize {
         self.cursor
     }
@@ -63,77 +77,147 @@ impl Input {
         &self.history
     }
 
-    fn len_chars(&self) -> usize {
-        self.text.chars().count()
+    /// The text before and after the cursor.
+    fn split(&self) -> (&str, &str) {
+        // The cursor is always a char boundary; the fallback is unreachable.
+        self.text
+            .split_at_checked(self.cursor)
+            .unwrap_or((&self.text, ""))
     }
 
-    /// Byte offset of char index `i` (the end for `i` past the last char).
-    fn byte_index(&self, i: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(i)
-            .map_or(self.text.len(), |(b, _)| b)
+    fn graphemes(&self, at: usize) -> GraphemeCursor {
+        GraphemeCursor::new(at, self.text.len(), true)
+    }
+
+    /// The grapheme boundary after `at` (the end if there is none).
+    fn next_boundary(&self, at: usize) -> usize {
+        self.graphemes(at)
+            .next_boundary(&self.text, 0)
+            .ok()
+            .flatten()
+            .unwrap_or(self.text.len())
+    }
+
+    /// The grapheme boundary before `at` (the start if there is none).
+    fn prev_boundary(&self, at: usize) -> usize {
+        self.graphemes(at)
+            .prev_boundary(&self.text, 0)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    fn is_boundary(&self, at: usize) -> bool {
+        self.text.is_char_boundary(at)
+            && self
+                .graphemes(at)
+                .is_boundary(&self.text, 0)
+                .unwrap_or(false)
+    }
+
+    /// After an insertion: if it merged into the grapheme after it, the
+    /// cursor goes past that grapheme.
+    fn settle_forward(&mut self) {
+        if !self.is_boundary(self.cursor) {
+            self.cursor = self.next_boundary(self.cursor);
+        }
+    }
+
+    /// After a deletion: if the neighbours merged, the cursor goes to the
+    /// start of the merged grapheme.
+    fn settle_back(&mut self) {
+        if !self.is_boundary(self.cursor) {
+            self.cursor = self.prev_boundary(self.cursor);
+        }
     }
 
     /// Replaces the whole text; the cursor goes to the end.
     pub fn set_value(&mut self, text: impl Into<String>) {
         self.text = text.into();
-        self.cursor = self.len_chars();
+        self.cursor = self.text.len();
     }
 
     /// Inserts `c` at the cursor. Refuses characters that are not safe to
-    /// echo (control, bidi override) and anything past [`MAX_INPUT_BYTES`].
+    /// echo (control, bidi control, invisible) and anything past
+    /// [`MAX_INPUT_BYTES`].
     pub fn insert(&mut self, c: char) -> bool {
-        if !is_safe(c) {
-            return false;
-        }
-        if self.text.len() + c.len_utf8() > MAX_INPUT_BYTES {
-            return false;
-        }
-        self.browsing = None;
-        let at = self.byte_index(self.cursor);
-        self.text.insert(at, c);
-        self.cursor += 1;
-        true
+        let mut buf = [0u8; 4];
+        self.insert_str_filtered(c.encode_utf8(&mut buf)) > 0
     }
 
-    /// Inserts pasted text; line breaks and tabs become spaces.
+    /// Inserts pasted text; line breaks and tabs become spaces, characters
+    /// [`insert`](Input::insert) refuses are left out, and the text is cut
+    /// (between characters) where the line would get too long.
     pub fn insert_str(&mut self, s: &str) {
+        self.insert_str_filtered(s);
+    }
+
+    /// Inserts what may be inserted of `s`; returns the bytes inserted.
+    fn insert_str_filtered(&mut self, s: &str) -> usize {
+        let mut budget = MAX_INPUT_BYTES.saturating_sub(self.text.len());
+        let mut prev = self.split().0.chars().next_back();
+        let mut accepted = String::new();
         for c in s.chars() {
             let c = if matches!(c, '\r' | '\n' | '\t') {
                 ' '
             } else {
                 c
             };
-            self.insert(c);
+            if !may_follow(prev, c) {
+                continue;
+            }
+            if c.len_utf8() > budget {
+                break;
+            }
+            budget -= c.len_utf8();
+            accepted.push(c);
+            prev = Some(c);
+        }
+        if accepted.is_empty() {
+            return 0;
+        }
+        self.browsing = None;
+        self.text.insert_str(self.cursor, &accepted);
+        self.cursor += accepted.len();
+        self.settle_forward();
+        accepted.len()
+    }
+
+    /// Removes the bytes `from..to` (grapheme boundaries, `from <= to`) and
+    /// puts the cursor at `from`.
+    fn remove(&mut self, from: usize, to: usize) {
+        if from < to && to <= self.text.len() {
+            self.browsing = None;
+            self.text.replace_range(from..to, "");
+            self.cursor = from;
+            self.settle_back();
         }
     }
 
-    /// Deletes the char before the cursor.
+    /// Deletes the grapheme before the cursor.
     pub fn backspace(&mut self) {
         if self.cursor > 0 {
-            self.browsing = None;
-            self.cursor -= 1;
-            let at = self.byte_index(self.cursor);
-            self.text.remove(at);
+            self.remove(self.prev_boundary(self.cursor), self.cursor);
         }
     }
 
-    /// Deletes the char under the cursor.
+    /// Deletes the grapheme under the cursor.
     pub fn delete(&mut self) {
-        if self.cursor < self.len_chars() {
-            self.browsing = None;
-            let at = self.byte_index(self.cursor);
-            self.text.remove(at);
+        if self.cursor < self.text.len() {
+            self.remove(self.cursor, self.next_boundary(self.cursor));
         }
     }
 
     pub fn left(&mut self) {
-        self.cursor = self.cursor.saturating_sub(1);
+        if self.cursor > 0 {
+            self.cursor = self.prev_boundary(self.cursor);
+        }
     }
 
     pub fn right(&mut self) {
-        self.cursor = (self.cursor + 1).min(self.len_chars());
+        if self.cursor < self.text.len() {
+            self.cursor = self.next_boundary(self.cursor);
+        }
     }
 
     pub fn home(&mut self) {
@@ -141,7 +225,7 @@ impl Input {
     }
 
     pub fn end(&mut self) {
-        self.cursor = self.len_chars();
+        self.cursor = self.text.len();
     }
 
     /// Ctrl-U: empties the line.
@@ -154,46 +238,39 @@ impl Input {
     /// Ctrl-K: deletes from the cursor to the end.
     pub fn kill_to_end(&mut self) {
         self.browsing = None;
-        let at = self.byte_index(self.cursor);
-        self.text.truncate(at);
+        self.text.truncate(self.cursor);
     }
 
-    /// Char index of the start of the word before the cursor (spaces
+    /// Byte offset of the start of the word before the cursor (spaces
     /// before the cursor are skipped first).
     fn word_start_before(&self) -> usize {
-        let chars: Vec<char> = self.text.chars().collect();
-        let mut i = self.cursor;
-        while i > 0 && chars[i - 1].is_whitespace() {
-            i -= 1;
+        let mut graphemes = self.split().0.grapheme_indices(true).rev().peekable();
+        let mut start = self.cursor;
+        while let Some((at, _)) = graphemes.next_if(|(_, g)| is_space(g)) {
+            start = at;
         }
-        while i > 0 && !chars[i - 1].is_whitespace() {
-            i -= 1;
+        while let Some((at, _)) = graphemes.next_if(|(_, g)| !is_space(g)) {
+            start = at;
         }
-        i
+        start
     }
 
-    /// Char index just past the word after the cursor.
+    /// Byte offset just past the word after the cursor.
     fn word_end_after(&self) -> usize {
-        let chars: Vec<char> = self.text.chars().collect();
-        let mut i = self.cursor;
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
+        let mut graphemes = self.split().1.graphemes(true).peekable();
+        let mut end = self.cursor;
+        while let Some(g) = graphemes.next_if(|g| is_space(g)) {
+            end += g.len();
         }
-        while i < chars.len() && !chars[i].is_whitespace() {
-            i += 1;
+        while let Some(g) = graphemes.next_if(|g| !is_space(g)) {
+            end += g.len();
         }
-        i
+        end
     }
 
     /// Ctrl-W: deletes the word before the cursor.
     pub fn delete_word(&mut self) {
-        let start = self.word_start_before();
-        if start < self.cursor {
-            self.browsing = None;
-            let (a, b) = (self.byte_index(start), self.byte_index(self.cursor));
-            self.text.replace_range(a..b, "");
-            self.cursor = start;
-        }
+        self.remove(self.word_start_before(), self.cursor);
     }
 
     pub fn word_left(&mut self) {
@@ -286,10 +363,19 @@ impl Input {
     }
 }
 
-/// A character [`sanitize`] leaves alone.
-fn is_safe(c: char) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(sanitize(c.encode_utf8(&mut buf)), Cow::Borrowed(_))
+/// Whether `c` may be typed after `prev`: what [`render::sanitize`] leaves
+/// alone, and tag characters where they may spell an emoji tag sequence.
+fn may_follow(prev: Option<char>, c: char) -> bool {
+    if render::is_tag(c) {
+        prev.is_some_and(|p| p == TAG_BASE || render::is_tag(p))
+    } else {
+        !render::needs_replacing(c)
+    }
+}
+
+/// A grapheme that separates words.
+fn is_space(g: &str) -> bool {
+    g.chars().all(char::is_whitespace)
 }
 
 #[cfg(test)]
@@ -313,9 +399,9 @@ mod tests {
     }
 
     #[test]
-    fn edits_by_char_not_byte() {
+    fn edits_by_character_not_byte() {
         let mut i = typed("héllo wörld");
-        assert_eq!(i.cursor(), 11);
+        assert_eq!(i.cursor(), "héllo wörld".len());
         i.handle_key(&key(KeyCode::Left));
         i.handle_key(&key(KeyCode::Backspace)); // removes the 'l' before 'd'
         assert_eq!(i.value(), "héllo wörd");
@@ -325,9 +411,9 @@ mod tests {
         assert_eq!(i.value(), "hllo wörd");
         i.handle_key(&key(KeyCode::Char('€')));
         assert_eq!(i.value(), "h€llo wörd");
-        assert_eq!(i.cursor(), 2);
+        assert_eq!(i.cursor(), "h€".len());
         i.handle_key(&ctrl('e'));
-        assert_eq!(i.cursor(), 10);
+        assert_eq!(i.cursor(), i.value().len());
         i.handle_key(&ctrl('a'));
         assert_eq!(i.cursor(), 0);
         i.handle_key(&key(KeyCode::Backspace)); // nothing before the cursor
@@ -336,9 +422,79 @@ mod tests {
         i.handle_key(&key(KeyCode::End));
         i.handle_key(&key(KeyCode::Delete)); // nothing after the cursor
         i.handle_key(&key(KeyCode::Right));
-        assert_eq!((i.value(), i.cursor()), ("h€llo wörd", 10));
+        assert_eq!((i.value(), i.cursor()), ("h€llo wörd", "h€llo wörd".len()));
         i.handle_key(&ctrl('u'));
         assert_eq!((i.value(), i.cursor()), ("", 0));
+    }
+
+    /// Graphemes that are several characters: combining marks, emoji ZWJ
+    /// sequences, skin tones, flags (regional indicators and a tag
+    /// sequence), Devanagari conjuncts, Hangul jamo.
+    const CLUSTERS: &[&str] = &[
+        "e\u{301}",
+        "n\u{303}\u{308}",
+        "👨\u{200D}👩\u{200D}👧\u{200D}👦",
+        "🧑🏽\u{200D}💻",
+        "👋🏿",
+        "🇺🇦",
+        "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        "❤\u{FE0F}",
+        "क्ष",
+        "\u{1100}\u{1161}\u{11A8}",
+    ];
+
+    #[test]
+    fn left_right_backspace_delete_move_over_whole_graphemes() {
+        for cluster in CLUSTERS {
+            let line = format!("a{cluster}b{cluster}");
+            let mut i = typed(&line);
+            assert_eq!(i.value(), line, "{cluster:?} typed one char at a time");
+            i.handle_key(&key(KeyCode::Backspace));
+            assert_eq!(i.value(), format!("a{cluster}b"), "{cluster:?}");
+            i.handle_key(&key(KeyCode::Left));
+            i.handle_key(&key(KeyCode::Left));
+            assert_eq!(i.cursor(), 1, "{cluster:?}");
+            i.handle_key(&key(KeyCode::Right));
+            assert_eq!(i.cursor(), 1 + cluster.len(), "{cluster:?}");
+            i.handle_key(&key(KeyCode::Left));
+            i.handle_key(&key(KeyCode::Delete));
+            assert_eq!((i.value(), i.cursor()), ("ab", 1), "{cluster:?}");
+            i.set_value(format!("{cluster}{cluster}"));
+            i.handle_key(&key(KeyCode::Left));
+            assert_eq!(i.cursor(), cluster.len(), "{cluster:?}");
+            i.handle_key(&ctrl('k'));
+            assert_eq!(i.value(), *cluster);
+            i.handle_key(&ctrl('w'));
+            assert_eq!(i.value(), "");
+        }
+    }
+
+    #[test]
+    fn an_insertion_that_merges_keeps_the_cursor_on_a_boundary() {
+        // A combining mark typed after a letter joins it.
+        let mut i = typed("e");
+        i.insert('\u{301}');
+        assert_eq!((i.value(), i.cursor()), ("e\u{301}", 3));
+        i.handle_key(&key(KeyCode::Backspace));
+        assert_eq!(i.value(), "");
+        // A letter typed before a combining mark takes the mark: the cursor
+        // goes past both.
+        i.set_value("\u{301}x");
+        i.home();
+        i.insert('a');
+        assert_eq!((i.value(), i.cursor()), ("a\u{301}x", 3));
+        // A regional indicator typed before a flag pairs with its first half.
+        i.set_value("🇩🇪");
+        i.home();
+        i.insert('🇫');
+        assert_eq!(i.value(), "🇫🇩🇪");
+        assert_eq!(i.cursor(), "🇫🇩".len());
+        // Deleting what separated two regional indicators merges them; the
+        // cursor goes to the start of the new flag.
+        i.set_value("🇩x🇪");
+        i.left();
+        i.backspace();
+        assert_eq!((i.value(), i.cursor()), ("🇩🇪", 0));
     }
 
     #[test]
@@ -361,14 +517,31 @@ mod tests {
     }
 
     #[test]
-    fn control_and_bidi_characters_are_refused() {
+    fn control_bidi_and_invisible_characters_are_refused() {
         let mut i = typed("a");
-        assert!(!i.insert('\u{1b}'));
-        assert!(!i.insert('\u{7}'));
-        assert!(!i.insert('\u{9b}'));
-        assert!(!i.insert('\u{202E}'));
-        i.insert_str("b\nc\u{1b}[2Jd");
-        assert_eq!(i.value(), "ab c[2Jd");
+        for c in [
+            '\u{1b}',
+            '\u{7}',
+            '\u{9b}',
+            '\u{202E}',
+            '\u{61C}',
+            '\u{2028}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{E0041}',
+        ] {
+            assert!(!i.insert(c), "U+{:04X}", c as u32);
+        }
+        i.insert_str("b\nc\u{1b}[2Jd\u{2066}e\u{E0068}");
+        assert_eq!(i.value(), "ab c[2Jde");
+        // What real text needs is typed: ZWNJ, ZWJ, variation selectors,
+        // and tag characters after the black flag.
+        i.clear();
+        i.insert_str("می\u{200C}خواهم 👩\u{200D}🔬 ❤\u{FE0F} 🏴\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F}");
+        assert_eq!(
+            i.value(),
+            "می\u{200C}خواهم 👩\u{200D}🔬 ❤\u{FE0F} 🏴\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F}"
+        );
     }
 
     #[test]
@@ -390,6 +563,12 @@ mod tests {
         i.insert_str(&"x".repeat(MAX_INPUT_BYTES + 10));
         assert_eq!(i.value().len(), MAX_INPUT_BYTES);
         assert!(!i.insert('y'));
+        // Cut between characters, never inside one.
+        i.clear();
+        i.insert_str(&"я".repeat(MAX_INPUT_BYTES));
+        assert_eq!(i.value().len(), MAX_INPUT_BYTES - 1);
+        assert!(i.insert('y'));
+        assert!(!i.insert('я'));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!         terminal events, session events and the draw deadline
 //! app.rs  App: ChatState + input + scroll + mode; what events do
 //! ui.rs   renders &App (message pane, sidebar, status bar, input)
-//! input.rs the input line: char-indexed editing and history
+//! input.rs the input line: editing by grapheme, and history
 //! ```
 //!
 //! Only crossterm is used (no Unix-only code), so it runs in Windows

@@ -18,13 +18,21 @@
 //! becomes a [`Span`]. The message pane wraps lines itself (word-wise,
 //! with a hanging indent under the timestamp) so that scrolling can count
 //! rows exactly.
+//!
+//! Widths are counted in terminal columns per grapheme cluster, with the
+//! same rule the ratatui buffer applies when it draws ([`CellWidth`], on top
+//! of `unicode-width`): a CJK character or an emoji sequence takes two
+//! columns, a combining mark none. So wrapping never splits a grapheme, a
+//! wide character never straddles the pane's edge, and the cursor lands
+//! where the text is drawn.
 
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, CellWidth};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Widget};
 use ratatui::Frame;
+use unicode_segmentation::UnicodeSegmentation;
 
 use super::app::{App, Mode};
 use crate::client::render::{self, sanitize};
@@ -88,14 +96,19 @@ fn nick_style(nick: &str) -> Style {
         .add_modifier(Modifier::BOLD)
 }
 
-/// Display width of a string, in terminal columns.
-pub fn str_width(s: &str) -> usize {
-    Span::raw(s).width()
+/// Columns one grapheme cluster takes, as the buffer draws it (0 for one
+/// it does not draw: a lone combining mark).
+pub fn grapheme_width(g: &str) -> usize {
+    if g.contains(char::is_control) {
+        // The buffer leaves these out (sanitized text has none).
+        return 0;
+    }
+    usize::from(g.cell_width())
 }
 
-fn char_width(c: char) -> usize {
-    let mut buf = [0u8; 4];
-    str_width(c.encode_utf8(&mut buf))
+/// Display width of a string, in terminal columns.
+pub fn str_width(s: &str) -> usize {
+    s.graphemes(true).map(grapheme_width).sum()
 }
 
 fn owned(s: &str) -> String {
@@ -226,29 +239,34 @@ pub fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>> {
 }
 
 /// Word-wraps styled spans to `width` columns; rows after the first are
-/// indented by `indent` columns. A word longer than a row is cut.
+/// indented by `indent` columns. A word longer than a row is cut between
+/// graphemes; a grapheme wider than what is left of a row starts the next.
 pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static>> {
     let width = width.max(1);
     let indent = if indent < width / 2 { indent } else { 0 };
-    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
-    let mut cur: Vec<(char, Style, usize)> = Vec::new();
+    // A row: graphemes with their style and width.
+    let mut rows: Vec<Vec<(&str, Style)>> = Vec::new();
+    let mut cur: Vec<(&str, Style, usize)> = Vec::new();
     let mut cur_w = 0;
     let mut avail = width;
     // Index in `cur` of the last space: where the row may be broken.
     let mut last_space: Option<usize> = None;
-    let finish =
-        |row: &[(char, Style, usize)]| row.iter().map(|&(c, s, _)| (c, s)).collect::<Vec<_>>();
+    fn finish<'a>(row: &[(&'a str, Style, usize)]) -> Vec<(&'a str, Style)> {
+        row.iter().map(|&(g, s, _)| (g, s)).collect()
+    }
     for span in spans {
-        for c in span.content.chars() {
-            let w = char_width(c);
+        for g in span.content.graphemes(true) {
+            let w = grapheme_width(g);
+            let space = g == " ";
             while w > 0 && cur_w + w > avail && !cur.is_empty() {
-                if c == ' ' {
+                if space {
                     // The row ends here; the space is not carried over.
                     rows.push(finish(&cur));
                     cur.clear();
-                } else if let Some(i) = last_space {
-                    rows.push(finish(&cur[..i]));
-                    cur.drain(..=i);
+                } else if let Some((row, rest)) = last_space.and_then(|i| cur.split_at_checked(i)) {
+                    rows.push(finish(row));
+                    // `rest` starts with the space, which is dropped.
+                    cur = rest.iter().skip(1).copied().collect();
                 } else {
                     rows.push(finish(&cur));
                     cur.clear();
@@ -256,18 +274,18 @@ pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static
                 last_space = None;
                 cur_w = cur.iter().map(|&(_, _, w)| w).sum();
                 avail = width - indent;
-                if c == ' ' {
+                if space {
                     break;
                 }
             }
-            if c == ' ' && cur.is_empty() && !rows.is_empty() {
+            if space && cur.is_empty() && !rows.is_empty() {
                 // No space at the start of a wrapped row.
                 continue;
             }
-            if c == ' ' {
+            if space {
                 last_space = Some(cur.len());
             }
-            cur.push((c, span.style, w));
+            cur.push((g, span.style, w));
             cur_w += w;
         }
     }
@@ -283,7 +301,7 @@ pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static
             }
             let mut text = String::new();
             let mut style = None;
-            for (c, s) in row {
+            for (g, s) in row {
                 if style.is_some_and(|st| st != s) {
                     line_spans.push(Span::styled(
                         std::mem::take(&mut text),
@@ -291,7 +309,7 @@ pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static
                     ));
                 }
                 style = Some(s);
-                text.push(c);
+                text.push_str(g);
             }
             if !text.is_empty() {
                 line_spans.push(Span::styled(text, style.unwrap_or_default()));
@@ -482,20 +500,40 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
-/// The part of the input shown in a line `avail` columns wide: the first
-/// char shown, and the cursor's column relative to it. The view slides so
-/// the cursor always stays visible.
+/// The part of the input shown in a line `avail` columns wide: the byte
+/// offset in `text` of the first grapheme shown, and the cursor's column
+/// relative to it (`cursor` is a byte offset on a grapheme boundary). The
+/// view slides so the cursor always stays visible. Columns are those of
+/// the text as shown, i.e. sanitized (see [`input_shown`]).
 pub fn input_window(text: &str, cursor: usize, avail: usize) -> (usize, usize) {
-    let widths: Vec<usize> = text.chars().map(char_width).collect();
     let avail = avail.max(1);
+    // The graphemes before the cursor: where each ends, and its width.
+    let before: Vec<(usize, usize)> = text
+        .grapheme_indices(true)
+        .take_while(|&(at, _)| at < cursor)
+        .map(|(at, g)| (at + g.len(), str_width(&sanitize(g))))
+        .collect();
+    let mut col: usize = before.iter().map(|&(_, w)| w).sum();
     let mut start = 0;
-    let mut col: usize = widths[..cursor].iter().sum();
     // Keep one column for the cursor itself.
-    while col >= avail && start < cursor {
-        col -= widths[start];
-        start += 1;
+    for &(end, w) in &before {
+        if col < avail {
+            break;
+        }
+        col -= w;
+        start = end;
     }
     (start, col)
+}
+
+/// The input text from byte `start` on, as the input line shows it: each
+/// grapheme sanitized (an unfinished emoji tag sequence shows U+FFFD).
+pub fn input_shown(text: &str, start: usize) -> String {
+    text.get(start..)
+        .unwrap_or("")
+        .graphemes(true)
+        .map(sanitize)
+        .collect()
 }
 
 fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
@@ -512,10 +550,9 @@ fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
             let avail = usize::from(area.width).saturating_sub(PROMPT.len());
             let text = app.input.value();
             let (start, _) = input_window(text, app.input.cursor(), avail);
-            let shown: String = text.chars().skip(start).collect();
             Line::from(vec![
                 Span::styled(PROMPT, Style::new().bold()),
-                Span::raw(owned(&shown)),
+                Span::raw(input_shown(text, start)),
             ])
         }
     };
@@ -927,6 +964,153 @@ mod tests {
         term.backend_mut()
             .assert_cursor_position(Position::new(39, 5));
         assert!(sent.lock().unwrap().is_empty());
+    }
+
+    /// Rows as a terminal shows them: the cell after a wide grapheme is
+    /// its right half, not a character of its own.
+    fn screen(buf: &Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| {
+                let mut row = String::new();
+                let mut x = 0;
+                while x < buf.area.width {
+                    let symbol = buf[(x, y)].symbol();
+                    row.push_str(symbol);
+                    x += grapheme_width(symbol).max(1) as u16;
+                }
+                row
+            })
+            .collect()
+    }
+
+    const FAMILY: &str = "👨\u{200D}👩\u{200D}👧\u{200D}👦";
+    const CODER: &str = "🧑🏽\u{200D}💻";
+    const WIDE: &[&str] = &[
+        "漢字",
+        "かな",
+        "한국어",
+        FAMILY,
+        CODER,
+        "🇺🇦",
+        "👋🏿",
+        "❤\u{FE0F}",
+        "e\u{301}",
+        "привет",
+        "שלום",
+    ];
+
+    #[test]
+    fn wrapping_never_splits_a_grapheme() {
+        let rows = |spans: &[Span<'_>], width| -> Vec<String> {
+            wrap(spans, width, 0)
+                .iter()
+                .map(|l| l.to_string())
+                .collect()
+        };
+        assert_eq!(rows(&[Span::raw(format!("ab{FAMILY}"))], 3), ["ab", FAMILY]);
+        assert_eq!(
+            rows(&[Span::raw(format!("a{CODER}🇺🇦"))], 2),
+            ["a", CODER, "🇺🇦"]
+        );
+        assert_eq!(
+            rows(&[Span::raw("ae\u{301}\u{302}b")], 2),
+            ["ae\u{301}\u{302}", "b"]
+        );
+        // Two columns although one of its characters is zero width.
+        assert_eq!(rows(&[Span::raw("ab❤\u{FE0F}")], 3), ["ab", "❤\u{FE0F}"]);
+        // A grapheme wider than the row gets a row of its own.
+        assert_eq!(rows(&[Span::raw("a漢b")], 1), ["a", "漢", "b"]);
+        for width in 1..12 {
+            for line in wrap(&[Span::raw(WIDE.join(" "))], width, 0) {
+                assert!(line.width() <= width.max(2), "{line} in {width}");
+            }
+        }
+    }
+
+    #[test]
+    fn wide_characters_keep_the_message_pane_in_its_place() {
+        let mut app = app();
+        let text = WIDE.join(" ");
+        line(&mut app, &format!("MSG #lobby bob {}", text.repeat(3)));
+        // Each two columns wide although made of a one-column character
+        // and a zero-width one: counted by character, a row would hold
+        // twice too many and lose half of them at the edge.
+        line(
+            &mut app,
+            &format!("MSG #lobby bob {}", "❤\u{FE0F}".repeat(40)),
+        );
+        let term = draw_app(&mut app, 71, 20);
+        let buf = term.backend().buffer();
+        let pane = 71 - SIDEBAR_WIDTH;
+        let mut drawn = Vec::new();
+        for y in 0..18 {
+            // The sidebar's border is in place on every row.
+            assert_eq!(buf[(pane, y)].symbol(), "│", "{:#?}", screen(buf));
+            let mut x = 0;
+            while x < pane {
+                let symbol = buf[(x, y)].symbol();
+                let w = grapheme_width(symbol).max(1) as u16;
+                // No wide grapheme has its right half under the border.
+                assert!(x + w <= pane, "{symbol:?} at {x},{y}: {:#?}", screen(buf));
+                drawn.push(symbol.to_owned());
+                x += w;
+            }
+        }
+        // Every multi-character grapheme is drawn whole, each time.
+        for g in [FAMILY, CODER, "🇺🇦", "👋🏿", "e\u{301}"] {
+            assert_eq!(drawn.iter().filter(|s| *s == g).count(), 3, "{g:?}");
+        }
+        let hearts = drawn.iter().filter(|s| *s == "❤\u{FE0F}").count();
+        assert_eq!(hearts, 3 + 40, "{:#?}", screen(buf));
+        assert!(!drawn
+            .iter()
+            .any(|s| s == "\u{200D}" || s == "🏽" || s == "\u{301}"));
+        let rows = screen(buf);
+        assert!(find(&rows, "bob: 漢字 かな 한국어").is_some(), "{rows:#?}");
+    }
+
+    #[test]
+    fn the_cursor_goes_by_display_columns() {
+        let mut app = App::new(ChatState::new("h:1", "alice"), Box::new(|_| true));
+        let press = |app: &mut App, code| {
+            app.handle_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+        };
+        for c in format!("你好{FAMILY}e\u{301}").chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        let mut term = draw_app(&mut app, 40, 6);
+        let rows = screen(term.backend().buffer());
+        assert_eq!(rows[5].trim_end(), format!("> 你好{FAMILY}e\u{301}"));
+        // "> " + 2 + 2 + 2 + 1 columns.
+        term.backend_mut()
+            .assert_cursor_position(Position::new(9, 5));
+        press(&mut app, KeyCode::Left);
+        let mut term = draw_app(&mut app, 40, 6);
+        term.backend_mut()
+            .assert_cursor_position(Position::new(8, 5));
+        press(&mut app, KeyCode::Left);
+        press(&mut app, KeyCode::Backspace);
+        let mut term = draw_app(&mut app, 40, 6);
+        assert_eq!(app.input.value(), format!("你{FAMILY}e\u{301}"));
+        term.backend_mut()
+            .assert_cursor_position(Position::new(4, 5));
+
+        // A line of wide characters longer than the input scrolls by whole
+        // characters; the cursor stays in view, nothing is cut in half.
+        for prefix in ["", "a"] {
+            app.input.set_value(format!("{prefix}{}", "漢".repeat(50)));
+            let mut term = draw_app(&mut app, 40, 6);
+            let rows = screen(term.backend().buffer());
+            assert_eq!(rows[5], format!("> {}  ", "漢".repeat(18)), "{prefix:?}");
+            term.backend_mut()
+                .assert_cursor_position(Position::new(38, 5));
+            app.input.home();
+            let rows = screen(draw_app(&mut app, 40, 6).backend().buffer());
+            assert_eq!(
+                rows[5].trim_end(),
+                format!("> {prefix}{}", "漢".repeat(19 - prefix.len()))
+            );
+        }
     }
 
     #[test]
