@@ -11,7 +11,8 @@ use ratatui::layout::Size;
 use super::input::{Input, InputAction};
 use super::ui;
 use crate::client::state::ChatState;
-use crate::client::{ClientEvent, CloseReason};
+use crate::client::{self, ClientEvent, CloseReason};
+use crate::protocol::Command;
 
 /// Sends one line to the session; false if it could not be queued.
 /// `tui::run` wraps [`ClientHandle::try_send`](crate::client::ClientHandle::try_send).
@@ -210,27 +211,22 @@ impl App {
         Flow::Continue
     }
 
-    /// Enter: `/quit` and `/help` are looked at here, everything else goes
-    /// to the server as typed.
+    /// Enter: `/quit` and `/help` are looked at here (leading spaces
+    /// ignored, otherwise as the server's parser sees them), everything
+    /// else goes to the server as typed.
     fn submit(&mut self, line: String) {
         if line.trim().is_empty() {
             return;
         }
         self.scroll_to_bottom();
-        let command = line
-            .trim_start()
-            .split(' ')
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        match command.as_str() {
-            "/quit" => return self.begin_quit(line.trim_start().to_owned()),
-            "/help" => {
-                for text in KEY_HELP {
-                    self.state.status(*text);
-                }
+        let command = line.trim_start();
+        if client::is_quit(command) {
+            return self.begin_quit(command.to_owned());
+        }
+        if matches!(Command::parse(command), Ok(Command::Help)) {
+            for text in KEY_HELP {
+                self.state.status(*text);
             }
-            _ => {}
         }
         if !self.send_line(line) {
             self.state
