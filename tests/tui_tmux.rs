@@ -26,7 +26,10 @@ impl Tmux {
             matches!(ok, Ok(true)),
             "this test needs tmux (apt-get install tmux); .ci/run installs it"
         );
-        let socket = format!("tlschat-test-{}", std::process::id());
+        // One tmux server per test: tests of this file run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("tlschat-test-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "-L",
@@ -124,5 +127,145 @@ async fn typing_a_message_renders_it_and_others_appear() {
     let screen = tmux.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
     erin.wait_for("PART #lobby dave quit").await;
+    server.stop().await;
+}
+
+impl Tmux {
+    /// Types `text` literally (`send-keys -l`): each character as a key.
+    fn type_text(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
+            .status()
+            .expect("tmux send-keys -l");
+        assert!(status.success());
+    }
+
+    /// The terminal cursor's column, as tmux has it.
+    fn cursor_x(&self) -> usize {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display",
+                "-p",
+                "-t",
+                "0",
+                "#{cursor_x}",
+            ])
+            .output()
+            .expect("tmux display");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("cursor_x: {text:?}"))
+    }
+
+    /// Waits until the terminal cursor is in column `x` (the UI places it
+    /// just after drawing the text).
+    fn wait_cursor_x(&self, x: usize) {
+        let start = Instant::now();
+        while self.cursor_x() != x {
+            assert!(
+                start.elapsed() < STEP,
+                "the cursor stays in column {}, not {x}:\n{}",
+                self.cursor_x(),
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `pred` holds for the screen's rows; returns them.
+    fn wait_rows(&self, what: &str, pred: impl Fn(&[&str]) -> bool) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            let rows: Vec<&str> = screen.lines().collect();
+            if pred(&rows) {
+                return rows.into_iter().map(str::to_owned).collect();
+            }
+            assert!(
+                start.elapsed() < STEP,
+                "{what}: not on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The display column where `needle` starts in `row`, if it is there.
+fn column_of(row: &str, needle: &str) -> Option<usize> {
+    row.split_once(needle)
+        .map(|(before, _)| tlschat::tui::ui::str_width(before))
+}
+
+/// Cyrillic, CJK (two columns each) and an emoji ZWJ sequence are typed,
+/// edited with Backspace (which takes whole characters: the family emoji
+/// goes at once), sent, and shown, with the input line, the status bar
+/// and the sidebar border where they belong.
+#[tokio::test(flavor = "multi_thread")]
+async fn non_ascii_text_is_typed_edited_and_shown_in_place() {
+    const FAMILY: &str = "👨\u{200D}👩\u{200D}👧";
+    const WIDTH: usize = 120;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fingerprint = tlschat::certs::Fingerprint::of_der(&server.cert);
+    let cmd = format!(
+        "{} --nick dave --fingerprint {fingerprint} --known-hosts {} 127.0.0.1:{}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_tlschat"),
+        dir.path().join("known_hosts").display(),
+        server.addr.port(),
+    );
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for("connected");
+    let mut erin = server.login("erin").await;
+    tmux.wait_for("erin joined #lobby");
+    let input_row = |rows: &[&str]| rows.get(29).map(|r| r.trim_end().to_owned());
+
+    tmux.type_text(&format!("Привет 你好 {FAMILY}x"));
+    tmux.wait_rows("the typed line", |rows| {
+        input_row(rows) == Some(format!("> Привет 你好 {FAMILY}x"))
+    });
+    // "> " + 6 + 1 + 4 + 1 + 2 + 1 columns.
+    tmux.wait_cursor_x(17);
+    // x, the whole family, the space, 好.
+    tmux.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.wait_rows("the line after four Backspaces", |rows| {
+        input_row(rows).as_deref() == Some("> Привет 你")
+    });
+    tmux.wait_cursor_x(11);
+
+    tmux.type_text(&format!(" 世界 {FAMILY} ok"));
+    tmux.keys(&["Enter"]);
+    let sent = format!("Привет 你 世界 {FAMILY} ok");
+    erin.wait_for(&format!("MSG #lobby dave {sent}")).await;
+    tmux.wait_rows("the sent line", |rows| {
+        rows.iter().any(|r| r.contains(&format!("dave: {sent}")))
+    });
+    erin.send(&format!("ответ 漢字 {FAMILY}")).await;
+    let rows = tmux.wait_rows("erin's answer", |rows| {
+        rows.iter()
+            .any(|r| r.contains(&format!("erin: ответ 漢字 {FAMILY}")))
+    });
+
+    // The layout: every message row has the sidebar border in the same
+    // column (wide characters took exactly the columns the UI counted),
+    // the status bar and the input line are the last two rows.
+    let border = WIDTH - usize::from(tlschat::tui::ui::SIDEBAR_WIDTH);
+    for (y, row) in rows.iter().enumerate().take(28) {
+        assert_eq!(
+            column_of(row, "│"),
+            Some(border),
+            "row {y} {row:?}:\n{}",
+            rows.join("\n")
+        );
+    }
+    assert!(rows[28].contains("dave in #lobby"), "{}", rows.join("\n"));
+    assert_eq!(rows[29].trim_end(), ">", "{}", rows.join("\n"));
+    tmux.wait_cursor_x(2);
+
+    tmux.keys(&["/quit", "Enter"]);
+    let screen = tmux.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
     server.stop().await;
 }
