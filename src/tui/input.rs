@@ -141,28 +141,29 @@ impl Input {
     /// echo (control, bidi control, invisible) and anything past
     /// [`MAX_INPUT_BYTES`].
     pub fn insert(&mut self, c: char) -> bool {
-        let mut buf = [0u8; 4];
-        self.insert_str_filtered(c.encode_utf8(&mut buf)) > 0
+        self.insert_filtered(std::iter::once(c)) > 0
     }
 
     /// Inserts pasted text; line breaks and tabs become spaces, characters
     /// [`insert`](Input::insert) refuses are left out, and the text is cut
     /// (between characters) where the line would get too long.
     pub fn insert_str(&mut self, s: &str) {
-        self.insert_str_filtered(s);
-    }
-
-    /// Inserts what may be inserted of `s`; returns the bytes inserted.
-    fn insert_str_filtered(&mut self, s: &str) -> usize {
-        let mut budget = MAX_INPUT_BYTES.saturating_sub(self.text.len());
-        let mut prev = self.split().0.chars().next_back();
-        let mut accepted = String::new();
-        for c in s.chars() {
-            let c = if matches!(c, '\r' | '\n' | '\t') {
+        self.insert_filtered(s.chars().map(|c| {
+            if matches!(c, '\r' | '\n' | '\t') {
                 ' '
             } else {
                 c
-            };
+            }
+        }));
+    }
+
+    /// Inserts, in one edit, what may be inserted of `chars`; returns the
+    /// bytes inserted.
+    fn insert_filtered(&mut self, chars: impl Iterator<Item = char>) -> usize {
+        let mut budget = MAX_INPUT_BYTES.saturating_sub(self.text.len());
+        let mut prev = self.split().0.chars().next_back();
+        let mut accepted = String::new();
+        for c in chars {
             if !may_follow(prev, c) {
                 continue;
             }
@@ -520,6 +521,8 @@ mod tests {
     fn control_bidi_and_invisible_characters_are_refused() {
         let mut i = typed("a");
         for c in [
+            '\n',
+            '\t',
             '\u{1b}',
             '\u{7}',
             '\u{9b}',
