@@ -164,6 +164,15 @@ fn idle_source(i: usize) -> IpAddr {
     }
 }
 
+/// How many source addresses [`idle_source`] spreads the idle
+/// connections over.
+fn idle_groups() -> usize {
+    #[cfg(target_os = "linux")]
+    return IDLE / IDLE_PER_ADDRESS;
+    #[cfg(not(target_os = "linux"))]
+    return 1;
+}
+
 async fn idle_connect(addr: SocketAddr, from: IpAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
@@ -204,35 +213,44 @@ fn slowloris_2000_idle_connections_do_not_keep_real_clients_out() {
         }
         eprintln!("real clients chatted after {:?}", started.elapsed());
 
-        // The oldest idle connections were dropped to make room...
+        // Room was made by dropping, from the addresses holding the most
+        // unfinished handshakes, their oldest: every address lost about as
+        // many as the others, always its oldest first.
         let evicted = IDLE - max_handshakes;
-        let deadline = tokio::time::Instant::now() + STEP;
-        for (i, tcp) in idle[..evicted].iter_mut().enumerate() {
+        let closed = futures_util::future::join_all(idle.iter_mut().map(|tcp| async {
             let mut buf = [0u8; 64];
-            match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => {}
-                Ok(Ok(n)) => panic!("idle connection {i} was sent {n} bytes"),
-                Err(_) => panic!(
-                    "idle connection {i} (of the {evicted} oldest) is still open: \
-                     unfinished handshakes are not capped at {max_handshakes}"
-                ),
+            match tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => true,
+                Ok(Ok(n)) => panic!("an idle connection was sent {n} bytes"),
+                Err(_) => false,
             }
-        }
-        // ...and the newest are still waiting (the two logins evicted two
-        // more; leave some slack).
-        let newest = evicted + 16;
-        let open = futures_util::future::join_all(idle[newest..].iter_mut().map(|tcp| async {
-            let mut buf = [0u8; 64];
-            tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf))
-                .await
-                .is_err()
         }))
         .await;
-        let still_open = open.iter().filter(|&&o| o).count();
-        assert_eq!(
-            still_open,
-            IDLE - newest,
-            "the newest idle connections are kept (only the oldest are dropped)"
+        let total = closed.iter().filter(|&&c| c).count();
+        // The two logins evicted two more; leave some slack.
+        assert!(
+            (evicted..=evicted + 16).contains(&total),
+            "{total} idle connections were closed; {evicted} had to make room"
+        );
+        let per_address: Vec<usize> = closed
+            .chunks(IDLE / idle_groups())
+            .enumerate()
+            .map(|(g, chunk)| {
+                let n = chunk.iter().filter(|&&c| c).count();
+                assert!(
+                    chunk.iter().take(n).all(|&c| c),
+                    "address {g}: not its oldest connections were closed: {chunk:?}"
+                );
+                n
+            })
+            .collect();
+        let (least, most) = (
+            per_address.iter().min().copied().unwrap_or(0),
+            per_address.iter().max().copied().unwrap_or(0),
+        );
+        assert!(
+            most - least <= 2,
+            "evictions were not shared evenly: {least} to {most} per address"
         );
 
         // Once they go, the server still accepts.
@@ -1070,7 +1088,13 @@ fn max_clients_from_the_environment_makes_the_third_server_full() {
 #[test]
 fn rate_limit_zero_from_the_environment_lets_a_200_line_burst_through() {
     let dir = tempdir();
-    let s = server_with_env(dir.path(), &[("TLSCHAT_RATE_LIMIT", "0")]);
+    let s = server_with_env(
+        dir.path(),
+        &[
+            ("TLSCHAT_RATE_LIMIT", "0"),
+            ("TLSCHAT_ADDRESS_RATE_LIMIT", "0"),
+        ],
+    );
     light(Duration::from_secs(40), async {
         let mut a = s.login("alice").await;
         let mut burst = String::new();
@@ -1374,6 +1398,7 @@ fn every_limit_has_its_environment_variable_and_takes_0() {
         ("TLSCHAT_OUTBOUND_QUEUE", "outbound_queue"),
         ("TLSCHAT_LOCKOUT_AFTER", "lockout_after"),
         ("TLSCHAT_LOCKOUT_TIME", "lockout_time"),
+        ("TLSCHAT_ADDRESS_RATE_LIMIT", "address_rate_limit"),
     ];
     let values: Vec<String> = (0..keys.len()).map(|i| (101 + i).to_string()).collect();
     let env: Vec<(&str, &str)> = keys
@@ -1414,7 +1439,10 @@ fn reconfigure(s: &ServerProcess, config: &Path, text: &str, n: usize) {
 fn sighup_applies_a_new_rate_limit_to_an_open_connection_without_dropping_it() {
     let dir = tempdir();
     let config = dir.path().join("tlschat.toml");
-    write(&config, "[limits]\nrate_limit = 0\nmax_per_address = 0\n");
+    write(
+        &config,
+        "[limits]\nrate_limit = 0\naddress_rate_limit = 0\nmax_per_address = 0\n",
+    );
     let s = server_with_env(dir.path(), &[]);
     light(Duration::from_secs(40), async {
         let mut w = s.login("watcher").await;
