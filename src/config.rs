@@ -45,7 +45,8 @@ pub struct Limits {
     /// Lines per second from all connections of one address together
     /// (bursts of twice that).
     pub address_rate_limit: u32,
-    /// Unfinished handshakes at once; past that the oldest is dropped.
+    /// Unfinished handshakes at once; past that the address holding the
+    /// most loses its oldest.
     pub max_handshakes: usize,
     /// Seconds from TCP accept to finish TLS, nickname and password.
     #[serde(with = "seconds")]

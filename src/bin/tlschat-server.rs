@@ -125,7 +125,7 @@ struct LimitArgs {
     /// Lines per second from all connections of one address together [default: 30]
     #[arg(long, env = "TLSCHAT_ADDRESS_RATE_LIMIT", value_name = "N")]
     address_rate_limit: Option<u32>,
-    /// Unfinished handshakes at once; the oldest is dropped [default: 1024]
+    /// Unfinished handshakes at once; the busiest address loses its oldest [default: 1024]
     #[arg(long, env = "TLSCHAT_MAX_HANDSHAKES", value_name = "N")]
     max_handshakes: Option<usize>,
     /// Seconds from connecting to finish TLS and login [default: 30]
