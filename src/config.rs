@@ -42,7 +42,11 @@ pub struct Limits {
     pub rate_limit: u32,
     /// Lines a client may send in a burst (token bucket size).
     pub rate_burst: u32,
-    /// Unfinished handshakes at once; past that the oldest is dropped.
+    /// Lines per second from all connections of one address together
+    /// (bursts of twice that).
+    pub address_rate_limit: u32,
+    /// Unfinished handshakes at once; past that the address holding the
+    /// most loses its oldest.
     pub max_handshakes: usize,
     /// Seconds from TCP accept to finish TLS, nickname and password.
     #[serde(with = "seconds")]
@@ -58,6 +62,9 @@ pub struct Limits {
     /// Seconds of the first lockout; each further one doubles (up to a day).
     #[serde(with = "seconds")]
     pub lockout_time: Duration,
+    /// IPv6 addresses sharing this many leading bits count as one address
+    /// for every per-address limit (1..=128; not a limit, never off).
+    pub ipv6_prefix_len: u8,
 }
 
 impl Default for Limits {
@@ -67,12 +74,14 @@ impl Default for Limits {
             max_per_address: 16,
             rate_limit: 10,
             rate_burst: 20,
+            address_rate_limit: 30,
             max_handshakes: 1024,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             outbound_queue: 256 * 1024,
             lockout_after: 5,
             lockout_time: Duration::from_secs(60),
+            ipv6_prefix_len: 64,
         }
     }
 }
@@ -85,12 +94,14 @@ pub struct LimitSettings {
     pub max_per_address: Option<usize>,
     pub rate_limit: Option<u32>,
     pub rate_burst: Option<u32>,
+    pub address_rate_limit: Option<u32>,
     pub max_handshakes: Option<usize>,
     pub handshake_timeout: Option<u64>,
     pub idle_timeout: Option<u64>,
     pub outbound_queue: Option<usize>,
     pub lockout_after: Option<u32>,
     pub lockout_time: Option<u64>,
+    pub ipv6_prefix_len: Option<u8>,
 }
 
 /// What one source sets of everything configurable; the config file's
@@ -153,12 +164,14 @@ impl Settings {
                 max_per_address: l.max_per_address.or(f.max_per_address),
                 rate_limit: l.rate_limit.or(f.rate_limit),
                 rate_burst: l.rate_burst.or(f.rate_burst),
+                address_rate_limit: l.address_rate_limit.or(f.address_rate_limit),
                 max_handshakes: l.max_handshakes.or(f.max_handshakes),
                 handshake_timeout: l.handshake_timeout.or(f.handshake_timeout),
                 idle_timeout: l.idle_timeout.or(f.idle_timeout),
                 outbound_queue: l.outbound_queue.or(f.outbound_queue),
                 lockout_after: l.lockout_after.or(f.lockout_after),
                 lockout_time: l.lockout_time.or(f.lockout_time),
+                ipv6_prefix_len: l.ipv6_prefix_len.or(f.ipv6_prefix_len),
             },
         }
     }
@@ -202,14 +215,27 @@ impl Settings {
                 max_per_address: l.max_per_address.unwrap_or(d.max_per_address),
                 rate_limit: l.rate_limit.unwrap_or(d.rate_limit),
                 rate_burst: l.rate_burst.unwrap_or(d.rate_burst),
+                address_rate_limit: l.address_rate_limit.unwrap_or(d.address_rate_limit),
                 max_handshakes: l.max_handshakes.unwrap_or(d.max_handshakes),
                 handshake_timeout: l.handshake_timeout.map_or(d.handshake_timeout, secs),
                 idle_timeout: l.idle_timeout.map_or(d.idle_timeout, secs),
                 outbound_queue: l.outbound_queue.unwrap_or(d.outbound_queue),
                 lockout_after: l.lockout_after.unwrap_or(d.lockout_after),
                 lockout_time: l.lockout_time.map_or(d.lockout_time, secs),
+                ipv6_prefix_len: check_prefix_len(l.ipv6_prefix_len.unwrap_or(d.ipv6_prefix_len))?,
             },
         })
+    }
+}
+
+/// `ipv6_prefix_len` must name a prefix: 1 to 128 bits.
+fn check_prefix_len(len: u8) -> Result<u8, ConfigError> {
+    if (1..=128).contains(&len) {
+        Ok(len)
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "`ipv6_prefix_len` is {len}; it must be from 1 to 128 (64 groups each /64 as one address)"
+        )))
     }
 }
 

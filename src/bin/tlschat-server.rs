@@ -125,7 +125,10 @@ struct LimitArgs {
     /// Lines a client may send in a burst [default: 20]
     #[arg(long, env = "TLSCHAT_RATE_BURST", value_name = "N")]
     rate_burst: Option<u32>,
-    /// Unfinished handshakes at once; the oldest is dropped [default: 1024]
+    /// Lines per second from all connections of one address together [default: 30]
+    #[arg(long, env = "TLSCHAT_ADDRESS_RATE_LIMIT", value_name = "N")]
+    address_rate_limit: Option<u32>,
+    /// Unfinished handshakes at once; the busiest address loses its oldest [default: 1024]
     #[arg(long, env = "TLSCHAT_MAX_HANDSHAKES", value_name = "N")]
     max_handshakes: Option<usize>,
     /// Seconds from connecting to finish TLS and login [default: 30]
@@ -143,6 +146,14 @@ struct LimitArgs {
     /// Seconds of the first lockout, doubling each time [default: 60]
     #[arg(long, env = "TLSCHAT_LOCKOUT_TIME", value_name = "SECS")]
     lockout_time: Option<u64>,
+    /// IPv6 addresses sharing this prefix count as one address, 1-128 [default: 64]
+    #[arg(
+        long,
+        env = "TLSCHAT_IPV6_PREFIX_LEN",
+        value_name = "BITS",
+        value_parser = clap::value_parser!(u8).range(1..=128)
+    )]
+    ipv6_prefix_len: Option<u8>,
 }
 
 impl RunArgs {
@@ -160,12 +171,14 @@ impl RunArgs {
                 max_per_address: l.max_per_address,
                 rate_limit: l.rate_limit,
                 rate_burst: l.rate_burst,
+                address_rate_limit: l.address_rate_limit,
                 max_handshakes: l.max_handshakes,
                 handshake_timeout: l.handshake_timeout,
                 idle_timeout: l.idle_timeout,
                 outbound_queue: l.outbound_queue,
                 lockout_after: l.lockout_after,
                 lockout_time: l.lockout_time,
+                ipv6_prefix_len: l.ipv6_prefix_len,
             },
         }
     }

@@ -3,9 +3,11 @@
 //! socket); [`Server::run`] accepts connections until the shutdown token is
 //! cancelled, then closes every client in order.
 //!
-//! Each accepted TCP connection gets a [`limits::Ticket`] from the
-//! [`limits::Gate`] (connection counts, per-address cap, unfinished
-//! handshakes) and its own task ([`peer`]); the tasks share one [`Hub`]
+//! Each accepted TCP connection asks the [`limits::Gate`] for an
+//! admission (connection counts, per-address cap, unfinished handshakes):
+//! an admitted one gets a [`limits::Ticket`] and its own task ([`peer`]), a
+//! refused one a short task that delivers its refusal (or, when too many
+//! refusals linger, an immediate close); the tasks share one [`Hub`]
 //! (users, rooms, bans) and one TLS configuration. A [`Reloader`] swaps the
 //! limits, the bans and the certificate while the server runs (SIGHUP).
 
@@ -18,7 +20,7 @@ mod peer;
 pub mod room;
 mod socket;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,7 @@ use self::accounts::{AccountsError, AdminSetup};
 use self::bans::BanFileError;
 use self::bans::{canonical_ip, BanList};
 pub use self::hub::Hub;
-use self::limits::Gate;
+use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
 use crate::certs::{self, CertError, CertPaths, Fingerprint};
 use crate::config::{self, CertSource, Limits, ServerConfig};
@@ -202,9 +204,21 @@ impl Server {
                 }
             };
             configure_socket(&tcp);
-            let (ticket, admission) = ctx.gate.admit(canonical_ip(peer.ip()));
-            debug!(%peer, "accepted");
-            tracker.spawn(peer::serve(ctx.clone(), tcp, peer, ticket, admission));
+            match ctx.gate.admit(canonical_ip(peer.ip())) {
+                Admission::Admitted(ticket) => {
+                    debug!(%peer, "accepted");
+                    tracker.spawn(peer::serve(ctx.clone(), tcp, peer, ticket));
+                }
+                Admission::Refused(slot) => {
+                    log_refusal(&ctx.gate, peer, slot.group(), &slot.refusal, "refused");
+                    tracker.spawn(peer::serve_refusal(ctx.clone(), tcp, peer, slot));
+                }
+                Admission::Dropped { group, refusal } => {
+                    let what = "refused and closed at once (too many refusals linger)";
+                    log_refusal(&ctx.gate, peer, group, &refusal, what);
+                    drop(tcp);
+                }
+            }
         }
         drop(listener);
         info!("shutting down");
@@ -218,6 +232,18 @@ impl Server {
             warn!("some connections did not close in time; dropping them");
         }
         Ok(())
+    }
+}
+
+/// One warning per refusal would let whoever is refused choose how much
+/// the server logs: at most one line per address group a minute, carrying
+/// the count of those held back since.
+fn log_refusal(gate: &Gate, peer: SocketAddr, group: IpAddr, refusal: &Refusal, what: &str) {
+    if let Some(held) = gate
+        .refusal_warnings
+        .allow(group, std::time::Instant::now())
+    {
+        warn!(%peer, "{what}: {}{held}", refusal.0);
     }
 }
 

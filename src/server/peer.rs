@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::accounts::{verify_password, ADMIN};
 use super::bans::canonical_ip;
 use super::hub::{Hub, RegisterError};
-use super::limits::{Gate, Rate, Refusal, Ticket, TokenBucket};
+use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
 use super::socket::ClientSocket;
@@ -40,6 +40,10 @@ use crate::tls::{self, FirstBytes};
 /// one explanatory line before the socket closes.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The longest a refused connection may take over its TLS handshake: it
+/// holds one of the few lingering-refusal places meanwhile.
+const REFUSAL_HANDSHAKE: Duration = Duration::from_secs(5);
+
 /// Malformed answers to `PASS` (too long, not UTF-8) before the close; like
 /// the nickname's tries, so a confused client is told and a bad one ends.
 const MAX_BAD_PASSWORD_LINES: usize = MAX_NICK_TRIES;
@@ -51,7 +55,8 @@ pub(crate) struct PeerContext {
     pub gate: Arc<Gate>,
     /// Argon2 checks at once: each takes ~19 MiB and a core for tens of
     /// milliseconds, so a burst of logins must not run them all together.
-    verify_slots: Semaphore,
+    /// A permit moves into the blocking job and is held until it ends.
+    verify_slots: Arc<Semaphore>,
     /// Cancelled when the server stops: handshaking peers just go.
     pub shutdown: CancellationToken,
 }
@@ -62,7 +67,7 @@ impl PeerContext {
             hub,
             acceptor: RwLock::new(acceptor),
             gate,
-            verify_slots: Semaphore::new(2),
+            verify_slots: Arc::new(Semaphore::new(2)),
             shutdown: CancellationToken::new(),
         }
     }
@@ -80,15 +85,39 @@ impl PeerContext {
     }
 }
 
-/// Serves one connection from accept to close. `ticket` keeps it counted
-/// until this returns; `admission` says whether it may log in at all.
-pub(crate) async fn serve(
+/// Serves a refused connection: TLS (bounded by [`REFUSAL_HANDSHAKE`]),
+/// its `ERROR server-full`, the close. `slot` holds its lingering place
+/// until this returns; it is not counted as a client.
+pub(crate) async fn serve_refusal(
     ctx: Arc<PeerContext>,
     tcp: TcpStream,
     peer: SocketAddr,
-    ticket: Ticket,
-    admission: Result<(), Refusal>,
+    slot: RefusalSlot,
 ) {
+    let limit = match ctx.gate.limits().handshake_timeout {
+        t if t.is_zero() => REFUSAL_HANDSHAKE,
+        t => t.min(REFUSAL_HANDSHAKE),
+    };
+    let tls = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
+            Ok(Ok(Some(tls))) => tls,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake of a refusal failed"),
+            Err(_) => return debug!(%peer, "a refused connection did not finish TLS in time"),
+        },
+    };
+    let line = ServerLine::Error {
+        code: ErrorCode::ServerFull,
+        text: &slot.refusal.0,
+    }
+    .encode();
+    refuse(Connection::new(tls, MAX_CLIENT_LINE), &line).await;
+}
+
+/// Serves one admitted connection from accept to close. `ticket` keeps it
+/// counted until this returns.
+pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, peer: SocketAddr, ticket: Ticket) {
     let limits = ctx.gate.limits();
     let deadline = deadline_after(limits.handshake_timeout);
     let ip = canonical_ip(peer.ip());
@@ -97,7 +126,7 @@ pub(crate) async fn serve(
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, accept_tls(ctx.acceptor(), tcp, admission.is_ok()))) => match r {
+        r = Box::pin(within(deadline, accept_tls(ctx.acceptor(), tcp, true))) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
@@ -108,16 +137,6 @@ pub(crate) async fn serve(
     // for its largest state and lives as long as the connection, so
     // handshake-time state stays off it (an idle client costs less).
     let mut conn = Box::new(Connection::new(tls, MAX_CLIENT_LINE));
-
-    if let Err(Refusal(text)) = admission {
-        warn!(%peer, "refused: {text}");
-        let line = ServerLine::Error {
-            code: ErrorCode::ServerFull,
-            text: &text,
-        }
-        .encode();
-        return Box::pin(refuse(*conn, &line)).await;
-    }
 
     let login = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
@@ -151,7 +170,7 @@ pub(crate) async fn serve(
         (*conn).into_split()
     };
     let writer = tokio::spawn(outbound::run_writer(inbox, writer));
-    read_loop(&ctx, id, &outbox, &mut reader).await;
+    read_loop(&ctx, &ticket, id, &outbox, &mut reader).await;
     ctx.hub.disconnected(id);
     outbox.close();
     match writer.await {
@@ -351,13 +370,22 @@ async fn check_password<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let locked_out = || {
-        let left = ctx.gate.locked_out(ip)?;
-        warn!(nick = %nick, %ip, "password attempt while locked out");
-        Some(Login::Refused(lockout_line(left)))
+    let gate = &ctx.gate;
+    let group = gate.group_of(ip);
+    let locked_out = |left: Duration| {
+        if let Some(held) = gate
+            .lockout_warnings
+            .allow(group, std::time::Instant::now())
+        {
+            warn!(nick = %nick, %ip, "password attempt while locked out{held}");
+        }
+        Login::Refused(wait_line(
+            left,
+            "too many wrong passwords from your address",
+        ))
     };
-    if let Some(refused) = locked_out() {
-        return Ok(Some(refused));
+    if let Some(left) = gate.locked_out(group) {
+        return Ok(Some(locked_out(left)));
     }
     let pass_line = ServerLine::Pass.encode();
     let mut malformed = 0;
@@ -381,31 +409,60 @@ where
             return Ok(Some(end));
         }
     };
-    // Argon2 is deliberately slow: a few at a time, off the async workers.
-    let ok = match ctx.verify_slots.acquire().await {
-        Ok(_slot) => {
-            // Again, now: connections prompted before a lockout began must
-            // not each still get their guess.
-            if let Some(refused) = locked_out() {
-                return Ok(Some(refused));
+    // Checked again, now, by reserving the guess: connections prompted
+    // before a lockout began, or many at once, get no more guesses checked
+    // than the lockout allows.
+    let guess = match gate.reserve_guess(group) {
+        Ok(guess) => guess,
+        Err(NoGuess::LockedOut(left)) => return Ok(Some(locked_out(left))),
+        Err(NoGuess::Busy(wait)) => {
+            if let Some(held) = gate
+                .lockout_warnings
+                .allow(group, std::time::Instant::now())
+            {
+                warn!(nick = %nick, %ip, "password attempt while the last allowed guesses are being checked{held}");
             }
-            tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-                .await
-                .unwrap_or(false)
+            let why = "too many password attempts at once from your address";
+            return Ok(Some(Login::Refused(wait_line(wait, why))));
         }
-        Err(_) => false,
     };
-    if !ok {
-        warn!(nick = %nick, %ip, "wrong password");
-        if let Some(length) = ctx.gate.password_failed(ip) {
-            warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
-        }
+    if !verify(ctx, hash, password, guess, nick.clone(), ip).await {
         return Ok(Some(Login::Refused(
             ServerLine::Refuse("wrong password").encode(),
         )));
     }
-    ctx.gate.password_ok(ip);
     Ok(None)
+}
+
+/// Checks `password` on the blocking pool, a few at a time (argon2 is
+/// deliberately slow). The verification slot and the reserved guess move
+/// into the job: a login dropped mid-check (evicted, timed out, shut down)
+/// neither frees the slot while argon2 still runs nor takes its guess
+/// back; the guess is counted when the check ends.
+async fn verify(
+    ctx: &PeerContext,
+    hash: String,
+    password: String,
+    guess: Guess,
+    nick: Nick,
+    ip: IpAddr,
+) -> bool {
+    // The semaphore is never closed; a dropped guess is given back.
+    let Ok(slot) = ctx.verify_slots.clone().acquire_owned().await else {
+        return false;
+    };
+    let job = tokio::task::spawn_blocking(move || {
+        let right = verify_password(&hash, &password);
+        if !right {
+            warn!(nick = %nick, %ip, "wrong password");
+        }
+        if let Some(length) = guess.settle(right) {
+            warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
+        }
+        drop(slot);
+        right
+    });
+    job.await.unwrap_or(false)
 }
 
 /// After login: every frame becomes an `ERROR` or a command for the hub,
@@ -413,6 +470,7 @@ where
 /// this client. Limits are read per line, so a reload applies at once.
 async fn read_loop<R: AsyncRead + Unpin>(
     ctx: &PeerContext,
+    ticket: &Ticket,
     id: ClientId,
     outbox: &Outbox,
     reader: &mut LineReader<R>,
@@ -438,11 +496,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         // Read again: a reload while this read waited applies to this line.
         let limits = ctx.gate.limits();
-        match bucket.take(
-            limits.rate_limit,
-            limits.rate_burst,
-            std::time::Instant::now(),
-        ) {
+        let now = std::time::Instant::now();
+        match bucket.take(limits.rate_limit, limits.rate_burst, now) {
+            // The address's connections together, on top of this one's.
+            Rate::Pass if ticket.take_group_line(limits.address_rate_limit, now) != Rate::Pass => {
+                let text = format!(
+                    "line dropped: at most {} lines per second from your address, all its connections together",
+                    limits.address_rate_limit
+                );
+                hub.error(id, ErrorCode::RateLimited, &text);
+                continue;
+            }
             Rate::Pass => {}
             Rate::Limited => {
                 let text = format!(
@@ -502,12 +566,12 @@ fn deadline_after(limit: Duration) -> Option<Instant> {
     Instant::now().checked_add(limit)
 }
 
-/// `ERROR rate-limited <seconds> …`: the address is locked out of
-/// password attempts for that long.
-fn lockout_line(left: Duration) -> bytes::Bytes {
+/// `ERROR rate-limited <seconds> <why>; try again in <seconds> s`: the
+/// address gets no password attempt for that long.
+fn wait_line(left: Duration, why: &str) -> bytes::Bytes {
     // Rounded up: a client that waits this long is let in.
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    let text = format!("{secs} too many wrong passwords from your address; try again in {secs} s");
+    let text = format!("{secs} {why}; try again in {secs} s");
     ServerLine::Error {
         code: ErrorCode::RateLimited,
         text: &text,
@@ -554,6 +618,7 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::Admission;
     use super::*;
 
     /// A context with no bans and no accounts (not even the admin's, which
@@ -592,6 +657,43 @@ mod tests {
         assert_eq!(ctx.hub.user_count(), 0);
     }
 
+    /// A login dropped while its password is being checked (its deadline
+    /// passed, it was evicted) keeps its verification slot until argon2
+    /// really ends, and its wrong guess still counts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_cancelled_during_verification_holds_its_slot_and_counts_its_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, gate) = bare_context(dir.path());
+        gate.set_limits(crate::config::Limits {
+            lockout_after: 1,
+            ..Default::default()
+        });
+        let nick = Nick::parse("omega").unwrap();
+        let mut accounts = super::super::accounts::Accounts::load(&dir.path().join("acc")).unwrap();
+        accounts.set_password(&nick, "правильный пароль").unwrap();
+        let hash = accounts.hash_of(&nick).unwrap().to_owned();
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let guess = gate.reserve_guess(ip).unwrap();
+        let wrong = "неверно 密码 مرور 👩🏽‍💻 e\u{301}".to_owned();
+        let check = verify(&ctx, hash, wrong, guess, nick, ip);
+        // Started, then dropped, as a login is when its deadline passes.
+        assert!(timeout(Duration::from_millis(1), check).await.is_err());
+        assert_eq!(
+            ctx.verify_slots.available_permits(),
+            1,
+            "the check still running must keep its slot"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ctx.verify_slots.available_permits() < 2 {
+            assert!(Instant::now() < deadline, "the check never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            gate.locked_out(ip).is_some(),
+            "the cancelled login's wrong guess was not counted"
+        );
+    }
+
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
     /// idle client holds only what its read loop and writer need. This
@@ -606,8 +708,10 @@ mod tests {
             .await
             .unwrap();
         let (tcp, peer) = listener.accept().await.unwrap();
-        let (ticket, admission) = gate.admit(peer.ip());
-        let serve = serve(ctx, tcp, peer, ticket, admission);
+        let Admission::Admitted(ticket) = gate.admit(peer.ip()) else {
+            panic!("the first connection is admitted");
+        };
+        let serve = serve(ctx, tcp, peer, ticket);
         assert!(
             std::mem::size_of_val(&serve) <= 2048,
             "the per-connection task is {} bytes",

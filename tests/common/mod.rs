@@ -50,10 +50,11 @@ impl TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_password = Some(ADMIN_PASSWORD.into());
         // Every test client comes from 127.0.0.1 and many send fast: the
-        // per-address cap and the rate limit are lifted here, the way the
+        // per-address cap and the rate limits are lifted here, the way the
         // docs describe; the abuse tests set them back explicitly.
         config.limits.max_per_address = 0;
         config.limits.rate_limit = 0;
+        config.limits.address_rate_limit = 0;
         tweak(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr();

@@ -49,14 +49,15 @@ pub fn server_bin() -> Command {
 }
 
 /// `tlschat-server run --listen 127.0.0.1:0 --data-dir DATA_DIR`, with the
-/// per-address cap and the rate limit lifted the documented way (every
+/// per-address cap and the rate limits lifted the documented way (every
 /// test client comes from 127.0.0.1, and some send fast).
 pub fn run_command(data_dir: &Path) -> Command {
     let mut cmd = server_bin();
     cmd.args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("TLSCHAT_MAX_PER_ADDRESS", "0")
-        .env("TLSCHAT_RATE_LIMIT", "0");
+        .env("TLSCHAT_RATE_LIMIT", "0")
+        .env("TLSCHAT_ADDRESS_RATE_LIMIT", "0");
     cmd
 }
 
@@ -549,7 +550,7 @@ pub fn mode(path: &Path) -> u32 {
 
 /// Every environment variable the binary reads for a setting other than
 /// the data directory, config file and admin password.
-pub const SETTING_ENV: [&str; 11] = [
+pub const SETTING_ENV: [&str; 13] = [
     "TLSCHAT_LISTEN",
     "TLSCHAT_MAX_CLIENTS",
     "TLSCHAT_MAX_PER_ADDRESS",
@@ -561,6 +562,8 @@ pub const SETTING_ENV: [&str; 11] = [
     "TLSCHAT_OUTBOUND_QUEUE",
     "TLSCHAT_LOCKOUT_AFTER",
     "TLSCHAT_LOCKOUT_TIME",
+    "TLSCHAT_ADDRESS_RATE_LIMIT",
+    "TLSCHAT_IPV6_PREFIX_LEN",
 ];
 
 /// [`server_bin`] without any setting from the environment either (not

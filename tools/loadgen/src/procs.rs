@@ -41,8 +41,9 @@ pub struct ServerProc {
 
 /// The environment every tlschat start gets: the documented way to lift
 /// the hardening limits (`0` = off).
-pub const TLSCHAT_ENV: [(&str, &str); 3] = [
+pub const TLSCHAT_ENV: [(&str, &str); 4] = [
     ("TLSCHAT_RATE_LIMIT", "0"),
+    ("TLSCHAT_ADDRESS_RATE_LIMIT", "0"),
     ("TLSCHAT_MAX_PER_ADDRESS", "0"),
     ("TLSCHAT_MAX_CLIENTS", "0"),
 ];
