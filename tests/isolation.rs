@@ -1,0 +1,121 @@
+//! One client cannot cost another its connection, and a ban reaches every
+//! session it covers: private-message floods against a reader that is
+//! behind, `/ban` with several sessions on one address, prefix bans of
+//! IPv6 clients. Real TLS over loopback, one in-process server per test.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+/// Every text path carries non-ASCII: Cyrillic, Greek, Arabic, Hebrew, CJK,
+/// emoji with ZWJ and skin tone, a combining mark.
+const TEXT: &str = "привет γειά مرحبا שלום 你好 👩🏽‍💻 e\u{301}";
+
+/// A bounded wait for a whole scenario.
+const SCENARIO: Duration = Duration::from_secs(120);
+
+#[cfg(target_os = "linux")]
+mod several_addresses {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    fn loopback(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+    }
+
+    /// A client from `from` with a small receive buffer, so that its socket
+    /// fills soon once it stops reading.
+    async fn slow_reader(s: &TestServer, from: IpAddr, nick: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind the client socket");
+        let mut c = connect_tls_via(socket, s.addr, &s.cert).await;
+        c.finish_login(nick).await;
+        c
+    }
+
+    /// How a flooder's run ended.
+    #[derive(Debug, PartialEq)]
+    enum Flood {
+        /// It was told `recipient-busy` after this many delivered lines.
+        Busy(usize),
+        /// Something else: the victim was dropped (`no-such-nick`), ...
+        Other(String),
+    }
+
+    /// Sends `/msg victim <4000 bytes>` in bursts of 8 until told
+    /// `recipient-busy`, reading its own answers after each burst.
+    async fn flood(mut c: Client, me: usize) -> Flood {
+        let text = format!("{TEXT} {me} {}", "x".repeat(3900));
+        let line = format!("/msg victim {text}");
+        let mut delivered = 0;
+        // About 40 MB at most: far more than loopback socket buffers take.
+        for _ in 0..300 {
+            for _ in 0..8 {
+                c.send(&line).await;
+            }
+            let mut busy = false;
+            let mut answers = 0;
+            while answers < 8 {
+                let got = c.recv().await;
+                if got.starts_with("PRIVMSG ") {
+                    delivered += 1;
+                } else if got.starts_with("ERROR recipient-busy ") {
+                    busy = true;
+                } else if got.starts_with("ERROR ") {
+                    return Flood::Other(got);
+                } else {
+                    // Others entering or leaving the lobby.
+                    continue;
+                }
+                answers += 1;
+            }
+            if busy {
+                return Flood::Busy(delivered);
+            }
+        }
+        Flood::Other(format!("never busy after {delivered} lines"))
+    }
+
+    /// 16 connections from one address (its whole per-address cap) flood a
+    /// client that does not read with private messages. The flooders are
+    /// told `recipient-busy`; the victim keeps its connection, and a sender
+    /// on another address still reaches it.
+    #[test]
+    fn a_private_flood_from_one_address_does_not_disconnect_its_target() {
+        run_bounded(SCENARIO, async {
+            let s = TestServer::start_with(|c| {
+                c.limits.max_per_address = 16;
+                c.limits.outbound_queue = 64 * 1024;
+            })
+            .await;
+            let mut victim = slow_reader(&s, loopback(3), "victim").await;
+            let mut flooders = tokio::task::JoinSet::new();
+            for i in 0..16 {
+                let c = login_at(s.addr, &s.cert, &format!("flooder{i}")).await;
+                flooders.spawn(flood(c, i));
+            }
+            // The victim reads nothing from here on.
+            while let Some(result) = flooders.join_next().await {
+                let result = result.expect("flooder task");
+                assert!(matches!(result, Flood::Busy(_)), "{result:?}");
+            }
+
+            let mut other = connect_tls_from(s.addr, &s.cert, loopback(2)).await;
+            other.finish_login("other").await;
+            let text = format!("{TEXT} from elsewhere");
+            other.send(&format!("/msg victim {text}")).await;
+            let expected = format!("PRIVMSG other victim {text}");
+            other.wait_for(&expected).await;
+
+            // The victim catches up: it is still connected and gets it.
+            victim.wait_for(&expected).await;
+            victim.send("/ping still-here").await;
+            victim.wait_for("PONG still-here").await;
+            s.stop().await;
+        });
+    }
+}
