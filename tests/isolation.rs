@@ -119,3 +119,64 @@ mod several_addresses {
         });
     }
 }
+
+/// An IPv6 client's whole prefix can be banned, by `/ban` (which kicks
+/// every non-admin session under it) and by a line in the bans file.
+#[test]
+fn a_prefix_ban_reaches_ipv6_clients_by_command_and_from_the_file() {
+    run_bounded(SCENARIO, async {
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("skipped: ::1 is not available here");
+            return;
+        }
+        let on_v6 = |c: &mut tlschat::config::ServerConfig| c.listen = "[::1]:0".parse().unwrap();
+        let s = TestServer::start_with(on_v6).await;
+        let mut adm = s.login_admin().await;
+        let mut b = s.login("bob").await;
+        let mut c = s.login("carol").await;
+        adm.wait_for("JOIN #lobby carol").await;
+
+        adm.send(&format!("/ban ::/64 {TEXT}")).await;
+        for (client, nick) in [(&mut b, "bob"), (&mut c, "carol")] {
+            client
+                .wait_for(&format!("KICK {nick} admin banned: {TEXT}"))
+                .await;
+            assert!(client.expect_closed().await.is_empty());
+        }
+        adm.wait_for("INFO banned ::/64 (address only)").await;
+        adm.expect("INFO also disconnected from ::/64: bob carol")
+            .await;
+        // The admin, from the same address, stays; newcomers are refused.
+        adm.expect_quiet("still-here").await;
+        let mut d = s.connect().await;
+        d.expect("NICK").await;
+        d.send("dave").await;
+        d.expect(&format!("BAN you are banned from this server: {TEXT}"))
+            .await;
+        adm.send("/bans").await;
+        let listed = adm.expect_prefix("INFO - ::/64 since ").await;
+        assert!(listed.ends_with(&format!("by admin: {TEXT}")), "{listed}");
+        drop(adm);
+        let dir = s.stop().await;
+        let bans = dir.path().join("bans.txt");
+        let text = std::fs::read_to_string(&bans).unwrap();
+        assert!(text.contains("\n- ::/64 "), "{text}");
+
+        // A prefix written by hand, host bits and all.
+        std::fs::write(&bans, "- ::5/120 2026-11-24T15:45:00Z admin שלום 你好\n").unwrap();
+        let s = TestServer::start_in(dir, on_v6).await;
+        let mut e = s.connect().await;
+        e.expect("NICK").await;
+        e.send("erin").await;
+        e.expect("BAN you are banned from this server: שלום 你好")
+            .await;
+        let mut adm = s.login_admin().await;
+        // An address under the prefix does not lift it; the prefix does.
+        adm.send("/unban ::1").await;
+        adm.expect_prefix("ERROR no-such-nick ").await;
+        adm.send("/unban ::/120").await;
+        adm.expect_prefix("INFO unbanned - ::/120 ").await;
+        let _e = s.login("erin").await;
+        s.stop().await;
+    });
+}

@@ -28,7 +28,7 @@ use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
 use super::accounts::{Accounts, ADMIN};
-use super::bans::{canonical_ip, Ban, BanList};
+use super::bans::{canonical_ip, AddrRange, Ban, BanList};
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
 use crate::protocol::command::{CommandError, ADMIN_HELP, HELP};
@@ -370,8 +370,11 @@ impl Hub {
         st.settle(lagging);
     }
 
-    /// `/ban NICK [REASON]`: bans the nickname and, if it is connected, the
-    /// address it came from; persists that; then kicks it.
+    /// `/ban NICK|ADDRESS[/LEN] [REASON]`: a connected nickname is banned
+    /// with the address it came from; an address or a prefix alone; any
+    /// other nickname alone. The ban is persisted, then every non-admin
+    /// session it covers (the nickname, and everyone from the address) is
+    /// kicked.
     async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
         let (by, found) = {
             let st = lock(&self.shared.state);
@@ -383,15 +386,18 @@ impl Hub {
             (me.nick.to_string(), found)
         };
         let (nick, addr) = match found {
-            Some((nick, addr)) => (nick, Some(addr)),
-            None => match Nick::parse(target) {
-                Ok(nick) => (nick, None),
-                Err(e) => {
-                    return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
-                }
+            Some((nick, addr)) => (Some(nick), Some(AddrRange::single(addr))),
+            None => match AddrRange::parse(target) {
+                Ok(range) => (None, Some(range)),
+                Err(_) => match Nick::parse(target) {
+                    Ok(nick) => (Some(nick), None),
+                    Err(e) => {
+                        return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
+                    }
+                },
             },
         };
-        if nick.key() == ADMIN {
+        if nick.as_ref().is_some_and(|n| n.key() == ADMIN) {
             return self.error(
                 id,
                 ErrorCode::NotPermitted,
@@ -399,7 +405,7 @@ impl Hub {
             );
         }
         let ban = Ban {
-            nick: Some(nick.clone()),
+            nick: nick.clone(),
             addr,
             since: std::time::SystemTime::now(),
             by: by.clone(),
@@ -413,12 +419,14 @@ impl Hub {
         .unwrap_or_else(|e| Err(format!("the ban task failed: {e}")));
         if let Err(e) = saved {
             warn!(error = %e, "could not save a ban");
-            let text = format!("ban of {nick} NOT saved: {e}");
+            let text = format!("ban of {target} NOT saved: {e}");
             return self.reply(id, &ServerLine::Info(&text));
         }
-        let whom = match addr {
-            Some(a) => format!("{nick} ({a})"),
-            None => format!("{nick} (not connected: nickname only)"),
+        let whom = match (&nick, addr) {
+            (Some(n), Some(a)) => format!("{n} ({a})"),
+            (Some(n), None) => format!("{n} (not connected: nickname only)"),
+            (None, Some(a)) => format!("{a} (address only)"),
+            (None, None) => target.to_owned(),
         };
         info!(by = %by, banned = %whom, "ban");
         let kick_reason = match reason {
@@ -427,11 +435,23 @@ impl Hub {
         };
         let mut st = lock(&self.shared.state);
         let mut lagging = Vec::new();
-        if let Some(t) = st.nicks.get(nick.key()).copied() {
+        let named = nick.as_ref().and_then(|n| st.nicks.get(n.key()).copied());
+        let others = addr.map_or_else(Vec::new, |a| st.sessions_in(a, named));
+        if let Some(t) = named {
             st.kick_user(t, &by, &kick_reason, &mut lagging);
+        }
+        let mut also = String::new();
+        for (t, nick) in &others {
+            st.kick_user(*t, &by, &kick_reason, &mut lagging);
+            also.push(' ');
+            also.push_str(nick.as_str());
         }
         let text = format!("banned {whom}");
         st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+        if let (Some(a), false) = (addr, others.is_empty()) {
+            let text = format!("also disconnected from {a}:{also}");
+            st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+        }
         st.settle(lagging);
     }
 
@@ -618,6 +638,19 @@ impl State {
             u.outbox.close();
             info!(nick = %u.nick, reason, "left");
         }
+    }
+
+    /// Every non-admin session whose address is in `range`, but `except`,
+    /// in order of login.
+    fn sessions_in(&self, range: AddrRange, except: Option<ClientId>) -> Vec<(ClientId, Nick)> {
+        let mut found: Vec<(ClientId, Nick)> = self
+            .users
+            .iter()
+            .filter(|(id, u)| Some(**id) != except && !u.admin && range.contains(u.addr))
+            .map(|(id, u)| (*id, u.nick.clone()))
+            .collect();
+        found.sort_unstable_by_key(|(id, _)| *id);
+        found
     }
 
     /// `/kick` by the client `by_id`.
