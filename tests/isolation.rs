@@ -1,9 +1,12 @@
-//! One client cannot cost another its connection, and a ban reaches every
-//! session it covers: private-message floods against a reader that is
-//! behind, `/ban` with several sessions on one address, prefix bans of
-//! IPv6 clients. Real TLS over loopback, one in-process server per test.
+//! One client cannot cost another its connection, a ban reaches every
+//! session it covers, and the server's files are its own: private-message
+//! floods against a reader that is behind, prefix bans of IPv6 clients,
+//! data directories others could write into (the real binary). Real TLS
+//! over loopback, one in-process server per test.
 
 mod common;
+#[cfg(unix)]
+mod server_process;
 use common::*;
 
 use std::time::Duration;
@@ -179,4 +182,104 @@ fn a_prefix_ban_reaches_ipv6_clients_by_command_and_from_the_file() {
         let _e = s.login("erin").await;
         s.stop().await;
     });
+}
+
+#[cfg(unix)]
+mod files {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::Stdio;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Starts the real server on `data` and expects it to refuse: a
+    /// non-zero exit, within a bound, with `stderr` naming `bad` and the fix.
+    fn refused_naming(data: &Path, bad: &Path) {
+        let mut child = server_process::run_command(data)
+            .env("TLSCHAT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tlschat-server");
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > server_process::EXIT {
+                let _ = child.kill();
+                panic!("the server did not refuse {} in time", bad.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "started anyway:\n{stdout}\n{stderr}");
+        assert!(!stdout.contains("listening on"), "{stdout}");
+        assert!(
+            stderr.contains(&format!("{} is writable by", bad.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("chmod 700 {}", bad.display())),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_data_or_certs_directory_others_can_write_to_is_refused_at_startup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data μ 数据");
+        std::fs::create_dir(&data).unwrap();
+        for mode in [0o777, 0o770] {
+            chmod(&data, mode);
+            refused_naming(&data, &data);
+            assert!(
+                !data.join("certs").exists(),
+                "nothing was written into the refused directory"
+            );
+        }
+        // Made private, it starts; it creates its certs directory 0700.
+        chmod(&data, 0o700);
+        let server = server_process::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
+        drop(server);
+        let certs = data.join("certs");
+        let mode = std::fs::metadata(&certs).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        chmod(&certs, 0o775);
+        refused_naming(&data, &certs);
+    }
+
+    #[test]
+    fn a_data_directory_the_server_creates_is_owner_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("new").join("data");
+        let server = server_process::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
+        drop(server);
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    /// Bans name people and their addresses: like the other data files,
+    /// only the server's user may read them.
+    #[test]
+    fn bans_txt_is_owner_only_after_a_ban() {
+        run_bounded(SCENARIO, async {
+            // A file from an older version, readable by everyone.
+            let dir = tempfile::tempdir().unwrap();
+            let bans = dir.path().join("bans.txt");
+            std::fs::write(&bans, "ghost - 2026-11-24T14:00:00Z admin\n").unwrap();
+            chmod(&bans, 0o644);
+            let s = TestServer::start_in(dir, |_| {}).await;
+            let mut adm = s.login_admin().await;
+            adm.send(&format!("/ban bob {TEXT}")).await;
+            adm.expect("INFO banned bob (not connected: nickname only)")
+                .await;
+            let mode = std::fs::metadata(&bans).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            s.stop().await;
+        });
+    }
 }

@@ -366,7 +366,7 @@ impl BanList {
 
     /// Writes `next` to disk and only then makes it the list in memory.
     fn commit(&mut self, next: Vec<Ban>) -> Result<(), BanFileError> {
-        write_atomic(&self.path, render(&next).as_bytes(), Mode::Public).map_err(|source| {
+        write_atomic(&self.path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
             BanFileError::Write {
                 path: self.path.clone(),
                 source,
