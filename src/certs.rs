@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::fsutil::{write_atomic, Mode};
+use crate::fsutil::{check_private_dir, create_private_dir, write_atomic, Mode, UnsafeDir};
 
 /// Lifetime of a generated certificate, in days (about ten years: a
 /// self-signed certificate is trusted by pinning, so rotating it only makes
@@ -188,6 +188,9 @@ impl FromStr for Fingerprint {
 /// message names the file involved and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
+    /// The directory of a generated pair could be written by others.
+    #[error(transparent)]
+    UnsafeDir(#[from] UnsafeDir),
     #[error("{name:?} cannot go into the certificate: {reason}; pass host names like chat.example.com or IP addresses like 192.0.2.7")]
     InvalidSan { name: String, reason: &'static str },
     #[error("a certificate needs at least one host name or IP address; pass one, e.g. --san chat.example.com")]
@@ -427,11 +430,12 @@ impl CertPaths {
 }
 
 /// Writes DIR/cert.pem (world-readable) and DIR/key.pem (owner-only on
-/// Unix), each atomically, creating DIR and its parents. Refuses with
-/// [`CertError::Exists`] if either file exists and `force` is false.
+/// Unix), each atomically, creating DIR (owner-only on Unix) and its
+/// parents. Refuses with [`CertError::Exists`] if either file exists and
+/// `force` is false.
 pub fn write_pair(dir: &Path, cert: &GeneratedCert, force: bool) -> Result<CertPaths, CertError> {
     let paths = CertPaths::in_dir(dir);
-    std::fs::create_dir_all(dir).map_err(|source| CertError::CreateDir {
+    create_private_dir(dir).map_err(|source| CertError::CreateDir {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -538,12 +542,17 @@ pub fn load(paths: &CertPaths) -> Result<LoadedCert, CertError> {
 /// Loads DIR/cert.pem + DIR/key.pem; if neither exists, generates a pair
 /// for [`default_sans`]`(extra_sans)` valid [`DEFAULT_DAYS`], writes and
 /// loads it. If only one exists, refuses (never overwrites the survivor:
-/// it may be the operator's only copy). Returns `(cert, generated)`.
+/// it may be the operator's only copy). An existing DIR that others could
+/// write into is refused ([`check_private_dir`]): they could swap the key.
+/// Returns `(cert, generated)`.
 pub fn load_or_generate(
     dir: &Path,
     extra_sans: &[String],
 ) -> Result<(LoadedCert, bool), CertError> {
     let paths = CertPaths::in_dir(dir);
+    if exists(dir)? {
+        check_private_dir(dir)?;
+    }
     match (exists(&paths.cert)?, exists(&paths.key)?) {
         (true, true) => Ok((load(&paths)?, false)),
         (false, false) => {

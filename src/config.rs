@@ -296,8 +296,9 @@ mod seconds {
     }
 }
 
-/// What [`Server::bind`](crate::server::Server::bind) needs.
-#[derive(Debug, Clone)]
+/// What [`Server::bind`](crate::server::Server::bind) needs. Its `Debug`
+/// output leaves the password out.
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -305,6 +306,32 @@ pub struct ServerConfig {
     /// Replaces the stored admin password when set.
     pub admin_password: Option<String>,
     pub limits: Limits,
+}
+
+/// Stands for a password in `Debug` output: whether one is set, never what.
+pub(crate) fn redacted(password: &Option<String>) -> Option<&'static str> {
+    password.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for ServerConfig {
+    // Hand-written: a derived one would print the admin password into any
+    // log or panic message that shows the configuration.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ServerConfig {
+            listen,
+            data_dir,
+            cert,
+            admin_password,
+            limits,
+        } = self;
+        f.debug_struct("ServerConfig")
+            .field("listen", listen)
+            .field("data_dir", data_dir)
+            .field("cert", cert)
+            .field("admin_password", &redacted(admin_password))
+            .field("limits", limits)
+            .finish()
+    }
 }
 
 impl ServerConfig {
@@ -346,6 +373,22 @@ pub fn default_data_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_admin_password() {
+        let mut config = ServerConfig::new("/tmp/data");
+        let password = "s3cr3t-пароль-密码-🔑";
+        config.admin_password = Some(password.to_owned());
+        for shown in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!shown.contains(password), "{shown}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.contains("admin_password"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("/tmp/data"), "{shown}");
+        }
+        config.admin_password = None;
+        assert!(format!("{config:?}").contains("admin_password: None"));
+    }
 
     #[test]
     fn unknown_keys_are_named() {

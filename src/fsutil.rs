@@ -1,20 +1,119 @@
 //! Crash-safe file writes shared by every file the server keeps (bans,
-//! accounts, certificates, the initial admin password).
+//! accounts, certificates, the initial admin password), and the checks on
+//! the directories that hold them.
 //!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
 //! `kill -9` or power loss at any moment leaves either the old file or the
 //! new one, never a torn mix.
+//!
+//! [`check_private_dir`] refuses, on Unix, a directory someone else could
+//! swap files in (the rule of OpenSSH's `StrictModes`): its owner must be
+//! this user or root, and neither group nor others may write to it.
+//! Whoever can write there can replace the private key or the password
+//! hash, and with them the server. [`create_private_dir`] makes new ones
+//! `0700`. Windows has no modes: files there inherit their directory's ACLs,
+//! and the check passes.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A directory for the server's files that others could write into.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsafeDir {
+    #[error(
+        "{} is owned by user id {owner}, not by this user (id {me}) or root: its owner \
+         can replace the files in it; run `chown {me} {}` or start the server as its owner",
+        path.display(), path.display()
+    )]
+    Owner { path: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "{} is writable by {who} (mode {mode:04o}): they can replace the files in it; \
+         run `chmod 700 {}`",
+        path.display(), path.display()
+    )]
+    Writable {
+        path: PathBuf,
+        mode: u32,
+        who: &'static str,
+    },
+    #[error("cannot check {}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Refuses a directory that others could write into (see the module docs);
+/// `Ok` on platforms without Unix modes.
+#[cfg(unix)]
+pub fn check_private_dir(path: &Path) -> Result<(), UnsafeDir> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|source| UnsafeDir::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let me = rustix::process::geteuid().as_raw();
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        return Err(UnsafeDir::Owner {
+            path: path.to_path_buf(),
+            owner,
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (false, false) => return Ok(()),
+        (true, false) => "its group",
+        (false, true) => "others",
+        (true, true) => "its group and others",
+    };
+    Err(UnsafeDir::Writable {
+        path: path.to_path_buf(),
+        mode,
+        who,
+    })
+}
+
+#[cfg(not(unix))]
+pub fn check_private_dir(_path: &Path) -> Result<(), UnsafeDir> {
+    Ok(())
+}
+
+/// Creates `path` and any missing parents; `path` itself, if this creates
+/// it, is `0700` on Unix from the start (the parents get the umask's mode).
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    #[cfg(unix)]
+    let builder = {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.mode(0o700);
+        builder
+    };
+    #[cfg(not(unix))]
+    let builder = std::fs::DirBuilder::new();
+    match builder.create(path) {
+        // Created meanwhile by someone else: the check decides about it.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
+}
 
 /// Who may read the file once written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Readable by everyone (certificates, bans).
+    /// Readable by everyone (certificates).
     Public,
-    /// Readable by the owner only (private keys, password hashes): 0600 on Unix.
+    /// Readable by the owner only (private keys, password hashes, bans):
+    /// 0600 on Unix.
     Private,
 }
 
@@ -109,6 +208,83 @@ mod tests {
             remove_stale_temp_files(&dir.path().join("missing")).unwrap(),
             0
         );
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn directories_others_can_write_to_are_refused_naming_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("данные 数据 👩🏽‍💻");
+        std::fs::create_dir(&path).unwrap();
+        for (mode, who) in [
+            (0o777, "its group and others"),
+            (0o770, "its group"),
+            (0o703, "others"),
+            (0o1777, "its group and others"),
+        ] {
+            chmod(&path, mode);
+            let e = check_private_dir(&path).unwrap_err();
+            assert!(matches!(e, UnsafeDir::Writable { .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(&format!("writable by {who} ")), "{text}");
+            assert!(
+                text.contains(&format!("chmod 700 {}", path.display())),
+                "{text}"
+            );
+        }
+        for mode in [0o700, 0o750, 0o755, 0o500] {
+            chmod(&path, mode);
+            check_private_dir(&path).unwrap_or_else(|e| panic!("{mode:o}: {e}"));
+        }
+        assert!(matches!(
+            check_private_dir(&dir.path().join("missing")),
+            Err(UnsafeDir::Stat { .. })
+        ));
+    }
+
+    /// The owner rule needs a directory owned by someone else, which only
+    /// root can make: another user's is refused, root's own passes.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: only root can give a directory to another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("theirs");
+        create_private_dir(&path).unwrap();
+        check_private_dir(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = check_private_dir(&path).unwrap_err();
+        assert!(matches!(e, UnsafeDir::Owner { owner: 65534, .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("chown 0 {}", path.display())),
+            "{text}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn created_directories_are_owner_only_and_existing_ones_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a").join("b");
+        create_private_dir(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        check_private_dir(&path).unwrap();
+        chmod(&path, 0o750);
+        create_private_dir(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750);
     }
 
     #[cfg(unix)]

@@ -604,7 +604,7 @@ async fn kick_of_an_unknown_nick_is_no_such_nick() {
 }
 
 #[tokio::test]
-async fn ban_kicks_and_bans_the_nickname_and_address_but_not_the_admin() {
+async fn ban_kicks_every_session_of_the_nickname_and_address_but_not_the_admin() {
     let s = TestServer::start().await;
     let mut adm = s.login_admin().await;
     let mut b = s.login("bob").await;
@@ -619,9 +619,17 @@ async fn ban_kicks_and_bans_the_nickname_and_address_but_not_the_admin() {
     assert!(b.expect_closed().await.is_empty());
     c.expect(&kick).await;
     c.expect("PART #lobby bob kicked").await;
+    // carol comes from the same address (every loopback client does): the
+    // ban reaches her session too. The admin's does not.
+    c.expect("KICK carol admin banned: spamming").await;
+    assert!(c.expect_closed().await.is_empty());
     adm.expect(&kick).await;
     adm.expect("PART #lobby bob kicked").await;
-    adm.expect_prefix("INFO ").await;
+    adm.expect("KICK carol admin banned: spamming").await;
+    adm.expect("PART #lobby carol kicked").await;
+    adm.expect("INFO banned bob (127.0.0.1)").await;
+    adm.expect("INFO also disconnected from 127.0.0.1: carol")
+        .await;
 
     // The nickname is banned.
     let mut b = s.connect().await;
@@ -635,10 +643,9 @@ async fn ban_kicks_and_bans_the_nickname_and_address_but_not_the_admin() {
     d.send("dave").await;
     d.expect_prefix("BAN ").await;
     assert!(d.expect_closed().await.is_empty());
-    // Those already connected stay.
-    c.send("still here").await;
-    c.expect("MSG #lobby carol still here").await;
-    adm.expect("MSG #lobby carol still here").await;
+    // The admin stays.
+    adm.send("still here").await;
+    adm.expect("MSG #lobby admin still here").await;
     // The admin is exempt from address bans.
     adm.send("/quit").await;
     adm.wait_for("PART #lobby admin").await;

@@ -112,8 +112,9 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// Everything a connection needs; reused by every reconnect.
-#[derive(Debug, Clone)]
+/// Everything a connection needs; reused by every reconnect. Its `Debug`
+/// output leaves the password out.
+#[derive(Clone)]
 pub struct ClientOptions {
     pub server: HostPort,
     pub nick: String,
@@ -129,6 +130,22 @@ pub struct ClientOptions {
     pub pong_timeout: Duration,
     /// Reconnect after a lost connection.
     pub reconnect: bool,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("server", &self.server)
+            .field("nick", &self.nick)
+            .field("password", &crate::config::redacted(&self.password))
+            .field("trust", &self.trust)
+            .field("accept_new", &self.accept_new)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
 }
 
 impl ClientOptions {
@@ -775,6 +792,23 @@ async fn send_line<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let server: HostPort = "example.org".parse().unwrap();
+        let trust = Trust::Tofu {
+            known_hosts: "/tmp/known_hosts".into(),
+            key: "example.org:55555".into(),
+        };
+        let mut opts = ClientOptions::new(server, "alice", trust);
+        let password = "s3cr3t-пароль-密码-🔑";
+        opts.password = Some(password.to_owned());
+        let shown = format!("{opts:?}");
+        assert!(!shown.contains(password), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
+    }
 
     #[test]
     fn host_port_forms() {

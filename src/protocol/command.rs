@@ -93,7 +93,7 @@ pub const HELP: &[&str] = &[
 /// The admin's extra commands, shown to the admin only.
 pub const ADMIN_HELP: &[&str] = &[
     "/kick NICK [REASON]  disconnect NICK (they may come back)",
-    "/ban NICK [REASON]   ban NICK and its address, then kick",
+    "/ban NICK|ADDRESS[/LEN] [REASON]  ban NICK and its address (or an address or prefix), then kick",
     "/unban NICK|ADDRESS  lift a ban",
     "/bans                list the bans",
 ];

@@ -27,10 +27,11 @@ pub enum ErrorCode {
     Timeout,
     ServerFull,
     TlsRequired,
+    RecipientBusy,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -44,6 +45,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::ServerFull,
         ErrorCode::TlsRequired,
+        ErrorCode::RecipientBusy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::ServerFull => "server-full",
             ErrorCode::TlsRequired => "tls-required",
+            ErrorCode::RecipientBusy => "recipient-busy",
         }
     }
 }

@@ -12,6 +12,9 @@
 //!
 //! Every address is stored and compared in [`canonical_ip`] form, so a client
 //! reaching a dual-stack socket as `::ffff:1.2.3.4` is the same as `1.2.3.4`.
+//! An address ban may cover a whole prefix ([`AddrRange`], e.g.
+//! `2001:db8:1:2::/64`): an IPv6 client usually has a /64 to pick addresses
+//! from, so banning one of them alone stops nobody.
 //!
 //! # File format
 //!
@@ -26,7 +29,10 @@
 //! ```
 //!
 //! - `NICK`: the banned nickname, or `-` for none;
-//! - `ADDRESS`: the banned IPv4/IPv6 address, or `-` for none (not both `-`);
+//! - `ADDRESS`: the banned IPv4/IPv6 address, or a prefix of them in CIDR
+//!   form (`2001:db8:1:2::/64`, `198.51.100.0/24`), or `-` for none (not both
+//!   `-`); a single address is written without a length, as files written
+//!   before prefixes existed have it;
 //! - `SINCE`: when the ban was made, RFC 3339 in UTC, whole seconds;
 //! - `BY`: the nickname of whoever made the ban;
 //! - `REASON`: the rest of the line, possibly empty.
@@ -93,12 +99,117 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A banned address, or a prefix of addresses (CIDR): `net` in
+/// [`canonical_ip`] form with the bits past `len` zero. Written as a plain
+/// address when it is one (`len` is the full length), else as `net/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrRange {
+    net: IpAddr,
+    len: u8,
+}
+
+impl AddrRange {
+    /// Just `ip` (canonicalised).
+    pub fn single(ip: IpAddr) -> AddrRange {
+        let net = canonical_ip(ip);
+        AddrRange {
+            net,
+            len: full_len(net),
+        }
+    }
+
+    /// `ADDRESS` or `ADDRESS/LEN`. Bits past `LEN` are cleared
+    /// (`2001:db8::1/64` is `2001:db8::/64`); an IPv4-mapped prefix of at
+    /// least 96 bits is its IPv4 prefix. `/0` is refused: it would ban every
+    /// address of a family. The error says what is wrong.
+    pub fn parse(s: &str) -> Result<AddrRange, String> {
+        let Some((addr, len)) = s.split_once('/') else {
+            return s
+                .parse::<IpAddr>()
+                .map(AddrRange::single)
+                .map_err(|_| format!("bad address `{s}`"));
+        };
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("bad address `{addr}` in `{s}`"))?;
+        let max = full_len(ip);
+        let len: u8 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("bad prefix length in `{s}`: 1 to {max}"))?;
+        if len == 0 {
+            return Err(format!("`{s}` would cover every address: use 1 to {max}"));
+        }
+        let (ip, len) = match ip {
+            IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), len - 96),
+                None => (ip, len),
+            },
+            _ => (ip, len),
+        };
+        Ok(AddrRange {
+            net: mask(ip, len),
+            len,
+        })
+    }
+
+    /// True if `ip` (canonicalised) is in this range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        ip.is_ipv4() == self.net.is_ipv4() && mask(ip, self.len) == self.net
+    }
+
+    /// True if this is a whole prefix, not a single address.
+    pub fn is_prefix(&self) -> bool {
+        self.len < full_len(self.net)
+    }
+}
+
+impl std::str::FromStr for AddrRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AddrRange, String> {
+        AddrRange::parse(s)
+    }
+}
+
+impl fmt::Display for AddrRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_prefix() {
+            write!(f, "{}/{}", self.net, self.len)
+        } else {
+            write!(f, "{}", self.net)
+        }
+    }
+}
+
+fn full_len(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// `ip` with every bit past the first `len` cleared.
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & keep).into())
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & keep).into())
+        }
+    }
+}
+
 /// One ban: a nickname, an address, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
     pub nick: Option<Nick>,
-    /// In [`canonical_ip`] form.
-    pub addr: Option<IpAddr>,
+    /// An address or a prefix, in [`canonical_ip`] form.
+    pub addr: Option<AddrRange>,
     /// Whole seconds (what the file can hold).
     pub since: SystemTime,
     /// The nickname of whoever made the ban.
@@ -191,10 +302,12 @@ impl BanList {
         self.bans.iter().find(|b| b.nick.as_ref() == Some(nick))
     }
 
-    /// The ban on `ip`, if any; `ip` is canonicalised first.
+    /// A ban on `ip` or on a prefix holding it, if any; `ip` is
+    /// canonicalised first.
     pub fn find_addr(&self, ip: IpAddr) -> Option<&Ban> {
-        let ip = canonical_ip(ip);
-        self.bans.iter().find(|b| b.addr == Some(ip))
+        self.bans
+            .iter()
+            .find(|b| b.addr.is_some_and(|r| r.contains(ip)))
     }
 
     /// Adds `ban` and persists the list before returning `Ok`. A ban on the
@@ -217,7 +330,8 @@ impl BanList {
     }
 
     /// Removes every ban whose nick equals `target` (case-insensitively) or
-    /// whose address equals `target` read as an IP address (canonicalised).
+    /// whose address equals `target` read as an address or prefix
+    /// (canonicalised; an address does not lift a prefix holding it).
     /// Persists before returning; returns the removed bans. If nothing
     /// matched, returns an empty `Vec` and leaves the file untouched. On error
     /// the in-memory list is unchanged.
@@ -226,7 +340,7 @@ impl BanList {
         // A string like "1.2.3.4" is both a valid nick and an address; such
         // a target removes bans of either kind, as documented.
         let nick = Nick::parse(target).ok();
-        let addr = target.parse::<IpAddr>().ok().map(canonical_ip);
+        let addr = AddrRange::parse(target).ok();
         let matches =
             |b: &Ban| (nick.is_some() && b.nick == nick) || (addr.is_some() && b.addr == addr);
         let (removed, kept): (Vec<Ban>, Vec<Ban>) =
@@ -252,7 +366,7 @@ impl BanList {
 
     /// Writes `next` to disk and only then makes it the list in memory.
     fn commit(&mut self, next: Vec<Ban>) -> Result<(), BanFileError> {
-        write_atomic(&self.path, render(&next).as_bytes(), Mode::Public).map_err(|source| {
+        write_atomic(&self.path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
             BanFileError::Write {
                 path: self.path.clone(),
                 source,
@@ -276,7 +390,6 @@ impl BanList {
         if Nick::parse(&ban.by).is_err() {
             return Err(invalid("the banning user is not a valid nickname"));
         }
-        ban.addr = ban.addr.map(canonical_ip);
         ban.since = whole_seconds(ban.since);
         // A newline in the reason would start a new (forged) line in the file.
         let reason: String = ban
@@ -329,10 +442,7 @@ fn parse_line(line: &str) -> Result<Ban, String> {
     };
     let addr = match addr_s {
         NONE => None,
-        s => Some(canonical_ip(
-            s.parse::<IpAddr>()
-                .map_err(|_| format!("bad address `{s}`"))?,
-        )),
+        s => Some(AddrRange::parse(s)?),
     };
     if nick.is_none() && addr.is_none() {
         return Err("both NICK and ADDRESS are `-`; a ban needs at least one".to_owned());
@@ -424,6 +534,103 @@ mod tests {
     }
 
     #[test]
+    fn prefixes_parse_mask_and_print_back() {
+        let r = |s: &str| AddrRange::parse(s).unwrap().to_string();
+        assert_eq!(r("2001:db8:1:2::/64"), "2001:db8:1:2::/64");
+        // Host bits are cleared; a full length is a plain address.
+        assert_eq!(r("2001:DB8:1:2:aaaa::1/64"), "2001:db8:1:2::/64");
+        assert_eq!(r("2001:db8::1/128"), "2001:db8::1");
+        assert_eq!(r("2001:db8::1"), "2001:db8::1");
+        assert_eq!(r("198.51.100.77/24"), "198.51.100.0/24");
+        assert_eq!(r("198.51.100.77/32"), "198.51.100.77");
+        assert_eq!(r("2001:db8::/1"), "::/1");
+        // IPv4-mapped prefixes are IPv4 prefixes, like mapped addresses.
+        assert_eq!(r("::ffff:198.51.100.0/120"), "198.51.100.0/24");
+        assert_eq!(r("::ffff:198.51.100.7"), "198.51.100.7");
+        for bad in [
+            "2001:db8::/0",
+            "0.0.0.0/0",
+            "2001:db8::/129",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "1.2.3.4/２４",
+            "/64",
+            "2001:db8::/64/64",
+            "2001:db8::/６４",
+            "alice",
+            "1.2.3",
+            "привет/8",
+        ] {
+            assert!(AddrRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_holds_the_addresses_under_it_only() {
+        let p: AddrRange = "2001:db8:1:2::/64".parse().unwrap();
+        assert!(p.is_prefix());
+        assert!(p.contains("2001:db8:1:2::".parse().unwrap()));
+        assert!(p.contains("2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap()));
+        assert!(!p.contains("2001:db8:1:3::".parse().unwrap()));
+        assert!(!p.contains("2001:db8:1:1:ffff:ffff:ffff:ffff".parse().unwrap()));
+        assert!(!p.contains("127.0.0.1".parse().unwrap()));
+        let v4: AddrRange = "10.1.0.0/16".parse().unwrap();
+        assert!(v4.contains("10.1.255.3".parse().unwrap()));
+        assert!(v4.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!v4.contains("10.2.0.0".parse().unwrap()));
+        assert!(!v4.contains("::a01:203".parse().unwrap()));
+        let one: AddrRange = "::1".parse().unwrap();
+        assert!(!one.is_prefix());
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let odd: AddrRange = "2001:db8:ff00::/41".parse().unwrap();
+        assert!(odd.contains("2001:db8:ff7f::1".parse().unwrap()));
+        assert!(!odd.contains("2001:db8:ff80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn prefix_bans_load_match_and_unban_by_their_own_spelling() {
+        let (_dir, path) = setup();
+        // A file from before prefixes, plus a hand-written prefix line.
+        let text = "bob 203.0.113.7 2026-11-24T14:00:00Z admin old style\n\
+                    - 2001:db8:1:2::/64 2026-11-24T15:45:00Z admin перемешивает 👩🏽‍💻\n";
+        std::fs::write(&path, text).unwrap();
+        let mut list = BanList::load(&path).unwrap();
+        assert_eq!(list.len(), 2);
+        let ban = list
+            .find_addr("2001:db8:1:2::beef".parse().unwrap())
+            .unwrap();
+        assert_eq!(ban.reason, "перемешивает 👩🏽‍💻");
+        assert!(list
+            .find_addr("2001:db8:1:3::beef".parse().unwrap())
+            .is_none());
+        assert!(list.find_addr("203.0.113.7".parse().unwrap()).is_some());
+        assert!(list.find_addr("203.0.113.8".parse().unwrap()).is_none());
+        assert_eq!(
+            ban.describe(),
+            "- 2001:db8:1:2::/64 since 2026-11-24T15:45:00Z by admin: перемешивает 👩🏽‍💻"
+        );
+        // A rewrite keeps both spellings as they were.
+        list.add(ban_at(None, Some("198.51.100.9/24"))).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.contains("\nbob 203.0.113.7 "), "{written}");
+        assert!(written.contains("\n- 2001:db8:1:2::/64 "), "{written}");
+        assert!(written.contains("\n- 198.51.100.0/24 "), "{written}");
+        assert_eq!(BanList::load(&path).unwrap().len(), 3);
+        // An address under a prefix does not lift it; the prefix does.
+        assert!(list.remove("2001:db8:1:2::beef").unwrap().is_empty());
+        assert_eq!(list.remove("2001:db8:1:2::1/64").unwrap().len(), 1);
+        assert!(list
+            .find_addr("2001:db8:1:2::beef".parse().unwrap())
+            .is_none());
+    }
+
+    fn ban_at(n: Option<&str>, a: Option<&str>) -> Ban {
+        ban(n, a, "")
+    }
+
+    #[test]
     fn missing_file_is_an_empty_list() {
         let (_dir, path) = setup();
         let list = BanList::load(&path).unwrap();
@@ -444,8 +651,9 @@ mod tests {
         assert!(list.find_nick(&nick("alice")).is_none());
         let v4: IpAddr = "10.0.0.9".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
-        assert_eq!(list.find_addr(v4).unwrap().addr, Some(v4));
-        assert_eq!(list.find_addr(mapped).unwrap().addr, Some(v4));
+        let stored = Some(AddrRange::single(v4));
+        assert_eq!(list.find_addr(v4).unwrap().addr, stored);
+        assert_eq!(list.find_addr(mapped).unwrap().addr, stored);
         assert!(list.find_addr("10.0.0.8".parse().unwrap()).is_none());
     }
 

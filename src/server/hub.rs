@@ -9,6 +9,14 @@
 //! lagging and dropped at the end of the same section ([`State::settle`]),
 //! which may announce its `PART` to others (and so drop further laggards).
 //!
+//! A private message is the one line a single sender aims at a single
+//! recipient: it goes through [`Outbox::send_private`], which holds each
+//! sender address group (an IPv6 /64 by default) to a share of the
+//! recipient's queue. Past it the sender
+//! gets `ERROR recipient-busy` and the recipient keeps its connection;
+//! room lines and server replies are what everyone gets, and a recipient
+//! that cannot keep up with those is dropped as before.
+//!
 //! Ban changes are written to disk (fsync) outside the state lock, on the
 //! blocking pool, before they are confirmed.
 
@@ -21,8 +29,8 @@ use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
 use super::accounts::{Accounts, ADMIN};
-use super::bans::{canonical_ip, Ban, BanList};
-use super::outbound::Outbox;
+use super::bans::{canonical_ip, AddrRange, Ban, BanList};
+use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
 use crate::protocol::command::{CommandError, ADMIN_HELP, HELP};
 use crate::protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
@@ -65,6 +73,10 @@ struct State {
 struct User {
     nick: Nick,
     addr: IpAddr,
+    /// The address group (`limits::address_group`: the address, or its IPv6
+    /// prefix) whose share of a recipient's queue this user's private
+    /// messages count against: all connections from one group share one.
+    group: IpAddr,
     /// Folded name of the user's room (always a key of `rooms`).
     room: Box<str>,
     outbox: Outbox,
@@ -126,11 +138,12 @@ impl Hub {
 
     /// Enters a user that finished the handshake (password already checked)
     /// into `#lobby`: queues `WELCOME`, `JOIN` and `USERS` to it and
-    /// announces it to the room.
+    /// announces it to the room. `group` is `addr`'s address group.
     pub fn register(
         &self,
         nick: Nick,
         addr: IpAddr,
+        group: IpAddr,
         outbox: Outbox,
     ) -> Result<ClientId, RegisterError> {
         let mut st = lock(&self.shared.state);
@@ -158,6 +171,7 @@ impl Hub {
                 admin: nick.key() == ADMIN,
                 nick,
                 addr: canonical_ip(addr),
+                group,
                 room: lobby.key().into(),
                 outbox,
             },
@@ -246,15 +260,26 @@ impl Hub {
             }
             Command::Msg { to, text } => match st.find(to) {
                 Some(target) => {
+                    let recipient = &st.users[&target];
                     let line = ServerLine::PrivMsg {
                         from: me.nick.as_str(),
-                        to: st.users[&target].nick.as_str(),
+                        to: recipient.nick.as_str(),
                         text,
                     }
                     .encode();
-                    st.send(target, line.clone(), &mut lagging);
-                    if target != id {
-                        st.send(id, line, &mut lagging);
+                    match recipient
+                        .outbox
+                        .send_private(line.clone(), me.group)
+                    {
+                        Ok(()) if target != id => st.send(id, line, &mut lagging),
+                        Ok(()) => {}
+                        Err(Busy) => {
+                            let text = format!(
+                                "{} is not reading fast enough: message not delivered; try again later",
+                                recipient.nick
+                            );
+                            st.send_error(id, ErrorCode::RecipientBusy, &text, &mut lagging);
+                        }
                     }
                 }
                 None => st.send_error(
@@ -346,8 +371,11 @@ impl Hub {
         st.settle(lagging);
     }
 
-    /// `/ban NICK [REASON]`: bans the nickname and, if it is connected, the
-    /// address it came from; persists that; then kicks it.
+    /// `/ban NICK|ADDRESS[/LEN] [REASON]`: a connected nickname is banned
+    /// with the address it came from; an address or a prefix alone; any
+    /// other nickname alone. The ban is persisted, then every non-admin
+    /// session it covers (the nickname, and everyone from the address) is
+    /// kicked.
     async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
         let (by, found) = {
             let st = lock(&self.shared.state);
@@ -359,15 +387,18 @@ impl Hub {
             (me.nick.to_string(), found)
         };
         let (nick, addr) = match found {
-            Some((nick, addr)) => (nick, Some(addr)),
-            None => match Nick::parse(target) {
-                Ok(nick) => (nick, None),
-                Err(e) => {
-                    return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
-                }
+            Some((nick, addr)) => (Some(nick), Some(AddrRange::single(addr))),
+            None => match AddrRange::parse(target) {
+                Ok(range) => (None, Some(range)),
+                Err(_) => match Nick::parse(target) {
+                    Ok(nick) => (Some(nick), None),
+                    Err(e) => {
+                        return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
+                    }
+                },
             },
         };
-        if nick.key() == ADMIN {
+        if nick.as_ref().is_some_and(|n| n.key() == ADMIN) {
             return self.error(
                 id,
                 ErrorCode::NotPermitted,
@@ -375,7 +406,7 @@ impl Hub {
             );
         }
         let ban = Ban {
-            nick: Some(nick.clone()),
+            nick: nick.clone(),
             addr,
             since: std::time::SystemTime::now(),
             by: by.clone(),
@@ -389,12 +420,14 @@ impl Hub {
         .unwrap_or_else(|e| Err(format!("the ban task failed: {e}")));
         if let Err(e) = saved {
             warn!(error = %e, "could not save a ban");
-            let text = format!("ban of {nick} NOT saved: {e}");
+            let text = format!("ban of {target} NOT saved: {e}");
             return self.reply(id, &ServerLine::Info(&text));
         }
-        let whom = match addr {
-            Some(a) => format!("{nick} ({a})"),
-            None => format!("{nick} (not connected: nickname only)"),
+        let whom = match (&nick, addr) {
+            (Some(n), Some(a)) => format!("{n} ({a})"),
+            (Some(n), None) => format!("{n} (not connected: nickname only)"),
+            (None, Some(a)) => format!("{a} (address only)"),
+            (None, None) => target.to_owned(),
         };
         info!(by = %by, banned = %whom, "ban");
         let kick_reason = match reason {
@@ -403,11 +436,23 @@ impl Hub {
         };
         let mut st = lock(&self.shared.state);
         let mut lagging = Vec::new();
-        if let Some(t) = st.nicks.get(nick.key()).copied() {
+        let named = nick.as_ref().and_then(|n| st.nicks.get(n.key()).copied());
+        let others = addr.map_or_else(Vec::new, |a| st.sessions_in(a, named));
+        if let Some(t) = named {
             st.kick_user(t, &by, &kick_reason, &mut lagging);
+        }
+        let mut also = String::new();
+        for (t, nick) in &others {
+            st.kick_user(*t, &by, &kick_reason, &mut lagging);
+            also.push(' ');
+            also.push_str(nick.as_str());
         }
         let text = format!("banned {whom}");
         st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+        if let (Some(a), false) = (addr, others.is_empty()) {
+            let text = format!("also disconnected from {a}:{also}");
+            st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
+        }
         st.settle(lagging);
     }
 
@@ -596,6 +641,19 @@ impl State {
         }
     }
 
+    /// Every non-admin session whose address is in `range`, but `except`,
+    /// in order of login.
+    fn sessions_in(&self, range: AddrRange, except: Option<ClientId>) -> Vec<(ClientId, Nick)> {
+        let mut found: Vec<(ClientId, Nick)> = self
+            .users
+            .iter()
+            .filter(|(id, u)| Some(**id) != except && !u.admin && range.contains(u.addr))
+            .map(|(id, u)| (*id, u.nick.clone()))
+            .collect();
+        found.sort_unstable_by_key(|(id, _)| *id);
+        found
+    }
+
     /// `/kick` by the client `by_id`.
     fn kick(&mut self, by_id: ClientId, target: &str, reason: &str, lagging: &mut Vec<ClientId>) {
         let Some(t) = self.find(target) else {
@@ -650,5 +708,208 @@ impl State {
             user.outbox.abort();
             self.remove(id, "disconnected: not reading", false, &mut lagging);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
+
+    use super::*;
+    use crate::server::outbound::{channel, run_writer, PRIVATE_SHARE, SENDER_SHARE};
+
+    /// A logged-in client whose socket is a pipe of `pipe` bytes.
+    struct Peer {
+        id: ClientId,
+        lines: Lines<BufReader<DuplexStream>>,
+    }
+
+    impl Peer {
+        async fn next(&mut self) -> String {
+            tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+                .await
+                .expect("a line within 5 s")
+                .expect("pipe read")
+                .expect("not closed")
+        }
+
+        /// Reads until a line starting with `prefix`.
+        async fn wait_for(&mut self, prefix: &str) -> String {
+            loop {
+                let line = self.next().await;
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+        }
+    }
+
+    fn new_hub(dir: &std::path::Path) -> Hub {
+        Hub::new(
+            BanList::load(&dir.join("bans.txt")).unwrap(),
+            Accounts::load(&dir.join("accounts.txt")).unwrap(),
+        )
+    }
+
+    async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Peer {
+        let (outbox, inbox) = channel(queue);
+        let (w, r) = tokio::io::duplex(pipe);
+        tokio::spawn(run_writer(inbox, w));
+        let addr: IpAddr = addr.parse().unwrap();
+        let group = crate::server::limits::address_group(addr, 64);
+        let id = hub
+            .register(Nick::parse(nick).unwrap(), addr, group, outbox)
+            .unwrap();
+        let mut peer = Peer {
+            id,
+            lines: BufReader::new(r).lines(),
+        };
+        peer.wait_for("USERS ").await;
+        peer
+    }
+
+    const QUEUE: usize = 8 * 1024;
+    /// Every text path carries non-ASCII: Cyrillic, Greek, Arabic, Hebrew,
+    /// CJK, emoji with ZWJ and skin tone, a combining mark.
+    const TEXT: &str = "привет γειά مرحبا שלום 你好 👩🏽‍💻 e\u{301}";
+
+    /// `from` sends private messages of ~400 bytes to `to` until one is
+    /// refused; returns how many got through.
+    async fn flood_until_busy(hub: &Hub, from: &mut Peer, to: &str) -> usize {
+        let text = format!("{TEXT} {}", "x".repeat(350));
+        for sent in 0..100 {
+            hub.handle(from.id, Command::Msg { to, text: &text }).await;
+            let answer = loop {
+                let line = from.next().await;
+                // Others entering the lobby meanwhile.
+                if !line.starts_with("JOIN ") {
+                    break line;
+                }
+            };
+            if answer.starts_with("ERROR recipient-busy ") {
+                return sent;
+            }
+            assert!(answer.starts_with("PRIVMSG "), "{answer}");
+        }
+        panic!("100 private messages and never busy");
+    }
+
+    /// One address floods a recipient that does not read: the flooder is
+    /// told `recipient-busy` once it holds its share, the recipient stays,
+    /// another address still reaches it, and it gets that message once it
+    /// reads.
+    #[tokio::test]
+    async fn a_private_flood_makes_its_sender_busy_not_the_recipient_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        // The victim's pipe holds almost nothing: its queue does the holding.
+        let mut victim = enter(&hub, "victim", "10.0.0.9", QUEUE, 64).await;
+        let mut flooder = enter(&hub, "flooder", "10.0.0.1", QUEUE, 1 << 20).await;
+        let mut second = enter(&hub, "second", "10.0.0.1", QUEUE, 1 << 20).await;
+        let mut other = enter(&hub, "other", "10.0.0.2", QUEUE, 1 << 20).await;
+
+        let got_through = flood_until_busy(&hub, &mut flooder, "victim").await;
+        assert!(
+            got_through * 400 <= QUEUE / SENDER_SHARE + 1024,
+            "{got_through} lines"
+        );
+        // Another connection from the same address shares the same share.
+        let text = format!("{TEXT} {}", "s".repeat(350));
+        hub.handle(
+            second.id,
+            Command::Msg {
+                to: "victim",
+                text: &text,
+            },
+        )
+        .await;
+        second.wait_for("ERROR recipient-busy ").await;
+        // Another address has its own.
+        let text = format!("{TEXT} from elsewhere");
+        hub.handle(
+            other.id,
+            Command::Msg {
+                to: "VICTIM",
+                text: &text,
+            },
+        )
+        .await;
+        let echo = other.wait_for("PRIVMSG ").await;
+        assert_eq!(echo, format!("PRIVMSG other victim {text}"));
+        assert_eq!(hub.user_count(), 4, "nobody was dropped");
+
+        // Once the victim reads, the message from elsewhere arrives.
+        victim.wait_for("PRIVMSG other victim ").await;
+        // ... and, its queue written, the flooder may send again.
+        let line = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                hub.handle(
+                    flooder.id,
+                    Command::Msg {
+                        to: "victim",
+                        text: TEXT,
+                    },
+                )
+                .await;
+                let answer = flooder.next().await;
+                if answer.starts_with("PRIVMSG ") {
+                    return answer;
+                }
+            }
+        })
+        .await
+        .expect("the share comes back once the victim reads");
+        assert_eq!(line, format!("PRIVMSG flooder victim {TEXT}"));
+    }
+
+    /// Room lines still drop a member that does not read, private lines
+    /// queued or not: they are what everyone gets.
+    #[tokio::test]
+    async fn room_lines_still_drop_a_member_that_stops_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let _victim = enter(&hub, "victim", "10.0.0.9", QUEUE, 64).await;
+        let mut a = enter(&hub, "alice", "10.0.0.1", 1 << 20, 1 << 20).await;
+        let mut b = enter(&hub, "bob", "10.0.0.2", 1 << 20, 1 << 20).await;
+        flood_until_busy(&hub, &mut a, "victim").await;
+        flood_until_busy(&hub, &mut b, "victim").await;
+        let text = format!("{TEXT} {}", "r".repeat(300));
+        for _ in 0..(QUEUE / 300 + 1) {
+            hub.handle(a.id, Command::Say(&text)).await;
+        }
+        a.wait_for("PART #lobby victim disconnected: not reading")
+            .await;
+        b.wait_for("PART #lobby victim disconnected: not reading")
+            .await;
+        assert_eq!(hub.user_count(), 2);
+    }
+
+    /// All private lines together stay within their share, so the rest of
+    /// the queue is left to what everyone gets.
+    #[tokio::test]
+    async fn private_lines_from_many_addresses_stop_at_their_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let _victim = enter(&hub, "victim", "10.0.0.9", QUEUE, 64).await;
+        let mut total = 0;
+        let mut busy_at_once = false;
+        for i in 1..=2 * SENDER_SHARE {
+            let mut s = enter(
+                &hub,
+                &format!("s{i}"),
+                &format!("10.0.1.{i}"),
+                QUEUE,
+                1 << 20,
+            )
+            .await;
+            let sent = flood_until_busy(&hub, &mut s, "victim").await;
+            busy_at_once |= sent == 0;
+            total += sent;
+        }
+        assert!(busy_at_once, "later senders find the private share full");
+        assert!(total * 400 <= QUEUE / PRIVATE_SHARE + 1024, "{total} lines");
+        assert_eq!(hub.user_count(), 1 + 2 * SENDER_SHARE);
     }
 }

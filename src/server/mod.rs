@@ -54,6 +54,8 @@ pub enum ServerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("refusing the data directory: {0}")]
+    UnsafeDataDir(#[from] crate::fsutil::UnsafeDir),
     #[error(transparent)]
     Cert(#[from] CertError),
     #[error(transparent)]
@@ -329,21 +331,14 @@ fn set_options(socket: socket2::SockRef<'_>) {
     }
 }
 
-/// Creates the data directory; on Unix only its owner may enter it (it holds
-/// the private key and the password hash).
+/// Creates the data directory (owner-only on Unix: it holds the private
+/// key and the password hash), and refuses one that others could write into.
 fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
-    let err = |source| ServerError::DataDir {
+    crate::fsutil::create_private_dir(path).map_err(|source| ServerError::DataDir {
         path: path.to_path_buf(),
         source,
-    };
-    if !path.exists() {
-        std::fs::create_dir_all(path).map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-        }
-    }
+    })?;
+    crate::fsutil::check_private_dir(path)?;
     Ok(())
 }
 

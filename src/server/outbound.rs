@@ -18,6 +18,18 @@
 //! allocation at all while a client is idle, which is most clients most of
 //! the time (see docs/performance.md).
 //!
+//! Private lines (`PRIVMSG`, sent with [`Outbox::send_private`]) are one
+//! sender pushing at one recipient, so they are held to shares of the queue
+//! instead: what one sender address has queued for a recipient is at most
+//! [`SENDER_SHARE`] of the limit, all private lines together at most
+//! [`PRIVATE_SHARE`]. Past a share the *sender* is told [`Busy`] and the
+//! line is not queued; a private line never makes the recipient overflow.
+//! Whatever private lines fill, lines everyone gets (room traffic, server
+//! replies) keep at least the rest of the queue, and only those overflow
+//! it: a recipient is dropped only for not keeping up with what everyone
+//! gets. The shares are kept on the side ([`Shares`], allocated while
+//! private lines are queued), so a broadcast line costs one more addition.
+//!
 //! Closing comes in two strengths; the peer's reader loop waits on
 //! [`Outbox::closing`] to see either:
 //! - `close`: deliver what is queued (bounded by [`DRAIN_LIMIT`]), then an
@@ -26,7 +38,8 @@
 //! - `abort`: drop the queue and the socket now. Used for a client whose
 //!   queue overflowed (it is not reading, so draining would only wait).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,6 +60,14 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// A drained queue keeps at most this many slots (a few pointers); a burst's
 /// bigger allocation goes back to the allocator.
 const KEEP_SLOTS: usize = 4;
+
+/// The part of a client's queue (limit ÷ this) that private lines from one
+/// sender address may take.
+pub const SENDER_SHARE: usize = 8;
+
+/// The part of a client's queue (limit ÷ this) that private lines from all
+/// senders together may take.
+pub const PRIVATE_SHARE: usize = 2;
 
 const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
@@ -72,8 +93,72 @@ struct Queue {
     lines: VecDeque<Bytes>,
     /// Bytes queued plus bytes taken by the writer and not yet written.
     bytes: usize,
+    /// Bytes ever queued: where each line ends in the stream of everything
+    /// queued, so that [`Shares`] knows when a private line is written.
+    queued_total: u64,
+    /// Private lines not yet written, by sender; `None` while there are none.
+    shares: Option<Box<Shares>>,
     /// Set by the writer once it drains for closing: later lines are dropped.
     sealed: bool,
+}
+
+impl Queue {
+    /// The writer handed `len` more bytes to TLS: they no longer count, and
+    /// private lines that are now written give their share back.
+    fn release(&mut self, len: usize) {
+        self.bytes -= len;
+        if let Some(shares) = &mut self.shares {
+            let written = self.queued_total - self.bytes as u64;
+            shares.release_until(written);
+            if shares.lines.is_empty() {
+                self.shares = None;
+            }
+        }
+    }
+}
+
+/// The private lines in a client's queue: how many bytes each sender has
+/// there, and where each line ends (in [`Queue::queued_total`] terms) so
+/// that it is given back once written.
+#[derive(Debug, Default)]
+struct Shares {
+    /// Sender address → bytes of its private lines still queued. Keyed by
+    /// addresses peers choose: the standard keyed hasher.
+    by_sender: HashMap<IpAddr, usize>,
+    /// `(end, sender, length)` of each private line, in queue order.
+    lines: VecDeque<(u64, IpAddr, usize)>,
+    /// All private bytes still queued.
+    total: usize,
+}
+
+impl Shares {
+    fn of(&self, sender: IpAddr) -> usize {
+        self.by_sender.get(&sender).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, end: u64, sender: IpAddr, len: usize) {
+        *self.by_sender.entry(sender).or_insert(0) += len;
+        self.lines.push_back((end, sender, len));
+        self.total += len;
+    }
+
+    /// Gives back the share of every private line that ends at or before
+    /// `written`.
+    fn release_until(&mut self, written: u64) {
+        while let Some(&(end, sender, len)) = self.lines.front() {
+            if end > written {
+                break;
+            }
+            self.lines.pop_front();
+            self.total -= len;
+            if let Some(n) = self.by_sender.get_mut(&sender) {
+                *n -= len;
+                if *n == 0 {
+                    self.by_sender.remove(&sender);
+                }
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -85,6 +170,21 @@ impl Shared {
 
     fn state(&self) -> u8 {
         self.state.load(Ordering::Acquire)
+    }
+
+    /// Appends a line that passed its checks and wakes the writer if it
+    /// may be waiting.
+    fn push(&self, mut q: MutexGuard<'_, Queue>, line: Bytes) {
+        let len = line.len();
+        q.bytes += len;
+        q.queued_total += len as u64;
+        let was_empty = q.lines.is_empty();
+        q.lines.push_back(line);
+        drop(q);
+        // Only an empty queue can have a writer waiting for it.
+        if was_empty {
+            self.to_writer.notify_one();
+        }
     }
 
     /// Moves the state forward to `to` and wakes both sides.
@@ -106,6 +206,12 @@ pub struct Outbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
+/// A private line was refused: its sender (or private lines altogether)
+/// already hold their share of the recipient's queue. The sender is told;
+/// the recipient keeps its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 impl Outbox {
     /// Queues a line without waiting, or reports [`Overflow`] if it would
     /// take the queue past its byte limit (a line larger than the limit
@@ -114,7 +220,7 @@ impl Outbox {
     /// client's line deserves.
     pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
         let shared = &*self.shared;
-        let mut q = shared.lock();
+        let q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
             return Ok(());
         }
@@ -122,14 +228,40 @@ impl Outbox {
         if q.bytes > 0 && q.bytes.saturating_add(len) > shared.limit {
             return Err(Overflow);
         }
-        q.bytes += len;
-        let was_empty = q.lines.is_empty();
-        q.lines.push_back(line);
-        drop(q);
-        // Only an empty queue can have a writer waiting for it.
-        if was_empty {
-            shared.to_writer.notify_one();
+        shared.push(q, line);
+        Ok(())
+    }
+
+    /// Queues a private line from `sender` (an address, see the module
+    /// docs), or reports [`Busy`] if the sender's share, the share of all
+    /// private lines or the queue itself has no room for it. Never
+    /// [`Overflow`]: a private line alone never drops the recipient. Into
+    /// an empty queue any line goes, like with [`Outbox::send`].
+    pub fn send_private(&self, line: Bytes, sender: IpAddr) -> Result<(), Busy> {
+        let shared = &*self.shared;
+        let mut q = shared.lock();
+        if q.sealed || shared.state() == ABORTED {
+            return Ok(());
         }
+        let len = line.len();
+        if q.bytes > 0 {
+            let fits = |used: usize, share: usize| used == 0 || used.saturating_add(len) <= share;
+            let (mine, private) = q
+                .shares
+                .as_ref()
+                .map_or((0, 0), |s| (s.of(sender), s.total));
+            if !fits(q.bytes, shared.limit)
+                || !fits(mine, shared.limit / SENDER_SHARE)
+                || !fits(private, shared.limit / PRIVATE_SHARE)
+            {
+                return Err(Busy);
+            }
+        }
+        let end = q.queued_total + len as u64;
+        q.shares
+            .get_or_insert_with(Box::default)
+            .add(end, sender, len);
+        shared.push(q, line);
         Ok(())
     }
 
@@ -258,7 +390,7 @@ where
         };
         let rest = &bytes.as_slice()[queued..];
         if rest.is_empty() {
-            shared.lock().bytes -= len;
+            shared.lock().release(len);
             continue;
         }
         let write = write_flush(&mut writer, rest);
@@ -289,7 +421,7 @@ where
                 _ = expired => return Ok(()),
             }
         }
-        shared.lock().bytes -= len;
+        shared.lock().release(len);
     };
     // Closing and drained: an orderly TLS close, within the same bound.
     until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
@@ -419,6 +551,59 @@ mod tests {
         })
         .await
         .expect("written bytes are released");
+        out.close();
+        task.await.unwrap().unwrap();
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn private_lines_are_held_to_the_senders_share_and_the_private_share() {
+        // Shares of 100 bytes per sender and 400 for private lines.
+        let (out, _inbox) = channel(800);
+        let line = |n: usize| Bytes::from(vec![b'p'; n]);
+        // Into an empty queue anything goes, even past the share.
+        out.send_private(line(150), ip("10.0.0.1")).unwrap();
+        assert_eq!(out.send_private(line(1), ip("10.0.0.1")), Err(Busy));
+        // Another sender has its own share, up to the private share.
+        out.send_private(line(100), ip("10.0.0.2")).unwrap();
+        out.send_private(line(100), ip("10.0.0.3")).unwrap();
+        out.send_private(line(50), ip("2001:db8::1")).unwrap();
+        assert_eq!(out.send_private(line(60), ip("2001:db8::2")), Err(Busy));
+        out.send_private(line(0), ip("2001:db8::2")).unwrap();
+        // Lines everyone gets still fill the rest, and only they overflow.
+        out.send(line(400)).unwrap();
+        assert_eq!(out.send(line(1)), Err(Overflow));
+        assert_eq!(out.send_private(line(1), ip("10.0.0.4")), Err(Busy));
+    }
+
+    #[tokio::test]
+    async fn written_private_lines_give_their_share_back() {
+        let (out, inbox) = channel(800);
+        let shared = out.shared.clone();
+        let (w, mut r) = tokio::io::duplex(8);
+        let task = tokio::spawn(run_writer(inbox, w));
+        out.send(Bytes::from(vec![b'a'; 90])).unwrap();
+        out.send_private(Bytes::from(vec![b'b'; 90]), ip("10.0.0.1"))
+            .unwrap();
+        assert_eq!(
+            out.send_private(Bytes::from(vec![b'c'; 20]), ip("10.0.0.1")),
+            Err(Busy)
+        );
+        let mut got = vec![0u8; 180];
+        r.read_exact(&mut got).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while shared.lock().bytes > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("written bytes are released");
+        assert!(shared.lock().shares.is_none(), "nothing private is left");
+        out.send_private(Bytes::from(vec![b'c'; 20]), ip("10.0.0.1"))
+            .unwrap();
         out.close();
         task.await.unwrap().unwrap();
     }

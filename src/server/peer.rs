@@ -348,7 +348,7 @@ where
         None => {}
     }
     let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
-    match hub.register(nick.clone(), ip, outbox.clone()) {
+    match hub.register(nick.clone(), ip, ctx.gate.group_of(ip), outbox.clone()) {
         Ok(id) => Ok(Try::Done(Login::In(id, outbox, inbox))),
         Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
         Err(RegisterError::ShuttingDown) => Ok(Try::Done(Login::Refused(
