@@ -309,7 +309,7 @@ pub struct ServerConfig {
 }
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
-pub(crate) fn redacted(password: &Option<String>) -> Option<&'static str> {
+fn redacted(password: &Option<String>) -> Option<&'static str> {
     password.as_ref().map(|_| "<redacted>")
 }
 

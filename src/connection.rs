@@ -11,6 +11,12 @@
 //! The split is ours rather than `tokio::io::split` for one reason: the
 //! write half can reach the TLS session ([`Farewell`]), so a client's last
 //! line and the TLS `close_notify` leave in one write instead of two.
+//!
+//! At the end of the stream the two sides differ: the server takes a last
+//! line without `\n` as a line (a person typing into `openssl s_client`
+//! may close without one), while the client reads with
+//! [`Connection::complete_lines_only`]: a server line cut off by the close is
+//! reported as [`CutOffLine`], never shown as if it were whole.
 
 use std::io;
 use std::pin::Pin;
@@ -26,12 +32,29 @@ use crate::protocol::{Frame, LineDecoder};
 /// connection keeps no more than this.
 const INITIAL_BUFFER: usize = 512;
 
+/// The stream ended in the middle of a line; what was cut off is dropped.
+/// Carried as the source of an [`io::ErrorKind::UnexpectedEof`] error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the connection ended in the middle of a line ({bytes} bytes not shown)")]
+pub struct CutOffLine {
+    pub bytes: usize,
+}
+
+impl CutOffLine {
+    /// The `CutOffLine` inside `e`, if that is why the read failed.
+    pub fn of(e: &io::Error) -> Option<&CutOffLine> {
+        e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
 /// Reads [`Frame`]s from any byte stream with a line limit.
 #[derive(Debug)]
 pub struct LineReader<R> {
     reader: R,
     buf: BytesMut,
     decoder: LineDecoder,
+    /// At end of stream, a last line without `\n` is an error rather than a line.
+    complete_lines_only: bool,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -40,10 +63,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             reader,
             buf: BytesMut::new(),
             decoder: LineDecoder::new(max_line),
+            complete_lines_only: false,
         }
     }
 
-    /// The next frame; `Ok(None)` at a clean end of stream.
+    /// The next frame; `Ok(None)` at a clean end of stream. With
+    /// [`Connection::complete_lines_only`], a line cut off by the end of the
+    /// stream is an `UnexpectedEof` error carrying [`CutOffLine`].
     pub async fn read_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf) {
@@ -59,9 +85,29 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 .read_buf(&mut self.buf)
                 .await?;
             if n == 0 {
-                return Ok(self.decoder.decode_eof(&mut self.buf));
+                return self.at_eof();
             }
         }
+    }
+
+    fn at_eof(&mut self) -> io::Result<Option<Frame>> {
+        if self.complete_lines_only {
+            // Complete lines still buffered come first; a line being
+            // discarded as too long leaves nothing here (the decoder
+            // clears it), so what remains is a cut-off line.
+            if let Some(frame) = self.decoder.decode(&mut self.buf) {
+                return Ok(Some(frame));
+            }
+            if !self.buf.is_empty() {
+                let bytes = self.buf.len();
+                self.buf.clear();
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    CutOffLine { bytes },
+                ));
+            }
+        }
+        Ok(self.decoder.decode_eof(&mut self.buf))
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -84,6 +130,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Connection {
             lines: LineReader::new(stream, max_line),
         }
+    }
+
+    /// For the client: a line the peer's close cut off is reported as
+    /// [`CutOffLine`] instead of being taken as a line (see the module docs).
+    pub fn complete_lines_only(mut self) -> Connection<S> {
+        self.lines.complete_lines_only = true;
+        self
     }
 
     pub async fn read_frame(&mut self) -> io::Result<Option<Frame>> {
@@ -113,6 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             reader,
             buf,
             decoder,
+            complete_lines_only,
         } = self.lines;
         let stream = Arc::new(Mutex::new(reader));
         (
@@ -120,6 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 reader: ReadHalf(stream.clone()),
                 buf,
                 decoder,
+                complete_lines_only,
             },
             WriteHalf(stream),
         )
@@ -261,6 +316,42 @@ mod tests {
         // No newline sent, and the writer stays open: the error must come anyway.
         assert_eq!(conn.read_frame().await.unwrap(), Some(Frame::TooLong));
         assert!(conn.lines.buf.len() <= 16);
+    }
+
+    #[tokio::test]
+    async fn complete_lines_only_reports_a_cut_off_last_line() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut conn = Connection::new(b, 64).complete_lines_only();
+        a.write_all("ganz Ζ\nhalb 半".as_bytes()).await.unwrap();
+        drop(a);
+        assert_eq!(
+            conn.read_frame().await.unwrap(),
+            Some(Frame::Line("ganz Ζ".into()))
+        );
+        let e = conn.read_frame().await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            CutOffLine::of(&e),
+            Some(&CutOffLine {
+                bytes: "halb 半".len()
+            })
+        );
+        assert_eq!(conn.read_frame().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn complete_lines_only_ends_cleanly_after_a_whole_or_too_long_line() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let (mut r, _w) = Connection::new(b, 8).complete_lines_only().into_split();
+        a.write_all(b"ok\n").await.unwrap();
+        a.write_all(&[b'x'; 20]).await.unwrap();
+        drop(a);
+        assert_eq!(
+            r.read_frame().await.unwrap(),
+            Some(Frame::Line("ok".into()))
+        );
+        assert_eq!(r.read_frame().await.unwrap(), Some(Frame::TooLong));
+        assert_eq!(r.read_frame().await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -15,10 +15,18 @@
 //! handshake signatures with the crypto provider's algorithms, so a pinned
 //! certificate proves the server holds its key. There is no policy that
 //! skips verification.
+//!
+//! Several clients may decide at once: [`KnownHosts::add`] takes a lock,
+//! re-reads the file, merges and replaces it atomically, so no decision is
+//! lost and a reader never sees a partial file. Error texts quote what the
+//! certificate says only through [`sanitize`], since a certificate's names
+//! are chosen by whoever made it.
 
 use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -28,6 +36,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::certs::Fingerprint;
+use crate::client::render::sanitize;
 use crate::fsutil::{write_atomic, Mode};
 use crate::tls::provider;
 
@@ -90,6 +99,8 @@ pub enum TrustError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} is locked by another tlschat for more than {} s; try again", path.display(), waited.as_secs())]
+    KnownHostsLocked { path: PathBuf, waited: Duration },
 }
 
 /// Loads `--ca FILE`.
@@ -172,12 +183,40 @@ impl KnownHosts {
             .map(|(_, f)| *f)
     }
 
-    /// Adds an unknown host and saves atomically. Never replaces an entry:
-    /// a changed certificate is the user's decision, made by editing the file.
-    pub fn add(&mut self, key: &str, fp: Fingerprint) -> Result<(), TrustError> {
+    /// The lock file beside `path` that writers hold.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "known_hosts".into());
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
+    /// Adds an unknown host. Never replaces an entry: a changed certificate
+    /// is the user's decision, made by editing the file.
+    ///
+    /// Under the writers' lock, the file is read again and the entry added
+    /// to what is there now, then the file is replaced atomically: hosts
+    /// that other clients added since [`KnownHosts::load`] are kept, and if
+    /// one of them added this host first, its entry stays and is returned.
+    pub fn add(&mut self, key: &str, fp: Fingerprint) -> Result<Added, TrustError> {
         let key = key.to_ascii_lowercase();
-        if self.get(&key).is_some() {
-            return Ok(());
+        if let Some(known) = self.get(&key) {
+            return Ok(Added::Present(known));
+        }
+        let err = |source| TrustError::KnownHostsWrite {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let _lock = self.lock()?;
+        self.entries = KnownHosts::load(&self.path)?.entries;
+        if let Some(known) = self.get(&key) {
+            return Ok(Added::Present(known));
         }
         let mut text =
             String::from("# tlschat known hosts: HOST:PORT SHA256:<certificate fingerprint>\n");
@@ -188,17 +227,63 @@ impl KnownHosts {
         {
             text.push_str(&format!("{k} {f}\n"));
         }
-        let err = |source| TrustError::KnownHostsWrite {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
         write_atomic(&self.path, text.as_bytes(), Mode::Private).map_err(err)?;
         self.entries.push((key, fp));
-        Ok(())
+        Ok(Added::New)
     }
+
+    /// Takes the writers' lock (released when the file is dropped), waiting
+    /// a bounded time for another writer.
+    ///
+    /// The lock is on a separate file that is never replaced or deleted.
+    /// Locking known_hosts itself would not work: `write_atomic` renames a
+    /// new file over it, so a writer that opens it after a rename locks the
+    /// new inode while another still holds the lock on the old one, and both
+    /// go ahead (on Windows the lock would also make the rename fail).
+    /// Readers take no lock: the rename makes every read see a whole file.
+    fn lock(&self) -> Result<File, TrustError> {
+        const WAIT: Duration = Duration::from_secs(10);
+        let path = self.lock_path();
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&path)
+            .map_err(|source| TrustError::KnownHostsWrite {
+                path: path.clone(),
+                source,
+            })?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(TryLockError::WouldBlock) if start.elapsed() < WAIT => {
+                    // Writers hold it for one small file write.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(TrustError::KnownHostsLocked {
+                        path: self.path.clone(),
+                        waited: WAIT,
+                    })
+                }
+                Err(TryLockError::Error(source)) => {
+                    return Err(TrustError::KnownHostsWrite { path, source })
+                }
+            }
+        }
+    }
+}
+
+/// What [`KnownHosts::add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The entry was written.
+    New,
+    /// The host already had an entry (perhaps just written by another
+    /// client), with this fingerprint; the file was left as it was.
+    Present(Fingerprint),
 }
 
 // ---- the verifier ------------------------------------------------------------
@@ -211,7 +296,9 @@ pub struct TrustVerifier {
 }
 
 enum Policy {
-    Ca(Arc<WebPkiServerVerifier>),
+    /// The verifier for the `--ca` roots, and the fingerprints of the
+    /// certificates in that file.
+    Ca(Arc<WebPkiServerVerifier>, Vec<Fingerprint>),
     Pin(Fingerprint),
     Tofu {
         public: Arc<WebPkiServerVerifier>,
@@ -245,10 +332,14 @@ pub fn client_config(
                     reason: e.to_string(),
                 })?;
             }
-            Policy::Ca(webpki(roots).map_err(|e| TrustError::CaBad {
+            let verifier = webpki(roots).map_err(|e| TrustError::CaBad {
                 path: PathBuf::from("--ca"),
                 reason: e.to_string(),
-            })?)
+            })?;
+            Policy::Ca(
+                verifier,
+                certs.iter().map(|c| Fingerprint::of_der(c)).collect(),
+            )
         }
         Trust::Pin(fp) => Policy::Pin(*fp),
         Trust::Tofu { known_hosts, key } => {
@@ -281,6 +372,15 @@ pub fn client_config(
     Ok((Arc::new(config), outcome))
 }
 
+/// webpki's "CA certificate used as an end entity", which rustls passes on
+/// only as an opaque `Other` error.
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::Other(_))
+    ) && format!("{e:?}").contains("CaUsedAsEndEntity")
+}
+
 /// The error a pin mismatch fails the handshake with.
 fn pin_mismatch() -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
@@ -307,13 +407,20 @@ impl ServerCertVerifier for TrustVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fp = Fingerprint::of_der(end_entity);
         match &self.policy {
-            Policy::Ca(webpki) => {
-                let r =
-                    webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-                if r.is_ok() {
-                    self.record(fp, Verdict::CaVerified);
+            Policy::Ca(webpki, given) => {
+                match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                    Ok(v) => {
+                        self.record(fp, Verdict::CaVerified);
+                        Ok(v)
+                    }
+                    // A CA certificate shown as the server's own: only the
+                    // user's own file can make that a configuration
+                    // mistake; any other is simply not from the user's CA.
+                    Err(e) if is_ca_used_as_end_entity(&e) && !given.contains(&fp) => Err(
+                        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                    ),
+                    Err(e) => Err(e),
                 }
-                r
             }
             Policy::Pin(pin) => {
                 if fp == *pin {
@@ -388,7 +495,13 @@ impl ServerCertVerifier for TrustVerifier {
     }
 }
 
-/// A one-line explanation of a TLS failure, with the fix.
+/// A one-line explanation of a TLS failure, with the fix. What the
+/// certificate says (its names, in rustls's text) is sanitized.
+///
+/// A certificate rejected under `--ca` may be an impostor's, so the text
+/// never suggests trusting it another way (`--fingerprint`, known_hosts);
+/// the one exception is a CA certificate the user's own `--ca` file holds
+/// and the server presents as its own (a setup mistake, not an attack).
 pub fn explain_tls_error(err: &rustls::Error, outcome: Option<&Outcome>, server: &str) -> String {
     if let Some(Outcome {
         fingerprint,
@@ -400,12 +513,15 @@ pub fn explain_tls_error(err: &rustls::Error, outcome: Option<&Outcome>, server:
         );
     }
     let text = err.to_string();
+    let text = sanitize(&text);
     match err {
         rustls::Error::InvalidCertificate(ce) => match ce {
             // BadSignature: an issuer with the right name but another key,
             // e.g. an old cert.pem after `gen-cert --force`.
             CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                "{server}'s certificate is not signed by a trusted CA ({text}); pass the right --ca FILE, or pin it with --fingerprint SHA256:… as printed by the server"
+                "{server}'s certificate is not signed by the CA given with --ca ({text}). \
+                 This may be an impostor: nothing was sent. If the operator replaced the \
+                 server's certificate, get the new CA certificate from them"
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(
                 "{server}'s certificate is not valid for that name ({text}); connect with a name or address in the certificate, or regenerate it with `tlschat-server gen-cert --force --san NAME`"
@@ -416,10 +532,12 @@ pub fn explain_tls_error(err: &rustls::Error, outcome: Option<&Outcome>, server:
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
                 "{server}'s certificate is not valid yet ({text}); check this machine's clock"
             ),
-            _ if text.contains("CaUsedAsEndEntity") => format!(
-                "{server}'s certificate is marked as a CA and cannot be used directly with --ca ({text}); use --fingerprint SHA256:… instead"
+            _ if is_ca_used_as_end_entity(err) => format!(
+                "{server}'s certificate is the CA certificate from your --ca file, which cannot be used directly as a server's certificate ({text}); pin it with --fingerprint SHA256:… instead"
             ),
-            _ => format!("{server}'s certificate was rejected ({text}); try --fingerprint SHA256:… as printed by the server"),
+            _ => format!(
+                "{server}'s certificate was rejected ({text}); nothing was sent; ask the server's operator"
+            ),
         },
         _ => format!("TLS handshake with {server} failed: {text}"),
     }
@@ -435,12 +553,98 @@ mod tests {
         let path = dir.path().join("sub").join("known_hosts");
         let mut kh = KnownHosts::load(&path).unwrap();
         assert_eq!(kh.get("Host:1"), None);
-        kh.add("Host:1", Fingerprint([1; 32])).unwrap();
-        kh.add("host:1", Fingerprint([2; 32])).unwrap();
+        assert_eq!(kh.add("Host:1", Fingerprint([1; 32])).unwrap(), Added::New);
+        assert_eq!(
+            kh.add("host:1", Fingerprint([2; 32])).unwrap(),
+            Added::Present(Fingerprint([1; 32]))
+        );
         let kh = KnownHosts::load(&path).unwrap();
         assert_eq!(kh.get("HOST:1"), Some(Fingerprint([1; 32])));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(&format!("host:1 {}", Fingerprint([1; 32]))));
+    }
+
+    #[test]
+    fn add_merges_what_others_wrote_since_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let mut mine = KnownHosts::load(&path).unwrap();
+        let mut theirs = KnownHosts::load(&path).unwrap();
+        theirs.add("other:1", Fingerprint([3; 32])).unwrap();
+        theirs.add("both:1", Fingerprint([4; 32])).unwrap();
+        // Loaded before those were written: both are kept, and the host
+        // someone else added first keeps its entry.
+        assert_eq!(
+            mine.add("mine:1", Fingerprint([5; 32])).unwrap(),
+            Added::New
+        );
+        assert_eq!(
+            mine.add("both:1", Fingerprint([6; 32])).unwrap(),
+            Added::Present(Fingerprint([4; 32]))
+        );
+        let now = KnownHosts::load(&path).unwrap();
+        assert_eq!(now.get("other:1"), Some(Fingerprint([3; 32])));
+        assert_eq!(now.get("both:1"), Some(Fingerprint([4; 32])));
+        assert_eq!(now.get("mine:1"), Some(Fingerprint([5; 32])));
+        assert!(mine.lock_path().exists());
+        assert_eq!(mine.lock_path(), dir.path().join("known_hosts.lock"));
+    }
+
+    #[test]
+    fn a_held_lock_makes_writers_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let mut kh = KnownHosts::load(&path).unwrap();
+        let held = kh.lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = kh.add("h:1", Fingerprint([1; 32]));
+            (r, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!path.exists(), "written while the lock was held");
+        drop(held);
+        let (r, waited) = writer.join().unwrap();
+        assert_eq!(r.unwrap(), Added::New);
+        assert!(waited >= Duration::from_millis(200));
+        assert!(KnownHosts::load(&path).unwrap().get("h:1").is_some());
+    }
+
+    #[test]
+    fn certificate_names_in_errors_are_sanitized() {
+        let err = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("127.0.0.1").unwrap().to_owned(),
+            presented: vec![
+                "DnsName(\"x\u{1b}]0;PWNED\u{7}\")".into(),
+                "Привет\u{9b}2J".into(),
+            ],
+        });
+        let text = explain_tls_error(&err, None, "127.0.0.1:1");
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(text.contains("x\u{FFFD}]0;PWNED\u{FFFD}"), "{text}");
+        assert!(text.contains("Привет\u{FFFD}2J"), "{text}");
+    }
+
+    #[test]
+    fn a_ca_mismatch_suggests_no_other_trust() {
+        for ce in [
+            CertificateError::UnknownIssuer,
+            CertificateError::BadSignature,
+            CertificateError::InvalidPurpose,
+        ] {
+            let text = explain_tls_error(&rustls::Error::InvalidCertificate(ce), None, "h:1");
+            assert!(!text.contains("--fingerprint"), "{text}");
+            assert!(!text.contains("known_hosts"), "{text}");
+        }
+        let text = explain_tls_error(
+            &rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            None,
+            "h:1",
+        );
+        assert!(
+            text.contains("not signed by the CA") && text.contains("impostor"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tlschat::client::{
     self, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort, Prompter,
 };
 use tlschat::protocol::Nick;
-use tlschat::trust::{self, KnownHosts, Trust, Verdict};
+use tlschat::trust::{self, KnownHosts, Trust};
 
 const AFTER_HELP: &str = "\
 Trust: with neither --ca nor --fingerprint, a publicly trusted certificate is
@@ -109,7 +109,9 @@ async fn run(cli: Cli) -> u8 {
     match try_run(cli).await {
         Ok(code) => code,
         Err(Fail(code, msg)) => {
-            eprintln!("tlschat: {msg}");
+            // Messages quote the server and its certificate; whatever
+            // slipped through unsanitized stops here.
+            eprintln!("tlschat: {}", render::sanitize_lines(&msg));
             code
         }
     }
@@ -172,23 +174,25 @@ async fn try_run(cli: Cli) -> Result<u8, Fail> {
     opts.reconnect = !cli.no_reconnect;
 
     let mut prompter = TerminalPrompter;
-    let asker: Option<&mut dyn Prompter> = if interactive {
+    let mut asker: Option<&mut dyn Prompter> = if interactive {
         Some(&mut prompter)
     } else {
         None
     };
-    let first = client::connect(&opts, asker)
+    let fail = |e: client::ConnectError| Fail(e.exit_code(), e.to_string());
+    let trusted = client::establish(&opts, asker.as_deref_mut())
         .await
-        .map_err(|e| Fail(e.exit_code(), e.to_string()))?;
-    if first.verdict == Verdict::Unknown {
-        if let Trust::Tofu { known_hosts, .. } = &opts.trust {
-            eprintln!(
-                "tlschat: added {server} ({}) to {}",
-                first.fingerprint,
-                known_hosts.display()
-            );
-        }
+        .map_err(fail)?;
+    // Said as soon as it is true: the host is stored whether or not the
+    // login that follows succeeds.
+    if let Some(known_hosts) = &trusted.stored_in {
+        eprintln!(
+            "tlschat: added {server} ({}) to {}",
+            trusted.fingerprint,
+            known_hosts.display()
+        );
     }
+    let first = trusted.login(&opts, asker).await.map_err(fail)?;
 
     let state = ChatState::new(server, nick);
     let (handle, events) = client::start(opts, first);

@@ -1,7 +1,8 @@
 //! The client core, shared by plain mode, the terminal UI and the GUI.
 //!
 //! ```text
-//! connect(): TCP → TLS (trust.rs decides) → NICK/PASS → Connected
+//! establish(): TCP → TLS (trust.rs decides, known_hosts updated) → Trusted
+//! Trusted::login(): NICK/PASS → WELCOME → Connected       (connect() = both)
 //! start(Connected): session task ──ClientEvent──▶ front end (ChatState::apply)
 //!                        ▲
 //!                        └──────── ClientHandle::send(line) ◀── user input
@@ -11,20 +12,32 @@
 //! ask the user things (unknown certificate, password) through a
 //! [`Prompter`]. [`start`] hands that connection to a task that relays lines
 //! both ways, sends a keepalive `/ping` after a quiet minute, and on a lost
-//! connection reconnects with backoff (never after `REFUSE`, `BAN` or
-//! `KICK`), rejoining the room the user was in.
+//! connection reconnects with backoff (never after `REFUSE`, `BAN`, `KICK`
+//! or a protocol error), rejoining the room the user was in.
+//!
+//! The server is not trusted to behave: the login answers each prompt at
+//! most once (the password is sent once per connection) and accepts only a
+//! `WELCOME` for the nickname it sent, into the lobby; a second `WELCOME`
+//! ends the session; every write to the socket runs under the session's
+//! deadlines, so a server that stops reading cannot hang the client; what
+//! reaches the front end is bounded (see [`EVENT_QUEUE`] and `state`), and
+//! every server text in an error is passed through [`render::sanitize`].
 
 pub mod render;
 pub mod state;
 
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use rand::Rng;
 use rustls_pki_types::ServerName;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
@@ -32,11 +45,12 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::certs::Fingerprint;
-use crate::connection::Connection;
+use crate::connection::{Connection, CutOffLine};
 use crate::protocol::{
-    check_text, Command, ErrorCode, Frame, ServerLine, DEFAULT_PORT, LOBBY, MAX_SERVER_LINE,
+    check_text, Command, ErrorCode, Frame, RoomName, ServerLine, DEFAULT_PORT, LOBBY,
+    MAX_SERVER_LINE,
 };
-use crate::trust::{self, KnownHosts, Outcome, Trust, TrustError, Verdict};
+use crate::trust::{self, Added, KnownHosts, Outcome, Trust, TrustError, Verdict};
 
 pub use state::{ChatState, KEEPALIVE_TOKEN};
 
@@ -113,7 +127,7 @@ impl fmt::Display for HostPort {
 }
 
 /// Everything a connection needs; reused by every reconnect. Its `Debug`
-/// output leaves the password out.
+/// never shows the password.
 #[derive(Clone)]
 pub struct ClientOptions {
     pub server: HostPort,
@@ -132,22 +146,6 @@ pub struct ClientOptions {
     pub reconnect: bool,
 }
 
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("server", &self.server)
-            .field("nick", &self.nick)
-            .field("password", &crate::config::redacted(&self.password))
-            .field("trust", &self.trust)
-            .field("accept_new", &self.accept_new)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("keepalive", &self.keepalive)
-            .field("pong_timeout", &self.pong_timeout)
-            .field("reconnect", &self.reconnect)
-            .finish()
-    }
-}
-
 impl ClientOptions {
     pub fn new(server: HostPort, nick: impl Into<String>, trust: Trust) -> ClientOptions {
         ClientOptions {
@@ -161,6 +159,42 @@ impl ClientOptions {
             pong_timeout: Duration::from_secs(30),
             reconnect: true,
         }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ClientOptions {
+            server,
+            nick,
+            password,
+            trust,
+            accept_new,
+            connect_timeout,
+            keepalive,
+            pong_timeout,
+            reconnect,
+        } = self;
+        f.debug_struct("ClientOptions")
+            .field("server", server)
+            .field("nick", nick)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("trust", trust)
+            .field("accept_new", accept_new)
+            .field("connect_timeout", connect_timeout)
+            .field("keepalive", keepalive)
+            .field("pong_timeout", pong_timeout)
+            .field("reconnect", reconnect)
+            .finish()
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -210,6 +244,10 @@ pub enum ConnectError {
     Server(String),
     #[error("the server closed the connection during login")]
     Closed,
+    /// The server said something the protocol does not allow; the text
+    /// quotes it sanitized.
+    #[error("protocol error: {0}; disconnected")]
+    Protocol(String),
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -240,6 +278,26 @@ impl ConnectError {
     }
 }
 
+/// A TLS connection whose certificate is trusted; nothing sent on it yet.
+pub struct Trusted {
+    conn: Connection<TlsStream<TcpStream>>,
+    pub fingerprint: Fingerprint,
+    pub verdict: Verdict,
+    /// The known_hosts file this connection's certificate was added to
+    /// (TOFU, an unknown host accepted); `None` if nothing was stored.
+    pub stored_in: Option<PathBuf>,
+}
+
+impl fmt::Debug for Trusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trusted")
+            .field("fingerprint", &self.fingerprint)
+            .field("verdict", &self.verdict)
+            .field("stored_in", &self.stored_in)
+            .finish()
+    }
+}
+
 /// A logged-in connection.
 pub struct Connected {
     conn: Connection<TlsStream<TcpStream>>,
@@ -259,11 +317,23 @@ impl fmt::Debug for Connected {
     }
 }
 
-/// Connects, establishes trust and logs in.
+/// Connects, establishes trust and logs in: [`establish`], then
+/// [`Trusted::login`].
 pub async fn connect<'p>(
     opts: &ClientOptions,
     mut prompter: Option<&mut (dyn Prompter + 'p)>,
 ) -> Result<Connected, ConnectError> {
+    let trusted = establish(opts, prompter.as_deref_mut()).await?;
+    trusted.login(opts, prompter).await
+}
+
+/// Connects and establishes trust; an unknown host accepted under TOFU is
+/// stored in known_hosts here, before anything is sent, whatever the login
+/// then brings ([`Trusted::stored_in`] says so).
+pub async fn establish<'p>(
+    opts: &ClientOptions,
+    prompter: Option<&mut (dyn Prompter + 'p)>,
+) -> Result<Trusted, ConnectError> {
     let server = opts.server.to_string();
     let (config, outcome_slot) = trust::client_config(&opts.trust)?;
     let tcp = tcp_connect(opts).await?;
@@ -296,28 +366,50 @@ pub async fn connect<'p>(
         .unwrap_or_else(|e| e.into_inner())
         .clone()
         .ok_or_else(|| ConnectError::Tls("the server presented no certificate".into()))?;
-    if outcome.verdict == Verdict::Unknown {
-        decide_unknown(opts, &outcome, prompter.as_deref_mut())?;
-    }
-    let mut conn = Connection::new(tls, MAX_SERVER_LINE);
-    let (nick, room) =
-        match timeout(opts.connect_timeout * 2, login(opts, &mut conn, prompter)).await {
+    let stored_in = if outcome.verdict == Verdict::Unknown {
+        decide_unknown(opts, &outcome, prompter)?
+    } else {
+        None
+    };
+    Ok(Trusted {
+        conn: Connection::new(tls, MAX_SERVER_LINE).complete_lines_only(),
+        fingerprint: outcome.fingerprint,
+        verdict: outcome.verdict,
+        stored_in,
+    })
+}
+
+impl Trusted {
+    /// Logs in (nickname, password if asked), within twice the connect
+    /// timeout.
+    pub async fn login<'p>(
+        mut self,
+        opts: &ClientOptions,
+        prompter: Option<&mut (dyn Prompter + 'p)>,
+    ) -> Result<Connected, ConnectError> {
+        let (nick, room) = match timeout(
+            opts.connect_timeout * 2,
+            login(opts, &mut self.conn, prompter),
+        )
+        .await
+        {
             Ok(r) => r?,
             Err(_) => {
                 return Err(ConnectError::Timeout {
-                    server,
+                    server: opts.server.to_string(),
                     what: "the login",
                     secs: opts.connect_timeout.as_secs() * 2,
                 })
             }
         };
-    Ok(Connected {
-        conn,
-        nick,
-        room,
-        fingerprint: outcome.fingerprint,
-        verdict: outcome.verdict,
-    })
+        Ok(Connected {
+            conn: self.conn,
+            nick,
+            room,
+            fingerprint: self.fingerprint,
+            verdict: self.verdict,
+        })
+    }
 }
 
 async fn tcp_connect(opts: &ClientOptions) -> Result<TcpStream, ConnectError> {
@@ -401,16 +493,20 @@ fn tls_failure(
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => ConnectError::Tls(format!(
             "{server} closed the connection during the TLS handshake; is it a tlschat server?"
         )),
-        None => ConnectError::Tls(format!("TLS handshake with {server} failed: {e}")),
+        None => ConnectError::Tls(format!(
+            "TLS handshake with {server} failed: {}",
+            render::sanitize(&e.to_string())
+        )),
     }
 }
 
 /// TOFU for a host not in known_hosts: `--accept-new`, or ask a person.
+/// The known_hosts file the host was added to, if this call added it.
 fn decide_unknown<'p>(
     opts: &ClientOptions,
     outcome: &Outcome,
     prompter: Option<&mut (dyn Prompter + 'p)>,
-) -> Result<(), ConnectError> {
+) -> Result<Option<PathBuf>, ConnectError> {
     let Trust::Tofu { known_hosts, key } = &opts.trust else {
         return Err(ConnectError::Untrusted("unexpected trust outcome".into()));
     };
@@ -432,17 +528,33 @@ fn decide_unknown<'p>(
         )));
     }
     let mut kh = KnownHosts::load(known_hosts)?;
-    kh.add(key, outcome.fingerprint)?;
-    Ok(())
+    match kh.add(key, outcome.fingerprint)? {
+        Added::New => Ok(Some(known_hosts.clone())),
+        Added::Present(fp) if fp == outcome.fingerprint => Ok(None),
+        // Another tlschat stored this host between our handshake and now,
+        // with another certificate: the same alarm as a changed one.
+        Added::Present(known) => Err(ConnectError::Untrusted(format!(
+            "{key} was just added to {} with certificate {known}, but this connection \
+             presented {}; someone could be intercepting one of the connections. \
+             Nothing was sent; check the fingerprint with the operator.",
+            known_hosts.display(),
+            outcome.fingerprint
+        ))),
+    }
 }
 
-/// NICK → nickname, PASS → password, until WELCOME.
+/// NICK → nickname, PASS → password, until WELCOME. Each prompt is
+/// answered at most once: the real server asks again only after an
+/// `ERROR`, which ends the login here, so a repeated prompt is a server
+/// fishing for a second copy.
 async fn login<'p>(
     opts: &ClientOptions,
     conn: &mut Connection<TlsStream<TcpStream>>,
     mut prompter: Option<&mut (dyn Prompter + 'p)>,
 ) -> Result<(String, String), ConnectError> {
     let mut password = opts.password.clone();
+    let mut nick_sent = false;
+    let mut password_sent = false;
     loop {
         let line = match conn.read_frame().await? {
             Some(Frame::Line(l)) => l,
@@ -451,19 +563,37 @@ async fn login<'p>(
         };
         match ServerLine::parse(&line) {
             ServerLine::Nick => {
+                if nick_sent {
+                    return Err(ConnectError::Protocol(
+                        "the server asked for the nickname again (NICK twice, no error between)"
+                            .into(),
+                    ));
+                }
+                nick_sent = true;
                 conn.write_line(format!("{}\n", opts.nick).as_bytes())
                     .await?
             }
             ServerLine::Pass => {
+                if password_sent {
+                    return Err(ConnectError::Protocol(
+                        "the server asked for the password again (PASS twice); \
+                         it is sent once per connection and was not sent again"
+                            .into(),
+                    ));
+                }
                 if password.is_none() {
                     password = prompter.as_deref_mut().and_then(|p| p.password(&opts.nick));
                 }
                 let Some(pw) = &password else {
                     return Err(ConnectError::NoPassword(opts.nick.clone()));
                 };
+                password_sent = true;
                 conn.write_line(format!("{pw}\n").as_bytes()).await?;
             }
-            ServerLine::Welcome { nick, room } => return Ok((nick.to_owned(), room.to_owned())),
+            ServerLine::Welcome { nick, room } => {
+                check_welcome(opts, nick_sent, nick, room)?;
+                return Ok((nick.to_owned(), room.to_owned()));
+            }
             ServerLine::Refuse(r) => {
                 return Err(ConnectError::Refused(render::sanitize(r).into_owned()))
             }
@@ -480,6 +610,35 @@ async fn login<'p>(
             _ => {}
         }
     }
+}
+
+/// A `WELCOME` must answer our nickname and put us in the lobby, as the
+/// protocol says; anything else is not obeyed.
+fn check_welcome(
+    opts: &ClientOptions,
+    nick_sent: bool,
+    nick: &str,
+    room: &str,
+) -> Result<(), ConnectError> {
+    if !nick_sent {
+        return Err(ConnectError::Protocol(
+            "the server sent WELCOME before asking for a nickname".into(),
+        ));
+    }
+    if !nick.eq_ignore_ascii_case(&opts.nick) {
+        return Err(ConnectError::Protocol(format!(
+            "WELCOME names the nickname `{}`, not `{}`",
+            render::sanitize(nick),
+            opts.nick
+        )));
+    }
+    if !room.eq_ignore_ascii_case(LOBBY) {
+        return Err(ConnectError::Protocol(format!(
+            "WELCOME names the room `{}`; a login always enters {LOBBY}",
+            render::sanitize(room)
+        )));
+    }
+    Ok(())
 }
 
 // ---- the session ---------------------------------------------------------------
@@ -557,10 +716,22 @@ impl ClientHandle {
     }
 }
 
+/// How many events may wait for the front end. A server line is at most
+/// [`MAX_SERVER_LINE`] (1 MiB), so this bounds what a fast server can make
+/// the client hold in flight (32 MiB) while the front end catches up.
+pub const EVENT_QUEUE: usize = 32;
+
+/// Bytes of user lines the session holds for a server that is slow to read;
+/// past it, user input waits (back-pressure up to the [`ClientHandle`]).
+const OUTGOING_BYTES: usize = 64 * 1024;
+
+/// How long `/quit` waits for the server to close the connection.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
+
 /// Starts the session task on the current tokio runtime.
 pub fn start(opts: ClientOptions, first: Connected) -> (ClientHandle, mpsc::Receiver<ClientEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    let (ev_tx, ev_rx) = mpsc::channel(1024);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     tokio::spawn(session(opts, first, cmd_rx, ev_tx));
     (ClientHandle { tx: cmd_tx }, ev_rx)
 }
@@ -568,8 +739,25 @@ pub fn start(opts: ClientOptions, first: Connected) -> (ClientHandle, mpsc::Rece
 /// How a connection's life ended.
 enum End {
     Quit,
-    Kicked { by: String, reason: String },
+    Kicked {
+        by: String,
+        reason: String,
+    },
     Lost(String),
+    /// The server broke the protocol: no reconnect (it would do it again).
+    Protocol(String),
+}
+
+/// A kick whose reason marks a ban (`banned` or `banned: <reason>`, see
+/// docs/protocol.md): the reason without that prefix, which the front end
+/// shows after its own "banned".
+fn ban_reason(kick_reason: &str) -> Option<&str> {
+    if kick_reason == "banned" {
+        return Some("");
+    }
+    kick_reason
+        .strip_prefix("banned:")
+        .map(|rest| rest.trim_start_matches(' '))
 }
 
 async fn session(
@@ -593,12 +781,15 @@ async fn session(
         let reason = match end {
             End::Quit => return close(&events, CloseReason::Quit).await,
             End::Kicked { by, reason } => {
-                let why = if reason.starts_with("banned") {
-                    CloseReason::Banned(reason)
-                } else {
-                    CloseReason::Kicked { by, reason }
+                let why = match ban_reason(&reason) {
+                    Some(r) => CloseReason::Banned(r.to_owned()),
+                    None => CloseReason::Kicked { by, reason },
                 };
                 return close(&events, why).await;
+            }
+            End::Protocol(what) => {
+                let e = ConnectError::Protocol(what);
+                return close(&events, CloseReason::Error(e.to_string())).await;
             }
             End::Lost(reason) if !opts.reconnect => {
                 return close(&events, CloseReason::Error(reason)).await
@@ -680,7 +871,99 @@ pub fn is_quit(line: &str) -> bool {
     check_text(line).is_ok() && matches!(Command::parse(line), Ok(Command::Quit(_)))
 }
 
-/// Relays one connection until it ends.
+/// A write that owns the write half and gives it back with its result.
+type WriteInFlight<W> = Pin<Box<dyn Future<Output = (W, io::Result<()>)> + Send>>;
+
+/// Lines on their way to the server. One write is in flight at a time, as
+/// a future that owns the write half and hands it back when done, so the
+/// session goes on reading and keeps its deadlines while a write waits for
+/// a server that does not read.
+struct Outgoing<W> {
+    idle: Option<W>,
+    in_flight: Option<WriteInFlight<W>>,
+    /// When the write in flight began.
+    started: Option<Instant>,
+    /// Lines (with their `\n`) waiting for the next write.
+    queue: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Outgoing<W> {
+    fn new(writer: W) -> Outgoing<W> {
+        Outgoing {
+            idle: Some(writer),
+            in_flight: None,
+            started: None,
+            queue: Vec::new(),
+        }
+    }
+
+    /// Queues one line and starts writing if no write is in flight.
+    fn push(&mut self, line: &str) {
+        self.queue.extend_from_slice(line.as_bytes());
+        self.queue.push(b'\n');
+        self.start();
+    }
+
+    /// Room for more user lines (the session's own lines always fit).
+    fn has_room(&self) -> bool {
+        self.queue.len() < OUTGOING_BYTES
+    }
+
+    /// Since when the write in flight has been waiting, if there is one.
+    fn stalled_since(&self) -> Option<Instant> {
+        self.started
+    }
+
+    fn start(&mut self) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let Some(mut writer) = self.idle.take() else {
+            return;
+        };
+        let bytes = std::mem::take(&mut self.queue);
+        self.started = Some(Instant::now());
+        self.in_flight = Some(Box::pin(async move {
+            let result = async {
+                writer.write_all(&bytes).await?;
+                writer.flush().await
+            }
+            .await;
+            (writer, result)
+        }));
+    }
+
+    /// Finishes the write in flight and starts the next; never resolves
+    /// while nothing is in flight. Cancel-safe: the write lives in `self`.
+    async fn progress(&mut self) -> io::Result<()> {
+        let Some(write) = self.in_flight.as_mut() else {
+            return std::future::pending().await;
+        };
+        let (writer, result) = write.await;
+        self.in_flight = None;
+        self.started = None;
+        self.idle = Some(writer);
+        result?;
+        self.start();
+        Ok(())
+    }
+}
+
+/// Why reading ended, in words for the user.
+fn read_end_reason(frame: &io::Result<Option<Frame>>) -> String {
+    match frame {
+        Err(e) if CutOffLine::of(e).is_some() => format!("the server closed the connection: {e}"),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            "the connection broke off (the server stopped or the network dropped)".to_owned()
+        }
+        Err(e) => render::sanitize(&e.to_string()).into_owned(),
+        _ => "the server closed the connection".to_owned(),
+    }
+}
+
+/// Relays one connection until it ends. Every deadline of the session (the
+/// keepalive's answer, `/quit`'s wait, a write the server does not take)
+/// holds whatever the socket does, because no branch waits on a write.
 async fn run_connection(
     opts: &ClientOptions,
     conn: Connected,
@@ -689,10 +972,11 @@ async fn run_connection(
     events: &mpsc::Sender<ClientEvent>,
 ) -> End {
     let Connected { conn, nick, .. } = conn;
-    let (mut reader, mut writer) = conn.into_split();
+    let (mut reader, writer) = conn.into_split();
+    let mut out = Outgoing::new(writer);
     // After a reconnect, go back to where the user was.
-    if !room.eq_ignore_ascii_case(LOBBY) && !room.is_empty() {
-        let _ = writer.write_all(format!("/join {room}\n").as_bytes()).await;
+    if !room.eq_ignore_ascii_case(LOBBY) && RoomName::parse(room).is_ok() {
+        out.push(&format!("/join {room}"));
     }
     let mut last_heard = Instant::now();
     // Pinging when either side has been quiet keeps NAT mappings open and
@@ -703,18 +987,28 @@ async fn run_connection(
     let mut quitting: Option<Instant> = None;
     let mut kicked: Option<(String, String)> = None;
     loop {
-        let deadline = match (quitting, ping_sent) {
-            (Some(q), _) => q + Duration::from_secs(5),
+        let mut deadline = match (quitting, ping_sent) {
+            (Some(q), _) => q + QUIT_WAIT,
             (None, Some(p)) => p + opts.pong_timeout,
             (None, None) => last_heard.min(last_sent) + opts.keepalive,
         };
+        if let Some(since) = out.stalled_since() {
+            deadline = deadline.min(since + opts.pong_timeout);
+        }
         tokio::select! {
             frame = reader.read_frame() => match frame {
                 Ok(Some(Frame::Line(line))) => {
                     last_heard = Instant::now();
                     ping_sent = None;
                     match ServerLine::parse(&line) {
-                        ServerLine::Join { room: r, nick: n } if n.eq_ignore_ascii_case(&nick) => {
+                        ServerLine::Welcome { .. } => {
+                            return End::Protocol(
+                                "the server sent WELCOME again in the middle of the session".into(),
+                            );
+                        }
+                        ServerLine::Join { room: r, nick: n }
+                            if n.eq_ignore_ascii_case(&nick) && RoomName::parse(r).is_ok() =>
+                        {
                             *room = r.to_owned();
                         }
                         ServerLine::Kick { nick: n, by, reason } if n.eq_ignore_ascii_case(&nick) => {
@@ -735,16 +1029,18 @@ async fn run_connection(
                     if quitting.is_some() {
                         return End::Quit;
                     }
-                    return End::Lost(match frame {
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                            "the connection broke off (the server stopped or the network dropped)".to_owned()
-                        }
-                        Err(e) => e.to_string(),
-                        _ => "the server closed the connection".to_owned(),
-                    });
+                    return End::Lost(read_end_reason(&frame));
                 }
             },
-            cmd = commands.recv(), if quitting.is_none() => {
+            written = out.progress() => {
+                if let Err(e) = written {
+                    if quitting.is_some() {
+                        return End::Quit;
+                    }
+                    return End::Lost(format!("cannot send to the server: {}", render::sanitize(&e.to_string())));
+                }
+            }
+            cmd = commands.recv(), if quitting.is_none() && out.has_room() => {
                 let line = match cmd {
                     Some(line) => line,
                     // Every handle dropped: leave as /quit would.
@@ -756,59 +1052,34 @@ async fn run_connection(
                     quitting = Some(Instant::now());
                 }
                 last_sent = Instant::now();
-                if let Err(e) = send_line(&mut writer, &line).await {
-                    if quitting.is_some() {
-                        return End::Quit;
-                    }
-                    return End::Lost(e.to_string());
-                }
+                out.push(&line);
             }
             _ = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
                 if quitting.is_some() {
                     return End::Quit;
+                }
+                if out.stalled_since().is_some_and(|since| now >= since + opts.pong_timeout) {
+                    return End::Lost(format!(
+                        "the server is not reading: a write has waited {} s",
+                        opts.pong_timeout.as_secs()
+                    ));
                 }
                 if ping_sent.is_some() {
                     return End::Lost(format!("no answer from the server for {} s", opts.pong_timeout.as_secs()));
                 }
                 pings += 1;
-                ping_sent = Some(Instant::now());
-                last_sent = Instant::now();
-                if let Err(e) = send_line(&mut writer, &format!("/ping {KEEPALIVE_TOKEN}-{pings}")).await {
-                    return End::Lost(e.to_string());
-                }
+                ping_sent = Some(now);
+                last_sent = now;
+                out.push(&format!("/ping {KEEPALIVE_TOKEN}-{pings}"));
             }
         }
     }
 }
 
-async fn send_line<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    w.write_all(&bytes).await?;
-    w.flush().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_output_never_shows_the_password() {
-        let server: HostPort = "example.org".parse().unwrap();
-        let trust = Trust::Tofu {
-            known_hosts: "/tmp/known_hosts".into(),
-            key: "example.org:55555".into(),
-        };
-        let mut opts = ClientOptions::new(server, "alice", trust);
-        let password = "s3cr3t-пароль-密码-🔑";
-        opts.password = Some(password.to_owned());
-        let shown = format!("{opts:?}");
-        assert!(!shown.contains(password), "{shown}");
-        assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("<redacted>"), "{shown}");
-        assert!(shown.contains("alice"), "{shown}");
-    }
 
     #[test]
     fn host_port_forms() {
@@ -856,6 +1127,53 @@ mod tests {
         ] {
             let d = backoff(attempt).as_secs_f64();
             assert!(d >= base * 0.8 && d <= base * 1.2, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_password() {
+        let secret = "hunter2 пароль 密码 🔑";
+        let mut opts = ClientOptions::new(
+            "h:1".parse().unwrap(),
+            "admin",
+            Trust::Pin(Fingerprint([9; 32])),
+        );
+        opts.password = Some(secret.into());
+        for shown in [format!("{opts:?}"), format!("{opts:#?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("admin"), "{shown}");
+        }
+        opts.password = None;
+        assert!(format!("{opts:?}").contains("password: None"));
+    }
+
+    #[test]
+    fn ban_kicks_carry_the_reason_once() {
+        assert_eq!(ban_reason("banned"), Some(""));
+        assert_eq!(ban_reason("banned: spam Ωμέγα"), Some("spam Ωμέγα"));
+        assert_eq!(ban_reason("banned:spam"), Some("spam"));
+        assert_eq!(ban_reason("flooding"), None);
+        assert_eq!(ban_reason("bannedish"), None);
+    }
+
+    #[test]
+    fn welcome_must_name_our_nick_and_the_lobby() {
+        let opts = ClientOptions::new(
+            "h:1".parse().unwrap(),
+            "Alice",
+            Trust::Pin(Fingerprint([9; 32])),
+        );
+        assert!(check_welcome(&opts, true, "alice", "#Lobby").is_ok());
+        for (sent, nick, room) in [
+            (false, "Alice", "#lobby"),
+            (true, "mallory", "#lobby"),
+            (true, "Alice", "#elsewhere"),
+            (true, "Alice", "#evil\u{1b}]0;x\u{7}"),
+        ] {
+            let e = check_welcome(&opts, sent, nick, room).unwrap_err();
+            assert!(matches!(e, ConnectError::Protocol(_)), "{e:?}");
+            assert!(!e.to_string().chars().any(|c| c.is_control()), "{e}");
         }
     }
 

@@ -5,16 +5,33 @@
 //! each into the state (current room, its members, connection status) and
 //! appends the [`Entry`] a front end shows. Front ends only render; they
 //! never decide who is where.
+//!
+//! Everything here is built from what a possibly hostile server sent, so
+//! all of it is bounded: the scrollback by [`SCROLLBACK`] entries and
+//! [`SCROLLBACK_BYTES`], the member list by [`MAX_MEMBERS`] (with
+//! constant-time updates, keyed by the case-folded nickname).
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 
 use chrono::{DateTime, Local};
+use indexmap::IndexMap;
 
 use super::{ClientEvent, CloseReason};
-use crate::protocol::ServerLine;
+use crate::protocol::{Nick, ServerLine};
 
-/// How many entries the scrollback keeps.
+/// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
+
+/// How much memory the scrollback's entries may take, counted as their
+/// heap allocations (see [`EntryKind::cost`]): a server that sends 1 MiB
+/// lines fills it with a few dozen entries instead of [`SCROLLBACK`] MiB.
+pub const SCROLLBACK_BYTES: usize = 64 << 20;
+
+/// How many members of the current room the client tracks. Far above the
+/// server's default cap on clients; past it, further members are not
+/// listed (the room still works) and [`Members::is_capped`] says so.
+pub const MAX_MEMBERS: usize = 16_384;
 
 /// One thing to show, as the server said it (not yet sanitized).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +80,103 @@ pub enum EntryKind {
     Status(String),
 }
 
+impl EntryKind {
+    /// Roughly what this entry costs in memory: its own size plus each heap
+    /// allocation it owns, with an allocator's per-block overhead.
+    pub fn cost(&self) -> usize {
+        /// What an allocator adds to each block, about.
+        const BLOCK: usize = 16;
+        let s = |x: &String| x.capacity() + BLOCK;
+        let own = size_of::<Entry>();
+        own + match self {
+            EntryKind::Message { room, nick, text } | EntryKind::Action { room, nick, text } => {
+                s(room) + s(nick) + s(text)
+            }
+            EntryKind::Private { from, to, text } => s(from) + s(to) + s(text),
+            EntryKind::Join { room, nick } => s(room) + s(nick),
+            EntryKind::Part { room, nick, reason } => s(room) + s(nick) + s(reason),
+            EntryKind::Kick { nick, by, reason } => s(nick) + s(by) + s(reason),
+            EntryKind::Users { room, nicks } => {
+                s(room)
+                    + nicks.capacity() * size_of::<String>()
+                    + BLOCK
+                    + nicks.iter().map(s).sum::<usize>()
+            }
+            EntryKind::Rooms(rooms) => {
+                rooms.capacity() * size_of::<(String, usize)>()
+                    + BLOCK
+                    + rooms.iter().map(|(r, _)| s(r)).sum::<usize>()
+            }
+            EntryKind::Info(text) | EntryKind::Status(text) => s(text),
+            EntryKind::Error { code, text } => s(code) + s(text),
+            EntryKind::Pong(token) => token.as_ref().map_or(0, s),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub time: DateTime<Local>,
     pub kind: EntryKind,
+}
+
+/// The members of the current room: nicknames as the server spelled them,
+/// keyed by the case-folded form the protocol compares (`Alice` and
+/// `alice` are one user). In no particular order: front ends sort.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    by_key: IndexMap<String, String>,
+    capped: bool,
+}
+
+impl Members {
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.by_key.values()
+    }
+
+    pub fn contains(&self, nick: &str) -> bool {
+        self.by_key.contains_key(&nick.to_ascii_lowercase())
+    }
+
+    /// True once a member was left out because the list was full.
+    pub fn is_capped(&self) -> bool {
+        self.capped
+    }
+
+    /// Adds `nick` unless it is there (any case), is not a valid nickname
+    /// (a server never sends one) or the list is full.
+    fn insert(&mut self, nick: &str) {
+        let Ok(valid) = Nick::parse(nick) else {
+            return;
+        };
+        if self.by_key.contains_key(valid.key()) {
+            return;
+        }
+        if self.by_key.len() >= MAX_MEMBERS {
+            self.capped = true;
+            return;
+        }
+        self.by_key
+            .insert(valid.key().to_owned(), valid.as_str().to_owned());
+    }
+
+    fn remove(&mut self, nick: &str) {
+        // Order is not kept, so the constant-time removal will do.
+        self.by_key.swap_remove(&nick.to_ascii_lowercase());
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.capped = false;
+    }
 }
 
 /// Where the connection stands, for the status bar.
@@ -86,10 +196,13 @@ pub struct ChatState {
     pub fingerprint: Option<String>,
     pub nick: String,
     pub room: String,
-    /// Members of `room`, in the server's order.
-    pub users: Vec<String>,
+    /// Members of `room`.
+    pub users: Members,
     pub conn: ConnState,
+    /// Newest last; bounded by [`SCROLLBACK`] and [`SCROLLBACK_BYTES`].
     pub entries: VecDeque<Entry>,
+    /// The sum of the entries' [`EntryKind::cost`].
+    entries_cost: usize,
     /// `PONG` tokens the client sent itself (keepalive): not shown.
     hidden_pong_prefix: &'static str,
 }
@@ -104,9 +217,10 @@ impl ChatState {
             fingerprint: None,
             nick: nick.into(),
             room: String::new(),
-            users: Vec::new(),
+            users: Members::default(),
             conn: ConnState::Connecting,
             entries: VecDeque::new(),
+            entries_cost: 0,
             hidden_pong_prefix: KEEPALIVE_TOKEN,
         }
     }
@@ -143,6 +257,7 @@ impl ChatState {
                 EntryKind::Status(match reason {
                     CloseReason::Quit => "disconnected".to_owned(),
                     CloseReason::Refused(r) => format!("refused by the server: {r}"),
+                    CloseReason::Banned(r) if r.is_empty() => "banned".to_owned(),
                     CloseReason::Banned(r) => format!("banned: {r}"),
                     CloseReason::Kicked { by, reason } => format!("kicked by {by}: {reason}"),
                     CloseReason::Untrusted(e) | CloseReason::Error(e) => format!("error: {e}"),
@@ -157,10 +272,19 @@ impl ChatState {
         self.push(EntryKind::Status(text.into()))
     }
 
+    /// Appends an entry, dropping the oldest ones while either bound would
+    /// be passed (the newest entry always stays).
     fn push(&mut self, kind: EntryKind) -> &Entry {
-        if self.entries.len() == SCROLLBACK {
-            self.entries.pop_front();
+        let cost = kind.cost();
+        while self.entries.len() >= SCROLLBACK
+            || (!self.entries.is_empty() && self.entries_cost + cost > SCROLLBACK_BYTES)
+        {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.entries_cost = self.entries_cost.saturating_sub(old.kind.cost());
         }
+        self.entries_cost += cost;
         self.entries.push_back(Entry {
             time: Local::now(),
             kind,
@@ -173,16 +297,24 @@ impl ChatState {
         nick.eq_ignore_ascii_case(&self.nick)
     }
 
+    /// Room names compare without regard to ASCII case.
+    fn is_my_room(&self, room: &str) -> bool {
+        room.eq_ignore_ascii_case(&self.room)
+    }
+
+    /// What the scrollback's entries cost now (see [`EntryKind::cost`]).
+    pub fn scrollback_cost(&self) -> usize {
+        self.entries_cost
+    }
+
     /// Updates room and members from one server line; the entry to show.
     fn apply_line(&mut self, line: &str) -> Option<EntryKind> {
         let own = |s: &str| s.to_owned();
         Some(match ServerLine::parse(line) {
-            ServerLine::Welcome { nick, room } => {
-                self.nick = own(nick);
-                self.room = own(room);
-                self.users.clear();
-                return None;
-            }
+            // Login happens before the session; the session treats a
+            // WELCOME after it as a protocol error and never passes it on.
+            // Should one arrive anyway, it renames nobody.
+            ServerLine::Welcome { .. } => return None,
             ServerLine::Msg { room, nick, text } => EntryKind::Message {
                 room: own(room),
                 nick: own(nick),
@@ -202,8 +334,8 @@ impl ChatState {
                 if self.is_me(nick) {
                     self.room = own(room);
                     self.users.clear();
-                } else if room == self.room && !self.users.iter().any(|u| u == nick) {
-                    self.users.push(own(nick));
+                } else if self.is_my_room(room) {
+                    self.users.insert(nick);
                 }
                 EntryKind::Join {
                     room: own(room),
@@ -211,8 +343,8 @@ impl ChatState {
                 }
             }
             ServerLine::Part { room, nick, reason } => {
-                if room == self.room {
-                    self.users.retain(|u| u != nick);
+                if self.is_my_room(room) {
+                    self.users.remove(nick);
                 }
                 EntryKind::Part {
                     room: own(room),
@@ -221,7 +353,7 @@ impl ChatState {
                 }
             }
             ServerLine::Kick { nick, by, reason } => {
-                self.users.retain(|u| u != nick);
+                self.users.remove(nick);
                 EntryKind::Kick {
                     nick: own(nick),
                     by: own(by),
@@ -229,8 +361,11 @@ impl ChatState {
                 }
             }
             ServerLine::Users { room, nicks } => {
-                if room == self.room {
-                    self.users = nicks.iter().map(|n| own(n)).collect();
+                if self.is_my_room(room) {
+                    self.users.clear();
+                    for n in &nicks {
+                        self.users.insert(n);
+                    }
                 }
                 EntryKind::Users {
                     room: own(room),
@@ -272,6 +407,12 @@ mod tests {
             .map(|e| e.kind.clone())
     }
 
+    fn members(s: &ChatState) -> Vec<String> {
+        let mut m: Vec<String> = s.users.iter().cloned().collect();
+        m.sort();
+        m
+    }
+
     #[test]
     fn tracks_room_and_members() {
         let mut s = ChatState::new("host:55555", "alice");
@@ -281,24 +422,116 @@ mod tests {
             fingerprint: Fingerprint([7; 32]),
         });
         assert_eq!(s.conn, ConnState::Connected);
-        assert_eq!(line(&mut s, "WELCOME alice #lobby"), None);
         line(&mut s, "JOIN #lobby alice");
         line(&mut s, "USERS #lobby bob alice");
-        assert_eq!(s.users, ["bob", "alice"]);
+        assert_eq!(members(&s), ["alice", "bob"]);
         line(&mut s, "JOIN #lobby carol");
-        assert_eq!(s.users, ["bob", "alice", "carol"]);
+        assert_eq!(members(&s), ["alice", "bob", "carol"]);
         line(&mut s, "PART #lobby bob quit");
         line(&mut s, "KICK carol admin spam");
-        assert_eq!(s.users, ["alice"]);
+        assert_eq!(members(&s), ["alice"]);
         line(&mut s, "PART #lobby alice moved");
         line(&mut s, "JOIN #rust alice");
         assert_eq!(s.room, "#rust");
         assert!(s.users.is_empty());
         line(&mut s, "USERS #rust dave alice");
-        assert_eq!(s.users, ["dave", "alice"]);
+        assert_eq!(members(&s), ["alice", "dave"]);
         // A USERS for another room (not ours) does not replace the sidebar.
         line(&mut s, "USERS #other x");
-        assert_eq!(s.users, ["dave", "alice"]);
+        assert_eq!(members(&s), ["alice", "dave"]);
+        // Room names compare without regard to case.
+        line(&mut s, "JOIN #RUST erin");
+        assert!(s.users.contains("Erin"));
+    }
+
+    #[test]
+    fn a_welcome_after_login_renames_nobody() {
+        let mut s = ChatState::new("h", "alice");
+        line(&mut s, "JOIN #lobby alice");
+        assert_eq!(line(&mut s, "WELCOME mallory #elsewhere"), None);
+        assert_eq!(s.nick, "alice");
+        assert_eq!(s.room, "#lobby");
+    }
+
+    #[test]
+    fn members_are_unique_by_folded_nick_and_valid() {
+        let mut s = ChatState::new("h", "alice");
+        line(&mut s, "JOIN #lobby alice");
+        line(&mut s, "JOIN #lobby Bob");
+        line(&mut s, "JOIN #lobby bob");
+        line(&mut s, "JOIN #lobby BOB");
+        assert_eq!(members(&s), ["Bob"]);
+        // Not nicknames: a server never sends them, the list does not keep them.
+        let long = "x".repeat(100);
+        for bad in ["Ζωή", "名前", "a\u{1b}[2J", long.as_str()] {
+            line(&mut s, &format!("JOIN #lobby {bad}"));
+        }
+        line(&mut s, "USERS #lobby Bob carol Боб");
+        assert_eq!(members(&s), ["Bob", "carol"]);
+        // The entries still show what the server said.
+        assert!(s.entries.iter().any(|e| e.kind
+            == EntryKind::Join {
+                room: "#lobby".into(),
+                nick: "Ζωή".into()
+            }));
+        line(&mut s, "PART #lobby CAROL bye");
+        line(&mut s, "KICK bob admin spam");
+        assert!(s.users.is_empty());
+    }
+
+    #[test]
+    fn members_are_bounded() {
+        let mut s = ChatState::new("h", "alice");
+        line(&mut s, "JOIN #lobby alice");
+        for i in 0..MAX_MEMBERS + 50 {
+            line(&mut s, &format!("JOIN #lobby u{i}"));
+        }
+        assert_eq!(s.users.len(), MAX_MEMBERS);
+        assert!(s.users.is_capped());
+        // Room for one again after someone leaves.
+        line(&mut s, "PART #lobby u0 bye");
+        line(&mut s, "JOIN #lobby latecomer");
+        assert!(s.users.contains("latecomer"));
+        assert_eq!(s.users.len(), MAX_MEMBERS);
+        // A USERS line longer than the cap is cut to it as well.
+        let many: Vec<String> = (0..MAX_MEMBERS + 10).map(|i| format!("v{i}")).collect();
+        line(&mut s, &format!("USERS #lobby {}", many.join(" ")));
+        assert_eq!(s.users.len(), MAX_MEMBERS);
+        // A new room starts afresh.
+        line(&mut s, "JOIN #rust alice");
+        assert!(s.users.is_empty() && !s.users.is_capped());
+    }
+
+    #[test]
+    fn scrollback_is_bounded_in_bytes() {
+        let mut s = ChatState::new("h", "a");
+        let text = "ж".repeat(512 * 1024); // 1 MiB of text
+        for i in 0..200 {
+            line(&mut s, &format!("MSG #lobby bob {i} {text}"));
+        }
+        assert!(
+            s.scrollback_cost() <= SCROLLBACK_BYTES,
+            "{}",
+            s.scrollback_cost()
+        );
+        let kept = s.entries.len();
+        assert!((50..64).contains(&kept), "{kept} entries kept");
+        // The newest are the ones kept.
+        let EntryKind::Message { text: last, .. } = &s.entries.back().unwrap().kind else {
+            panic!("not a message");
+        };
+        assert!(last.starts_with("199 "));
+        // The running total is the sum of what is kept.
+        let sum: usize = s.entries.iter().map(|e| e.kind.cost()).sum();
+        assert_eq!(sum, s.scrollback_cost());
+        // An entry larger than the whole budget is still shown, alone.
+        let huge = EntryKind::Info("ü".repeat(SCROLLBACK_BYTES / 2 + 1));
+        s.push(huge.clone());
+        assert_eq!(s.entries.len(), 1);
+        assert_eq!(s.entries[0].kind, huge);
+        // Small entries after it push it out once the budget needs the room.
+        s.status("small 🙂");
+        assert_eq!(s.entries.len(), 1);
     }
 
     #[test]
@@ -323,5 +556,7 @@ mod tests {
             s.entries.front().unwrap().kind,
             EntryKind::Status("5".into())
         );
+        let sum: usize = s.entries.iter().map(|e| e.kind.cost()).sum();
+        assert_eq!(sum, s.scrollback_cost());
     }
 }

@@ -1,0 +1,1106 @@
+//! The real `tlschat` client binary (plain mode) against a hostile server:
+//! a small TLS server written here that says what a malicious or broken
+//! server would say, to check that the client distrusts it.
+//!
+//! What flows: the test mints certificates with rcgen (a self-signed one, or
+//! a CA and a leaf it signs), starts [`Hostile`] on an ephemeral
+//! 127.0.0.1 port, and each accepted connection runs the test's script
+//! against a [`Peer`] (TLS lines both ways). The client child gets the
+//! trust flags (`--fingerprint`, `--ca`, or TOFU with a known_hosts file in
+//! the test's temp dir) and the test asserts on its stdout, stderr, exit
+//! code and, on Linux, its peak memory. Every wait is bounded; a client
+//! still running at the end is killed.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use tlschat::connection::Connection;
+use tlschat::protocol::{Frame, MAX_SERVER_LINE};
+
+/// The binary under test.
+const CLIENT: &str = env!("CARGO_BIN_EXE_tlschat");
+/// Bound for one step: a line from the client, a client exit.
+const WAIT: Duration = Duration::from_secs(20);
+/// Text in several scripts, so every path carries non-ASCII.
+const WORLD: &str = "Привет Γειά مرحبا שלום 你好 👩🏽‍💻 👨‍👩‍👧 e\u{301}";
+
+/// `text` as the client shows it (its sanitiser decides which characters
+/// are replaced; the tests only require that it is applied).
+fn shown(text: &str) -> String {
+    tlschat::client::render::sanitize(text).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Certificates
+// ---------------------------------------------------------------------------
+
+/// A certificate and its key, as the hostile server presents them.
+struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl Identity {
+    /// A self-signed certificate for `sans`, marked as a CA if `is_ca`.
+    fn self_signed(sans: &[&str], is_ca: bool) -> Identity {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = params(sans);
+        if is_ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        let cert = params.self_signed(&key).expect("self-signed certificate");
+        Identity {
+            chain: vec![cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        }
+    }
+
+    /// `SHA256:<hex>` of the certificate shown first, for `--fingerprint`.
+    fn fingerprint(&self) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.chain[0]);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("SHA256:{hex}")
+    }
+}
+
+/// Parameters for `sans`; names rcgen cannot parse as addresses become DNS
+/// names as they are, control characters included (IA5 allows them).
+fn params(sans: &[&str]) -> rcgen::CertificateParams {
+    rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("certificate parameters")
+}
+
+/// A CA the user trusts with `--ca`.
+struct Ca {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = params(&[]);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hostile test CA");
+        let cert = params.self_signed(&key).expect("CA certificate");
+        Ca {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf for `sans`, signed by this CA.
+    fn issue(&self, sans: &[&str]) -> Identity {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let cert = params(sans)
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        Identity {
+            chain: vec![cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        }
+    }
+
+    fn write(&self, path: &Path) {
+        std::fs::write(path, &self.pem).expect("write the CA file");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The hostile server
+// ---------------------------------------------------------------------------
+
+/// One accepted TLS connection, seen as lines.
+struct Peer {
+    conn: Connection<TlsStream<TcpStream>>,
+}
+
+impl Peer {
+    async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Bytes as they are; a failed write (the client left) is ignored: the
+    /// test looks at what the client did, not at this side.
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.conn.write_line(bytes).await;
+    }
+
+    /// The next line from the client; `None` once it closed or after `limit`.
+    async fn recv_within(&mut self, limit: Duration) -> Option<String> {
+        match tokio::time::timeout(limit, self.conn.read_frame()).await {
+            Ok(Ok(Some(Frame::Line(l)))) => Some(l),
+            Ok(Ok(Some(other))) => Some(format!("{other:?}")),
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<String> {
+        self.recv_within(WAIT).await
+    }
+
+    /// `NICK`, the client's answer, `WELCOME`, `JOIN`, `USERS`: a normal
+    /// login. Returns the nickname.
+    async fn login(&mut self) -> String {
+        self.send("NICK").await;
+        let nick = self.recv().await.expect("a nickname from the client");
+        self.send(&format!("WELCOME {nick} #lobby")).await;
+        self.send(&format!("JOIN #lobby {nick}")).await;
+        self.send(&format!("USERS #lobby {nick}")).await;
+        nick
+    }
+
+    /// Orderly close: TLS `close_notify`, then the TCP FIN.
+    async fn close(&mut self) {
+        let _ = tokio::time::timeout(WAIT, self.conn.shutdown()).await;
+    }
+
+    /// Serves a logged-in client until it sends `/quit` (or leaves), then
+    /// closes the way the real server does.
+    async fn until_quit(&mut self) {
+        while let Some(l) = self.recv().await {
+            if l.starts_with("/quit") {
+                break;
+            }
+        }
+        self.close().await;
+    }
+
+    /// Reads until the client closes (bounded); every line it sent.
+    async fn rest(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(l) = self.recv().await {
+            lines.push(l);
+        }
+        lines
+    }
+}
+
+/// A TLS server on 127.0.0.1 that runs `script` for every connection, on its
+/// own runtime (the test thread stays free to drive the client child).
+struct Hostile {
+    addr: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Hostile {
+    fn start<F, Fut>(identity: &Identity, script: F) -> Hostile
+    where
+        F: Fn(Peer) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start_gated(identity, None, script)
+    }
+
+    /// As [`Hostile::start`]; with a `gate`, each TLS handshake waits until
+    /// every server sharing the gate has accepted its TCP connection, so
+    /// their clients reach the trust decision at the same moment.
+    fn start_gated<F, Fut>(
+        identity: &Identity,
+        gate: Option<Arc<std::sync::Barrier>>,
+        script: F,
+    ) -> Hostile
+    where
+        F: Fn(Peer) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = rustls::ServerConfig::builder_with_provider(tlschat::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                identity.chain.clone(),
+                PrivateKeyDer::Pkcs8(identity.key.clone_key()),
+            )
+            .expect("server certificate");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let script = Arc::new(script);
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Some(gate) = &gate {
+                    let gate = gate.clone();
+                    let _ = tokio::task::spawn_blocking(move || gate.wait()).await;
+                }
+                let acceptor = acceptor.clone();
+                let script = script.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await {
+                        script(Peer {
+                            conn: Connection::new(tls, MAX_SERVER_LINE),
+                        })
+                        .await;
+                    }
+                });
+            }
+        });
+        Hostile { addr, runtime }
+    }
+
+    fn host(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        // Scripts that wait forever (a server that stopped reading) end here.
+        let rt = std::mem::replace(
+            &mut self.runtime,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime"),
+        );
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// What a script saw, for the test thread.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
+
+impl Seen {
+    fn push(&self, s: impl Into<String>) {
+        self.0.lock().unwrap().push(s.into());
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The client child
+// ---------------------------------------------------------------------------
+
+/// Longest part of a stdout/stderr line the test keeps (the flood sends
+/// 1 MiB lines; only their start matters).
+const KEEP: usize = 512;
+
+/// One pipe of the child, read by a thread: lines (each cut to [`KEEP`]
+/// bytes, control characters kept) and how many there were.
+struct Pipe {
+    lines: Arc<Mutex<Vec<String>>>,
+    done: mpsc::Receiver<()>,
+    closed: bool,
+}
+
+impl Pipe {
+    fn spawn(stream: impl Read + Send + 'static) -> Pipe {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let end = buf.len().min(KEEP);
+                        let line = String::from_utf8_lossy(&buf[..end])
+                            .trim_end_matches(['\n', '\r'])
+                            .to_owned();
+                        sink.lock().unwrap().push(line);
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        Pipe {
+            lines,
+            done,
+            closed: false,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn text(&self) -> String {
+        self.snapshot().join("\n")
+    }
+
+    /// The last `n` lines, for failure messages.
+    fn tail(&self, n: usize) -> String {
+        let lines = self.snapshot();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits (bounded) for a line satisfying `pred`.
+    fn wait_for(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.lines.lock().unwrap().iter().any(|l| pred(l)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn drain(&mut self, limit: Duration) {
+        if !self.closed {
+            self.closed = self.done.recv_timeout(limit).is_ok();
+        }
+    }
+}
+
+/// A `tlschat --plain` child; killed and reaped on drop.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Pipe,
+    err: Pipe,
+    status: Option<ExitStatus>,
+}
+
+/// `tlschat --plain --known-hosts <dir>/known_hosts ARGS…` with the
+/// variables it reads removed and HOME inside `dir`.
+fn client_command(dir: &Path, args: &[&str]) -> Command {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("fake HOME");
+    let mut cmd = Command::new(CLIENT);
+    cmd.env_remove("TLSCHAT_PASSWORD")
+        .env_remove("TLSCHAT_NICK")
+        .env_remove("TLSCHAT_KNOWN_HOSTS")
+        .env_remove("RUST_LOG")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .arg("--plain")
+        .arg("--known-hosts")
+        .arg(dir.join("known_hosts"))
+        .args(args);
+    cmd
+}
+
+impl Client {
+    fn spawn(mut cmd: Command) -> Client {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CLIENT}: {e}"));
+        let stdin = child.stdin.take();
+        let out = Pipe::spawn(child.stdout.take().expect("stdout"));
+        let err = Pipe::spawn(child.stderr.take().expect("stderr"));
+        Client {
+            child,
+            stdin,
+            out,
+            err,
+            status: None,
+        }
+    }
+
+    /// Runs with `input` on stdin (then EOF).
+    fn run(dir: &Path, args: &[&str], input: &str) -> Client {
+        Self::run_with(client_command(dir, args), input)
+    }
+
+    fn run_with(cmd: Command, input: &str) -> Client {
+        let mut c = Client::spawn(cmd);
+        if let Some(mut stdin) = c.stdin.take() {
+            let input = input.to_owned();
+            // A client that exits early closes the pipe: not this test's concern.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(input.as_bytes());
+            });
+        }
+        c
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "status: {:?}\nstdout (last lines):\n{}\nstderr (last lines):\n{}",
+            self.status,
+            self.out.tail(40),
+            self.err.tail(40)
+        )
+    }
+
+    /// Waits up to `limit` for the child to exit by itself; its exit code.
+    #[track_caller]
+    fn wait_exit_within(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the client did not exit within {limit:?} (killed)\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.status = Some(status);
+        self.out.drain(WAIT);
+        self.err.drain(WAIT);
+        status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal\n{}", self.dump()))
+    }
+
+    #[track_caller]
+    fn assert_exit(&mut self, expected: i32) {
+        let code = self.wait_exit_within(WAIT);
+        assert_eq!(code, expected, "exit code\n{}", self.dump());
+    }
+
+    /// No raw escape, bell or other control character reached the terminal.
+    #[track_caller]
+    fn assert_no_control_characters(&self) {
+        for (name, text) in [("stdout", self.out.text()), ("stderr", self.err.text())] {
+            let bad: Vec<char> = text
+                .chars()
+                .filter(|&c| c != '\n' && (c.is_control()))
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "{name} carries control characters {bad:?}\n{}",
+                self.dump()
+            );
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
+
+/// Peak resident memory of a running process, from /proc/<pid>/status.
+#[cfg(target_os = "linux")]
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+// ---------------------------------------------------------------------------
+// What a certificate says
+// ---------------------------------------------------------------------------
+
+/// Names with escape sequences in a certificate signed by the user's CA:
+/// the name-mismatch error shows them neutralised.
+#[test]
+fn certificate_names_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let ca_path = dir.path().join("ca.pem");
+    ca.write(&ca_path);
+    let leaf = ca.issue(&["evil\u{1b}]0;PWNED\u{7}.example", "\u{1b}[2J.example"]);
+    let server = Hostile::start(&leaf, |mut peer| async move {
+        peer.send("NICK").await;
+        let _ = peer.rest().await;
+    });
+    let mut client = Client::run(
+        dir.path(),
+        &["--nick", "alice", "--ca", s(&ca_path), &server.host()],
+        "",
+    );
+    client.assert_exit(3);
+    client.assert_no_control_characters();
+    let err = client.err.text();
+    assert!(err.contains("not valid for that name"), "{}", client.dump());
+    assert!(
+        err.contains("evil\u{FFFD}]0;PWNED\u{FFFD}.example"),
+        "the names are shown, neutralised\n{}",
+        client.dump()
+    );
+}
+
+/// A certificate not from the user's CA, under `--ca`, is called what it
+/// may be: an impostor. The client never suggests trusting it another way.
+#[test]
+fn an_impostor_under_ca_is_not_met_with_advice_to_pin_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let ca_path = dir.path().join("ca.pem");
+    ca.write(&ca_path);
+    for (what, impostor) in [
+        (
+            "a self-signed CA certificate",
+            Identity::self_signed(&["127.0.0.1", "localhost"], true),
+        ),
+        (
+            "a self-signed certificate",
+            Identity::self_signed(&["127.0.0.1", "localhost"], false),
+        ),
+        (
+            "a certificate from another CA",
+            Ca::new().issue(&["127.0.0.1", "localhost"]),
+        ),
+    ] {
+        let seen = Seen::default();
+        let log = seen.clone();
+        let server = Hostile::start(&impostor, move |mut peer| {
+            let log = log.clone();
+            async move {
+                peer.send("NICK").await;
+                while let Some(l) = peer.recv().await {
+                    log.push(l);
+                }
+            }
+        });
+        let mut client = Client::run(
+            dir.path(),
+            &["--nick", "alice", "--ca", s(&ca_path), &server.host()],
+            "hello\n",
+        );
+        client.assert_exit(3);
+        let err = client.err.text();
+        assert!(
+            err.contains("not signed by the CA") && err.contains("impostor"),
+            "{what}: \n{}",
+            client.dump()
+        );
+        assert!(
+            !err.contains("--fingerprint") && !err.contains("known_hosts"),
+            "{what}: advice to switch trust mode\n{}",
+            client.dump()
+        );
+        assert!(seen.all().is_empty(), "{what}: sent {:?}", seen.all());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------
+
+/// 1 MiB messages in bulk: the client shows them all and its memory stays
+/// bounded (the scrollback is bounded in bytes, the event queue in lines).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_one_mib_messages_keeps_memory_bounded() {
+    const MESSAGES: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let server = Hostile::start(&id, |mut peer| async move {
+        peer.login().await;
+        let prefix = format!("MSG #lobby flood {WORLD} ");
+        let filler = MAX_SERVER_LINE - 1 - prefix.len() - 8;
+        let body = "ж".repeat(filler / 2);
+        for i in 0..MESSAGES {
+            peer.send(&format!("{prefix}{i:06} {body}")).await;
+        }
+        peer.send(&format!("MSG #lobby flood done {WORLD}")).await;
+        peer.until_quit().await;
+    });
+    let mut client = Client::spawn(client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "alice",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    ));
+    let done = format!("[#lobby] flood: done {}", shown(WORLD));
+    assert!(
+        client.out.wait_for(Duration::from_secs(120), |l| l == done),
+        "the flood did not get through\n{}",
+        client.dump()
+    );
+    let peak_mib = peak_rss_kib(client.child.id()) / 1024;
+    eprintln!("peak memory of the client: {peak_mib} MiB");
+    let shown = client
+        .out
+        .snapshot()
+        .iter()
+        .filter(|l| l.starts_with("[#lobby] flood: "))
+        .count();
+    assert_eq!(shown, MESSAGES + 1, "every message is shown");
+    client.stdin = None;
+    client.assert_exit(0);
+    assert!(
+        peak_mib < 300,
+        "peak memory {peak_mib} MiB for {MESSAGES} messages of 1 MiB"
+    );
+}
+
+/// 200,000 JOINs (and a few repeats in another case) cost little: the
+/// client keeps up and shows the line after them.
+#[test]
+fn two_hundred_thousand_joins_are_absorbed() {
+    const JOINS: usize = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let server = Hostile::start(&id, |mut peer| async move {
+        peer.login().await;
+        let mut batch = String::new();
+        for i in 0..JOINS {
+            batch.push_str(&format!("JOIN #lobby u{i}\nJOIN #lobby U{}\n", i / 2));
+            if batch.len() > 60_000 {
+                peer.send_raw(batch.as_bytes()).await;
+                batch.clear();
+            }
+        }
+        peer.send_raw(batch.as_bytes()).await;
+        peer.send(&format!("MSG #lobby srv after the joins {WORLD}"))
+            .await;
+        peer.until_quit().await;
+    });
+    let mut client = Client::spawn(client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "alice",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    ));
+    let after = format!("[#lobby] srv: after the joins {}", shown(WORLD));
+    assert!(
+        client.out.wait_for(Duration::from_secs(90), |l| l == after),
+        "the client did not get through the JOINs\n{}",
+        client.dump()
+    );
+    client.stdin = None;
+    client.assert_exit(0);
+}
+
+// ---------------------------------------------------------------------------
+// Login
+// ---------------------------------------------------------------------------
+
+/// A server that asks `PASS` again gets the password once; the client
+/// closes with a clear message.
+#[test]
+fn the_password_is_sent_at_most_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let seen = Seen::default();
+    let log = seen.clone();
+    let server = Hostile::start(&id, move |mut peer| {
+        let log = log.clone();
+        async move {
+            peer.send("NICK").await;
+            let _nick = peer.recv().await;
+            for _ in 0..5 {
+                peer.send("PASS").await;
+                match peer.recv_within(Duration::from_secs(2)).await {
+                    Some(l) => log.push(l),
+                    None => break,
+                }
+            }
+        }
+    });
+    let password = format!("secret {WORLD}");
+    let mut cmd = client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "admin",
+            "--no-reconnect",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    );
+    cmd.env("TLSCHAT_PASSWORD", &password);
+    let mut client = Client::run_with(cmd, "");
+    client.assert_exit(1);
+    assert_eq!(seen.all(), vec![password.clone()], "{}", client.dump());
+    let err = client.err.text();
+    assert!(
+        err.contains("PASS") && err.contains("again"),
+        "{}",
+        client.dump()
+    );
+    assert!(!err.contains(&password), "{}", client.dump());
+}
+
+/// A second `WELCOME` mid-session is a protocol error: the client does not
+/// take the new nickname, closes and does not come back.
+#[test]
+fn a_second_welcome_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let seen = Seen::default();
+    let log = seen.clone();
+    let server = Hostile::start(&id, move |mut peer| {
+        let log = log.clone();
+        async move {
+            log.push("connection");
+            let nick = peer.login().await;
+            peer.send(&format!("MSG #lobby {nick} before {WORLD}"))
+                .await;
+            peer.send("WELCOME mallory #lobby").await;
+            peer.send("MSG #lobby mallory after").await;
+            for l in peer.rest().await {
+                log.push(l);
+            }
+        }
+    });
+    let mut client = Client::spawn(client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "alice",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    ));
+    client.assert_exit(1);
+    let err = client.err.text();
+    assert!(
+        err.contains("WELCOME") && err.contains("protocol"),
+        "{}",
+        client.dump()
+    );
+    let out = client.out.text();
+    assert!(
+        out.contains(&format!("alice: before {}", shown(WORLD))),
+        "{}",
+        client.dump()
+    );
+    assert!(
+        !out.contains("after"),
+        "a line after the bad WELCOME was shown\n{}",
+        client.dump()
+    );
+    assert_eq!(seen.all(), vec!["connection"], "{}", client.dump());
+}
+
+/// A `WELCOME` naming another room (with control bytes, or a plain one) is
+/// refused: nothing is echoed back, nothing raw reaches the terminal.
+#[test]
+fn a_welcome_naming_another_room_is_refused() {
+    for room in ["#evil\u{1b}]0;PWNED\u{7}", "#elsewhere"] {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::self_signed(&["localhost"], false);
+        let seen = Seen::default();
+        let log = seen.clone();
+        let server = Hostile::start(&id, move |mut peer| {
+            let log = log.clone();
+            async move {
+                peer.send("NICK").await;
+                let nick = peer.recv().await.unwrap_or_default();
+                peer.send(&format!("WELCOME {nick} {room}")).await;
+                peer.send(&format!("JOIN {room} {nick}")).await;
+                for l in peer.rest().await {
+                    log.push(l);
+                }
+            }
+        });
+        let mut client = Client::run(
+            dir.path(),
+            &[
+                "--nick",
+                "alice",
+                "--no-reconnect",
+                "--fingerprint",
+                &id.fingerprint(),
+                &server.host(),
+            ],
+            "hello\n",
+        );
+        client.assert_exit(1);
+        client.assert_no_control_characters();
+        assert!(
+            client.err.text().contains("WELCOME"),
+            "{room:?}\n{}",
+            client.dump()
+        );
+        assert!(
+            seen.all().is_empty(),
+            "{room:?}: the client sent {:?}",
+            seen.all()
+        );
+    }
+}
+
+/// `--accept-new` says it stored the host, also when the login then fails.
+#[test]
+fn accept_new_says_it_stored_the_host_when_the_login_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let server = Hostile::start(&id, |mut peer| async move {
+        peer.send("NICK").await;
+        let _ = peer.recv().await;
+        peer.send(&format!("REFUSE go away {WORLD}")).await;
+        peer.close().await;
+    });
+    let mut client = Client::run(
+        dir.path(),
+        &["--nick", "alice", "--accept-new", &server.host()],
+        "",
+    );
+    client.assert_exit(4);
+    let kh = std::fs::read_to_string(dir.path().join("known_hosts")).expect("known_hosts written");
+    assert!(kh.contains(&id.fingerprint().to_lowercase()[7..]), "{kh}");
+    let err = client.err.text();
+    assert!(
+        err.contains(&format!("added {}", server.host())),
+        "{}",
+        client.dump()
+    );
+    assert!(
+        err.contains(&format!("go away {}", shown(WORLD))),
+        "{}",
+        client.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The session
+// ---------------------------------------------------------------------------
+
+/// A server that stops reading cannot hang the client: a write that does
+/// not finish is under the session's deadline.
+#[test]
+fn a_server_that_stops_reading_cannot_hang_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let server = Hostile::start(&id, |mut peer| async move {
+        peer.login().await;
+        peer.send(&format!("INFO not reading from now on {WORLD}"))
+            .await;
+        // Holds the connection open and never reads again.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(peer);
+    });
+    let mut client = Client::spawn(client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "alice",
+            "--no-reconnect",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    ));
+    // Far more than the socket buffers hold; the writer thread blocks until
+    // the client exits (then its writes fail).
+    if let Some(mut stdin) = client.stdin.take() {
+        std::thread::spawn(move || {
+            let line = format!("{} {WORLD}\n", "x".repeat(900));
+            for _ in 0..20_000 {
+                if stdin.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let code = client.wait_exit_within(Duration::from_secs(90));
+    assert_eq!(code, 1, "{}", client.dump());
+    assert!(
+        client.out.text().contains("not reading from now on"),
+        "{}",
+        client.dump()
+    );
+    assert!(
+        client.err.text().contains("not reading"),
+        "{}",
+        client.dump()
+    );
+}
+
+/// A line cut off by the close is not shown as a message.
+#[test]
+fn a_line_cut_off_by_a_close_is_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::self_signed(&["localhost"], false);
+    let server = Hostile::start(&id, |mut peer| async move {
+        peer.login().await;
+        peer.send(&format!("MSG #lobby srv whole {WORLD}")).await;
+        peer.send_raw(format!("MSG #lobby srv cut {WORLD}").as_bytes())
+            .await;
+        peer.close().await;
+    });
+    // stdin stays open: a `/quit` racing the close would end the session
+    // as a quit, before the cut-off line is noticed.
+    let mut client = Client::spawn(client_command(
+        dir.path(),
+        &[
+            "--nick",
+            "alice",
+            "--no-reconnect",
+            "--fingerprint",
+            &id.fingerprint(),
+            &server.host(),
+        ],
+    ));
+    let code = client.wait_exit_within(WAIT);
+    let out = client.out.text();
+    assert!(
+        out.contains(&format!("srv: whole {}", shown(WORLD))),
+        "{}",
+        client.dump()
+    );
+    assert!(
+        !out.contains("cut"),
+        "a partial line was shown\n{}",
+        client.dump()
+    );
+    assert!(
+        client.err.text().contains("middle of a line"),
+        "{}",
+        client.dump()
+    );
+    assert_eq!(code, 1, "{}", client.dump());
+}
+
+/// A ban kick says `banned` once, with the reason.
+#[test]
+fn a_ban_kick_shows_the_reason_once() {
+    for (reason, expect) in [
+        (
+            format!("banned: spam {WORLD}"),
+            format!("-- banned: spam {}", shown(WORLD)),
+        ),
+        ("banned".to_owned(), "-- banned".to_owned()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::self_signed(&["localhost"], false);
+        let kick = reason.clone();
+        let server = Hostile::start(&id, move |mut peer| {
+            let kick = kick.clone();
+            async move {
+                let nick = peer.login().await;
+                peer.send(&format!("KICK {nick} admin {kick}")).await;
+                peer.close().await;
+            }
+        });
+        let mut client = Client::run(
+            dir.path(),
+            &[
+                "--nick",
+                "alice",
+                "--fingerprint",
+                &id.fingerprint(),
+                &server.host(),
+            ],
+            "",
+        );
+        client.assert_exit(4);
+        let err = client.err.snapshot();
+        assert!(
+            err.contains(&expect),
+            "expected the line {expect:?}\n{}",
+            client.dump()
+        );
+        assert!(
+            !client.err.text().contains("banned: banned"),
+            "{}",
+            client.dump()
+        );
+        assert!(
+            client
+                .out
+                .text()
+                .contains(&format!("* alice was kicked by admin ({})", shown(&reason))),
+            "{}",
+            client.dump()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// known_hosts under concurrency
+// ---------------------------------------------------------------------------
+
+/// Eight clients with `--accept-new` to eight servers, one known_hosts
+/// file, trust decided at the same moment: eight entries afterwards.
+#[test]
+fn parallel_accept_new_keeps_every_host() {
+    const N: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(std::sync::Barrier::new(N));
+    let servers: Vec<(Identity, Hostile)> = (0..N)
+        .map(|_| {
+            let id = Identity::self_signed(&["localhost"], false);
+            let server = Hostile::start_gated(&id, Some(gate.clone()), |mut peer| async move {
+                peer.login().await;
+                peer.until_quit().await;
+            });
+            (id, server)
+        })
+        .collect();
+    let mut clients: Vec<Client> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, server))| {
+            Client::run(
+                dir.path(),
+                &[
+                    "--nick",
+                    &format!("n{i}"),
+                    "--accept-new",
+                    "--no-reconnect",
+                    &server.host(),
+                ],
+                "",
+            )
+        })
+        .collect();
+    for c in &mut clients {
+        c.assert_exit(0);
+        assert!(c.err.text().contains("added"), "{}", c.dump());
+    }
+    let kh = std::fs::read_to_string(dir.path().join("known_hosts")).expect("known_hosts");
+    let entries: Vec<&str> = kh
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(entries.len(), N, "known_hosts:\n{kh}");
+    for (id, server) in &servers {
+        let hex = id.fingerprint().to_lowercase();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.starts_with(&server.host()) && e.to_lowercase().ends_with(&hex[7..])),
+            "no entry for {}:\n{kh}",
+            server.host()
+        );
+    }
+    let names: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tlschat-tmp"))
+        })
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
