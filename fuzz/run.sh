@@ -16,7 +16,7 @@ if ! [[ $secs =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: bash fuzz/run.sh [SECONDS]  (a positive whole number, default 30)" >&2
   exit 2
 fi
-targets=(line_decoder command_parser)
+targets=(line_decoder command_parser client_lines)
 export CARGO_TERM_COLOR=never
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
@@ -28,7 +28,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-echo "== cargo +nightly fuzz build (both targets)"
+echo "== cargo +nightly fuzz build (every target)"
 build_start=$SECONDS
 cargo +nightly fuzz build
 echo "build: $((SECONDS - build_start)) s"

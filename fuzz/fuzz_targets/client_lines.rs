@@ -1,0 +1,83 @@
+//! Fuzzes the client's handling of what a server sends: the input is the
+//! byte stream of a session after login. It goes through the line decoder
+//! with the client's limit (`MAX_SERVER_LINE`), as `Connection` does; each
+//! line is folded into a `ChatState` (`ServerLine::parse`, then the state
+//! update), rendered as plain mode prints it, and wrapped as the terminal
+//! UI draws it, at several pane widths. Frames that are too long or not
+//! UTF-8 are skipped, as the session skips them.
+//!
+//! Checked, besides "never panics":
+//! - a decoded line holds no `\n`;
+//! - the scrollback stays within `SCROLLBACK` entries;
+//! - the plain-mode line of an entry is already sanitized: `sanitize`
+//!   leaves it as it is (no control, bidi or invisible character);
+//! - every row the terminal UI would draw is sanitized too, and fits its
+//!   pane width unless it is one grapheme wider than the pane;
+//! - the quit check takes any line.
+
+#![no_main]
+
+use std::borrow::Cow;
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use tlschat::certs::Fingerprint;
+use tlschat::client::render::{plain, sanitize};
+use tlschat::client::state::SCROLLBACK;
+use tlschat::client::{is_quit, ChatState, ClientEvent};
+use tlschat::protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
+use tlschat::tui::ui::{entry_lines, str_width};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Message pane widths tried: narrower than a wide character, narrow, usual.
+const WIDTHS: [usize; 4] = [1, 2, 9, 80];
+
+fn is_clean(s: &str) -> bool {
+    matches!(sanitize(s), Cow::Borrowed(_))
+}
+
+fn check_line(state: &mut ChatState, line: String) {
+    assert!(!line.contains('\n'), "a decoded line holds a newline");
+    let _ = is_quit(&line);
+    let Some(entry) = state.apply(&ClientEvent::Line(line)).cloned() else {
+        return;
+    };
+    if let Some(text) = plain(&entry.kind) {
+        assert!(is_clean(&text), "plain mode would print {text:?}");
+    }
+    for width in WIDTHS {
+        for row in entry_lines(&entry, state, width) {
+            let text: String = row.spans.iter().map(|s| s.content.as_ref()).collect();
+            assert!(is_clean(&text), "the UI would draw {text:?}");
+            let drawn: usize = row.spans.iter().map(|s| str_width(&s.content)).sum();
+            let graphemes = text.trim_start_matches(' ').graphemes(true).count();
+            assert!(
+                drawn <= width || graphemes <= 1,
+                "a row of {drawn} columns in a pane of {width}: {text:?}"
+            );
+        }
+    }
+    assert!(state.entries.len() <= SCROLLBACK);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut state = ChatState::new("chat.example:55555", "alice");
+    state.apply(&ClientEvent::Connected {
+        server: "chat.example:55555".into(),
+        nick: "alice".into(),
+        fingerprint: Fingerprint([7; 32]),
+    });
+    state.apply(&ClientEvent::Line("WELCOME alice #lobby".into()));
+    let mut dec = LineDecoder::new(MAX_SERVER_LINE);
+    let mut buf = BytesMut::from(data);
+    while let Some(frame) = dec.decode(&mut buf) {
+        if let Frame::Line(line) = frame {
+            check_line(&mut state, line);
+        }
+    }
+    while let Some(frame) = dec.decode_eof(&mut buf) {
+        if let Frame::Line(line) = frame {
+            check_line(&mut state, line);
+        }
+    }
+});
