@@ -138,9 +138,6 @@ impl AddrRange {
             .ok()
             .filter(|l| *l <= max)
             .ok_or_else(|| format!("bad prefix length in `{s}`: 1 to {max}"))?;
-        if len == 0 {
-            return Err(format!("`{s}` would cover every address: use 1 to {max}"));
-        }
         let (ip, len) = match ip {
             IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
                 Some(v4) => (IpAddr::V4(v4), len - 96),
@@ -148,6 +145,11 @@ impl AddrRange {
             },
             _ => (ip, len),
         };
+        // Checked after the IPv4-mapped conversion: `::ffff:0.0.0.0/96` is
+        // IPv4's `/0`.
+        if len == 0 {
+            return Err(format!("`{s}` would cover every address of its kind"));
+        }
         Ok(AddrRange {
             net: mask(ip, len),
             len,
@@ -521,6 +523,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bans.txt");
         (dir, path)
+    }
+
+    #[test]
+    fn a_prefix_covering_every_ipv4_address_is_refused_in_any_spelling() {
+        for s in [
+            "0.0.0.0/0",
+            "::/0",
+            "::ffff:0.0.0.0/96",
+            "::ffff:203.0.113.5/96",
+        ] {
+            assert!(AddrRange::parse(s).is_err(), "{s} was accepted");
+        }
+        let r = AddrRange::parse("::ffff:203.0.113.0/120").unwrap();
+        assert!(r.contains("203.0.113.5".parse().unwrap()));
+        assert!(!r.contains("198.51.100.5".parse().unwrap()));
     }
 
     #[test]

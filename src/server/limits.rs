@@ -20,7 +20,7 @@
 //! and per group.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +47,8 @@ const LINGERING_REFUSALS_PER_GROUP: usize = 4;
 pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// Address groups whose warnings are tracked at once.
 const WARN_TABLE_CAP: usize = 4096;
+/// Line budgets of groups with no connection kept at once.
+const RESTING_BUDGETS_CAP: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -88,6 +90,63 @@ pub struct Gate {
 struct Groups {
     active: usize,
     by_group: HashMap<IpAddr, Group>,
+    /// Budgets of groups whose last connection closed, kept until they
+    /// would have refilled: otherwise closing every connection and coming
+    /// back would buy a fresh burst each time.
+    resting: RestingBudgets,
+}
+
+/// Line budgets of groups with no connection left, each until it would be
+/// full again, at most [`RESTING_BUDGETS_CAP`] (the oldest go first).
+#[derive(Default)]
+struct RestingBudgets {
+    by_group: HashMap<IpAddr, (Instant, Arc<Mutex<TokenBucket>>)>,
+    /// `(until, group)` in the order they were put to rest; an entry whose
+    /// group was taken back or put to rest again later is skipped.
+    order: VecDeque<(Instant, IpAddr)>,
+}
+
+impl RestingBudgets {
+    fn put(
+        &mut self,
+        group: IpAddr,
+        budget: Arc<Mutex<TokenBucket>>,
+        until: Instant,
+        now: Instant,
+    ) {
+        self.prune(now);
+        while self.by_group.len() >= RESTING_BUDGETS_CAP {
+            let Some((until, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            self.remove_if_current(oldest, until);
+        }
+        self.by_group.insert(group, (until, budget));
+        self.order.push_back((until, group));
+    }
+
+    fn take(&mut self, group: IpAddr, now: Instant) -> Option<Arc<Mutex<TokenBucket>>> {
+        self.prune(now);
+        self.by_group.remove(&group).map(|(_, budget)| budget)
+    }
+
+    /// Forgets the budgets that are full again, and stale order entries
+    /// past what the table can hold.
+    fn prune(&mut self, now: Instant) {
+        while let Some(&(until, group)) = self.order.front() {
+            if until > now && self.order.len() <= 2 * RESTING_BUDGETS_CAP {
+                break;
+            }
+            self.order.pop_front();
+            self.remove_if_current(group, until);
+        }
+    }
+
+    fn remove_if_current(&mut self, group: IpAddr, until: Instant) {
+        if self.by_group.get(&group).is_some_and(|(u, _)| *u == until) {
+            self.by_group.remove(&group);
+        }
+    }
 }
 
 struct Group {
@@ -187,13 +246,20 @@ impl Gate {
                     ),
                 );
             }
+            let groups = &mut *groups;
             groups.active += 1;
-            let entry = groups.by_group.entry(group).or_insert_with(|| Group {
-                connections: 0,
-                budget: Arc::new(Mutex::new(TokenBucket::new(
-                    address_burst(limits.address_rate_limit),
-                    Instant::now(),
-                ))),
+            let resting = &mut groups.resting;
+            let entry = groups.by_group.entry(group).or_insert_with(|| {
+                let now = Instant::now();
+                Group {
+                    connections: 0,
+                    budget: resting.take(group, now).unwrap_or_else(|| {
+                        Arc::new(Mutex::new(TokenBucket::new(
+                            address_burst(limits.address_rate_limit),
+                            now,
+                        )))
+                    }),
+                }
             });
             entry.connections += 1;
             entry.budget.clone()
@@ -313,7 +379,18 @@ impl Gate {
                 }
                 None
             }
-            Outcome::Wrong if !counted || !lockouts_on(&limits) => None,
+            Outcome::Wrong if !counted => None,
+            // Lockouts were switched off (reload) while this guess was being
+            // checked: give its reservation back, count nothing. A kept
+            // reservation would hold the record forever and, once lockouts
+            // are back on, block every later guess from the address.
+            Outcome::Wrong if !lockouts_on(&limits) => {
+                if let Some(entry) = table.entries.get_mut(&group) {
+                    entry.pending = entry.pending.saturating_sub(1);
+                }
+                table.forget_if_empty(group, now, retention);
+                None
+            }
             Outcome::Wrong => {
                 let entry = table.get_or_insert(group, now, retention);
                 entry.pending = entry.pending.saturating_sub(1);
@@ -679,12 +756,23 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.handshake_done();
+        let rate = self.gate.limits().address_rate_limit;
         let mut groups = lock(&self.gate.groups);
+        let groups = &mut *groups;
         groups.active = groups.active.saturating_sub(1);
         if let Some(g) = groups.by_group.get_mut(&self.group) {
             g.connections -= 1;
             if g.connections == 0 {
                 groups.by_group.remove(&self.group);
+                if rate > 0 {
+                    // From empty to full takes burst ÷ rate.
+                    let now = Instant::now();
+                    let refill =
+                        Duration::from_secs_f64(f64::from(address_burst(rate)) / f64::from(rate));
+                    groups
+                        .resting
+                        .put(self.group, self.budget.clone(), now + refill, now);
+                }
             }
         }
     }
@@ -1031,6 +1119,56 @@ mod tests {
     }
 
     #[test]
+    fn closing_every_connection_does_not_refill_the_address_budget() {
+        let rate = 5;
+        let gate = Gate::new(limits(|l| {
+            l.max_per_address = 0;
+            l.address_rate_limit = rate;
+        }));
+        let t0 = Instant::now();
+        let first = admitted(gate.admit(ip("10.0.0.1")));
+        let spent = (0..50)
+            .filter(|_| first.take_group_line(rate, t0) == Rate::Pass)
+            .count();
+        assert_eq!(spent, 2 * rate as usize);
+        drop(first);
+        let again = admitted(gate.admit(ip("10.0.0.1")));
+        assert_eq!(
+            again.take_group_line(rate, t0),
+            Rate::Limited,
+            "reconnecting bought a fresh burst"
+        );
+        // Another address never shared it.
+        let other = admitted(gate.admit(ip("10.0.0.2")));
+        assert_eq!(other.take_group_line(rate, t0), Rate::Pass);
+    }
+
+    #[test]
+    fn resting_budgets_are_forgotten_once_full_and_capped() {
+        let mut resting = RestingBudgets::default();
+        let t0 = Instant::now();
+        let bucket = || Arc::new(Mutex::new(TokenBucket::new(1, t0)));
+        resting.put(ip("10.0.0.1"), bucket(), t0 + Duration::from_secs(2), t0);
+        assert!(resting.take(ip("10.0.0.1"), t0).is_some());
+        resting.put(ip("10.0.0.1"), bucket(), t0 + Duration::from_secs(2), t0);
+        assert!(
+            resting
+                .take(ip("10.0.0.1"), t0 + Duration::from_secs(3))
+                .is_none(),
+            "kept past its refill"
+        );
+        for i in 0..RESTING_BUDGETS_CAP + 10 {
+            let group = IpAddr::from(Ipv6Addr::from(i as u128));
+            resting.put(group, bucket(), t0 + Duration::from_secs(2), t0);
+        }
+        assert_eq!(resting.by_group.len(), RESTING_BUDGETS_CAP);
+        assert!(resting.order.len() <= 2 * RESTING_BUDGETS_CAP);
+        assert!(resting
+            .take(IpAddr::from(Ipv6Addr::from(0u128)), t0)
+            .is_none());
+    }
+
+    #[test]
     fn connections_of_one_address_share_its_line_budget() {
         let gate = Gate::new(limits(|l| l.max_per_address = 0));
         let rate = 5;
@@ -1153,6 +1291,27 @@ mod tests {
             "the right one freed its place"
         );
         drop(more);
+    }
+
+    #[test]
+    fn a_reload_that_turns_lockouts_off_mid_check_gives_the_guesses_back() {
+        let gate = lockout_gate(2, 60);
+        let group = ip("192.0.2.77");
+        let now = Instant::now();
+        let first = gate.reserve_guess_at(group, now).unwrap();
+        let second = gate.reserve_guess_at(group, now).unwrap();
+        gate.set_limits(limits(|l| l.lockout_after = 0));
+        first.settle_at(false, now);
+        second.settle_at(false, now);
+        gate.set_limits(limits(|l| {
+            l.lockout_after = 2;
+            l.lockout_time = Duration::from_secs(60);
+        }));
+        assert!(
+            lock(&gate.lockouts).entries.get(&group).is_none(),
+            "the settled guesses left a record behind"
+        );
+        assert!(gate.reserve_guess_at(group, now).is_ok());
     }
 
     #[test]

@@ -63,7 +63,7 @@ const KEEP_SLOTS: usize = 4;
 
 /// The part of a client's queue (limit ÷ this) that private lines from one
 /// sender address may take.
-pub const SENDER_SHARE: usize = 8;
+pub const SENDER_SHARE: usize = 32;
 
 /// The part of a client's queue (limit ÷ this) that private lines from all
 /// senders together may take.
@@ -561,22 +561,30 @@ mod tests {
 
     #[tokio::test]
     async fn private_lines_are_held_to_the_senders_share_and_the_private_share() {
-        // Shares of 100 bytes per sender and 400 for private lines.
-        let (out, _inbox) = channel(800);
+        // A share of 100 bytes per sender.
+        let limit = 100 * SENDER_SHARE;
+        let private_share = limit / PRIVATE_SHARE;
+        let (out, _inbox) = channel(limit);
         let line = |n: usize| Bytes::from(vec![b'p'; n]);
+        let sender = |i: usize| IpAddr::from(std::net::Ipv6Addr::from(i as u128));
         // Into an empty queue anything goes, even past the share.
         out.send_private(line(150), ip("10.0.0.1")).unwrap();
         assert_eq!(out.send_private(line(1), ip("10.0.0.1")), Err(Busy));
-        // Another sender has its own share, up to the private share.
-        out.send_private(line(100), ip("10.0.0.2")).unwrap();
-        out.send_private(line(100), ip("10.0.0.3")).unwrap();
-        out.send_private(line(50), ip("2001:db8::1")).unwrap();
-        assert_eq!(out.send_private(line(60), ip("2001:db8::2")), Err(Busy));
-        out.send_private(line(0), ip("2001:db8::2")).unwrap();
+        // Other senders have their own shares, up to the private share.
+        let mut private = 150;
+        let mut i = 1;
+        while private + 100 <= private_share {
+            out.send_private(line(100), sender(i)).unwrap();
+            private += 100;
+            i += 1;
+        }
+        let gap = private_share - private;
+        assert_eq!(out.send_private(line(gap + 1), sender(i)), Err(Busy));
+        out.send_private(line(gap), sender(i)).unwrap();
         // Lines everyone gets still fill the rest, and only they overflow.
-        out.send(line(400)).unwrap();
+        out.send(line(limit - private_share)).unwrap();
         assert_eq!(out.send(line(1)), Err(Overflow));
-        assert_eq!(out.send_private(line(1), ip("10.0.0.4")), Err(Busy));
+        assert_eq!(out.send_private(line(1), sender(i + 1)), Err(Busy));
     }
 
     #[tokio::test]
