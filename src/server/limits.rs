@@ -746,6 +746,11 @@ impl Ticket {
     /// [`Rate::Limited`], never [`Rate::Flooding`]: a group's other
     /// connections are not disconnected for what one of them sends.
     pub fn take_group_line(&self, rate: u32, now: Instant) -> Rate {
+        if rate == 0 {
+            // Off: not even the shared lock, which every connection of the
+            // group would otherwise contend for on each line.
+            return Rate::Pass;
+        }
         match lock(&self.budget).take(rate, address_burst(rate), now) {
             Rate::Pass => Rate::Pass,
             Rate::Limited | Rate::Flooding => Rate::Limited,
