@@ -267,10 +267,7 @@ impl Hub {
                         text,
                     }
                     .encode();
-                    match recipient
-                        .outbox
-                        .send_private(line.clone(), me.group)
-                    {
+                    match recipient.outbox.send_private(line.clone(), me.group) {
                         Ok(()) if target != id => st.send(id, line, &mut lagging),
                         Ok(()) => {}
                         Err(Busy) => {

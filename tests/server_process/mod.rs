@@ -485,7 +485,7 @@ pub fn run_once<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) 
 pub fn sha256_fingerprint(cert_pem: &Path) -> String {
     let der = CertificateDer::from_pem_file(cert_pem)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", cert_pem.display()));
-    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("SHA256:{hex}")
 }
