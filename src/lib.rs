@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod fsutil;
+pub mod generate;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::certs::{self, CertPaths};
 use tlschat::config::{self, CertSource, Effective, LimitSettings, ServerConfig, Settings};
+use tlschat::generate::{self, Generate};
 use tlschat::server::accounts::{self, Accounts, AdminSetup};
 use tlschat::server::{Reloader, Server};
 
@@ -47,6 +48,10 @@ struct Cli {
     run: RunArgs,
     #[command(flatten)]
     verbosity: Verbosity,
+    /// Print a shell completion script or the man page and exit (for
+    /// packaging; see src/generate.rs).
+    #[arg(long, value_enum, value_name = "WHAT", hide = true, exclusive = true)]
+    generate: Option<Generate>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,7 +239,13 @@ struct FingerprintArgs {
 }
 
 fn main() -> ExitCode {
+    if let Some(what) = generate::requested() {
+        return print_generated(what);
+    }
     let cli = Cli::parse();
+    if let Some(what) = cli.generate {
+        return print_generated(what);
+    }
     init_logging(&cli.verbosity);
     if let Some(Cmd::CheckConfig(args)) = &cli.command {
         return check_config(args);
@@ -243,6 +254,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tlschat-server: error: {}", report(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--generate WHAT`: a completion script or the man page on stdout.
+fn print_generated(what: Generate) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match generate::write(Cli::command(), what, &mut out).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlschat-server: error: cannot write to stdout: {e}");
             ExitCode::FAILURE
         }
     }

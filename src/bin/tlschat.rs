@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -21,6 +21,7 @@ use tlschat::certs::Fingerprint;
 use tlschat::client::{
     self, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort, Prompter,
 };
+use tlschat::generate::{self, Generate};
 use tlschat::protocol::Nick;
 use tlschat::trust::{self, KnownHosts, Trust, Verdict};
 
@@ -77,6 +78,10 @@ struct Cli {
     /// Do not reconnect after a lost connection.
     #[arg(long)]
     no_reconnect: bool,
+    /// Print a shell completion script or the man page and exit (for
+    /// packaging; see src/generate.rs).
+    #[arg(long, value_enum, value_name = "WHAT", hide = true, exclusive = true)]
+    generate: Option<Generate>,
 }
 
 fn parse_server(s: &str) -> Result<HostPort, String> {
@@ -88,7 +93,14 @@ fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
 }
 
 fn main() -> ExitCode {
+    // Before the full parse, which requires HOST[:PORT].
+    if let Some(what) = generate::requested() {
+        return print_generated(what);
+    }
     let cli = Cli::parse();
+    if let Some(what) = cli.generate {
+        return print_generated(what);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -100,6 +112,18 @@ fn main() -> ExitCode {
     // The stdin reader may still sit in a blocking read: do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+/// `--generate WHAT`: a completion script or the man page on stdout.
+fn print_generated(what: Generate) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match generate::write(Cli::command(), what, &mut out).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlschat: cannot write to stdout: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
 }
 
 /// A message and an exit code.
