@@ -35,7 +35,7 @@ Connect with:  openssl s_client -quiet -connect HOST:55555";
 #[derive(Parser, Debug)]
 #[command(
     name = "tlschat-server",
-    version,
+    version = tlschat::VERSION,
     about = "A TLS-secured group chat server",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true

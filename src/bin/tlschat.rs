@@ -46,7 +46,7 @@ Examples:
   TLSCHAT_PASSWORD=… tlschat --nick admin localhost";
 
 #[derive(Parser, Debug)]
-#[command(name = "tlschat", version, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
+#[command(name = "tlschat", version = tlschat::VERSION, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
 struct Cli {
     /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555).
     #[arg(value_name = "HOST[:PORT]", value_parser = parse_server)]
