@@ -35,6 +35,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod protocol;
 pub mod server;
+pub mod service;
 pub mod tls;
 pub mod trust;
 pub mod tui;

@@ -20,6 +20,7 @@ use tlschat::config::{self, CertSource, Effective, LimitSettings, ServerConfig, 
 use tlschat::generate::{self, Generate};
 use tlschat::server::accounts::{self, Accounts, AdminSetup};
 use tlschat::server::{Reloader, Server};
+use tlschat::service;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -393,6 +394,11 @@ fn serve(args: RunArgs) -> Result<()> {
         tokio::spawn(wait_for_signal(shutdown.clone()));
         spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
         announce(&server)?;
+        // After the listener is bound and the startup lines are out, so
+        // `systemctl start` returns when the port accepts connections.
+        service::notify(service::State::Ready {
+            status: &format!("listening on {}", server.info().local_addr),
+        });
         // On a worker thread, not on this one: connection tasks spawned by
         // the accept loop then start on the accepting worker's own queue
         // instead of waking another thread for every connection.
@@ -423,7 +429,8 @@ fn spawn_reload_on_sighup(
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            match args.effective(&data_dir) {
+            service::notify(service::State::Reloading);
+            let status = match args.effective(&data_dir) {
                 Ok(eff) => {
                     if eff.listen != startup.listen || eff.cert != startup.cert {
                         tracing::warn!(
@@ -434,10 +441,19 @@ fn spawn_reload_on_sighup(
                     let failed = reloader.reload(eff.limits);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
+                        "reloaded".to_owned()
+                    } else {
+                        format!("reloaded with errors: {}", failed.join("; "))
                     }
                 }
-                Err(e) => tracing::error!("config not reloaded: {}", report(&e)),
-            }
+                Err(e) => {
+                    let why = report(&e);
+                    tracing::error!("config not reloaded: {why}");
+                    format!("config not reloaded: {why}")
+                }
+            };
+            // A refused config leaves the server serving as before: ready.
+            service::notify(service::State::Ready { status: &status });
         }
     });
 }
@@ -518,6 +534,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(any(unix, windows)))]
     let _ = tokio::signal::ctrl_c().await;
+    service::notify(service::State::Stopping);
     shutdown.cancel();
 }
 
