@@ -22,6 +22,13 @@ use tlschat::server::accounts::{self, Accounts, AdminSetup};
 use tlschat::server::{Reloader, Server};
 use tlschat::service;
 
+/// musl's own malloc takes one lock for every thread's allocations; on musl
+/// targets (the static Linux builds) mimalloc replaces it. Other targets keep
+/// the platform's allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXAMPLES: &str = "\
 Examples:
   tlschat-server                              run on 0.0.0.0:55555, certificate generated on first run

@@ -25,6 +25,13 @@ use tlschat::generate::{self, Generate};
 use tlschat::protocol::Nick;
 use tlschat::trust::{self, KnownHosts, Trust, Verdict};
 
+/// musl's own malloc takes one lock for every thread's allocations; on musl
+/// targets (the static Linux builds) mimalloc replaces it. Other targets keep
+/// the platform's allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const AFTER_HELP: &str = "\
 Trust: with neither --ca nor --fingerprint, a publicly trusted certificate is
 accepted as usual; otherwise the first connection shows the server's
