@@ -34,7 +34,7 @@ const PER_SENDER: usize = 1000;
 /// so far: keeps every sender's own backlog (2 x ROUND lines) well under
 /// the small queue, whatever the scheduling, so only the staller overflows.
 const ROUND: usize = 20;
-const _: () = assert!(PER_SENDER % ROUND == 0);
+const _: () = assert!(PER_SENDER.is_multiple_of(ROUND));
 /// Payload of each message: big enough that the staller's socket buffers
 /// fill after a fraction of the traffic.
 const PAD: usize = 3000;
