@@ -100,7 +100,12 @@ fn subcommand(sub: &Command, roff: &mut Vec<u8>) -> io::Result<()> {
     page.render_options_section(&mut part)?;
     let part = String::from_utf8_lossy(&part);
     let name = sub.get_bin_name().unwrap_or(sub.get_name());
-    writeln!(roff, ".SS \"{}\"", name.replace('"', ""))?;
+    // `\-`: a command's dashes must stay ASCII when the page is rendered.
+    writeln!(
+        roff,
+        ".SS \"{}\"",
+        name.replace('"', "").replace('-', "\\-")
+    )?;
     if let Some(about) = sub.get_long_about().or(sub.get_about()) {
         for line in about.to_string().lines() {
             writeln!(roff, "{}", escape_text(line))?;
