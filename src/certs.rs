@@ -71,7 +71,7 @@ pub enum FingerprintError {
 impl Fingerprint {
     /// SHA-256 of `der` (the certificate's DER bytes, not its PEM text).
     pub fn of_der(der: &[u8]) -> Fingerprint {
-        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         let mut out = [0u8; 32];
         // SHA-256 output is always 32 bytes.
         out.copy_from_slice(digest.as_ref());
@@ -1177,7 +1177,7 @@ mod tests {
     }
 
     /// A 2048-bit RSA key made once with `openssl genpkey`, for tests only
-    /// (ring cannot generate RSA keys).
+    /// (neither rcgen nor the crypto provider generates RSA keys here).
     const TEST_RSA_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCXyNSGMOXmMiZE
 7JIkMnGeDijeQkYHjIdHrQoNeRlbdHbyBfEhp1QhkHlVp/FVwfM3wThhqOlIpjIh

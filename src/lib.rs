@@ -19,13 +19,23 @@
 
 #![warn(clippy::string_slice)]
 
+/// What `--version` prints after the program's name: the package version
+/// and, when built from a git checkout, the commit (`0.1.0 (rev 1a2b3c4d)`;
+/// see build.rs).
+pub const VERSION: &str = match option_env!("TLSCHAT_VERSION_WITH_REV") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 pub mod certs;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod fsutil;
+pub mod generate;
 pub mod protocol;
 pub mod server;
+pub mod service;
 pub mod tls;
 pub mod trust;
 pub mod tui;

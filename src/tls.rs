@@ -7,13 +7,16 @@
 //!                            → Closed: drop
 //! ```
 //!
-//! Every config is built from [`provider`] (ring) explicitly rather than
-//! the process-wide default provider, so nothing depends on which crypto
-//! backend some other crate happened to install first.
+//! Every config is built from [`provider`] (aws-lc-rs, key exchange groups
+//! in the order of [`KX_GROUPS`]) explicitly rather than the process-wide
+//! default provider, so nothing depends on which crypto backend some other
+//! crate happened to install first, or on the order a rustls release or
+//! feature flag picks.
 
 use std::sync::{Arc, OnceLock};
 
-use rustls::crypto::CryptoProvider;
+use rustls::crypto::aws_lc_rs::{self, kx_group};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::version::{TLS12, TLS13};
 use rustls_pki_types::CertificateDer;
 
@@ -30,7 +33,7 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("the ring crypto provider rejected TLS 1.2/1.3 ({0}); this is a build problem, please report it")]
+    #[error("the aws-lc-rs crypto provider rejected TLS 1.2/1.3 ({0}); this is a build problem, please report it")]
     Provider(#[source] rustls::Error),
     #[error("certificate {} with key {} cannot be used for TLS ({source}); generate a new pair with `tlschat-server gen-cert --force` or pass a valid --cert/--key", cert.display(), key.display())]
     ServerCert {
@@ -52,11 +55,35 @@ pub enum TlsError {
     },
 }
 
-/// The one crypto provider the project uses (ring).
+/// The key exchange groups offered (client) and accepted (server), most
+/// preferred first: the hybrid post-quantum X25519MLKEM768, so a recorded
+/// session cannot be decrypted later with a quantum computer; then the
+/// classical groups for peers without ML-KEM (OpenSSL before 3.5, `ncat`,
+/// older rustls), which is what they negotiated before. The server takes
+/// the first of these in the client's own order, so every client that
+/// lists the hybrid first (rustls, OpenSSL 3.5, browsers) gets it.
+///
+/// X25519 must stay listed on its own: with it, a rustls client sends an
+/// X25519 key share next to the hybrid one (computed once, shared by both),
+/// so a server without ML-KEM completes the handshake without a
+/// HelloRetryRequest round trip.
+pub const KX_GROUPS: &[&dyn SupportedKxGroup] = &[
+    kx_group::X25519MLKEM768,
+    kx_group::X25519,
+    kx_group::SECP256R1,
+    kx_group::SECP384R1,
+];
+
+/// The one crypto provider the project uses: aws-lc-rs, with [`KX_GROUPS`].
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .get_or_init(|| {
+            Arc::new(CryptoProvider {
+                kx_groups: KX_GROUPS.to_vec(),
+                ..aws_lc_rs::default_provider()
+            })
+        })
         .clone()
 }
 
@@ -195,6 +222,24 @@ mod tests {
         let version = client_result?;
         server_result?;
         Ok(version.unwrap())
+    }
+
+    /// The key exchange order is stated here, not inherited: a rustls
+    /// release or a feature flag changing its default must not silently
+    /// demote the post-quantum group.
+    #[test]
+    fn provider_prefers_x25519mlkem768_then_classical_groups() {
+        use rustls::NamedGroup;
+        let names: Vec<NamedGroup> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names,
+            [
+                NamedGroup::X25519MLKEM768,
+                NamedGroup::X25519,
+                NamedGroup::secp256r1,
+                NamedGroup::secp384r1,
+            ]
+        );
     }
 
     /// The connection-path settings docs/performance.md measured: a change

@@ -683,10 +683,7 @@ mod graceful_shutdown {
 fn version_and_help() {
     let out = run_once(&["--version"], &[], "");
     out.assert_success();
-    assert_eq!(
-        out.stdout.trim(),
-        format!("tlschat-server {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(out.stdout.trim(), expected_version("tlschat-server"));
 
     let out = run_once(&["--help"], &[], "");
     out.assert_success();

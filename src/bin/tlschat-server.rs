@@ -12,13 +12,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::certs::{self, CertPaths};
 use tlschat::config::{self, CertSource, Effective, LimitSettings, ServerConfig, Settings};
+use tlschat::generate::{self, Generate};
 use tlschat::server::accounts::{self, Accounts, AdminSetup};
 use tlschat::server::{Reloader, Server};
+use tlschat::service;
+
+/// musl's own malloc takes one lock for every thread's allocations; on musl
+/// targets (the static Linux builds) mimalloc replaces it. Other targets keep
+/// the platform's allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -34,7 +43,7 @@ Connect with:  openssl s_client -quiet -connect HOST:55555";
 #[derive(Parser, Debug)]
 #[command(
     name = "tlschat-server",
-    version,
+    version = tlschat::VERSION,
     about = "A TLS-secured group chat server",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true
@@ -47,6 +56,10 @@ struct Cli {
     run: RunArgs,
     #[command(flatten)]
     verbosity: Verbosity,
+    /// Print a shell completion script or the man page and exit (for
+    /// packaging; see src/generate.rs).
+    #[arg(long, value_enum, value_name = "WHAT", hide = true, exclusive = true)]
+    generate: Option<Generate>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,7 +247,13 @@ struct FingerprintArgs {
 }
 
 fn main() -> ExitCode {
+    if let Some(what) = generate::requested() {
+        return print_generated(what);
+    }
     let cli = Cli::parse();
+    if let Some(what) = cli.generate {
+        return print_generated(what);
+    }
     init_logging(&cli.verbosity);
     if let Some(Cmd::CheckConfig(args)) = &cli.command {
         return check_config(args);
@@ -243,6 +262,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tlschat-server: error: {}", report(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--generate WHAT`: a completion script or the man page on stdout.
+fn print_generated(what: Generate) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match generate::write(Cli::command(), what, &mut out).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlschat-server: error: cannot write to stdout: {e}");
             ExitCode::FAILURE
         }
     }
@@ -370,6 +401,11 @@ fn serve(args: RunArgs) -> Result<()> {
         tokio::spawn(wait_for_signal(shutdown.clone()));
         spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
         announce(&server)?;
+        // After the listener is bound and the startup lines are out, so
+        // `systemctl start` returns when the port accepts connections.
+        service::notify(service::State::Ready {
+            status: &format!("listening on {}", server.info().local_addr),
+        });
         // On a worker thread, not on this one: connection tasks spawned by
         // the accept loop then start on the accepting worker's own queue
         // instead of waking another thread for every connection.
@@ -400,7 +436,8 @@ fn spawn_reload_on_sighup(
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            match args.effective(&data_dir) {
+            service::notify(service::State::Reloading);
+            let status = match args.effective(&data_dir) {
                 Ok(eff) => {
                     if eff.listen != startup.listen || eff.cert != startup.cert {
                         tracing::warn!(
@@ -411,10 +448,19 @@ fn spawn_reload_on_sighup(
                     let failed = reloader.reload(eff.limits);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
+                        "reloaded".to_owned()
+                    } else {
+                        format!("reloaded with errors: {}", failed.join("; "))
                     }
                 }
-                Err(e) => tracing::error!("config not reloaded: {}", report(&e)),
-            }
+                Err(e) => {
+                    let why = report(&e);
+                    tracing::error!("config not reloaded: {why}");
+                    format!("config not reloaded: {why}")
+                }
+            };
+            // A refused config leaves the server serving as before: ready.
+            service::notify(service::State::Ready { status: &status });
         }
     });
 }
@@ -495,6 +541,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(any(unix, windows)))]
     let _ = tokio::signal::ctrl_c().await;
+    service::notify(service::State::Stopping);
     shutdown.cancel();
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -21,8 +21,16 @@ use tlschat::certs::Fingerprint;
 use tlschat::client::{
     self, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort, Prompter,
 };
+use tlschat::generate::{self, Generate};
 use tlschat::protocol::Nick;
 use tlschat::trust::{self, KnownHosts, Trust};
+
+/// musl's own malloc takes one lock for every thread's allocations; on musl
+/// targets (the static Linux builds) mimalloc replaces it. Other targets keep
+/// the platform's allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AFTER_HELP: &str = "\
 Trust: with neither --ca nor --fingerprint, a publicly trusted certificate is
@@ -45,7 +53,7 @@ Examples:
   TLSCHAT_PASSWORD=… tlschat --nick admin localhost";
 
 #[derive(Parser, Debug)]
-#[command(name = "tlschat", version, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
+#[command(name = "tlschat", version = tlschat::VERSION, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
 struct Cli {
     /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555).
     #[arg(value_name = "HOST[:PORT]", value_parser = parse_server)]
@@ -77,6 +85,10 @@ struct Cli {
     /// Do not reconnect after a lost connection.
     #[arg(long)]
     no_reconnect: bool,
+    /// Print a shell completion script or the man page and exit (for
+    /// packaging; see src/generate.rs).
+    #[arg(long, value_enum, value_name = "WHAT", hide = true, exclusive = true)]
+    generate: Option<Generate>,
 }
 
 fn parse_server(s: &str) -> Result<HostPort, String> {
@@ -88,7 +100,14 @@ fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
 }
 
 fn main() -> ExitCode {
+    // Before the full parse, which requires HOST[:PORT].
+    if let Some(what) = generate::requested() {
+        return print_generated(what);
+    }
     let cli = Cli::parse();
+    if let Some(what) = cli.generate {
+        return print_generated(what);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -100,6 +119,18 @@ fn main() -> ExitCode {
     // The stdin reader may still sit in a blocking read: do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+/// `--generate WHAT`: a completion script or the man page on stdout.
+fn print_generated(what: Generate) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match generate::write(Cli::command(), what, &mut out).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlschat: cannot write to stdout: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
 }
 
 /// A message and an exit code.

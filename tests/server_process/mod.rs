@@ -485,7 +485,7 @@ pub fn run_once<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) 
 pub fn sha256_fingerprint(cert_pem: &Path) -> String {
     let der = CertificateDer::from_pem_file(cert_pem)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", cert_pem.display()));
-    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("SHA256:{hex}")
 }
@@ -631,5 +631,39 @@ impl ServerProcess {
     /// Has the process exited (without waiting)?
     pub fn has_exited(&mut self) -> Option<ExitStatus> {
         self.running.try_wait()
+    }
+}
+
+/// What `PROGRAM --version` prints: `PROGRAM 0.1.0 (rev 1a2b3c4d)` when
+/// built from a git checkout (HEAD's commit, asked of git here, so a stale
+/// value fails), `PROGRAM 0.1.0` from a source archive; a commit given in
+/// `TLSCHAT_GIT_REV` at build time wins, as in build.rs.
+pub fn expected_version(program: &str) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rev = match option_env!("TLSCHAT_GIT_REV").filter(|r| !r.is_empty()) {
+        Some(given) => Some(
+            given
+                .chars()
+                .take(8)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+        ),
+        None if root.join(".git").exists() => {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(["rev-parse", "--short=8", "HEAD"])
+                .output()
+                .expect("run git rev-parse");
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
+        None => None,
+    };
+    match rev {
+        Some(rev) => format!("{program} {version} (rev {rev})"),
+        None => format!("{program} {version}"),
     }
 }

@@ -5,8 +5,8 @@
 //! and a writer task that coalesces what is queued into one write. A
 //! client whose queue is full is dropped.
 //!
-//! It uses tlschat's own TLS server configuration (same rustls, same ring
-//! provider, same certificate, same session and 0.5-RTT settings) and the
+//! It uses tlschat's own TLS server configuration (same rustls, same
+//! aws-lc-rs provider and key exchange groups, same certificate, same session and 0.5-RTT settings) and the
 //! same runtime setup as `tlschat-server` (`Runtime::new()`, the accept
 //! loop on a worker), so the difference in a run is the protocol and the
 //! bookkeeping. The one thing it adds to "no protocol" is

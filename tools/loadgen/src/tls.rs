@@ -77,8 +77,10 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-/// TLS 1.3 and 1.2 (1.3 is negotiated with all three servers), ring, the
-/// certificate pinned, resumption disabled.
+/// TLS 1.3 and 1.2 (1.3 is negotiated with all three servers), tlschat's
+/// provider (aws-lc-rs, X25519MLKEM768 first: tlschat and the baseline
+/// relay negotiate it, a server without ML-KEM such as ngircd on OpenSSL
+/// before 3.5 gets X25519), the certificate pinned, resumption disabled.
 pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>> {
     let loaded = certs::load(paths).context("loading the benchmark certificate")?;
     let provider = tlschat::tls::provider();
