@@ -265,7 +265,9 @@ step "cargo build --release --locked (once)"
 cargo build --release --locked --bins
 server_bin=target/release/tlschat-server
 client_bin=target/release/tlschat
-[ "$("$server_bin" --version)" = "tlschat-server $version" ] || fail "tlschat-server --version is not 'tlschat-server $version'"
+# `--version` may name the commit after the version: the first two words.
+server_version() { "$1" --version | head -n 1 | awk '{print $1, $2}'; }
+[ "$(server_version "$server_bin")" = "tlschat-server $version" ] || fail "tlschat-server --version does not start with 'tlschat-server $version'"
 [[ "$("$client_bin" --version)" == *"$version"* ]] || fail "tlschat --version does not name $version"
 ok "$("$server_bin" --version); $("$client_bin" --version)"
 
@@ -345,7 +347,7 @@ fi
 if [ ! -x /usr/bin/tlschat-server ] || [ ! -x /usr/bin/tlschat ]; then
     fail "the binaries are not in /usr/bin"
 fi
-[ "$(/usr/bin/tlschat-server --version)" = "tlschat-server $version" ] || fail "installed tlschat-server --version"
+[ "$(server_version /usr/bin/tlschat-server)" = "tlschat-server $version" ] || fail "installed tlschat-server --version"
 if [ -f /usr/share/doc/tlschat/tlschat.toml.example ]; then
     /usr/bin/tlschat-server check-config --config /usr/share/doc/tlschat/tlschat.toml.example \
         --data-dir "$work/check-config" >/dev/null || fail "the packaged tlschat.toml.example does not pass check-config"
@@ -716,6 +718,10 @@ bash packaging/render-formula.sh "$version" tlschat/tlschat "$rel" > "$work/tlsc
 cp "$work/tlschat.rb" "$rel/tlschat.rb"
 bash packaging/sha256sums.sh "$rel" > /dev/null
 ruby -c "$work/tlschat.rb" >/dev/null || fail "the rendered Homebrew formula is not valid Ruby"
+for line in 'bash_completion.install "complete/#{prog}.bash" => prog' 'zsh_completion.install "complete/_#{prog}"' \
+    'fish_completion.install "complete/#{prog}.fish"' 'man1.install "doc/#{prog}.1"' 'tlschat-#{version}-aarch64-unknown-linux-musl.tar.gz'; do
+    grep -qF "${line//'#{version}'/$version}" "$work/tlschat.rb" || fail "the Homebrew formula lacks: $line"
+done
 grep -q "sha256 \"$(awk '/aarch64-apple-darwin.tar.gz/ {print $1}' "$rel/SHA256SUMS")\"" "$work/tlschat.rb" ||
     fail "the Homebrew formula does not carry the archive's SHA-256"
 ok "fake release v$version: $(find "$rel" -type f | wc -l) files; Homebrew formula rendered, ruby -c OK"
@@ -739,7 +745,7 @@ echo "   serving $www on $base"
 curl -fsS "$base/latest/download/install.sh" |
     env PATH="/usr/bin:/bin" HOME="$work/home" sh -s -- --base-url "$base" > "$work/i1.log" 2>&1 ||
     { cat "$work/i1.log"; fail "install.sh (latest, piped) failed"; }
-[ "$("$work/home/.local/bin/tlschat-server" --version)" = "tlschat-server $version" ] || fail "install.sh did not install tlschat-server"
+[ "$(server_version "$work/home/.local/bin/tlschat-server")" = "tlschat-server $version" ] || fail "install.sh did not install tlschat-server"
 "$work/home/.local/bin/tlschat" --version >/dev/null || fail "install.sh did not install tlschat"
 grep -q 'is not on your PATH' "$work/i1.log" || fail "install.sh did not say that ~/.local/bin is not on PATH"
 ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/bin/tlschat-server" --version), PATH note shown"
@@ -747,7 +753,7 @@ ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/b
 # A given version and target into a --prefix.
 sh packaging/install.sh --base-url "$base" --version "v$version" --target x86_64-unknown-linux-gnu \
     --prefix "$work/prefix" > "$work/i2.log" 2>&1 || { cat "$work/i2.log"; fail "install.sh --version --prefix failed"; }
-[ "$("$work/prefix/bin/tlschat-server" --version)" = "tlschat-server $version" ] || fail "--prefix install"
+[ "$(server_version "$work/prefix/bin/tlschat-server")" = "tlschat-server $version" ] || fail "--prefix install"
 "$work/prefix/bin/tlschat" --version >/dev/null || fail "--prefix install (client)"
 grep -q 'checksum OK' "$work/i2.log" || fail "install.sh did not report the checksum"
 ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin, checksum OK"
