@@ -35,7 +35,11 @@ for bin in tlschat-server tlschat; do
     fi
     # `--generate` writes to stdout; a failure must not leave an empty file.
     gen() { # gen WHAT FILE
-        "$prog" --generate "$1" > "$2.tmp"
+        if ! "$prog" --generate "$1" > "$2.tmp"; then
+            rm -f "$2.tmp"
+            echo "generate-assets.sh: $prog --generate $1 failed" >&2
+            exit 1
+        fi
         if [ ! -s "$2.tmp" ]; then
             echo "generate-assets.sh: $bin --generate $1 printed nothing" >&2
             exit 1
