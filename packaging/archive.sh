@@ -5,9 +5,15 @@
 # rebuilds it for its fake release):
 #   OUT_DIR/tlschat-VERSION-TARGET.tar.gz   (.zip for Windows targets)
 # holding one directory tlschat-VERSION-TARGET/ with tlschat-server,
-# tlschat, README.md, CHANGELOG.md, LICENSE-MIT and LICENSE-APACHE.
-# VERSION comes from Cargo.toml unless set in the environment. Prints the
-# archive's path.
+# tlschat, README.md, CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE, complete/
+# (bash, zsh, fish and PowerShell completions) and doc/ (man pages), the
+# last two as packaging/generate-assets.sh writes them into BIN_DIR.
+#
+# The archive is reproducible (packaging/pack.py): sorted names, owner 0,
+# fixed modes, every mtime SOURCE_DATE_EPOCH. SOURCE_DATE_EPOCH defaults
+# to the time of the commit checked out (release.yml sets it from the tag's
+# commit). VERSION comes from Cargo.toml unless set in the environment.
+# Prints the archive's path.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -23,6 +29,19 @@ if [ -z "$version" ]; then
     echo "archive.sh: no version in Cargo.toml" >&2
     exit 1
 fi
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+    SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || true)
+    if [ -z "$SOURCE_DATE_EPOCH" ]; then
+        echo "archive.sh: set SOURCE_DATE_EPOCH (not in a git checkout)" >&2
+        exit 1
+    fi
+fi
+export SOURCE_DATE_EPOCH
+
+python=python3
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c '' >/dev/null 2>&1; then
+    python=python # the Windows runners' Python
+fi
 
 exe=
 case $target in
@@ -34,13 +53,20 @@ mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir "$stage/$name"
+mkdir "$stage/$name" "$stage/$name/complete" "$stage/$name/doc"
 for bin in tlschat-server tlschat; do
     if [ ! -f "$bin_dir/$bin$exe" ]; then
         echo "archive.sh: missing $bin_dir/$bin$exe" >&2
         exit 1
     fi
     cp "$bin_dir/$bin$exe" "$stage/$name/"
+    for f in "complete/$bin.bash" "complete/_$bin" "complete/$bin.fish" "complete/_$bin.ps1" "doc/$bin.1"; do
+        if [ ! -s "$bin_dir/$f" ]; then
+            echo "archive.sh: missing $bin_dir/$f (run packaging/generate-assets.sh $bin_dir)" >&2
+            exit 1
+        fi
+        cp "$bin_dir/$f" "$stage/$name/$f"
+    done
 done
 chmod 755 "$stage/$name/tlschat-server$exe" "$stage/$name/tlschat$exe"
 for doc in README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE; do
@@ -48,18 +74,9 @@ for doc in README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE; do
 done
 
 case $target in
-    *windows*)
-        archive="$out_dir/$name.zip"
-        rm -f "$archive"
-        if command -v 7z >/dev/null 2>&1; then
-            (cd "$stage" && 7z a -tzip -bso0 -bsp0 "$archive" "$name" >/dev/null)
-        else
-            (cd "$stage" && python3 -m zipfile -c "$archive" "$name")
-        fi
-        ;;
-    *)
-        archive="$out_dir/$name.tar.gz"
-        tar -C "$stage" -czf "$archive" "$name"
-        ;;
+    *windows*) archive="$out_dir/$name.zip" kind=zip ;;
+    *) archive="$out_dir/$name.tar.gz" kind=tar.gz ;;
 esac
+rm -f "$archive"
+"$python" "$root/packaging/pack.py" "$kind" "$archive" "$stage" "$name"
 echo "$archive"

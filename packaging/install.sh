@@ -74,9 +74,10 @@ case $REPO in
     *) die "--repo wants OWNER/NAME, not '$REPO'" ;;
 esac
 
-# The build for this machine. Linux x86_64 gets the static musl build, which
-# runs on any distribution; Apple Silicon gets the native build even from a
-# shell running under Rosetta.
+# The build for this machine. Linux gets the static musl build, which runs
+# on any distribution (old glibc, Alpine and other musl systems alike; the
+# gnu builds need glibc 2.34 or newer: --target); Apple Silicon gets the
+# native build even from a shell running under Rosetta.
 detect_target() {
     os=$(uname -s)
     arch=$(uname -m)
@@ -84,7 +85,7 @@ detect_target() {
         Linux)
             case $arch in
                 x86_64 | amd64) echo x86_64-unknown-linux-musl ;;
-                aarch64 | arm64) echo aarch64-unknown-linux-gnu ;;
+                aarch64 | arm64) echo aarch64-unknown-linux-musl ;;
                 *) die "no Linux build for $arch; build from source: cargo install --git https://github.com/$REPO" ;;
             esac
             ;;

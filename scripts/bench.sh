@@ -14,7 +14,8 @@
 #                                 repetition, tlschat (and ngircd only if it
 #                                 is already installed); fails on any error
 #   scripts/bench.sh --scenarios fanout,paced --reps 1 ...
-#                                 any other flag goes to `tlschat-loadgen run`
+#                                 any other flag goes to `tlschat-loadgen run`;
+#                                 with --server-bin FILE the server is not built
 #                                 (`target/release/tlschat-loadgen run --help`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,11 @@ done
 # archives (fat LTO, one codegen unit). The smoke run only checks that
 # everything works, so it takes the everyday release build CI has anyway.
 server_bin=target/release/tlschat-server
-if [ "$quick" = 1 ]; then
+if [ "$own_bin" = 1 ]; then
+    # A given binary (release.yml measures the archives' gnu and musl
+    # builds): nothing of the server to build.
+    :
+elif [ "$quick" = 1 ]; then
     echo "== cargo build --release (tlschat-server, tlschat-loadgen)"
     cargo build --release --locked --quiet -p tlschat --bin tlschat-server
 else

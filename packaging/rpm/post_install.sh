@@ -13,5 +13,6 @@ if [ "$1" -eq 1 ]; then
     echo "tlschat-server is installed and enabled, but not started: sudo systemctl start tlschat-server"
     echo "Admin password (after the first start): /var/lib/tlschat/initial-admin-password"
     echo "Fingerprint: sudo tlschat-server fingerprint --data-dir /var/lib/tlschat"
+    echo "Settings: /etc/tlschat/tlschat.toml (all commented out; systemctl reload tlschat-server)"
 fi
 exit 0
