@@ -67,7 +67,7 @@ impl Identity {
 
     /// `SHA256:<hex>` of the certificate shown first, for `--fingerprint`.
     fn fingerprint(&self) -> String {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &self.chain[0]);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.chain[0]);
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         format!("SHA256:{hex}")
     }

@@ -1313,7 +1313,7 @@ mod tests {
             l.lockout_time = Duration::from_secs(60);
         }));
         assert!(
-            lock(&gate.lockouts).entries.get(&group).is_none(),
+            !lock(&gate.lockouts).entries.contains_key(&group),
             "the settled guesses left a record behind"
         );
         assert!(gate.reserve_guess_at(group, now).is_ok());
