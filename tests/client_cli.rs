@@ -494,6 +494,8 @@ fn two_clients_chat_in_plain_mode() {
         &format!("-- connected to {host} as bob (certificate "),
         "bob's stderr",
     );
+    // What TLS negotiated, post-quantum hybrid first.
+    assert_contains(&bob.stderr, ", TLS 1.3, X25519MLKEM768)", "bob's stderr");
     assert_contains(&bob.stderr, "-- disconnected", "bob's stderr");
 
     alice.expect_out("* bob joined #lobby");

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
         server: "chat.example:55555".into(),
         nick: "alice".into(),
         fingerprint: Fingerprint([7; 32]),
+        tls: "TLS 1.3, X25519MLKEM768".into(),
     });
     state.apply(&ClientEvent::Line("WELCOME alice #lobby".into()));
     let mut dec = LineDecoder::new(MAX_SERVER_LINE);

@@ -305,6 +305,8 @@ pub struct Connected {
     pub room: String,
     pub fingerprint: Fingerprint,
     pub verdict: Verdict,
+    /// What TLS negotiated, e.g. `TLS 1.3, X25519MLKEM768`.
+    pub tls: String,
 }
 
 impl fmt::Debug for Connected {
@@ -313,7 +315,23 @@ impl fmt::Debug for Connected {
             .field("nick", &self.nick)
             .field("room", &self.room)
             .field("fingerprint", &self.fingerprint)
+            .field("tls", &self.tls)
             .finish()
+    }
+}
+
+/// The protocol version and key exchange group a TLS session negotiated,
+/// for the user to see (whether the session is post-quantum, for one).
+fn describe_tls(session: &rustls::ClientConnection) -> String {
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_owned(),
+        Some(other) => format!("{other:?}"),
+        None => "TLS".to_owned(),
+    };
+    match session.negotiated_key_exchange_group() {
+        Some(group) => format!("{version}, {:?}", group.name()),
+        None => version,
     }
 }
 
@@ -402,12 +420,14 @@ impl Trusted {
                 })
             }
         };
+        let tls = describe_tls(self.conn.get_ref().get_ref().1);
         Ok(Connected {
             conn: self.conn,
             nick,
             room,
             fingerprint: self.fingerprint,
             verdict: self.verdict,
+            tls,
         })
     }
 }
@@ -651,6 +671,8 @@ pub enum ClientEvent {
         server: String,
         nick: String,
         fingerprint: Fingerprint,
+        /// What TLS negotiated, e.g. `TLS 1.3, X25519MLKEM768`.
+        tls: String,
     },
     /// A server line, after login.
     Line(String),
@@ -775,6 +797,7 @@ async fn session(
                 server: server.clone(),
                 nick: conn.nick.clone(),
                 fingerprint: conn.fingerprint,
+                tls: conn.tls.clone(),
             })
             .await;
         let end = run_connection(&opts, conn, &mut room, &mut commands, &events).await;

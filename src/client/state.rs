@@ -229,15 +229,19 @@ impl ChatState {
     pub fn apply(&mut self, event: &ClientEvent) -> Option<&Entry> {
         let kind = match event {
             ClientEvent::Connected {
-                nick, fingerprint, ..
+                nick,
+                fingerprint,
+                tls,
+                ..
             } => {
                 self.nick = nick.clone();
                 self.fingerprint = Some(fingerprint.short());
                 self.conn = ConnState::Connected;
                 EntryKind::Status(format!(
-                    "connected to {} as {nick} (certificate {})",
+                    "connected to {} as {nick} (certificate {}, {})",
                     self.server,
-                    fingerprint.short()
+                    fingerprint.short(),
+                    super::render::sanitize(tls)
                 ))
             }
             ClientEvent::Line(line) => self.apply_line(line)?,
@@ -420,6 +424,7 @@ mod tests {
             server: "host:55555".into(),
             nick: "alice".into(),
             fingerprint: Fingerprint([7; 32]),
+            tls: "TLS 1.3, X25519MLKEM768".into(),
         });
         assert_eq!(s.conn, ConnState::Connected);
         line(&mut s, "JOIN #lobby alice");

@@ -315,6 +315,7 @@ mod tests {
             server: "host:55555".into(),
             nick: "alice".into(),
             fingerprint: Fingerprint([7; 32]),
+            tls: "TLS 1.3, X25519MLKEM768".into(),
         });
         app.on_client_event(ClientEvent::Line("WELCOME alice #lobby".into()));
         app.on_client_event(ClientEvent::Line("JOIN #lobby alice".into()));

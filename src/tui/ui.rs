@@ -597,6 +597,7 @@ mod tests {
                 server: "chat.example:55555".into(),
                 nick: "alice".into(),
                 fingerprint: Fingerprint([0xab; 32]),
+                tls: "TLS 1.3, X25519MLKEM768".into(),
             },
             ClientEvent::Line("WELCOME alice #lobby".into()),
             ClientEvent::Line("JOIN #lobby alice".into()),
