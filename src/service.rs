@@ -40,7 +40,9 @@ fn send(state: State<'_>) -> std::io::Result<()> {
     }
     match state {
         State::Ready { status } => {
-            sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&one_line(status))])
+            // One line: the protocol separates fields by newlines.
+            let status = status.replace(['\n', '\r'], " ");
+            sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)])
         }
         // systemd 253 and later want RELOADING=1 together with the
         // monotonic time the reload started, to tell the READY=1 that ends
@@ -55,10 +57,4 @@ fn send(state: State<'_>) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn send(_state: State<'_>) -> std::io::Result<()> {
     Ok(())
-}
-
-/// A status text on one line: the protocol separates fields by newlines.
-#[cfg(unix)]
-fn one_line(status: &str) -> String {
-    status.replace(['\n', '\r'], " ")
 }
