@@ -196,6 +196,13 @@ fn the_man_page_is_one_page_with_every_subcommand() {
         !lines.contains(&".SH COMMANDS"),
         "the client has no subcommands"
     );
+    // `man` renders in any locale, LC_ALL=C included, only what is ASCII:
+    // a typographic character (an ellipsis in a help text) is a missing
+    // glyph warning there.
+    for (name, page) in [("tlschat-server", &page), ("tlschat", &client)] {
+        let odd: Vec<char> = page.chars().filter(|c| !c.is_ascii()).collect();
+        assert!(odd.is_empty(), "{name}'s man page has {odd:?}");
+    }
 }
 
 #[test]

@@ -48,9 +48,9 @@ Exit codes:
 Examples:
   tlschat chat.example.org                          terminal UI, asks for a nickname
   tlschat --nick alice 203.0.113.7:55555
-  tlschat --nick alice --fingerprint SHA256:5ba0…3b [::1]:55555
+  tlschat --nick alice --fingerprint SHA256:5ba0...3b [::1]:55555
   echo 'hello' | tlschat --plain --nick bot --accept-new localhost
-  TLSCHAT_PASSWORD=… tlschat --nick admin localhost";
+  TLSCHAT_PASSWORD=... tlschat --nick admin localhost";
 
 #[derive(Parser, Debug)]
 #[command(name = "tlschat", version = tlschat::VERSION, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
