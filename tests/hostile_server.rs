@@ -396,6 +396,23 @@ fn client_command(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// [`client_command`] for `nick`, pinned to `id`'s certificate at `server`,
+/// with `extra` flags before the host.
+fn pinned_command(
+    dir: &Path,
+    nick: &str,
+    id: &Identity,
+    server: &Hostile,
+    extra: &[&str],
+) -> Command {
+    let fingerprint = id.fingerprint();
+    let host = server.host();
+    let mut args = vec!["--nick", nick];
+    args.extend_from_slice(extra);
+    args.extend(["--fingerprint", fingerprint.as_str(), host.as_str()]);
+    client_command(dir, &args)
+}
+
 impl Client {
     fn spawn(mut cmd: Command) -> Client {
         cmd.stdin(Stdio::piped())
@@ -622,16 +639,7 @@ fn a_flood_of_one_mib_messages_keeps_memory_bounded() {
         peer.send(&format!("MSG #lobby flood done {WORLD}")).await;
         peer.until_quit().await;
     });
-    let mut client = Client::spawn(client_command(
-        dir.path(),
-        &[
-            "--nick",
-            "alice",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
-    ));
+    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     let done = format!("[#lobby] flood: done {}", shown(WORLD));
     assert!(
         client.out.wait_for(Duration::from_secs(120), |l| l == done),
@@ -677,16 +685,7 @@ fn two_hundred_thousand_joins_are_absorbed() {
             .await;
         peer.until_quit().await;
     });
-    let mut client = Client::spawn(client_command(
-        dir.path(),
-        &[
-            "--nick",
-            "alice",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
-    ));
+    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     let after = format!("[#lobby] srv: after the joins {}", shown(WORLD));
     assert!(
         client.out.wait_for(Duration::from_secs(90), |l| l == after),
@@ -724,17 +723,7 @@ fn the_password_is_sent_at_most_once() {
         }
     });
     let password = format!("secret {WORLD}");
-    let mut cmd = client_command(
-        dir.path(),
-        &[
-            "--nick",
-            "admin",
-            "--no-reconnect",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
-    );
+    let mut cmd = pinned_command(dir.path(), "admin", &id, &server, &["--no-reconnect"]);
     cmd.env("TLSCHAT_PASSWORD", &password);
     let mut client = Client::run_with(cmd, "");
     client.assert_exit(1);
@@ -770,16 +759,7 @@ fn a_second_welcome_is_a_protocol_error() {
             }
         }
     });
-    let mut client = Client::spawn(client_command(
-        dir.path(),
-        &[
-            "--nick",
-            "alice",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
-    ));
+    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     client.assert_exit(1);
     let err = client.err.text();
     assert!(
@@ -822,16 +802,8 @@ fn a_welcome_naming_another_room_is_refused() {
                 }
             }
         });
-        let mut client = Client::run(
-            dir.path(),
-            &[
-                "--nick",
-                "alice",
-                "--no-reconnect",
-                "--fingerprint",
-                &id.fingerprint(),
-                &server.host(),
-            ],
+        let mut client = Client::run_with(
+            pinned_command(dir.path(), "alice", &id, &server, &["--no-reconnect"]),
             "hello\n",
         );
         client.assert_exit(1);
@@ -899,16 +871,12 @@ fn a_server_that_stops_reading_cannot_hang_the_client() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         drop(peer);
     });
-    let mut client = Client::spawn(client_command(
+    let mut client = Client::spawn(pinned_command(
         dir.path(),
-        &[
-            "--nick",
-            "alice",
-            "--no-reconnect",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
+        "alice",
+        &id,
+        &server,
+        &["--no-reconnect"],
     ));
     // Far more than the socket buffers hold; the writer thread blocks until
     // the client exits (then its writes fail).
@@ -950,16 +918,12 @@ fn a_line_cut_off_by_a_close_is_not_shown() {
     });
     // stdin stays open: a `/quit` racing the close would end the session
     // as a quit, before the cut-off line is noticed.
-    let mut client = Client::spawn(client_command(
+    let mut client = Client::spawn(pinned_command(
         dir.path(),
-        &[
-            "--nick",
-            "alice",
-            "--no-reconnect",
-            "--fingerprint",
-            &id.fingerprint(),
-            &server.host(),
-        ],
+        "alice",
+        &id,
+        &server,
+        &["--no-reconnect"],
     ));
     let code = client.wait_exit_within(WAIT);
     let out = client.out.text();
@@ -1002,17 +966,8 @@ fn a_ban_kick_shows_the_reason_once() {
                 peer.close().await;
             }
         });
-        let mut client = Client::run(
-            dir.path(),
-            &[
-                "--nick",
-                "alice",
-                "--fingerprint",
-                &id.fingerprint(),
-                &server.host(),
-            ],
-            "",
-        );
+        let mut client =
+            Client::run_with(pinned_command(dir.path(), "alice", &id, &server, &[]), "");
         client.assert_exit(4);
         let err = client.err.snapshot();
         assert!(

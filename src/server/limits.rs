@@ -211,11 +211,6 @@ impl Gate {
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(limits);
     }
 
-    /// `ip`'s address group under the current limits.
-    pub fn group_of(&self, ip: IpAddr) -> IpAddr {
-        address_group(ip, self.limits().ipv6_prefix_len)
-    }
-
     /// Decides on a new connection from `ip`. The caps are checked before
     /// anything is counted: a refused connection takes no client place and
     /// no handshake slot, so a flood from one address group is refused
@@ -355,57 +350,43 @@ impl Gate {
         let retention = retention(&limits);
         let mut table = lock(&self.lockouts);
         table.expire(now, retention);
-        match outcome {
-            // A right password clears the record, doubling history too.
-            Outcome::Right => {
-                let entry = table.entries.get_mut(&group)?;
-                if counted {
-                    entry.pending = entry.pending.saturating_sub(1);
-                }
-                *entry = Lockout {
-                    pending: entry.pending,
-                    expires: entry.expires,
-                    ..Lockout::default()
-                };
-                table.forget_if_empty(group, now, retention);
-                None
-            }
-            Outcome::Unchecked => {
-                if counted {
-                    if let Some(entry) = table.entries.get_mut(&group) {
-                        entry.pending = entry.pending.saturating_sub(1);
-                    }
-                    table.forget_if_empty(group, now, retention);
-                }
-                None
-            }
-            Outcome::Wrong if !counted => None,
-            // Lockouts were switched off (reload) while this guess was being
-            // checked: give its reservation back, count nothing. A kept
-            // reservation would hold the record forever and, once lockouts
-            // are back on, block every later guess from the address.
-            Outcome::Wrong if !lockouts_on(&limits) => {
-                if let Some(entry) = table.entries.get_mut(&group) {
-                    entry.pending = entry.pending.saturating_sub(1);
-                }
-                table.forget_if_empty(group, now, retention);
-                None
-            }
-            Outcome::Wrong => {
-                let entry = table.get_or_insert(group, now, retention);
+        // A counted guess gives its reservation back whatever came of it,
+        // also when lockouts were switched off (reload) while it was being
+        // checked: a kept reservation would hold the record forever.
+        if counted {
+            if let Some(entry) = table.entries.get_mut(&group) {
                 entry.pending = entry.pending.saturating_sub(1);
+            }
+        }
+        let started = match outcome {
+            Outcome::Wrong if counted && lockouts_on(&limits) => {
+                let entry = table.get_or_insert(group, now, retention);
                 entry.failures += 1;
-                let started = (entry.failures >= limits.lockout_after).then(|| {
+                (entry.failures >= limits.lockout_after).then(|| {
                     let length = lockout_length(&limits, entry.lockouts);
                     entry.failures = 0;
                     entry.lockouts = entry.lockouts.saturating_add(1);
                     entry.until = Some(now + length);
                     length
-                });
-                table.touch(group, now, retention);
-                started
+                })
             }
+            // A right password clears the record, doubling history too.
+            Outcome::Right => {
+                if let Some(entry) = table.entries.get_mut(&group) {
+                    *entry = Lockout {
+                        pending: entry.pending,
+                        expires: entry.expires,
+                        ..Lockout::default()
+                    };
+                }
+                None
+            }
+            Outcome::Wrong | Outcome::Unchecked => None,
+        };
+        if counted || matches!(outcome, Outcome::Right) {
+            table.forget_if_empty(group, now, retention);
         }
+        started
     }
 }
 

@@ -93,9 +93,6 @@ struct Queue {
     lines: VecDeque<Bytes>,
     /// Bytes queued plus bytes taken by the writer and not yet written.
     bytes: usize,
-    /// Bytes ever queued: where each line ends in the stream of everything
-    /// queued, so that [`Shares`] knows when a private line is written.
-    queued_total: u64,
     /// Private lines not yet written, by sender; `None` while there are none.
     shares: Option<Box<Shares>>,
     /// Set by the writer once it drains for closing: later lines are dropped.
@@ -108,8 +105,7 @@ impl Queue {
     fn release(&mut self, len: usize) {
         self.bytes -= len;
         if let Some(shares) = &mut self.shares {
-            let written = self.queued_total - self.bytes as u64;
-            shares.release_until(written);
+            shares.release(len);
             if shares.lines.is_empty() {
                 self.shares = None;
             }
@@ -118,8 +114,10 @@ impl Queue {
 }
 
 /// The private lines in a client's queue: how many bytes each sender has
-/// there, and where each line ends (in [`Queue::queued_total`] terms) so
-/// that it is given back once written.
+/// there, and where each line ends (counted in bytes the writer releases
+/// from the moment these shares exist) so that it is given back once
+/// written. Counting only while private lines are queued keeps the
+/// broadcast path free of this bookkeeping.
 #[derive(Debug, Default)]
 struct Shares {
     /// Sender address → bytes of its private lines still queued. Keyed by
@@ -129,6 +127,8 @@ struct Shares {
     lines: VecDeque<(u64, IpAddr, usize)>,
     /// All private bytes still queued.
     total: usize,
+    /// Bytes the writer released since these shares exist.
+    released: u64,
 }
 
 impl Shares {
@@ -136,17 +136,21 @@ impl Shares {
         self.by_sender.get(&sender).copied().unwrap_or(0)
     }
 
-    fn add(&mut self, end: u64, sender: IpAddr, len: usize) {
+    /// Records a private line queued behind `ahead` bytes (queued or taken
+    /// by the writer and not yet released).
+    fn add(&mut self, ahead: usize, sender: IpAddr, len: usize) {
+        let end = self.released + (ahead + len) as u64;
         *self.by_sender.entry(sender).or_insert(0) += len;
         self.lines.push_back((end, sender, len));
         self.total += len;
     }
 
-    /// Gives back the share of every private line that ends at or before
-    /// `written`.
-    fn release_until(&mut self, written: u64) {
+    /// The writer released `len` more bytes: gives back the share of every
+    /// private line that is now written.
+    fn release(&mut self, len: usize) {
+        self.released += len as u64;
         while let Some(&(end, sender, len)) = self.lines.front() {
-            if end > written {
+            if end > self.released {
                 break;
             }
             self.lines.pop_front();
@@ -177,7 +181,6 @@ impl Shared {
     fn push(&self, mut q: MutexGuard<'_, Queue>, line: Bytes) {
         let len = line.len();
         q.bytes += len;
-        q.queued_total += len as u64;
         let was_empty = q.lines.is_empty();
         q.lines.push_back(line);
         drop(q);
@@ -257,10 +260,10 @@ impl Outbox {
                 return Err(Busy);
             }
         }
-        let end = q.queued_total + len as u64;
+        let ahead = q.bytes;
         q.shares
             .get_or_insert_with(Box::default)
-            .add(end, sender, len);
+            .add(ahead, sender, len);
         shared.push(q, line);
         Ok(())
     }

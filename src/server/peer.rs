@@ -141,7 +141,7 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, peer: SocketAdd
     let login = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
         _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, login(&ctx, &mut conn, ip, true))) => r,
+        r = Box::pin(within(deadline, login(&ctx, &mut conn, ip, ticket.group(), true))) => r,
     };
     let (id, outbox, inbox) = match login {
         Ok(Ok(Login::In(id, outbox, inbox))) => (id, outbox, inbox),
@@ -234,6 +234,9 @@ enum Login {
 
 /// `NICK` … `WELCOME`: up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`.
 /// `prompted`: the first `NICK` already went out with the handshake.
+/// `group` is the address group the connection was admitted under (its
+/// ticket's): its lockout and its private-message share are counted there,
+/// even if a reload changes `ipv6_prefix_len` meanwhile.
 ///
 /// A failed try gets its `ERROR` and `NICK` again; the last one gets its
 /// `ERROR` through [`refuse`], which closes without destroying it.
@@ -241,6 +244,7 @@ async fn login<S>(
     ctx: &PeerContext,
     conn: &mut Connection<S>,
     ip: IpAddr,
+    group: IpAddr,
     prompted: bool,
 ) -> std::io::Result<Login>
 where
@@ -251,7 +255,7 @@ where
         if attempt > 0 || !prompted {
             conn.write_line(&nick_line).await?;
         }
-        let (code, text) = match try_nick(ctx, conn, ip).await? {
+        let (code, text) = match try_nick(ctx, conn, ip, group).await? {
             Try::Done(login) => return Ok(login),
             Try::Again(code, text) => (code, text),
         };
@@ -295,6 +299,7 @@ async fn try_nick<S>(
     ctx: &PeerContext,
     conn: &mut Connection<S>,
     ip: IpAddr,
+    group: IpAddr,
 ) -> std::io::Result<Try>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -328,7 +333,7 @@ where
     }
     match hub.password_hash(&nick) {
         Some(hash) => {
-            if let Some(refused) = check_password(ctx, conn, &nick, hash, ip).await? {
+            if let Some(refused) = check_password(ctx, conn, &nick, hash, ip, group).await? {
                 return Ok(Try::Done(refused));
             }
         }
@@ -348,7 +353,7 @@ where
         None => {}
     }
     let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
-    match hub.register(nick.clone(), ip, ctx.gate.group_of(ip), outbox.clone()) {
+    match hub.register(nick.clone(), ip, group, outbox.clone()) {
         Ok(id) => Ok(Try::Done(Login::In(id, outbox, inbox))),
         Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
         Err(RegisterError::ShuttingDown) => Ok(Try::Done(Login::Refused(
@@ -366,12 +371,12 @@ async fn check_password<S>(
     nick: &Nick,
     hash: String,
     ip: IpAddr,
+    group: IpAddr,
 ) -> std::io::Result<Option<Login>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let gate = &ctx.gate;
-    let group = gate.group_of(ip);
     let locked_out = |left: Duration| {
         if let Some(held) = gate
             .lockout_warnings
@@ -646,7 +651,7 @@ mod tests {
         let mut conn = Connection::new(server, MAX_CLIENT_LINE);
         client.write_all(b"admin\n").await.unwrap();
         let ip = IpAddr::from([127, 0, 0, 1]);
-        match login(&ctx, &mut conn, ip, true).await.unwrap() {
+        match login(&ctx, &mut conn, ip, ip, true).await.unwrap() {
             Login::Refused(line) => assert!(
                 line.starts_with(b"ERROR not-permitted "),
                 "{}",
