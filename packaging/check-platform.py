@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Platform check for src/: no Unix-only API outside a cfg(unix) item.
+"""Platform check for src/ and crates/*/src/: no Unix-only API outside a cfg(unix) item.
 
 Only the host's standard library is installed here, so a Windows build
 cannot be tried; this scan catches the usual way a Unix-only API slips in:
@@ -203,8 +203,7 @@ def cfg_fns(code: str):
 
 def main() -> int:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
-    src = root / "src"
-    files = sorted(src.rglob("*.rs"))
+    files = sorted(root.glob("src/**/*.rs")) + sorted(root.glob("crates/*/src/**/*.rs"))
     codes = {f: strip_comments_and_strings(f.read_text(encoding="utf-8")) for f in files}
 
     gated_files = set()
@@ -231,20 +230,30 @@ def main() -> int:
             problems.append(f"{rel}: `#[cfg(unix)] fn {name}` has no `#[cfg(not(unix))]`/`#[cfg(windows)]` counterpart")
 
     # Unix-only crates must sit under [target.'cfg(unix)'.*dependencies].
-    section = None
-    for no, raw in enumerate((root / "Cargo.toml").read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if line.startswith("["):
-            section = line.strip("[]").strip()
-            continue
-        m = re.match(r"^([A-Za-z0-9_-]+)\s*=", line)
-        if m and section in ("dependencies", "dev-dependencies", "build-dependencies") and m.group(1) in UNIX_ONLY_CRATES:
-            problems.append(f"Cargo.toml:{no}: `{m.group(1)}` is Unix-only; move it under [target.'cfg(unix)'.{section}]")
+    manifests = [root / "Cargo.toml"] + sorted(root.glob("crates/*/Cargo.toml"))
+    for manifest in manifests:
+        problems.extend(unconditional_unix_crates(root, manifest))
 
     for p in problems:
         print(f"check-platform: {p}")
     print(f"check-platform: {len(files)} files, {uses} Unix-only API uses, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def unconditional_unix_crates(root: pathlib.Path, manifest: pathlib.Path) -> list:
+    """Unix-only crates listed outside [target.'cfg(unix)'.*dependencies]."""
+    problems = []
+    rel = manifest.relative_to(root)
+    section = None
+    for no, raw in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+            continue
+        m = re.match(r"^([A-Za-z0-9_-]+)(?:\.workspace)?\s*=", line)
+        if m and section in ("dependencies", "dev-dependencies", "build-dependencies") and m.group(1) in UNIX_ONLY_CRATES:
+            problems.append(f"{rel}:{no}: `{m.group(1)}` is Unix-only; move it under [target.'cfg(unix)'.{section}]")
+    return problems
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
-//! tlschat: a TLS-secured group chat.
-//!
-//! The data path of the server, one module per step:
+//! tlschat: the two programs (`src/bin/`) and the terminal front end.
 //!
 //! ```text
-//! listener (server/mod.rs) → TLS accept (tls.rs) → Connection (connection.rs:
-//! bytes ⇄ lines) → Command::parse (protocol/) → Hub (server/hub.rs: users,
-//! rooms, bans; decides who receives what) → each recipient's bounded queue
-//! (server/outbound.rs) → its writer task → socket
+//! crates/protocol  tlschat-protocol     framing, commands, server lines, names,
+//!                                       fingerprints, the crypto provider
+//! crates/fs        tlschat-fs           crash-safe files, private directories
+//! crates/server    tlschat-server-core  the server: hub, peers, limits, bans,
+//!                                       accounts, config, certificates
+//! crates/client    tlschat-client-core  the client: trust, session, reconnect,
+//!                                       chat state, sanitising
+//! this package     tlschat              src/bin/tlschat-server.rs, src/bin/tlschat.rs,
+//!                                       the terminal UI (tui/), --generate
 //! ```
 //!
-//! `protocol/` is pure (no I/O) so it can be unit- and property-tested;
-//! `certs.rs` makes and loads certificates; `fsutil.rs` writes files
-//! atomically.
+//! A desktop front end sits beside `tui/` as its own crate on
+//! `tlschat-client-core`; nothing in the server crate knows about a terminal.
 //!
 //! Text from peers and users is any sequence of Unicode scalars: nothing here
 //! slices a `str` by byte index (`clippy::string_slice` keeps it so); use
@@ -27,15 +29,5 @@ pub const VERSION: &str = match option_env!("TLSCHAT_VERSION_WITH_REV") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
-pub mod certs;
-pub mod client;
-pub mod config;
-pub mod connection;
-pub mod fsutil;
 pub mod generate;
-pub mod protocol;
-pub mod server;
-pub mod service;
-pub mod tls;
-pub mod trust;
 pub mod tui;

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use common::*;
 use server_process::*;
-use tlschat::config::Limits;
+use tlschat_server_core::config::Limits;
 
 /// The exact plaintext refusal, from protocol.md.
 const TLS_REQUIRED: &str =
@@ -1640,7 +1640,8 @@ async fn first_line_from(
     cert: &rustls_pki_types::CertificateDer<'static>,
     from: IpAddr,
 ) -> Option<String> {
-    let config = tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).ok()?;
+    let config =
+        tlschat_server_core::tls::client_config_with_roots(std::slice::from_ref(cert)).ok()?;
     let socket = tokio::net::TcpSocket::new_v4().ok()?;
     socket.bind(SocketAddr::new(from, 0)).ok()?;
     let tcp = tokio::time::timeout(STEP, socket.connect(addr))

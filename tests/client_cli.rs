@@ -1359,7 +1359,7 @@ fn reconnect_to_a_changed_certificate_exits_3() {
     let dir = rt.block_on(server.stop());
     alice.expect_err("-- connection lost");
     // A new certificate is generated on the next start.
-    std::fs::remove_dir_all(tlschat::config::certs_dir(dir.path())).unwrap();
+    std::fs::remove_dir_all(tlschat_server_core::config::certs_dir(dir.path())).unwrap();
     let server = rt.block_on(common::TestServer::start_in(dir, |c| c.listen = addr));
     let new_fp = fingerprint_of_der(&server.cert);
     assert_ne!(new_fp, old_fp);

@@ -13,11 +13,11 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use unicode_segmentation::UnicodeSegmentation;
 
-use tlschat::client::render::{self, is_tag, needs_replacing, sanitize, REPLACEMENT};
-use tlschat::client::{is_quit, ChatState, ClientEvent};
-use tlschat::protocol::is_forbidden_control;
 use tlschat::tui::input::{Input, MAX_INPUT_BYTES};
 use tlschat::tui::{ui, App, Mode};
+use tlschat_client_core::render::{self, is_tag, needs_replacing, sanitize, REPLACEMENT};
+use tlschat_client_core::{is_quit, ChatState, ClientEvent};
+use tlschat_protocol::is_forbidden_control;
 
 /// Pieces that make graphemes interesting or text dangerous: combining
 /// marks, joiners, selectors, skin tones, regional indicators, tags and the

@@ -134,7 +134,7 @@ struct Chat {
 impl Chat {
     fn start(server: &TestServer, nick: &str) -> Chat {
         let home = tempfile::tempdir().expect("temp dir");
-        let fingerprint = tlschat::certs::Fingerprint::of_der(&server.cert);
+        let fingerprint = tlschat_protocol::Fingerprint::of_der(&server.cert);
         let mut child = Command::new(CLIENT)
             .env_remove("TLSCHAT_PASSWORD")
             .env_remove("TLSCHAT_NICK")

@@ -24,8 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use tlschat::connection::Connection;
-use tlschat::protocol::{Frame, MAX_SERVER_LINE};
+use tlschat_protocol::connection::Connection;
+use tlschat_protocol::{Frame, MAX_SERVER_LINE};
 
 /// The binary under test.
 const CLIENT: &str = env!("CARGO_BIN_EXE_tlschat");
@@ -37,7 +37,7 @@ const WORLD: &str = "Привет Γειά مرحبا שלום 你好 👩🏽�
 /// `text` as the client shows it (its sanitiser decides which characters
 /// are replaced; the tests only require that it is applied).
 fn shown(text: &str) -> String {
-    tlschat::client::render::sanitize(text).into_owned()
+    tlschat_client_core::render::sanitize(text).into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -221,7 +221,7 @@ impl Hostile {
             .enable_all()
             .build()
             .expect("runtime");
-        let config = rustls::ServerConfig::builder_with_provider(tlschat::tls::provider())
+        let config = rustls::ServerConfig::builder_with_provider(tlschat_protocol::tls::provider())
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()

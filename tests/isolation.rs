@@ -132,7 +132,9 @@ fn a_prefix_ban_reaches_ipv6_clients_by_command_and_from_the_file() {
             eprintln!("skipped: ::1 is not available here");
             return;
         }
-        let on_v6 = |c: &mut tlschat::config::ServerConfig| c.listen = "[::1]:0".parse().unwrap();
+        let on_v6 = |c: &mut tlschat_server_core::config::ServerConfig| {
+            c.listen = "[::1]:0".parse().unwrap()
+        };
         let s = TestServer::start_with(on_v6).await;
         let mut adm = s.login_admin().await;
         let mut b = s.login("bob").await;

@@ -83,7 +83,8 @@ fn client_with_groups(
 async fn tlschat_client_config_negotiates_x25519mlkem768() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = ServerProcess::start(tmp.path());
-    let config = tlschat::tls::client_config_with_roots(&[server.cert()]).expect("client config");
+    let config = tlschat_server_core::tls::client_config_with_roots(&[server.cert()])
+        .expect("client config");
     let (group, welcome) = negotiate(&server, config, "pq_alice").await;
     assert_eq!(group, NamedGroup::X25519MLKEM768);
     assert_eq!(welcome, "WELCOME pq_alice #lobby");

@@ -8,7 +8,7 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-use tlschat::protocol::command::{ADMIN_HELP, HELP};
+use tlschat_protocol::command::{ADMIN_HELP, HELP};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -1005,7 +1005,7 @@ async fn quitting_client_that_does_not_read_is_closed_within_the_drain_limit() {
     // The staller keeps its socket open and reads nothing. Its slot must
     // still come back: the server gives up delivering to a closing client
     // after DRAIN_LIMIT (2 s).
-    let mut c = connect_when_admitted(&s, tlschat::server::outbound::DRAIN_LIMIT + STEP).await;
+    let mut c = connect_when_admitted(&s, tlschat_server_core::outbound::DRAIN_LIMIT + STEP).await;
     c.send("next").await;
     c.expect("WELCOME next #lobby").await;
     drop(staller);

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 
-use tlschat::protocol::{
+use tlschat_protocol::{
     check_text, Command, ErrorCode, Frame, LineDecoder, Nick, RoomName, ServerLine,
 };
 

@@ -97,7 +97,7 @@ impl Drop for Tmux {
 async fn typing_a_message_renders_it_and_others_appear() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let fingerprint = tlschat::certs::Fingerprint::of_der(&server.cert);
+    let fingerprint = tlschat_protocol::Fingerprint::of_der(&server.cert);
     let cmd = format!(
         "{} --nick dave --fingerprint {fingerprint} --known-hosts {} 127.0.0.1:{}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_tlschat"),
@@ -209,7 +209,7 @@ async fn non_ascii_text_is_typed_edited_and_shown_in_place() {
     const WIDTH: usize = 120;
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let fingerprint = tlschat::certs::Fingerprint::of_der(&server.cert);
+    let fingerprint = tlschat_protocol::Fingerprint::of_der(&server.cert);
     let cmd = format!(
         "{} --nick dave --fingerprint {fingerprint} --known-hosts {} 127.0.0.1:{}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_tlschat"),

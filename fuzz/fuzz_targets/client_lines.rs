@@ -21,11 +21,11 @@ use std::borrow::Cow;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tlschat::certs::Fingerprint;
-use tlschat::client::render::{plain, sanitize};
-use tlschat::client::state::SCROLLBACK;
-use tlschat::client::{is_quit, ChatState, ClientEvent};
-use tlschat::protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
+use tlschat_protocol::Fingerprint;
+use tlschat_client_core::render::{plain, sanitize};
+use tlschat_client_core::state::SCROLLBACK;
+use tlschat_client_core::{is_quit, ChatState, ClientEvent};
+use tlschat_protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
 use tlschat::tui::ui::{entry_lines, str_width};
 use unicode_segmentation::UnicodeSegmentation;
 

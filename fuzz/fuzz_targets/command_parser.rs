@@ -21,8 +21,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlschat::protocol::names::{MAX_NICK_LEN, MAX_ROOM_LEN};
-use tlschat::protocol::{
+use tlschat_protocol::names::{MAX_NICK_LEN, MAX_ROOM_LEN};
+use tlschat_protocol::{
     check_text, is_forbidden_control, Command, ErrorCode, Nick, RoomName, ServerLine,
 };
 

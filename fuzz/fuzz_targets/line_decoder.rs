@@ -20,7 +20,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tlschat::protocol::{Frame, LineDecoder};
+use tlschat_protocol::{Frame, LineDecoder};
 
 /// The largest limit tried (the protocol's own is 4096).
 const MAX_LIMIT: usize = 4096;

@@ -1,4 +1,4 @@
-//! `tlschat-server`: the command line around [`tlschat::server::Server`].
+//! `tlschat-server`: the command line around [`tlschat_server_core::Server`].
 //!
 //! clap parses the flags, `run` turns them into a [`ServerConfig`], and
 //! every error reaches `main` as an `anyhow::Error` printed with its context.
@@ -15,12 +15,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use tlschat::certs::{self, CertPaths};
-use tlschat::config::{self, CertSource, Effective, LimitSettings, ServerConfig, Settings};
 use tlschat::generate::{self, Generate};
-use tlschat::server::accounts::{self, Accounts, AdminSetup};
-use tlschat::server::{Reloader, Server};
-use tlschat::service;
+use tlschat_server_core::accounts::{self, Accounts, AdminSetup};
+use tlschat_server_core::certs::{self, CertPaths};
+use tlschat_server_core::config::{
+    self, CertSource, Effective, LimitSettings, ServerConfig, Settings,
+};
+use tlschat_server_core::service;
+use tlschat_server_core::{Reloader, Server};
 
 /// musl's own malloc takes one lock for every thread's allocations; on musl
 /// targets (the static Linux builds) mimalloc replaces it. Other targets keep

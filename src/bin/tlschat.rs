@@ -17,13 +17,13 @@ use clap::{CommandFactory, Parser};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-use tlschat::certs::Fingerprint;
-use tlschat::client::{
-    self, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort, Prompter,
-};
 use tlschat::generate::{self, Generate};
-use tlschat::protocol::Nick;
-use tlschat::trust::{self, KnownHosts, Trust};
+use tlschat_client_core::trust::{self, KnownHosts, Trust};
+use tlschat_client_core::{
+    self as client, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort,
+    Prompter,
+};
+use tlschat_protocol::{Fingerprint, Nick};
 
 /// musl's own malloc takes one lock for every thread's allocations; on musl
 /// targets (the static Linux builds) mimalloc replaces it. Other targets keep

@@ -10,12 +10,12 @@ use ratatui::layout::Size;
 
 use super::input::{Input, InputAction};
 use super::ui;
-use crate::client::state::ChatState;
-use crate::client::{self, ClientEvent, CloseReason};
-use crate::protocol::Command;
+use tlschat_client_core::state::ChatState;
+use tlschat_client_core::{is_quit, ClientEvent, CloseReason};
+use tlschat_protocol::Command;
 
 /// Sends one line to the session; false if it could not be queued.
-/// `tui::run` wraps [`ClientHandle::try_send`](crate::client::ClientHandle::try_send).
+/// `tui::run` wraps [`ClientHandle::try_send`](tlschat_client_core::ClientHandle::try_send).
 pub type Sender = Box<dyn FnMut(String) -> bool + Send>;
 
 /// Rows one mouse-wheel notch scrolls.
@@ -220,7 +220,7 @@ impl App {
         }
         self.scroll_to_bottom();
         let command = line.trim_start();
-        if client::is_quit(command) {
+        if is_quit(command) {
             return self.begin_quit(command.to_owned());
         }
         if matches!(Command::parse(command), Ok(Command::Help)) {
@@ -298,8 +298,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::certs::Fingerprint;
-    use crate::client::state::EntryKind;
+    use tlschat_client_core::state::EntryKind;
+    use tlschat_protocol::Fingerprint;
 
     type Sent = Arc<Mutex<Vec<String>>>;
 

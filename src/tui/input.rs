@@ -16,13 +16,13 @@
 //! U+1F3F4 or another tag character, where they may spell an emoji tag
 //! sequence (the flag of Scotland); an unfinished one shows as U+FFFD.
 //!
-//! [`render::sanitize`]: crate::client::render::sanitize
+//! [`render::sanitize`]: tlschat_client_core::render::sanitize
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation};
 
-use crate::client::render;
-use crate::protocol::MAX_CLIENT_LINE;
+use tlschat_client_core::render;
+use tlschat_protocol::MAX_CLIENT_LINE;
 
 /// Longest line the input accepts, in bytes: the protocol's limit minus
 /// the `\n`.

@@ -33,8 +33,8 @@ use tokio::time::{sleep_until, Instant};
 
 pub use app::{App, Flow, Mode};
 
-use crate::client::state::ChatState;
-use crate::client::{ClientEvent, ClientHandle, CloseReason};
+use tlschat_client_core::state::ChatState;
+use tlschat_client_core::{ClientEvent, ClientHandle, CloseReason};
 
 /// At most this often (about 30 frames a second), and only after a change.
 const FRAME: Duration = Duration::from_millis(33);
@@ -47,7 +47,7 @@ const EVENT_BATCH: usize = 256;
 /// Runs the terminal UI until the user leaves or the session ends.
 ///
 /// `state` already holds the server and nick; `handle` and `events` come
-/// from [`client::start`](crate::client::start). Returns the session's
+/// from [`tlschat_client_core::start`]. Returns the session's
 /// [`CloseReason`], or `None` if the UI ended without the session
 /// reporting `Closed` (Ctrl-C twice, or no `Closed` within 3 s of
 /// `/quit`).

@@ -35,8 +35,8 @@ use ratatui::Frame;
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::app::{App, Mode};
-use crate::client::render::{self, sanitize};
-use crate::client::state::{ChatState, ConnState, Entry, EntryKind};
+use tlschat_client_core::render::{self, sanitize};
+use tlschat_client_core::state::{ChatState, ConnState, Entry, EntryKind};
 
 /// Width of the user list, border included.
 pub const SIDEBAR_WIDTH: u16 = 22;
@@ -584,8 +584,8 @@ mod tests {
     use ratatui::Terminal;
 
     use super::*;
-    use crate::certs::Fingerprint;
-    use crate::client::{ClientEvent, CloseReason};
+    use tlschat_client_core::{ClientEvent, CloseReason};
+    use tlschat_protocol::Fingerprint;
 
     fn app() -> App {
         let mut app = App::new(

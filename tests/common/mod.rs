@@ -13,10 +13,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
-use tlschat::config::ServerConfig;
-use tlschat::connection::Connection;
-use tlschat::protocol::{Frame, MAX_SERVER_LINE};
-use tlschat::server::Server;
+use tlschat_protocol::connection::Connection;
+use tlschat_protocol::{Frame, MAX_SERVER_LINE};
+use tlschat_server_core::config::ServerConfig;
+use tlschat_server_core::Server;
 
 /// How long a test waits for one expected line before failing.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -111,8 +111,8 @@ impl TestServer {
 }
 
 pub async fn connect_tls(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
-    let config =
-        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
+    let config = tlschat_server_core::tls::client_config_with_roots(std::slice::from_ref(cert))
+        .expect("client config");
     let tcp = TcpStream::connect(addr).await.expect("tcp connect");
     let tls = TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -211,8 +211,8 @@ pub async fn connect_tls_via(
     addr: SocketAddr,
     cert: &CertificateDer<'static>,
 ) -> Client {
-    let config =
-        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
+    let config = tlschat_server_core::tls::client_config_with_roots(std::slice::from_ref(cert))
+        .expect("client config");
     let tcp = tokio::time::timeout(STEP, socket.connect(addr))
         .await
         .expect("tcp connect within STEP")
@@ -324,8 +324,8 @@ pub async fn tls_stream(
     cert: &CertificateDer<'static>,
     local: Option<std::net::IpAddr>,
 ) -> TlsStream<TcpStream> {
-    let config =
-        tlschat::tls::client_config_with_roots(std::slice::from_ref(cert)).expect("client config");
+    let config = tlschat_server_core::tls::client_config_with_roots(std::slice::from_ref(cert))
+        .expect("client config");
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
@@ -354,13 +354,13 @@ pub async fn tls_stream(
 /// each bounded by `STEP`; `None` at EOF or a read error (a reset counts as
 /// a close). Invalid UTF-8 from the server fails the test.
 pub struct Lines<R> {
-    reader: tlschat::connection::LineReader<R>,
+    reader: tlschat_protocol::connection::LineReader<R>,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
     pub fn new(reader: R) -> Lines<R> {
         Lines {
-            reader: tlschat::connection::LineReader::new(reader, MAX_SERVER_LINE),
+            reader: tlschat_protocol::connection::LineReader::new(reader, MAX_SERVER_LINE),
         }
     }
 

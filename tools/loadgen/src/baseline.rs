@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use tlschat::certs::CertPaths;
+use tlschat_server_core::certs::CertPaths;
 
 #[derive(Debug, clap::Args)]
 pub struct BaselineArgs {
@@ -101,11 +101,11 @@ pub fn main(args: BaselineArgs) -> Result<()> {
 }
 
 async fn serve(args: BaselineArgs) -> Result<()> {
-    let cert = tlschat::certs::load(&CertPaths {
+    let cert = tlschat_server_core::certs::load(&CertPaths {
         cert: args.cert.clone(),
         key: args.key.clone(),
     })?;
-    let acceptor = TlsAcceptor::from(tlschat::tls::server_config(&cert)?);
+    let acceptor = TlsAcceptor::from(tlschat_server_core::tls::server_config(&cert)?);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;

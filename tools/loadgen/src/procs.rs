@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tlschat::certs::CertPaths;
+use tlschat_server_core::certs::CertPaths;
 
 use crate::client::Target;
 

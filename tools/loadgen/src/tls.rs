@@ -16,7 +16,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tlschat::certs::{self, CertPaths};
+use tlschat_server_core::certs::{self, CertPaths};
 
 /// Writes `cert.pem` and `key.pem` (PKCS#8) into `dir`.
 pub fn make_cert(dir: &Path) -> Result<CertPaths> {
@@ -83,7 +83,7 @@ impl ServerCertVerifier for Pinned {
 /// before 3.5 gets X25519), the certificate pinned, resumption disabled.
 pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>> {
     let loaded = certs::load(paths).context("loading the benchmark certificate")?;
-    let provider = tlschat::tls::provider();
+    let provider = tlschat_protocol::tls::provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS versions")?

@@ -15,7 +15,7 @@ use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
 use super::outbound::Outbox;
-use crate::protocol::RoomName;
+use tlschat_protocol::RoomName;
 
 /// A connected client, as the hub names it (never its address or nickname,
 /// which can repeat over time).
@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn membership() {
         let mut r = Room::new(RoomName::lobby());
-        let (out, _inbox) = crate::server::outbound::channel(0);
+        let (out, _inbox) = crate::outbound::channel(0);
         assert!(r.insert(ClientId(1), out.clone()));
         assert!(!r.insert(ClientId(1), out.clone()));
         assert!(r.insert(ClientId(2), out.clone()));

@@ -35,10 +35,10 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::certs::Fingerprint;
-use crate::client::render::sanitize;
-use crate::fsutil::{write_atomic, Mode};
-use crate::tls::provider;
+use crate::render::sanitize;
+use tlschat_fs::{write_atomic, Mode};
+use tlschat_protocol::tls::provider;
+use tlschat_protocol::Fingerprint;
 
 /// How the client decides to trust a server.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! The client core, shared by plain mode, the terminal UI and the GUI.
+//! tlschat-client-core: everything a tlschat client does that is not
+//! drawing, shared by plain mode, the terminal UI and (next) a GUI.
 //!
 //! ```text
 //! establish(): TCP → TLS (trust.rs decides, known_hosts updated) → Trusted
@@ -23,8 +24,11 @@
 //! reaches the front end is bounded (see [`EVENT_QUEUE`] and `state`), and
 //! every server text in an error is passed through [`render::sanitize`].
 
+#![warn(clippy::string_slice)]
+
 pub mod render;
 pub mod state;
+pub mod trust;
 
 use std::fmt;
 use std::future::Future;
@@ -44,13 +48,13 @@ use tokio::time::{timeout, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::certs::Fingerprint;
-use crate::connection::{Connection, CutOffLine};
-use crate::protocol::{
+use crate::trust::{Added, KnownHosts, Outcome, Trust, TrustError, Verdict};
+use tlschat_protocol::connection::{Connection, CutOffLine};
+use tlschat_protocol::Fingerprint;
+use tlschat_protocol::{
     check_text, Command, ErrorCode, Frame, RoomName, ServerLine, DEFAULT_PORT, LOBBY,
     MAX_SERVER_LINE,
 };
-use crate::trust::{self, Added, KnownHosts, Outcome, Trust, TrustError, Verdict};
 
 pub use state::{ChatState, KEEPALIVE_TOKEN};
 

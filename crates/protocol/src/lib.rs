@@ -1,20 +1,37 @@
-//! Protocol v1, without I/O: limits, text rules, framing, the commands a
-//! client sends and the lines a server sends.
+//! tlschat-protocol: what the server and the clients agree on, protocol v1,
+//! with no server, hashing or terminal code in it.
 //!
-//! Bytes from a socket go through [`line::LineDecoder`] (capped framing) to a
-//! `&str` line, then [`command::Command::parse`] (server side) or
-//! [`server_line::ServerLine::parse`] (client side). Outgoing lines are built
-//! with [`server_line::ServerLine::encode`], once per line however many
-//! recipients it has. Everything here is pure, so it is unit- and
-//! property-tested without sockets. The normative description is
-//! `docs/protocol.md`.
+//! ```text
+//! socket bytes → connection::LineReader (capped framing, line::LineDecoder)
+//!   → &str line → Command::parse          (the server reads clients)
+//!               → ServerLine::parse       (the clients read the server)
+//! ServerLine::encode → bytes, once per line however many recipients it has
+//! certificate DER → Fingerprint (what clients pin)
+//! tls::provider() → the one rustls crypto provider both ends build from
+//! ```
+//!
+//! [`line`], [`command`], [`names`] and [`server_line`] are pure (no I/O),
+//! so they are unit-, property- and fuzz-tested without sockets;
+//! [`connection`] is the only module that touches a stream. The normative
+//! description is `docs/protocol.md`.
+//!
+//! Text from peers and users is any sequence of Unicode scalars: nothing here
+//! slices a `str` by byte index (`clippy::string_slice` keeps it so); use
+//! `get(..)`, `split_at_checked` or char and grapheme boundaries.
+
+#![warn(clippy::string_slice)]
 
 pub mod command;
+pub mod connection;
+pub mod fingerprint;
 pub mod line;
 pub mod names;
 pub mod server_line;
+pub mod tls;
 
 pub use command::{Command, CommandError};
+pub use connection::Connection;
+pub use fingerprint::{Fingerprint, FingerprintError};
 pub use line::{Frame, LineDecoder};
 pub use names::{NameError, Nick, RoomName};
 pub use server_line::{ErrorCode, ServerLine};

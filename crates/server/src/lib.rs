@@ -1,6 +1,24 @@
-//! The chat server: [`Server::bind`] prepares everything that can fail at
-//! startup (data directory, certificate, bans, accounts, the listening
-//! socket); [`Server::run`] accepts connections until the shutdown token is
+//! tlschat-server-core: the chat server as a library (the `tlschat-server`
+//! binary is its command line).
+//!
+//! ```text
+//! TcpListener (lib.rs) → limits::Gate (admission) → tls (first byte, TLS accept)
+//!   → peer (one task per connection: login, then each line)
+//!       → Command::parse (tlschat-protocol) → Hub (hub.rs: users, rooms,
+//!         bans; decides who receives what) → each recipient's bounded
+//!         queue (outbound.rs) → its writer task → socket
+//! config.rs: flags, environment and tlschat.toml → ServerConfig
+//! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
+//! files in the data directory
+//! ```
+//!
+//! A store for accounts or history would sit beside `bans.rs` and
+//! `accounts.rs`, entered from the hub off the broadcast path; a link to
+//! other server nodes would sit beside the hub as another recipient kind.
+//!
+//! [`Server::bind`] prepares everything that can fail at startup (data
+//! directory, certificate, bans, accounts, the listening socket);
+//! [`Server::run`] accepts connections until the shutdown token is
 //! cancelled, then closes every client in order.
 //!
 //! Each accepted TCP connection asks the [`limits::Gate`] for an
@@ -11,14 +29,21 @@
 //! (users, rooms, bans) and one TLS configuration. A [`Reloader`] swaps the
 //! limits, the bans and the certificate while the server runs (SIGHUP).
 
+#![warn(clippy::string_slice)]
+
 pub mod accounts;
 pub mod bans;
+pub mod certs;
+pub mod config;
+mod farewell;
 pub mod hub;
 pub mod limits;
 pub mod outbound;
 mod peer;
 pub mod room;
+pub mod service;
 mod socket;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -37,9 +62,10 @@ use self::bans::{canonical_ip, BanList};
 pub use self::hub::Hub;
 use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
-use crate::certs::{self, CertError, CertPaths, Fingerprint};
-use crate::config::{self, CertSource, Limits, ServerConfig};
-use crate::tls::{self, TlsError};
+use crate::certs::{CertError, CertPaths};
+use crate::config::{CertSource, Limits, ServerConfig};
+use crate::tls::TlsError;
+use tlschat_protocol::Fingerprint;
 
 /// How long [`Server::run`] waits for clients to drain after shutdown
 /// begins; writers give up on their own after
@@ -55,7 +81,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("refusing the data directory: {0}")]
-    UnsafeDataDir(#[from] crate::fsutil::UnsafeDir),
+    UnsafeDataDir(#[from] tlschat_fs::UnsafeDir),
     #[error(transparent)]
     Cert(#[from] CertError),
     #[error(transparent)]
@@ -95,7 +121,7 @@ impl Server {
         let data_dir = config.data_dir.clone();
         create_data_dir(&data_dir)?;
         for dir in [data_dir.clone(), config.certs_dir()] {
-            match crate::fsutil::remove_stale_temp_files(&dir) {
+            match tlschat_fs::remove_stale_temp_files(&dir) {
                 Ok(0) => {}
                 Ok(n) => info!(dir = %dir.display(), "removed {n} temporary files left by a crash"),
                 Err(e) => {
@@ -334,11 +360,11 @@ fn set_options(socket: socket2::SockRef<'_>) {
 /// Creates the data directory (owner-only on Unix: it holds the private
 /// key and the password hash), and refuses one that others could write into.
 fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
-    crate::fsutil::create_private_dir(path).map_err(|source| ServerError::DataDir {
+    tlschat_fs::create_private_dir(path).map_err(|source| ServerError::DataDir {
         path: path.to_path_buf(),
         source,
     })?;
-    crate::fsutil::check_private_dir(path)?;
+    tlschat_fs::check_private_dir(path)?;
     Ok(())
 }
 

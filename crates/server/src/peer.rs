@@ -30,11 +30,11 @@ use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
 use super::socket::ClientSocket;
-use crate::connection::{Connection, LineReader};
-use crate::protocol::{
+use crate::tls::{self, FirstBytes};
+use tlschat_protocol::connection::{Connection, LineReader};
+use tlschat_protocol::{
     check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
 };
-use crate::tls::{self, FirstBytes};
 
 /// How long a refused peer (plaintext, banned, server full) gets to read its
 /// one explanatory line before the socket closes.

@@ -1,5 +1,5 @@
 //! Server configuration: the validated [`ServerConfig`] that
-//! [`Server::bind`](crate::server::Server::bind) takes, the [`Limits`] that
+//! [`Server::bind`](crate::Server::bind) takes, the [`Limits`] that
 //! protect it, and the TOML file they can come from.
 //!
 //! Every setting has a default, a key in the optional config file, a command
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::DEFAULT_PORT;
+use tlschat_protocol::DEFAULT_PORT;
 
 /// The config file's name inside the data directory.
 pub const CONFIG_FILE: &str = "tlschat.toml";
@@ -296,7 +296,7 @@ mod seconds {
     }
 }
 
-/// What [`Server::bind`](crate::server::Server::bind) needs. Its `Debug`
+/// What [`Server::bind`](crate::Server::bind) needs. Its `Debug`
 /// output leaves the password out.
 #[derive(Clone)]
 pub struct ServerConfig {

@@ -18,7 +18,7 @@ use chrono::{DateTime, Local};
 use indexmap::IndexMap;
 
 use super::{ClientEvent, CloseReason};
-use crate::protocol::{Nick, ServerLine};
+use tlschat_protocol::{Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -404,7 +404,7 @@ impl ChatState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::Fingerprint;
+    use tlschat_protocol::Fingerprint;
 
     fn line(s: &mut ChatState, l: &str) -> Option<EntryKind> {
         s.apply(&ClientEvent::Line(l.into()))

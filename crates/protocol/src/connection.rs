@@ -2,15 +2,16 @@
 //!
 //! The read side ([`LineReader`]) owns the only buffer an incoming line lives
 //! in and reads at most one line's limit into it (see
-//! [`LineDecoder`](crate::protocol::LineDecoder)), so a peer can never make
+//! [`LineDecoder`](crate::LineDecoder)), so a peer can never make
 //! us hold more than that. The server uses a whole [`Connection`] during the
 //! handshake, then [`Connection::into_split`]s it: the read half stays with
 //! the peer task, the write half goes to the writer task behind the bounded
 //! queue.
 //!
 //! The split is ours rather than `tokio::io::split` for one reason: the
-//! write half can reach the TLS session ([`Farewell`]), so a client's last
-//! line and the TLS `close_notify` leave in one write instead of two.
+//! write half can reach the TLS session ([`WriteHalf::with_stream`]), so the
+//! server can put a client's last line and the TLS `close_notify` in one
+//! write instead of two.
 //!
 //! At the end of the stream the two sides differ: the server takes a last
 //! line without `\n` as a line (a person typing into `openssl s_client`
@@ -26,7 +27,7 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::protocol::{Frame, LineDecoder};
+use crate::{Frame, LineDecoder};
 
 /// The first allocation of a read buffer: most chat lines fit, and an idle
 /// connection keeps no more than this.
@@ -192,6 +193,14 @@ pub struct WriteHalf<S>(Arc<Mutex<S>>);
 /// Each half holds the lock only for one poll: a read or a write that is
 /// not ready returns `Pending` and lets go. Like `tokio::io::split`, this
 /// is a plain mutex; the halves live on two tasks and rarely meet.
+impl<S> WriteHalf<S> {
+    /// Runs `f` on the whole stream, for what only the stream can do, such
+    /// as queueing the TLS `close_notify` behind a last line.
+    pub fn with_stream<R>(&mut self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut locked(&self.0))
+    }
+}
+
 fn locked<S>(stream: &Mutex<S>) -> MutexGuard<'_, S> {
     // A poll that panicked leaves the stream as the I/O library left it;
     // the connection fails on its next error like any other.
@@ -235,43 +244,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteHalf<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *locked(&self.0)).poll_shutdown(cx)
-    }
-}
-
-/// A writer that can put its last bytes and its orderly close into one
-/// write: the caller then only has to `shutdown()`.
-pub trait Farewell: AsyncWrite + Unpin {
-    /// Queues a prefix of `last`, without writing, followed by the close
-    /// if all of it fit; returns how much was queued. The caller writes
-    /// the rest (if any), then calls `shutdown()`, which sends what was
-    /// queued. The default queues nothing.
-    fn queue_farewell(&mut self, last: &[u8]) -> usize {
-        let _ = last;
-        0
-    }
-}
-
-/// In-memory pipes stand in for sockets in tests; they have no TLS to close.
-#[cfg(test)]
-impl Farewell for tokio::io::DuplexStream {}
-
-impl<IO: AsyncRead + AsyncWrite + Unpin> Farewell
-    for WriteHalf<tokio_rustls::server::TlsStream<IO>>
-{
-    fn queue_farewell(&mut self, last: &[u8]) -> usize {
-        let mut stream = locked(&self.0);
-        let (_, tls) = stream.get_mut();
-        // Something already waiting to go out goes first, the usual way.
-        if tls.wants_write() {
-            return 0;
-        }
-        // Encrypts into rustls's outgoing buffer; bounded by its buffer
-        // limit, so a huge line may only partly fit.
-        let queued = io::Write::write(&mut tls.writer(), last).unwrap_or(0);
-        if queued == last.len() {
-            tls.send_close_notify();
-        }
-        queued
     }
 }
 

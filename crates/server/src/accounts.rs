@@ -40,8 +40,8 @@ use rand::distr::Alphanumeric;
 use rand::Rng;
 use thiserror::Error;
 
-use crate::fsutil::{write_atomic, Mode};
-use crate::protocol::names::Nick;
+use tlschat_fs::{write_atomic, Mode};
+use tlschat_protocol::names::Nick;
 
 /// The reserved administrator account.
 pub const ADMIN: &str = "admin";

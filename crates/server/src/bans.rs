@@ -49,8 +49,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
-use crate::fsutil::{write_atomic, Mode};
-use crate::protocol::names::Nick;
+use tlschat_fs::{write_atomic, Mode};
+use tlschat_protocol::names::Nick;
 
 /// The first line of every bans file we write.
 const HEADER: &str = "# tlschat bans: NICK ADDRESS SINCE BY REASON (one per line; \"-\" = none)";

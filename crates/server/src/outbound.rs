@@ -49,7 +49,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::connection::Farewell;
+use crate::farewell::Farewell;
 
 /// How long a closing writer may spend delivering what is still queued.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -838,7 +838,7 @@ mod tests {
             connector.connect(name, client_io)
         );
         let mut client = client.unwrap();
-        let conn = crate::connection::Connection::new(server.unwrap(), 64);
+        let conn = tlschat_protocol::connection::Connection::new(server.unwrap(), 64);
         let (_reader, write_half) = conn.into_split();
 
         let (out, inbox) = channel(1024);

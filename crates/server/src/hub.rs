@@ -32,8 +32,8 @@ use super::accounts::{Accounts, ADMIN};
 use super::bans::{canonical_ip, AddrRange, Ban, BanList};
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
-use crate::protocol::command::{CommandError, ADMIN_HELP, HELP};
-use crate::protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+use tlschat_protocol::command::{CommandError, ADMIN_HELP, HELP};
+use tlschat_protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
 /// The answer to a user's admin command.
 const NOT_ADMIN: &str = "only the admin may do that";
@@ -715,7 +715,7 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
 
     use super::*;
-    use crate::server::outbound::{channel, run_writer, PRIVATE_SHARE, SENDER_SHARE};
+    use crate::outbound::{channel, run_writer, PRIVATE_SHARE, SENDER_SHARE};
 
     /// A logged-in client whose socket is a pipe of `pipe` bytes.
     struct Peer {
@@ -755,7 +755,7 @@ mod tests {
         let (w, r) = tokio::io::duplex(pipe);
         tokio::spawn(run_writer(inbox, w));
         let addr: IpAddr = addr.parse().unwrap();
-        let group = crate::server::limits::address_group(addr, 64);
+        let group = crate::limits::address_group(addr, 64);
         let id = hub
             .register(Nick::parse(nick).unwrap(), addr, group, outbox)
             .unwrap();
