@@ -16,6 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::generate::{self, Generate};
+use tlschat_fs::read_password_file;
 use tlschat_server_core::accounts::{self, Accounts, AdminSetup};
 use tlschat_server_core::certs::{self, CertPaths};
 use tlschat_server_core::config::{
@@ -346,7 +347,7 @@ fn check_config(args: &RunArgs) -> ExitCode {
             })?;
         }
         if let Some(file) = &eff.admin_password_file {
-            accounts::read_password_file(file)?;
+            read_password_file(file)?;
         }
         Ok(eff)
     });
@@ -374,9 +375,9 @@ fn serve(args: RunArgs) -> Result<()> {
         env_password,
         &eff.admin_password_file,
     ) {
-        (Some(flag), _, _) => Some(accounts::read_password_file(flag)?),
+        (Some(flag), _, _) => Some(read_password_file(flag)?),
         (None, Some(pw), _) => Some(pw),
-        (None, None, Some(file)) => Some(accounts::read_password_file(file)?),
+        (None, None, Some(file)) => Some(read_password_file(file)?),
         (None, None, None) => None,
     };
     let mut config = ServerConfig::new(&data_dir);

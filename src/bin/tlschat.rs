@@ -309,21 +309,16 @@ fn ask_nick() -> Result<String, Fail> {
     Ok(nick)
 }
 
+/// The client's side of the shared reader: an empty file is a usage
+/// error, one that cannot be read an I/O error.
 fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Fail(
-            exit::ERROR,
-            format!("cannot read the password file {}: {e}", path.display()),
-        )
-    })?;
-    let first = text.lines().next().unwrap_or("").to_owned();
-    if first.is_empty() {
-        return Err(Fail(
-            exit::USAGE,
-            format!("the password file {} is empty", path.display()),
-        ));
-    }
-    Ok(first)
+    tlschat_fs::read_password_file(path).map_err(|e| {
+        let code = match e {
+            tlschat_fs::PasswordFileError::Read { .. } => exit::ERROR,
+            _ => exit::USAGE,
+        };
+        Fail(code, e.to_string())
+    })
 }
 
 /// Asks at the terminal (stdin is one: checked before this is used).

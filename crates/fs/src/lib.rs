@@ -1,6 +1,8 @@
-//! Crash-safe file writes shared by every file the server keeps (bans,
-//! accounts, certificates, the initial admin password), and the checks on
-//! the directories that hold them.
+//! tlschat-fs: the files both programs keep and read. Crash-safe writes for
+//! every file the server keeps (bans, accounts, certificates, the initial
+//! admin password) and the client's `known_hosts`, the checks on the
+//! directories that hold them, and the one reader of password files
+//! (`--admin-password-file`, `--password-file`).
 //!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
@@ -166,6 +168,41 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> 
     sync_dir(dir)
 }
 
+/// Why a password file gave no password. The messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordFileError {
+    #[error("cannot read the password file {}: {source}; check that it exists and is a readable file", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("password file {} has an empty first line; put the password on the first line", path.display())]
+    Empty { path: PathBuf },
+    #[error("password file {} is not valid UTF-8; save it as UTF-8 text", path.display())]
+    Encoding { path: PathBuf },
+}
+
+/// Reads a password file: its first line without the trailing `\r\n` or
+/// `\n`, everything else kept (spaces are part of a password). An empty
+/// first line is an error rather than an empty password.
+pub fn read_password_file(path: &Path) -> Result<String, PasswordFileError> {
+    let bytes = std::fs::read(path).map_err(|source| PasswordFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        return Err(PasswordFileError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(first.to_vec()).map_err(|_| PasswordFileError::Encoding {
+        path: path.to_owned(),
+    })
+}
+
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -181,6 +218,36 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_password_file_takes_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        for (content, want) in [
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\nsecond line\n", "s3cret"),
+            ("no newline", "no newline"),
+            (" spaces kept \n", " spaces kept "),
+            ("пароль密码🔑\n", "пароль密码🔑"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_password_file(&path).unwrap(), want);
+        }
+        for content in ["", "\n", "\r\n", "\nsecond"] {
+            std::fs::write(&path, content).unwrap();
+            let err = read_password_file(&path).unwrap_err();
+            assert!(
+                matches!(err, PasswordFileError::Empty { .. }),
+                "{content:?}: {err}"
+            );
+        }
+        std::fs::write(&path, b"\xff\xfe\n").unwrap();
+        let err = read_password_file(&path).unwrap_err();
+        assert!(matches!(err, PasswordFileError::Encoding { .. }), "{err}");
+        let err = read_password_file(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(err, PasswordFileError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
 
     #[test]
     fn replaces_contents_and_leaves_no_temp_files() {

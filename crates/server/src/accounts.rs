@@ -82,10 +82,8 @@ pub enum AccountsError {
     },
     #[error("the password is empty; choose a non-empty password")]
     EmptyPassword,
-    #[error("password file {} has an empty first line; put the password on the first line", path.display())]
-    EmptyPasswordFile { path: PathBuf },
-    #[error("password file {} is not valid UTF-8; save it as UTF-8 text", path.display())]
-    PasswordFileEncoding { path: PathBuf },
+    #[error(transparent)]
+    PasswordFile(#[from] tlschat_fs::PasswordFileError),
     /// argon2 refused to hash (in practice unreachable with default
     /// parameters); the message comes from argon2 and holds no password.
     #[error("cannot hash the password: {0}")]
@@ -330,25 +328,6 @@ pub fn change_admin_password(
     remove_if_present(&data_dir.join(INITIAL_PASSWORD_FILE))
 }
 
-/// Reads a password file as given to `--admin-password-file`: its first
-/// line without the trailing `\r\n`/`\n`. An empty first line is an error.
-pub fn read_password_file(path: &Path) -> Result<String, AccountsError> {
-    let bytes = std::fs::read(path).map_err(|source| AccountsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = first.strip_suffix(b"\r").unwrap_or(first);
-    if first.is_empty() {
-        return Err(AccountsError::EmptyPasswordFile {
-            path: path.to_owned(),
-        });
-    }
-    String::from_utf8(first.to_vec()).map_err(|_| AccountsError::PasswordFileEncoding {
-        path: path.to_owned(),
-    })
-}
-
 fn remove_if_present(path: &Path) -> Result<(), AccountsError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -587,32 +566,6 @@ mod tests {
         let (line, msg) = malformed(&format!("admin {pbkdf2}\n"));
         assert_eq!(line, 1);
         assert!(msg.contains("not argon2"), "{msg}");
-    }
-
-    #[test]
-    fn read_password_file_takes_the_first_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pw");
-        for (content, want) in [
-            ("s3cret\n", "s3cret"),
-            ("s3cret\r\nsecond line\n", "s3cret"),
-            ("no newline", "no newline"),
-            (" spaces kept \n", " spaces kept "),
-        ] {
-            std::fs::write(&path, content).unwrap();
-            assert_eq!(read_password_file(&path).unwrap(), want);
-        }
-        for content in ["", "\n", "\r\n", "\nsecond"] {
-            std::fs::write(&path, content).unwrap();
-            let err = read_password_file(&path).unwrap_err();
-            assert!(
-                matches!(err, AccountsError::EmptyPasswordFile { .. }),
-                "{content:?}: {err}"
-            );
-        }
-        let err = read_password_file(&dir.path().join("missing")).unwrap_err();
-        assert!(matches!(err, AccountsError::Read { .. }), "{err}");
-        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]
