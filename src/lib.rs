@@ -9,7 +9,8 @@
 //! crates/client    tlschat-client-core  the client: trust, session, reconnect,
 //!                                       chat state, sanitising
 //! this package     tlschat              src/bin/tlschat-server.rs, src/bin/tlschat.rs,
-//!                                       the terminal UI (tui/), --generate
+//!                                       the front ends: terminal UI (tui/),
+//!                                       plain line mode (plain.rs); --generate
 //! ```
 //!
 //! A desktop front end sits beside `tui/` as its own crate on
@@ -30,4 +31,5 @@ pub const VERSION: &str = match option_env!("TLSCHAT_VERSION_WITH_REV") {
 };
 
 pub mod generate;
+pub mod plain;
 pub mod tui;

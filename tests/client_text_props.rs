@@ -16,7 +16,7 @@ use unicode_segmentation::UnicodeSegmentation;
 use tlschat::tui::input::{Input, MAX_INPUT_BYTES};
 use tlschat::tui::{ui, App, Mode};
 use tlschat_client_core::render::{self, is_tag, needs_replacing, sanitize, REPLACEMENT};
-use tlschat_client_core::{is_quit, ChatState, ClientEvent};
+use tlschat_client_core::{is_quit, ChatState, ServerLines};
 use tlschat_protocol::is_forbidden_control;
 
 /// Pieces that make graphemes interesting or text dangerous: combining
@@ -373,18 +373,20 @@ proptest! {
         height in 1u16..16,
     ) {
         let (mut app, _) = app();
-        app.on_client_event(ClientEvent::Line("WELCOME alice #lobby".into()));
+        let mut session = ServerLines::new("alice", "#lobby");
         for line in &lines {
             let mut state = ChatState::new("host:55555", "alice");
-            if let Some(entry) = state.apply(&ClientEvent::Line(line.clone())) {
-                if let Some(text) = render::plain(&entry.kind) {
-                    prop_assert!(
-                        text.chars().all(|c| !needs_replacing(c) || is_tag(c)),
-                        "{:?} printed as {:?}", line, text
-                    );
+            for event in session.read(line).into_iter().flatten() {
+                if let Some(entry) = state.apply(&event) {
+                    if let Some(text) = render::plain(&entry.kind) {
+                        prop_assert!(
+                            text.chars().all(|c| !needs_replacing(c) || is_tag(c)),
+                            "{:?} printed as {:?}", line, text
+                        );
+                    }
                 }
+                app.on_client_event(event);
             }
-            app.on_client_event(ClientEvent::Line(line.clone()));
         }
         let (rows, _) = draw(&mut app, width, height);
         prop_assert!(screen_is_safe(&rows), "{:#?}", rows);

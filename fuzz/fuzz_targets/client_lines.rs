@@ -1,9 +1,10 @@
 //! Fuzzes the client's handling of what a server sends: the input is the
 //! byte stream of a session after login. It goes through the line decoder
 //! with the client's limit (`MAX_SERVER_LINE`), as `Connection` does; each
-//! line is folded into a `ChatState` (`ServerLine::parse`, then the state
-//! update), rendered as plain mode prints it, and wrapped as the terminal
-//! UI draws it, at several pane widths. Frames that are too long or not
+//! line is read as the session reads it (`ServerLines`, the one parse),
+//! its events are folded into a `ChatState`, each entry rendered as plain
+//! mode prints it and wrapped as the terminal UI draws it, at several pane
+//! widths. Frames that are too long or not
 //! UTF-8 are skipped, as the session skips them.
 //!
 //! Checked, besides "never panics":
@@ -23,8 +24,8 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tlschat_protocol::Fingerprint;
 use tlschat_client_core::render::{plain, sanitize};
-use tlschat_client_core::state::SCROLLBACK;
-use tlschat_client_core::{is_quit, ChatState, ClientEvent};
+use tlschat_client_core::state::{Entry, SCROLLBACK};
+use tlschat_client_core::{is_quit, ChatState, ClientEvent, ServerLines};
 use tlschat_protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
 use tlschat::tui::ui::{entry_lines, str_width};
 use unicode_segmentation::UnicodeSegmentation;
@@ -36,17 +37,23 @@ fn is_clean(s: &str) -> bool {
     matches!(sanitize(s), Cow::Borrowed(_))
 }
 
-fn check_line(state: &mut ChatState, line: String) {
+fn check_line(state: &mut ChatState, session: &mut ServerLines, line: String) {
     assert!(!line.contains('\n'), "a decoded line holds a newline");
     let _ = is_quit(&line);
-    let Some(entry) = state.apply(&ClientEvent::Line(line)).cloned() else {
-        return;
-    };
+    for event in session.read(&line).into_iter().flatten() {
+        if let Some(entry) = state.apply(&event).cloned() {
+            check_entry(state, &entry);
+        }
+    }
+    assert!(state.entries.len() <= SCROLLBACK);
+}
+
+fn check_entry(state: &ChatState, entry: &Entry) {
     if let Some(text) = plain(&entry.kind) {
         assert!(is_clean(&text), "plain mode would print {text:?}");
     }
     for width in WIDTHS {
-        for row in entry_lines(&entry, state, width) {
+        for row in entry_lines(entry, state, width) {
             let text: String = row.spans.iter().map(|s| s.content.as_ref()).collect();
             assert!(is_clean(&text), "the UI would draw {text:?}");
             let drawn: usize = row.spans.iter().map(|s| str_width(&s.content)).sum();
@@ -57,7 +64,6 @@ fn check_line(state: &mut ChatState, line: String) {
             );
         }
     }
-    assert!(state.entries.len() <= SCROLLBACK);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -68,17 +74,17 @@ fuzz_target!(|data: &[u8]| {
         fingerprint: Fingerprint([7; 32]),
         tls: "TLS 1.3, X25519MLKEM768".into(),
     });
-    state.apply(&ClientEvent::Line("WELCOME alice #lobby".into()));
+    let mut session = ServerLines::new("alice", "");
     let mut dec = LineDecoder::new(MAX_SERVER_LINE);
     let mut buf = BytesMut::from(data);
     while let Some(frame) = dec.decode(&mut buf) {
         if let Frame::Line(line) = frame {
-            check_line(&mut state, line);
+            check_line(&mut state, &mut session, line);
         }
     }
     while let Some(frame) = dec.decode_eof(&mut buf) {
         if let Frame::Line(line) = frame {
-            check_line(&mut state, line);
+            check_line(&mut state, &mut session, line);
         }
     }
 });

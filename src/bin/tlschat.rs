@@ -3,25 +3,26 @@
 //!
 //! clap parses the flags into [`ClientOptions`]; the first connection is
 //! made here, where the user can still be asked about an unknown
-//! certificate or a password; then the session runs under the front end.
+//! certificate or a password; then the session runs under the front end
+//! this chooses: `tlschat::tui` or `tlschat::plain`.
 
 // No byte-index slicing of text (see the library's top-level doc).
 #![warn(clippy::string_slice)]
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use tlschat::generate::{self, Generate};
+use tlschat_client_core::state::EntryKind;
 use tlschat_client_core::trust::{self, KnownHosts, Trust};
 use tlschat_client_core::{
-    self as client, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, HostPort,
-    Prompter,
+    self as client, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, Connected,
+    HostPort, Prompter,
 };
 use tlschat_protocol::{Fingerprint, Nick};
 
@@ -151,8 +152,42 @@ async fn run(cli: Cli) -> u8 {
 async fn try_run(cli: Cli) -> Result<u8, Fail> {
     let interactive = std::io::stdin().is_terminal();
     let plain = cli.plain || !interactive || !std::io::stdout().is_terminal();
+    let opts = options(cli, interactive)?;
+    let first = first_connection(&opts, interactive).await?;
+    let state = ChatState::new(opts.server.to_string(), opts.nick.clone());
+    let (handle, events) = client::start(opts, first);
+    if plain {
+        Ok(tlschat::plain::run(state, handle, events).await)
+    } else {
+        run_tui(state, handle, events).await
+    }
+}
 
-    let nick = match cli.nick {
+/// The flags (and the nickname and password asked for) as the options of
+/// every connection.
+fn options(cli: Cli, interactive: bool) -> Result<ClientOptions, Fail> {
+    let nick = nick(cli.nick, interactive)?;
+    let password = match (&cli.password_file, std::env::var("TLSCHAT_PASSWORD")) {
+        (Some(file), _) => Some(read_password_file(file)?),
+        (None, Ok(pw)) if !pw.is_empty() => Some(pw),
+        _ => None,
+    };
+    let trust = trust(
+        cli.ca.as_deref(),
+        cli.fingerprint,
+        cli.known_hosts,
+        &cli.server,
+    )?;
+    let mut opts = ClientOptions::new(cli.server, nick, trust);
+    opts.password = password;
+    opts.accept_new = cli.accept_new;
+    opts.reconnect = !cli.no_reconnect;
+    Ok(opts)
+}
+
+/// `--nick`, or asked at a terminal; checked as the server will.
+fn nick(given: Option<String>, interactive: bool) -> Result<String, Fail> {
+    let nick = match given {
         Some(n) => n,
         None if interactive => ask_nick()?,
         None => {
@@ -162,48 +197,46 @@ async fn try_run(cli: Cli) -> Result<u8, Fail> {
             ))
         }
     };
-    let nick = Nick::parse(nick.trim())
-        .map_err(|e| {
+    let nick = Nick::parse(nick.trim()).map_err(|e| {
+        Fail(
+            exit::USAGE,
+            format!("invalid nickname `{}`: {e}", nick.trim()),
+        )
+    })?;
+    Ok(nick.to_string())
+}
+
+/// `--ca`, `--fingerprint`, or TOFU with known_hosts.
+fn trust(
+    ca: Option<&Path>,
+    fingerprint: Option<Fingerprint>,
+    known_hosts: Option<PathBuf>,
+    server: &HostPort,
+) -> Result<Trust, Fail> {
+    if let Some(ca) = ca {
+        let roots = trust::load_ca(ca).map_err(|e| Fail(exit::TRUST, e.to_string()))?;
+        return Ok(Trust::Ca(roots));
+    }
+    if let Some(fp) = fingerprint {
+        return Ok(Trust::Pin(fp));
+    }
+    let known_hosts = known_hosts
+        .or_else(KnownHosts::default_path)
+        .ok_or_else(|| {
             Fail(
-                exit::USAGE,
-                format!("invalid nickname `{}`: {e}", nick.trim()),
+                exit::ERROR,
+                "no config directory for known_hosts; pass --known-hosts FILE".into(),
             )
-        })?
-        .to_string();
+        })?;
+    Ok(Trust::Tofu {
+        known_hosts,
+        key: server.to_string(),
+    })
+}
 
-    let password = match (&cli.password_file, std::env::var("TLSCHAT_PASSWORD")) {
-        (Some(file), _) => Some(read_password_file(file)?),
-        (None, Ok(pw)) if !pw.is_empty() => Some(pw),
-        _ => None,
-    };
-
-    let server = cli.server.to_string();
-    let trust = if let Some(ca) = &cli.ca {
-        Trust::Ca(trust::load_ca(ca).map_err(|e| Fail(exit::TRUST, e.to_string()))?)
-    } else if let Some(fp) = cli.fingerprint {
-        Trust::Pin(fp)
-    } else {
-        let known_hosts = cli
-            .known_hosts
-            .clone()
-            .or_else(KnownHosts::default_path)
-            .ok_or_else(|| {
-                Fail(
-                    exit::ERROR,
-                    "no config directory for known_hosts; pass --known-hosts FILE".into(),
-                )
-            })?;
-        Trust::Tofu {
-            known_hosts,
-            key: server.clone(),
-        }
-    };
-
-    let mut opts = ClientOptions::new(cli.server.clone(), nick.clone(), trust);
-    opts.password = password;
-    opts.accept_new = cli.accept_new;
-    opts.reconnect = !cli.no_reconnect;
-
+/// The first connection, made while the user can still be asked (an
+/// unknown certificate, a password) when at a terminal.
+async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Connected, Fail> {
     let mut prompter = TerminalPrompter;
     let mut asker: Option<&mut dyn Prompter> = if interactive {
         Some(&mut prompter)
@@ -211,87 +244,42 @@ async fn try_run(cli: Cli) -> Result<u8, Fail> {
         None
     };
     let fail = |e: client::ConnectError| Fail(e.exit_code(), e.to_string());
-    let trusted = client::establish(&opts, asker.as_deref_mut())
+    let trusted = client::establish(opts, asker.as_deref_mut())
         .await
         .map_err(fail)?;
     // Said as soon as it is true: the host is stored whether or not the
     // login that follows succeeds.
     if let Some(known_hosts) = &trusted.stored_in {
         eprintln!(
-            "tlschat: added {server} ({}) to {}",
+            "tlschat: added {} ({}) to {}",
+            opts.server,
             trusted.fingerprint,
             known_hosts.display()
         );
     }
-    let first = trusted.login(&opts, asker).await.map_err(fail)?;
-
-    let state = ChatState::new(server, nick);
-    let (handle, events) = client::start(opts, first);
-    if plain {
-        Ok(plain_mode(state, handle, events).await)
-    } else {
-        match tlschat::tui::run(state, handle, events).await {
-            Ok(Some(reason)) => {
-                let code = reason.exit_code();
-                if code != exit::OK {
-                    if let Some(text) = ChatState::new("", "")
-                        .apply(&ClientEvent::Closed(reason))
-                        .and_then(|e| render::plain(&e.kind))
-                    {
-                        eprintln!("tlschat: {text}");
-                    }
-                }
-                Ok(code)
-            }
-            Ok(None) => Ok(exit::OK),
-            Err(e) => Err(Fail(exit::ERROR, format!("terminal error: {e}"))),
-        }
-    }
+    trusted.login(opts, asker).await.map_err(fail)
 }
 
-/// Plain mode: stdin lines to the server, one rendered event per line to
-/// stdout (the client's own notices to stderr). At end of input: `/quit`,
-/// wait for the server to close, exit 0.
-async fn plain_mode(
-    mut state: ChatState,
+/// The terminal UI; after a session that ended badly, says why once more
+/// on the restored terminal.
+async fn run_tui(
+    state: ChatState,
     handle: ClientHandle,
-    mut events: mpsc::Receiver<ClientEvent>,
-) -> u8 {
-    tokio::spawn(async move {
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match stdin.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    let line = line.trim_end_matches(['\n', '\r']);
-                    if !handle.send(line).await {
-                        return;
-                    }
+    events: mpsc::Receiver<ClientEvent>,
+) -> Result<u8, Fail> {
+    match tlschat::tui::run(state, handle, events).await {
+        Ok(Some(reason)) => {
+            let code = reason.exit_code();
+            if code != exit::OK {
+                if let Some(text) = render::plain(&EntryKind::Status(reason.describe())) {
+                    eprintln!("tlschat: {text}");
                 }
             }
+            Ok(code)
         }
-        let _ = handle.send("/quit").await;
-    });
-    while let Some(event) = events.recv().await {
-        if let Some(entry) = state.apply(&event) {
-            if let Some(text) = render::plain(&entry.kind) {
-                if matches!(entry.kind, client::state::EntryKind::Status(_)) {
-                    eprintln!("{text}");
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    // A closed stdout (e.g. `| head`) is not worth a panic.
-                    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
-                }
-            }
-        }
-        if let ClientEvent::Closed(reason) = event {
-            return reason.exit_code();
-        }
+        Ok(None) => Ok(exit::OK),
+        Err(e) => Err(Fail(exit::ERROR, format!("terminal error: {e}"))),
     }
-    exit::ERROR
 }
 
 fn ask_nick() -> Result<String, Fail> {

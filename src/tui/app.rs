@@ -11,8 +11,7 @@ use ratatui::layout::Size;
 use super::input::{Input, InputAction};
 use super::ui;
 use tlschat_client_core::state::ChatState;
-use tlschat_client_core::{is_quit, ClientEvent, CloseReason};
-use tlschat_protocol::Command;
+use tlschat_client_core::{classify, ClientEvent, CloseReason, UserLine};
 
 /// Sends one line to the session; false if it could not be queued.
 /// `tui::run` wraps [`ClientHandle::try_send`](tlschat_client_core::ClientHandle::try_send).
@@ -215,18 +214,19 @@ impl App {
     /// ignored, otherwise as the server's parser sees them), everything
     /// else goes to the server as typed.
     fn submit(&mut self, line: String) {
-        if line.trim().is_empty() {
+        let asked = classify(&line);
+        if asked == UserLine::Blank {
             return;
         }
         self.scroll_to_bottom();
-        let command = line.trim_start();
-        if is_quit(command) {
-            return self.begin_quit(command.to_owned());
-        }
-        if matches!(Command::parse(command), Ok(Command::Help)) {
-            for text in KEY_HELP {
-                self.state.status(*text);
+        match asked {
+            UserLine::Quit(command) => return self.begin_quit(command.to_owned()),
+            UserLine::Help => {
+                for text in KEY_HELP {
+                    self.state.status(*text);
+                }
             }
+            UserLine::Blank | UserLine::Send => {}
         }
         if !self.send_line(line) {
             self.state
@@ -299,6 +299,7 @@ mod tests {
 
     use super::*;
     use tlschat_client_core::state::EntryKind;
+    use tlschat_client_core::ServerLines;
     use tlschat_protocol::Fingerprint;
 
     type Sent = Arc<Mutex<Vec<String>>>;
@@ -317,10 +318,19 @@ mod tests {
             fingerprint: Fingerprint([7; 32]),
             tls: "TLS 1.3, X25519MLKEM768".into(),
         });
-        app.on_client_event(ClientEvent::Line("WELCOME alice #lobby".into()));
-        app.on_client_event(ClientEvent::Line("JOIN #lobby alice".into()));
-        app.on_client_event(ClientEvent::Line("USERS #lobby bob alice".into()));
+        server_line(&mut app, "JOIN #lobby alice");
+        server_line(&mut app, "USERS #lobby bob alice");
         (app, sent)
+    }
+
+    /// One server line as the session passes it on.
+    fn server_line(app: &mut App, l: &str) -> Flow {
+        let mut lines = ServerLines::new(app.state.nick.clone(), app.state.room.clone());
+        let mut flow = Flow::Continue;
+        for event in lines.read(l).into_iter().flatten() {
+            flow = app.on_client_event(event);
+        }
+        flow
     }
 
     fn press(app: &mut App, code: KeyCode) -> Flow {
@@ -409,7 +419,7 @@ mod tests {
         press(&mut app, KeyCode::Char('x'));
         assert_eq!(app.input.value(), "");
         assert_eq!(
-            app.on_client_event(ClientEvent::Line("PART #lobby alice quit".into())),
+            server_line(&mut app, "PART #lobby alice quit"),
             Flow::Continue
         );
         assert_eq!(
@@ -470,7 +480,7 @@ mod tests {
 
     fn fill(app: &mut App, n: usize) {
         for i in 0..n {
-            app.on_client_event(ClientEvent::Line(format!("MSG #lobby bob line {i}")));
+            server_line(app, &format!("MSG #lobby bob line {i}"));
         }
     }
 

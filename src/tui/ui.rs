@@ -584,7 +584,7 @@ mod tests {
     use ratatui::Terminal;
 
     use super::*;
-    use tlschat_client_core::{ClientEvent, CloseReason};
+    use tlschat_client_core::{ClientEvent, CloseReason, ServerLines};
     use tlschat_protocol::Fingerprint;
 
     fn app() -> App {
@@ -592,24 +592,23 @@ mod tests {
             ChatState::new("chat.example:55555", "alice"),
             Box::new(|_| true),
         );
-        for event in [
-            ClientEvent::Connected {
-                server: "chat.example:55555".into(),
-                nick: "alice".into(),
-                fingerprint: Fingerprint([0xab; 32]),
-                tls: "TLS 1.3, X25519MLKEM768".into(),
-            },
-            ClientEvent::Line("WELCOME alice #lobby".into()),
-            ClientEvent::Line("JOIN #lobby alice".into()),
-            ClientEvent::Line("USERS #lobby bob alice".into()),
-        ] {
-            app.on_client_event(event);
-        }
+        app.on_client_event(ClientEvent::Connected {
+            server: "chat.example:55555".into(),
+            nick: "alice".into(),
+            fingerprint: Fingerprint([0xab; 32]),
+            tls: "TLS 1.3, X25519MLKEM768".into(),
+        });
+        line(&mut app, "JOIN #lobby alice");
+        line(&mut app, "USERS #lobby bob alice");
         app
     }
 
+    /// One server line as the session passes it on.
     fn line(app: &mut App, l: &str) {
-        app.on_client_event(ClientEvent::Line(l.into()));
+        let mut lines = ServerLines::new(app.state.nick.clone(), app.state.room.clone());
+        for event in lines.read(l).into_iter().flatten() {
+            app.on_client_event(event);
+        }
     }
 
     /// Draws like the event loop does; returns the terminal for inspection.

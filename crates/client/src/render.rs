@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::state::EntryKind;
+use crate::state::EntryKind;
 
 /// What every replaced character becomes: visible, one column wide.
 pub const REPLACEMENT: char = '\u{FFFD}';

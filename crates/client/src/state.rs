@@ -17,7 +17,7 @@ use std::mem::size_of;
 use chrono::{DateTime, Local};
 use indexmap::IndexMap;
 
-use super::{ClientEvent, CloseReason};
+use crate::ClientEvent;
 use tlschat_protocol::{Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
@@ -81,6 +81,63 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The entry a server line shows, if any: handshake lines never reach
+    /// a logged-in session (a `WELCOME` after the login ends it), and
+    /// unknown words are ignored, as the protocol asks.
+    pub(crate) fn from_server(line: ServerLine<'_>) -> Option<EntryKind> {
+        let own = |s: &str| s.to_owned();
+        Some(match line {
+            ServerLine::Msg { room, nick, text } => EntryKind::Message {
+                room: own(room),
+                nick: own(nick),
+                text: own(text),
+            },
+            ServerLine::Action { room, nick, text } => EntryKind::Action {
+                room: own(room),
+                nick: own(nick),
+                text: own(text),
+            },
+            ServerLine::PrivMsg { from, to, text } => EntryKind::Private {
+                from: own(from),
+                to: own(to),
+                text: own(text),
+            },
+            ServerLine::Join { room, nick } => EntryKind::Join {
+                room: own(room),
+                nick: own(nick),
+            },
+            ServerLine::Part { room, nick, reason } => EntryKind::Part {
+                room: own(room),
+                nick: own(nick),
+                reason: own(reason),
+            },
+            ServerLine::Kick { nick, by, reason } => EntryKind::Kick {
+                nick: own(nick),
+                by: own(by),
+                reason: own(reason),
+            },
+            ServerLine::Users { room, nicks } => EntryKind::Users {
+                room: own(room),
+                nicks: nicks.into_iter().map(own).collect(),
+            },
+            ServerLine::Rooms(rooms) => {
+                EntryKind::Rooms(rooms.into_iter().map(|(r, n)| (own(r), n)).collect())
+            }
+            ServerLine::Info(text) => EntryKind::Info(own(text)),
+            ServerLine::Error { code, text } => EntryKind::Error {
+                code: code.to_string(),
+                text: own(text),
+            },
+            ServerLine::Pong(token) => EntryKind::Pong(token.map(own)),
+            ServerLine::Welcome { .. }
+            | ServerLine::Nick
+            | ServerLine::Pass
+            | ServerLine::Refuse(_)
+            | ServerLine::Ban(_)
+            | ServerLine::Unknown(_) => return None,
+        })
+    }
+
     /// Roughly what this entry costs in memory: its own size plus each heap
     /// allocation it owns, with an allocator's per-block overhead.
     pub fn cost(&self) -> usize {
@@ -195,6 +252,7 @@ pub struct ChatState {
     /// Short fingerprint of the server certificate, once known.
     pub fingerprint: Option<String>,
     pub nick: String,
+    /// The room the session says we are in ([`ClientEvent::Room`]).
     pub room: String,
     /// Members of `room`.
     pub users: Members,
@@ -203,12 +261,7 @@ pub struct ChatState {
     pub entries: VecDeque<Entry>,
     /// The sum of the entries' [`EntryKind::cost`].
     entries_cost: usize,
-    /// `PONG` tokens the client sent itself (keepalive): not shown.
-    hidden_pong_prefix: &'static str,
 }
-
-/// Keepalive `/ping` tokens start with this; their `PONG`s are not shown.
-pub const KEEPALIVE_TOKEN: &str = "tlschat-keepalive";
 
 impl ChatState {
     pub fn new(server: impl Into<String>, nick: impl Into<String>) -> ChatState {
@@ -221,7 +274,6 @@ impl ChatState {
             conn: ConnState::Connecting,
             entries: VecDeque::new(),
             entries_cost: 0,
-            hidden_pong_prefix: KEEPALIVE_TOKEN,
         }
     }
 
@@ -241,10 +293,18 @@ impl ChatState {
                     "connected to {} as {nick} (certificate {}, {})",
                     self.server,
                     fingerprint.short(),
-                    super::render::sanitize(tls)
+                    crate::render::sanitize(tls)
                 ))
             }
-            ClientEvent::Line(line) => self.apply_line(line)?,
+            ClientEvent::Line(kind) => {
+                self.track_members(kind);
+                kind.clone()
+            }
+            ClientEvent::Room(room) => {
+                room.clone_into(&mut self.room);
+                self.users.clear();
+                return None;
+            }
             ClientEvent::Reconnecting {
                 reason,
                 delay,
@@ -258,14 +318,7 @@ impl ChatState {
             }
             ClientEvent::Closed(reason) => {
                 self.conn = ConnState::Closed;
-                EntryKind::Status(match reason {
-                    CloseReason::Quit => "disconnected".to_owned(),
-                    CloseReason::Refused(r) => format!("refused by the server: {r}"),
-                    CloseReason::Banned(r) if r.is_empty() => "banned".to_owned(),
-                    CloseReason::Banned(r) => format!("banned: {r}"),
-                    CloseReason::Kicked { by, reason } => format!("kicked by {by}: {reason}"),
-                    CloseReason::Untrusted(e) | CloseReason::Error(e) => format!("error: {e}"),
-                })
+                EntryKind::Status(reason.describe())
             }
         };
         Some(self.push(kind))
@@ -297,10 +350,6 @@ impl ChatState {
         self.entries.back().expect("an entry was just pushed")
     }
 
-    fn is_me(&self, nick: &str) -> bool {
-        nick.eq_ignore_ascii_case(&self.nick)
-    }
-
     /// Room names compare without regard to ASCII case.
     fn is_my_room(&self, room: &str) -> bool {
         room.eq_ignore_ascii_case(&self.room)
@@ -311,104 +360,40 @@ impl ChatState {
         self.entries_cost
     }
 
-    /// Updates room and members from one server line; the entry to show.
-    fn apply_line(&mut self, line: &str) -> Option<EntryKind> {
-        let own = |s: &str| s.to_owned();
-        Some(match ServerLine::parse(line) {
-            // Login happens before the session; the session treats a
-            // WELCOME after it as a protocol error and never passes it on.
-            // Should one arrive anyway, it renames nobody.
-            ServerLine::Welcome { .. } => return None,
-            ServerLine::Msg { room, nick, text } => EntryKind::Message {
-                room: own(room),
-                nick: own(nick),
-                text: own(text),
-            },
-            ServerLine::Action { room, nick, text } => EntryKind::Action {
-                room: own(room),
-                nick: own(nick),
-                text: own(text),
-            },
-            ServerLine::PrivMsg { from, to, text } => EntryKind::Private {
-                from: own(from),
-                to: own(to),
-                text: own(text),
-            },
-            ServerLine::Join { room, nick } => {
-                if self.is_me(nick) {
-                    self.room = own(room);
-                    self.users.clear();
-                } else if self.is_my_room(room) {
-                    self.users.insert(nick);
-                }
-                EntryKind::Join {
-                    room: own(room),
-                    nick: own(nick),
+    /// Keeps the member list of the current room up to date.
+    fn track_members(&mut self, kind: &EntryKind) {
+        match kind {
+            EntryKind::Join { room, nick } if self.is_my_room(room) => self.users.insert(nick),
+            EntryKind::Part { room, nick, .. } if self.is_my_room(room) => self.users.remove(nick),
+            EntryKind::Kick { nick, .. } => self.users.remove(nick),
+            EntryKind::Users { room, nicks } if self.is_my_room(room) => {
+                self.users.clear();
+                for n in nicks {
+                    self.users.insert(n);
                 }
             }
-            ServerLine::Part { room, nick, reason } => {
-                if self.is_my_room(room) {
-                    self.users.remove(nick);
-                }
-                EntryKind::Part {
-                    room: own(room),
-                    nick: own(nick),
-                    reason: own(reason),
-                }
-            }
-            ServerLine::Kick { nick, by, reason } => {
-                self.users.remove(nick);
-                EntryKind::Kick {
-                    nick: own(nick),
-                    by: own(by),
-                    reason: own(reason),
-                }
-            }
-            ServerLine::Users { room, nicks } => {
-                if self.is_my_room(room) {
-                    self.users.clear();
-                    for n in &nicks {
-                        self.users.insert(n);
-                    }
-                }
-                EntryKind::Users {
-                    room: own(room),
-                    nicks: nicks.into_iter().map(own).collect(),
-                }
-            }
-            ServerLine::Rooms(rooms) => {
-                EntryKind::Rooms(rooms.into_iter().map(|(r, n)| (own(r), n)).collect())
-            }
-            ServerLine::Info(text) => EntryKind::Info(own(text)),
-            ServerLine::Error { code, text } => EntryKind::Error {
-                code: code.to_string(),
-                text: own(text),
-            },
-            ServerLine::Pong(token) => {
-                if token.is_some_and(|t| t.starts_with(self.hidden_pong_prefix)) {
-                    return None;
-                }
-                EntryKind::Pong(token.map(own))
-            }
-            // Handshake lines never reach a logged-in session; unknown words
-            // are ignored, as the protocol asks.
-            ServerLine::Nick
-            | ServerLine::Pass
-            | ServerLine::Refuse(_)
-            | ServerLine::Ban(_)
-            | ServerLine::Unknown(_) => return None,
-        })
+            _ => {}
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::KEEPALIVE_TOKEN;
+    use crate::ServerLines;
     use tlschat_protocol::Fingerprint;
 
+    /// One server line as the session passes it on.
     fn line(s: &mut ChatState, l: &str) -> Option<EntryKind> {
-        s.apply(&ClientEvent::Line(l.into()))
-            .map(|e| e.kind.clone())
+        let mut lines = ServerLines::new(s.nick.clone(), s.room.clone());
+        let mut shown = None;
+        for event in lines.read(l).ok()? {
+            if let Some(entry) = s.apply(&event) {
+                shown = Some(entry.kind.clone());
+            }
+        }
+        shown
     }
 
     fn members(s: &ChatState) -> Vec<String> {

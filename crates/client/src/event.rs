@@ -1,0 +1,212 @@
+//! What the session tells a front end ([`ClientEvent`]), and the session's
+//! reading of server lines ([`ServerLines`]): every line after the login
+//! is parsed there once, into the [`EntryKind`] a front end shows, and the
+//! current room is kept there, the one place that decides it.
+//!
+//! ```text
+//! server line ──ServerLines::read──▶ ClientEvent::Line(EntryKind)
+//!                                    ClientEvent::Room(room)  (our own JOIN)
+//!                                    Err(Protocol)            (WELCOME again)
+//! ```
+
+use std::time::Duration;
+
+use crate::state::EntryKind;
+use crate::{exit, ConnectError};
+use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
+
+/// Keepalive `/ping` tokens start with this; their `PONG`s are not passed
+/// on.
+pub(crate) const KEEPALIVE_TOKEN: &str = "tlschat-keepalive";
+
+/// What the session tells the front end.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    /// Logged in (first time, or again after a reconnect).
+    Connected {
+        server: String,
+        nick: String,
+        fingerprint: Fingerprint,
+        /// What TLS negotiated, e.g. `TLS 1.3, X25519MLKEM768`.
+        tls: String,
+    },
+    /// A server line after the login, parsed once, as the front end shows
+    /// it (not yet sanitized). Lines with nothing to show (handshake or
+    /// unknown words, the answers to the session's own keepalive) are not
+    /// passed on.
+    Line(EntryKind),
+    /// The server put us in this room (a `JOIN` naming us, right after
+    /// that line's [`ClientEvent::Line`]). The session owns the current
+    /// room and rejoins it after a reconnect; front ends mirror it.
+    Room(String),
+    /// The connection was lost; trying again after `delay`.
+    Reconnecting {
+        reason: String,
+        delay: Duration,
+        attempt: u32,
+    },
+    /// The session is over; nothing follows.
+    Closed(CloseReason),
+}
+
+/// Why the session ended; [`CloseReason::exit_code`] maps it to the
+/// documented exit codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    Quit,
+    Refused(String),
+    Banned(String),
+    Kicked { by: String, reason: String },
+    Untrusted(String),
+    Error(String),
+}
+
+impl CloseReason {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CloseReason::Quit => exit::OK,
+            CloseReason::Refused(_) | CloseReason::Banned(_) | CloseReason::Kicked { .. } => {
+                exit::REFUSED
+            }
+            CloseReason::Untrusted(_) => exit::TRUST,
+            CloseReason::Error(_) => exit::ERROR,
+        }
+    }
+
+    /// What a front end says when the session ends this way (not yet
+    /// sanitized: the reasons quote the server).
+    pub fn describe(&self) -> String {
+        match self {
+            CloseReason::Quit => "disconnected".to_owned(),
+            CloseReason::Refused(r) => format!("refused by the server: {r}"),
+            CloseReason::Banned(r) if r.is_empty() => "banned".to_owned(),
+            CloseReason::Banned(r) => format!("banned: {r}"),
+            CloseReason::Kicked { by, reason } => format!("kicked by {by}: {reason}"),
+            CloseReason::Untrusted(e) | CloseReason::Error(e) => format!("error: {e}"),
+        }
+    }
+
+    pub(crate) fn from_error(e: ConnectError) -> CloseReason {
+        match e {
+            ConnectError::Refused(r) => CloseReason::Refused(r),
+            ConnectError::Banned(r) => CloseReason::Banned(r),
+            e if e.exit_code() == exit::TRUST => CloseReason::Untrusted(e.to_string()),
+            e => CloseReason::Error(e.to_string()),
+        }
+    }
+}
+
+/// The session's reading of server lines: parses each once, keeps the
+/// current room (our own `JOIN`s with a valid room name) and notes a kick
+/// of ourselves. Pure, so tests and fuzzers feed it lines as the session
+/// does.
+#[derive(Debug, Clone)]
+pub struct ServerLines {
+    nick: String,
+    room: String,
+    kicked: Option<(String, String)>,
+}
+
+impl ServerLines {
+    /// For `nick`, logged in and in `room`.
+    pub fn new(nick: impl Into<String>, room: impl Into<String>) -> ServerLines {
+        ServerLines {
+            nick: nick.into(),
+            room: room.into(),
+            kicked: None,
+        }
+    }
+
+    /// The room we are in, as the server last said.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// A new connection logged in as `nick`: the room stays (the session
+    /// rejoins it), an old kick is forgotten.
+    pub(crate) fn connected(&mut self, nick: &str) {
+        nick.clone_into(&mut self.nick);
+        self.kicked = None;
+    }
+
+    /// Who kicked us and why, if the server said so on this connection.
+    pub(crate) fn take_kick(&mut self) -> Option<(String, String)> {
+        self.kicked.take()
+    }
+
+    /// One server line: the events for the front end (at most two), or the
+    /// protocol error that ends the connection.
+    pub fn read(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
+        let parsed = ServerLine::parse(line);
+        let mut entered = None;
+        match parsed {
+            ServerLine::Welcome { .. } => {
+                return Err(ConnectError::Protocol(
+                    "the server sent WELCOME again in the middle of the session".into(),
+                ))
+            }
+            ServerLine::Join { room, nick }
+                if nick.eq_ignore_ascii_case(&self.nick) && RoomName::parse(room).is_ok() =>
+            {
+                room.clone_into(&mut self.room);
+                entered = Some(ClientEvent::Room(room.to_owned()));
+            }
+            ServerLine::Kick { nick, by, reason } if nick.eq_ignore_ascii_case(&self.nick) => {
+                self.kicked = Some((by.to_owned(), reason.to_owned()));
+            }
+            ServerLine::Pong(Some(token)) if token.starts_with(KEEPALIVE_TOKEN) => {
+                return Ok([None, None].into_iter().flatten())
+            }
+            _ => {}
+        }
+        let shown = EntryKind::from_server(parsed).map(ClientEvent::Line);
+        Ok([shown, entered].into_iter().flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(lines: &mut ServerLines, line: &str) -> Vec<String> {
+        let events = lines.read(line).unwrap();
+        events.map(|e| format!("{e:?}")).collect()
+    }
+
+    #[test]
+    fn our_own_joins_move_the_room() {
+        let mut lines = ServerLines::new("Alice", "#lobby");
+        assert_eq!(read(&mut lines, "JOIN #rust bob").len(), 1);
+        assert_eq!(lines.room(), "#lobby");
+        let events = read(&mut lines, "JOIN #rust alice");
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[1].contains("Room(\"#rust\")"), "{events:?}");
+        assert_eq!(lines.room(), "#rust");
+        // Not a room name: shown, but nobody moves.
+        assert_eq!(read(&mut lines, "JOIN lobby\u{1b} alice").len(), 1);
+        assert_eq!(lines.room(), "#rust");
+    }
+
+    #[test]
+    fn keepalive_pongs_and_unknown_words_are_not_passed_on() {
+        let mut lines = ServerLines::new("a", "#lobby");
+        assert!(read(&mut lines, &format!("PONG {KEEPALIVE_TOKEN}-1")).is_empty());
+        assert_eq!(read(&mut lines, "PONG x").len(), 1);
+        assert!(read(&mut lines, "FUTURE thing").is_empty());
+        assert!(read(&mut lines, "NICK").is_empty());
+    }
+
+    #[test]
+    fn a_second_welcome_is_a_protocol_error_and_a_kick_is_noted() {
+        let mut lines = ServerLines::new("alice", "#lobby");
+        assert!(matches!(
+            lines.read("WELCOME mallory #elsewhere"),
+            Err(ConnectError::Protocol(_))
+        ));
+        assert_eq!(lines.room(), "#lobby");
+        read(&mut lines, "KICK bob admin spam");
+        assert_eq!(lines.take_kick(), None);
+        read(&mut lines, "KICK ALICE admin spam");
+        assert_eq!(lines.take_kick(), Some(("admin".into(), "spam".into())));
+    }
+}
