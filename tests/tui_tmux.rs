@@ -196,7 +196,7 @@ impl Tmux {
 /// The display column where `needle` starts in `row`, if it is there.
 fn column_of(row: &str, needle: &str) -> Option<usize> {
     row.split_once(needle)
-        .map(|(before, _)| tlschat::tui::ui::str_width(before))
+        .map(|(before, _)| tlschat::tui::text::str_width(before))
 }
 
 /// Cyrillic, CJK (two columns each) and an emoji ZWJ sequence are typed,

@@ -27,7 +27,7 @@ use tlschat_client_core::render::{plain, sanitize};
 use tlschat_client_core::state::{Entry, SCROLLBACK};
 use tlschat_client_core::{is_quit, ChatState, ClientEvent, ServerLines};
 use tlschat_protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
-use tlschat::tui::ui::{entry_lines, str_width};
+use tlschat::tui::text::{entry_lines, str_width};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Message pane widths tried: narrower than a wide character, narrow, usual.

@@ -9,7 +9,7 @@ use crossterm::event::{
 use ratatui::layout::Size;
 
 use super::input::{Input, InputAction};
-use super::ui;
+use super::text;
 use tlschat_client_core::state::ChatState;
 use tlschat_client_core::{classify, ClientEvent, CloseReason, UserLine};
 
@@ -110,7 +110,7 @@ impl App {
     }
 
     fn clamp(&self, wanted: usize) -> usize {
-        ui::clamp_scroll(
+        text::clamp_scroll(
             &self.state,
             usize::from(self.viewport.width),
             usize::from(self.viewport.height),
@@ -260,7 +260,7 @@ impl App {
             // Scrolled up: keep the same rows on screen.
             if let Some(entry) = self.state.entries.back() {
                 let width = usize::from(self.viewport.width);
-                self.scroll += ui::entry_lines(entry, &self.state, width).len();
+                self.scroll += text::entry_lines(entry, &self.state, width).len();
             }
         }
         if let ClientEvent::Closed(reason) = event {
@@ -293,13 +293,26 @@ impl App {
     }
 }
 
+/// Tests feed raw lines through the session's reading, as it passes them on.
+#[cfg(test)]
+impl App {
+    pub(crate) fn on_server_line(&mut self, line: &str) -> Flow {
+        let room = self.state.room.clone();
+        let mut lines = tlschat_client_core::ServerLines::new(self.state.nick.clone(), room);
+        let mut flow = Flow::Continue;
+        for event in lines.read(line).into_iter().flatten() {
+            flow = self.on_client_event(event);
+        }
+        flow
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
     use tlschat_client_core::state::EntryKind;
-    use tlschat_client_core::ServerLines;
     use tlschat_protocol::Fingerprint;
 
     type Sent = Arc<Mutex<Vec<String>>>;
@@ -318,19 +331,9 @@ mod tests {
             fingerprint: Fingerprint([7; 32]),
             tls: "TLS 1.3, X25519MLKEM768".into(),
         });
-        server_line(&mut app, "JOIN #lobby alice");
-        server_line(&mut app, "USERS #lobby bob alice");
+        app.on_server_line("JOIN #lobby alice");
+        app.on_server_line("USERS #lobby bob alice");
         (app, sent)
-    }
-
-    /// One server line as the session passes it on.
-    fn server_line(app: &mut App, l: &str) -> Flow {
-        let mut lines = ServerLines::new(app.state.nick.clone(), app.state.room.clone());
-        let mut flow = Flow::Continue;
-        for event in lines.read(l).into_iter().flatten() {
-            flow = app.on_client_event(event);
-        }
-        flow
     }
 
     fn press(app: &mut App, code: KeyCode) -> Flow {
@@ -418,10 +421,7 @@ mod tests {
         // Typing does nothing now; session lines are still shown.
         press(&mut app, KeyCode::Char('x'));
         assert_eq!(app.input.value(), "");
-        assert_eq!(
-            server_line(&mut app, "PART #lobby alice quit"),
-            Flow::Continue
-        );
+        assert_eq!(app.on_server_line("PART #lobby alice quit"), Flow::Continue);
         assert_eq!(
             app.on_client_event(ClientEvent::Closed(CloseReason::Quit)),
             Flow::Exit(Some(CloseReason::Quit))
@@ -480,7 +480,7 @@ mod tests {
 
     fn fill(app: &mut App, n: usize) {
         for i in 0..n {
-            server_line(app, &format!("MSG #lobby bob line {i}"));
+            app.on_server_line(&format!("MSG #lobby bob line {i}"));
         }
     }
 

@@ -2,11 +2,18 @@
 //! event-driven-async template:
 //!
 //! ```text
-//! mod.rs  run(): terminal setup/restore, the select! loop over
-//!         terminal events, session events and the draw deadline
-//! app.rs  App: ChatState + input + scroll + mode; what events do
-//! ui.rs   renders &App (message pane, sidebar, status bar, input)
+//! mod.rs   run(): terminal setup/restore, the select! loop over
+//!          terminal events, session events and the draw deadline
+//! app.rs   App: ChatState + input + scroll + mode; what events do
+//! text.rs  entries as wrapped, measured lines (app scrolls by them)
+//! ui/      renders &App, one module per area (messages, sidebar,
+//!          status bar, input line); never changes it
+//! theme.rs colours
 //! input.rs the input line: editing by grapheme, and history
+//! ```
+//!
+//! ```text
+//! app ──▶ text ◀── ui ──▶ app     (ui reads &App; app never calls ui)
 //! ```
 //!
 //! Only crossterm is used (no Unix-only code), so it runs in Windows
@@ -17,6 +24,8 @@
 
 pub mod app;
 pub mod input;
+pub mod text;
+mod theme;
 pub mod ui;
 
 use std::io;
