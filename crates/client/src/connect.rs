@@ -32,7 +32,7 @@ pub trait Prompter: Send {
 pub struct Trusted {
     pub(crate) conn: Connection<TlsStream<TcpStream>>,
     pub fingerprint: Fingerprint,
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// The known_hosts file this connection's certificate was added to
     /// (TOFU, an unknown host accepted); `None` if nothing was stored.
     pub stored_in: Option<PathBuf>,
@@ -50,7 +50,7 @@ impl fmt::Debug for Trusted {
 
 /// Connects, establishes trust and logs in: [`establish`], then
 /// [`Trusted::login`].
-pub async fn connect<'p>(
+pub(crate) async fn connect<'p>(
     opts: &ClientOptions,
     mut prompter: Option<&mut (dyn Prompter + 'p)>,
 ) -> Result<Connected, ConnectError> {

@@ -39,12 +39,11 @@ mod session;
 pub mod state;
 pub mod trust;
 
-pub use connect::{connect, establish, Prompter, Trusted};
+pub use connect::{establish, Prompter, Trusted};
 pub use error::ConnectError;
 pub use event::{ClientEvent, CloseReason, ServerLines};
 pub use input::{classify, is_quit, UserLine};
 pub use login::Connected;
 pub use options::{exit, ClientOptions, HostPort};
-pub use reconnect::backoff;
-pub use session::{start, ClientHandle, EVENT_QUEUE};
+pub use session::{start, ClientHandle};
 pub use state::ChatState;

@@ -9,7 +9,6 @@ use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 
 use crate::connect::{Prompter, Trusted};
-use crate::trust::Verdict;
 use crate::{render, ClientOptions, ConnectError};
 use tlschat_protocol::connection::Connection;
 use tlschat_protocol::{ErrorCode, Fingerprint, Frame, ServerLine, LOBBY};
@@ -17,12 +16,11 @@ use tlschat_protocol::{ErrorCode, Fingerprint, Frame, ServerLine, LOBBY};
 /// A logged-in connection.
 pub struct Connected {
     pub(crate) conn: Connection<TlsStream<TcpStream>>,
-    pub nick: String,
-    pub room: String,
-    pub fingerprint: Fingerprint,
-    pub verdict: Verdict,
+    pub(crate) nick: String,
+    pub(crate) room: String,
+    pub(crate) fingerprint: Fingerprint,
     /// What TLS negotiated, e.g. `TLS 1.3, X25519MLKEM768`.
-    pub tls: String,
+    pub(crate) tls: String,
 }
 
 impl fmt::Debug for Connected {
@@ -80,7 +78,6 @@ impl Trusted {
             nick,
             room,
             fingerprint: self.fingerprint,
-            verdict: self.verdict,
             tls,
         })
     }

@@ -22,8 +22,8 @@ pub mod exit {
 /// `HOST[:PORT]`, with IPv6 as `[::1]:55555` (or a bare `::1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl FromStr for HostPort {
@@ -90,14 +90,14 @@ pub struct ClientOptions {
     pub nick: String,
     /// For a server that answers `PASS`. Kept for reconnects.
     pub password: Option<String>,
-    pub trust: Trust,
+    pub(crate) trust: Trust,
     /// TOFU: add an unknown host without asking (never replaces one).
     pub accept_new: bool,
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Silence after which the client sends `/ping`.
-    pub keepalive: Duration,
+    pub(crate) keepalive: Duration,
     /// How long a keepalive `/ping` may go unanswered.
-    pub pong_timeout: Duration,
+    pub(crate) pong_timeout: Duration,
     /// Reconnect after a lost connection.
     pub reconnect: bool,
 }

@@ -68,7 +68,7 @@ pub(crate) async fn reconnect(
 }
 
 /// The delay before reconnect attempt `n` (1-based).
-pub fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 1u64 << attempt.saturating_sub(1).min(5);
     let secs = base.min(30) as f64;
     let jitter = rand::rng().random_range(0.8..1.2);

@@ -51,7 +51,7 @@ impl ClientHandle {
 /// How many events may wait for the front end. A server line is at most
 /// [`MAX_SERVER_LINE`](tlschat_protocol::MAX_SERVER_LINE) (1 MiB), so this bounds what a fast server can make
 /// the client hold in flight (32 MiB) while the front end catches up.
-pub const EVENT_QUEUE: usize = 32;
+pub(crate) const EVENT_QUEUE: usize = 32;
 
 /// How long `/quit` waits for the server to close the connection.
 const QUIT_WAIT: Duration = Duration::from_secs(5);

@@ -26,12 +26,12 @@ pub const SCROLLBACK: usize = 10_000;
 /// How much memory the scrollback's entries may take, counted as their
 /// heap allocations (see [`EntryKind::cost`]): a server that sends 1 MiB
 /// lines fills it with a few dozen entries instead of [`SCROLLBACK`] MiB.
-pub const SCROLLBACK_BYTES: usize = 64 << 20;
+pub(crate) const SCROLLBACK_BYTES: usize = 64 << 20;
 
 /// How many members of the current room the client tracks. Far above the
 /// server's default cap on clients; past it, further members are not
 /// listed (the room still works) and [`Members::is_capped`] says so.
-pub const MAX_MEMBERS: usize = 16_384;
+pub(crate) const MAX_MEMBERS: usize = 16_384;
 
 /// One thing to show, as the server said it (not yet sanitized).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl EntryKind {
 
     /// Roughly what this entry costs in memory: its own size plus each heap
     /// allocation it owns, with an allocator's per-block overhead.
-    pub fn cost(&self) -> usize {
+    pub(crate) fn cost(&self) -> usize {
         /// What an allocator adds to each block, about.
         const BLOCK: usize = 16;
         let s = |x: &String| x.capacity() + BLOCK;
@@ -199,7 +199,8 @@ impl Members {
         self.by_key.values()
     }
 
-    pub fn contains(&self, nick: &str) -> bool {
+    #[cfg(test)]
+    fn contains(&self, nick: &str) -> bool {
         self.by_key.contains_key(&nick.to_ascii_lowercase())
     }
 
@@ -356,7 +357,8 @@ impl ChatState {
     }
 
     /// What the scrollback's entries cost now (see [`EntryKind::cost`]).
-    pub fn scrollback_cost(&self) -> usize {
+    #[cfg(test)]
+    fn scrollback_cost(&self) -> usize {
         self.entries_cost
     }
 

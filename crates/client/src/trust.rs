@@ -53,7 +53,7 @@ pub enum Trust {
 
 /// What the verifier concluded, for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Verified by a CA (`--ca` or public roots).
     CaVerified,
     /// The certificate matches the pin or the known-hosts entry.
@@ -66,9 +66,9 @@ pub enum Verdict {
 
 /// What the handshake presented and how it was judged.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub fingerprint: Fingerprint,
-    pub verdict: Verdict,
+pub(crate) struct Outcome {
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) verdict: Verdict,
 }
 
 /// Why trust setup failed before any connection.
@@ -136,7 +136,7 @@ impl KnownHosts {
     }
 
     /// A missing file is an empty store.
-    pub fn load(path: &Path) -> Result<KnownHosts, TrustError> {
+    pub(crate) fn load(path: &Path) -> Result<KnownHosts, TrustError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -171,11 +171,7 @@ impl KnownHosts {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn get(&self, key: &str) -> Option<Fingerprint> {
+    pub(crate) fn get(&self, key: &str) -> Option<Fingerprint> {
         let key = key.to_ascii_lowercase();
         self.entries
             .iter()
@@ -184,7 +180,7 @@ impl KnownHosts {
     }
 
     /// The lock file beside `path` that writers hold.
-    pub fn lock_path(&self) -> PathBuf {
+    pub(crate) fn lock_path(&self) -> PathBuf {
         let mut name = self
             .path
             .file_name()
@@ -201,7 +197,7 @@ impl KnownHosts {
     /// to what is there now, then the file is replaced atomically: hosts
     /// that other clients added since [`KnownHosts::load`] are kept, and if
     /// one of them added this host first, its entry stays and is returned.
-    pub fn add(&mut self, key: &str, fp: Fingerprint) -> Result<Added, TrustError> {
+    pub(crate) fn add(&mut self, key: &str, fp: Fingerprint) -> Result<Added, TrustError> {
         let key = key.to_ascii_lowercase();
         if let Some(known) = self.get(&key) {
             return Ok(Added::Present(known));
@@ -278,7 +274,7 @@ impl KnownHosts {
 
 /// What [`KnownHosts::add`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
+pub(crate) enum Added {
     /// The entry was written.
     New,
     /// The host already had an entry (perhaps just written by another
@@ -289,7 +285,7 @@ pub enum Added {
 // ---- the verifier ------------------------------------------------------------
 
 /// The one `ServerCertVerifier` of the client, for every [`Trust`] policy.
-pub struct TrustVerifier {
+pub(crate) struct TrustVerifier {
     policy: Policy,
     provider: Arc<CryptoProvider>,
     outcome: OutcomeSlot,
@@ -313,10 +309,10 @@ impl fmt::Debug for TrustVerifier {
 }
 
 /// Where the verifier leaves its [`Outcome`] for the handshake just made.
-pub type OutcomeSlot = Arc<Mutex<Option<Outcome>>>;
+pub(crate) type OutcomeSlot = Arc<Mutex<Option<Outcome>>>;
 
 /// A TLS client config for `trust`, and its [`OutcomeSlot`].
-pub fn client_config(
+pub(crate) fn client_config(
     trust: &Trust,
 ) -> Result<(Arc<rustls::ClientConfig>, OutcomeSlot), TrustError> {
     let provider = provider();
@@ -502,7 +498,11 @@ impl ServerCertVerifier for TrustVerifier {
 /// never suggests trusting it another way (`--fingerprint`, known_hosts);
 /// the one exception is a CA certificate the user's own `--ca` file holds
 /// and the server presents as its own (a setup mistake, not an attack).
-pub fn explain_tls_error(err: &rustls::Error, outcome: Option<&Outcome>, server: &str) -> String {
+pub(crate) fn explain_tls_error(
+    err: &rustls::Error,
+    outcome: Option<&Outcome>,
+    server: &str,
+) -> String {
     if let Some(Outcome {
         fingerprint,
         verdict: Verdict::Changed { known },

@@ -115,7 +115,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         &mut self.reader
     }
 
-    pub fn get_ref(&self) -> &R {
+    fn get_ref(&self) -> &R {
         &self.reader
     }
 }

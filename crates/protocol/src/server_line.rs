@@ -31,7 +31,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub(crate) const ALL: [ErrorCode; 14] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,

@@ -28,7 +28,7 @@ use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 /// X25519 key share next to the hybrid one (computed once, shared by both),
 /// so a server without ML-KEM completes the handshake without a
 /// HelloRetryRequest round trip.
-pub const KX_GROUPS: &[&dyn SupportedKxGroup] = &[
+pub(crate) const KX_GROUPS: &[&dyn SupportedKxGroup] = &[
     kx_group::X25519MLKEM768,
     kx_group::X25519,
     kx_group::SECP256R1,
