@@ -20,7 +20,8 @@ use crate::{render, ClientOptions, ConnectError};
 use tlschat_protocol::connection::Connection;
 use tlschat_protocol::{Fingerprint, MAX_SERVER_LINE};
 
-/// Questions only a person can answer, asked during [`connect`].
+/// Questions only a person can answer, asked during [`establish`] and
+/// [`Trusted::login`].
 pub trait Prompter: Send {
     /// An unknown server: trust this certificate from now on?
     fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool;

@@ -1,28 +1,51 @@
 //! tlschat-client-core: everything a tlschat client does that is not
-//! drawing, shared by plain mode, the terminal UI and (next) a GUI.
+//! drawing, shared by the front ends: plain mode (`src/plain.rs`), the
+//! terminal UI (`src/tui/`) and, next, a desktop GUI.
 //!
 //! ```text
-//! establish(): TCP → TLS (trust.rs decides, known_hosts updated) → Trusted
-//! Trusted::login(): NICK/PASS → WELCOME → Connected       (connect() = both)
-//! start(Connected): session task ──ClientEvent──▶ front end (ChatState::apply)
-//!                        ▲
-//!                        └──────── ClientHandle::send(line) ◀── user input
+//! establish(opts, prompter)     TCP → TLS → trust (trust.rs; known_hosts
+//!   → Trusted                   updated, stored_in says so)
+//! Trusted::login(opts, prompter) NICK/PASS → WELCOME
+//!   → Connected
+//! start(opts, Connected)        spawns the session task (session.rs):
+//!   → (ClientHandle, Receiver<ClientEvent>)
+//!
+//!   user input ─classify─▶ ClientHandle::send ──▶ session ──▶ server
+//!   server ──▶ session: ServerLines::read (the one parse, the current
+//!              room, keepalive, reconnect with backoff, rejoin)
+//!          ──ClientEvent──▶ front end: ChatState::apply ──▶ Entry
+//!                                      render::sanitize / render::plain
 //! ```
 //!
-//! [`connect`] makes the first connection while the front end can still
-//! ask the user things (unknown certificate, password) through a
-//! [`Prompter`]. [`start`] hands that connection to a task that relays lines
-//! both ways, sends a keepalive `/ping` after a quiet minute, and on a lost
-//! connection reconnects with backoff (never after `REFUSE`, `BAN`, `KICK`
-//! or a protocol error), rejoining the room the user was in.
+//! A front end, GUI or terminal, does this and only drawing besides:
+//! 1. Build [`ClientOptions`] (a [`HostPort`], the nickname, a
+//!    [`trust::Trust`]) and call [`establish`] then [`Trusted::login`] with
+//!    a [`Prompter`] for the questions only a person can answer (an
+//!    unknown certificate, a password); a [`ConnectError`] says what went
+//!    wrong and which [`exit`] code goes with it.
+//! 2. Call [`start`] on a tokio runtime. Send what the user enters with
+//!    [`ClientHandle::send`] (or [`ClientHandle::try_send`] from a UI
+//!    thread), after [`classify`] says whether it is `/quit` or `/help`.
+//! 3. Receive [`ClientEvent`]s and fold each into a [`ChatState`] with
+//!    [`ChatState::apply`]: it keeps the scrollback, the room (as the
+//!    session announces it with [`ClientEvent::Room`]), its members and
+//!    the connection state, and returns the [`state::Entry`] to show.
+//!    Show network text only through [`render::sanitize`] (or
+//!    [`render::plain`]). [`ClientEvent::Closed`] ends the session; its
+//!    [`CloseReason`] gives the text and the exit code.
+//!
+//! The session sends a keepalive `/ping` after a quiet minute, and on a
+//! lost connection reconnects with backoff (never after `REFUSE`, `BAN`,
+//! `KICK` or a protocol error), rejoining the room the user was in.
 //!
 //! The server is not trusted to behave: the login answers each prompt at
 //! most once (the password is sent once per connection) and accepts only a
 //! `WELCOME` for the nickname it sent, into the lobby; a second `WELCOME`
 //! ends the session; every write to the socket runs under the session's
 //! deadlines, so a server that stops reading cannot hang the client; what
-//! reaches the front end is bounded (see [`EVENT_QUEUE`] and `state`), and
-//! every server text in an error is passed through [`render::sanitize`].
+//! reaches the front end is bounded (a small event queue, and `state`'s
+//! limits), and every server text in an error is passed through
+//! [`render::sanitize`].
 
 #![warn(clippy::string_slice)]
 

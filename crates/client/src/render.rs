@@ -7,7 +7,7 @@
 //! the line and paragraph separators, and the invisible format characters
 //! no real text needs. The server already refuses control characters, but
 //! the client does not rely on that (defence in depth against a hostile or
-//! buggy server). [`plain`] renders one [`Entry`] as the line plain mode
+//! buggy server). [`plain`] renders one [`Entry`](crate::state::Entry) as the line plain mode
 //! prints.
 
 use std::borrow::Cow;

@@ -8,7 +8,7 @@
 //!
 //! Everything here is built from what a possibly hostile server sent, so
 //! all of it is bounded: the scrollback by [`SCROLLBACK`] entries and
-//! [`SCROLLBACK_BYTES`], the member list by [`MAX_MEMBERS`] (with
+//! `SCROLLBACK_BYTES`, the member list by `MAX_MEMBERS` (with
 //! constant-time updates, keyed by the case-folded nickname).
 
 use std::collections::VecDeque;
@@ -258,7 +258,7 @@ pub struct ChatState {
     /// Members of `room`.
     pub users: Members,
     pub conn: ConnState,
-    /// Newest last; bounded by [`SCROLLBACK`] and [`SCROLLBACK_BYTES`].
+    /// Newest last; bounded by [`SCROLLBACK`] and `SCROLLBACK_BYTES`.
     pub entries: VecDeque<Entry>,
     /// The sum of the entries' [`EntryKind::cost`].
     entries_cost: usize,

@@ -8,15 +8,15 @@
 //!   roots) is accepted as usual; otherwise the `known_hosts` file decides,
 //!   like ssh: a known match passes, a changed fingerprint fails hard, an
 //!   unknown host completes the TLS handshake but is only *recorded*
-//!   ([`Verdict::Unknown`]), and the caller must ask the user (or honour
+//!   (`Verdict::Unknown`), and the caller must ask the user (or honour
 //!   `--accept-new`) before it sends a single byte.
 //!
-//! Every policy goes through [`TrustVerifier`], which always checks the
+//! Every policy goes through `TrustVerifier`, which always checks the
 //! handshake signatures with the crypto provider's algorithms, so a pinned
 //! certificate proves the server holds its key. There is no policy that
 //! skips verification.
 //!
-//! Several clients may decide at once: [`KnownHosts::add`] takes a lock,
+//! Several clients may decide at once: `KnownHosts::add` takes a lock,
 //! re-reads the file, merges and replaces it atomically, so no decision is
 //! lost and a reader never sees a partial file. Error texts quote what the
 //! certificate says only through [`sanitize`], since a certificate's names

@@ -1,5 +1,5 @@
 //! The cryptography both ends agree on: one rustls crypto provider
-//! (aws-lc-rs) with the key exchange groups in [`KX_GROUPS`]' order.
+//! (aws-lc-rs) with the key exchange groups in `KX_GROUPS`' order.
 //!
 //! ```text
 //! provider() ─→ the server's ServerConfig (tlschat-server-core)
@@ -35,7 +35,7 @@ pub(crate) const KX_GROUPS: &[&dyn SupportedKxGroup] = &[
     kx_group::SECP384R1,
 ];
 
-/// The one crypto provider the project uses: aws-lc-rs, with [`KX_GROUPS`].
+/// The one crypto provider the project uses: aws-lc-rs, with `KX_GROUPS`.
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
