@@ -1,10 +1,11 @@
 //! `ChatState`: what a client knows about the chat, built only from what
 //! the server sent. Shared by the plain mode, the terminal UI and the GUI.
 //!
-//! The session task delivers [`ClientEvent`]s; [`ChatState::apply`] folds
-//! each into the state (current room, its members, connection status) and
-//! appends the [`Entry`] a front end shows. Front ends only render; they
-//! never decide who is where.
+//! The session task delivers [`ClientEvent`]s, each server line already
+//! parsed into an [`EntryKind`]; [`ChatState::apply`] folds each into the
+//! state (the room the session says we are in, its members, connection
+//! status) and appends the [`Entry`] a front end shows. Front ends only
+//! render; they never decide who is where.
 //!
 //! Everything here is built from what a possibly hostile server sent, so
 //! all of it is bounded: the scrollback by [`SCROLLBACK`] entries and
