@@ -74,6 +74,8 @@ pub async fn run(
     event_loop(&mut terminal, &mut app, &mut events).await
 }
 
+/// The select loop: terminal input, session events, the next frame and
+/// `/quit`'s deadline, until the app says to exit.
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
@@ -82,63 +84,35 @@ async fn event_loop(
     let mut input = EventStream::new();
     let mut input_open = true;
     let mut events_open = true;
-    let mut dirty = true;
-    let mut last_draw: Option<Instant> = None;
+    let mut screen = Screen::default();
     let mut quit_deadline: Option<Instant> = None;
     loop {
-        if app.take_redraw_request() {
-            terminal.clear()?;
-            dirty = true;
-        }
-        let next_draw = last_draw.map_or_else(Instant::now, |t| t + FRAME);
-        if dirty && Instant::now() >= next_draw {
-            terminal.draw(|frame| {
-                let pane = ui::layout(frame.area()).messages;
-                app.set_viewport(Size::new(pane.width, pane.height));
-                ui::draw(frame, app);
-            })?;
-            dirty = false;
-            last_draw = Some(Instant::now());
-        }
+        let next_draw = screen.draw_if_due(terminal, app)?;
         if *app.mode() == Mode::Quitting && quit_deadline.is_none() {
             quit_deadline = Some(Instant::now() + QUIT_WAIT);
         }
         let flow = tokio::select! {
-            _ = sleep_until(next_draw), if dirty => Flow::Continue,
+            _ = sleep_until(next_draw), if screen.dirty => Flow::Continue,
             _ = sleep_until(quit_deadline.unwrap_or_else(Instant::now)), if quit_deadline.is_some() => {
                 Flow::Exit(None)
             }
-            event = input.next(), if input_open => {
-                match event {
-                    Some(Ok(event)) => {
-                        dirty |= may_change_screen(&event);
-                        app.handle_event(event)
-                    }
-                    // No more terminal input: leave as Ctrl-C would.
-                    Some(Err(_)) | None => {
-                        dirty = true;
-                        input_open = false;
-                        app.begin_quit("/quit".to_owned());
-                        Flow::Continue
-                    }
+            event = input.next(), if input_open => match event {
+                Some(Ok(event)) => {
+                    screen.dirty |= may_change_screen(&event);
+                    app.handle_event(event)
                 }
-            }
+                // No more terminal input: leave as Ctrl-C would.
+                Some(Err(_)) | None => {
+                    screen.dirty = true;
+                    input_open = false;
+                    app.begin_quit("/quit".to_owned());
+                    Flow::Continue
+                }
+            },
             event = events.recv(), if events_open => {
-                dirty = true;
+                screen.dirty = true;
                 match event {
-                    Some(event) => {
-                        let mut flow = app.on_client_event(event);
-                        for _ in 0..EVENT_BATCH {
-                            if flow != Flow::Continue {
-                                break;
-                            }
-                            match events.try_recv() {
-                                Ok(event) => flow = app.on_client_event(event),
-                                Err(_) => break,
-                            }
-                        }
-                        flow
-                    }
+                    Some(event) => on_session_events(app, event, events),
                     None => {
                         events_open = false;
                         app.on_session_gone()
@@ -156,6 +130,67 @@ async fn event_loop(
             }
         }
     }
+}
+
+/// When the screen was drawn and whether it needs drawing again.
+struct Screen {
+    dirty: bool,
+    last_draw: Option<Instant>,
+}
+
+impl Default for Screen {
+    fn default() -> Screen {
+        Screen {
+            dirty: true,
+            last_draw: None,
+        }
+    }
+}
+
+impl Screen {
+    /// Draws if something changed and a frame's time has passed since the
+    /// last draw; returns when the next frame may be drawn.
+    fn draw_if_due(
+        &mut self,
+        terminal: &mut DefaultTerminal,
+        app: &mut App,
+    ) -> io::Result<Instant> {
+        if app.take_redraw_request() {
+            terminal.clear()?;
+            self.dirty = true;
+        }
+        let next_draw = self.last_draw.map_or_else(Instant::now, |t| t + FRAME);
+        if self.dirty && Instant::now() >= next_draw {
+            terminal.draw(|frame| {
+                let pane = ui::layout(frame.area()).messages;
+                app.set_viewport(Size::new(pane.width, pane.height));
+                ui::draw(frame, app);
+            })?;
+            self.dirty = false;
+            self.last_draw = Some(Instant::now());
+        }
+        Ok(next_draw)
+    }
+}
+
+/// One session event and those already waiting behind it (up to
+/// [`EVENT_BATCH`]), so a burst is drawn once.
+fn on_session_events(
+    app: &mut App,
+    first: ClientEvent,
+    events: &mut mpsc::Receiver<ClientEvent>,
+) -> Flow {
+    let mut flow = app.on_client_event(first);
+    for _ in 0..EVENT_BATCH {
+        if flow != Flow::Continue {
+            break;
+        }
+        match events.try_recv() {
+            Ok(event) => flow = app.on_client_event(event),
+            Err(_) => break,
+        }
+    }
+    flow
 }
 
 /// Mouse capture reports every move and click; only the wheel scrolls.
