@@ -1,7 +1,7 @@
 //! The message pane's text, measured: each [`Entry`] as styled spans
-//! ([`entry_spans`]), wrapped to a width ([`wrap`], [`entry_lines`]), and
-//! how many rows the scrollback takes ([`rows_from_bottom`],
-//! [`clamp_scroll`]). Both the app (scrolling) and `ui` (drawing) use it,
+//! (`entry_spans`), wrapped to a width (`wrap`, [`entry_lines`]), and
+//! how many rows the scrollback takes (`rows_from_bottom`,
+//! `clamp_scroll`). Both the app (scrolling) and `ui` (drawing) use it,
 //! so neither depends on the other.
 //!
 //! Every string that came from the network goes through
