@@ -23,7 +23,7 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use super::theme::{nick_style, DIM_STYLE, ERROR_STYLE, PRIVATE_STYLE, STATUS_STYLE, TIME_STYLE};
 use tlschat_client_core::render::{self, sanitize};
-use tlschat_client_core::state::{ChatState, Entry, EntryKind};
+use tlschat_client_core::state::{ChatState, Conversation, Entry, EntryKind};
 
 /// `HH:MM ` before every entry; wrapped rows are indented by as much.
 const TIME_WIDTH: usize = 6;
@@ -74,11 +74,13 @@ pub(crate) fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>
             ));
             spans.push(Span::styled(format!(" {}", sanitize(text)), italic));
         }
-        EntryKind::Private { from, to, text } => {
-            let (arrow, other) = if from.eq_ignore_ascii_case(&state.nick) {
-                ("→ ", to)
-            } else {
-                ("← ", from)
+        EntryKind::Private { from, text, .. } => {
+            let (arrow, other) = match entry.kind.conversation(&state.nick) {
+                Conversation::Private {
+                    outgoing: true,
+                    peer,
+                } => ("→ ", peer),
+                _ => ("← ", from.as_str()),
             };
             spans.push(Span::styled(arrow, PRIVATE_STYLE));
             spans.push(Span::styled(

@@ -3,6 +3,8 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
+pub(crate) use tlschat_client_core::render::fnv1a;
+
 /// Readable on dark and light backgrounds alike (256-colour indexes of
 /// medium lightness); red and magenta hues that mean "error" and
 /// "private" are left out.
@@ -27,17 +29,6 @@ pub(crate) const STATUS_STYLE: Style = Style::new().fg(Color::Yellow);
 pub(crate) const ERROR_STYLE: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
 pub(crate) const PRIVATE_STYLE: Style = Style::new().fg(Color::Magenta);
 pub(crate) const BAR_STYLE: Style = Style::new().fg(Color::White).bg(Color::DarkGray);
-
-/// FNV-1a, 64 bit: a fixed hash, so a nick has the same colour in every
-/// run and on every machine (std's `RandomState` is seeded per process).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
 
 /// The colour of a nick; case does not matter (nicks compare without it).
 pub(crate) fn nick_color(nick: &str) -> Color {

@@ -14,6 +14,7 @@ use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::error::ChangedCertificate;
 use crate::login::Connected;
 use crate::trust::{self, Added, KnownHosts, Outcome, Trust, Verdict};
 use crate::{render, ClientOptions, ConnectError};
@@ -166,15 +167,13 @@ fn tls_failure(
                  check the fingerprint with the operator (tlschat-server fingerprint)"
             ));
         };
-        let fix = format!(
-            "If the operator confirms the server's new certificate {fingerprint}, remove the line for {key} from {} and connect again.",
-            known_hosts.display()
-        );
-        return ConnectError::Untrusted(format!(
-            "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
-             Someone could be intercepting your connection, or the server's certificate was replaced.\n\
-             expected: {known}\n     got: {fingerprint}\n{fix}"
-        ));
+        return ConnectError::CertificateChanged(Box::new(ChangedCertificate {
+            server,
+            known: *known,
+            got: *fingerprint,
+            known_hosts: known_hosts.clone(),
+            key: key.clone(),
+        }));
     }
     let rustls_err = e
         .get_ref()

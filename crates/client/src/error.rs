@@ -1,8 +1,11 @@
 //! Why a connection could not be made ([`ConnectError`]), each message
 //! naming what to check, and which of those are worth a reconnect.
 
+use std::path::PathBuf;
+
 use crate::exit;
 use crate::trust::TrustError;
+use tlschat_protocol::Fingerprint;
 
 /// Why a connection could not be made; [`ConnectError::exit_code`] maps it
 /// to the documented exit codes.
@@ -28,6 +31,10 @@ pub enum ConnectError {
     Tls(String),
     #[error("{0}")]
     Untrusted(String),
+    /// TOFU: known_hosts holds another certificate for this server. The
+    /// handshake was aborted; nothing was sent.
+    #[error("{0}")]
+    CertificateChanged(Box<ChangedCertificate>),
     #[error("{0}")]
     TrustSetup(#[from] TrustError),
     #[error("the server refused the login: {0}")]
@@ -50,10 +57,32 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
 }
 
+/// A server known (TOFU) with another certificate than it presented: both
+/// fingerprints, and the known_hosts line that would have to go if the
+/// operator confirms the new one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
+     Someone could be intercepting your connection, or the server's certificate was replaced.\n\
+     expected: {known}\n     got: {got}\n\
+     If the operator confirms the server's new certificate {got}, remove the line for {key} from {} and connect again.",
+    known_hosts.display()
+)]
+pub struct ChangedCertificate {
+    pub server: String,
+    pub known: Fingerprint,
+    pub got: Fingerprint,
+    pub known_hosts: PathBuf,
+    /// The host's line in known_hosts starts with this (`host:port`).
+    pub key: String,
+}
+
 impl ConnectError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            ConnectError::Untrusted(_) | ConnectError::TrustSetup(_) => exit::TRUST,
+            ConnectError::Untrusted(_)
+            | ConnectError::CertificateChanged(_)
+            | ConnectError::TrustSetup(_) => exit::TRUST,
             ConnectError::Refused(_) | ConnectError::Banned(_) => exit::REFUSED,
             _ => exit::ERROR,
         }

@@ -1,6 +1,6 @@
 //! tlschat-client-core: everything a tlschat client does that is not
 //! drawing, shared by the front ends: plain mode (`src/plain.rs`), the
-//! terminal UI (`src/tui/`) and, next, a desktop GUI.
+//! terminal UI (`src/tui/`) and the desktop GUI (`crates/gui`).
 //!
 //! ```text
 //! establish(opts, prompter)     TCP → TLS → trust (trust.rs; known_hosts
@@ -63,7 +63,7 @@ pub mod state;
 pub mod trust;
 
 pub use connect::{establish, Prompter, Trusted};
-pub use error::ConnectError;
+pub use error::{ChangedCertificate, ConnectError};
 pub use event::{ClientEvent, CloseReason, ServerLines};
 pub use input::{classify, is_quit, UserLine};
 pub use login::Connected;

@@ -57,6 +57,17 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// FNV-1a, 64 bit: a fixed hash, so a nick has the same colour in every
+/// run, on every machine and in every front end (std's `RandomState` is seeded per process).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// [`sanitize`] line by line, keeping the line breaks: for the client's own
 /// multi-line notices (the changed-certificate warning).
 pub fn sanitize_lines(s: &str) -> String {

@@ -139,9 +139,36 @@ impl EntryKind {
         })
     }
 
+    /// Which conversation this entry belongs to, as `me` sees it.
+    pub fn conversation(&self, me: &str) -> Conversation<'_> {
+        match self {
+            EntryKind::Message { room, .. }
+            | EntryKind::Action { room, .. }
+            | EntryKind::Join { room, .. }
+            | EntryKind::Part { room, .. }
+            | EntryKind::Users { room, .. } => Conversation::Room(room),
+            EntryKind::Private { from, to, .. } if from.eq_ignore_ascii_case(me) => {
+                Conversation::Private {
+                    peer: to,
+                    outgoing: true,
+                }
+            }
+            EntryKind::Private { from, .. } => Conversation::Private {
+                peer: from,
+                outgoing: false,
+            },
+            EntryKind::Kick { .. }
+            | EntryKind::Rooms(_)
+            | EntryKind::Info(_)
+            | EntryKind::Error { .. }
+            | EntryKind::Pong(_)
+            | EntryKind::Status(_) => Conversation::Server,
+        }
+    }
+
     /// Roughly what this entry costs in memory: its own size plus each heap
     /// allocation it owns, with an allocator's per-block overhead.
-    pub(crate) fn cost(&self) -> usize {
+    pub fn cost(&self) -> usize {
         /// What an allocator adds to each block, about.
         const BLOCK: usize = 16;
         let s = |x: &String| x.capacity() + BLOCK;
@@ -170,6 +197,21 @@ impl EntryKind {
             EntryKind::Pong(token) => token.as_ref().map_or(0, s),
         }
     }
+}
+
+/// Where an entry belongs ([`EntryKind::conversation`]): a room, a
+/// private conversation, or the connection as a whole (the server's
+/// answers and notices, the client's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversation<'a> {
+    Room(&'a str),
+    /// With `peer`; `outgoing` when we wrote it (a message to ourselves
+    /// is outgoing, with ourselves as the peer).
+    Private {
+        peer: &'a str,
+        outgoing: bool,
+    },
+    Server,
 }
 
 #[derive(Debug, Clone)]
@@ -470,6 +512,39 @@ mod tests {
         line(&mut s, "PART #lobby CAROL bye");
         line(&mut s, "KICK bob admin spam");
         assert!(s.users.is_empty());
+    }
+
+    #[test]
+    fn entries_belong_to_their_conversation() {
+        let kind = |l: &str| EntryKind::from_server(ServerLine::parse(l)).expect("an entry");
+        let dm_in = kind("PRIVMSG Bob alice привет");
+        assert_eq!(
+            dm_in.conversation("Alice"),
+            Conversation::Private {
+                peer: "Bob",
+                outgoing: false
+            }
+        );
+        let dm_out = kind("PRIVMSG ALICE bob 你好");
+        assert_eq!(
+            dm_out.conversation("alice"),
+            Conversation::Private {
+                peer: "bob",
+                outgoing: true
+            }
+        );
+        assert_eq!(
+            kind("MSG #rust bob hi").conversation("a"),
+            Conversation::Room("#rust")
+        );
+        assert_eq!(
+            kind("USERS #x a b").conversation("a"),
+            Conversation::Room("#x")
+        );
+        assert_eq!(
+            kind("ERROR bad-text no").conversation("a"),
+            Conversation::Server
+        );
     }
 
     #[test]
