@@ -1,0 +1,292 @@
+//! The app: which screen is up, and what the network and the user do to
+//! it. A small state machine:
+//!
+//! ```text
+//! Connect ──Connect──▶ Connecting ──AskTrust──▶ Trust ──yes──▶ Connecting
+//!    ▲                    │  │                    └──no───▶ Connect
+//!    │                    │  └─AskPassword─▶ (password dialog) ─▶ Connecting
+//!    ├──Failed────────────┤
+//!    ├──Back── Changed ◀──┘ (a changed certificate: no way forward)
+//!    └──Leave── Chat ◀── Started
+//! ```
+//!
+//! Screens draw themselves (`screens/`) and hand back what the user did
+//! as an [`Action`]; network events arrive in [`App::logic`] before each
+//! frame. Chat state is the client core's [`ChatState`]; the chat screen
+//! only sorts its entries into conversations for display.
+
+use std::time::Instant;
+
+use tlschat_client_core::trust::Trust;
+use tlschat_client_core::{ChangedCertificate, ClientOptions, ConnectError, HostPort};
+use tlschat_protocol::Fingerprint;
+
+use crate::network::{NetEvent, Network};
+use crate::notify::{DesktopNotifier, Notice, Notifier};
+use crate::screens::{self, chat::ChatView};
+use crate::settings::{Paths, Settings};
+
+/// What the connect screen holds.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectForm {
+    pub server: String,
+    pub nickname: String,
+    /// Why the last attempt failed, shown above the button.
+    pub error: Option<String>,
+}
+
+/// The screen that is up.
+pub enum Screen {
+    Connect,
+    /// Waiting for the network (the password dialog is drawn over it).
+    Connecting {
+        server: String,
+        password: Option<PasswordPrompt>,
+    },
+    /// First contact: compare the fingerprint, then decide.
+    Trust {
+        server: String,
+        fingerprint: Fingerprint,
+    },
+    /// A changed certificate: a dead end by design.
+    Changed(Box<ChangedCertificate>),
+    Chat(Box<ChatView>),
+}
+
+/// The password dialog's state: what is typed, masked, never stored.
+pub struct PasswordPrompt {
+    pub nick: String,
+    pub typed: String,
+}
+
+/// What the user did on a screen.
+pub enum Action {
+    Connect,
+    TrustAnswer(bool),
+    Password(Option<String>),
+    /// Back to the connect screen (a changed certificate, a cancel, or
+    /// leaving a closed chat).
+    Back,
+}
+
+pub struct App {
+    paths: Paths,
+    pub(crate) settings: Settings,
+    pub(crate) form: ConnectForm,
+    screen: Screen,
+    network: Option<Network>,
+    notifier: Box<dyn Notifier>,
+    ctx: egui::Context,
+}
+
+impl App {
+    /// The real app: platform paths, desktop notifications.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> App {
+        let notifier: Box<dyn Notifier> = match DesktopNotifier::start() {
+            Ok(n) => Box::new(n),
+            Err(_) => Box::new(crate::notify::RecordingNotifier::default()),
+        };
+        App::with(&cc.egui_ctx, Paths::platform(), notifier)
+    }
+
+    /// The app with its files under `paths` and notifications through
+    /// `notifier` (tests pass temporary files and a recording fake).
+    pub fn with(ctx: &egui::Context, paths: Paths, notifier: Box<dyn Notifier>) -> App {
+        crate::fonts::install(ctx);
+        let settings = Settings::load(paths.settings.as_deref());
+        let form = ConnectForm {
+            server: settings.recent_servers.first().cloned().unwrap_or_default(),
+            nickname: settings.nickname.clone(),
+            error: None,
+        };
+        App {
+            paths,
+            settings,
+            form,
+            screen: Screen::Connect,
+            network: None,
+            notifier,
+            ctx: ctx.clone(),
+        }
+    }
+
+    pub fn screen(&self) -> &Screen {
+        &self.screen
+    }
+
+    /// The connect form, for tests that fill it in directly.
+    pub fn form_mut(&mut self) -> &mut ConnectForm {
+        &mut self.form
+    }
+
+    /// Starts connecting with what the form holds.
+    fn connect(&mut self) {
+        self.form.error = None;
+        let server = self.form.server.trim().to_owned();
+        let nickname = self.form.nickname.trim().to_owned();
+        let host_port = match server.parse::<HostPort>() {
+            Ok(hp) => hp,
+            Err(e) => return self.fail(format!("server: {e}")),
+        };
+        if nickname.is_empty() {
+            return self.fail("choose a nickname".into());
+        }
+        let Some(known_hosts) = self.paths.known_hosts.clone() else {
+            return self.fail("this system has no config directory for known_hosts".into());
+        };
+        let trust = Trust::Tofu {
+            known_hosts,
+            key: host_port.to_string(),
+        };
+        let opts = ClientOptions::new(host_port, nickname, trust);
+        match Network::connect(opts, self.ctx.clone()) {
+            Ok(net) => {
+                self.network = Some(net);
+                self.screen = Screen::Connecting {
+                    server,
+                    password: None,
+                };
+            }
+            Err(e) => self.fail(format!("cannot start the network thread: {e}")),
+        }
+    }
+
+    /// Back to the connect screen with `why`.
+    fn fail(&mut self, why: String) {
+        self.network = None;
+        self.form.error = Some(why);
+        self.screen = Screen::Connect;
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect => self.connect(),
+            Action::TrustAnswer(yes) => {
+                if let Some(net) = &self.network {
+                    net.answer_trust(yes);
+                }
+                if let Screen::Trust { server, .. } = &self.screen {
+                    self.screen = Screen::Connecting {
+                        server: server.clone(),
+                        password: None,
+                    };
+                }
+            }
+            Action::Password(given) => {
+                if let Some(net) = &self.network {
+                    net.answer_password(given);
+                }
+                if let Screen::Connecting { password, .. } = &mut self.screen {
+                    *password = None;
+                }
+            }
+            Action::Back => {
+                // Dropping the network answers any open question with no,
+                // and dropping the chat's handle ends its session.
+                self.network = None;
+                self.screen = Screen::Connect;
+            }
+        }
+    }
+
+    /// Everything the network said since the last frame.
+    fn drain_network(&mut self, ctx: &egui::Context) {
+        let focused = ctx.input(|i| i.focused);
+        while let Some(event) = self.network.as_ref().and_then(Network::poll) {
+            self.on_net_event(event, focused);
+        }
+    }
+
+    fn on_net_event(&mut self, event: NetEvent, focused: bool) {
+        match event {
+            NetEvent::AskTrust {
+                server,
+                fingerprint,
+            } => {
+                self.screen = Screen::Trust {
+                    server,
+                    fingerprint,
+                }
+            }
+            NetEvent::AskPassword { nick } => {
+                if let Screen::Connecting { password, .. } = &mut self.screen {
+                    *password = Some(PasswordPrompt {
+                        nick,
+                        typed: String::new(),
+                    });
+                }
+            }
+            NetEvent::Started(handle) => {
+                let server = self.form.server.trim().to_owned();
+                let nickname = self.form.nickname.trim().to_owned();
+                self.settings.remember(&server, &nickname);
+                if let Some(path) = &self.paths.settings {
+                    // Settings are a convenience: a failure is only noted.
+                    if let Err(e) = self.settings.save(path) {
+                        eprintln!("tlschat-gui: cannot save {}: {e}", path.display());
+                    }
+                }
+                self.screen =
+                    Screen::Chat(Box::new(ChatView::new(&server, &nickname, Some(handle))));
+            }
+            NetEvent::Failed(e) => self.on_failed(e),
+            NetEvent::Client(event) => {
+                if let Screen::Chat(chat) = &mut self.screen {
+                    for notice in chat.on_client_event(event, focused) {
+                        self.notify(notice);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_failed(&mut self, e: ConnectError) {
+        self.network = None;
+        if let ConnectError::CertificateChanged(changed) = e {
+            self.screen = Screen::Changed(changed);
+            return;
+        }
+        let why = match e {
+            ConnectError::NoPassword(nick) => format!("no password given for {nick}"),
+            e => tlschat_client_core::render::sanitize_lines(&e.to_string()),
+        };
+        self.fail(why);
+    }
+
+    fn notify(&self, notice: Notice) {
+        self.notifier.notify(notice);
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
+                egui::UserAttentionType::Informational,
+            ));
+    }
+
+    /// Draws the current screen.
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let action = match &mut self.screen {
+            Screen::Connect => screens::connect::show(ui, &mut self.form, &self.settings),
+            Screen::Connecting { server, password } => {
+                screens::connect::connecting(ui, server, password.as_mut())
+            }
+            Screen::Trust {
+                server,
+                fingerprint,
+            } => screens::trust::first_contact(ui, server, fingerprint),
+            Screen::Changed(changed) => screens::trust::changed(ui, changed),
+            Screen::Chat(chat) => chat.show(ui, Instant::now()),
+        };
+        if let Some(action) = action {
+            self.act(action);
+        }
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_network(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+}

@@ -1,0 +1,34 @@
+//! tlschat-gui: the desktop client, a window on tlschat-client-core.
+//!
+//! Everything that is not drawing (connecting, trust and known_hosts,
+//! login, keepalive, reconnect, chat state, sanitising) is the client
+//! core's; this crate draws it with egui and forwards what the user does.
+//!
+//! ```text
+//! main.rs ─▶ App (app.rs): one screen at a time
+//!   Connect (screens/connect.rs) ──Connect──▶ network.rs: a thread with a
+//!   Trust / Changed (screens/trust.rs)  ◀─┐   tokio runtime runs establish,
+//!   Password dialog (screens/connect.rs) ◀┤   login and the session
+//!   Chat (screens/chat.rs) ◀──NetEvent────┘   (events over a channel, then
+//!      └─ user lines ──ClientHandle::try_send─▶  ctx.request_repaint())
+//! settings.rs: recent servers and the nickname (never the password)
+//! fonts.rs, colors.rs, theme.rs: scripts and emoji, per-nick colours,
+//!   light or dark as the system is
+//! notify.rs: desktop notifications while the window is unfocused
+//! ```
+//!
+//! The UI thread never waits on the network: it drains the event channel
+//! at the start of each frame, and a frame is only drawn when something
+//! asked for one (input, or the network thread's `request_repaint`).
+
+pub mod app;
+pub mod colors;
+pub mod fonts;
+pub mod network;
+pub mod notify;
+pub mod screens;
+pub mod settings;
+pub mod theme;
+
+pub use app::{App, Screen};
+pub use screens::chat::{ChatView, ConversationKey};

@@ -1,0 +1,794 @@
+//! The chat screen: conversations on the left (rooms and private
+//! conversations, with unread counts and a mention marker), the messages
+//! of the one being viewed in the middle with the input line under them,
+//! the current room's members on the right, a status bar at the bottom.
+//!
+//! The chat state is the client core's [`ChatState`]: it decides the room,
+//! its members and the connection state. This screen only sorts the
+//! entries it returns into conversations
+//! ([`EntryKind::conversation`](tlschat_client_core::state::EntryKind::conversation))
+//! and keeps what a window needs besides: what is being viewed, unread
+//! counts, the input line and its history, the scroll position.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use egui::text::LayoutJob;
+use egui::{Align, Color32, FontId, Key, RichText, TextEdit, TextFormat};
+
+use crate::app::Action;
+use crate::colors;
+use crate::notify::Notice;
+use tlschat_client_core::render::{plain, sanitize};
+use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind};
+use tlschat_client_core::{classify, ChatState, ClientEvent, ClientHandle, UserLine};
+
+/// Entries kept per conversation, and the memory all conversations'
+/// entries may take together (counted as [`EntryKind::cost`]): the client
+/// core bounds its own scrollback the same way; these bound the copies
+/// sorted into conversations, whatever a server sends.
+const CONVERSATION_ENTRIES: usize = 5_000;
+const CONVERSATIONS_BYTES: usize = 64 << 20;
+/// Conversations kept; past it, new private ones go to the room.
+const MAX_CONVERSATIONS: usize = 200;
+/// Lines Up/Down can recall.
+const HISTORY: usize = 500;
+
+/// The window's own help, shown before the server's `/help` answer.
+const GUI_HELP: &[&str] = &[
+    "keys: Enter send · Up/Down history · Ctrl +/- zoom, Ctrl 0 reset",
+    "click a room to join it, a name in the users list to talk privately",
+    "commands (from the server):",
+];
+
+/// Which conversation: a room or a private one, named as first seen and
+/// compared without regard to ASCII case (as the protocol compares).
+#[derive(Debug, Clone)]
+pub enum ConversationKey {
+    Room(String),
+    Private(String),
+}
+
+impl ConversationKey {
+    fn name(&self) -> &str {
+        match self {
+            ConversationKey::Room(n) | ConversationKey::Private(n) => n,
+        }
+    }
+
+    fn same(&self, other: &ConversationKey) -> bool {
+        match (self, other) {
+            (ConversationKey::Room(a), ConversationKey::Room(b))
+            | (ConversationKey::Private(a), ConversationKey::Private(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One conversation's entries and what the user has not seen of them.
+#[derive(Debug)]
+pub struct Buffer {
+    pub key: ConversationKey,
+    entries: VecDeque<Entry>,
+    pub unread: usize,
+    pub mentioned: bool,
+}
+
+pub struct ChatView {
+    state: ChatState,
+    /// `None` once the session is over.
+    handle: Option<ClientHandle>,
+    buffers: Vec<Buffer>,
+    /// What the buffers' entries cost together.
+    cost: usize,
+    /// Index into `buffers`.
+    viewing: usize,
+    /// Rooms with people, from the last `ROOMS` answer.
+    rooms: Vec<(String, usize)>,
+    input: String,
+    history: Vec<String>,
+    /// Index into `history` while browsing with Up/Down.
+    browsing: Option<usize>,
+    reconnect_at: Option<Instant>,
+    /// The message list was scrolled to its end at the last frame.
+    at_bottom: bool,
+    /// Something arrived in the viewed conversation while scrolled up.
+    unseen_below: bool,
+    jump_to_bottom: bool,
+}
+
+impl ChatView {
+    /// For a session logged in as `nick`; `handle` sends to it (`None`:
+    /// a view with nothing behind it, for snapshots).
+    pub fn new(server: &str, nick: &str, handle: Option<ClientHandle>) -> ChatView {
+        ChatView {
+            state: ChatState::new(server, nick),
+            handle,
+            buffers: vec![Buffer {
+                key: ConversationKey::Room(tlschat_protocol::LOBBY.to_owned()),
+                entries: VecDeque::new(),
+                unread: 0,
+                mentioned: false,
+            }],
+            cost: 0,
+            viewing: 0,
+            rooms: Vec::new(),
+            input: String::new(),
+            history: Vec::new(),
+            browsing: None,
+            reconnect_at: None,
+            at_bottom: true,
+            unseen_below: false,
+            jump_to_bottom: false,
+        }
+    }
+
+    pub fn state(&self) -> &ChatState {
+        &self.state
+    }
+
+    pub fn buffers(&self) -> &[Buffer] {
+        &self.buffers
+    }
+
+    /// The conversation on screen.
+    pub fn viewing(&self) -> &ConversationKey {
+        &self.buffers[self.viewing].key
+    }
+
+    /// Folds one session event in; returns the notifications it calls
+    /// for (a mention or a private message while the window is not
+    /// focused).
+    pub fn on_client_event(&mut self, event: ClientEvent, focused: bool) -> Vec<Notice> {
+        match &event {
+            ClientEvent::Reconnecting { delay, .. } => {
+                self.reconnect_at = Some(Instant::now() + *delay)
+            }
+            ClientEvent::Connected { .. } => self.reconnect_at = None,
+            ClientEvent::Closed(_) => self.handle = None,
+            ClientEvent::Line(_) | ClientEvent::Room(_) => {}
+        }
+        let entry = self.state.apply(&event).cloned();
+        if let ClientEvent::Room(room) = &event {
+            let i = self.buffer(ConversationKey::Room(room.clone()));
+            self.view(i);
+        }
+        if let Some(EntryKind::Rooms(rooms)) = entry.as_ref().map(|e| &e.kind) {
+            self.rooms.clone_from(rooms);
+        }
+        match entry {
+            Some(entry) => self.file(entry, focused),
+            None => Vec::new(),
+        }
+    }
+
+    /// The index of the conversation `key`, made if it is new (while
+    /// there is room for it; else the one being viewed).
+    fn buffer(&mut self, key: ConversationKey) -> usize {
+        if let Some(i) = self.buffers.iter().position(|b| b.key.same(&key)) {
+            return i;
+        }
+        if self.buffers.len() >= MAX_CONVERSATIONS {
+            return self.viewing;
+        }
+        self.buffers.push(Buffer {
+            key,
+            entries: VecDeque::new(),
+            unread: 0,
+            mentioned: false,
+        });
+        self.buffers.len() - 1
+    }
+
+    fn view(&mut self, i: usize) {
+        if i != self.viewing {
+            self.viewing = i;
+            self.at_bottom = true;
+            self.unseen_below = false;
+            self.jump_to_bottom = true;
+        }
+        if let Some(b) = self.buffers.get_mut(i) {
+            b.unread = 0;
+            b.mentioned = false;
+        }
+    }
+
+    /// Puts an entry into its conversation; counts it as unread there if
+    /// someone else said it and it is not on screen.
+    fn file(&mut self, entry: Entry, focused: bool) -> Vec<Notice> {
+        let me = self.state.nick.clone();
+        let (i, said) = match entry.kind.conversation(&me) {
+            Conversation::Room(room) => {
+                let said = match &entry.kind {
+                    EntryKind::Message { nick, text, .. }
+                    | EntryKind::Action { nick, text, .. }
+                        if !nick.eq_ignore_ascii_case(&me) =>
+                    {
+                        Some((mentions(text, &me), nick.clone(), text.clone()))
+                    }
+                    _ => None,
+                };
+                (self.buffer(ConversationKey::Room(room.to_owned())), said)
+            }
+            Conversation::Private { peer, outgoing } => {
+                let said = match &entry.kind {
+                    EntryKind::Private { from, text, .. } if !outgoing => {
+                        Some((true, from.clone(), text.clone()))
+                    }
+                    _ => None,
+                };
+                (self.buffer(ConversationKey::Private(peer.to_owned())), said)
+            }
+            Conversation::Server => (self.viewing, None),
+        };
+        let mut notices = Vec::new();
+        if let Some((important, nick, text)) = said {
+            if i != self.viewing {
+                if let Some(b) = self.buffers.get_mut(i) {
+                    b.unread += 1;
+                    b.mentioned |= important;
+                }
+            }
+            if important && !focused {
+                let private = matches!(entry.kind, EntryKind::Private { .. });
+                notices.push(Notice {
+                    title: if private {
+                        format!("{} (private)", sanitize(&nick))
+                    } else {
+                        format!("{} mentioned you", sanitize(&nick))
+                    },
+                    body: sanitize(&text).into_owned(),
+                });
+            }
+        }
+        if i == self.viewing && !self.at_bottom {
+            self.unseen_below = true;
+        }
+        self.push(i, entry);
+        notices
+    }
+
+    /// Appends to conversation `i`, dropping the oldest entries while a
+    /// bound would be passed (the newest entry always stays).
+    fn push(&mut self, i: usize, entry: Entry) {
+        let Some(b) = self.buffers.get_mut(i) else {
+            return;
+        };
+        self.cost += entry.kind.cost();
+        b.entries.push_back(entry);
+        if b.entries.len() > CONVERSATION_ENTRIES {
+            if let Some(old) = b.entries.pop_front() {
+                self.cost = self.cost.saturating_sub(old.kind.cost());
+            }
+        }
+        while self.cost > CONVERSATIONS_BYTES {
+            // The conversation whose oldest entry is oldest, leaving the
+            // one just added.
+            let oldest = self
+                .buffers
+                .iter()
+                .enumerate()
+                .filter(|(j, b)| b.entries.len() > usize::from(*j == i))
+                .filter_map(|(j, b)| b.entries.front().map(|e| (e.time, j)))
+                .min();
+            let Some((_, j)) = oldest else { break };
+            if let Some(old) = self.buffers.get_mut(j).and_then(|b| b.entries.pop_front()) {
+                self.cost = self.cost.saturating_sub(old.kind.cost());
+            }
+        }
+    }
+
+    /// A notice of the window's own, in the conversation on screen.
+    fn notice(&mut self, text: &str) {
+        let entry = self.state.status(text).clone();
+        self.push(self.viewing, entry);
+    }
+
+    fn send(&mut self, line: String) -> bool {
+        self.handle.as_ref().is_some_and(|h| h.try_send(line))
+    }
+
+    /// Enter in the input line: every slash command goes to the server as
+    /// typed (as in the terminal client); plain text in a private
+    /// conversation becomes `/msg <peer> <text>`.
+    pub fn submit(&mut self) {
+        let line = std::mem::take(&mut self.input);
+        self.browsing = None;
+        let asked = classify(&line);
+        if asked == UserLine::Blank {
+            return;
+        }
+        if self.history.last() != Some(&line) {
+            if self.history.len() == HISTORY {
+                self.history.remove(0);
+            }
+            self.history.push(line.clone());
+        }
+        self.jump_to_bottom = true;
+        if asked == UserLine::Help {
+            for text in GUI_HELP {
+                self.notice(text);
+            }
+        }
+        let line = match &self.buffers[self.viewing].key {
+            ConversationKey::Private(peer) if !line.starts_with('/') => {
+                format!("/msg {peer} {line}")
+            }
+            _ => line,
+        };
+        if !self.send(line) {
+            self.notice("not sent: the connection's queue is full or the session is over");
+        }
+    }
+
+    fn history_step(&mut self, older: bool) {
+        if self.history.is_empty() {
+            return;
+        }
+        let last = self.history.len() - 1;
+        self.browsing = match (self.browsing, older) {
+            (None, true) => Some(last),
+            (None, false) => None,
+            (Some(i), true) => Some(i.saturating_sub(1)),
+            (Some(i), false) if i < last => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        self.input = match self.browsing {
+            Some(i) => self.history[i].clone(),
+            None => String::new(),
+        };
+    }
+
+    /// A click on a conversation: a private one or the current room is
+    /// shown; another room is joined (and shown once the server says so).
+    fn open(&mut self, key: ConversationKey) {
+        match &key {
+            ConversationKey::Room(room) if !room.eq_ignore_ascii_case(&self.state.room) => {
+                if !self.send(format!("/join {room}")) {
+                    self.notice("not sent: the session is over");
+                }
+            }
+            _ => {
+                let i = self.buffer(key);
+                self.view(i);
+            }
+        }
+    }
+
+    pub fn show(&mut self, ui: &mut egui::Ui, now: Instant) -> Option<Action> {
+        let mut action = None;
+        egui::Panel::bottom("status").show(ui, |ui| {
+            if let Some(a) = self.status_bar(ui, now) {
+                action = Some(a);
+            }
+        });
+        egui::Panel::left("conversations")
+            .resizable(true)
+            .default_size(180.0)
+            .show(ui, |ui| self.side_list(ui));
+        egui::Panel::right("users")
+            .resizable(true)
+            .default_size(150.0)
+            .show(ui, |ui| self.users(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::Panel::bottom("input").show(ui, |ui| self.input_line(ui));
+            egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
+        });
+        action
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui, now: Instant) -> Option<Action> {
+        let mut action = None;
+        ui.horizontal(|ui| {
+            let (text, color) = match &self.state.conn {
+                ConnState::Connected => {
+                    ("connected".to_owned(), Color32::from_rgb(0x3c, 0xa0, 0x50))
+                }
+                ConnState::Connecting => ("connecting".to_owned(), colors::status(ui.visuals())),
+                ConnState::Reconnecting { .. } => {
+                    let left = self
+                        .reconnect_at
+                        .map(|at| at.saturating_duration_since(now))
+                        .unwrap_or_default();
+                    // Count the seconds down: one repaint a second, only now.
+                    ui.ctx().request_repaint_after(Duration::from_secs(1));
+                    (
+                        format!("reconnecting in {} s", left.as_secs_f32().ceil()),
+                        colors::status(ui.visuals()),
+                    )
+                }
+                ConnState::Closed => ("disconnected".to_owned(), colors::error(ui.visuals())),
+            };
+            ui.colored_label(color, "●");
+            ui.label(text);
+            ui.separator();
+            ui.label(sanitize(&self.state.server));
+            if let Some(fp) = &self.state.fingerprint {
+                ui.separator();
+                ui.label(RichText::new(fp).monospace().weak());
+            }
+            ui.separator();
+            ui.label(format!(
+                "{} in {}",
+                sanitize(&self.state.nick),
+                sanitize(&self.state.room)
+            ));
+            if self.state.conn == ConnState::Closed {
+                ui.with_layout(egui::Layout::right_to_left(Align::Center), |ui| {
+                    if ui.button("Back to connect").clicked() {
+                        action = Some(Action::Back);
+                    }
+                });
+            }
+        });
+        action
+    }
+
+    fn side_list(&mut self, ui: &mut egui::Ui) {
+        let mut open = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.strong("Rooms");
+                let refresh = ui
+                    .small_button("↻")
+                    .on_hover_text("list the rooms with people (/rooms)");
+                // A session that is over shows so in the status bar.
+                if refresh.clicked() {
+                    let _ = self.send("/rooms".to_owned());
+                }
+            });
+            let mut rooms: Vec<(String, Option<usize>)> = self
+                .buffers
+                .iter()
+                .filter_map(|b| match &b.key {
+                    ConversationKey::Room(r) => Some((r.clone(), None)),
+                    ConversationKey::Private(_) => None,
+                })
+                .collect();
+            for (room, count) in &self.rooms {
+                match rooms.iter_mut().find(|(r, _)| r.eq_ignore_ascii_case(room)) {
+                    Some(known) => known.1 = Some(*count),
+                    None => rooms.push((room.clone(), Some(*count))),
+                }
+            }
+            rooms.sort_by_key(|(r, _)| r.to_ascii_lowercase());
+            for (room, count) in rooms {
+                let key = ConversationKey::Room(room.clone());
+                let buffer = self.buffers.iter().find(|b| b.key.same(&key));
+                let here = room.eq_ignore_ascii_case(&self.state.room);
+                let mut label = sanitize(&room).into_owned();
+                if let Some(n) = count {
+                    label.push_str(&format!("  ({n})"));
+                }
+                if self.row(
+                    ui,
+                    &label,
+                    buffer,
+                    here && self.buffers[self.viewing].key.same(&key),
+                ) {
+                    open = Some(key);
+                }
+            }
+            let privates: Vec<ConversationKey> = self
+                .buffers
+                .iter()
+                .filter(|b| matches!(b.key, ConversationKey::Private(_)))
+                .map(|b| b.key.clone())
+                .collect();
+            if !privates.is_empty() {
+                ui.add_space(12.0);
+                ui.strong("Private");
+                for key in privates {
+                    let buffer = self.buffers.iter().find(|b| b.key.same(&key));
+                    let selected = self.buffers[self.viewing].key.same(&key);
+                    let label = sanitize(key.name()).into_owned();
+                    if self.row(ui, &label, buffer, selected) {
+                        open = Some(key);
+                    }
+                }
+            }
+        });
+        if let Some(key) = open {
+            self.open(key);
+        }
+    }
+
+    /// One row of the side list; true when clicked.
+    fn row(&self, ui: &mut egui::Ui, label: &str, buffer: Option<&Buffer>, selected: bool) -> bool {
+        let mut text = label.to_owned();
+        let mut rich;
+        match buffer {
+            Some(b) if b.unread > 0 => {
+                text.push_str(&format!("  {}", b.unread));
+                if b.mentioned {
+                    text.push_str(" @");
+                }
+                rich = RichText::new(text).strong();
+                if b.mentioned {
+                    rich = rich.color(ui.visuals().warn_fg_color);
+                }
+            }
+            _ => rich = RichText::new(text),
+        }
+        ui.selectable_label(selected, rich).clicked()
+    }
+
+    fn users(&mut self, ui: &mut egui::Ui) {
+        let mut users: Vec<&String> = self.state.users.iter().collect();
+        users.sort_by_key(|n| n.to_ascii_lowercase());
+        ui.strong(format!(
+            "Users in {} ({})",
+            sanitize(&self.state.room),
+            users.len()
+        ));
+        let dark = ui.visuals().dark_mode;
+        let mut open = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for nick in users {
+                let shown = RichText::new(sanitize(nick)).color(colors::nick(nick, dark));
+                let row = ui
+                    .selectable_label(false, shown)
+                    .on_hover_text("talk privately");
+                if row.clicked() && !nick.eq_ignore_ascii_case(&self.state.nick) {
+                    open = Some(ConversationKey::Private(nick.clone()));
+                }
+            }
+            if self.state.users.is_capped() {
+                ui.label(RichText::new("(more not listed)").weak());
+            }
+        });
+        if let Some(key) = open {
+            self.open(key);
+        }
+    }
+
+    fn input_line(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(4.0);
+        let hint = match &self.buffers[self.viewing].key {
+            ConversationKey::Private(peer) => format!("message to {} (private)", sanitize(peer)),
+            ConversationKey::Room(_) => {
+                format!("message to {}, or a /command", sanitize(&self.state.room))
+            }
+        };
+        let label = ui.label(RichText::new("Message").weak());
+        let field = ui
+            .add(
+                TextEdit::singleline(&mut self.input)
+                    .id_salt("message input")
+                    .hint_text(hint)
+                    .desired_width(f32::INFINITY)
+                    .char_limit(tlschat_protocol::MAX_CLIENT_LINE - 1),
+            )
+            .labelled_by(label.id);
+        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        if entered {
+            self.submit();
+            field.request_focus();
+        } else if field.has_focus() {
+            if ui.input(|i| i.key_pressed(Key::ArrowUp)) {
+                self.history_step(true);
+            } else if ui.input(|i| i.key_pressed(Key::ArrowDown)) {
+                self.history_step(false);
+            }
+        }
+        ui.add_space(4.0);
+    }
+
+    fn messages(&mut self, ui: &mut egui::Ui) {
+        let visuals = ui.visuals().clone();
+        let jump = std::mem::take(&mut self.jump_to_bottom);
+        let me = self.state.nick.clone();
+        let buffer = &self.buffers[self.viewing];
+        let out = egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .stick_to_bottom(true)
+            .show(ui, |ui| {
+                for entry in &buffer.entries {
+                    ui.label(entry_job(entry, &me, &visuals));
+                }
+                if jump {
+                    ui.scroll_to_cursor(Some(Align::BOTTOM));
+                }
+            });
+        let end = out.content_size.y - out.inner_rect.height();
+        self.at_bottom = jump || out.state.clamped_offset().y >= end - 4.0;
+        if self.at_bottom {
+            self.unseen_below = false;
+        }
+        if self.unseen_below {
+            let at = out.inner_rect.center_bottom() - egui::vec2(70.0, 36.0);
+            egui::Area::new(egui::Id::unique("new messages"))
+                .fixed_pos(at)
+                .show(ui.ctx(), |ui| {
+                    if ui.button("↓ New messages").clicked() {
+                        self.jump_to_bottom = true;
+                        self.unseen_below = false;
+                    }
+                });
+        }
+    }
+}
+
+/// Whether `text` names `nick` as a word (nicknames compare without regard
+/// to ASCII case; a nick inside a longer name does not count).
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let is_nick_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let lower = text.to_ascii_lowercase();
+    let nick = nick.to_ascii_lowercase();
+    lower.match_indices(&nick).any(|(at, found)| {
+        let before = lower.get(..at).and_then(|s| s.chars().next_back());
+        let after = lower.get(at + found.len()..).and_then(|s| s.chars().next());
+        // A trailing '.' ends a sentence rather than continuing a nick.
+        !before.is_some_and(is_nick_char) && !after.is_some_and(|c| is_nick_char(c) && c != '.')
+    })
+}
+
+/// One entry as a line of coloured text, the time first.
+fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> LayoutJob {
+    let body = FontId::proportional(14.0);
+    let plain_fmt = TextFormat {
+        font_id: body.clone(),
+        color: visuals.text_color(),
+        ..Default::default()
+    };
+    let colored = |color: Color32| TextFormat {
+        color,
+        ..plain_fmt.clone()
+    };
+    let italic = |color: Color32| TextFormat {
+        italics: true,
+        ..colored(color)
+    };
+    let dark = visuals.dark_mode;
+    let mut job = LayoutJob::default();
+    job.append(
+        &entry.time.format("%H:%M  ").to_string(),
+        0.0,
+        colored(colors::dim(visuals)),
+    );
+    match &entry.kind {
+        EntryKind::Message { nick, text, .. } => {
+            job.append(&sanitize(nick), 0.0, colored(colors::nick(nick, dark)));
+            job.append("  ", 0.0, plain_fmt.clone());
+            let fmt = if !nick.eq_ignore_ascii_case(me) && mentions(text, me) {
+                TextFormat {
+                    background: visuals.selection.bg_fill.gamma_multiply(0.5),
+                    ..plain_fmt.clone()
+                }
+            } else {
+                plain_fmt.clone()
+            };
+            job.append(&sanitize(text), 0.0, fmt);
+        }
+        EntryKind::Action { nick, text, .. } => {
+            job.append("* ", 0.0, italic(visuals.text_color()));
+            job.append(&sanitize(nick), 0.0, italic(colors::nick(nick, dark)));
+            job.append(
+                &format!(" {}", sanitize(text)),
+                0.0,
+                italic(visuals.text_color()),
+            );
+        }
+        EntryKind::Private { from, to, text } => {
+            let color = colors::private(visuals);
+            let (arrow, other) = match entry.kind.conversation(me) {
+                Conversation::Private { outgoing: true, .. } => ("→ ", to),
+                _ => ("← ", from),
+            };
+            job.append(arrow, 0.0, colored(color));
+            job.append(&sanitize(other), 0.0, colored(color));
+            job.append(&format!("  {}", sanitize(text)), 0.0, colored(color));
+        }
+        EntryKind::Error { code, text } => {
+            job.append(
+                &format!("⚠ {}: {}", sanitize(code), sanitize(text)),
+                0.0,
+                colored(colors::error(visuals)),
+            );
+        }
+        EntryKind::Status(text) => {
+            job.append(
+                &format!("— {}", sanitize(&text.replace('\n', " "))),
+                0.0,
+                colored(colors::status(visuals)),
+            );
+        }
+        kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
+            if let Some(text) = plain(kind) {
+                job.append(&text, 0.0, colored(colors::dim(visuals)));
+            }
+        }
+        kind @ (EntryKind::Users { .. }
+        | EntryKind::Rooms(_)
+        | EntryKind::Info(_)
+        | EntryKind::Pong(_)) => {
+            if let Some(text) = plain(kind) {
+                job.append(&text, 0.0, plain_fmt.clone());
+            }
+        }
+    }
+    job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(room: &str, nick: &str, text: &str) -> ClientEvent {
+        ClientEvent::Line(EntryKind::Message {
+            room: room.into(),
+            nick: nick.into(),
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn conversations_are_bounded_in_bytes_whatever_the_server_sends() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        let big = "ж".repeat(512 * 1024); // 1 MiB
+        for i in 0..150 {
+            let room = if i % 2 == 0 { "#lobby" } else { "#other" };
+            chat.on_client_event(msg(room, "bob", &format!("{i} {big}")), true);
+        }
+        assert!(chat.cost <= CONVERSATIONS_BYTES, "{}", chat.cost);
+        let sum: usize = chat
+            .buffers
+            .iter()
+            .flat_map(|b| &b.entries)
+            .map(|e| e.kind.cost())
+            .sum();
+        assert_eq!(sum, chat.cost);
+        // The newest of each conversation are the ones kept.
+        let newest = |b: &Buffer| match &b.entries.back().expect("kept").kind {
+            EntryKind::Message { text, .. } => text.split(' ').next().map(str::to_owned),
+            _ => None,
+        };
+        assert_eq!(newest(&chat.buffers[0]).as_deref(), Some("148"));
+        assert_eq!(newest(&chat.buffers[1]).as_deref(), Some("149"));
+        assert_eq!(chat.buffers[1].unread, 75);
+    }
+
+    #[test]
+    fn private_messages_get_their_own_conversation() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        let dm = |from: &str, to: &str, text: &str| {
+            ClientEvent::Line(EntryKind::Private {
+                from: from.into(),
+                to: to.into(),
+                text: text.into(),
+            })
+        };
+        let notices = chat.on_client_event(dm("Bob", "alice", "привет"), false);
+        assert_eq!(notices.len(), 1);
+        chat.on_client_event(dm("alice", "bob", "hi"), false);
+        chat.on_client_event(msg("#lobby", "carol", "hey ALICE, look"), false);
+        let keys: Vec<(String, usize, bool)> = chat
+            .buffers
+            .iter()
+            .map(|b| (b.key.name().to_owned(), b.unread, b.mentioned))
+            .collect();
+        assert_eq!(
+            keys,
+            [("#lobby".into(), 0, false), ("Bob".into(), 1, true)],
+            "the room is on screen, so nothing is unread there"
+        );
+        assert_eq!(chat.buffers[1].entries.len(), 2);
+    }
+
+    #[test]
+    fn mentions_are_whole_nicks_in_any_case() {
+        assert!(mentions("hi Alice!", "alice"));
+        assert!(mentions("ALICE: привет", "alice"));
+        assert!(mentions("ask alice.", "alice"));
+        assert!(mentions("مرحبا alice", "alice"));
+        assert!(!mentions("malice aforethought", "alice"));
+        assert!(!mentions("alice_2 is here", "alice"));
+        assert!(!mentions("anything", ""));
+        assert!(!mentions("ålice", "lice"));
+    }
+}

@@ -1,0 +1,221 @@
+//! What a person does: connect and trust, chat in any script, switch
+//! rooms, meet a changed certificate, ride out a server restart.
+
+use std::time::Duration;
+
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use crate::harness::*;
+use tlschat_client_core::state::ConnState;
+use tlschat_gui::{ConversationKey, Screen};
+
+use tlschat_protocol::Fingerprint;
+
+fn send_line(gui: &mut Gui, text: &str) {
+    type_into(gui, "Message", text);
+    gui.key_press(egui::Key::Enter);
+    gui.run_ok();
+}
+
+#[test]
+fn first_contact_shows_the_fingerprint_and_trusting_writes_known_hosts() {
+    let world = World::start();
+    let known_hosts = world.home.path().join("known_hosts");
+    let mut watcher = world.peer("watcher");
+    let (mut gui, _) = world.gui();
+    start_connect(&mut gui, &world.server(), "gui");
+    run_until(&mut gui, STEP, "the trust screen", |g| {
+        shows(g, "Trust and connect")
+    });
+    assert!(
+        shows(&gui, &grouped(&world.fingerprint)),
+        "the trust screen shows the whole fingerprint, grouped"
+    );
+    // Before the decision: nothing stored, nothing sent (no login).
+    assert!(!known_hosts.exists());
+    let seen = watcher.lines_until_sync("before");
+    assert!(!seen.iter().any(|l| l.contains("gui")), "{seen:?}");
+
+    gui.get_by_label("Trust and connect").click();
+    run_until(&mut gui, STEP, "connected", |g| {
+        conn(g) == Some(ConnState::Connected)
+    });
+    let stored = std::fs::read_to_string(&known_hosts).expect("known_hosts written");
+    assert!(
+        stored.contains(&format!("{} {}", world.addr, world.fingerprint)),
+        "{stored}"
+    );
+    watcher.wait_for("JOIN #lobby gui");
+    // Remembered for next time; the password never is (none was asked).
+    let settings = std::fs::read_to_string(world.home.path().join("gui.toml")).expect("gui.toml");
+    assert!(
+        settings.contains(&world.server()) && settings.contains("gui"),
+        "{settings}"
+    );
+}
+
+#[test]
+fn a_password_is_asked_in_a_masked_dialog_and_never_stored() {
+    let world = World::start();
+    let (mut gui, _) = world.gui();
+    start_connect(&mut gui, &world.server(), "admin");
+    run_until(&mut gui, STEP, "the trust screen", |g| {
+        shows(g, "Trust and connect")
+    });
+    gui.get_by_label("Trust and connect").click();
+    run_until(&mut gui, STEP, "the password dialog", |g| {
+        g.query_by_role(egui::accesskit::Role::PasswordInput)
+            .is_some()
+    });
+    let field = gui.get_by_role(egui::accesskit::Role::PasswordInput);
+    field.focus();
+    field.type_text(ADMIN_PASSWORD);
+    gui.run_ok();
+    gui.get_by_label("Log in").click();
+    run_until(&mut gui, STEP, "connected as admin", |g| {
+        conn(g) == Some(ConnState::Connected)
+    });
+    let settings = std::fs::read_to_string(world.home.path().join("gui.toml")).expect("gui.toml");
+    assert!(!settings.contains("horse"), "{settings}");
+}
+
+/// Texts in many scripts: Cyrillic, Arabic, Hebrew, CJK, an emoji ZWJ
+/// sequence with a skin tone, combining marks.
+const TEXTS: &[&str] = &[
+    "hello, plain ASCII",
+    "привет, мир",
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "你好，世界 こんにちは 안녕하세요",
+    "family 👩🏽‍💻 and 👨‍👩‍👧‍👦 ok",
+    "e\u{301}te\u{301} a\u{308}",
+];
+
+#[test]
+fn messages_in_any_script_go_out_and_come_in() {
+    let world = World::start();
+    let mut bob = world.peer("bob");
+    let (mut gui, notifier) = connect_trusted(&world, "gui");
+    bob.wait_for("JOIN #lobby gui");
+    for text in TEXTS {
+        send_line(&mut gui, text);
+        let got = bob.wait_for("MSG #lobby gui");
+        assert_eq!(got, format!("MSG #lobby gui {text}"));
+    }
+    for text in TEXTS {
+        bob.send(&format!("from bob: {text}"));
+        run_until(&mut gui, STEP, "bob's message", |g| {
+            shows(g, &format!("from bob: {text}"))
+        });
+    }
+    // /me and private messages; a private message while the window is
+    // not focused is a notification, and a conversation of its own.
+    send_line(&mut gui, "/me waves");
+    bob.wait_for("ACTION #lobby gui waves");
+    gui.input_mut().focused = false;
+    bob.send("/msg gui psst, 秘密");
+    run_until(&mut gui, STEP, "the private conversation", |g| {
+        let Screen::Chat(chat) = g.state().screen() else {
+            return false;
+        };
+        chat.buffers()
+            .iter()
+            .any(|b| matches!(&b.key, ConversationKey::Private(p) if p == "bob") && b.unread == 1)
+    });
+    let shown = notifier.shown();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].body.contains("秘密"), "{shown:?}");
+    // Open it and answer: plain text there is a private message.
+    gui.get_by_label_contains("bob  1").click();
+    gui.run_ok();
+    send_line(&mut gui, "hi bob");
+    bob.wait_for("PRIVMSG gui bob hi bob");
+    // Errors from the server are shown.
+    send_line(&mut gui, "/nosuchcommand");
+    run_until(&mut gui, STEP, "the server's error", |g| {
+        shows(g, "unknown-command")
+    });
+}
+
+#[test]
+fn switching_rooms_updates_the_users_panel() {
+    let world = World::start();
+    let mut bob = world.peer("bob");
+    bob.send("/join #rust");
+    bob.wait_for("USERS #rust");
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    run_until(&mut gui, STEP, "lobby users", |g| users(g) == ["gui"]);
+    send_line(&mut gui, "/join #rust");
+    run_until(&mut gui, STEP, "#rust users", |g| {
+        users(g) == ["bob", "gui"] && shows(g, "Users in #rust (2)")
+    });
+    // Back to the lobby by clicking it in the side list.
+    gui.get_by_label("#lobby").click();
+    run_until(&mut gui, STEP, "lobby users again", |g| {
+        users(g) == ["gui"] && shows(g, "Users in #lobby (1)")
+    });
+    bob.wait_for("PART #rust gui");
+}
+
+#[test]
+fn a_changed_certificate_is_a_dead_end_and_nothing_is_sent() {
+    let world = World::start();
+    let known_hosts = world.home.path().join("known_hosts");
+    let old = Fingerprint([0x42; 32]);
+    let line = format!("{} {old}\n", world.addr);
+    std::fs::write(&known_hosts, &line).expect("write known_hosts");
+    let mut watcher = world.peer("watcher");
+    let (mut gui, _) = world.gui();
+    start_connect(&mut gui, &world.server(), "gui");
+    run_until(&mut gui, STEP, "the changed-certificate screen", |g| {
+        shows(g, "has changed")
+    });
+    assert!(shows(&gui, &grouped(&old)), "names the known fingerprint");
+    assert!(
+        shows(&gui, &grouped(&world.fingerprint)),
+        "names the new one"
+    );
+    assert!(shows(&gui, "Ask the server's operator"));
+    // No way forward from here.
+    let buttons: Vec<String> = gui
+        .get_all_by_role(egui::accesskit::Role::Button)
+        .filter_map(|b| b.accesskit_node().label())
+        .collect();
+    assert_eq!(buttons, ["Back"]);
+    let seen = watcher.lines_until_sync("after");
+    assert!(!seen.iter().any(|l| l.contains("gui")), "{seen:?}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("read"), line);
+    gui.get_by_label("Back").click();
+    run_until(&mut gui, STEP, "the connect screen", |g| {
+        shows(g, "Connect") && g.query_by_label("Nickname").is_some()
+    });
+}
+
+#[test]
+fn the_session_reconnects_after_the_server_restarts() {
+    let mut world = World::start();
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    world.restart();
+    run_until(&mut gui, Duration::from_secs(30), "connected again", |g| {
+        shows(g, "connection lost") && conn(g) == Some(ConnState::Connected)
+    });
+    let mut bob = world.peer("bob");
+    send_line(&mut gui, "back again");
+    bob.wait_for("MSG #lobby gui back again");
+}
+
+#[test]
+fn ctrl_plus_and_minus_zoom() {
+    let (mut gui, _) = gui_with(tlschat_gui::settings::Paths::in_dir(
+        tempfile::tempdir().expect("dir").path(),
+    ));
+    gui.run_ok();
+    let before = gui.ctx.zoom_factor();
+    gui.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Plus);
+    gui.run_ok();
+    assert!(gui.ctx.zoom_factor() > before);
+    gui.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Minus);
+    gui.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Minus);
+    gui.run_ok();
+    assert!(gui.ctx.zoom_factor() < before);
+}

@@ -1,0 +1,238 @@
+//! Rendered snapshots of the connect, trust and chat screens, drawn by
+//! wgpu on whatever adapter there is (lavapipe, Mesa's software Vulkan, in
+//! CI). The screens get fixed data, so the pictures only change when the
+//! drawing does; the clock's column is masked.
+//!
+//! Without an adapter the test prints why and skips, unless
+//! TLSCHAT_TEST_REQUIRE names `vulkan` (or `all`), as `.ci/run` does:
+//! then it fails.
+
+use std::io::Write;
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::wgpu::WgpuTestRenderer;
+use egui_kittest::{Harness, SnapshotResults};
+
+use tlschat_client_core::state::EntryKind;
+use tlschat_client_core::ChangedCertificate;
+use tlschat_client_core::ClientEvent;
+use tlschat_gui::app::ConnectForm;
+use tlschat_gui::screens;
+use tlschat_gui::settings::Settings;
+use tlschat_gui::ChatView;
+use tlschat_protocol::Fingerprint;
+
+const REQUIRE_VAR: &str = "TLSCHAT_TEST_REQUIRE";
+const SIZE: [f32; 2] = [1024.0, 640.0];
+
+/// A wgpu renderer, or `None` after saying why the caller skips.
+fn renderer() -> Option<WgpuTestRenderer> {
+    let made = std::panic::catch_unwind(WgpuTestRenderer::new);
+    let why = match made {
+        Ok(r) => return Some(r),
+        Err(e) => e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "no wgpu adapter".to_owned()),
+    };
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("this test");
+    let required = std::env::var(REQUIRE_VAR).is_ok_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|n| n == "vulkan" || n == "all")
+    });
+    if required {
+        panic!("{test} needs a wgpu adapter (vulkan), and {REQUIRE_VAR} requires it: {why}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipping, no wgpu adapter here ({why}); install mesa-vulkan-drivers \
+         or set {REQUIRE_VAR}=vulkan to make this a failure"
+    );
+    None
+}
+
+fn harness<S>(
+    renderer: WgpuTestRenderer,
+    state: S,
+    draw: impl FnMut(&mut egui::Ui, &mut S) + 'static,
+    dark: bool,
+) -> Harness<'static, S> {
+    let theme = if dark {
+        egui::Theme::Dark
+    } else {
+        egui::Theme::Light
+    };
+    Harness::builder()
+        .with_size(SIZE)
+        .with_theme(theme)
+        .with_context_setup(tlschat_gui::fonts::install)
+        .renderer(renderer)
+        .build_ui_state(draw, state)
+}
+
+#[test]
+fn connect_and_trust_screens() {
+    let mut results = SnapshotResults::new();
+    let Some(r) = renderer() else { return };
+    let settings = Settings {
+        nickname: "alice".into(),
+        recent_servers: vec!["chat.example.org".into(), "10.0.0.7:7000".into()],
+    };
+    let form = ConnectForm {
+        server: "chat.example.org".into(),
+        nickname: "alice".into(),
+        error: None,
+    };
+    let mut h = harness(
+        r,
+        form,
+        move |ui, form| {
+            screens::connect::show(ui, form, &settings);
+        },
+        true,
+    );
+    h.run();
+    h.snapshot("connect_dark");
+    results.extend_harness(&mut h);
+
+    let Some(r) = renderer() else { return };
+    let fp = Fingerprint(std::array::from_fn(|i| (i as u8).wrapping_mul(37)));
+    let mut h = harness(
+        r,
+        fp,
+        |ui, fp| {
+            screens::trust::first_contact(ui, "chat.example.org:55555", fp);
+        },
+        false,
+    );
+    h.run();
+    h.snapshot("trust_light");
+    results.extend_harness(&mut h);
+
+    let Some(r) = renderer() else { return };
+    let changed = ChangedCertificate {
+        server: "chat.example.org:55555".into(),
+        known: fp,
+        got: Fingerprint([0xc3; 32]),
+        known_hosts: "/home/alice/.config/tlschat/known_hosts".into(),
+        key: "chat.example.org:55555".into(),
+    };
+    let mut h = harness(
+        r,
+        changed,
+        |ui, changed| {
+            screens::trust::changed(ui, changed);
+        },
+        true,
+    );
+    h.run();
+    h.snapshot("changed_dark");
+    results.extend_harness(&mut h);
+}
+
+fn line(kind: EntryKind) -> ClientEvent {
+    ClientEvent::Line(kind)
+}
+
+fn msg(nick: &str, text: &str) -> ClientEvent {
+    line(EntryKind::Message {
+        room: "#lobby".into(),
+        nick: nick.into(),
+        text: text.into(),
+    })
+}
+
+/// A chat view with a few rooms, users and messages in several scripts.
+fn busy_chat() -> ChatView {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    let events = [
+        ClientEvent::Connected {
+            server: "chat.example.org:55555".into(),
+            nick: "alice".into(),
+            fingerprint: Fingerprint([0x5a; 32]),
+            tls: "TLS 1.3, X25519MLKEM768".into(),
+        },
+        line(EntryKind::Join {
+            room: "#lobby".into(),
+            nick: "alice".into(),
+        }),
+        ClientEvent::Room("#lobby".into()),
+        line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks: ["alice", "bob", "dmitri", "yuki", "noor", "carol"]
+                .map(String::from)
+                .to_vec(),
+        }),
+        line(EntryKind::Rooms(vec![
+            ("#lobby".into(), 6),
+            ("#rust".into(), 12),
+            ("#music".into(), 3),
+        ])),
+        msg("bob", "morning all! anyone up for the release tonight?"),
+        msg("dmitri", "привет! я готов, только кофе допью ☕"),
+        msg("yuki", "こんにちは、私も参加します 🎉"),
+        msg("noor", "مرحبا بالجميع"),
+        line(EntryKind::Action {
+            room: "#lobby".into(),
+            nick: "carol".into(),
+            text: "waves 👋🏽".into(),
+        }),
+        msg(
+            "bob",
+            "alice, can you check the fingerprint with the new box?",
+        ),
+        msg("alice", "on it"),
+        line(EntryKind::Private {
+            from: "carol".into(),
+            to: "alice".into(),
+            text: "lunch later? 🍜".into(),
+        }),
+        line(EntryKind::Error {
+            code: "no-such-nick".into(),
+            text: "nobody called dave is connected".into(),
+        }),
+    ];
+    for event in events {
+        chat.on_client_event(event, true);
+    }
+    chat
+}
+
+#[test]
+fn chat_screen_in_both_themes() {
+    let mut results = SnapshotResults::new();
+    for dark in [true, false] {
+        let Some(r) = renderer() else { return };
+        let mut h = harness(
+            r,
+            busy_chat(),
+            |ui, chat| {
+                chat.show(ui, std::time::Instant::now());
+            },
+            dark,
+        );
+        h.run();
+        // The clock's column (`HH:MM`) of every message line.
+        let clocks: Vec<egui::Rect> = h
+            // A label keeps its text in AccessKit's value.
+            .query_all_by(|node| node.value().is_some_and(|l| starts_with_clock(&l)))
+            .map(|n| n.rect())
+            .map(|r| egui::Rect::from_min_size(r.min, egui::vec2(36.0, 18.0)))
+            .collect();
+        assert!(clocks.len() > 5, "message lines found: {}", clocks.len());
+        for rect in clocks {
+            h.mask(rect);
+        }
+        h.snapshot(if dark { "chat_dark" } else { "chat_light" });
+        results.extend_harness(&mut h);
+    }
+}
+
+/// `HH:MM` first, as every message line starts.
+fn starts_with_clock(label: &str) -> bool {
+    let b = label.as_bytes();
+    b.len() > 5 && b[..2].iter().chain(&b[3..5]).all(u8::is_ascii_digit) && b[2] == b':'
+}
