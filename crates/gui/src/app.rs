@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Screens draw themselves (`screens/`) and hand back what the user did
-//! as an [`Action`]; network events arrive in [`App::logic`] before each
-//! frame. Chat state is the client core's [`ChatState`]; the chat screen
+//! as an [`Action`]; network events arrive in `eframe::App::logic` before
+//! each frame. Chat state is the client core's `ChatState`; the chat screen
 //! only sorts its entries into conversations for display.
 
 use std::time::Instant;
@@ -84,7 +84,10 @@ impl App {
     pub fn new(cc: &eframe::CreationContext<'_>) -> App {
         let notifier: Box<dyn Notifier> = match DesktopNotifier::start() {
             Ok(n) => Box::new(n),
-            Err(_) => Box::new(crate::notify::RecordingNotifier::default()),
+            Err(e) => {
+                eprintln!("tlschat-gui: no desktop notifications: {e}");
+                Box::new(crate::notify::NoNotifier)
+            }
         };
         App::with(&cc.egui_ctx, Paths::platform(), notifier)
     }

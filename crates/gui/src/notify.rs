@@ -5,7 +5,7 @@
 //! up to its timeout when no notification daemon runs); tests use
 //! [`RecordingNotifier`].
 
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
 /// One notification: a title and a body, already sanitised.
@@ -20,15 +20,19 @@ pub trait Notifier {
     fn notify(&self, notice: Notice);
 }
 
+/// How many notifications may wait to be shown; past it, new ones are
+/// dropped (a flood of private messages is one alert, not a backlog).
+const QUEUE: usize = 8;
+
 /// The platform's notifications, shown by a background thread.
 #[derive(Debug)]
 pub struct DesktopNotifier {
-    queue: Sender<Notice>,
+    queue: SyncSender<Notice>,
 }
 
 impl DesktopNotifier {
     pub fn start() -> std::io::Result<DesktopNotifier> {
-        let (queue, notices) = channel::<Notice>();
+        let (queue, notices) = sync_channel::<Notice>(QUEUE);
         std::thread::Builder::new()
             .name("tlschat-notify".into())
             .spawn(move || {
@@ -54,8 +58,16 @@ impl DesktopNotifier {
 
 impl Notifier for DesktopNotifier {
     fn notify(&self, notice: Notice) {
-        let _ = self.queue.send(notice);
+        let _ = self.queue.try_send(notice);
     }
+}
+
+/// Shows nothing (no thread could be started for notifications).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn notify(&self, _: Notice) {}
 }
 
 /// Keeps what would have been shown, for tests.
