@@ -553,25 +553,28 @@ impl ChatView {
             }
         };
         let label = ui.label(RichText::new("Message").weak());
+        let id = ui.id().with("message input");
+        // Up and Down are taken before the field sees them (it would move
+        // its cursor instead).
+        if ui.memory(|m| m.has_focus(id)) {
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, Key::ArrowUp)) {
+                self.history_step(true);
+            } else if ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, Key::ArrowDown)) {
+                self.history_step(false);
+            }
+        }
         let field = ui
             .add(
                 TextEdit::singleline(&mut self.input)
-                    .id_salt("message input")
+                    .id(id)
                     .hint_text(hint)
                     .desired_width(f32::INFINITY)
                     .char_limit(tlschat_protocol::MAX_CLIENT_LINE - 1),
             )
             .labelled_by(label.id);
-        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-        if entered {
+        if field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
             self.submit();
             field.request_focus();
-        } else if field.has_focus() {
-            if ui.input(|i| i.key_pressed(Key::ArrowUp)) {
-                self.history_step(true);
-            } else if ui.input(|i| i.key_pressed(Key::ArrowDown)) {
-                self.history_step(false);
-            }
         }
         ui.add_space(4.0);
     }

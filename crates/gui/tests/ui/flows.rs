@@ -135,6 +135,20 @@ fn messages_in_any_script_go_out_and_come_in() {
     run_until(&mut gui, STEP, "the server's error", |g| {
         shows(g, "unknown-command")
     });
+    // Up and Down walk the lines sent before.
+    gui.get_by_label("Message").focus();
+    gui.run_ok();
+    let input = |g: &Gui| g.get_by_label("Message").value().unwrap_or_default();
+    gui.key_press(egui::Key::ArrowUp);
+    gui.run_ok();
+    assert_eq!(input(&gui), "/nosuchcommand");
+    gui.key_press(egui::Key::ArrowUp);
+    gui.run_ok();
+    assert_eq!(input(&gui), "hi bob");
+    gui.key_press(egui::Key::ArrowDown);
+    gui.key_press(egui::Key::ArrowDown);
+    gui.run_ok();
+    assert_eq!(input(&gui), "");
 }
 
 #[test]
