@@ -553,7 +553,7 @@ impl ChatView {
             }
         };
         let label = ui.label(RichText::new("Message").weak());
-        let id = ui.id().with("message input");
+        let id = ui.scope_id().with("message input");
         // Up and Down are taken before the field sees them (it would move
         // its cursor instead).
         if ui.memory(|m| m.has_focus(id)) {
