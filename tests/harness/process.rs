@@ -3,9 +3,9 @@
 //! [`ServerProcess`] spawns `tlschat-server run --listen 127.0.0.1:0 …`
 //! with piped stdout/stderr, waits (bounded) for the startup lines, parses
 //! the actual address, data directory, certificate path and fingerprint, and
-//! kills the child when dropped, so no test leaves a server behind. Reader
-//! threads capture everything the process prints, so tests can wait for a
-//! line (bounded) or inspect the whole output after it exited.
+//! kills the child when dropped, so no test leaves a server behind. The
+//! harness' [`Pipe`]s keep everything the process prints, so tests can wait
+//! for a line (bounded) or inspect the whole output after it exited.
 //!
 //! [`run_once`] runs a short-lived subcommand (`gen-cert`, `fingerprint`,
 //! `passwd`, a server expected to fail at startup) with a timeout.
@@ -393,7 +393,7 @@ fn finish<A: AsRef<OsStr>>(
 }
 
 // ---------------------------------------------------------------------------
-// Certificates and logins
+// Certificates and files
 // ---------------------------------------------------------------------------
 
 /// `SHA256:<hex>` of the first certificate's DER in a PEM file, computed
