@@ -48,6 +48,31 @@ pub const ADMIN: &str = "admin";
 /// Where [`ensure_admin`] leaves a generated admin password, in the data directory.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
+/// What a logged-in session may do, fixed at login by its nickname: the
+/// nickname [`ADMIN`] (whose password the login checked) runs the admin
+/// commands and is exempt from bans; every other session is a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub(crate) fn of(nick: &Nick) -> Role {
+        if nick.key() == ADMIN {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+
+    /// The one admin check: whether this session may run admin commands
+    /// (`/kick`, `/ban`, `/unban`, `/bans`) and stays out of bans.
+    pub(crate) fn is_admin(self) -> bool {
+        self == Role::Admin
+    }
+}
+
 /// Length of [`generate_password`]'s output: 24 × log2(62) ≈ 143 bits.
 const GENERATED_LEN: usize = 24;
 
@@ -157,10 +182,6 @@ impl Accounts {
             path: path.to_owned(),
             map,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn is_registered(&self, nick: &Nick) -> bool {

@@ -28,15 +28,18 @@ use bytes::Bytes;
 use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
-use super::accounts::{Accounts, ADMIN};
+use super::accounts::{Accounts, Role};
 use super::bans::{canonical_ip, AddrRange, Ban, BanList};
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
-use tlschat_protocol::command::{CommandError, ADMIN_HELP, HELP};
-use tlschat_protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
-/// The answer to a user's admin command.
-const NOT_ADMIN: &str = "only the admin may do that";
+/// What a room line says: plain text (`MSG`) or an action (`/me`, `ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speech {
+    Msg,
+    Action,
+}
 
 /// Why a nickname could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +83,7 @@ struct User {
     /// Folded name of the user's room (always a key of `rooms`).
     room: Box<str>,
     outbox: Outbox,
-    admin: bool,
+    role: Role,
 }
 
 /// Queues `line` for `id`; a full queue puts `id` on the `lagging` list,
@@ -114,7 +117,7 @@ impl Hub {
     /// admin, who proves itself with a password, is exempt from bans
     /// (otherwise banning anyone on a shared address locks the admin out).
     pub fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
-        if nick.key() == ADMIN {
+        if Role::of(nick).is_admin() {
             // `/ban admin` is refused; a hand-written ban on the admin in
             // bans.txt must not lock the operator out either.
             return None;
@@ -139,9 +142,10 @@ impl Hub {
     /// Enters a user that finished the handshake (password already checked)
     /// into `#lobby`: queues `WELCOME`, `JOIN` and `USERS` to it and
     /// announces it to the room. `group` is `addr`'s address group.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         nick: Nick,
+        role: Role,
         addr: IpAddr,
         group: IpAddr,
         outbox: Outbox,
@@ -168,7 +172,7 @@ impl Hub {
         st.users.insert(
             id,
             User {
-                admin: nick.key() == ADMIN,
+                role,
                 nick,
                 addr: canonical_ip(addr),
                 group,
@@ -183,152 +187,79 @@ impl Hub {
     }
 
     // ---- after the handshake ---------------------------------------------
+    //
+    // One method per command that reaches others or needs their state; each
+    // is one short section under the state lock. The peer answers what
+    // concerns its client alone (replies to `PING` and `/help`, its errors)
+    // itself, and has checked admin rights ([`Role`]) before it calls an
+    // admin command's method.
 
-    /// Sends one line to one client (replies, errors).
-    pub fn reply(&self, id: ClientId, line: &ServerLine<'_>) {
+    /// Runs `f` in one section under the state lock, then drops whoever's
+    /// queue overflowed meanwhile.
+    fn section<T>(&self, f: impl FnOnce(&mut State, &mut Vec<ClientId>) -> T) -> T {
         let mut st = lock(&self.shared.state);
         let mut lagging = Vec::new();
-        st.send(id, line.encode(), &mut lagging);
+        let out = f(&mut st, &mut lagging);
         st.settle(lagging);
+        out
     }
 
-    pub fn error(&self, id: ClientId, code: ErrorCode, text: &str) {
+    /// Sends one line to one client, for replies that follow disk I/O.
+    fn reply(&self, id: ClientId, line: &ServerLine<'_>) {
+        self.section(|st, lagging| st.send(id, line.encode(), lagging));
+    }
+
+    fn error(&self, id: ClientId, code: ErrorCode, text: &str) {
         self.reply(id, &ServerLine::Error { code, text });
     }
 
-    /// Answers a line that is not a valid command. A misused admin command
-    /// is `not-permitted` for anyone but the admin: its usage is not theirs.
-    pub fn command_error(&self, id: ClientId, e: &CommandError) {
-        if e.admin_only && !self.is_admin(id) {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
-        self.error(id, e.code, &e.text);
+    /// A line to the speaker's room, the speaker included.
+    pub(crate) fn say(&self, id: ClientId, speech: Speech, text: &str) {
+        self.section(|st, lagging| st.say(id, speech, text, lagging));
     }
 
-    /// Admin rights come with the nickname, so they cannot change while a
-    /// client is connected: one check before a command is enough.
-    fn is_admin(&self, id: ClientId) -> bool {
-        lock(&self.shared.state)
-            .users
-            .get(&id)
-            .is_some_and(|u| u.admin)
+    /// `/msg NICK TEXT`.
+    pub(crate) fn private(&self, id: ClientId, to: &str, text: &str) {
+        self.section(|st, lagging| st.private(id, to, text, lagging));
     }
 
-    /// Carries out one command of a logged-in client. `/ban` and `/unban`
-    /// write the bans file (off the async workers) before they confirm;
-    /// everything else is one short section under the state lock.
-    pub async fn handle(&self, id: ClientId, cmd: Command<'_>) {
-        // Only admin commands take the lock for this.
-        if cmd.needs_admin() && !self.is_admin(id) {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
-        match cmd {
-            Command::Ban { nick, reason } => self.ban(id, nick, reason).await,
-            Command::Unban(target) => self.unban(id, target).await,
-            Command::Quit(reason) => self.quit(id, reason),
-            Command::Bans => self.list_bans(id),
-            other => self.apply(id, other),
-        }
+    /// `/join #ROOM`.
+    pub(crate) fn join(&self, id: ClientId, room: RoomName) {
+        self.section(|st, lagging| st.join(id, room, lagging));
     }
 
-    /// The commands that need no disk I/O.
-    fn apply(&self, id: ClientId, cmd: Command<'_>) {
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        let Some(me) = st.users.get(&id) else {
-            return;
-        };
-        match cmd {
-            Command::Empty => {}
-            Command::Say(text) => {
-                let line = ServerLine::Msg {
-                    room: st.room_of(id),
-                    nick: me.nick.as_str(),
-                    text,
-                }
-                .encode();
-                st.to_room(&me.room.clone(), &line, &mut lagging);
+    /// `/who`: the `USERS` of the client's room.
+    pub(crate) fn who(&self, id: ClientId) {
+        self.section(|st, lagging| {
+            if let Some(me) = st.users.get(&id) {
+                let line = st.users_line(&me.room);
+                st.send(id, line, lagging);
             }
-            Command::Me(text) => {
-                let line = ServerLine::Action {
-                    room: st.room_of(id),
-                    nick: me.nick.as_str(),
-                    text,
-                }
-                .encode();
-                st.to_room(&me.room.clone(), &line, &mut lagging);
-            }
-            Command::Msg { to, text } => match st.find(to) {
-                Some(target) => {
-                    let recipient = &st.users[&target];
-                    let line = ServerLine::PrivMsg {
-                        from: me.nick.as_str(),
-                        to: recipient.nick.as_str(),
-                        text,
-                    }
-                    .encode();
-                    match recipient.outbox.send_private(line.clone(), me.group) {
-                        Ok(()) if target != id => st.send(id, line, &mut lagging),
-                        Ok(()) => {}
-                        Err(Busy) => {
-                            let text = format!(
-                                "{} is not reading fast enough: message not delivered; try again later",
-                                recipient.nick
-                            );
-                            st.send_error(id, ErrorCode::RecipientBusy, &text, &mut lagging);
-                        }
-                    }
-                }
-                None => st.send_error(
-                    id,
-                    ErrorCode::NoSuchNick,
-                    &format!("{to} is not connected"),
-                    &mut lagging,
-                ),
-            },
-            Command::Join(room) => {
-                if room.key() == &*me.room {
-                    let text = format!("you are already in {}", st.room_of(id));
-                    st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-                } else {
-                    st.exit(id, "moved", true, &mut lagging);
-                    st.enter(id, room, &mut lagging);
-                }
-            }
-            Command::Who => {
-                let line = st.users_line(&me.room.clone());
-                st.send(id, line, &mut lagging);
-            }
-            Command::Rooms => {
-                let mut rooms: Vec<_> = st
-                    .rooms
-                    .values()
-                    .map(|r| (r.name().as_str(), r.len()))
-                    .collect();
-                rooms.sort_unstable();
-                let line = ServerLine::Rooms(rooms).encode();
-                st.send(id, line, &mut lagging);
-            }
-            Command::Help => {
-                let admin = me.admin;
-                let extra = if admin { ADMIN_HELP } else { &[] };
-                for text in HELP.iter().chain(extra) {
-                    st.send(id, ServerLine::Info(text).encode(), &mut lagging);
-                }
-            }
-            Command::Ping(token) => st.send(id, ServerLine::Pong(token).encode(), &mut lagging),
-            Command::Kick { nick, reason } => {
-                st.kick(id, nick, reason.unwrap_or("no reason given"), &mut lagging)
-            }
-            Command::Bans | Command::Quit(_) | Command::Ban { .. } | Command::Unban(_) => {
-                // Routed by `handle` before it gets here.
-            }
-        }
-        st.settle(lagging);
+        });
+    }
+
+    /// `/rooms`: every room with its head count.
+    pub(crate) fn rooms(&self, id: ClientId) {
+        self.section(|st, lagging| {
+            let line = st.rooms_line();
+            st.send(id, line, lagging);
+        });
+    }
+
+    /// `/kick NICK [REASON]`, by the admin.
+    pub(crate) fn kick(&self, id: ClientId, nick: &str, reason: Option<&str>) {
+        let reason = reason.unwrap_or("no reason given");
+        self.section(|st, lagging| st.kick(id, nick, reason, lagging));
+    }
+
+    /// The client's own line overflowed its queue (the peer queues those
+    /// itself): it is dropped like any client that does not read.
+    pub(crate) fn not_reading(&self, id: ClientId) {
+        self.section(|_, lagging| lagging.push(id));
     }
 
     /// `/bans`: one `INFO` per ban.
-    fn list_bans(&self, id: ClientId) {
+    pub(crate) fn list_bans(&self, id: ClientId) {
         let lines: Vec<Bytes> = {
             let bans = lock(&self.shared.bans);
             if bans.is_empty() {
@@ -339,33 +270,26 @@ impl Hub {
                     .collect()
             }
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        for line in lines {
-            st.send(id, line, &mut lagging);
-        }
-        st.settle(lagging);
+        self.section(|st, lagging| {
+            for line in lines {
+                st.send(id, line, lagging);
+            }
+        });
     }
 
     /// `/quit`: the room (the quitter included) sees the `PART`, then the
     /// client is closed after its queue drains.
-    fn quit(&self, id: ClientId, reason: Option<&str>) {
+    pub(crate) fn quit(&self, id: ClientId, reason: Option<&str>) {
         let reason = match reason {
             Some(r) => format!("quit: {r}"),
             None => "quit".to_owned(),
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        st.remove(id, &reason, true, &mut lagging);
-        st.settle(lagging);
+        self.section(|st, lagging| st.remove(id, &reason, true, lagging));
     }
 
     /// The connection ended without `/quit` (EOF, error, shutdown).
-    pub fn disconnected(&self, id: ClientId) {
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        st.remove(id, "disconnected", false, &mut lagging);
-        st.settle(lagging);
+    pub(crate) fn disconnected(&self, id: ClientId) {
+        self.section(|st, lagging| st.remove(id, "disconnected", false, lagging));
     }
 
     /// `/ban NICK|ADDRESS[/LEN] [REASON]`: a connected nickname is banned
@@ -373,29 +297,11 @@ impl Hub {
     /// other nickname alone. The ban is persisted, then every non-admin
     /// session it covers (the nickname, and everyone from the address) is
     /// kicked.
-    async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
-        let (by, found) = {
-            let st = lock(&self.shared.state);
-            let Some(me) = st.users.get(&id) else { return };
-            let found = st.find(target).map(|t| {
-                let u = &st.users[&t];
-                (u.nick.clone(), u.addr)
-            });
-            (me.nick.to_string(), found)
+    pub(crate) async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
+        let Some((by, nick, addr)) = self.ban_target(id, target) else {
+            return;
         };
-        let (nick, addr) = match found {
-            Some((nick, addr)) => (Some(nick), Some(AddrRange::single(addr))),
-            None => match AddrRange::parse(target) {
-                Ok(range) => (None, Some(range)),
-                Err(_) => match Nick::parse(target) {
-                    Ok(nick) => (Some(nick), None),
-                    Err(e) => {
-                        return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
-                    }
-                },
-            },
-        };
-        if nick.as_ref().is_some_and(|n| n.key() == ADMIN) {
+        if nick.as_ref().is_some_and(|n| Role::of(n).is_admin()) {
             return self.error(
                 id,
                 ErrorCode::NotPermitted,
@@ -431,30 +337,51 @@ impl Hub {
             Some(r) => format!("banned: {r}"),
             None => "banned".to_owned(),
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        let named = nick.as_ref().and_then(|n| st.nicks.get(n.key()).copied());
-        let others = addr.map_or_else(Vec::new, |a| st.sessions_in(a, named));
-        if let Some(t) = named {
-            st.kick_user(t, &by, &kick_reason, &mut lagging);
+        self.section(|st, lagging| {
+            let also = st.kick_banned(nick.as_ref(), addr, &by, &kick_reason, lagging);
+            let text = format!("banned {whom}");
+            st.send(id, ServerLine::Info(&text).encode(), lagging);
+            if let (Some(a), Some(also)) = (addr, also) {
+                let text = format!("also disconnected from {a}:{also}");
+                st.send(id, ServerLine::Info(&text).encode(), lagging);
+            }
+        });
+    }
+
+    /// Who `/ban TARGET` by `id` names: the banner's nickname, and the
+    /// nickname and address to ban (see [`Hub::ban`]). `None` after
+    /// answering a target that is neither.
+    fn ban_target(
+        &self,
+        id: ClientId,
+        target: &str,
+    ) -> Option<(String, Option<Nick>, Option<AddrRange>)> {
+        let (by, found) = {
+            let st = lock(&self.shared.state);
+            let me = st.users.get(&id)?;
+            let found = st.find(target).map(|t| {
+                let u = &st.users[&t];
+                (u.nick.clone(), u.addr)
+            });
+            (me.nick.to_string(), found)
+        };
+        match found {
+            Some((nick, addr)) => Some((by, Some(nick), Some(AddrRange::single(addr)))),
+            None => match AddrRange::parse(target) {
+                Ok(range) => Some((by, None, Some(range))),
+                Err(_) => match Nick::parse(target) {
+                    Ok(nick) => Some((by, Some(nick), None)),
+                    Err(e) => {
+                        self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
+                        None
+                    }
+                },
+            },
         }
-        let mut also = String::new();
-        for (t, nick) in &others {
-            st.kick_user(*t, &by, &kick_reason, &mut lagging);
-            also.push(' ');
-            also.push_str(nick.as_str());
-        }
-        let text = format!("banned {whom}");
-        st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-        if let (Some(a), false) = (addr, others.is_empty()) {
-            let text = format!("also disconnected from {a}:{also}");
-            st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-        }
-        st.settle(lagging);
     }
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
-    async fn unban(&self, id: ClientId, target: &str) {
+    pub(crate) async fn unban(&self, id: ClientId, target: &str) {
         let shared = self.shared.clone();
         let owned = target.to_owned();
         let removed = tokio::task::spawn_blocking(move || {
@@ -542,6 +469,87 @@ impl State {
         for (id, outbox) in room.outboxes() {
             deliver(id, outbox, line.clone(), lagging);
         }
+    }
+
+    /// `MSG` or `ACTION` from `id` to every member of its room.
+    fn say(&self, id: ClientId, speech: Speech, text: &str, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&me.room) else {
+            return;
+        };
+        let (nick, name) = (me.nick.as_str(), room.name().as_str());
+        let line = match speech {
+            Speech::Msg => ServerLine::Msg {
+                room: name,
+                nick,
+                text,
+            },
+            Speech::Action => ServerLine::Action {
+                room: name,
+                nick,
+                text,
+            },
+        }
+        .encode();
+        for (member, outbox) in room.outboxes() {
+            deliver(member, outbox, line.clone(), lagging);
+        }
+    }
+
+    /// `PRIVMSG` from `id` to `to`, echoed to the sender (once, if it is
+    /// the recipient); held to the sender's share of the recipient's queue.
+    fn private(&self, id: ClientId, to: &str, text: &str, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        let Some(target) = self.find(to) else {
+            let text = format!("{to} is not connected");
+            return self.send_error(id, ErrorCode::NoSuchNick, &text, lagging);
+        };
+        let recipient = &self.users[&target];
+        let line = ServerLine::PrivMsg {
+            from: me.nick.as_str(),
+            to: recipient.nick.as_str(),
+            text,
+        }
+        .encode();
+        match recipient.outbox.send_private(line.clone(), me.group) {
+            Ok(()) if target != id => self.send(id, line, lagging),
+            Ok(()) => {}
+            Err(Busy) => {
+                let text = format!(
+                    "{} is not reading fast enough: message not delivered; try again later",
+                    recipient.nick
+                );
+                self.send_error(id, ErrorCode::RecipientBusy, &text, lagging);
+            }
+        }
+    }
+
+    /// Moves `id` into `room`, unless it is there already.
+    fn join(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        if room.key() == &*me.room {
+            let text = format!("you are already in {}", self.room_of(id));
+            return self.send(id, ServerLine::Info(&text).encode(), lagging);
+        }
+        self.exit(id, "moved", true, lagging);
+        self.enter(id, room, lagging);
+    }
+
+    /// `ROOMS`: every room with its head count, by name.
+    fn rooms_line(&self) -> Bytes {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .map(|r| (r.name().as_str(), r.len()))
+            .collect();
+        rooms.sort_unstable();
+        ServerLine::Rooms(rooms).encode()
     }
 
     fn users_line(&self, room: &str) -> Bytes {
@@ -644,7 +652,7 @@ impl State {
         let mut found: Vec<(ClientId, Nick)> = self
             .users
             .iter()
-            .filter(|(id, u)| Some(**id) != except && !u.admin && range.contains(u.addr))
+            .filter(|(id, u)| Some(**id) != except && !u.role.is_admin() && range.contains(u.addr))
             .map(|(id, u)| (*id, u.nick.clone()))
             .collect();
         found.sort_unstable_by_key(|(id, _)| *id);
@@ -674,6 +682,34 @@ impl State {
         self.kick_user(t, &by, reason, lagging);
         let text = format!("kicked {nick}");
         self.send(by_id, ServerLine::Info(&text).encode(), lagging);
+    }
+
+    /// Kicks every session a new ban covers: the session named `nick`,
+    /// then every other non-admin one from `addr`, in order of login.
+    /// Returns the latter's nicknames (` a b c`), if there were any.
+    fn kick_banned(
+        &mut self,
+        nick: Option<&Nick>,
+        addr: Option<AddrRange>,
+        by: &str,
+        reason: &str,
+        lagging: &mut Vec<ClientId>,
+    ) -> Option<String> {
+        let named = nick.and_then(|n| self.nicks.get(n.key()).copied());
+        let others = addr.map_or_else(Vec::new, |a| self.sessions_in(a, named));
+        if let Some(t) = named {
+            self.kick_user(t, by, reason, lagging);
+        }
+        if others.is_empty() {
+            return None;
+        }
+        let mut also = String::new();
+        for (t, nick) in &others {
+            self.kick_user(*t, by, reason, lagging);
+            also.push(' ');
+            also.push_str(nick.as_str());
+        }
+        Some(also)
     }
 
     /// `KICK` to the target's room and the target, `PART` to the others,
@@ -757,7 +793,7 @@ mod tests {
         let addr: IpAddr = addr.parse().unwrap();
         let group = crate::limits::address_group(addr, 64);
         let id = hub
-            .register(Nick::parse(nick).unwrap(), addr, group, outbox)
+            .register(Nick::parse(nick).unwrap(), Role::User, addr, group, outbox)
             .unwrap();
         let mut peer = Peer {
             id,
@@ -777,7 +813,7 @@ mod tests {
     async fn flood_until_busy(hub: &Hub, from: &mut Peer, to: &str) -> usize {
         let text = format!("{TEXT} {}", "x".repeat(350));
         for sent in 0..100 {
-            hub.handle(from.id, Command::Msg { to, text: &text }).await;
+            hub.private(from.id, to, &text);
             let answer = loop {
                 let line = from.next().await;
                 // Others entering the lobby meanwhile.
@@ -814,25 +850,11 @@ mod tests {
         );
         // Another connection from the same address shares the same share.
         let text = format!("{TEXT} {}", "s".repeat(350));
-        hub.handle(
-            second.id,
-            Command::Msg {
-                to: "victim",
-                text: &text,
-            },
-        )
-        .await;
+        hub.private(second.id, "victim", &text);
         second.wait_for("ERROR recipient-busy ").await;
         // Another address has its own.
         let text = format!("{TEXT} from elsewhere");
-        hub.handle(
-            other.id,
-            Command::Msg {
-                to: "VICTIM",
-                text: &text,
-            },
-        )
-        .await;
+        hub.private(other.id, "VICTIM", &text);
         let echo = other.wait_for("PRIVMSG ").await;
         assert_eq!(echo, format!("PRIVMSG other victim {text}"));
         assert_eq!(hub.user_count(), 4, "nobody was dropped");
@@ -842,14 +864,7 @@ mod tests {
         // ... and, its queue written, the flooder may send again.
         let line = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                hub.handle(
-                    flooder.id,
-                    Command::Msg {
-                        to: "victim",
-                        text: TEXT,
-                    },
-                )
-                .await;
+                hub.private(flooder.id, "victim", TEXT);
                 let answer = flooder.next().await;
                 if answer.starts_with("PRIVMSG ") {
                     return answer;
@@ -874,7 +889,7 @@ mod tests {
         flood_until_busy(&hub, &mut b, "victim").await;
         let text = format!("{TEXT} {}", "r".repeat(300));
         for _ in 0..(QUEUE / 300 + 1) {
-            hub.handle(a.id, Command::Say(&text)).await;
+            hub.say(a.id, Speech::Msg, &text);
         }
         a.wait_for("PART #lobby victim disconnected: not reading")
             .await;
