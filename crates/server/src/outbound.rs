@@ -357,72 +357,26 @@ where
     // Set once closing begins: everything after it must be done by then.
     let mut drain_deadline: Option<Instant> = None;
     let deadline = loop {
-        let taken = {
-            let mut q = shared.lock();
-            match shared.state() {
-                ABORTED => return Ok(()),
-                CLOSING if !q.sealed => {
-                    q.sealed = true;
-                    start_drain(&mut drain_deadline);
-                }
-                _ => {}
+        let (bytes, last) = match next_batch(shared, &mut batch, &mut drain_deadline) {
+            Next::Write(bytes, last) => (bytes, last),
+            Next::Idle => {
+                release(&mut batch);
+                shared.to_writer.notified().await;
+                continue;
             }
-            let taken = take_batch(&mut q, &mut batch);
-            // Sealed and now empty: this batch is the last thing ever sent.
-            (taken, q.sealed && q.lines.is_empty())
-        };
-        let (bytes, last) = match taken {
-            (Some(bytes), last) => (bytes, last),
-            (None, _) => match drain_deadline {
-                Some(deadline) => break deadline,
-                None => {
-                    release(&mut batch);
-                    shared.to_writer.notified().await;
-                    continue;
-                }
-            },
+            Next::Drained(deadline) => break deadline,
+            Next::Aborted => return Ok(()),
         };
         let len = bytes.as_slice().len();
-        // The last line (a `PART`, a `KICK`) goes into the TLS session with
-        // the close, so the shutdown below sends both in one write; only
-        // what did not fit is written here.
-        let queued = if last {
-            writer.queue_farewell(bytes.as_slice())
-        } else {
-            0
-        };
-        let rest = &bytes.as_slice()[queued..];
-        if rest.is_empty() {
-            shared.lock().release(len);
-            continue;
-        }
-        let write = write_flush(&mut writer, rest);
-        tokio::pin!(write);
-        // A client that does not read can block this write forever: abort
-        // stops it at once, and once closing, the write in progress gets
-        // the drain bound too (finished, not cut, so no line leaves
-        // half-written).
-        loop {
-            let expired = async {
-                match drain_deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                r = &mut write => {
-                    r?;
-                    break;
-                }
-                _ = shared.to_writer.notified() => match shared.state() {
-                    ABORTED => return Ok(()),
-                    CLOSING => start_drain(&mut drain_deadline),
-                    // A new line: taken after this write.
-                    _ => {}
-                },
-                _ = expired => return Ok(()),
-            }
+        let written = write_batch(
+            shared,
+            &mut writer,
+            bytes.as_slice(),
+            last,
+            &mut drain_deadline,
+        );
+        if !written.await? {
+            return Ok(());
         }
         shared.lock().release(len);
     };
@@ -430,6 +384,88 @@ where
     until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
         .await
         .map_or(Ok(()), |r| r.unwrap_or(Ok(())))
+}
+
+/// What the writer does next.
+enum Next<'a> {
+    /// Write this batch; `true` if it is the last thing ever sent.
+    Write(Batch<'a>, bool),
+    /// Nothing queued: wait for a line or a close.
+    Idle,
+    /// Closing and nothing left: close the connection by this deadline.
+    Drained(Instant),
+    /// Aborted: stop now.
+    Aborted,
+}
+
+/// One section under the queue's lock: seals the queue once closing
+/// begins (starting the drain bound), then takes what is queued.
+fn next_batch<'a>(
+    shared: &Shared,
+    batch: &'a mut Vec<u8>,
+    drain_deadline: &mut Option<Instant>,
+) -> Next<'a> {
+    let mut q = shared.lock();
+    match shared.state() {
+        ABORTED => return Next::Aborted,
+        CLOSING if !q.sealed => {
+            q.sealed = true;
+            start_drain(drain_deadline);
+        }
+        _ => {}
+    }
+    match (take_batch(&mut q, batch), *drain_deadline) {
+        // Sealed and now empty: this batch is the last thing ever sent.
+        (Some(bytes), _) => Next::Write(bytes, q.sealed && q.lines.is_empty()),
+        (None, Some(deadline)) => Next::Drained(deadline),
+        (None, None) => Next::Idle,
+    }
+}
+
+/// Writes one batch; the `last` one goes into the TLS session with the
+/// close where it fits (see [`Farewell`]), so the shutdown sends both in
+/// one write and only what did not fit is written here. `false` if the
+/// client was aborted or the drain bound passed first: the writer stops.
+async fn write_batch<W: Farewell>(
+    shared: &Shared,
+    writer: &mut W,
+    bytes: &[u8],
+    last: bool,
+    drain_deadline: &mut Option<Instant>,
+) -> std::io::Result<bool> {
+    let queued = if last {
+        writer.queue_farewell(bytes)
+    } else {
+        0
+    };
+    let rest = &bytes[queued..];
+    if rest.is_empty() {
+        return Ok(true);
+    }
+    let write = write_flush(writer, rest);
+    tokio::pin!(write);
+    // A client that does not read can block this write forever: abort
+    // stops it at once, and once closing, the write in progress gets the
+    // drain bound too (finished, not cut, so no line leaves half-written).
+    loop {
+        let expired = async {
+            match *drain_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = &mut write => return r.map(|()| true),
+            _ = shared.to_writer.notified() => match shared.state() {
+                ABORTED => return Ok(false),
+                CLOSING => start_drain(drain_deadline),
+                // A new line: taken after this write.
+                _ => {}
+            },
+            _ = expired => return Ok(false),
+        }
+    }
 }
 
 /// Closing began: from the first time it is seen (in the middle of a write
