@@ -779,7 +779,7 @@ mod tests {
         }
     }
 
-    fn new_hub(dir: &std::path::Path) -> Hub {
+    pub(super) fn new_hub(dir: &std::path::Path) -> Hub {
         Hub::new(
             BanList::load(&dir.join("bans.txt")).unwrap(),
             Accounts::load(&dir.join("accounts.txt")).unwrap(),
@@ -923,5 +923,304 @@ mod tests {
         assert!(busy_at_once, "later senders find the private share full");
         assert!(total * 400 <= QUEUE / PRIVATE_SHARE + 1024, "{total} lines");
         assert_eq!(hub.user_count(), 1 + 2 * SENDER_SHARE);
+    }
+}
+
+/// Who receives what, read straight from each client's queue: no sockets,
+/// no writer tasks.
+#[cfg(test)]
+mod routing {
+    use super::tests::new_hub;
+    use super::*;
+    use crate::outbound::{channel, Inbox};
+
+    const TEXT: &str = "привет γειά مرحبا שלום 你好 👩🏽‍💻 e\u{301}";
+
+    struct Client {
+        id: ClientId,
+        /// A second handle, to see whether the hub closed the client.
+        outbox: Outbox,
+        inbox: Inbox,
+    }
+
+    impl Client {
+        /// What the client received since the last look.
+        fn lines(&self) -> Vec<String> {
+            self.inbox.take_lines()
+        }
+
+        fn closed(&self) -> bool {
+            self.outbox.is_closing()
+        }
+    }
+
+    fn log_in(hub: &Hub, nick: &str, role: Role, addr: &str) -> Client {
+        let (outbox, inbox) = channel(0);
+        let addr: IpAddr = addr.parse().unwrap();
+        let nick = Nick::parse(nick).unwrap();
+        let id = hub
+            .register(nick, role, addr, addr, outbox.clone())
+            .unwrap();
+        Client { id, outbox, inbox }
+    }
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    /// A hub (and the directory of its files) with `alice` and `bob` in
+    /// `#lobby` and `carol` in `#rust`, each at its own address; every
+    /// queue emptied.
+    fn three() -> (tempfile::TempDir, Hub, [Client; 3]) {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        let carol = log_in(&hub, "carol", Role::User, "10.0.0.3");
+        hub.join(carol.id, room("#rust"));
+        for c in [&alice, &bob, &carol] {
+            c.lines();
+        }
+        (dir, hub, [alice, bob, carol])
+    }
+
+    fn none() -> Vec<String> {
+        Vec::new()
+    }
+
+    #[test]
+    fn a_login_is_welcomed_and_announced_to_its_room_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        assert_eq!(
+            alice.lines(),
+            [
+                "WELCOME alice #lobby",
+                "JOIN #lobby alice",
+                "USERS #lobby alice"
+            ]
+        );
+        let carol = log_in(&hub, "carol", Role::User, "10.0.0.3");
+        hub.join(carol.id, room("#rust"));
+        alice.lines();
+        carol.lines();
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        assert_eq!(
+            bob.lines(),
+            [
+                "WELCOME bob #lobby",
+                "JOIN #lobby bob",
+                "USERS #lobby alice bob"
+            ]
+        );
+        assert_eq!(alice.lines(), ["JOIN #lobby bob"]);
+        assert_eq!(carol.lines(), none());
+    }
+
+    #[test]
+    fn a_room_line_reaches_every_member_and_nobody_else() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        for (speech, word) in [(Speech::Msg, "MSG"), (Speech::Action, "ACTION")] {
+            hub.say(alice.id, speech, TEXT);
+            let line = format!("{word} #lobby alice {TEXT}");
+            assert_eq!(alice.lines(), [line.as_str()]);
+            assert_eq!(bob.lines(), [line]);
+            assert_eq!(carol.lines(), none());
+        }
+    }
+
+    #[test]
+    fn a_private_line_reaches_its_recipient_and_its_sender_only() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        hub.private(alice.id, "CAROL", TEXT);
+        let line = format!("PRIVMSG alice carol {TEXT}");
+        assert_eq!(carol.lines(), [line.as_str()]);
+        assert_eq!(alice.lines(), [line]);
+        assert_eq!(bob.lines(), none());
+        // To oneself: once, not echoed again.
+        hub.private(alice.id, "alice", TEXT);
+        assert_eq!(alice.lines(), [format!("PRIVMSG alice alice {TEXT}")]);
+        // To nobody: the error goes to the sender alone.
+        hub.private(alice.id, "zed", TEXT);
+        assert_eq!(alice.lines(), ["ERROR no-such-nick zed is not connected"]);
+        assert_eq!(bob.lines(), none());
+        assert_eq!(carol.lines(), none());
+    }
+
+    #[test]
+    fn moving_rooms_is_announced_to_the_room_left_and_the_room_entered() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        hub.join(bob.id, room("#rust"));
+        assert_eq!(
+            bob.lines(),
+            [
+                "PART #lobby bob moved",
+                "JOIN #rust bob",
+                "USERS #rust carol bob"
+            ]
+        );
+        assert_eq!(alice.lines(), ["PART #lobby bob moved"]);
+        assert_eq!(carol.lines(), ["JOIN #rust bob"]);
+
+        hub.join(bob.id, room("#rust"));
+        assert_eq!(bob.lines(), ["INFO you are already in #rust"]);
+        assert_eq!(carol.lines(), none());
+
+        hub.who(alice.id);
+        assert_eq!(alice.lines(), ["USERS #lobby alice"]);
+        hub.rooms(alice.id);
+        assert_eq!(alice.lines(), ["ROOMS #lobby=1 #rust=2"]);
+        assert_eq!(bob.lines(), none());
+
+        hub.quit(bob.id, Some("bye"));
+        assert_eq!(bob.lines(), ["PART #rust bob quit: bye"]);
+        assert!(bob.closed());
+        assert_eq!(carol.lines(), ["PART #rust bob quit: bye"]);
+        hub.disconnected(carol.id);
+        assert_eq!(alice.lines(), none());
+        hub.rooms(alice.id);
+        assert_eq!(alice.lines(), ["ROOMS #lobby=1"], "an empty room is gone");
+    }
+
+    /// Past [`QUIET_ROOM_THRESHOLD`] members a join or a part is told to
+    /// the one joining or leaving only.
+    #[test]
+    fn a_big_room_tells_joins_and_parts_to_the_mover_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let big = || room("#big");
+        let observer = log_in(&hub, "observer", Role::User, "10.0.0.1");
+        hub.join(observer.id, big());
+        for i in 1..QUIET_ROOM_THRESHOLD - 1 {
+            let c = log_in(&hub, &format!("u{i}"), Role::User, "10.0.1.1");
+            hub.join(c.id, big());
+        }
+        observer.lines();
+        // The room's last member to be announced, then the first that is not.
+        let last = log_in(&hub, "last", Role::User, "10.0.2.1");
+        let quiet = log_in(&hub, "quiet", Role::User, "10.0.2.2");
+        hub.join(last.id, big());
+        assert_eq!(observer.lines(), ["JOIN #big last"]);
+        hub.join(quiet.id, big());
+        assert_eq!(observer.lines(), none());
+        let told = quiet.lines();
+        assert!(told.contains(&"JOIN #big quiet".to_owned()), "{told:?}");
+        hub.disconnected(quiet.id);
+        assert_eq!(observer.lines(), none());
+        hub.disconnected(last.id);
+        assert_eq!(observer.lines(), ["PART #big last disconnected"]);
+    }
+
+    #[test]
+    fn a_kick_tells_the_room_closes_the_target_and_answers_the_admin() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.9");
+        admin.lines();
+        alice.lines();
+        bob.lines();
+
+        hub.kick(admin.id, "ALICE", Some("spam"));
+        assert_eq!(alice.lines(), ["KICK alice admin spam"]);
+        assert!(alice.closed());
+        assert_eq!(
+            bob.lines(),
+            ["KICK alice admin spam", "PART #lobby alice kicked"]
+        );
+        assert_eq!(
+            admin.lines(),
+            [
+                "KICK alice admin spam",
+                "PART #lobby alice kicked",
+                "INFO kicked alice"
+            ]
+        );
+        assert_eq!(carol.lines(), none());
+        assert_eq!(hub.user_count(), 3);
+
+        // Errors go to the kicker alone.
+        hub.kick(admin.id, "zed", None);
+        assert_eq!(admin.lines(), ["ERROR no-such-nick zed is not connected"]);
+        hub.kick(admin.id, "admin", None);
+        assert_eq!(
+            admin.lines(),
+            ["ERROR not-permitted you cannot kick yourself"]
+        );
+        hub.kick(admin.id, "carol", None);
+        assert_eq!(carol.lines(), ["KICK carol admin no reason given"]);
+        assert_eq!(bob.lines(), none());
+        assert!(!admin.closed() && !bob.closed());
+    }
+
+    #[tokio::test]
+    async fn a_ban_kicks_the_nickname_and_its_address_but_never_the_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        let mallory = log_in(&hub, "mallory", Role::User, "10.0.0.1");
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.1");
+        for c in [&alice, &mallory, &bob, &admin] {
+            c.lines();
+        }
+
+        hub.ban(admin.id, "alice", Some("spam")).await;
+        assert_eq!(alice.lines(), ["KICK alice admin banned: spam"]);
+        assert_eq!(mallory.lines()[0], "KICK alice admin banned: spam");
+        assert!(alice.closed() && mallory.closed());
+        assert_eq!(
+            bob.lines(),
+            [
+                "KICK alice admin banned: spam",
+                "PART #lobby alice kicked",
+                "KICK mallory admin banned: spam",
+                "PART #lobby mallory kicked",
+            ]
+        );
+        let told = admin.lines();
+        assert_eq!(
+            told[told.len() - 2..],
+            [
+                "INFO banned alice (10.0.0.1)",
+                "INFO also disconnected from 10.0.0.1: mallory"
+            ]
+        );
+        assert!(!admin.closed() && !bob.closed());
+        assert_eq!(hub.user_count(), 2);
+
+        // Kept for the next login, on disk too; the admin stays exempt.
+        let on_disk = BanList::load(&dir.path().join("bans.txt")).unwrap();
+        assert_eq!(on_disk.len(), 1);
+        let nick = |n: &str| Nick::parse(n).unwrap();
+        let elsewhere: IpAddr = "10.9.9.9".parse().unwrap();
+        assert_eq!(
+            hub.ban_reason(&nick("alice"), elsewhere).as_deref(),
+            Some("you are banned from this server: spam")
+        );
+        assert!(hub
+            .ban_reason(&nick("eve"), "10.0.0.1".parse().unwrap())
+            .is_some());
+        assert!(hub
+            .ban_reason(&nick("admin"), "10.0.0.1".parse().unwrap())
+            .is_none());
+
+        // The admin account itself cannot be banned: told to the admin only.
+        hub.ban(admin.id, "admin", None).await;
+        assert_eq!(
+            admin.lines(),
+            ["ERROR not-permitted the admin account cannot be banned"]
+        );
+        assert_eq!(bob.lines(), none());
+    }
+
+    /// A client whose own reply overflows its queue is dropped like any
+    /// other laggard: its room sees it leave.
+    #[test]
+    fn a_client_not_reading_is_dropped_with_a_part() {
+        let (_dir, hub, [alice, bob, _carol]) = three();
+        hub.not_reading(bob.id);
+        assert!(bob.closed());
+        assert_eq!(alice.lines(), ["PART #lobby bob disconnected: not reading"]);
+        assert_eq!(hub.user_count(), 2);
     }
 }

@@ -322,6 +322,24 @@ pub struct Inbox {
     shared: Arc<Shared>,
 }
 
+/// The hub's tests read what a client would receive straight from its
+/// queue: no writer task, no socket.
+#[cfg(test)]
+impl Inbox {
+    /// Every line queued since the last call, without its newline.
+    pub(crate) fn take_lines(&self) -> Vec<String> {
+        let mut q = self.shared.lock();
+        let lines: Vec<Bytes> = q.lines.drain(..).collect();
+        for line in &lines {
+            q.release(line.len());
+        }
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).trim_end_matches('\n').to_owned())
+            .collect()
+    }
+}
+
 /// A queue for one client that holds up to `limit_bytes` of lines (`0`: no
 /// limit).
 pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
