@@ -1,11 +1,20 @@
 //! The `Hub`: who is connected, who is in which room, who is banned, and
 //! the only place that decides who receives what.
 //!
-//! Peer tasks call its methods with a [`ClientId`] and a parsed
-//! [`Command`]. Each method takes the state lock for a short synchronous
-//! section: it updates users and rooms, encodes every outgoing line once, and
-//! `try_send`s the shared bytes into each recipient's [`Outbox`]. Nothing in
-//! here waits on a socket. A recipient whose queue is full is collected as
+//! ```text
+//! Peer ─ say / private / join / who / rooms / kick / ban / unban / bans / quit
+//!      → one section under the state lock (Hub::section)
+//!      → each line encoded once → every recipient's Outbox (shared Bytes)
+//! ```
+//!
+//! A client's [`Peer`](crate::peer) calls one method per command that
+//! reaches others or needs their state, with its [`ClientId`]; what
+//! concerns that client alone (its errors, `PONG`, `/help`) it queues
+//! itself, and it checks admin rights ([`Role`]) before it calls an admin
+//! command's method. Each method takes the state lock for a short
+//! synchronous section: it updates users and rooms, encodes every outgoing
+//! line once, and `try_send`s the shared bytes into each recipient's
+//! [`Outbox`]. Nothing in here waits on a socket. A recipient whose queue is full is collected as
 //! lagging and dropped at the end of the same section ([`State::settle`]),
 //! which may announce its `PART` to others (and so drop further laggards).
 //!
@@ -43,7 +52,7 @@ pub(crate) enum Speech {
 
 /// Why a nickname could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     #[error("that nickname is in use")]
     Taken,
     #[error("the server is shutting down")]
@@ -52,7 +61,7 @@ pub enum RegisterError {
 
 /// Shared handle to the chat state; cheap to clone.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     shared: Arc<Shared>,
 }
 
@@ -101,7 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(bans: BanList, accounts: Accounts) -> Hub {
+    pub(crate) fn new(bans: BanList, accounts: Accounts) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -116,7 +125,7 @@ impl Hub {
     /// The `BAN` reason for a nickname or address that may not enter. The
     /// admin, who proves itself with a password, is exempt from bans
     /// (otherwise banning anyone on a shared address locks the admin out).
-    pub fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
+    pub(crate) fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
         if Role::of(nick).is_admin() {
             // `/ban admin` is refused; a hand-written ban on the admin in
             // bans.txt must not lock the operator out either.
@@ -130,12 +139,12 @@ impl Hub {
         })
     }
 
-    pub fn is_taken(&self, nick: &Nick) -> bool {
+    pub(crate) fn is_taken(&self, nick: &Nick) -> bool {
         lock(&self.shared.state).nicks.contains_key(nick.key())
     }
 
     /// The stored password hash if `nick` is a registered account.
-    pub fn password_hash(&self, nick: &Nick) -> Option<String> {
+    pub(crate) fn password_hash(&self, nick: &Nick) -> Option<String> {
         lock(&self.shared.accounts).hash_of(nick).map(str::to_owned)
     }
 
@@ -411,7 +420,7 @@ impl Hub {
 
     /// Server shutdown: every client gets `INFO <text>` and is closed once
     /// its queue drains. No further registrations.
-    pub fn shutdown(&self, text: &str) {
+    pub(crate) fn shutdown(&self, text: &str) {
         let mut st = lock(&self.shared.state);
         st.shutting_down = true;
         let line = ServerLine::Info(text).encode();
@@ -423,18 +432,19 @@ impl Hub {
 
     /// A reloaded bans file replaces the list (SIGHUP). Connected users it
     /// now bans stay until they reconnect.
-    pub fn replace_bans(&self, bans: BanList) {
+    pub(crate) fn replace_bans(&self, bans: BanList) {
         *lock(&self.shared.bans) = bans;
     }
 
     /// A reloaded accounts file replaces the password hashes (SIGHUP after
     /// `tlschat-server passwd`).
-    pub fn replace_accounts(&self, accounts: Accounts) {
+    pub(crate) fn replace_accounts(&self, accounts: Accounts) {
         *lock(&self.shared.accounts) = accounts;
     }
 
     /// How many users are logged in.
-    pub fn user_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn user_count(&self) -> usize {
         lock(&self.shared.state).users.len()
     }
 }

@@ -1,11 +1,14 @@
 //! Each client's outgoing path: a queue of encoded lines, bounded in bytes,
 //! and the writer task that drains it into the socket.
 //!
-//! The hub never writes to a socket. It [`Outbox::send`]s a shared `Bytes`
-//! into a client's queue; the client's writer task ([`run_writer`]) takes
-//! whatever is queued, coalesces it into one write and flushes. A client
-//! that stops reading fills its queue, the next `send` fails, and the hub
-//! drops that client: nobody else ever waits for it.
+//! Neither the hub nor a client's peer task writes to a socket. They
+//! [`Outbox::send`] a shared `Bytes` into a client's queue (the hub what
+//! others cause, the peer its own client's replies and errors); the
+//! client's writer task ([`run_writer`]: [`next_batch`] under the queue's
+//! lock, then [`write_batch`]) takes whatever is queued, coalesces it into
+//! one write and flushes. A client that stops reading fills its queue, the
+//! next `send` fails, and the hub drops that client: nobody else ever
+//! waits for it.
 //!
 //! The bound counts bytes, not lines: a burst of 500 short `JOIN`s is no
 //! threat, while a few huge `USERS` lines are memory. Bytes count from the
@@ -63,11 +66,11 @@ const KEEP_SLOTS: usize = 4;
 
 /// The part of a client's queue (limit ÷ this) that private lines from one
 /// sender address may take.
-pub const SENDER_SHARE: usize = 32;
+pub(crate) const SENDER_SHARE: usize = 32;
 
 /// The part of a client's queue (limit ÷ this) that private lines from all
 /// senders together may take.
-pub const PRIVATE_SHARE: usize = 2;
+pub(crate) const PRIVATE_SHARE: usize = 2;
 
 const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
@@ -201,19 +204,19 @@ impl Shared {
 
 /// The sending side of a client's queue, held by the hub (and the peer).
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
 /// The queue was full: the client is not keeping up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
+pub(crate) struct Overflow;
 
 /// A private line was refused: its sender (or private lines altogether)
 /// already hold their share of the recipient's queue. The sender is told;
 /// the recipient keeps its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 impl Outbox {
     /// Queues a line without waiting, or reports [`Overflow`] if it would
@@ -221,7 +224,7 @@ impl Outbox {
     /// still goes into an empty queue). `Ok` also when the client is
     /// already closed: the line is then dropped, which is what a closed
     /// client's line deserves.
-    pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
+    pub(crate) fn send(&self, line: Bytes) -> Result<(), Overflow> {
         let shared = &*self.shared;
         let q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
@@ -240,7 +243,7 @@ impl Outbox {
     /// private lines or the queue itself has no room for it. Never
     /// [`Overflow`]: a private line alone never drops the recipient. Into
     /// an empty queue any line goes, like with [`Outbox::send`].
-    pub fn send_private(&self, line: Bytes, sender: IpAddr) -> Result<(), Busy> {
+    pub(crate) fn send_private(&self, line: Bytes, sender: IpAddr) -> Result<(), Busy> {
         let shared = &*self.shared;
         let mut q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
@@ -269,18 +272,18 @@ impl Outbox {
     }
 
     /// Deliver what is queued, then close.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.shared.advance(CLOSING);
     }
 
     /// Close now, dropping what is queued.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.shared.advance(ABORTED);
     }
 
     /// Resolves once the client is closing (either way): the reader loop
     /// waits on this.
-    pub async fn closing(&self) {
+    pub(crate) async fn closing(&self) {
         let shared = &*self.shared;
         loop {
             let notified = shared.to_reader.notified();
@@ -294,7 +297,7 @@ impl Outbox {
         }
     }
 
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.shared.state() != OPEN
     }
 }
@@ -318,7 +321,7 @@ impl Drop for Outbox {
 
 /// The receiving side, owned by the writer task.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     shared: Arc<Shared>,
 }
 
@@ -342,7 +345,7 @@ impl Inbox {
 
 /// A queue for one client that holds up to `limit_bytes` of lines (`0`: no
 /// limit).
-pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
+pub(crate) fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         state: AtomicU8::new(OPEN),
@@ -366,7 +369,7 @@ pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
 
 /// Drains `inbox` into `writer` until the client is closed or aborted.
 /// Returns the write error, if the socket failed first.
-pub async fn run_writer<W>(inbox: Inbox, mut writer: W) -> std::io::Result<()>
+pub(crate) async fn run_writer<W>(inbox: Inbox, mut writer: W) -> std::io::Result<()>
 where
     W: Farewell,
 {
