@@ -442,6 +442,13 @@ impl Hub {
         *lock(&self.shared.accounts) = accounts;
     }
 
+    /// Holds the state lock until the result is dropped: tests show that
+    /// a path does not take it.
+    #[cfg(test)]
+    pub(crate) fn hold_state(&self) -> impl Sized + '_ {
+        lock(&self.shared.state)
+    }
+
     /// How many users are logged in.
     #[cfg(test)]
     pub(crate) fn user_count(&self) -> usize {

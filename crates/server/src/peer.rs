@@ -884,6 +884,71 @@ mod tests {
         );
     }
 
+    /// What concerns the client alone is answered without the hub: with
+    /// the hub's lock held elsewhere, every one of these lines still gets
+    /// its answer, and a user's admin commands (and their misuse) get
+    /// `not-permitted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clients_own_answers_never_wait_for_the_hub() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, gate) = bare_context(dir.path());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let Admission::Admitted(ticket) = gate.admit(ip) else {
+            panic!("the first connection is admitted");
+        };
+        let (outbox, inbox) = outbound::channel(0);
+        let nick = Nick::parse("alice").unwrap();
+        let id = ctx
+            .hub
+            .register(nick, Role::User, ip, ip, outbox.clone())
+            .unwrap();
+        inbox.take_lines();
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut peer = Peer {
+            bucket: TokenBucket::new(gate.limits().rate_burst, Instant::now().into_std()),
+            ctx: ctx.clone(),
+            ticket,
+            id,
+            role: Role::User,
+            reader: LineReader::new(server, MAX_CLIENT_LINE),
+            outbox,
+        };
+        let long = "é".repeat(MAX_CLIENT_LINE);
+        let lines =
+            format!("{long}\nbell\u{7}\n/ping привет\n/help\n/kick bob\n/kick\n/bans\n/frob\n");
+        client.write_all(lines.as_bytes()).await.unwrap();
+        drop(client);
+
+        let held = ctx.hub.hold_state();
+        let run = tokio::spawn(async move { peer.run().await });
+        timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the peer answered without the hub's lock")
+            .unwrap();
+        drop(held);
+        let got = inbox.take_lines();
+        let not_admin = "ERROR not-permitted only the admin may do that";
+        let help = got.iter().filter(|l| l.starts_with("INFO ")).count();
+        assert_eq!(help, HELP.len(), "{got:?}");
+        let others: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("INFO "))
+            .collect();
+        assert_eq!(others.len(), 7, "{got:?}");
+        assert!(others[0].starts_with("ERROR line-too-long a line is at most 4096 bytes"));
+        assert!(others[1].starts_with("ERROR bad-text "), "{}", others[1]);
+        assert_eq!(
+            others[2..6],
+            ["PONG привет", not_admin, not_admin, not_admin]
+        );
+        assert!(
+            others[6].starts_with("ERROR unknown-command "),
+            "{}",
+            others[6]
+        );
+    }
+
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
     /// idle client holds only what its read loop and writer need. This
