@@ -159,40 +159,39 @@ impl Hub {
         group: IpAddr,
         outbox: Outbox,
     ) -> Result<ClientId, RegisterError> {
-        let mut st = lock(&self.shared.state);
-        if st.shutting_down {
-            return Err(RegisterError::ShuttingDown);
-        }
-        if st.nicks.contains_key(nick.key()) {
-            return Err(RegisterError::Taken);
-        }
-        st.next_id += 1;
-        let id = ClientId(st.next_id);
-        let lobby = RoomName::lobby();
-        let welcome = ServerLine::Welcome {
-            nick: nick.as_str(),
-            room: lobby.as_str(),
-        }
-        .encode();
-        // Cannot overflow: the queue is new.
-        let _ = outbox.send(welcome);
-        info!(nick = %nick, %addr, "logged in");
-        st.nicks.insert(nick.key().into(), id);
-        st.users.insert(
-            id,
-            User {
-                role,
-                nick,
-                addr: canonical_ip(addr),
-                group,
-                room: lobby.key().into(),
-                outbox,
-            },
-        );
-        let mut lagging = Vec::new();
-        st.enter(id, lobby, &mut lagging);
-        st.settle(lagging);
-        Ok(id)
+        self.section(|st, lagging| {
+            if st.shutting_down {
+                return Err(RegisterError::ShuttingDown);
+            }
+            if st.nicks.contains_key(nick.key()) {
+                return Err(RegisterError::Taken);
+            }
+            st.next_id += 1;
+            let id = ClientId(st.next_id);
+            let lobby = RoomName::lobby();
+            let welcome = ServerLine::Welcome {
+                nick: nick.as_str(),
+                room: lobby.as_str(),
+            }
+            .encode();
+            // Cannot overflow: the queue is new.
+            let _ = outbox.send(welcome);
+            info!(nick = %nick, %addr, "logged in");
+            st.nicks.insert(nick.key().into(), id);
+            st.users.insert(
+                id,
+                User {
+                    role,
+                    nick,
+                    addr: canonical_ip(addr),
+                    group,
+                    room: lobby.key().into(),
+                    outbox,
+                },
+            );
+            st.enter(id, lobby, lagging);
+            Ok(id)
+        })
     }
 
     // ---- after the handshake ---------------------------------------------

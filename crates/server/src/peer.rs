@@ -103,7 +103,7 @@ impl PeerContext {
 pub(crate) async fn serve_refusal(
     ctx: Arc<PeerContext>,
     tcp: TcpStream,
-    peer: SocketAddr,
+    addr: SocketAddr,
     slot: RefusalSlot,
 ) {
     let limit = match ctx.gate.limits().handshake_timeout {
@@ -115,8 +115,8 @@ pub(crate) async fn serve_refusal(
         r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
-            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake of a refusal failed"),
-            Err(_) => return debug!(%peer, "a refused connection did not finish TLS in time"),
+            Ok(Err(e)) => return debug!(%addr, error = %e, "TLS handshake of a refusal failed"),
+            Err(_) => return debug!(%addr, "a refused connection did not finish TLS in time"),
         },
     };
     let line = ServerLine::Error {
