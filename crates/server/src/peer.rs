@@ -115,8 +115,8 @@ pub(crate) async fn serve_refusal(
         r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
-            Ok(Err(e)) => return debug!(%addr, error = %e, "TLS handshake of a refusal failed"),
-            Err(_) => return debug!(%addr, "a refused connection did not finish TLS in time"),
+            Ok(Err(e)) => return debug!(peer = %addr, error = %e, "TLS handshake of a refusal failed"),
+            Err(_) => return debug!(peer = %addr, "a refused connection did not finish TLS in time"),
         },
     };
     let line = ServerLine::Error {
@@ -157,8 +157,8 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
     peer.run().await;
     peer.leave();
     match writer.await {
-        Ok(Err(e)) => debug!(%addr, error = %e, "write failed"),
-        Err(e) => warn!(%addr, error = %e, "writer task failed"),
+        Ok(Err(e)) => debug!(peer = %addr, error = %e, "write failed"),
+        Err(e) => warn!(peer = %addr, error = %e, "writer task failed"),
         Ok(Ok(())) => {}
     }
 }
@@ -182,11 +182,11 @@ async fn admit(
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => {
-                debug!(%addr, error = %e, "TLS handshake failed");
+                debug!(peer = %addr, error = %e, "TLS handshake failed");
                 return None;
             }
             Err(_) => {
-                debug!(%addr, "handshake deadline passed during TLS");
+                debug!(peer = %addr, "handshake deadline passed during TLS");
                 return None;
             }
         },
@@ -208,11 +208,11 @@ async fn admit(
         Ok(Ok(LoginEnd::Refused(line))) => line,
         Ok(Ok(LoginEnd::Gone)) => return None,
         Ok(Err(e)) => {
-            debug!(%addr, error = %e, "connection failed during login");
+            debug!(peer = %addr, error = %e, "connection failed during login");
             return None;
         }
         Err(_) => {
-            debug!(%addr, "handshake deadline passed during login");
+            debug!(peer = %addr, "handshake deadline passed during login");
             let secs = limits.handshake_timeout.as_secs_f32();
             let text = format!("the login was not finished within {secs} s");
             ServerLine::Error {
@@ -227,7 +227,7 @@ async fn admit(
 }
 
 fn evicted<T>(addr: SocketAddr) -> Option<T> {
-    debug!(%addr, "dropped: too many unfinished handshakes");
+    debug!(peer = %addr, "dropped: too many unfinished handshakes");
     None
 }
 
