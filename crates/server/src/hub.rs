@@ -770,12 +770,12 @@ mod tests {
     use crate::outbound::{channel, run_writer, PRIVATE_SHARE, SENDER_SHARE};
 
     /// A logged-in client whose socket is a pipe of `pipe` bytes.
-    struct Peer {
+    struct Piped {
         id: ClientId,
         lines: Lines<BufReader<DuplexStream>>,
     }
 
-    impl Peer {
+    impl Piped {
         async fn next(&mut self) -> String {
             tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
                 .await
@@ -802,7 +802,7 @@ mod tests {
         )
     }
 
-    async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Peer {
+    async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Piped {
         let (outbox, inbox) = channel(queue);
         let (w, r) = tokio::io::duplex(pipe);
         tokio::spawn(run_writer(inbox, w));
@@ -811,7 +811,7 @@ mod tests {
         let id = hub
             .register(Nick::parse(nick).unwrap(), Role::User, addr, group, outbox)
             .unwrap();
-        let mut peer = Peer {
+        let mut peer = Piped {
             id,
             lines: BufReader::new(r).lines(),
         };
@@ -826,7 +826,7 @@ mod tests {
 
     /// `from` sends private messages of ~400 bytes to `to` until one is
     /// refused; returns how many got through.
-    async fn flood_until_busy(hub: &Hub, from: &mut Peer, to: &str) -> usize {
+    async fn flood_until_busy(hub: &Hub, from: &mut Piped, to: &str) -> usize {
         let text = format!("{TEXT} {}", "x".repeat(350));
         for sent in 0..100 {
             hub.private(from.id, to, &text);
