@@ -138,7 +138,7 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
     };
     ticket.handshake_done();
     // Moved out of the box inside the block, where the box is then freed:
-    // a plain `(*conn)` would keep the emptied box (about 1 KiB) allocated
+    // a plain `(*conn)` would keep the emptied box allocated
     // until this function returns, that is for the whole connection.
     let (reader, writer) = {
         let conn = conn;
@@ -951,9 +951,9 @@ mod tests {
 
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
-    /// idle client holds only what its read loop and writer need. This
-    /// catches a change that brings handshake-sized state back (it was
-    /// 4.8 KB per connection before the boxing; about 1.1 KB after).
+    /// idle client holds only what its [`Peer`] and writer need. This
+    /// catches a change that brings handshake-sized state back (idle
+    /// memory per connection is a target in docs/performance.md).
     #[tokio::test]
     async fn per_connection_task_state_stays_small() {
         let dir = tempfile::tempdir().unwrap();
