@@ -134,6 +134,8 @@ macro_rules! limits {
         #[command(next_help_heading = "Limits (0 = off)")]
         pub struct LimitSettings {
             $(
+                // `[$(…)?].into_iter().next()`: `Some` of the range's text
+                // for a bounded limit, `None` for the others.
                 #[arg(
                     long,
                     env = $env,
