@@ -740,6 +740,9 @@ impl State {
             reason,
         }
         .encode();
+        // Its peer answers its own lines without this lock: none of those
+        // answers may follow the `KICK`.
+        user.outbox.end_replies();
         // The target is a member of its room, so this reaches it too.
         self.to_room(&user.room.clone(), &line, lagging);
         info!(nick = %self.users[&t].nick, by, reason, "kick");

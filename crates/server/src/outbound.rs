@@ -100,6 +100,9 @@ struct Queue {
     shares: Option<Box<Shares>>,
     /// Set by the writer once it drains for closing: later lines are dropped.
     sealed: bool,
+    /// Set by the hub before the line that ends the client (a `KICK`):
+    /// from then on the client's own replies are dropped, so none follows it.
+    replies_ended: bool,
 }
 
 impl Queue {
@@ -225,8 +228,12 @@ impl Outbox {
     /// already closed: the line is then dropped, which is what a closed
     /// client's line deserves.
     pub(crate) fn send(&self, line: Bytes) -> Result<(), Overflow> {
+        self.queue(self.shared.lock(), line)
+    }
+
+    /// [`Outbox::send`] under the queue's lock `q`.
+    fn queue(&self, q: MutexGuard<'_, Queue>, line: Bytes) -> Result<(), Overflow> {
         let shared = &*self.shared;
-        let q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
             return Ok(());
         }
@@ -271,6 +278,25 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a reply to the client's own line (an `ERROR`, `PONG`, `/help`),
+    /// which its peer sends without the hub's lock: like [`Outbox::send`],
+    /// but dropped once [`Outbox::end_replies`] ran or the client is
+    /// closing. Checked under the queue's lock, so a reply is queued either
+    /// before the hub's last line or not at all.
+    pub(crate) fn send_reply(&self, line: Bytes) -> Result<(), Overflow> {
+        let q = self.shared.lock();
+        if q.replies_ended || self.shared.state() != OPEN {
+            return Ok(());
+        }
+        self.queue(q, line)
+    }
+
+    /// The hub is about to queue the line that ends this client: no reply
+    /// of the client's own may come after it.
+    pub(crate) fn end_replies(&self) {
+        self.shared.lock().replies_ended = true;
+    }
+
     /// Deliver what is queued, then close.
     pub(crate) fn close(&self) {
         self.shared.advance(CLOSING);
@@ -297,6 +323,7 @@ impl Outbox {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn is_closing(&self) -> bool {
         self.shared.state() != OPEN
     }
@@ -759,6 +786,22 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), out.closing())
             .await
             .expect("closing() after the close resolves at once");
+    }
+
+    /// The peer's replies race the hub's lines without a common lock: once
+    /// the hub announced the line that ends the client, a reply is dropped
+    /// rather than sent after it.
+    #[test]
+    fn a_reply_never_follows_the_hubs_last_line() {
+        let (out, inbox) = channel(1024);
+        out.send_reply(Bytes::from_static(b"ERROR early\n"))
+            .unwrap();
+        out.end_replies();
+        out.send_reply(Bytes::from_static(b"ERROR late\n")).unwrap();
+        out.send(Bytes::from_static(b"KICK\n")).unwrap();
+        out.close();
+        out.send_reply(Bytes::from_static(b"PONG\n")).unwrap();
+        assert_eq!(inbox.take_lines(), ["ERROR early", "KICK"]);
     }
 
     #[tokio::test]

@@ -725,10 +725,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// whose queue this line overflows is dropped like any client that
     /// does not read.
     fn send(&self, line: Bytes) {
-        if self.outbox.is_closing() {
-            return;
-        }
-        if self.outbox.send(line).is_err() {
+        if self.outbox.send_reply(line).is_err() {
             self.ctx.hub.not_reading(self.id);
         }
     }
