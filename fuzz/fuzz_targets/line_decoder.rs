@@ -1,4 +1,4 @@
-//! Fuzzes `LineDecoder` (src/protocol/line.rs), fed the way
+//! Fuzzes `LineDecoder` (crates/protocol/src/line.rs), fed the way
 //! `connection::LineReader` feeds it: decode until `None`, then read at most
 //! `room()` bytes, repeat; at end of input, `decode_eof` until `None`.
 //!

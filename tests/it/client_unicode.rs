@@ -99,7 +99,7 @@ fn lines_in_every_script_go_both_ways() {
     rt.block_on(olga.send("/me يلوّح"));
     rt.block_on(olga.expect("ACTION #lobby olga يلوّح"));
     ivan.saw_out("[#lobby] * olga يلوّح");
-    // Nicknames are ASCII (src/protocol/names.rs): a Cyrillic or CJK one
+    // Nicknames are ASCII (crates/protocol/src/names.rs): a Cyrillic or CJK one
     // is nobody, and the session goes on.
     ivan.send("/msg иван привет");
     ivan.saw_out("! no-such-nick: иван is not connected");
