@@ -298,12 +298,12 @@ fn ask_nick() -> Result<String, Fail> {
 }
 
 /// The client's side of the shared reader: an empty file is a usage
-/// error, one that cannot be read an I/O error.
+/// error, one that cannot be read (or not as text) an I/O error.
 fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
     tlschat_fs::read_password_file(path).map_err(|e| {
         let code = match e {
-            tlschat_fs::PasswordFileError::Read { .. } => exit::ERROR,
-            _ => exit::USAGE,
+            tlschat_fs::PasswordFileError::Empty { .. } => exit::USAGE,
+            _ => exit::ERROR,
         };
         Fail(code, e.to_string())
     })

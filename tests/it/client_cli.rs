@@ -912,6 +912,20 @@ fn usage_errors_help_and_version() {
     done.assert_code(1);
     assert_contains(&done.stderr, s(&missing), "missing password file");
 
+    // One that is not text is unreadable too: exit 1, not a usage error.
+    let binary = t.path("binary-password-file");
+    std::fs::write(&binary, b"\xff\xfe secret\n").unwrap();
+    let args = [
+        "--nick",
+        "admin",
+        "--password-file",
+        s(&binary),
+        "127.0.0.1:9",
+    ];
+    let done = t.run(&args, &[], "");
+    done.assert_code(1);
+    assert_contains(&done.stderr, "UTF-8", "password file not UTF-8");
+
     let help = t.run(&["--help"], &[], "");
     help.assert_success();
     for needle in [
