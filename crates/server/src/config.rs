@@ -41,14 +41,14 @@ use tlschat_fs::{read_password_file, PasswordFileError};
 use tlschat_protocol::DEFAULT_PORT;
 
 /// The config file's name inside the data directory.
-pub const CONFIG_FILE: &str = "tlschat.toml";
+pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
 
 /// The variable that holds the admin password itself (there is no flag:
 /// a password on a command line is visible to every user of the machine).
-pub const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
 
 /// Where the server listens unless told otherwise.
-pub const DEFAULT_LISTEN: SocketAddr =
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT));
 
 /// The prefix lengths `ipv6_prefix_len` may name.
@@ -606,7 +606,7 @@ impl ServerConfig {
 pub fn certs_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("certs")
 }
-pub fn bans_file(data_dir: &Path) -> PathBuf {
+pub(crate) fn bans_file(data_dir: &Path) -> PathBuf {
     data_dir.join("bans.txt")
 }
 pub fn accounts_file(data_dir: &Path) -> PathBuf {
@@ -615,7 +615,7 @@ pub fn accounts_file(data_dir: &Path) -> PathBuf {
 
 /// The platform's data directory for tlschat (`~/.local/share/tlschat`,
 /// `~/Library/Application Support/tlschat`, `%APPDATA%\tlschat\data`).
-pub fn default_data_dir() -> Option<PathBuf> {
+pub(crate) fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "tlschat").map(|d| d.data_dir().to_path_buf())
 }
 
