@@ -4,6 +4,12 @@
 //! directories that hold them, and the one reader of password files
 //! (`--admin-password-file`, `--password-file`).
 //!
+//! ```text
+//! bytes ─write_atomic─▶ .tlschat-tmp… beside it ─fsync, rename─▶ target, fsync dir
+//! directory ─check_private_dir / create_private_dir─▶ ok, or UnsafeDir (why, and the fix)
+//! password file ─read_password_file─▶ its first line, or PasswordFileError
+//! ```
+//!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
 //! `kill -9` or power loss at any moment leaves either the old file or the
