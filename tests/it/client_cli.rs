@@ -910,7 +910,8 @@ fn usage_errors_help_and_version() {
         "",
     );
     done.assert_code(1);
-    assert_contains(&done.stderr, s(&missing), "missing password file");
+    let want = format!("cannot read the password file {}: ", s(&missing));
+    assert_contains(&done.stderr, &want, "missing password file");
 
     // One that is not text is unreadable too: exit 1, not a usage error.
     let binary = t.path("binary-password-file");
@@ -924,7 +925,23 @@ fn usage_errors_help_and_version() {
     ];
     let done = t.run(&args, &[], "");
     done.assert_code(1);
-    assert_contains(&done.stderr, "UTF-8", "password file not UTF-8");
+    let want = format!("cannot read the password file {}: ", s(&binary));
+    assert_contains(&done.stderr, &want, "password file not UTF-8");
+
+    // An empty one is a usage error.
+    let empty = t.path("empty-password-file");
+    std::fs::write(&empty, b"\n").unwrap();
+    let args = [
+        "--nick",
+        "admin",
+        "--password-file",
+        s(&empty),
+        "127.0.0.1:9",
+    ];
+    let done = t.run(&args, &[], "");
+    done.assert_code(2);
+    let want = format!("the password file {} is empty", s(&empty));
+    assert_contains(&done.stderr, &want, "empty password file");
 
     let help = t.run(&["--help"], &[], "");
     help.assert_success();

@@ -177,7 +177,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> 
 /// Why a password file gave no password. The messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordFileError {
-    #[error("cannot read the password file {}: {source}; check that it exists and is a readable file", path.display())]
+    #[error("cannot read {}: {source}; check that it exists and is a readable file", path.display())]
     Read {
         path: PathBuf,
         #[source]
