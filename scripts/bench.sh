@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark of issue 7 (method and latest numbers:
+# The performance benchmark (targets, method and latest numbers:
 # docs/performance.md). Builds tlschat-server and the load generator
 # (tools/loadgen) in release mode, then runs every scenario against a fresh
 # tlschat-server, ngircd (Debian's, TLS on, flood limits off) and the

@@ -1,4 +1,4 @@
-//! Fuzzes the line parsers of src/protocol with one line of text: the text
+//! Fuzzes the line parsers of crates/protocol with one line of text: the text
 //! rule (`check_text`), the client command parser (`Command::parse`), the
 //! name validators (`Nick::parse`, `RoomName::parse`) and the server line
 //! parser/encoder (`ServerLine::parse` / `encode`). Input that is not UTF-8

@@ -1,4 +1,4 @@
-//! Fuzzes `LineDecoder` (src/protocol/line.rs), fed the way
+//! Fuzzes `LineDecoder` (crates/protocol/src/line.rs), fed the way
 //! `connection::LineReader` feeds it: decode until `None`, then read at most
 //! `room()` bytes, repeat; at end of input, `decode_eof` until `None`.
 //!
@@ -46,7 +46,7 @@ fn split_header(data: &[u8]) -> Header<'_> {
 }
 
 /// What the frames must be, computed the obvious way over the whole input
-/// (the same function as in tests/protocol_props.rs).
+/// (the same function as in tests/it/protocol_props.rs).
 fn reference(input: &[u8], max: usize) -> Vec<Frame> {
     let mut out = Vec::new();
     let mut segments: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();

@@ -1,13 +1,14 @@
 //! `tlschat-server`: the command line around [`tlschat_server_core::Server`].
 //!
-//! clap parses the flags, `run` turns them into a [`ServerConfig`], and
-//! every error reaches `main` as an `anyhow::Error` printed with its context.
+//! clap parses the flags (the settings themselves are defined in
+//! [`tlschat_server_core::config`]), the config module merges them with the
+//! config file into a `ServerConfig`, and every error reaches `main` as an
+//! `anyhow::Error` printed with its context.
 
 // No byte-index slicing of text (see the library's top-level doc).
 #![warn(clippy::string_slice)]
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,12 +17,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::generate::{self, Generate};
-use tlschat_fs::read_password_file;
 use tlschat_server_core::accounts::{self, Accounts, AdminSetup};
 use tlschat_server_core::certs::{self, CertPaths};
-use tlschat_server_core::config::{
-    self, CertSource, Effective, LimitSettings, ServerConfig, Settings,
-};
+use tlschat_server_core::config::{self, CertSource, DataDirArg, Merged, Settings};
 use tlschat_server_core::service;
 use tlschat_server_core::{Reloader, Server};
 
@@ -56,7 +54,7 @@ struct Cli {
     command: Option<Cmd>,
     /// Options of `run`, which is what no subcommand means.
     #[command(flatten)]
-    run: RunArgs,
+    run: Settings,
     #[command(flatten)]
     verbosity: Verbosity,
     /// Print a shell completion script or the man page and exit (for
@@ -68,7 +66,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the server (the default).
-    Run(RunArgs),
+    Run(Settings),
     /// Write a new self-signed certificate and key.
     GenCert(GenCertArgs),
     /// Print the SHA-256 fingerprint of the server certificate.
@@ -76,7 +74,7 @@ enum Cmd {
     /// Change the admin password (read from a hidden prompt, or stdin).
     Passwd(DataDirArg),
     /// Validate the configuration and print the effective one as TOML.
-    CheckConfig(RunArgs),
+    CheckConfig(Settings),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -87,138 +85,6 @@ struct Verbosity {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
     quiet: u8,
-}
-
-#[derive(Args, Debug, Clone)]
-struct DataDirArg {
-    /// Where the server keeps its certificate, bans and accounts
-    /// [default: the platform's data directory]
-    #[arg(long, env = "TLSCHAT_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
-struct RunArgs {
-    /// Config file (TOML) [default: <data-dir>/tlschat.toml, if it exists]
-    #[arg(long, env = "TLSCHAT_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Address and port to listen on (`[::]:55555` for IPv6 and IPv4)
-    /// [default: 0.0.0.0:55555]
-    #[arg(long, env = "TLSCHAT_LISTEN", value_name = "ADDR")]
-    listen: Option<SocketAddr>,
-    #[command(flatten)]
-    data_dir: DataDirArg,
-    /// Use this certificate (PEM, chain allowed) instead of a generated one.
-    #[arg(long, value_name = "FILE")]
-    cert: Option<PathBuf>,
-    /// The private key of --cert (PEM: PKCS#8, SEC1 or RSA).
-    #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
-    /// Extra name or IP address for a generated certificate (repeatable).
-    #[arg(long = "san", value_name = "NAME")]
-    sans: Vec<String>,
-    /// Set the admin password from this file's first line
-    /// (TLSCHAT_ADMIN_PASSWORD works too).
-    #[arg(long, value_name = "FILE")]
-    admin_password_file: Option<PathBuf>,
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-/// The abuse limits; `0` switches one off. Defaults in docs/configuration.md.
-#[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Limits (0 = off)")]
-struct LimitArgs {
-    /// Clients connected at once [default: 4096]
-    #[arg(long, env = "TLSCHAT_MAX_CLIENTS", value_name = "N")]
-    max_clients: Option<usize>,
-    /// Connections at once from one address [default: 16]
-    #[arg(long, env = "TLSCHAT_MAX_PER_ADDRESS", value_name = "N")]
-    max_per_address: Option<usize>,
-    /// Lines per second a client may send [default: 10]
-    #[arg(long, env = "TLSCHAT_RATE_LIMIT", value_name = "N")]
-    rate_limit: Option<u32>,
-    /// Lines a client may send in a burst [default: 20]
-    #[arg(long, env = "TLSCHAT_RATE_BURST", value_name = "N")]
-    rate_burst: Option<u32>,
-    /// Lines per second from all connections of one address together [default: 30]
-    #[arg(long, env = "TLSCHAT_ADDRESS_RATE_LIMIT", value_name = "N")]
-    address_rate_limit: Option<u32>,
-    /// Unfinished handshakes at once; the busiest address loses its oldest [default: 1024]
-    #[arg(long, env = "TLSCHAT_MAX_HANDSHAKES", value_name = "N")]
-    max_handshakes: Option<usize>,
-    /// Seconds from connecting to finish TLS and login [default: 30]
-    #[arg(long, env = "TLSCHAT_HANDSHAKE_TIMEOUT", value_name = "SECS")]
-    handshake_timeout: Option<u64>,
-    /// Seconds a logged-in client may send nothing [default: 0 = off]
-    #[arg(long, env = "TLSCHAT_IDLE_TIMEOUT", value_name = "SECS")]
-    idle_timeout: Option<u64>,
-    /// Bytes queued for a client before it is dropped as not reading [default: 262144]
-    #[arg(long, env = "TLSCHAT_OUTBOUND_QUEUE", value_name = "BYTES")]
-    outbound_queue: Option<usize>,
-    /// Wrong passwords from one address before a lockout [default: 5]
-    #[arg(long, env = "TLSCHAT_LOCKOUT_AFTER", value_name = "N")]
-    lockout_after: Option<u32>,
-    /// Seconds of the first lockout, doubling each time [default: 60]
-    #[arg(long, env = "TLSCHAT_LOCKOUT_TIME", value_name = "SECS")]
-    lockout_time: Option<u64>,
-    /// IPv6 addresses sharing this prefix count as one address, 1-128 [default: 64]
-    #[arg(
-        long,
-        env = "TLSCHAT_IPV6_PREFIX_LEN",
-        value_name = "BITS",
-        value_parser = clap::value_parser!(u8).range(1..=128)
-    )]
-    ipv6_prefix_len: Option<u8>,
-}
-
-impl RunArgs {
-    /// What the command line (with its environment variables) sets.
-    fn settings(&self) -> Settings {
-        let l = &self.limits;
-        Settings {
-            listen: self.listen,
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            san: (!self.sans.is_empty()).then(|| self.sans.clone()),
-            admin_password_file: self.admin_password_file.clone(),
-            limits: LimitSettings {
-                max_clients: l.max_clients,
-                max_per_address: l.max_per_address,
-                rate_limit: l.rate_limit,
-                rate_burst: l.rate_burst,
-                address_rate_limit: l.address_rate_limit,
-                max_handshakes: l.max_handshakes,
-                handshake_timeout: l.handshake_timeout,
-                idle_timeout: l.idle_timeout,
-                outbound_queue: l.outbound_queue,
-                lockout_after: l.lockout_after,
-                lockout_time: l.lockout_time,
-                ipv6_prefix_len: l.ipv6_prefix_len,
-            },
-        }
-    }
-
-    /// The config file to read, if any: `--config` must exist, the default
-    /// one may not.
-    fn config_file(&self, data_dir: &std::path::Path) -> Option<PathBuf> {
-        match &self.config {
-            Some(path) => Some(path.clone()),
-            None => {
-                let default = data_dir.join(config::CONFIG_FILE);
-                default.exists().then_some(default)
-            }
-        }
-    }
-
-    /// Flag > env > file > default.
-    fn effective(&self, data_dir: &std::path::Path) -> Result<Effective> {
-        let file = match self.config_file(data_dir) {
-            Some(path) => Settings::load(&path)?,
-            None => Settings::default(),
-        };
-        Ok(self.settings().merge(file).resolve()?)
-    }
 }
 
 #[derive(Args, Debug)]
@@ -327,66 +193,33 @@ fn init_logging(v: &Verbosity) {
         .init();
 }
 
-fn data_dir(arg: &DataDirArg) -> Result<PathBuf> {
-    match &arg.data_dir {
-        Some(d) => Ok(d.clone()),
-        None => config::default_data_dir()
-            .context("cannot find a data directory for this user; pass --data-dir DIR"),
-    }
-}
-
 /// `check-config`: the effective configuration on stdout (exit 0), or
 /// what is wrong with it on stderr (exit 2).
-fn check_config(args: &RunArgs) -> ExitCode {
-    let checked = data_dir(&args.data_dir).and_then(|dir| {
-        let eff = args.effective(&dir)?;
-        if let CertSource::Files { cert, key } = &eff.cert {
-            certs::load(&CertPaths {
-                cert: cert.clone(),
-                key: key.clone(),
-            })?;
-        }
-        if let Some(file) = &eff.admin_password_file {
-            read_password_file(file)?;
-        }
-        Ok(eff)
+fn check_config(args: &Settings) -> ExitCode {
+    let checked = args.clone().merge().and_then(|merged| {
+        merged.check_files()?;
+        Ok(merged)
     });
     match checked {
-        Ok(eff) => {
-            print!("{}", eff.to_toml());
+        Ok(merged) => {
+            print!("{}", merged.effective.to_toml());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tlschat-server: invalid configuration: {}", report(&e));
+            eprintln!(
+                "tlschat-server: invalid configuration: {}",
+                report(&e.into())
+            );
             ExitCode::from(2)
         }
     }
 }
 
-fn serve(args: RunArgs) -> Result<()> {
-    let data_dir = data_dir(&args.data_dir)?;
-    let eff = args.effective(&data_dir)?;
-    // Flag > env > file, like every other setting.
-    let env_password = std::env::var("TLSCHAT_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let admin_password = match (
-        &args.admin_password_file,
-        env_password,
-        &eff.admin_password_file,
-    ) {
-        (Some(flag), _, _) => Some(read_password_file(flag)?),
-        (None, Some(pw), _) => Some(pw),
-        (None, None, Some(file)) => Some(read_password_file(file)?),
-        (None, None, None) => None,
-    };
-    let mut config = ServerConfig::new(&data_dir);
-    config.listen = eff.listen;
-    config.admin_password = admin_password;
-    config.limits = eff.limits.clone();
+fn serve(args: Settings) -> Result<()> {
+    let merged = args.merge()?;
+    let config = merged.server_config()?;
     let sans_given =
-        matches!(&eff.cert, CertSource::Generated { extra_sans } if !extra_sans.is_empty());
-    config.cert = eff.cert.clone();
+        matches!(&config.cert, CertSource::Generated { extra_sans } if !extra_sans.is_empty());
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -402,7 +235,7 @@ fn serve(args: RunArgs) -> Result<()> {
         // signal at once.
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
-        spawn_reload_on_sighup(server.reloader(), args, data_dir, eff);
+        spawn_reload_on_sighup(server.reloader(), merged);
         announce(&server)?;
         // After the listener is bound and the startup lines are out, so
         // `systemctl start` returns when the port accepts connections.
@@ -422,15 +255,11 @@ fn serve(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP: read the config file again and reload limits, bans and the
-/// certificate. A broken config file is reported and changes nothing.
+/// SIGHUP: merge again ([`Merged::reload`] says what that reads) and
+/// reload limits, bans, accounts and the certificate. A broken config file
+/// is reported and changes nothing.
 #[cfg(unix)]
-fn spawn_reload_on_sighup(
-    reloader: Reloader,
-    args: RunArgs,
-    data_dir: PathBuf,
-    startup: Effective,
-) {
+fn spawn_reload_on_sighup(reloader: Reloader, merged: Merged) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: reloading is not available");
@@ -440,15 +269,12 @@ fn spawn_reload_on_sighup(
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
             service::notify(service::State::Reloading);
-            let status = match args.effective(&data_dir) {
-                Ok(eff) => {
-                    if eff.listen != startup.listen || eff.cert != startup.cert {
-                        tracing::warn!(
-                            "listen, cert, key and san changes take effect at the next restart; \
-                             reloading the rest"
-                        );
+            let status = match merged.reload() {
+                Ok(reload) => {
+                    if let Some(warning) = reload.waiting_for_restart {
+                        tracing::warn!("{warning}");
                     }
-                    let failed = reloader.reload(eff.limits);
+                    let failed = reloader.reload(reload.limits);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
                         "reloaded".to_owned()
@@ -457,7 +283,7 @@ fn spawn_reload_on_sighup(
                     }
                 }
                 Err(e) => {
-                    let why = report(&e);
+                    let why = report(&e.into());
                     tracing::error!("config not reloaded: {why}");
                     format!("config not reloaded: {why}")
                 }
@@ -470,13 +296,7 @@ fn spawn_reload_on_sighup(
 
 /// Windows has no SIGHUP; restart the service to apply changes there.
 #[cfg(not(unix))]
-fn spawn_reload_on_sighup(
-    _reloader: Reloader,
-    _args: RunArgs,
-    _data_dir: PathBuf,
-    _startup: Effective,
-) {
-}
+fn spawn_reload_on_sighup(_reloader: Reloader, _merged: Merged) {}
 
 /// What the operator needs to see at startup, on stdout.
 fn announce(server: &Server) -> Result<()> {
@@ -551,7 +371,7 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 fn gen_cert(args: GenCertArgs) -> Result<()> {
     let dir = match args.out {
         Some(dir) => dir,
-        None => config::certs_dir(&data_dir(&args.data_dir)?),
+        None => config::certs_dir(&args.data_dir.resolve()?),
     };
     let generated = certs::generate(&certs::default_sans(&args.sans), args.days)?;
     let paths = certs::write_pair(&dir, &generated, args.force)?;
@@ -563,7 +383,7 @@ fn gen_cert(args: GenCertArgs) -> Result<()> {
 fn fingerprint(args: FingerprintArgs) -> Result<()> {
     let cert = match args.cert {
         Some(c) => c,
-        None => CertPaths::in_dir(&config::certs_dir(&data_dir(&args.data_dir)?)).cert,
+        None => CertPaths::in_dir(&config::certs_dir(&args.data_dir.resolve()?)).cert,
     };
     let fp = certs::fingerprint_file(&cert)?;
     println!("fingerprint {fp}");
@@ -571,7 +391,7 @@ fn fingerprint(args: FingerprintArgs) -> Result<()> {
 }
 
 fn passwd(args: DataDirArg) -> Result<()> {
-    let data_dir = data_dir(&args)?;
+    let data_dir = args.resolve()?;
     let path = config::accounts_file(&data_dir);
     let mut accounts = Accounts::load(&path)?;
     let password = read_new_password()?;

@@ -297,15 +297,28 @@ fn ask_nick() -> Result<String, Fail> {
     Ok(nick)
 }
 
-/// The client's side of the shared reader: an empty file is a usage
-/// error, one that cannot be read an I/O error.
+/// The client's side of the shared reader, in the client's words: an
+/// empty file is a usage error, one that cannot be read (or not as text)
+/// an I/O error.
 fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
+    use tlschat_fs::PasswordFileError;
     tlschat_fs::read_password_file(path).map_err(|e| {
-        let code = match e {
-            tlschat_fs::PasswordFileError::Read { .. } => exit::ERROR,
-            _ => exit::USAGE,
-        };
-        Fail(code, e.to_string())
+        let shown = path.display();
+        match e {
+            PasswordFileError::Empty { .. } => {
+                Fail(exit::USAGE, format!("the password file {shown} is empty"))
+            }
+            PasswordFileError::Read { source, .. } => Fail(
+                exit::ERROR,
+                format!("cannot read the password file {shown}: {source}"),
+            ),
+            PasswordFileError::Encoding { .. } => Fail(
+                exit::ERROR,
+                format!(
+                    "cannot read the password file {shown}: stream did not contain valid UTF-8"
+                ),
+            ),
+        }
     })
 }
 

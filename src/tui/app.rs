@@ -1,6 +1,6 @@
 //! `App`: the terminal UI's state (the [`ChatState`] built by the client
 //! core, the input line, the scroll position, the mode) and what keys,
-//! mouse and session events do to it. Nothing here draws; `ui.rs` renders
+//! mouse and session events do to it. Nothing here draws; `ui/` renders
 //! an `&App`.
 
 use crossterm::event::{

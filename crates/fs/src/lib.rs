@@ -4,6 +4,12 @@
 //! directories that hold them, and the one reader of password files
 //! (`--admin-password-file`, `--password-file`).
 //!
+//! ```text
+//! bytes ─write_atomic─▶ .tlschat-tmp… beside it ─fsync, rename─▶ target, fsync dir
+//! directory ─check_private_dir / create_private_dir─▶ ok, or UnsafeDir (why, and the fix)
+//! password file ─read_password_file─▶ its first line, or PasswordFileError
+//! ```
+//!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
 //! `kill -9` or power loss at any moment leaves either the old file or the
@@ -171,7 +177,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> 
 /// Why a password file gave no password. The messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordFileError {
-    #[error("cannot read the password file {}: {source}; check that it exists and is a readable file", path.display())]
+    #[error("cannot read {}: {source}; check that it exists and is a readable file", path.display())]
     Read {
         path: PathBuf,
         #[source]

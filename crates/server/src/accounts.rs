@@ -44,9 +44,34 @@ use tlschat_fs::{write_atomic, Mode};
 use tlschat_protocol::names::Nick;
 
 /// The reserved administrator account.
-pub const ADMIN: &str = "admin";
+pub(crate) const ADMIN: &str = "admin";
 /// Where [`ensure_admin`] leaves a generated admin password, in the data directory.
-pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// What a logged-in session may do, fixed at login by its nickname: the
+/// nickname [`ADMIN`] (whose password the login checked) runs the admin
+/// commands and is exempt from bans; every other session is a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub(crate) fn of(nick: &Nick) -> Role {
+        if nick.key() == ADMIN {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+
+    /// The one admin check: whether this session may run admin commands
+    /// (`/kick`, `/ban`, `/unban`, `/bans`) and stays out of bans.
+    pub(crate) fn is_admin(self) -> bool {
+        self == Role::Admin
+    }
+}
 
 /// Length of [`generate_password`]'s output: 24 × log2(62) ≈ 143 bits.
 const GENERATED_LEN: usize = 24;
@@ -159,30 +184,30 @@ impl Accounts {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn is_registered(&self, nick: &Nick) -> bool {
+    pub(crate) fn is_registered(&self, nick: &Nick) -> bool {
         self.map.contains_key(nick.key())
     }
 
     /// Whether the admin account has a password. Without one, the `admin`
     /// nickname would carry the admin's rights and no password check.
-    pub fn has_admin(&self) -> bool {
+    pub(crate) fn has_admin(&self) -> bool {
         self.map.contains_key(ADMIN)
     }
 
     /// The stored PHC string, to check with [`verify_password`] off the
     /// async runtime.
-    pub fn hash_of(&self, nick: &Nick) -> Option<&str> {
+    pub(crate) fn hash_of(&self, nick: &Nick) -> Option<&str> {
         self.map.get(nick.key()).map(|(_, phc)| phc.as_str())
     }
 
     /// Hashes `password` with argon2id (default parameters, random salt) and
     /// persists the file (owner-only) before returning `Ok`. On error the
     /// accounts in memory are unchanged.
-    pub fn set_password(&mut self, nick: &Nick, password: &str) -> Result<(), AccountsError> {
+    pub(crate) fn set_password(
+        &mut self,
+        nick: &Nick,
+        password: &str,
+    ) -> Result<(), AccountsError> {
         let phc = hash_password(password)?;
         let mut next = self.map.clone();
         next.insert(nick.key().to_owned(), (nick.clone(), phc));
@@ -216,7 +241,7 @@ fn hash_password(password: &str) -> Result<String, AccountsError> {
 /// Checks `password` against a stored PHC string in constant time. A
 /// malformed hash (or empty password) is simply `false`; the malformed hash
 /// is logged, since it means the accounts file was damaged.
-pub fn verify_password(phc: &str, password: &str) -> bool {
+pub(crate) fn verify_password(phc: &str, password: &str) -> bool {
     if password.is_empty() {
         return false;
     }
@@ -236,7 +261,7 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 }
 
 /// A strong random password: 24 characters from `A-Z a-z 0-9`.
-pub fn generate_password() -> String {
+pub(crate) fn generate_password() -> String {
     // rand::rng() is a CSPRNG seeded from the OS.
     rand::rng()
         .sample_iter(Alphanumeric)
@@ -276,7 +301,7 @@ impl fmt::Debug for AdminSetup {
 /// - `None` and an admin is stored → `Existing`;
 /// - `None` and no admin → generate one, store it, write it to
 ///   `<data_dir>/initial-admin-password` (owner-only) → `Generated`.
-pub fn ensure_admin(
+pub(crate) fn ensure_admin(
     data_dir: &Path,
     accounts: &mut Accounts,
     given: Option<&str>,

@@ -92,7 +92,7 @@ pub enum BanFileError {
 /// An address in canonical form: an IPv4-mapped IPv6 address
 /// (`::ffff:1.2.3.4`) becomes its IPv4 address. Used for bans and every
 /// per-address rule.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
@@ -103,14 +103,14 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// [`canonical_ip`] form with the bits past `len` zero. Written as a plain
 /// address when it is one (`len` is the full length), else as `net/len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddrRange {
+pub(crate) struct AddrRange {
     net: IpAddr,
     len: u8,
 }
 
 impl AddrRange {
     /// Just `ip` (canonicalised).
-    pub fn single(ip: IpAddr) -> AddrRange {
+    pub(crate) fn single(ip: IpAddr) -> AddrRange {
         let net = canonical_ip(ip);
         AddrRange {
             net,
@@ -122,7 +122,7 @@ impl AddrRange {
     /// (`2001:db8::1/64` is `2001:db8::/64`); an IPv4-mapped prefix of at
     /// least 96 bits is its IPv4 prefix. `/0` is refused: it would ban every
     /// address of a family. The error says what is wrong.
-    pub fn parse(s: &str) -> Result<AddrRange, String> {
+    pub(crate) fn parse(s: &str) -> Result<AddrRange, String> {
         let Some((addr, len)) = s.split_once('/') else {
             return s
                 .parse::<IpAddr>()
@@ -157,13 +157,13 @@ impl AddrRange {
     }
 
     /// True if `ip` (canonicalised) is in this range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
         ip.is_ipv4() == self.net.is_ipv4() && mask(ip, self.len) == self.net
     }
 
     /// True if this is a whole prefix, not a single address.
-    pub fn is_prefix(&self) -> bool {
+    pub(crate) fn is_prefix(&self) -> bool {
         self.len < full_len(self.net)
     }
 }
@@ -208,22 +208,22 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
 
 /// One ban: a nickname, an address, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ban {
-    pub nick: Option<Nick>,
+pub(crate) struct Ban {
+    pub(crate) nick: Option<Nick>,
     /// An address or a prefix, in [`canonical_ip`] form.
-    pub addr: Option<AddrRange>,
+    pub(crate) addr: Option<AddrRange>,
     /// Whole seconds (what the file can hold).
-    pub since: SystemTime,
+    pub(crate) since: SystemTime,
     /// The nickname of whoever made the ban.
-    pub by: String,
+    pub(crate) by: String,
     /// May be empty; no control characters or newlines.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Ban {
     /// One line for `/bans`, e.g.
     /// `bob 127.0.0.1 since 2026-11-24T14:00:00Z by admin: spamming`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!(
             "{} {} since {} by {}",
             self.nick_field(),
@@ -254,7 +254,7 @@ impl Ban {
 
 /// The bans in force, and the file they live in.
 #[derive(Debug)]
-pub struct BanList {
+pub(crate) struct BanList {
     path: PathBuf,
     bans: Vec<Ban>,
 }
@@ -263,7 +263,7 @@ impl BanList {
     /// Reads `path`. A missing file is an empty list. A malformed line is a
     /// [`BanFileError::Malformed`] naming its 1-based line number. Blank lines
     /// and `#` comments are skipped.
-    pub fn load(path: &Path) -> Result<BanList, BanFileError> {
+    pub(crate) fn load(path: &Path) -> Result<BanList, BanFileError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -295,18 +295,14 @@ impl BanList {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The ban on `nick`, if any (case-insensitive, via `Nick` equality).
-    pub fn find_nick(&self, nick: &Nick) -> Option<&Ban> {
+    pub(crate) fn find_nick(&self, nick: &Nick) -> Option<&Ban> {
         self.bans.iter().find(|b| b.nick.as_ref() == Some(nick))
     }
 
     /// A ban on `ip` or on a prefix holding it, if any; `ip` is
     /// canonicalised first.
-    pub fn find_addr(&self, ip: IpAddr) -> Option<&Ban> {
+    pub(crate) fn find_addr(&self, ip: IpAddr) -> Option<&Ban> {
         self.bans
             .iter()
             .find(|b| b.addr.is_some_and(|r| r.contains(ip)))
@@ -318,7 +314,7 @@ impl BanList {
     /// canonicalised, `since` cut to whole seconds, control characters in the
     /// reason turned into spaces and the reason trimmed. On error the
     /// in-memory list is unchanged.
-    pub fn add(&mut self, ban: Ban) -> Result<(), BanFileError> {
+    pub(crate) fn add(&mut self, ban: Ban) -> Result<(), BanFileError> {
         let ban = self.normalise(ban)?;
         let mut next: Vec<Ban> = self
             .bans
@@ -337,7 +333,7 @@ impl BanList {
     /// Persists before returning; returns the removed bans. If nothing
     /// matched, returns an empty `Vec` and leaves the file untouched. On error
     /// the in-memory list is unchanged.
-    pub fn remove(&mut self, target: &str) -> Result<Vec<Ban>, BanFileError> {
+    pub(crate) fn remove(&mut self, target: &str) -> Result<Vec<Ban>, BanFileError> {
         let target = target.trim();
         // A string like "1.2.3.4" is both a valid nick and an address; such
         // a target removes bans of either kind, as documented.
@@ -354,15 +350,15 @@ impl BanList {
         Ok(removed)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Ban> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Ban> {
         self.bans.iter()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bans.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.bans.is_empty()
     }
 
@@ -652,7 +648,6 @@ mod tests {
         let (_dir, path) = setup();
         let list = BanList::load(&path).unwrap();
         assert!(list.is_empty());
-        assert_eq!(list.path(), path);
         assert!(!path.exists(), "loading must not create the file");
     }
 

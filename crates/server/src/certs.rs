@@ -36,9 +36,9 @@ use tlschat_protocol::Fingerprint;
 pub const DEFAULT_DAYS: u32 = 3650;
 
 /// File name of the certificate chain inside a certificate directory.
-pub const CERT_FILE: &str = "cert.pem";
+const CERT_FILE: &str = "cert.pem";
 /// File name of the private key inside a certificate directory.
-pub const KEY_FILE: &str = "key.pem";
+const KEY_FILE: &str = "key.pem";
 
 const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
 /// 9999-12-31T00:00:00Z: the last day X.509 (GeneralizedTime) can express.
@@ -121,9 +121,9 @@ pub enum CertError {
 /// A freshly generated certificate and key, as PEM text.
 #[derive(Clone)]
 pub struct GeneratedCert {
-    pub cert_pem: String,
+    pub(crate) cert_pem: String,
     /// PKCS#8 PEM. Secret: never log it.
-    pub key_pem: String,
+    pub(crate) key_pem: String,
     pub fingerprint: Fingerprint,
 }
 
@@ -139,7 +139,7 @@ impl fmt::Debug for GeneratedCert {
 
 /// ECDSA P-256 self-signed END-ENTITY certificate (not a CA: basic
 /// constraints say CA:FALSE), EKU serverAuth, key usage digitalSignature,
-/// subject CN "tlschat server <hostname>", valid from now-1day (tolerates
+/// subject CN `tlschat server <hostname>`, valid from now-1day (tolerates
 /// clients whose clock is slightly behind) to now+`days`.
 ///
 /// Each SAN that parses as an [`IpAddr`] becomes an IP SAN, anything else a
@@ -345,12 +345,12 @@ pub struct LoadedCert {
     /// Leaf first, as in the PEM file.
     pub chain: Vec<CertificateDer<'static>>,
     /// PKCS#8, SEC1 or PKCS#1 RSA.
-    pub key: PrivateKeyDer<'static>,
+    pub(crate) key: PrivateKeyDer<'static>,
     /// Of the leaf.
     pub fingerprint: Fingerprint,
-    pub paths: CertPaths,
+    pub(crate) paths: CertPaths,
     /// The leaf's expiry, for "expires in N days" warnings.
-    pub not_after: SystemTime,
+    pub(crate) not_after: SystemTime,
 }
 
 // By hand: PrivateKeyDer has clone_key() rather than Clone, so copies of
@@ -409,7 +409,7 @@ pub fn load(paths: &CertPaths) -> Result<LoadedCert, CertError> {
 /// it may be the operator's only copy). An existing DIR that others could
 /// write into is refused ([`check_private_dir`]): they could swap the key.
 /// Returns `(cert, generated)`.
-pub fn load_or_generate(
+pub(crate) fn load_or_generate(
     dir: &Path,
     extra_sans: &[String],
 ) -> Result<(LoadedCert, bool), CertError> {
@@ -1088,7 +1088,15 @@ zgymK8liZ8WpZNrL10Cg4WI=
         };
         let loaded = load(&paths).unwrap();
         assert!(matches!(loaded.key, PrivateKeyDer::Pkcs1(_)));
-        crate::tls::server_config(&loaded).unwrap();
+        // Usable as the certificate's key, asked of the provider itself:
+        // `tls` builds on this module, so its tests, not these, cover the
+        // whole server configuration.
+        rustls::sign::CertifiedKey::from_der(
+            loaded.chain.clone(),
+            loaded.key.clone_key(),
+            &tlschat_protocol::tls::provider(),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -1,24 +1,58 @@
-//! Server configuration: the validated [`ServerConfig`] that
-//! [`Server::bind`](crate::Server::bind) takes, the [`Limits`] that
-//! protect it, and the TOML file they can come from.
+//! Server configuration: every setting defined once, the merge of its
+//! sources into the [`ServerConfig`] that [`Server::bind`](crate::Server::bind)
+//! takes, and what a SIGHUP reload re-reads.
 //!
-//! Every setting has a default, a key in the optional config file, a command
-//! line flag and (for the limits) a `TLSCHAT_*` environment variable. The
-//! binary merges them with the precedence flag > env > file > default: clap
-//! already folds env into the flag, so [`Settings::merge`] only has to put
-//! the command line over the file, and [`Settings::resolve`] fills in the
-//! defaults. For every limit, `0` switches it off.
+//! ```text
+//! flags + TLSCHAT_* (clap, into Settings) ─┐
+//! tlschat.toml (serde, into Settings) ──────┴→ Settings::merge → Merged ─→ server_config() → ServerConfig
+//!                                                                  ├→ effective.to_toml() (check-config)
+//!                                                                  └→ reload() (SIGHUP) → Reload
+//! ```
+//!
+//! [`Settings`] is at once the command line (clap, with each flag's
+//! `TLSCHAT_*` variable) and the config file's schema (serde): one field per
+//! setting, named as its flag and its key. The limits are written once in
+//! the `limits!` table below, which makes [`Limits`] (the resolved values
+//! with their defaults) and [`LimitSettings`] (flag, variable, key and help)
+//! from the same line.
+//!
+//! Precedence is flag > env > file > default: clap already folds each
+//! variable into its flag, [`Settings::merge`] puts the command line over
+//! the file and fills in the defaults. The admin password follows the same
+//! order across its three forms (`--admin-password-file`,
+//! `TLSCHAT_ADMIN_PASSWORD`, the `admin_password_file` key); see
+//! [`Merged::server_config`]. For every limit, `0` switches it off.
+//!
+//! The reload policy ([`Merged::reload`]): a SIGHUP re-reads the config file
+//! and merges it with the command line of the start, which cannot change.
+//! The limits are applied; `listen`, `cert`, `key` and `san` wait for a
+//! restart (a reload that finds them changed says so), as do the data
+//! directory and the admin password.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::certs::{self, CertError, CertPaths};
+use tlschat_fs::{read_password_file, PasswordFileError};
 use tlschat_protocol::DEFAULT_PORT;
 
 /// The config file's name inside the data directory.
-pub const CONFIG_FILE: &str = "tlschat.toml";
+pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
+
+/// The variable that holds the admin password itself (there is no flag:
+/// a password on a command line is visible to every user of the machine).
+pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+
+/// Where the server listens unless told otherwise.
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT));
+
+/// The prefix lengths `ipv6_prefix_len` may name.
+const IPV6_PREFIX_LENS: RangeInclusive<u8> = 1..=128;
 
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,92 +64,239 @@ pub enum CertSource {
     Files { cert: PathBuf, key: PathBuf },
 }
 
-/// The abuse limits, all reloadable with SIGHUP. `0` switches a limit off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Connected clients at once (handshaking ones included).
-    pub max_clients: usize,
-    /// Connections at once from one address.
-    pub max_per_address: usize,
-    /// Lines per second a client may send (token bucket rate).
-    pub rate_limit: u32,
-    /// Lines a client may send in a burst (token bucket size).
-    pub rate_burst: u32,
+/// How a limit is written as a flag, a variable or a key: counts as they
+/// are, durations as whole seconds.
+pub(crate) trait LimitValue: Copy {
+    type Raw: Copy + std::fmt::Display;
+    fn from_raw(raw: Self::Raw) -> Self;
+    fn to_raw(self) -> Self::Raw;
+}
+
+macro_rules! counts_are_raw {
+    ($($t:ty),*) => {$(
+        impl LimitValue for $t {
+            type Raw = $t;
+            fn from_raw(raw: $t) -> $t {
+                raw
+            }
+            fn to_raw(self) -> $t {
+                self
+            }
+        }
+    )*};
+}
+counts_are_raw!(usize, u32, u8);
+
+impl LimitValue for Duration {
+    type Raw = u64;
+    fn from_raw(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+    fn to_raw(self) -> u64 {
+        self.as_secs()
+    }
+}
+
+/// The one definition of every limit. Each line makes a field of
+/// [`Limits`] with its default, and a field of [`LimitSettings`] that is
+/// the flag (`--` and the name with dashes), the variable and the
+/// `[limits]` key (the name), whose help is the doc line followed by the
+/// default. `valid RANGE, NOTE` bounds a limit that cannot be off, in clap
+/// and in the file alike.
+macro_rules! limits {
+    ($(
+        #[doc = $doc:literal]
+        $name:ident: $ty:ty = $default:expr, $value_name:literal, $env:literal
+            $(, valid $valid:expr, $note:expr)?;
+    )*) => {
+        /// The abuse limits, all reloadable with SIGHUP. `0` switches a
+        /// limit off. Defined, with their flags and keys, in config.rs's
+        /// `limits!` table.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Limits {
+            $(#[doc = $doc] pub $name: $ty,)*
+        }
+
+        impl Limits {
+            /// Every limit's built-in default.
+            pub const DEFAULT: Limits = Limits { $($name: $default,)* };
+
+            /// Every limit set, as a source would set it.
+            fn settings(&self) -> LimitSettings {
+                LimitSettings { $($name: Some(self.$name.to_raw()),)* }
+            }
+        }
+
+        /// `Option` of every limit: what one source (command line, file)
+        /// sets.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[command(next_help_heading = "Limits (0 = off)")]
+        pub struct LimitSettings {
+            $(
+                // `[$(…)?].into_iter().next()`: `Some` of the range's text
+                // for a bounded limit, `None` for the others.
+                #[arg(
+                    long,
+                    env = $env,
+                    value_name = $value_name,
+                    help = limit_help($doc, [$(valid_text(&$valid))?].into_iter().next(), Limits::DEFAULT.$name.to_raw())
+                    $(, value_parser = clap::value_parser!(u8)
+                        .range(i64::from(*$valid.start())..=i64::from(*$valid.end())))?
+                )]
+                pub(crate) $name: Option<<$ty as LimitValue>::Raw>,
+            )*
+        }
+
+        impl LimitSettings {
+            /// `self` where it is set, `lower` elsewhere.
+            fn over(self, lower: LimitSettings) -> LimitSettings {
+                LimitSettings { $($name: self.$name.or(lower.$name),)* }
+            }
+
+            /// Fills in the defaults and checks the bounded ones.
+            fn resolve(self) -> Result<Limits, ConfigError> {
+                let limits = Limits {
+                    $($name: self.$name.map_or(Limits::DEFAULT.$name, LimitValue::from_raw),)*
+                };
+                $($(check_valid(stringify!($name), limits.$name, &$valid, $note)?;)?)*
+                Ok(limits)
+            }
+        }
+    };
+}
+
+limits! {
+    /// Clients connected at once
+    max_clients: usize = 4096, "N", "TLSCHAT_MAX_CLIENTS";
+    /// Connections at once from one address
+    max_per_address: usize = 16, "N", "TLSCHAT_MAX_PER_ADDRESS";
+    /// Lines per second a client may send
+    rate_limit: u32 = 10, "N", "TLSCHAT_RATE_LIMIT";
+    /// Lines a client may send in a burst
+    rate_burst: u32 = 20, "N", "TLSCHAT_RATE_BURST";
     /// Lines per second from all connections of one address together
-    /// (bursts of twice that).
-    pub address_rate_limit: u32,
-    /// Unfinished handshakes at once; past that the address holding the
-    /// most loses its oldest.
-    pub max_handshakes: usize,
-    /// Seconds from TCP accept to finish TLS, nickname and password.
-    #[serde(with = "seconds")]
-    pub handshake_timeout: Duration,
-    /// Seconds a logged-in client may stay silent.
-    #[serde(with = "seconds")]
-    pub idle_timeout: Duration,
-    /// Bytes a client's outgoing queue may hold before it is dropped as
-    /// not reading.
-    pub outbound_queue: usize,
-    /// Wrong passwords from one address before it is locked out.
-    pub lockout_after: u32,
-    /// Seconds of the first lockout; each further one doubles (up to a day).
-    #[serde(with = "seconds")]
-    pub lockout_time: Duration,
-    /// IPv6 addresses sharing this many leading bits count as one address
-    /// for every per-address limit (1..=128; not a limit, never off).
-    pub ipv6_prefix_len: u8,
+    address_rate_limit: u32 = 30, "N", "TLSCHAT_ADDRESS_RATE_LIMIT";
+    /// Unfinished handshakes at once; the busiest address loses its oldest
+    max_handshakes: usize = 1024, "N", "TLSCHAT_MAX_HANDSHAKES";
+    /// Seconds from connecting to finish TLS and login
+    handshake_timeout: Duration = Duration::from_secs(30), "SECS", "TLSCHAT_HANDSHAKE_TIMEOUT";
+    /// Seconds a logged-in client may send nothing
+    idle_timeout: Duration = Duration::ZERO, "SECS", "TLSCHAT_IDLE_TIMEOUT";
+    /// Bytes queued for a client before it is dropped as not reading
+    outbound_queue: usize = 256 * 1024, "BYTES", "TLSCHAT_OUTBOUND_QUEUE";
+    /// Wrong passwords from one address before a lockout
+    lockout_after: u32 = 5, "N", "TLSCHAT_LOCKOUT_AFTER";
+    /// Seconds of the first lockout, doubling each time
+    lockout_time: Duration = Duration::from_secs(60), "SECS", "TLSCHAT_LOCKOUT_TIME";
+    /// IPv6 addresses sharing this prefix count as one address
+    ipv6_prefix_len: u8 = 64, "BITS", "TLSCHAT_IPV6_PREFIX_LEN",
+        valid IPV6_PREFIX_LENS, prefix_note();
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_clients: 4096,
-            max_per_address: 16,
-            rate_limit: 10,
-            rate_burst: 20,
-            address_rate_limit: 30,
-            max_handshakes: 1024,
-            handshake_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::ZERO,
-            outbound_queue: 256 * 1024,
-            lockout_after: 5,
-            lockout_time: Duration::from_secs(60),
-            ipv6_prefix_len: 64,
+        Limits::DEFAULT
+    }
+}
+
+/// A limit's flag help: its doc line, the values it may take, the default
+/// (a default of 0 is "off").
+fn limit_help(doc: &str, valid: Option<String>, default: impl std::fmt::Display) -> String {
+    let valid = valid.map(|v| format!(", {v}")).unwrap_or_default();
+    let default = match default.to_string() {
+        zero if zero == "0" => "0 = off".to_owned(),
+        value => value,
+    };
+    format!("{}{valid} [default: {default}]", doc.trim())
+}
+
+fn valid_text(valid: &RangeInclusive<u8>) -> String {
+    format!("{}-{}", valid.start(), valid.end())
+}
+
+/// What `ipv6_prefix_len`'s default means, for the message that refuses a bad one.
+fn prefix_note() -> String {
+    let len = Limits::DEFAULT.ipv6_prefix_len;
+    format!("{len} groups each /{len} as one address")
+}
+
+/// A bounded limit must be inside its bounds.
+fn check_valid(
+    key: &str,
+    value: u8,
+    valid: &RangeInclusive<u8>,
+    note: String,
+) -> Result<(), ConfigError> {
+    if valid.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(format!(
+        "`{key}` is {value}; it must be from {} to {} ({note})",
+        valid.start(),
+        valid.end()
+    )))
+}
+
+/// `--data-dir`, shared by every subcommand that uses the data directory.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataDirArg {
+    /// Where the server keeps its certificate, bans and accounts
+    /// [default: the platform's data directory]
+    #[arg(long, env = "TLSCHAT_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The given directory, or the platform's.
+    pub fn resolve(&self) -> Result<PathBuf, ConfigError> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => default_data_dir().ok_or(ConfigError::NoDataDir),
         }
     }
 }
 
-/// `Option` of every limit: what one source (file, command line) sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitSettings {
-    pub max_clients: Option<usize>,
-    pub max_per_address: Option<usize>,
-    pub rate_limit: Option<u32>,
-    pub rate_burst: Option<u32>,
-    pub address_rate_limit: Option<u32>,
-    pub max_handshakes: Option<usize>,
-    pub handshake_timeout: Option<u64>,
-    pub idle_timeout: Option<u64>,
-    pub outbound_queue: Option<usize>,
-    pub lockout_after: Option<u32>,
-    pub lockout_time: Option<u64>,
-    pub ipv6_prefix_len: Option<u8>,
-}
-
-/// What one source sets of everything configurable; the config file's
-/// schema. Unknown keys are an error that names the key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Every setting of `run` and `check-config`, as one source sets it: the
+/// command line (flags with their `TLSCHAT_*` variables, parsed by clap)
+/// or the config file (parsed by serde; unknown keys are an error that
+/// names the key). `config` and `data_dir` have no key: the default config
+/// file lives in the data directory.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub listen: Option<SocketAddr>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub san: Option<Vec<String>>,
-    pub admin_password_file: Option<PathBuf>,
+    /// Config file (TOML) [default: <data-dir>/tlschat.toml, if it exists]
+    #[arg(long, env = "TLSCHAT_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    #[arg(long, env = "TLSCHAT_LISTEN", value_name = "ADDR", help = listen_help())]
+    pub(crate) listen: Option<SocketAddr>,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub(crate) data_dir: DataDirArg,
+    /// Use this certificate (PEM, chain allowed) instead of a generated one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, SEC1 or RSA).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Extra name or IP address for a generated certificate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) san: Option<Vec<String>>,
+    #[arg(long, value_name = "FILE", help = format!(
+        "Set the admin password from this file's first line ({ADMIN_PASSWORD_ENV} works too)"
+    ))]
+    pub(crate) admin_password_file: Option<PathBuf>,
+    #[command(flatten)]
     #[serde(default)]
-    pub limits: LimitSettings,
+    pub(crate) limits: LimitSettings,
+}
+
+fn listen_help() -> String {
+    let any_v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PORT));
+    format!(
+        "Address and port to listen on (`{any_v6}` for IPv6 and IPv4) [default: {DEFAULT_LISTEN}]"
+    )
 }
 
 /// Why a configuration is not usable.
@@ -130,11 +311,17 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("cannot find a data directory for this user; pass --data-dir DIR")]
+    NoDataDir,
+    #[error(transparent)]
+    PasswordFile(#[from] PasswordFileError),
+    #[error(transparent)]
+    Cert(#[from] CertError),
 }
 
 impl Settings {
     /// Reads a config file.
-    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -145,39 +332,60 @@ impl Settings {
         })
     }
 
-    pub fn parse(text: &str) -> Result<Settings, String> {
+    pub(crate) fn parse(text: &str) -> Result<Settings, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
     }
 
+    /// The merge: this command line (flags over their variables, as clap
+    /// read them) over the config file (`--config`, or the data
+    /// directory's `tlschat.toml` if it exists) over the defaults.
+    pub fn merge(self) -> Result<Merged, ConfigError> {
+        let data_dir = self.data_dir.resolve()?;
+        let effective = self.effective(&data_dir)?;
+        Ok(Merged {
+            command_line: self,
+            data_dir,
+            effective,
+        })
+    }
+
+    /// Reads the config file and puts `self` over it (a start and every reload).
+    fn effective(&self, data_dir: &Path) -> Result<Effective, ConfigError> {
+        let file = match self.config_file(data_dir) {
+            Some(path) => Settings::load(&path)?,
+            None => Settings::default(),
+        };
+        self.clone().over(file).resolve()
+    }
+
+    /// The config file to read, if any: `--config` must exist, the default
+    /// one may not.
+    fn config_file(&self, data_dir: &Path) -> Option<PathBuf> {
+        match &self.config {
+            Some(path) => Some(path.clone()),
+            None => {
+                let default = data_dir.join(CONFIG_FILE);
+                default.exists().then_some(default)
+            }
+        }
+    }
+
     /// `self` (the command line) over `lower` (the file).
-    pub fn merge(self, lower: Settings) -> Settings {
-        let l = self.limits;
-        let f = lower.limits;
+    fn over(self, lower: Settings) -> Settings {
         Settings {
+            config: self.config,
+            data_dir: self.data_dir,
             listen: self.listen.or(lower.listen),
             cert: self.cert.or(lower.cert),
             key: self.key.or(lower.key),
             san: self.san.filter(|s| !s.is_empty()).or(lower.san),
             admin_password_file: self.admin_password_file.or(lower.admin_password_file),
-            limits: LimitSettings {
-                max_clients: l.max_clients.or(f.max_clients),
-                max_per_address: l.max_per_address.or(f.max_per_address),
-                rate_limit: l.rate_limit.or(f.rate_limit),
-                rate_burst: l.rate_burst.or(f.rate_burst),
-                address_rate_limit: l.address_rate_limit.or(f.address_rate_limit),
-                max_handshakes: l.max_handshakes.or(f.max_handshakes),
-                handshake_timeout: l.handshake_timeout.or(f.handshake_timeout),
-                idle_timeout: l.idle_timeout.or(f.idle_timeout),
-                outbound_queue: l.outbound_queue.or(f.outbound_queue),
-                lockout_after: l.lockout_after.or(f.lockout_after),
-                lockout_time: l.lockout_time.or(f.lockout_time),
-                ipv6_prefix_len: l.ipv6_prefix_len.or(f.ipv6_prefix_len),
-            },
+            limits: self.limits.over(lower.limits),
         }
     }
 
     /// Fills in the defaults and checks what belongs together.
-    pub fn resolve(self) -> Result<Effective, ConfigError> {
+    fn resolve(self) -> Result<Effective, ConfigError> {
         let cert = match (self.cert, self.key) {
             (Some(cert), Some(key)) => {
                 if self.san.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -201,41 +409,97 @@ impl Settings {
                 ))
             }
         };
-        let d = Limits::default();
-        let l = self.limits;
-        let secs = Duration::from_secs;
         Ok(Effective {
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            listen: self.listen.unwrap_or(DEFAULT_LISTEN),
             cert,
             admin_password_file: self.admin_password_file,
-            limits: Limits {
-                max_clients: l.max_clients.unwrap_or(d.max_clients),
-                max_per_address: l.max_per_address.unwrap_or(d.max_per_address),
-                rate_limit: l.rate_limit.unwrap_or(d.rate_limit),
-                rate_burst: l.rate_burst.unwrap_or(d.rate_burst),
-                address_rate_limit: l.address_rate_limit.unwrap_or(d.address_rate_limit),
-                max_handshakes: l.max_handshakes.unwrap_or(d.max_handshakes),
-                handshake_timeout: l.handshake_timeout.map_or(d.handshake_timeout, secs),
-                idle_timeout: l.idle_timeout.map_or(d.idle_timeout, secs),
-                outbound_queue: l.outbound_queue.unwrap_or(d.outbound_queue),
-                lockout_after: l.lockout_after.unwrap_or(d.lockout_after),
-                lockout_time: l.lockout_time.map_or(d.lockout_time, secs),
-                ipv6_prefix_len: check_prefix_len(l.ipv6_prefix_len.unwrap_or(d.ipv6_prefix_len))?,
-            },
+            limits: self.limits.resolve()?,
         })
     }
 }
 
-/// `ipv6_prefix_len` must name a prefix: 1 to 128 bits.
-fn check_prefix_len(len: u8) -> Result<u8, ConfigError> {
-    if (1..=128).contains(&len) {
-        Ok(len)
-    } else {
-        Err(ConfigError::Invalid(format!(
-            "`ipv6_prefix_len` is {len}; it must be from 1 to 128 (64 groups each /64 as one address)"
-        )))
+/// What the merge produced for one run: the data directory, the effective
+/// settings, and the command line a reload merges with again.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    command_line: Settings,
+    pub(crate) data_dir: PathBuf,
+    pub effective: Effective,
+}
+
+/// What a SIGHUP reload applies, from [`Merged::reload`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// The new limits, for [`Reloader::reload`](crate::Reloader::reload).
+    pub limits: Limits,
+    /// Set when settings that only a restart applies have changed.
+    pub waiting_for_restart: Option<&'static str>,
+}
+
+/// The warning of a reload that finds restart-only settings changed.
+const RESTART_ONLY: &str =
+    "listen, cert, key and san changes take effect at the next restart; reloading the rest";
+
+impl Merged {
+    /// What `check-config` checks beyond the merge: the files the settings
+    /// name load (`cert`/`key`, `admin_password_file`).
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let CertSource::Files { cert, key } = &self.effective.cert {
+            certs::load(&CertPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            })?;
+        }
+        if let Some(file) = &self.effective.admin_password_file {
+            read_password_file(file)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration to start the server with. The admin password:
+    /// `--admin-password-file` over `TLSCHAT_ADMIN_PASSWORD` (ignored when
+    /// empty) over the `admin_password_file` key; none keeps the stored one.
+    pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
+        let env_password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+        self.server_config_with(env_password)
+    }
+
+    fn server_config_with(
+        &self,
+        env_password: Option<String>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let env_password = env_password.filter(|p| !p.is_empty());
+        // `effective.admin_password_file` is the flag's file when the flag is
+        // given, else the config key's.
+        let flag_given = self.command_line.admin_password_file.is_some();
+        let admin_password = match (&self.effective.admin_password_file, env_password) {
+            (Some(file), _) if flag_given => Some(read_password_file(file)?),
+            (_, Some(password)) => Some(password),
+            (Some(file), None) => Some(read_password_file(file)?),
+            (None, None) => None,
+        };
+        let eff = &self.effective;
+        Ok(ServerConfig {
+            listen: eff.listen,
+            data_dir: self.data_dir.clone(),
+            cert: eff.cert.clone(),
+            admin_password,
+            limits: eff.limits.clone(),
+        })
+    }
+
+    /// SIGHUP: the config file read again (even one created after the
+    /// start) under the same command line. The limits apply; `listen` and
+    /// the certificate source wait for a restart, and so do the data
+    /// directory and the admin password, which a reload does not read.
+    pub fn reload(&self) -> Result<Reload, ConfigError> {
+        let now = self.command_line.effective(&self.data_dir)?;
+        let restart_only_changed =
+            now.listen != self.effective.listen || now.cert != self.effective.cert;
+        Ok(Reload {
+            limits: now.limits,
+            waiting_for_restart: restart_only_changed.then_some(RESTART_ONLY),
+        })
     }
 }
 
@@ -262,7 +526,7 @@ impl Effective {
             san: Option<&'a [String]>,
             #[serde(skip_serializing_if = "Option::is_none")]
             admin_password_file: Option<&'a Path>,
-            limits: &'a Limits,
+            limits: LimitSettings,
         }
         let (cert, key, san) = match &self.cert {
             CertSource::Files { cert, key } => (Some(cert.as_path()), Some(key.as_path()), None),
@@ -274,25 +538,10 @@ impl Effective {
             key,
             san,
             admin_password_file: self.admin_password_file.as_deref(),
-            limits: &self.limits,
+            limits: self.limits.settings(),
         };
         // Plain data with string keys: serialization cannot fail.
         toml::to_string(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
-    }
-}
-
-/// Durations as whole seconds in the file.
-mod seconds {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
     }
 }
 
@@ -338,7 +587,7 @@ impl ServerConfig {
     /// Defaults for everything but the data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            listen: DEFAULT_LISTEN,
             data_dir: data_dir.into(),
             cert: CertSource::Generated {
                 extra_sans: Vec::new(),
@@ -357,7 +606,7 @@ impl ServerConfig {
 pub fn certs_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("certs")
 }
-pub fn bans_file(data_dir: &Path) -> PathBuf {
+pub(crate) fn bans_file(data_dir: &Path) -> PathBuf {
     data_dir.join("bans.txt")
 }
 pub fn accounts_file(data_dir: &Path) -> PathBuf {
@@ -366,7 +615,7 @@ pub fn accounts_file(data_dir: &Path) -> PathBuf {
 
 /// The platform's data directory for tlschat (`~/.local/share/tlschat`,
 /// `~/Library/Application Support/tlschat`, `%APPDATA%\tlschat\data`).
-pub fn default_data_dir() -> Option<PathBuf> {
+pub(crate) fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "tlschat").map(|d| d.data_dir().to_path_buf())
 }
 
@@ -406,7 +655,7 @@ mod tests {
         .unwrap();
         let mut cli = Settings::default();
         cli.limits.rate_limit = Some(0);
-        let eff = cli.merge(file).resolve().unwrap();
+        let eff = cli.over(file).resolve().unwrap();
         assert_eq!(eff.listen, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(
             eff.limits.rate_limit, 0,
@@ -447,5 +696,136 @@ mod tests {
         let text = eff.to_toml();
         let again = Settings::parse(&text).unwrap().resolve().unwrap();
         assert_eq!(again, eff, "{text}");
+    }
+
+    /// A data directory with `tlschat.toml` holding `text`.
+    fn data_dir_with_config(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        dir
+    }
+
+    /// Held by whoever parses a command line or sets a `TLSCHAT_*`
+    /// variable: clap reads the process environment, shared by all tests.
+    static ENVIRONMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// The command line `args` as clap reads it, environment included.
+    fn command_line(data_dir: &Path, args: &[&str]) -> Settings {
+        let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+        parse(data_dir, args)
+    }
+
+    /// [`command_line`] for a test that holds [`ENVIRONMENT`] itself.
+    fn parse(data_dir: &Path, args: &[&str]) -> Settings {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let data_dir = data_dir.to_str().unwrap();
+        let head = ["tlschat-server", "--data-dir", data_dir];
+        let all = head.iter().chain(args);
+        <Cli as clap::Parser>::try_parse_from(all).unwrap().settings
+    }
+
+    #[test]
+    fn a_limit_takes_flag_over_env_over_file_over_default() {
+        let dir = data_dir_with_config("[limits]\nrate_limit = 5\n");
+        let rate_of = |cli: Settings| {
+            let merged = cli.merge().unwrap();
+            merged.server_config().unwrap().limits.rate_limit
+        };
+        let rate = |args: &[&str]| rate_of(command_line(dir.path(), args));
+        let with_env = {
+            let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+            std::env::set_var("TLSCHAT_RATE_LIMIT", "6");
+            let flag = rate_of(parse(dir.path(), &["--rate-limit", "7"]));
+            let env = rate_of(parse(dir.path(), &[]));
+            std::env::remove_var("TLSCHAT_RATE_LIMIT");
+            (flag, env)
+        };
+        assert_eq!(with_env, (7, 6), "the flag over the variable over the file");
+        assert_eq!(rate(&[]), 5, "the file over the default");
+        std::fs::remove_file(dir.path().join(CONFIG_FILE)).unwrap();
+        assert_eq!(rate(&[]), Limits::DEFAULT.rate_limit);
+        assert_eq!(rate(&["--rate-limit", "0"]), 0, "0 is a value");
+    }
+
+    #[test]
+    fn the_admin_password_takes_flag_over_env_over_file_over_the_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag_file = dir.path().join("flag.txt");
+        let key_file = dir.path().join("key.txt");
+        std::fs::write(&flag_file, "from-flag\n").unwrap();
+        std::fs::write(&key_file, "from-key\n").unwrap();
+        let key = format!("admin_password_file = {:?}\n", key_file.to_str().unwrap());
+        std::fs::write(dir.path().join(CONFIG_FILE), &key).unwrap();
+        let password = |flag: Option<&Path>, env: Option<&str>| {
+            let mut cli = command_line(dir.path(), &[]);
+            cli.admin_password_file = flag.map(Path::to_path_buf);
+            let merged = cli.merge().unwrap();
+            let config = merged.server_config_with(env.map(str::to_owned)).unwrap();
+            config.admin_password
+        };
+        let given = |p: &str| Some(p.to_owned());
+        assert_eq!(
+            password(Some(&flag_file), Some("from-env")),
+            given("from-flag")
+        );
+        assert_eq!(password(None, Some("from-env")), given("from-env"));
+        assert_eq!(
+            password(None, Some("")),
+            given("from-key"),
+            "empty is unset"
+        );
+        assert_eq!(password(None, None), given("from-key"));
+        std::fs::remove_file(dir.path().join(CONFIG_FILE)).unwrap();
+        assert_eq!(password(None, None), None, "keep the stored password");
+    }
+
+    #[test]
+    fn a_reload_applies_the_files_limits_under_the_same_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let merged = command_line(dir.path(), &["--max-clients", "3"])
+            .merge()
+            .unwrap();
+        let reload_with = |text: &str| {
+            std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+            merged.reload()
+        };
+
+        // A config file created after the start is read; the flag still wins.
+        let reload = reload_with("[limits]\nrate_limit = 4\nmax_clients = 9\n").unwrap();
+        assert_eq!(reload.limits.rate_limit, 4);
+        assert_eq!(reload.limits.max_clients, 3, "flags cannot change");
+        assert_eq!(reload.waiting_for_restart, None);
+
+        // listen and the certificate wait for a restart, and say so.
+        for restart_only in [
+            "listen = \"127.0.0.1:7000\"\n",
+            "san = [\"chat.example.org\"]\n",
+        ] {
+            let reload = reload_with(&format!("{restart_only}[limits]\nrate_limit = 2\n")).unwrap();
+            assert_eq!(reload.limits.rate_limit, 2, "the rest is reloaded");
+            assert_eq!(
+                reload.waiting_for_restart,
+                Some(RESTART_ONLY),
+                "{restart_only}"
+            );
+        }
+
+        // The admin password is not re-read: a reload has nothing to carry it.
+        let reload = reload_with("admin_password_file = \"/nonexistent/password\"\n").unwrap();
+        assert_eq!(
+            reload.limits,
+            Limits {
+                max_clients: 3,
+                ..Limits::DEFAULT
+            }
+        );
+        assert_eq!(reload.waiting_for_restart, None);
+
+        // A broken file is refused as a whole.
+        assert!(reload_with("[limits]\nrate_limit = -1\n").is_err());
     }
 }

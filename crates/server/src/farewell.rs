@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A writer that can put its last bytes and its orderly close into one
 /// write: the caller then only has to `shutdown()`.
-pub trait Farewell: AsyncWrite + Unpin {
+pub(crate) trait Farewell: AsyncWrite + Unpin {
     /// Queues a prefix of `last`, without writing, followed by the close
     /// if all of it fit; returns how much was queued. The caller writes
     /// the rest (if any), then calls `shutdown()`, which sends what was

@@ -1,11 +1,20 @@
 //! The `Hub`: who is connected, who is in which room, who is banned, and
 //! the only place that decides who receives what.
 //!
-//! Peer tasks call its methods with a [`ClientId`] and a parsed
-//! [`Command`]. Each method takes the state lock for a short synchronous
-//! section: it updates users and rooms, encodes every outgoing line once, and
-//! `try_send`s the shared bytes into each recipient's [`Outbox`]. Nothing in
-//! here waits on a socket. A recipient whose queue is full is collected as
+//! ```text
+//! Peer ─ say / private / join / who / rooms / kick / ban / unban / bans / quit
+//!      → one section under the state lock (Hub::section)
+//!      → each line encoded once → every recipient's Outbox (shared Bytes)
+//! ```
+//!
+//! A client's [`Peer`](crate::peer) calls one method per command that
+//! reaches others or needs their state, with its [`ClientId`]; what
+//! concerns that client alone (its errors, `PONG`, `/help`) it queues
+//! itself, and it checks admin rights ([`Role`]) before it calls an admin
+//! command's method. Each method takes the state lock for a short
+//! synchronous section: it updates users and rooms, encodes every outgoing
+//! line once, and `try_send`s the shared bytes into each recipient's
+//! [`Outbox`]. Nothing in here waits on a socket. A recipient whose queue is full is collected as
 //! lagging and dropped at the end of the same section ([`State::settle`]),
 //! which may announce its `PART` to others (and so drop further laggards).
 //!
@@ -28,19 +37,22 @@ use bytes::Bytes;
 use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
-use super::accounts::{Accounts, ADMIN};
+use super::accounts::{Accounts, Role};
 use super::bans::{canonical_ip, AddrRange, Ban, BanList};
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
-use tlschat_protocol::command::{CommandError, ADMIN_HELP, HELP};
-use tlschat_protocol::{Command, ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
-/// The answer to a user's admin command.
-const NOT_ADMIN: &str = "only the admin may do that";
+/// What a room line says: plain text (`MSG`) or an action (`/me`, `ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speech {
+    Msg,
+    Action,
+}
 
 /// Why a nickname could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     #[error("that nickname is in use")]
     Taken,
     #[error("the server is shutting down")]
@@ -49,7 +61,7 @@ pub enum RegisterError {
 
 /// Shared handle to the chat state; cheap to clone.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     shared: Arc<Shared>,
 }
 
@@ -80,7 +92,7 @@ struct User {
     /// Folded name of the user's room (always a key of `rooms`).
     room: Box<str>,
     outbox: Outbox,
-    admin: bool,
+    role: Role,
 }
 
 /// Queues `line` for `id`; a full queue puts `id` on the `lagging` list,
@@ -98,7 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(bans: BanList, accounts: Accounts) -> Hub {
+    pub(crate) fn new(bans: BanList, accounts: Accounts) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -113,8 +125,8 @@ impl Hub {
     /// The `BAN` reason for a nickname or address that may not enter. The
     /// admin, who proves itself with a password, is exempt from bans
     /// (otherwise banning anyone on a shared address locks the admin out).
-    pub fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
-        if nick.key() == ADMIN {
+    pub(crate) fn ban_reason(&self, nick: &Nick, addr: IpAddr) -> Option<String> {
+        if Role::of(nick).is_admin() {
             // `/ban admin` is refused; a hand-written ban on the admin in
             // bans.txt must not lock the operator out either.
             return None;
@@ -127,208 +139,135 @@ impl Hub {
         })
     }
 
-    pub fn is_taken(&self, nick: &Nick) -> bool {
+    pub(crate) fn is_taken(&self, nick: &Nick) -> bool {
         lock(&self.shared.state).nicks.contains_key(nick.key())
     }
 
     /// The stored password hash if `nick` is a registered account.
-    pub fn password_hash(&self, nick: &Nick) -> Option<String> {
+    pub(crate) fn password_hash(&self, nick: &Nick) -> Option<String> {
         lock(&self.shared.accounts).hash_of(nick).map(str::to_owned)
     }
 
     /// Enters a user that finished the handshake (password already checked)
     /// into `#lobby`: queues `WELCOME`, `JOIN` and `USERS` to it and
     /// announces it to the room. `group` is `addr`'s address group.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         nick: Nick,
+        role: Role,
         addr: IpAddr,
         group: IpAddr,
         outbox: Outbox,
     ) -> Result<ClientId, RegisterError> {
-        let mut st = lock(&self.shared.state);
-        if st.shutting_down {
-            return Err(RegisterError::ShuttingDown);
-        }
-        if st.nicks.contains_key(nick.key()) {
-            return Err(RegisterError::Taken);
-        }
-        st.next_id += 1;
-        let id = ClientId(st.next_id);
-        let lobby = RoomName::lobby();
-        let welcome = ServerLine::Welcome {
-            nick: nick.as_str(),
-            room: lobby.as_str(),
-        }
-        .encode();
-        // Cannot overflow: the queue is new.
-        let _ = outbox.send(welcome);
-        info!(nick = %nick, %addr, "logged in");
-        st.nicks.insert(nick.key().into(), id);
-        st.users.insert(
-            id,
-            User {
-                admin: nick.key() == ADMIN,
-                nick,
-                addr: canonical_ip(addr),
-                group,
-                room: lobby.key().into(),
-                outbox,
-            },
-        );
-        let mut lagging = Vec::new();
-        st.enter(id, lobby, &mut lagging);
-        st.settle(lagging);
-        Ok(id)
+        self.section(|st, lagging| {
+            if st.shutting_down {
+                return Err(RegisterError::ShuttingDown);
+            }
+            if st.nicks.contains_key(nick.key()) {
+                return Err(RegisterError::Taken);
+            }
+            st.next_id += 1;
+            let id = ClientId(st.next_id);
+            let lobby = RoomName::lobby();
+            let welcome = ServerLine::Welcome {
+                nick: nick.as_str(),
+                room: lobby.as_str(),
+            }
+            .encode();
+            // Cannot overflow: the queue is new.
+            let _ = outbox.send(welcome);
+            info!(nick = %nick, %addr, "logged in");
+            st.nicks.insert(nick.key().into(), id);
+            st.users.insert(
+                id,
+                User {
+                    role,
+                    nick,
+                    addr: canonical_ip(addr),
+                    group,
+                    room: lobby.key().into(),
+                    outbox,
+                },
+            );
+            st.enter(id, lobby, lagging);
+            Ok(id)
+        })
     }
 
     // ---- after the handshake ---------------------------------------------
+    //
+    // One method per command that reaches others or needs their state; each
+    // is one short section under the state lock. The peer answers what
+    // concerns its client alone (replies to `PING` and `/help`, its errors)
+    // itself, and has checked admin rights ([`Role`]) before it calls an
+    // admin command's method.
 
-    /// Sends one line to one client (replies, errors).
-    pub fn reply(&self, id: ClientId, line: &ServerLine<'_>) {
+    /// Runs `f` in one section under the state lock, then drops whoever's
+    /// queue overflowed meanwhile.
+    fn section<T>(&self, f: impl FnOnce(&mut State, &mut Vec<ClientId>) -> T) -> T {
         let mut st = lock(&self.shared.state);
         let mut lagging = Vec::new();
-        st.send(id, line.encode(), &mut lagging);
+        let out = f(&mut st, &mut lagging);
         st.settle(lagging);
+        out
     }
 
-    pub fn error(&self, id: ClientId, code: ErrorCode, text: &str) {
+    /// Sends one line to one client, for replies that follow disk I/O.
+    fn reply(&self, id: ClientId, line: &ServerLine<'_>) {
+        self.section(|st, lagging| st.send(id, line.encode(), lagging));
+    }
+
+    fn error(&self, id: ClientId, code: ErrorCode, text: &str) {
         self.reply(id, &ServerLine::Error { code, text });
     }
 
-    /// Answers a line that is not a valid command. A misused admin command
-    /// is `not-permitted` for anyone but the admin: its usage is not theirs.
-    pub fn command_error(&self, id: ClientId, e: &CommandError) {
-        if e.admin_only && !self.is_admin(id) {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
-        self.error(id, e.code, &e.text);
+    /// A line to the speaker's room, the speaker included.
+    pub(crate) fn say(&self, id: ClientId, speech: Speech, text: &str) {
+        self.section(|st, lagging| st.say(id, speech, text, lagging));
     }
 
-    /// Admin rights come with the nickname, so they cannot change while a
-    /// client is connected: one check before a command is enough.
-    fn is_admin(&self, id: ClientId) -> bool {
-        lock(&self.shared.state)
-            .users
-            .get(&id)
-            .is_some_and(|u| u.admin)
+    /// `/msg NICK TEXT`.
+    pub(crate) fn private(&self, id: ClientId, to: &str, text: &str) {
+        self.section(|st, lagging| st.private(id, to, text, lagging));
     }
 
-    /// Carries out one command of a logged-in client. `/ban` and `/unban`
-    /// write the bans file (off the async workers) before they confirm;
-    /// everything else is one short section under the state lock.
-    pub async fn handle(&self, id: ClientId, cmd: Command<'_>) {
-        // Only admin commands take the lock for this.
-        if cmd.needs_admin() && !self.is_admin(id) {
-            return self.error(id, ErrorCode::NotPermitted, NOT_ADMIN);
-        }
-        match cmd {
-            Command::Ban { nick, reason } => self.ban(id, nick, reason).await,
-            Command::Unban(target) => self.unban(id, target).await,
-            Command::Quit(reason) => self.quit(id, reason),
-            Command::Bans => self.list_bans(id),
-            other => self.apply(id, other),
-        }
+    /// `/join #ROOM`.
+    pub(crate) fn join(&self, id: ClientId, room: RoomName) {
+        self.section(|st, lagging| st.join(id, room, lagging));
     }
 
-    /// The commands that need no disk I/O.
-    fn apply(&self, id: ClientId, cmd: Command<'_>) {
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        let Some(me) = st.users.get(&id) else {
-            return;
-        };
-        match cmd {
-            Command::Empty => {}
-            Command::Say(text) => {
-                let line = ServerLine::Msg {
-                    room: st.room_of(id),
-                    nick: me.nick.as_str(),
-                    text,
-                }
-                .encode();
-                st.to_room(&me.room.clone(), &line, &mut lagging);
+    /// `/who`: the `USERS` of the client's room.
+    pub(crate) fn who(&self, id: ClientId) {
+        self.section(|st, lagging| {
+            if let Some(me) = st.users.get(&id) {
+                let line = st.users_line(&me.room);
+                st.send(id, line, lagging);
             }
-            Command::Me(text) => {
-                let line = ServerLine::Action {
-                    room: st.room_of(id),
-                    nick: me.nick.as_str(),
-                    text,
-                }
-                .encode();
-                st.to_room(&me.room.clone(), &line, &mut lagging);
-            }
-            Command::Msg { to, text } => match st.find(to) {
-                Some(target) => {
-                    let recipient = &st.users[&target];
-                    let line = ServerLine::PrivMsg {
-                        from: me.nick.as_str(),
-                        to: recipient.nick.as_str(),
-                        text,
-                    }
-                    .encode();
-                    match recipient.outbox.send_private(line.clone(), me.group) {
-                        Ok(()) if target != id => st.send(id, line, &mut lagging),
-                        Ok(()) => {}
-                        Err(Busy) => {
-                            let text = format!(
-                                "{} is not reading fast enough: message not delivered; try again later",
-                                recipient.nick
-                            );
-                            st.send_error(id, ErrorCode::RecipientBusy, &text, &mut lagging);
-                        }
-                    }
-                }
-                None => st.send_error(
-                    id,
-                    ErrorCode::NoSuchNick,
-                    &format!("{to} is not connected"),
-                    &mut lagging,
-                ),
-            },
-            Command::Join(room) => {
-                if room.key() == &*me.room {
-                    let text = format!("you are already in {}", st.room_of(id));
-                    st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-                } else {
-                    st.exit(id, "moved", true, &mut lagging);
-                    st.enter(id, room, &mut lagging);
-                }
-            }
-            Command::Who => {
-                let line = st.users_line(&me.room.clone());
-                st.send(id, line, &mut lagging);
-            }
-            Command::Rooms => {
-                let mut rooms: Vec<_> = st
-                    .rooms
-                    .values()
-                    .map(|r| (r.name().as_str(), r.len()))
-                    .collect();
-                rooms.sort_unstable();
-                let line = ServerLine::Rooms(rooms).encode();
-                st.send(id, line, &mut lagging);
-            }
-            Command::Help => {
-                let admin = me.admin;
-                let extra = if admin { ADMIN_HELP } else { &[] };
-                for text in HELP.iter().chain(extra) {
-                    st.send(id, ServerLine::Info(text).encode(), &mut lagging);
-                }
-            }
-            Command::Ping(token) => st.send(id, ServerLine::Pong(token).encode(), &mut lagging),
-            Command::Kick { nick, reason } => {
-                st.kick(id, nick, reason.unwrap_or("no reason given"), &mut lagging)
-            }
-            Command::Bans | Command::Quit(_) | Command::Ban { .. } | Command::Unban(_) => {
-                // Routed by `handle` before it gets here.
-            }
-        }
-        st.settle(lagging);
+        });
+    }
+
+    /// `/rooms`: every room with its head count.
+    pub(crate) fn rooms(&self, id: ClientId) {
+        self.section(|st, lagging| {
+            let line = st.rooms_line();
+            st.send(id, line, lagging);
+        });
+    }
+
+    /// `/kick NICK [REASON]`, by the admin.
+    pub(crate) fn kick(&self, id: ClientId, nick: &str, reason: Option<&str>) {
+        let reason = reason.unwrap_or("no reason given");
+        self.section(|st, lagging| st.kick(id, nick, reason, lagging));
+    }
+
+    /// The client's own line overflowed its queue (the peer queues those
+    /// itself): it is dropped like any client that does not read.
+    pub(crate) fn not_reading(&self, id: ClientId) {
+        self.section(|_, lagging| lagging.push(id));
     }
 
     /// `/bans`: one `INFO` per ban.
-    fn list_bans(&self, id: ClientId) {
+    pub(crate) fn list_bans(&self, id: ClientId) {
         let lines: Vec<Bytes> = {
             let bans = lock(&self.shared.bans);
             if bans.is_empty() {
@@ -339,33 +278,26 @@ impl Hub {
                     .collect()
             }
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        for line in lines {
-            st.send(id, line, &mut lagging);
-        }
-        st.settle(lagging);
+        self.section(|st, lagging| {
+            for line in lines {
+                st.send(id, line, lagging);
+            }
+        });
     }
 
     /// `/quit`: the room (the quitter included) sees the `PART`, then the
     /// client is closed after its queue drains.
-    fn quit(&self, id: ClientId, reason: Option<&str>) {
+    pub(crate) fn quit(&self, id: ClientId, reason: Option<&str>) {
         let reason = match reason {
             Some(r) => format!("quit: {r}"),
             None => "quit".to_owned(),
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        st.remove(id, &reason, true, &mut lagging);
-        st.settle(lagging);
+        self.section(|st, lagging| st.remove(id, &reason, true, lagging));
     }
 
     /// The connection ended without `/quit` (EOF, error, shutdown).
-    pub fn disconnected(&self, id: ClientId) {
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        st.remove(id, "disconnected", false, &mut lagging);
-        st.settle(lagging);
+    pub(crate) fn disconnected(&self, id: ClientId) {
+        self.section(|st, lagging| st.remove(id, "disconnected", false, lagging));
     }
 
     /// `/ban NICK|ADDRESS[/LEN] [REASON]`: a connected nickname is banned
@@ -373,29 +305,11 @@ impl Hub {
     /// other nickname alone. The ban is persisted, then every non-admin
     /// session it covers (the nickname, and everyone from the address) is
     /// kicked.
-    async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
-        let (by, found) = {
-            let st = lock(&self.shared.state);
-            let Some(me) = st.users.get(&id) else { return };
-            let found = st.find(target).map(|t| {
-                let u = &st.users[&t];
-                (u.nick.clone(), u.addr)
-            });
-            (me.nick.to_string(), found)
+    pub(crate) async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
+        let Some((by, nick, addr)) = self.ban_target(id, target) else {
+            return;
         };
-        let (nick, addr) = match found {
-            Some((nick, addr)) => (Some(nick), Some(AddrRange::single(addr))),
-            None => match AddrRange::parse(target) {
-                Ok(range) => (None, Some(range)),
-                Err(_) => match Nick::parse(target) {
-                    Ok(nick) => (Some(nick), None),
-                    Err(e) => {
-                        return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
-                    }
-                },
-            },
-        };
-        if nick.as_ref().is_some_and(|n| n.key() == ADMIN) {
+        if nick.as_ref().is_some_and(|n| Role::of(n).is_admin()) {
             return self.error(
                 id,
                 ErrorCode::NotPermitted,
@@ -431,30 +345,51 @@ impl Hub {
             Some(r) => format!("banned: {r}"),
             None => "banned".to_owned(),
         };
-        let mut st = lock(&self.shared.state);
-        let mut lagging = Vec::new();
-        let named = nick.as_ref().and_then(|n| st.nicks.get(n.key()).copied());
-        let others = addr.map_or_else(Vec::new, |a| st.sessions_in(a, named));
-        if let Some(t) = named {
-            st.kick_user(t, &by, &kick_reason, &mut lagging);
+        self.section(|st, lagging| {
+            let also = st.kick_banned(nick.as_ref(), addr, &by, &kick_reason, lagging);
+            let text = format!("banned {whom}");
+            st.send(id, ServerLine::Info(&text).encode(), lagging);
+            if let (Some(a), Some(also)) = (addr, also) {
+                let text = format!("also disconnected from {a}:{also}");
+                st.send(id, ServerLine::Info(&text).encode(), lagging);
+            }
+        });
+    }
+
+    /// Who `/ban TARGET` by `id` names: the banner's nickname, and the
+    /// nickname and address to ban (see [`Hub::ban`]). `None` after
+    /// answering a target that is neither.
+    fn ban_target(
+        &self,
+        id: ClientId,
+        target: &str,
+    ) -> Option<(String, Option<Nick>, Option<AddrRange>)> {
+        let (by, found) = {
+            let st = lock(&self.shared.state);
+            let me = st.users.get(&id)?;
+            let found = st.find(target).map(|t| {
+                let u = &st.users[&t];
+                (u.nick.clone(), u.addr)
+            });
+            (me.nick.to_string(), found)
+        };
+        match found {
+            Some((nick, addr)) => Some((by, Some(nick), Some(AddrRange::single(addr)))),
+            None => match AddrRange::parse(target) {
+                Ok(range) => Some((by, None, Some(range))),
+                Err(_) => match Nick::parse(target) {
+                    Ok(nick) => Some((by, Some(nick), None)),
+                    Err(e) => {
+                        self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
+                        None
+                    }
+                },
+            },
         }
-        let mut also = String::new();
-        for (t, nick) in &others {
-            st.kick_user(*t, &by, &kick_reason, &mut lagging);
-            also.push(' ');
-            also.push_str(nick.as_str());
-        }
-        let text = format!("banned {whom}");
-        st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-        if let (Some(a), false) = (addr, others.is_empty()) {
-            let text = format!("also disconnected from {a}:{also}");
-            st.send(id, ServerLine::Info(&text).encode(), &mut lagging);
-        }
-        st.settle(lagging);
     }
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
-    async fn unban(&self, id: ClientId, target: &str) {
+    pub(crate) async fn unban(&self, id: ClientId, target: &str) {
         let shared = self.shared.clone();
         let owned = target.to_owned();
         let removed = tokio::task::spawn_blocking(move || {
@@ -484,7 +419,7 @@ impl Hub {
 
     /// Server shutdown: every client gets `INFO <text>` and is closed once
     /// its queue drains. No further registrations.
-    pub fn shutdown(&self, text: &str) {
+    pub(crate) fn shutdown(&self, text: &str) {
         let mut st = lock(&self.shared.state);
         st.shutting_down = true;
         let line = ServerLine::Info(text).encode();
@@ -496,18 +431,26 @@ impl Hub {
 
     /// A reloaded bans file replaces the list (SIGHUP). Connected users it
     /// now bans stay until they reconnect.
-    pub fn replace_bans(&self, bans: BanList) {
+    pub(crate) fn replace_bans(&self, bans: BanList) {
         *lock(&self.shared.bans) = bans;
     }
 
     /// A reloaded accounts file replaces the password hashes (SIGHUP after
     /// `tlschat-server passwd`).
-    pub fn replace_accounts(&self, accounts: Accounts) {
+    pub(crate) fn replace_accounts(&self, accounts: Accounts) {
         *lock(&self.shared.accounts) = accounts;
     }
 
+    /// Holds the state lock until the result is dropped: tests show that
+    /// a path does not take it.
+    #[cfg(test)]
+    pub(crate) fn hold_state(&self) -> impl Sized + '_ {
+        lock(&self.shared.state)
+    }
+
     /// How many users are logged in.
-    pub fn user_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn user_count(&self) -> usize {
         lock(&self.shared.state).users.len()
     }
 }
@@ -542,6 +485,87 @@ impl State {
         for (id, outbox) in room.outboxes() {
             deliver(id, outbox, line.clone(), lagging);
         }
+    }
+
+    /// `MSG` or `ACTION` from `id` to every member of its room.
+    fn say(&self, id: ClientId, speech: Speech, text: &str, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&me.room) else {
+            return;
+        };
+        let (nick, name) = (me.nick.as_str(), room.name().as_str());
+        let line = match speech {
+            Speech::Msg => ServerLine::Msg {
+                room: name,
+                nick,
+                text,
+            },
+            Speech::Action => ServerLine::Action {
+                room: name,
+                nick,
+                text,
+            },
+        }
+        .encode();
+        for (member, outbox) in room.outboxes() {
+            deliver(member, outbox, line.clone(), lagging);
+        }
+    }
+
+    /// `PRIVMSG` from `id` to `to`, echoed to the sender (once, if it is
+    /// the recipient); held to the sender's share of the recipient's queue.
+    fn private(&self, id: ClientId, to: &str, text: &str, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        let Some(target) = self.find(to) else {
+            let text = format!("{to} is not connected");
+            return self.send_error(id, ErrorCode::NoSuchNick, &text, lagging);
+        };
+        let recipient = &self.users[&target];
+        let line = ServerLine::PrivMsg {
+            from: me.nick.as_str(),
+            to: recipient.nick.as_str(),
+            text,
+        }
+        .encode();
+        match recipient.outbox.send_private(line.clone(), me.group) {
+            Ok(()) if target != id => self.send(id, line, lagging),
+            Ok(()) => {}
+            Err(Busy) => {
+                let text = format!(
+                    "{} is not reading fast enough: message not delivered; try again later",
+                    recipient.nick
+                );
+                self.send_error(id, ErrorCode::RecipientBusy, &text, lagging);
+            }
+        }
+    }
+
+    /// Moves `id` into `room`, unless it is there already.
+    fn join(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
+        let Some(me) = self.users.get(&id) else {
+            return;
+        };
+        if room.key() == &*me.room {
+            let text = format!("you are already in {}", self.room_of(id));
+            return self.send(id, ServerLine::Info(&text).encode(), lagging);
+        }
+        self.exit(id, "moved", true, lagging);
+        self.enter(id, room, lagging);
+    }
+
+    /// `ROOMS`: every room with its head count, by name.
+    fn rooms_line(&self) -> Bytes {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .map(|r| (r.name().as_str(), r.len()))
+            .collect();
+        rooms.sort_unstable();
+        ServerLine::Rooms(rooms).encode()
     }
 
     fn users_line(&self, room: &str) -> Bytes {
@@ -644,7 +668,7 @@ impl State {
         let mut found: Vec<(ClientId, Nick)> = self
             .users
             .iter()
-            .filter(|(id, u)| Some(**id) != except && !u.admin && range.contains(u.addr))
+            .filter(|(id, u)| Some(**id) != except && !u.role.is_admin() && range.contains(u.addr))
             .map(|(id, u)| (*id, u.nick.clone()))
             .collect();
         found.sort_unstable_by_key(|(id, _)| *id);
@@ -676,6 +700,34 @@ impl State {
         self.send(by_id, ServerLine::Info(&text).encode(), lagging);
     }
 
+    /// Kicks every session a new ban covers: the session named `nick`,
+    /// then every other non-admin one from `addr`, in order of login.
+    /// Returns the latter's nicknames (` a b c`), if there were any.
+    fn kick_banned(
+        &mut self,
+        nick: Option<&Nick>,
+        addr: Option<AddrRange>,
+        by: &str,
+        reason: &str,
+        lagging: &mut Vec<ClientId>,
+    ) -> Option<String> {
+        let named = nick.and_then(|n| self.nicks.get(n.key()).copied());
+        let others = addr.map_or_else(Vec::new, |a| self.sessions_in(a, named));
+        if let Some(t) = named {
+            self.kick_user(t, by, reason, lagging);
+        }
+        if others.is_empty() {
+            return None;
+        }
+        let mut also = String::new();
+        for (t, nick) in &others {
+            self.kick_user(*t, by, reason, lagging);
+            also.push(' ');
+            also.push_str(nick.as_str());
+        }
+        Some(also)
+    }
+
     /// `KICK` to the target's room and the target, `PART` to the others,
     /// then the target is closed once the `KICK` is delivered.
     fn kick_user(&mut self, t: ClientId, by: &str, reason: &str, lagging: &mut Vec<ClientId>) {
@@ -688,6 +740,9 @@ impl State {
             reason,
         }
         .encode();
+        // Its peer answers its own lines without this lock: none of those
+        // answers may follow the `KICK`.
+        user.outbox.end_replies();
         // The target is a member of its room, so this reaches it too.
         self.to_room(&user.room.clone(), &line, lagging);
         info!(nick = %self.users[&t].nick, by, reason, "kick");
@@ -718,12 +773,12 @@ mod tests {
     use crate::outbound::{channel, run_writer, PRIVATE_SHARE, SENDER_SHARE};
 
     /// A logged-in client whose socket is a pipe of `pipe` bytes.
-    struct Peer {
+    struct Piped {
         id: ClientId,
         lines: Lines<BufReader<DuplexStream>>,
     }
 
-    impl Peer {
+    impl Piped {
         async fn next(&mut self) -> String {
             tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
                 .await
@@ -743,23 +798,23 @@ mod tests {
         }
     }
 
-    fn new_hub(dir: &std::path::Path) -> Hub {
+    pub(super) fn new_hub(dir: &std::path::Path) -> Hub {
         Hub::new(
             BanList::load(&dir.join("bans.txt")).unwrap(),
             Accounts::load(&dir.join("accounts.txt")).unwrap(),
         )
     }
 
-    async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Peer {
+    async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Piped {
         let (outbox, inbox) = channel(queue);
         let (w, r) = tokio::io::duplex(pipe);
         tokio::spawn(run_writer(inbox, w));
         let addr: IpAddr = addr.parse().unwrap();
         let group = crate::limits::address_group(addr, 64);
         let id = hub
-            .register(Nick::parse(nick).unwrap(), addr, group, outbox)
+            .register(Nick::parse(nick).unwrap(), Role::User, addr, group, outbox)
             .unwrap();
-        let mut peer = Peer {
+        let mut peer = Piped {
             id,
             lines: BufReader::new(r).lines(),
         };
@@ -774,10 +829,10 @@ mod tests {
 
     /// `from` sends private messages of ~400 bytes to `to` until one is
     /// refused; returns how many got through.
-    async fn flood_until_busy(hub: &Hub, from: &mut Peer, to: &str) -> usize {
+    async fn flood_until_busy(hub: &Hub, from: &mut Piped, to: &str) -> usize {
         let text = format!("{TEXT} {}", "x".repeat(350));
         for sent in 0..100 {
-            hub.handle(from.id, Command::Msg { to, text: &text }).await;
+            hub.private(from.id, to, &text);
             let answer = loop {
                 let line = from.next().await;
                 // Others entering the lobby meanwhile.
@@ -814,25 +869,11 @@ mod tests {
         );
         // Another connection from the same address shares the same share.
         let text = format!("{TEXT} {}", "s".repeat(350));
-        hub.handle(
-            second.id,
-            Command::Msg {
-                to: "victim",
-                text: &text,
-            },
-        )
-        .await;
+        hub.private(second.id, "victim", &text);
         second.wait_for("ERROR recipient-busy ").await;
         // Another address has its own.
         let text = format!("{TEXT} from elsewhere");
-        hub.handle(
-            other.id,
-            Command::Msg {
-                to: "VICTIM",
-                text: &text,
-            },
-        )
-        .await;
+        hub.private(other.id, "VICTIM", &text);
         let echo = other.wait_for("PRIVMSG ").await;
         assert_eq!(echo, format!("PRIVMSG other victim {text}"));
         assert_eq!(hub.user_count(), 4, "nobody was dropped");
@@ -842,14 +883,7 @@ mod tests {
         // ... and, its queue written, the flooder may send again.
         let line = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                hub.handle(
-                    flooder.id,
-                    Command::Msg {
-                        to: "victim",
-                        text: TEXT,
-                    },
-                )
-                .await;
+                hub.private(flooder.id, "victim", TEXT);
                 let answer = flooder.next().await;
                 if answer.starts_with("PRIVMSG ") {
                     return answer;
@@ -874,7 +908,7 @@ mod tests {
         flood_until_busy(&hub, &mut b, "victim").await;
         let text = format!("{TEXT} {}", "r".repeat(300));
         for _ in 0..(QUEUE / 300 + 1) {
-            hub.handle(a.id, Command::Say(&text)).await;
+            hub.say(a.id, Speech::Msg, &text);
         }
         a.wait_for("PART #lobby victim disconnected: not reading")
             .await;
@@ -908,5 +942,304 @@ mod tests {
         assert!(busy_at_once, "later senders find the private share full");
         assert!(total * 400 <= QUEUE / PRIVATE_SHARE + 1024, "{total} lines");
         assert_eq!(hub.user_count(), 1 + 2 * SENDER_SHARE);
+    }
+}
+
+/// Who receives what, read straight from each client's queue: no sockets,
+/// no writer tasks.
+#[cfg(test)]
+mod routing {
+    use super::tests::new_hub;
+    use super::*;
+    use crate::outbound::{channel, Inbox};
+
+    const TEXT: &str = "привет γειά مرحبا שלום 你好 👩🏽‍💻 e\u{301}";
+
+    struct Client {
+        id: ClientId,
+        /// A second handle, to see whether the hub closed the client.
+        outbox: Outbox,
+        inbox: Inbox,
+    }
+
+    impl Client {
+        /// What the client received since the last look.
+        fn lines(&self) -> Vec<String> {
+            self.inbox.take_lines()
+        }
+
+        fn closed(&self) -> bool {
+            self.outbox.is_closing()
+        }
+    }
+
+    fn log_in(hub: &Hub, nick: &str, role: Role, addr: &str) -> Client {
+        let (outbox, inbox) = channel(0);
+        let addr: IpAddr = addr.parse().unwrap();
+        let nick = Nick::parse(nick).unwrap();
+        let id = hub
+            .register(nick, role, addr, addr, outbox.clone())
+            .unwrap();
+        Client { id, outbox, inbox }
+    }
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    /// A hub (and the directory of its files) with `alice` and `bob` in
+    /// `#lobby` and `carol` in `#rust`, each at its own address; every
+    /// queue emptied.
+    fn three() -> (tempfile::TempDir, Hub, [Client; 3]) {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        let carol = log_in(&hub, "carol", Role::User, "10.0.0.3");
+        hub.join(carol.id, room("#rust"));
+        for c in [&alice, &bob, &carol] {
+            c.lines();
+        }
+        (dir, hub, [alice, bob, carol])
+    }
+
+    fn none() -> Vec<String> {
+        Vec::new()
+    }
+
+    #[test]
+    fn a_login_is_welcomed_and_announced_to_its_room_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        assert_eq!(
+            alice.lines(),
+            [
+                "WELCOME alice #lobby",
+                "JOIN #lobby alice",
+                "USERS #lobby alice"
+            ]
+        );
+        let carol = log_in(&hub, "carol", Role::User, "10.0.0.3");
+        hub.join(carol.id, room("#rust"));
+        alice.lines();
+        carol.lines();
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        assert_eq!(
+            bob.lines(),
+            [
+                "WELCOME bob #lobby",
+                "JOIN #lobby bob",
+                "USERS #lobby alice bob"
+            ]
+        );
+        assert_eq!(alice.lines(), ["JOIN #lobby bob"]);
+        assert_eq!(carol.lines(), none());
+    }
+
+    #[test]
+    fn a_room_line_reaches_every_member_and_nobody_else() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        for (speech, word) in [(Speech::Msg, "MSG"), (Speech::Action, "ACTION")] {
+            hub.say(alice.id, speech, TEXT);
+            let line = format!("{word} #lobby alice {TEXT}");
+            assert_eq!(alice.lines(), [line.as_str()]);
+            assert_eq!(bob.lines(), [line]);
+            assert_eq!(carol.lines(), none());
+        }
+    }
+
+    #[test]
+    fn a_private_line_reaches_its_recipient_and_its_sender_only() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        hub.private(alice.id, "CAROL", TEXT);
+        let line = format!("PRIVMSG alice carol {TEXT}");
+        assert_eq!(carol.lines(), [line.as_str()]);
+        assert_eq!(alice.lines(), [line]);
+        assert_eq!(bob.lines(), none());
+        // To oneself: once, not echoed again.
+        hub.private(alice.id, "alice", TEXT);
+        assert_eq!(alice.lines(), [format!("PRIVMSG alice alice {TEXT}")]);
+        // To nobody: the error goes to the sender alone.
+        hub.private(alice.id, "zed", TEXT);
+        assert_eq!(alice.lines(), ["ERROR no-such-nick zed is not connected"]);
+        assert_eq!(bob.lines(), none());
+        assert_eq!(carol.lines(), none());
+    }
+
+    #[test]
+    fn moving_rooms_is_announced_to_the_room_left_and_the_room_entered() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        hub.join(bob.id, room("#rust"));
+        assert_eq!(
+            bob.lines(),
+            [
+                "PART #lobby bob moved",
+                "JOIN #rust bob",
+                "USERS #rust carol bob"
+            ]
+        );
+        assert_eq!(alice.lines(), ["PART #lobby bob moved"]);
+        assert_eq!(carol.lines(), ["JOIN #rust bob"]);
+
+        hub.join(bob.id, room("#rust"));
+        assert_eq!(bob.lines(), ["INFO you are already in #rust"]);
+        assert_eq!(carol.lines(), none());
+
+        hub.who(alice.id);
+        assert_eq!(alice.lines(), ["USERS #lobby alice"]);
+        hub.rooms(alice.id);
+        assert_eq!(alice.lines(), ["ROOMS #lobby=1 #rust=2"]);
+        assert_eq!(bob.lines(), none());
+
+        hub.quit(bob.id, Some("bye"));
+        assert_eq!(bob.lines(), ["PART #rust bob quit: bye"]);
+        assert!(bob.closed());
+        assert_eq!(carol.lines(), ["PART #rust bob quit: bye"]);
+        hub.disconnected(carol.id);
+        assert_eq!(alice.lines(), none());
+        hub.rooms(alice.id);
+        assert_eq!(alice.lines(), ["ROOMS #lobby=1"], "an empty room is gone");
+    }
+
+    /// Past [`QUIET_ROOM_THRESHOLD`] members a join or a part is told to
+    /// the one joining or leaving only.
+    #[test]
+    fn a_big_room_tells_joins_and_parts_to_the_mover_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let big = || room("#big");
+        let observer = log_in(&hub, "observer", Role::User, "10.0.0.1");
+        hub.join(observer.id, big());
+        for i in 1..QUIET_ROOM_THRESHOLD - 1 {
+            let c = log_in(&hub, &format!("u{i}"), Role::User, "10.0.1.1");
+            hub.join(c.id, big());
+        }
+        observer.lines();
+        // The room's last member to be announced, then the first that is not.
+        let last = log_in(&hub, "last", Role::User, "10.0.2.1");
+        let quiet = log_in(&hub, "quiet", Role::User, "10.0.2.2");
+        hub.join(last.id, big());
+        assert_eq!(observer.lines(), ["JOIN #big last"]);
+        hub.join(quiet.id, big());
+        assert_eq!(observer.lines(), none());
+        let told = quiet.lines();
+        assert!(told.contains(&"JOIN #big quiet".to_owned()), "{told:?}");
+        hub.disconnected(quiet.id);
+        assert_eq!(observer.lines(), none());
+        hub.disconnected(last.id);
+        assert_eq!(observer.lines(), ["PART #big last disconnected"]);
+    }
+
+    #[test]
+    fn a_kick_tells_the_room_closes_the_target_and_answers_the_admin() {
+        let (_dir, hub, [alice, bob, carol]) = three();
+        let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.9");
+        admin.lines();
+        alice.lines();
+        bob.lines();
+
+        hub.kick(admin.id, "ALICE", Some("spam"));
+        assert_eq!(alice.lines(), ["KICK alice admin spam"]);
+        assert!(alice.closed());
+        assert_eq!(
+            bob.lines(),
+            ["KICK alice admin spam", "PART #lobby alice kicked"]
+        );
+        assert_eq!(
+            admin.lines(),
+            [
+                "KICK alice admin spam",
+                "PART #lobby alice kicked",
+                "INFO kicked alice"
+            ]
+        );
+        assert_eq!(carol.lines(), none());
+        assert_eq!(hub.user_count(), 3);
+
+        // Errors go to the kicker alone.
+        hub.kick(admin.id, "zed", None);
+        assert_eq!(admin.lines(), ["ERROR no-such-nick zed is not connected"]);
+        hub.kick(admin.id, "admin", None);
+        assert_eq!(
+            admin.lines(),
+            ["ERROR not-permitted you cannot kick yourself"]
+        );
+        hub.kick(admin.id, "carol", None);
+        assert_eq!(carol.lines(), ["KICK carol admin no reason given"]);
+        assert_eq!(bob.lines(), none());
+        assert!(!admin.closed() && !bob.closed());
+    }
+
+    #[tokio::test]
+    async fn a_ban_kicks_the_nickname_and_its_address_but_never_the_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = new_hub(dir.path());
+        let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
+        let mallory = log_in(&hub, "mallory", Role::User, "10.0.0.1");
+        let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
+        let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.1");
+        for c in [&alice, &mallory, &bob, &admin] {
+            c.lines();
+        }
+
+        hub.ban(admin.id, "alice", Some("spam")).await;
+        assert_eq!(alice.lines(), ["KICK alice admin banned: spam"]);
+        assert_eq!(mallory.lines()[0], "KICK alice admin banned: spam");
+        assert!(alice.closed() && mallory.closed());
+        assert_eq!(
+            bob.lines(),
+            [
+                "KICK alice admin banned: spam",
+                "PART #lobby alice kicked",
+                "KICK mallory admin banned: spam",
+                "PART #lobby mallory kicked",
+            ]
+        );
+        let told = admin.lines();
+        assert_eq!(
+            told[told.len() - 2..],
+            [
+                "INFO banned alice (10.0.0.1)",
+                "INFO also disconnected from 10.0.0.1: mallory"
+            ]
+        );
+        assert!(!admin.closed() && !bob.closed());
+        assert_eq!(hub.user_count(), 2);
+
+        // Kept for the next login, on disk too; the admin stays exempt.
+        let on_disk = BanList::load(&dir.path().join("bans.txt")).unwrap();
+        assert_eq!(on_disk.len(), 1);
+        let nick = |n: &str| Nick::parse(n).unwrap();
+        let elsewhere: IpAddr = "10.9.9.9".parse().unwrap();
+        assert_eq!(
+            hub.ban_reason(&nick("alice"), elsewhere).as_deref(),
+            Some("you are banned from this server: spam")
+        );
+        assert!(hub
+            .ban_reason(&nick("eve"), "10.0.0.1".parse().unwrap())
+            .is_some());
+        assert!(hub
+            .ban_reason(&nick("admin"), "10.0.0.1".parse().unwrap())
+            .is_none());
+
+        // The admin account itself cannot be banned: told to the admin only.
+        hub.ban(admin.id, "admin", None).await;
+        assert_eq!(
+            admin.lines(),
+            ["ERROR not-permitted the admin account cannot be banned"]
+        );
+        assert_eq!(bob.lines(), none());
+    }
+
+    /// A client whose own reply overflows its queue is dropped like any
+    /// other laggard: its room sees it leave.
+    #[test]
+    fn a_client_not_reading_is_dropped_with_a_part() {
+        let (_dir, hub, [alice, bob, _carol]) = three();
+        hub.not_reading(bob.id);
+        assert!(bob.closed());
+        assert_eq!(alice.lines(), ["PART #lobby bob disconnected: not reading"]);
+        assert_eq!(hub.user_count(), 2);
     }
 }

@@ -2,11 +2,13 @@
 //! binary is its command line).
 //!
 //! ```text
-//! TcpListener (lib.rs) → limits::Gate (admission) → tls (first byte, TLS accept)
-//!   → peer (one task per connection: login, then each line)
-//!       → Command::parse (tlschat-protocol) → Hub (hub.rs: users, rooms,
-//!         bans; decides who receives what) → each recipient's bounded
-//!         queue (outbound.rs) → its writer task → socket
+//! TcpListener (lib.rs) → limits.rs Gate (admission) → tls.rs (first byte, TLS accept)
+//!   → peer.rs: Login (NICK/PASS), then one Peer per client:
+//!       Frame → rate limits → text check → Command::parse (tlschat-protocol)
+//!       → its own answers (errors, PONG, /help) → its own queue
+//!       → commands that reach others → Hub (hub.rs: users, rooms, bans;
+//!         decides who receives what) → each recipient's bounded queue
+//!   queue (outbound.rs) → that client's writer task → socket
 //! config.rs: flags, environment and tlschat.toml → ServerConfig
 //! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
 //! files in the data directory
@@ -21,29 +23,41 @@
 //! [`Server::run`] accepts connections until the shutdown token is
 //! cancelled, then closes every client in order.
 //!
-//! Each accepted TCP connection asks the [`limits::Gate`] for an
-//! admission (connection counts, per-address cap, unfinished handshakes):
-//! an admitted one gets a [`limits::Ticket`] and its own task ([`peer`]), a
-//! refused one a short task that delivers its refusal (or, when too many
-//! refusals linger, an immediate close); the tasks share one [`Hub`]
-//! (users, rooms, bans) and one TLS configuration. A [`Reloader`] swaps the
-//! limits, the bans and the certificate while the server runs (SIGHUP).
+//! Each accepted TCP connection asks the gate for an admission (connection
+//! counts, per-address cap, unfinished handshakes): an admitted one gets a
+//! ticket and its own task, a refused one a short task that delivers its
+//! refusal (or, when too many refusals linger, an immediate close). The
+//! tasks share one hub (users, rooms, bans) and one TLS configuration. A
+//! [`Reloader`] swaps the limits, the bans, the accounts and the
+//! certificate while the server runs (SIGHUP).
+//!
+//! What other crates use: [`Server`] and [`Reloader`], the settings
+//! ([`config`]), the account and certificate files for the command line's
+//! subcommands ([`accounts`], [`certs`]), the TLS configurations ([`tls`]),
+//! systemd's readiness protocol ([`service`]) and the writers' drain bound
+//! ([`outbound::DRAIN_LIMIT`]). The hub, the peers, the queues, the limits
+//! and the bans are this crate's own.
 
 #![warn(clippy::string_slice)]
+// The module docs describe the internals to whoever changes them (`cargo
+// doc --document-private-items`), so their links to private items are meant.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod accounts;
-pub mod bans;
+mod bans;
 pub mod certs;
 pub mod config;
 mod farewell;
-pub mod hub;
-pub mod limits;
+mod hub;
+mod limits;
 pub mod outbound;
 mod peer;
-pub mod room;
+mod room;
 pub mod service;
 mod socket;
 pub mod tls;
+
+pub use self::bans::BanFileError;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -57,9 +71,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, instrument, warn};
 
 use self::accounts::{AccountsError, AdminSetup};
-use self::bans::BanFileError;
 use self::bans::{canonical_ip, BanList};
-pub use self::hub::Hub;
+use self::hub::Hub;
 use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
 use crate::certs::{CertError, CertPaths};
@@ -186,10 +199,6 @@ impl Server {
 
     pub fn info(&self) -> &ServerInfo {
         &self.info
-    }
-
-    pub fn hub(&self) -> &Hub {
-        &self.ctx.hub
     }
 
     /// A handle that reloads limits, bans and certificate while running.

@@ -44,7 +44,7 @@ const MAX_LINGERING_REFUSALS: usize = 256;
 /// The same, per address group: one address cannot use up the others'.
 const LINGERING_REFUSALS_PER_GROUP: usize = 4;
 /// One refusal warning per address group per this long.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// Address groups whose warnings are tracked at once.
 const WARN_TABLE_CAP: usize = 4096;
 /// Line budgets of groups with no connection kept at once.
@@ -57,7 +57,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What every per-address count is keyed by: an IPv4 address as it is
 /// (an IPv4-mapped IPv6 address as its IPv4 address), an IPv6 address cut
 /// to its first `ipv6_prefix_len` bits (at most 128).
-pub fn address_group(ip: IpAddr, ipv6_prefix_len: u8) -> IpAddr {
+pub(crate) fn address_group(ip: IpAddr, ipv6_prefix_len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -72,7 +72,7 @@ pub fn address_group(ip: IpAddr, ipv6_prefix_len: u8) -> IpAddr {
 }
 
 /// Shared counters and the current limits.
-pub struct Gate {
+pub(crate) struct Gate {
     limits: RwLock<Arc<Limits>>,
     groups: Mutex<Groups>,
     handshakes: Mutex<Handshakes>,
@@ -80,9 +80,9 @@ pub struct Gate {
     refusals: Mutex<Lingering>,
     lockouts: Mutex<LockoutTable>,
     /// Refused connections, logged once a minute per address group.
-    pub refusal_warnings: WarnLimiter,
+    pub(crate) refusal_warnings: WarnLimiter,
     /// Logins from locked-out addresses, likewise.
-    pub lockout_warnings: WarnLimiter,
+    pub(crate) lockout_warnings: WarnLimiter,
 }
 
 /// Admitted connections, in total and per address group.
@@ -157,10 +157,10 @@ struct Group {
 
 /// Why a connection may not come in; the text of its `ERROR server-full`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
+pub(crate) struct Refusal(pub String);
 
 /// The gate's answer to a new connection.
-pub enum Admission {
+pub(crate) enum Admission {
     /// Counted; may log in.
     Admitted(Ticket),
     /// Not counted as a client; gets its refusal over TLS while it holds
@@ -171,7 +171,7 @@ pub enum Admission {
 }
 
 /// One admitted connection's place in the counts, released on drop.
-pub struct Ticket {
+pub(crate) struct Ticket {
     gate: Arc<Gate>,
     group: IpAddr,
     seq: u64,
@@ -180,14 +180,14 @@ pub struct Ticket {
 }
 
 /// One refused connection's lingering place, released on drop.
-pub struct RefusalSlot {
+pub(crate) struct RefusalSlot {
     gate: Arc<Gate>,
     group: IpAddr,
-    pub refusal: Refusal,
+    pub(crate) refusal: Refusal,
 }
 
 impl Gate {
-    pub fn new(limits: Limits) -> Arc<Gate> {
+    pub(crate) fn new(limits: Limits) -> Arc<Gate> {
         Arc::new(Gate {
             limits: RwLock::new(Arc::new(limits)),
             groups: Mutex::new(Groups::default()),
@@ -200,14 +200,14 @@ impl Gate {
         })
     }
 
-    pub fn limits(&self) -> Arc<Limits> {
+    pub(crate) fn limits(&self) -> Arc<Limits> {
         self.limits
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn set_limits(&self, limits: Limits) {
+    pub(crate) fn set_limits(&self, limits: Limits) {
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(limits);
     }
 
@@ -215,7 +215,7 @@ impl Gate {
     /// anything is counted: a refused connection takes no client place and
     /// no handshake slot, so a flood from one address group is refused
     /// without pushing anyone else out.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
         let limits = self.limits();
         let group = address_group(ip, limits.ipv6_prefix_len);
         let budget = {
@@ -297,12 +297,13 @@ impl Gate {
     }
 
     /// Connections counted now (handshaking and logged in; not refusals).
-    pub fn active(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn active(&self) -> usize {
         lock(&self.groups).active
     }
 
     /// If `group` is locked out of password attempts: for how much longer.
-    pub fn locked_out(&self, group: IpAddr) -> Option<Duration> {
+    pub(crate) fn locked_out(&self, group: IpAddr) -> Option<Duration> {
         lock(&self.lockouts).locked_out(group, Instant::now())
     }
 
@@ -310,7 +311,7 @@ impl Gate {
     /// reservation counts against the lockout as if it were wrong until it
     /// is settled, so parallel logins cannot check more guesses than
     /// `lockout_after` between them.
-    pub fn reserve_guess(self: &Arc<Self>, group: IpAddr) -> Result<Guess, NoGuess> {
+    pub(crate) fn reserve_guess(self: &Arc<Self>, group: IpAddr) -> Result<Guess, NoGuess> {
         self.reserve_guess_at(group, Instant::now())
     }
 
@@ -417,7 +418,7 @@ fn address_burst(rate: u32) -> u32 {
 
 /// A reserved password guess; [`Guess::settle`] it with the result. Dropped
 /// unsettled (the check never ran), it is given back uncounted.
-pub struct Guess {
+pub(crate) struct Guess {
     gate: Arc<Gate>,
     group: IpAddr,
     /// Lockouts were on when it was reserved.
@@ -427,7 +428,7 @@ pub struct Guess {
 
 /// Why no guess may be checked now; the seconds go into the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoGuess {
+pub(crate) enum NoGuess {
     /// Locked out for this much longer.
     LockedOut(Duration),
     /// As many guesses as the lockout allows are being checked already; if
@@ -445,7 +446,7 @@ enum Outcome {
 impl Guess {
     /// Records the checked guess: a right one clears the address's record;
     /// a wrong one counts and returns the lockout it started, if any.
-    pub fn settle(mut self, right: bool) -> Option<Duration> {
+    pub(crate) fn settle(mut self, right: bool) -> Option<Duration> {
         self.settled = true;
         let outcome = if right {
             Outcome::Right
@@ -702,23 +703,23 @@ impl Drop for RefusalSlot {
 }
 
 impl RefusalSlot {
-    pub fn group(&self) -> IpAddr {
+    pub(crate) fn group(&self) -> IpAddr {
         self.group
     }
 }
 
 impl Ticket {
     /// Resolves if this handshake was dropped to make room for newer ones.
-    pub fn evicted(&self) -> WaitForCancellationFutureOwned {
+    pub(crate) fn evicted(&self) -> WaitForCancellationFutureOwned {
         self.evicted.clone().cancelled_owned()
     }
 
     /// Login finished: no longer an unfinished handshake.
-    pub fn handshake_done(&self) {
+    pub(crate) fn handshake_done(&self) {
         lock(&self.gate.handshakes).remove(self.group, self.seq);
     }
 
-    pub fn group(&self) -> IpAddr {
+    pub(crate) fn group(&self) -> IpAddr {
         self.group
     }
 
@@ -726,7 +727,7 @@ impl Ticket {
     /// per second, `2 × rate` deep; `0` is no budget). Over it the line is
     /// [`Rate::Limited`], never [`Rate::Flooding`]: a group's other
     /// connections are not disconnected for what one of them sends.
-    pub fn take_group_line(&self, rate: u32, now: Instant) -> Rate {
+    pub(crate) fn take_group_line(&self, rate: u32, now: Instant) -> Rate {
         if rate == 0 {
             // Off: not even the shared lock, which every connection of the
             // group would otherwise contend for on each line.
@@ -766,12 +767,12 @@ impl Drop for Ticket {
 
 /// What a rate-limited warning held back before the line that is logged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Suppressed {
+pub(crate) struct Suppressed {
     /// From the same address group since its last logged line.
-    pub here: u64,
+    pub(crate) here: u64,
     /// From groups that could not be tracked (the table was full) or whose
     /// count was forgotten to make room.
-    pub elsewhere: u64,
+    pub(crate) elsewhere: u64,
 }
 
 impl fmt::Display for Suppressed {
@@ -794,7 +795,7 @@ impl fmt::Display for Suppressed {
 /// is bounded: when it is full, ended windows are forgotten (their counts
 /// reported with the next line logged); if none has ended, the warning is
 /// counted and not logged.
-pub struct WarnLimiter {
+pub(crate) struct WarnLimiter {
     every: Duration,
     cap: usize,
     state: Mutex<WarnState>,
@@ -814,7 +815,7 @@ struct Window {
 }
 
 impl WarnLimiter {
-    pub fn new(every: Duration, cap: usize) -> WarnLimiter {
+    pub(crate) fn new(every: Duration, cap: usize) -> WarnLimiter {
         WarnLimiter {
             every,
             cap: cap.max(1),
@@ -824,7 +825,7 @@ impl WarnLimiter {
 
     /// Whether a warning about `group` may be logged now, and if so what
     /// was held back before it.
-    pub fn allow(&self, group: IpAddr, now: Instant) -> Option<Suppressed> {
+    pub(crate) fn allow(&self, group: IpAddr, now: Instant) -> Option<Suppressed> {
         let every = self.every;
         let ended = |w: &Window| now.saturating_duration_since(w.since) >= every;
         let mut st = lock(&self.state);
@@ -869,7 +870,7 @@ impl WarnLimiter {
 
 /// What the rate limit says about one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rate {
+pub(crate) enum Rate {
     Pass,
     /// Over the rate: answer `ERROR rate-limited`, drop the line.
     Limited,
@@ -882,14 +883,14 @@ pub enum Rate {
 /// keeps sending far over the limit is disconnected, one that bursts now
 /// and then is only told to slow down.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     penalty: f64,
     last: Instant,
 }
 
 impl TokenBucket {
-    pub fn new(burst: u32, now: Instant) -> TokenBucket {
+    pub(crate) fn new(burst: u32, now: Instant) -> TokenBucket {
         TokenBucket {
             tokens: f64::from(burst.max(1)),
             penalty: 0.0,
@@ -898,7 +899,7 @@ impl TokenBucket {
     }
 
     /// Takes a token for one line. `rate == 0` switches the limit off.
-    pub fn take(&mut self, rate: u32, burst: u32, now: Instant) -> Rate {
+    pub(crate) fn take(&mut self, rate: u32, burst: u32, now: Instant) -> Rate {
         if rate == 0 {
             return Rate::Pass;
         }

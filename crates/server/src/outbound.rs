@@ -1,11 +1,14 @@
 //! Each client's outgoing path: a queue of encoded lines, bounded in bytes,
 //! and the writer task that drains it into the socket.
 //!
-//! The hub never writes to a socket. It [`Outbox::send`]s a shared `Bytes`
-//! into a client's queue; the client's writer task ([`run_writer`]) takes
-//! whatever is queued, coalesces it into one write and flushes. A client
-//! that stops reading fills its queue, the next `send` fails, and the hub
-//! drops that client: nobody else ever waits for it.
+//! Neither the hub nor a client's peer task writes to a socket. They
+//! [`Outbox::send`] a shared `Bytes` into a client's queue (the hub what
+//! others cause, the peer its own client's replies and errors); the
+//! client's writer task ([`run_writer`]: [`next_batch`] under the queue's
+//! lock, then [`write_batch`]) takes whatever is queued, coalesces it into
+//! one write and flushes. A client that stops reading fills its queue, the
+//! next `send` fails, and the hub drops that client: nobody else ever
+//! waits for it.
 //!
 //! The bound counts bytes, not lines: a burst of 500 short `JOIN`s is no
 //! threat, while a few huge `USERS` lines are memory. Bytes count from the
@@ -63,11 +66,11 @@ const KEEP_SLOTS: usize = 4;
 
 /// The part of a client's queue (limit ÷ this) that private lines from one
 /// sender address may take.
-pub const SENDER_SHARE: usize = 32;
+pub(crate) const SENDER_SHARE: usize = 32;
 
 /// The part of a client's queue (limit ÷ this) that private lines from all
 /// senders together may take.
-pub const PRIVATE_SHARE: usize = 2;
+pub(crate) const PRIVATE_SHARE: usize = 2;
 
 const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
@@ -97,6 +100,9 @@ struct Queue {
     shares: Option<Box<Shares>>,
     /// Set by the writer once it drains for closing: later lines are dropped.
     sealed: bool,
+    /// Set by the hub before the line that ends the client (a `KICK`):
+    /// from then on the client's own replies are dropped, so none follows it.
+    replies_ended: bool,
 }
 
 impl Queue {
@@ -201,19 +207,19 @@ impl Shared {
 
 /// The sending side of a client's queue, held by the hub (and the peer).
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
 /// The queue was full: the client is not keeping up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
+pub(crate) struct Overflow;
 
 /// A private line was refused: its sender (or private lines altogether)
 /// already hold their share of the recipient's queue. The sender is told;
 /// the recipient keeps its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 impl Outbox {
     /// Queues a line without waiting, or reports [`Overflow`] if it would
@@ -221,9 +227,13 @@ impl Outbox {
     /// still goes into an empty queue). `Ok` also when the client is
     /// already closed: the line is then dropped, which is what a closed
     /// client's line deserves.
-    pub fn send(&self, line: Bytes) -> Result<(), Overflow> {
+    pub(crate) fn send(&self, line: Bytes) -> Result<(), Overflow> {
+        self.queue(self.shared.lock(), line)
+    }
+
+    /// [`Outbox::send`] under the queue's lock `q`.
+    fn queue(&self, q: MutexGuard<'_, Queue>, line: Bytes) -> Result<(), Overflow> {
         let shared = &*self.shared;
-        let q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
             return Ok(());
         }
@@ -240,7 +250,7 @@ impl Outbox {
     /// private lines or the queue itself has no room for it. Never
     /// [`Overflow`]: a private line alone never drops the recipient. Into
     /// an empty queue any line goes, like with [`Outbox::send`].
-    pub fn send_private(&self, line: Bytes, sender: IpAddr) -> Result<(), Busy> {
+    pub(crate) fn send_private(&self, line: Bytes, sender: IpAddr) -> Result<(), Busy> {
         let shared = &*self.shared;
         let mut q = shared.lock();
         if q.sealed || shared.state() == ABORTED {
@@ -268,19 +278,38 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a reply to the client's own line (an `ERROR`, `PONG`, `/help`),
+    /// which its peer sends without the hub's lock: like [`Outbox::send`],
+    /// but dropped once [`Outbox::end_replies`] ran or the client is
+    /// closing. Checked under the queue's lock, so a reply is queued either
+    /// before the hub's last line or not at all.
+    pub(crate) fn send_reply(&self, line: Bytes) -> Result<(), Overflow> {
+        let q = self.shared.lock();
+        if q.replies_ended || self.shared.state() != OPEN {
+            return Ok(());
+        }
+        self.queue(q, line)
+    }
+
+    /// The hub is about to queue the line that ends this client: no reply
+    /// of the client's own may come after it.
+    pub(crate) fn end_replies(&self) {
+        self.shared.lock().replies_ended = true;
+    }
+
     /// Deliver what is queued, then close.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.shared.advance(CLOSING);
     }
 
     /// Close now, dropping what is queued.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.shared.advance(ABORTED);
     }
 
     /// Resolves once the client is closing (either way): the reader loop
     /// waits on this.
-    pub async fn closing(&self) {
+    pub(crate) async fn closing(&self) {
         let shared = &*self.shared;
         loop {
             let notified = shared.to_reader.notified();
@@ -294,7 +323,8 @@ impl Outbox {
         }
     }
 
-    pub fn is_closing(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_closing(&self) -> bool {
         self.shared.state() != OPEN
     }
 }
@@ -318,13 +348,31 @@ impl Drop for Outbox {
 
 /// The receiving side, owned by the writer task.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     shared: Arc<Shared>,
+}
+
+/// The hub's tests read what a client would receive straight from its
+/// queue: no writer task, no socket.
+#[cfg(test)]
+impl Inbox {
+    /// Every line queued since the last call, without its newline.
+    pub(crate) fn take_lines(&self) -> Vec<String> {
+        let mut q = self.shared.lock();
+        let lines: Vec<Bytes> = q.lines.drain(..).collect();
+        for line in &lines {
+            q.release(line.len());
+        }
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).trim_end_matches('\n').to_owned())
+            .collect()
+    }
 }
 
 /// A queue for one client that holds up to `limit_bytes` of lines (`0`: no
 /// limit).
-pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
+pub(crate) fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         state: AtomicU8::new(OPEN),
@@ -348,7 +396,7 @@ pub fn channel(limit_bytes: usize) -> (Outbox, Inbox) {
 
 /// Drains `inbox` into `writer` until the client is closed or aborted.
 /// Returns the write error, if the socket failed first.
-pub async fn run_writer<W>(inbox: Inbox, mut writer: W) -> std::io::Result<()>
+pub(crate) async fn run_writer<W>(inbox: Inbox, mut writer: W) -> std::io::Result<()>
 where
     W: Farewell,
 {
@@ -357,72 +405,26 @@ where
     // Set once closing begins: everything after it must be done by then.
     let mut drain_deadline: Option<Instant> = None;
     let deadline = loop {
-        let taken = {
-            let mut q = shared.lock();
-            match shared.state() {
-                ABORTED => return Ok(()),
-                CLOSING if !q.sealed => {
-                    q.sealed = true;
-                    start_drain(&mut drain_deadline);
-                }
-                _ => {}
+        let (bytes, last) = match next_batch(shared, &mut batch, &mut drain_deadline) {
+            Next::Write(bytes, last) => (bytes, last),
+            Next::Idle => {
+                release(&mut batch);
+                shared.to_writer.notified().await;
+                continue;
             }
-            let taken = take_batch(&mut q, &mut batch);
-            // Sealed and now empty: this batch is the last thing ever sent.
-            (taken, q.sealed && q.lines.is_empty())
-        };
-        let (bytes, last) = match taken {
-            (Some(bytes), last) => (bytes, last),
-            (None, _) => match drain_deadline {
-                Some(deadline) => break deadline,
-                None => {
-                    release(&mut batch);
-                    shared.to_writer.notified().await;
-                    continue;
-                }
-            },
+            Next::Drained(deadline) => break deadline,
+            Next::Aborted => return Ok(()),
         };
         let len = bytes.as_slice().len();
-        // The last line (a `PART`, a `KICK`) goes into the TLS session with
-        // the close, so the shutdown below sends both in one write; only
-        // what did not fit is written here.
-        let queued = if last {
-            writer.queue_farewell(bytes.as_slice())
-        } else {
-            0
-        };
-        let rest = &bytes.as_slice()[queued..];
-        if rest.is_empty() {
-            shared.lock().release(len);
-            continue;
-        }
-        let write = write_flush(&mut writer, rest);
-        tokio::pin!(write);
-        // A client that does not read can block this write forever: abort
-        // stops it at once, and once closing, the write in progress gets
-        // the drain bound too (finished, not cut, so no line leaves
-        // half-written).
-        loop {
-            let expired = async {
-                match drain_deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                r = &mut write => {
-                    r?;
-                    break;
-                }
-                _ = shared.to_writer.notified() => match shared.state() {
-                    ABORTED => return Ok(()),
-                    CLOSING => start_drain(&mut drain_deadline),
-                    // A new line: taken after this write.
-                    _ => {}
-                },
-                _ = expired => return Ok(()),
-            }
+        let written = write_batch(
+            shared,
+            &mut writer,
+            bytes.as_slice(),
+            last,
+            &mut drain_deadline,
+        );
+        if !written.await? {
+            return Ok(());
         }
         shared.lock().release(len);
     };
@@ -430,6 +432,88 @@ where
     until_aborted(shared, tokio::time::timeout_at(deadline, writer.shutdown()))
         .await
         .map_or(Ok(()), |r| r.unwrap_or(Ok(())))
+}
+
+/// What the writer does next.
+enum Next<'a> {
+    /// Write this batch; `true` if it is the last thing ever sent.
+    Write(Batch<'a>, bool),
+    /// Nothing queued: wait for a line or a close.
+    Idle,
+    /// Closing and nothing left: close the connection by this deadline.
+    Drained(Instant),
+    /// Aborted: stop now.
+    Aborted,
+}
+
+/// One section under the queue's lock: seals the queue once closing
+/// begins (starting the drain bound), then takes what is queued.
+fn next_batch<'a>(
+    shared: &Shared,
+    batch: &'a mut Vec<u8>,
+    drain_deadline: &mut Option<Instant>,
+) -> Next<'a> {
+    let mut q = shared.lock();
+    match shared.state() {
+        ABORTED => return Next::Aborted,
+        CLOSING if !q.sealed => {
+            q.sealed = true;
+            start_drain(drain_deadline);
+        }
+        _ => {}
+    }
+    match (take_batch(&mut q, batch), *drain_deadline) {
+        // Sealed and now empty: this batch is the last thing ever sent.
+        (Some(bytes), _) => Next::Write(bytes, q.sealed && q.lines.is_empty()),
+        (None, Some(deadline)) => Next::Drained(deadline),
+        (None, None) => Next::Idle,
+    }
+}
+
+/// Writes one batch; the `last` one goes into the TLS session with the
+/// close where it fits (see [`Farewell`]), so the shutdown sends both in
+/// one write and only what did not fit is written here. `false` if the
+/// client was aborted or the drain bound passed first: the writer stops.
+async fn write_batch<W: Farewell>(
+    shared: &Shared,
+    writer: &mut W,
+    bytes: &[u8],
+    last: bool,
+    drain_deadline: &mut Option<Instant>,
+) -> std::io::Result<bool> {
+    let queued = if last {
+        writer.queue_farewell(bytes)
+    } else {
+        0
+    };
+    let rest = &bytes[queued..];
+    if rest.is_empty() {
+        return Ok(true);
+    }
+    let write = write_flush(writer, rest);
+    tokio::pin!(write);
+    // A client that does not read can block this write forever: abort
+    // stops it at once, and once closing, the write in progress gets the
+    // drain bound too (finished, not cut, so no line leaves half-written).
+    loop {
+        let expired = async {
+            match *drain_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            r = &mut write => return r.map(|()| true),
+            _ = shared.to_writer.notified() => match shared.state() {
+                ABORTED => return Ok(false),
+                CLOSING => start_drain(drain_deadline),
+                // A new line: taken after this write.
+                _ => {}
+            },
+            _ = expired => return Ok(false),
+        }
+    }
 }
 
 /// Closing began: from the first time it is seen (in the middle of a write
@@ -702,6 +786,22 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), out.closing())
             .await
             .expect("closing() after the close resolves at once");
+    }
+
+    /// The peer's replies race the hub's lines without a common lock: once
+    /// the hub announced the line that ends the client, a reply is dropped
+    /// rather than sent after it.
+    #[test]
+    fn a_reply_never_follows_the_hubs_last_line() {
+        let (out, inbox) = channel(1024);
+        out.send_reply(Bytes::from_static(b"ERROR early\n"))
+            .unwrap();
+        out.end_replies();
+        out.send_reply(Bytes::from_static(b"ERROR late\n")).unwrap();
+        out.send(Bytes::from_static(b"KICK\n")).unwrap();
+        out.close();
+        out.send_reply(Bytes::from_static(b"PONG\n")).unwrap();
+        assert_eq!(inbox.take_lines(), ["ERROR early", "KICK"]);
     }
 
     #[tokio::test]

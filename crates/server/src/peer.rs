@@ -1,20 +1,26 @@
-//! One task per TCP connection: TLS, the login handshake, then the read
-//! loop that turns lines into commands for the hub.
+//! One task per TCP connection: TLS, the login, then a [`Peer`] that turns
+//! each line into an answer of its own or one call into the hub.
 //!
 //! ```text
-//! accept ─ sniff ─ TLS ─ NICK/PASS ─ register ─┬─ read loop: Frame → Command → Hub
-//!          (one deadline from accept)           └─ writer task: Outbox → socket
+//! accept ─ sniff ─ TLS ─ Login: NICK/PASS ─ register ─┬─ Peer: Frame → rate → text → Command
+//!          (one deadline from accept)                  │     own answers → its Outbox
+//!                                                      │     the rest    → Hub → Outboxes
+//!                                                      └─ writer task: Outbox → socket
 //! ```
 //!
 //! A single deadline, taken at TCP accept, covers the TLS handshake, the
 //! nickname and the password; nothing closes a handshaking client earlier.
-//! After registration the connection is split: this task keeps reading,
-//! and [`outbound::run_writer`] owns the write half.
+//! After registration the connection is split: the [`Peer`] keeps the read
+//! half, and [`outbound::run_writer`] owns the write half. What concerns
+//! the client alone (its errors, `PONG`, `/help`) never takes the hub's
+//! lock; the hub is entered once per command that reaches others.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -23,18 +29,24 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::accounts::{verify_password, ADMIN};
+use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
-use super::hub::{Hub, RegisterError};
+use super::hub::{Hub, RegisterError, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
 use super::socket::ClientSocket;
+use crate::config::Limits;
 use crate::tls::{self, FirstBytes};
+use tlschat_protocol::command::{ADMIN_HELP, HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
+use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
     check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
 };
+
+/// A client's TLS stream, as the acceptor hands it over.
+type TlsStream = tokio_rustls::server::TlsStream<ClientSocket>;
 
 /// How long a refused peer (plaintext, banned, server full) gets to read its
 /// one explanatory line before the socket closes.
@@ -91,7 +103,7 @@ impl PeerContext {
 pub(crate) async fn serve_refusal(
     ctx: Arc<PeerContext>,
     tcp: TcpStream,
-    peer: SocketAddr,
+    addr: SocketAddr,
     slot: RefusalSlot,
 ) {
     let limit = match ctx.gate.limits().handshake_timeout {
@@ -103,8 +115,8 @@ pub(crate) async fn serve_refusal(
         r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
-            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake of a refusal failed"),
-            Err(_) => return debug!(%peer, "a refused connection did not finish TLS in time"),
+            Ok(Err(e)) => return debug!(peer = %addr, error = %e, "TLS handshake of a refusal failed"),
+            Err(_) => return debug!(peer = %addr, "a refused connection did not finish TLS in time"),
         },
     };
     let line = ServerLine::Error {
@@ -117,67 +129,106 @@ pub(crate) async fn serve_refusal(
 
 /// Serves one admitted connection from accept to close. `ticket` keeps it
 /// counted until this returns.
-pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, peer: SocketAddr, ticket: Ticket) {
-    let limits = ctx.gate.limits();
-    let deadline = deadline_after(limits.handshake_timeout);
-    let ip = canonical_ip(peer.ip());
-
-    // Stops at shutdown, at the deadline, or when newer handshakes evict it.
-    let tls = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, accept_tls(ctx.acceptor(), tcp, true))) => match r {
-            Ok(Ok(Some(tls))) => tls,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
-            Err(_) => return debug!(%peer, "handshake deadline passed during TLS"),
-        },
-    };
-    // Boxed, like the handshake futures above: a task's allocation is sized
-    // for its largest state and lives as long as the connection, so
-    // handshake-time state stays off it (an idle client costs less).
-    let mut conn = Box::new(Connection::new(tls, MAX_CLIENT_LINE));
-
-    let login = tokio::select! {
-        _ = ctx.shutdown.cancelled() => return,
-        _ = ticket.evicted() => return debug!(%peer, "dropped: too many unfinished handshakes"),
-        r = Box::pin(within(deadline, login(&ctx, &mut conn, ip, ticket.group(), true))) => r,
-    };
-    let (id, outbox, inbox) = match login {
-        Ok(Ok(Login::In(id, outbox, inbox))) => (id, outbox, inbox),
-        Ok(Ok(Login::Refused(line))) => return Box::pin(refuse(*conn, &line)).await,
-        Ok(Ok(Login::Gone)) => return,
-        Ok(Err(e)) => return debug!(%peer, error = %e, "connection failed during login"),
-        Err(_) => {
-            let secs = limits.handshake_timeout.as_secs_f32();
-            let text = format!("the login was not finished within {secs} s");
-            let line = ServerLine::Error {
-                code: ErrorCode::Timeout,
-                text: &text,
-            }
-            .encode();
-            debug!(%peer, "handshake deadline passed during login");
-            return Box::pin(refuse(*conn, &line)).await;
-        }
+pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAddr, ticket: Ticket) {
+    // Boxed: a task's allocation is sized for its largest state and lives
+    // as long as the connection, so handshake-time state stays off it (an
+    // idle client costs less).
+    let Some((conn, login)) = Box::pin(admit(&ctx, tcp, addr, &ticket)).await else {
+        return;
     };
     ticket.handshake_done();
-
     // Moved out of the box inside the block, where the box is then freed:
-    // a plain `(*conn)` would keep the emptied box (about 1 KiB) allocated
+    // a plain `(*conn)` would keep the emptied box allocated
     // until this function returns, that is for the whole connection.
-    let (mut reader, writer) = {
+    let (reader, writer) = {
         let conn = conn;
         (*conn).into_split()
     };
-    let writer = tokio::spawn(outbound::run_writer(inbox, writer));
-    read_loop(&ctx, &ticket, id, &outbox, &mut reader).await;
-    ctx.hub.disconnected(id);
-    outbox.close();
+    let writer = tokio::spawn(outbound::run_writer(login.inbox, writer));
+    let mut peer = Peer {
+        bucket: TokenBucket::new(ctx.gate.limits().rate_burst, Instant::now().into_std()),
+        ctx,
+        ticket,
+        id: login.id,
+        role: login.role,
+        reader,
+        outbox: login.outbox,
+    };
+    peer.run().await;
+    peer.leave();
     match writer.await {
-        Ok(Err(e)) => debug!(%peer, error = %e, "write failed"),
-        Err(e) => warn!(%peer, error = %e, "writer task failed"),
+        Ok(Err(e)) => debug!(peer = %addr, error = %e, "write failed"),
+        Err(e) => warn!(peer = %addr, error = %e, "writer task failed"),
         Ok(Ok(())) => {}
     }
+}
+
+/// TLS and the login, under the one deadline taken at accept: the
+/// connection and its place in the hub, or `None` once it has been told
+/// why not (or went away). Stops at shutdown, at the deadline, or when
+/// newer handshakes evict it.
+async fn admit(
+    ctx: &PeerContext,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    ticket: &Ticket,
+) -> Option<(Box<Connection<TlsStream>>, LoggedIn)> {
+    let limits = ctx.gate.limits();
+    let deadline = deadline_after(limits.handshake_timeout);
+    let tls = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return None,
+        _ = ticket.evicted() => return evicted(addr),
+        r = within(deadline, accept_tls(ctx.acceptor(), tcp, true)) => match r {
+            Ok(Ok(Some(tls))) => tls,
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => {
+                debug!(peer = %addr, error = %e, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                debug!(peer = %addr, "handshake deadline passed during TLS");
+                return None;
+            }
+        },
+    };
+    let mut conn = Box::new(Connection::new(tls, MAX_CLIENT_LINE));
+    let mut login = Login {
+        ctx,
+        conn: &mut conn,
+        ip: canonical_ip(addr.ip()),
+        group: ticket.group(),
+    };
+    let end = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return None,
+        _ = ticket.evicted() => return evicted(addr),
+        r = within(deadline, login.run(true)) => r,
+    };
+    let line = match end {
+        Ok(Ok(LoginEnd::In(logged_in))) => return Some((conn, logged_in)),
+        Ok(Ok(LoginEnd::Refused(line))) => line,
+        Ok(Ok(LoginEnd::Gone)) => return None,
+        Ok(Err(e)) => {
+            debug!(peer = %addr, error = %e, "connection failed during login");
+            return None;
+        }
+        Err(_) => {
+            debug!(peer = %addr, "handshake deadline passed during login");
+            let secs = limits.handshake_timeout.as_secs_f32();
+            let text = format!("the login was not finished within {secs} s");
+            ServerLine::Error {
+                code: ErrorCode::Timeout,
+                text: &text,
+            }
+            .encode()
+        }
+    };
+    refuse(*conn, &line).await;
+    None
+}
+
+fn evicted<T>(addr: SocketAddr) -> Option<T> {
+    debug!(peer = %addr, "dropped: too many unfinished handshakes");
+    None
 }
 
 /// `fut` bounded by `deadline`, or unbounded when the timeout is off.
@@ -203,7 +254,7 @@ async fn accept_tls(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     prompt: bool,
-) -> std::io::Result<Option<tokio_rustls::server::TlsStream<ClientSocket>>> {
+) -> std::io::Result<Option<TlsStream>> {
     match tls::sniff(&tcp).await? {
         FirstBytes::Closed => Ok(None),
         FirstBytes::Plaintext => {
@@ -224,341 +275,466 @@ async fn accept_tls(
     }
 }
 
-enum Login {
-    In(ClientId, Outbox, Inbox),
+/// A client that finished its login.
+struct LoggedIn {
+    id: ClientId,
+    role: Role,
+    outbox: Outbox,
+    inbox: Inbox,
+}
+
+/// How a login ends.
+enum LoginEnd {
+    In(LoggedIn),
     /// Send this line, then close.
     Refused(bytes::Bytes),
     /// The peer went away.
     Gone,
 }
 
-/// `NICK` … `WELCOME`: up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`.
-/// `prompted`: the first `NICK` already went out with the handshake.
-/// `group` is the address group the connection was admitted under (its
-/// ticket's): its lockout and its private-message share are counted there,
-/// even if a reload changes `ipv6_prefix_len` meanwhile.
-///
-/// A failed try gets its `ERROR` and `NICK` again; the last one gets its
-/// `ERROR` through [`refuse`], which closes without destroying it.
-async fn login<S>(
-    ctx: &PeerContext,
-    conn: &mut Connection<S>,
-    ip: IpAddr,
-    group: IpAddr,
-    prompted: bool,
-) -> std::io::Result<Login>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let nick_line = ServerLine::Nick.encode();
-    for attempt in 0..MAX_NICK_TRIES {
-        if attempt > 0 || !prompted {
-            conn.write_line(&nick_line).await?;
-        }
-        let (code, text) = match try_nick(ctx, conn, ip, group).await? {
-            Try::Done(login) => return Ok(login),
-            Try::Again(code, text) => (code, text),
-        };
-        let last = attempt + 1 == MAX_NICK_TRIES;
-        if let Some(end) = failed_try(conn, last, code, &text).await? {
-            return Ok(end);
-        }
-    }
-    Ok(Login::Gone)
-}
-
-/// Answers a failed try with its `ERROR`; the `last` one's is returned as
-/// the refusal to close with instead of written.
-async fn failed_try<S>(
-    conn: &mut Connection<S>,
-    last: bool,
-    code: ErrorCode,
-    text: &str,
-) -> std::io::Result<Option<Login>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let line = ServerLine::Error { code, text }.encode();
-    if last {
-        return Ok(Some(Login::Refused(line)));
-    }
-    conn.write_line(&line).await?;
-    Ok(None)
-}
-
 /// How one answer to `NICK` ended.
 enum Try {
-    Done(Login),
+    Done(LoginEnd),
     /// A failed try: answer with this `ERROR`.
     Again(ErrorCode, String),
 }
 
-/// One answer to `NICK`: the nickname's checks, its password if it has
-/// one, and the registration.
-async fn try_nick<S>(
-    ctx: &PeerContext,
-    conn: &mut Connection<S>,
+/// `NICK` … `WELCOME` on one connection: what every step of it asks about
+/// the client.
+struct Login<'a, S> {
+    ctx: &'a PeerContext,
+    conn: &'a mut Connection<S>,
     ip: IpAddr,
+    /// The address group the connection was admitted under (its ticket's):
+    /// its lockout and its private-message share are counted there, even
+    /// if a reload changes `ipv6_prefix_len` meanwhile.
     group: IpAddr,
-) -> std::io::Result<Try>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let hub = &ctx.hub;
-    let again = |code, text: &str| Ok(Try::Again(code, text.to_owned()));
-    let answer = match conn.read_frame().await? {
-        None => return Ok(Try::Done(Login::Gone)),
-        Some(Frame::Line(l)) => l,
-        Some(Frame::TooLong) => {
-            return again(
-                ErrorCode::LineTooLong,
-                "a nickname is at most 24 characters",
-            )
-        }
-        Some(Frame::InvalidUtf8) => {
-            return again(ErrorCode::InvalidUtf8, "that was not valid UTF-8")
-        }
-    };
-    let nick = match Nick::parse(answer.trim_matches(' ')) {
-        Ok(nick) => nick,
-        Err(e) => return again(ErrorCode::NickInvalid, &e.to_string()),
-    };
-    if let Some(reason) = hub.ban_reason(&nick, ip) {
-        info!(nick = %nick, %ip, "banned client refused");
-        return Ok(Try::Done(Login::Refused(ServerLine::Ban(&reason).encode())));
-    }
-    let taken = || format!("{nick} is in use; choose another nickname");
-    if hub.is_taken(&nick) {
-        return again(ErrorCode::NickTaken, &taken());
-    }
-    match hub.password_hash(&nick) {
-        Some(hash) => {
-            if let Some(refused) = check_password(ctx, conn, &nick, hash, ip, group).await? {
-                return Ok(Try::Done(refused));
-            }
-        }
-        // The server stores an admin password at every start and a reload
-        // keeps it, so this is a bug elsewhere; it must not make the admin
-        // a nickname anyone can take.
-        None if nick.key() == ADMIN => {
-            warn!(%ip, "the admin account has no password: admin login refused");
-            let text =
-                "the admin account has no password on this server; its operator must set one";
-            let line = ServerLine::Error {
-                code: ErrorCode::NotPermitted,
-                text,
-            };
-            return Ok(Try::Done(Login::Refused(line.encode())));
-        }
-        None => {}
-    }
-    let (outbox, inbox) = outbound::channel(ctx.gate.limits().outbound_queue);
-    match hub.register(nick.clone(), ip, group, outbox.clone()) {
-        Ok(id) => Ok(Try::Done(Login::In(id, outbox, inbox))),
-        Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
-        Err(RegisterError::ShuttingDown) => Ok(Try::Done(Login::Refused(
-            ServerLine::Info("the server is shutting down").encode(),
-        ))),
-    }
 }
 
-/// `PASS` and its answer. `None`: the password is right; otherwise how the
-/// login ends. A malformed answer (too long, not UTF-8) is no password: it
-/// gets its `ERROR` and `PASS` again, and does not count as a wrong one.
-async fn check_password<S>(
-    ctx: &PeerContext,
-    conn: &mut Connection<S>,
-    nick: &Nick,
-    hash: String,
-    ip: IpAddr,
-    group: IpAddr,
-) -> std::io::Result<Option<Login>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let gate = &ctx.gate;
-    let locked_out = |left: Duration| {
-        if let Some(held) = gate
-            .lockout_warnings
-            .allow(group, std::time::Instant::now())
-        {
-            warn!(nick = %nick, %ip, "password attempt while locked out{held}");
+impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
+    /// Up to [`MAX_NICK_TRIES`] nicknames, bans, `PASS`. `prompted`: the
+    /// first `NICK` already went out with the handshake.
+    ///
+    /// A failed try gets its `ERROR` and `NICK` again; the last one gets
+    /// its `ERROR` through [`refuse`], which closes without destroying it.
+    async fn run(&mut self, prompted: bool) -> std::io::Result<LoginEnd> {
+        let nick_line = ServerLine::Nick.encode();
+        for attempt in 0..MAX_NICK_TRIES {
+            if attempt > 0 || !prompted {
+                self.conn.write_line(&nick_line).await?;
+            }
+            let (code, text) = match self.try_nick().await? {
+                Try::Done(end) => return Ok(end),
+                Try::Again(code, text) => (code, text),
+            };
+            let last = attempt + 1 == MAX_NICK_TRIES;
+            if let Some(end) = self.failed_try(last, code, &text).await? {
+                return Ok(end);
+            }
         }
-        Login::Refused(wait_line(
-            left,
-            "too many wrong passwords from your address",
-        ))
-    };
-    if let Some(left) = gate.locked_out(group) {
-        return Ok(Some(locked_out(left)));
+        Ok(LoginEnd::Gone)
     }
-    let pass_line = ServerLine::Pass.encode();
-    let mut malformed = 0;
-    let password = loop {
-        conn.write_line(&pass_line).await?;
-        let (code, text) = match conn.read_frame().await? {
-            None => return Ok(Some(Login::Gone)),
-            Some(Frame::Line(p)) => break p,
-            Some(Frame::TooLong) => (
-                ErrorCode::LineTooLong,
-                "a password line is at most 4096 bytes including its newline; it was discarded",
-            ),
-            Some(Frame::InvalidUtf8) => (
-                ErrorCode::InvalidUtf8,
-                "that password line was not valid UTF-8; it was discarded",
-            ),
-        };
-        malformed += 1;
-        let last = malformed == MAX_BAD_PASSWORD_LINES;
-        if let Some(end) = failed_try(conn, last, code, text).await? {
-            return Ok(Some(end));
+
+    /// Answers a failed try with its `ERROR`; the `last` one's is returned
+    /// as the refusal to close with instead of written.
+    async fn failed_try(
+        &mut self,
+        last: bool,
+        code: ErrorCode,
+        text: &str,
+    ) -> std::io::Result<Option<LoginEnd>> {
+        let line = ServerLine::Error { code, text }.encode();
+        if last {
+            return Ok(Some(LoginEnd::Refused(line)));
         }
-    };
-    // Checked again, now, by reserving the guess: connections prompted
-    // before a lockout began, or many at once, get no more guesses checked
-    // than the lockout allows.
-    let guess = match gate.reserve_guess(group) {
-        Ok(guess) => guess,
-        Err(NoGuess::LockedOut(left)) => return Ok(Some(locked_out(left))),
-        Err(NoGuess::Busy(wait)) => {
+        self.conn.write_line(&line).await?;
+        Ok(None)
+    }
+
+    /// One answer to `NICK`: the nickname's checks, its password if it has
+    /// one, and the registration.
+    async fn try_nick(&mut self) -> std::io::Result<Try> {
+        let hub = &self.ctx.hub;
+        let again = |code, text: &str| Ok(Try::Again(code, text.to_owned()));
+        let answer = match self.conn.read_frame().await? {
+            None => return Ok(Try::Done(LoginEnd::Gone)),
+            Some(Frame::Line(l)) => l,
+            Some(Frame::TooLong) => {
+                let text = format!("a nickname is at most {MAX_NICK_LEN} characters");
+                return again(ErrorCode::LineTooLong, &text);
+            }
+            Some(Frame::InvalidUtf8) => {
+                return again(ErrorCode::InvalidUtf8, "that was not valid UTF-8")
+            }
+        };
+        let nick = match Nick::parse(answer.trim_matches(' ')) {
+            Ok(nick) => nick,
+            Err(e) => return again(ErrorCode::NickInvalid, &e.to_string()),
+        };
+        let ip = self.ip;
+        if let Some(reason) = hub.ban_reason(&nick, ip) {
+            info!(nick = %nick, %ip, "banned client refused");
+            return Ok(Try::Done(LoginEnd::Refused(
+                ServerLine::Ban(&reason).encode(),
+            )));
+        }
+        let taken = || format!("{nick} is in use; choose another nickname");
+        if hub.is_taken(&nick) {
+            return again(ErrorCode::NickTaken, &taken());
+        }
+        let role = Role::of(&nick);
+        match hub.password_hash(&nick) {
+            Some(hash) => {
+                if let Some(refused) = self.check_password(&nick, hash).await? {
+                    return Ok(Try::Done(refused));
+                }
+            }
+            // The server stores an admin password at every start and a reload
+            // keeps it, so this is a bug elsewhere; it must not make the admin
+            // a nickname anyone can take.
+            None if role.is_admin() => {
+                warn!(%ip, "the admin account has no password: admin login refused");
+                let text =
+                    "the admin account has no password on this server; its operator must set one";
+                let line = ServerLine::Error {
+                    code: ErrorCode::NotPermitted,
+                    text,
+                };
+                return Ok(Try::Done(LoginEnd::Refused(line.encode())));
+            }
+            None => {}
+        }
+        let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
+        match hub.register(nick.clone(), role, ip, self.group, outbox.clone()) {
+            Ok(id) => Ok(Try::Done(LoginEnd::In(LoggedIn {
+                id,
+                role,
+                outbox,
+                inbox,
+            }))),
+            Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
+            Err(RegisterError::ShuttingDown) => Ok(Try::Done(LoginEnd::Refused(
+                ServerLine::Info("the server is shutting down").encode(),
+            ))),
+        }
+    }
+
+    /// `PASS` and its answer. `None`: the password is right; otherwise how
+    /// the login ends. A malformed answer (too long, not UTF-8) is no
+    /// password: it gets its `ERROR` and `PASS` again, and does not count
+    /// as a wrong one.
+    async fn check_password(
+        &mut self,
+        nick: &Nick,
+        hash: String,
+    ) -> std::io::Result<Option<LoginEnd>> {
+        let (gate, ip, group) = (&self.ctx.gate, self.ip, self.group);
+        let locked_out = |left: Duration| {
             if let Some(held) = gate
                 .lockout_warnings
                 .allow(group, std::time::Instant::now())
             {
-                warn!(nick = %nick, %ip, "password attempt while the last allowed guesses are being checked{held}");
+                warn!(nick = %nick, %ip, "password attempt while locked out{held}");
             }
-            let why = "too many password attempts at once from your address";
-            return Ok(Some(Login::Refused(wait_line(wait, why))));
+            LoginEnd::Refused(wait_line(
+                left,
+                "too many wrong passwords from your address",
+            ))
+        };
+        if let Some(left) = gate.locked_out(group) {
+            return Ok(Some(locked_out(left)));
         }
-    };
-    if !verify(ctx, hash, password, guess, nick.clone(), ip).await {
-        return Ok(Some(Login::Refused(
-            ServerLine::Refuse("wrong password").encode(),
-        )));
-    }
-    Ok(None)
-}
-
-/// Checks `password` on the blocking pool, a few at a time (argon2 is
-/// deliberately slow). The verification slot and the reserved guess move
-/// into the job: a login dropped mid-check (evicted, timed out, shut down)
-/// neither frees the slot while argon2 still runs nor takes its guess
-/// back; the guess is counted when the check ends.
-async fn verify(
-    ctx: &PeerContext,
-    hash: String,
-    password: String,
-    guess: Guess,
-    nick: Nick,
-    ip: IpAddr,
-) -> bool {
-    // The semaphore is never closed; a dropped guess is given back.
-    let Ok(slot) = ctx.verify_slots.clone().acquire_owned().await else {
-        return false;
-    };
-    let job = tokio::task::spawn_blocking(move || {
-        let right = verify_password(&hash, &password);
-        if !right {
-            warn!(nick = %nick, %ip, "wrong password");
-        }
-        if let Some(length) = guess.settle(right) {
-            warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
-        }
-        drop(slot);
-        right
-    });
-    job.await.unwrap_or(false)
-}
-
-/// After login: every frame becomes an `ERROR` or a command for the hub,
-/// until the peer leaves, floods, idles past the limit, or the hub closes
-/// this client. Limits are read per line, so a reload applies at once.
-async fn read_loop<R: AsyncRead + Unpin>(
-    ctx: &PeerContext,
-    ticket: &Ticket,
-    id: ClientId,
-    outbox: &Outbox,
-    reader: &mut LineReader<R>,
-) {
-    let hub = &ctx.hub;
-    let mut bucket = TokenBucket::new(ctx.gate.limits().rate_burst, Instant::now().into_std());
-    loop {
-        let limits = ctx.gate.limits();
-        let frame = tokio::select! {
-            _ = outbox.closing() => return,
-            f = within(deadline_after(limits.idle_timeout), reader.read_frame()) => match f {
-                Ok(f) => f,
-                Err(_) => {
-                    let text = format!("no line for {} s: disconnected", limits.idle_timeout.as_secs());
-                    return hub.error(id, ErrorCode::Timeout, &text);
+        let password = match self.read_password().await? {
+            Ok(password) => password,
+            Err(end) => return Ok(Some(end)),
+        };
+        // Checked again, now, by reserving the guess: connections prompted
+        // before a lockout began, or many at once, get no more guesses checked
+        // than the lockout allows.
+        let guess = match gate.reserve_guess(group) {
+            Ok(guess) => guess,
+            Err(NoGuess::LockedOut(left)) => return Ok(Some(locked_out(left))),
+            Err(NoGuess::Busy(wait)) => {
+                if let Some(held) = gate
+                    .lockout_warnings
+                    .allow(group, std::time::Instant::now())
+                {
+                    warn!(nick = %nick, %ip, "password attempt while the last allowed guesses are being checked{held}");
                 }
-            },
+                let why = "too many password attempts at once from your address";
+                return Ok(Some(LoginEnd::Refused(wait_line(wait, why))));
+            }
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return,
-            Err(e) => return debug!(error = %e, "read failed"),
+        if !self
+            .ctx
+            .verify(hash, password, guess, nick.clone(), ip)
+            .await
+        {
+            return Ok(Some(LoginEnd::Refused(
+                ServerLine::Refuse("wrong password").encode(),
+            )));
+        }
+        Ok(None)
+    }
+
+    /// `PASS` until a well-formed answer, or how the login ends.
+    async fn read_password(&mut self) -> std::io::Result<Result<String, LoginEnd>> {
+        let pass_line = ServerLine::Pass.encode();
+        let mut malformed = 0;
+        loop {
+            self.conn.write_line(&pass_line).await?;
+            let (code, text) = match self.conn.read_frame().await? {
+                None => return Ok(Err(LoginEnd::Gone)),
+                Some(Frame::Line(p)) => return Ok(Ok(p)),
+                Some(Frame::TooLong) => (
+                    ErrorCode::LineTooLong,
+                    format!("a password line is at most {MAX_CLIENT_LINE} bytes including its newline; it was discarded"),
+                ),
+                Some(Frame::InvalidUtf8) => (
+                    ErrorCode::InvalidUtf8,
+                    "that password line was not valid UTF-8; it was discarded".to_owned(),
+                ),
+            };
+            malformed += 1;
+            let last = malformed == MAX_BAD_PASSWORD_LINES;
+            if let Some(end) = self.failed_try(last, code, &text).await? {
+                return Ok(Err(end));
+            }
+        }
+    }
+}
+
+impl PeerContext {
+    /// Checks `password` on the blocking pool, a few at a time (argon2 is
+    /// deliberately slow). The verification slot and the reserved guess
+    /// move into the job: a login dropped mid-check (evicted, timed out,
+    /// shut down) neither frees the slot while argon2 still runs nor takes
+    /// its guess back; the guess is counted when the check ends.
+    async fn verify(
+        &self,
+        hash: String,
+        password: String,
+        guess: Guess,
+        nick: Nick,
+        ip: IpAddr,
+    ) -> bool {
+        // The semaphore is never closed; a dropped guess is given back.
+        let Ok(slot) = self.verify_slots.clone().acquire_owned().await else {
+            return false;
         };
-        // Read again: a reload while this read waited applies to this line.
-        let limits = ctx.gate.limits();
+        let job = tokio::task::spawn_blocking(move || {
+            let right = verify_password(&hash, &password);
+            if !right {
+                warn!(nick = %nick, %ip, "wrong password");
+            }
+            if let Some(length) = guess.settle(right) {
+                warn!(%ip, "too many wrong passwords: address locked out for {} s", length.as_secs());
+            }
+            drop(slot);
+            right
+        });
+        job.await.unwrap_or(false)
+    }
+}
+
+/// One logged-in client (mini-redis's `Handler`): it owns the connection's
+/// read half, the client's queue, its rate state and its role, reads each
+/// line, answers what concerns its client alone (its errors, `PONG`,
+/// `/help`) straight into its own queue, and enters the hub once for each
+/// command that reaches others.
+struct Peer<R> {
+    ctx: Arc<PeerContext>,
+    /// Keeps the connection counted; rates the lines of its address group.
+    ticket: Ticket,
+    id: ClientId,
+    role: Role,
+    reader: LineReader<R>,
+    outbox: Outbox,
+    bucket: TokenBucket,
+}
+
+/// The answer to a user's admin command.
+const NOT_ADMIN: &str = "only the admin may do that";
+
+impl<R: AsyncRead + Unpin> Peer<R> {
+    /// Answers lines until the client leaves, floods, idles past the limit
+    /// or quits, or the hub closes it. Limits are read per line, so a
+    /// reload applies at once.
+    async fn run(&mut self) {
+        while let Some(frame) = self.next_frame().await {
+            // Read again: a reload while this read waited applies to this line.
+            let limits = self.ctx.gate.limits();
+            match self.rate(&limits) {
+                Rate::Pass => {}
+                Rate::Limited => continue,
+                Rate::Flooding => return,
+            }
+            let Some(line) = self.text_of(frame) else {
+                continue;
+            };
+            if self.dispatch(&line).await.is_break() {
+                return;
+            }
+        }
+    }
+
+    /// The next frame, or `None` once the client is gone, closed by the
+    /// hub, or silent for longer than the idle limit (then told so).
+    async fn next_frame(&mut self) -> Option<Frame> {
+        let idle = self.ctx.gate.limits().idle_timeout;
+        let frame = tokio::select! {
+            _ = self.outbox.closing() => return None,
+            f = within(deadline_after(idle), self.reader.read_frame()) => f,
+        };
+        match frame {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => {
+                debug!(error = %e, "read failed");
+                None
+            }
+            Err(_) => {
+                let text = format!("no line for {} s: disconnected", idle.as_secs());
+                self.error(ErrorCode::Timeout, &text);
+                None
+            }
+        }
+    }
+
+    /// Takes one line from this connection's budget and its address
+    /// group's; a line over either is dropped with an `ERROR`, and a
+    /// connection far over its own is told and closed (`Flooding`).
+    fn rate(&mut self, limits: &Limits) -> Rate {
         let now = std::time::Instant::now();
-        match bucket.take(limits.rate_limit, limits.rate_burst, now) {
+        let rate = self.bucket.take(limits.rate_limit, limits.rate_burst, now);
+        match rate {
             // The address's connections together, on top of this one's.
-            Rate::Pass if ticket.take_group_line(limits.address_rate_limit, now) != Rate::Pass => {
+            Rate::Pass
+                if self.ticket.take_group_line(limits.address_rate_limit, now) != Rate::Pass =>
+            {
                 let text = format!(
                     "line dropped: at most {} lines per second from your address, all its connections together",
                     limits.address_rate_limit
                 );
-                hub.error(id, ErrorCode::RateLimited, &text);
-                continue;
+                self.error(ErrorCode::RateLimited, &text);
+                Rate::Limited
             }
-            Rate::Pass => {}
+            Rate::Pass => Rate::Pass,
             Rate::Limited => {
                 let text = format!(
                     "line dropped: at most {} lines per second (bursts of {})",
                     limits.rate_limit, limits.rate_burst
                 );
-                hub.error(id, ErrorCode::RateLimited, &text);
-                continue;
+                self.error(ErrorCode::RateLimited, &text);
+                Rate::Limited
             }
             Rate::Flooding => {
-                warn!(client = id.0, "flooding: disconnected");
-                return hub.error(id, ErrorCode::RateLimited, "flooding: disconnected");
+                warn!(client = self.id.0, "flooding: disconnected");
+                self.error(ErrorCode::RateLimited, "flooding: disconnected");
+                Rate::Flooding
             }
         }
+    }
+
+    /// The text of a frame that is a whole, valid line; anything else is
+    /// answered with its `ERROR` and dropped.
+    fn text_of(&self, frame: Frame) -> Option<String> {
         let line = match frame {
             Frame::Line(line) => line,
             Frame::TooLong => {
-                hub.error(
-                    id,
-                    ErrorCode::LineTooLong,
-                    "a line is at most 4096 bytes including its newline; the rest of it was discarded",
-                );
-                continue;
+                let text = format!("a line is at most {MAX_CLIENT_LINE} bytes including its newline; the rest of it was discarded");
+                self.error(ErrorCode::LineTooLong, &text);
+                return None;
             }
             Frame::InvalidUtf8 => {
-                hub.error(
-                    id,
+                self.error(
                     ErrorCode::InvalidUtf8,
                     "line discarded: it is not valid UTF-8",
                 );
-                continue;
+                return None;
             }
         };
         if let Err(e) = check_text(&line) {
-            hub.error(id, ErrorCode::BadText, &format!("line discarded: {e}"));
-            continue;
+            self.error(ErrorCode::BadText, &format!("line discarded: {e}"));
+            return None;
         }
-        match Command::parse(&line) {
-            Err(e) => hub.command_error(id, &e),
-            Ok(cmd) => {
-                let quit = matches!(cmd, Command::Quit(_));
-                hub.handle(id, cmd).await;
-                if quit {
-                    return;
-                }
+        Some(line)
+    }
+
+    /// Carries out one line: the admin check, then either an answer of its
+    /// own or one call into the hub. `Break` once the client quit.
+    async fn dispatch(&self, line: &str) -> ControlFlow<()> {
+        let parsed = Command::parse(line);
+        // A misused admin command is `not-permitted` for anyone but the
+        // admin, like the command itself: its usage is not theirs.
+        let admin_only = match &parsed {
+            Ok(cmd) => cmd.needs_admin(),
+            Err(e) => e.admin_only,
+        };
+        if admin_only && !self.role.is_admin() {
+            self.error(ErrorCode::NotPermitted, NOT_ADMIN);
+            return ControlFlow::Continue(());
+        }
+        let cmd = match parsed {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.error(e.code, &e.text);
+                return ControlFlow::Continue(());
             }
+        };
+        let (hub, id) = (&self.ctx.hub, self.id);
+        match cmd {
+            Command::Empty => {}
+            Command::Ping(token) => self.send(ServerLine::Pong(token).encode()),
+            Command::Help => self.help(),
+            Command::Quit(reason) => {
+                hub.quit(id, reason);
+                return ControlFlow::Break(());
+            }
+            Command::Say(text) => hub.say(id, Speech::Msg, text),
+            Command::Me(text) => hub.say(id, Speech::Action, text),
+            Command::Msg { to, text } => hub.private(id, to, text),
+            Command::Join(room) => hub.join(id, room),
+            Command::Who => hub.who(id),
+            Command::Rooms => hub.rooms(id),
+            Command::Kick { nick, reason } => hub.kick(id, nick, reason),
+            Command::Ban { nick, reason } => hub.ban(id, nick, reason).await,
+            Command::Unban(target) => hub.unban(id, target).await,
+            Command::Bans => hub.list_bans(id),
         }
+        ControlFlow::Continue(())
+    }
+
+    /// `/help`: the commands, the admin's included for the admin.
+    fn help(&self) {
+        let extra = if self.role.is_admin() {
+            ADMIN_HELP
+        } else {
+            &[]
+        };
+        for text in HELP.iter().chain(extra) {
+            self.send(ServerLine::Info(text).encode());
+        }
+    }
+
+    fn error(&self, code: ErrorCode, text: &str) {
+        self.send(ServerLine::Error { code, text }.encode());
+    }
+
+    /// Queues a line for this client alone, without the hub. A client the
+    /// hub already let go (kicked, quit, dropped) gets nothing more; one
+    /// whose queue this line overflows is dropped like any client that
+    /// does not read.
+    fn send(&self, line: Bytes) {
+        if self.outbox.send_reply(line).is_err() {
+            self.ctx.hub.not_reading(self.id);
+        }
+    }
+
+    /// The connection ended: the hub forgets the client (a `PART` to its
+    /// room unless it quit), and its queue drains and closes.
+    fn leave(&self) {
+        self.ctx.hub.disconnected(self.id);
+        self.outbox.close();
     }
 }
 
@@ -651,8 +827,14 @@ mod tests {
         let mut conn = Connection::new(server, MAX_CLIENT_LINE);
         client.write_all(b"admin\n").await.unwrap();
         let ip = IpAddr::from([127, 0, 0, 1]);
-        match login(&ctx, &mut conn, ip, ip, true).await.unwrap() {
-            Login::Refused(line) => assert!(
+        let mut login = Login {
+            ctx: &ctx,
+            conn: &mut conn,
+            ip,
+            group: ip,
+        };
+        match login.run(true).await.unwrap() {
+            LoginEnd::Refused(line) => assert!(
                 line.starts_with(b"ERROR not-permitted "),
                 "{}",
                 String::from_utf8_lossy(&line)
@@ -680,7 +862,7 @@ mod tests {
         let ip = IpAddr::from([192, 0, 2, 1]);
         let guess = gate.reserve_guess(ip).unwrap();
         let wrong = "неверно 密码 مرور 👩🏽‍💻 e\u{301}".to_owned();
-        let check = verify(&ctx, hash, wrong, guess, nick, ip);
+        let check = ctx.verify(hash, wrong, guess, nick, ip);
         // Started, then dropped, as a login is when its deadline passes.
         assert!(timeout(Duration::from_millis(1), check).await.is_err());
         assert_eq!(
@@ -699,11 +881,76 @@ mod tests {
         );
     }
 
+    /// What concerns the client alone is answered without the hub: with
+    /// the hub's lock held elsewhere, every one of these lines still gets
+    /// its answer, and a user's admin commands (and their misuse) get
+    /// `not-permitted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clients_own_answers_never_wait_for_the_hub() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, gate) = bare_context(dir.path());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let Admission::Admitted(ticket) = gate.admit(ip) else {
+            panic!("the first connection is admitted");
+        };
+        let (outbox, inbox) = outbound::channel(0);
+        let nick = Nick::parse("alice").unwrap();
+        let id = ctx
+            .hub
+            .register(nick, Role::User, ip, ip, outbox.clone())
+            .unwrap();
+        inbox.take_lines();
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut peer = Peer {
+            bucket: TokenBucket::new(gate.limits().rate_burst, Instant::now().into_std()),
+            ctx: ctx.clone(),
+            ticket,
+            id,
+            role: Role::User,
+            reader: LineReader::new(server, MAX_CLIENT_LINE),
+            outbox,
+        };
+        let long = "é".repeat(MAX_CLIENT_LINE);
+        let lines =
+            format!("{long}\nbell\u{7}\n/ping привет\n/help\n/kick bob\n/kick\n/bans\n/frob\n");
+        client.write_all(lines.as_bytes()).await.unwrap();
+        drop(client);
+
+        let held = ctx.hub.hold_state();
+        let run = tokio::spawn(async move { peer.run().await });
+        timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the peer answered without the hub's lock")
+            .unwrap();
+        drop(held);
+        let got = inbox.take_lines();
+        let not_admin = "ERROR not-permitted only the admin may do that";
+        let help = got.iter().filter(|l| l.starts_with("INFO ")).count();
+        assert_eq!(help, HELP.len(), "{got:?}");
+        let others: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("INFO "))
+            .collect();
+        assert_eq!(others.len(), 7, "{got:?}");
+        assert!(others[0].starts_with("ERROR line-too-long a line is at most 4096 bytes"));
+        assert!(others[1].starts_with("ERROR bad-text "), "{}", others[1]);
+        assert_eq!(
+            others[2..6],
+            ["PONG привет", not_admin, not_admin, not_admin]
+        );
+        assert!(
+            others[6].starts_with("ERROR unknown-command "),
+            "{}",
+            others[6]
+        );
+    }
+
     /// A connection's tasks are allocated once for their largest state and
     /// live as long as the client: the handshake state is boxed so that an
-    /// idle client holds only what its read loop and writer need. This
-    /// catches a change that brings handshake-sized state back (it was
-    /// 4.8 KB per connection before the boxing; about 1.1 KB after).
+    /// idle client holds only what its [`Peer`] and writer need. This
+    /// catches a change that brings handshake-sized state back (idle
+    /// memory per connection is a target in docs/performance.md).
     #[tokio::test]
     async fn per_connection_task_state_stays_small() {
         let dir = tempfile::tempdir().unwrap();

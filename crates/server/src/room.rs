@@ -20,28 +20,28 @@ use tlschat_protocol::RoomName;
 /// A connected client, as the hub names it (never its address or nickname,
 /// which can repeat over time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u64);
+pub(crate) struct ClientId(pub u64);
 
 #[derive(Debug)]
-pub struct Room {
+pub(crate) struct Room {
     name: RoomName,
     members: IndexMap<ClientId, Outbox, FxBuildHasher>,
 }
 
 impl Room {
-    pub fn new(name: RoomName) -> Room {
+    pub(crate) fn new(name: RoomName) -> Room {
         Room {
             name,
             members: IndexMap::default(),
         }
     }
 
-    pub fn name(&self) -> &RoomName {
+    pub(crate) fn name(&self) -> &RoomName {
         &self.name
     }
 
     /// Adds `id` with its queue; `false` (and no change) if already in.
-    pub fn insert(&mut self, id: ClientId, outbox: Outbox) -> bool {
+    pub(crate) fn insert(&mut self, id: ClientId, outbox: Outbox) -> bool {
         match self.members.entry(id) {
             indexmap::map::Entry::Occupied(_) => false,
             indexmap::map::Entry::Vacant(v) => {
@@ -51,24 +51,24 @@ impl Room {
         }
     }
 
-    pub fn remove(&mut self, id: ClientId) -> bool {
+    pub(crate) fn remove(&mut self, id: ClientId) -> bool {
         self.members.swap_remove(&id).is_some()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
-    pub fn members(&self) -> impl Iterator<Item = ClientId> + '_ {
+    pub(crate) fn members(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.members.keys().copied()
     }
 
     /// Every member with its queue, for a broadcast.
-    pub fn outboxes(&self) -> impl Iterator<Item = (ClientId, &Outbox)> + '_ {
+    pub(crate) fn outboxes(&self) -> impl Iterator<Item = (ClientId, &Outbox)> + '_ {
         self.members.iter().map(|(id, out)| (*id, out))
     }
 }

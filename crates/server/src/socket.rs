@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 /// A client's `TcpStream` whose single-buffer vectored writes are plain
 /// writes.
 #[derive(Debug)]
-pub struct ClientSocket(pub TcpStream);
+pub(crate) struct ClientSocket(pub TcpStream);
 
 /// The one non-empty buffer of `bufs`, if there is exactly one.
 fn only_filled<'a, 'b>(bufs: &'a [IoSlice<'b>]) -> Option<&'a IoSlice<'b>> {

@@ -20,7 +20,7 @@ use crate::certs::LoadedCert;
 
 /// The line a plaintext peer gets before the close (exact text from the
 /// protocol).
-pub const TLS_REQUIRED_LINE: &str =
+pub(crate) const TLS_REQUIRED_LINE: &str =
     "ERROR tls-required this port speaks TLS: use tlschat, openssl s_client or ncat --ssl\n";
 
 /// First byte of a TLS record of type handshake (a ClientHello).
@@ -83,7 +83,7 @@ pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, Tls
 
 /// What the first byte a peer sent says.
 #[derive(Debug, PartialEq, Eq)]
-pub enum FirstBytes {
+pub(crate) enum FirstBytes {
     /// A TLS handshake record (0x16): hand the stream to the acceptor.
     Tls,
     /// Anything else, typically someone typing into `nc`/`telnet`.
@@ -97,7 +97,7 @@ pub enum FirstBytes {
 ///
 /// Waits until the peer sends something or closes; callers should wrap it
 /// in a timeout so a silent peer cannot hold a connection slot forever.
-pub async fn sniff(stream: &tokio::net::TcpStream) -> std::io::Result<FirstBytes> {
+pub(crate) async fn sniff(stream: &tokio::net::TcpStream) -> std::io::Result<FirstBytes> {
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await?;
     Ok(match n {
@@ -109,7 +109,9 @@ pub async fn sniff(stream: &tokio::net::TcpStream) -> std::io::Result<FirstBytes
 
 /// A client config (TLS 1.3 and 1.2) trusting exactly `roots`, verified
 /// with webpki, so a self-signed server certificate can be trusted by
-/// passing the certificate itself. Used by tests and the client's `--ca`.
+/// passing the certificate itself. Only tests connect with it (the
+/// integration tests and this crate's); the client builds its own in
+/// tlschat-client-core.
 pub fn client_config_with_roots(
     roots: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {

@@ -1,5 +1,6 @@
 //! `tlschat-loadgen`: measures tlschat-server against ngircd and a baseline
-//! TLS relay on the same machine, in the same run (issue 7).
+//! TLS relay on the same machine, in the same run, against the targets
+//! listed in docs/performance.md.
 //!
 //! ```text
 //! tlschat-loadgen run [--quick] …    every scenario × target × repetition,
@@ -518,7 +519,7 @@ fn render(header: &serde_json::Value, runs: &[Run], load_end: &str) -> (String, 
     }
     md.push_str(&format!("Parameters: `{}`\n\n", header["params"]));
     md.push_str(&summary.table(&targets));
-    md.push_str("\nTargets (issue 7):\n\n");
+    md.push_str("\nTargets (docs/performance.md):\n\n");
     md.push_str(&targets_md);
     if header["mode"] == "quick" {
         md.push_str("\n(quick smoke run: tiny numbers, not comparable with the targets)\n");

@@ -1,5 +1,5 @@
-//! Medians over repetitions, the markdown table, and the targets of
-//! issue 7 checked against it.
+//! Medians over repetitions, the markdown table, and the performance
+//! targets (docs/performance.md) checked against it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,4 +1,4 @@
-//! The scenarios of issue 7. Each runs against one freshly started server
+//! The benchmark's scenarios. Each runs against one freshly started server
 //! and returns its metrics (JSON numbers; latencies in µs).
 
 use std::ops::Range;

@@ -3,30 +3,26 @@
 //! [`ServerProcess`] spawns `tlschat-server run --listen 127.0.0.1:0 …`
 //! with piped stdout/stderr, waits (bounded) for the startup lines, parses
 //! the actual address, data directory, certificate path and fingerprint, and
-//! kills the child when dropped, so no test leaves a server behind. Reader
-//! threads capture everything the process prints, so tests can wait for a
-//! line (bounded) or inspect the whole output after it exited.
+//! kills the child when dropped, so no test leaves a server behind. The
+//! harness' [`Pipe`]s keep everything the process prints, so tests can wait
+//! for a line (bounded) or inspect the whole output after it exited.
 //!
 //! [`run_once`] runs a short-lived subcommand (`gen-cert`, `fingerprint`,
 //! `passwd`, a server expected to fail at startup) with a timeout.
 //!
-//! The async helpers log in over TLS with the shared harness'
-//! [`Client`](crate::common::Client).
-#![allow(dead_code)]
+//! The async helpers log in over TLS with the harness' [`Client`].
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::common::{connect_tls, Client};
+use super::client::{admin_attempt, connect_tls, login, login_admin, Client};
+use super::pipe::Pipe;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tlschat-server");
@@ -62,97 +58,21 @@ pub fn run_command(data_dir: &Path) -> Command {
 }
 
 // ---------------------------------------------------------------------------
-// Output capture
+// A running server
 // ---------------------------------------------------------------------------
 
+/// Everything a server process printed.
 #[derive(Default, Debug, Clone)]
 pub struct Captured {
     pub stdout: Vec<String>,
     pub stderr: Vec<String>,
-    pub stdout_closed: bool,
-    pub stderr_closed: bool,
 }
-
-#[derive(Default)]
-struct Capture {
-    state: Mutex<Captured>,
-    changed: Condvar,
-}
-
-impl Capture {
-    /// Waits until `check` returns `Some`, or `timeout` passes.
-    fn wait_until<T>(
-        &self,
-        timeout: Duration,
-        mut check: impl FnMut(&Captured) -> Option<T>,
-    ) -> Option<T> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(v) = check(&st) {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            st = self
-                .changed
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    fn snapshot(&self) -> Captured {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-fn spawn_reader(
-    stream: impl Read + Send + 'static,
-    capture: Arc<Capture>,
-    is_stdout: bool,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let mut st = capture.state.lock().unwrap_or_else(|e| e.into_inner());
-                    if is_stdout {
-                        st.stdout.push(line);
-                    } else {
-                        st.stderr.push(line);
-                    }
-                    capture.changed.notify_all();
-                }
-            }
-        }
-        let mut st = capture.state.lock().unwrap_or_else(|e| e.into_inner());
-        if is_stdout {
-            st.stdout_closed = true;
-        } else {
-            st.stderr_closed = true;
-        }
-        capture.changed.notify_all();
-    })
-}
-
-// ---------------------------------------------------------------------------
-// A running server
-// ---------------------------------------------------------------------------
 
 /// A child process whose output is captured; killed (and reaped) on drop.
 struct Running {
     child: Child,
-    capture: Arc<Capture>,
+    stdout: Pipe,
+    stderr: Pipe,
     exited: Option<ExitStatus>,
 }
 
@@ -164,14 +84,12 @@ impl Running {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let capture = Arc::new(Capture::default());
-        // The threads end at EOF, i.e. when the process is gone; they are
-        // not joined (capture's *_closed flags say when they are done).
-        spawn_reader(child.stdout.take().unwrap(), capture.clone(), true);
-        spawn_reader(child.stderr.take().unwrap(), capture.clone(), false);
+        let stdout = Pipe::spawn(child.stdout.take().expect("stdout"));
+        let stderr = Pipe::spawn(child.stderr.take().expect("stderr"));
         Running {
             child,
-            capture,
+            stdout,
+            stderr,
             exited: None,
         }
     }
@@ -206,13 +124,20 @@ impl Running {
         status
     }
 
+    fn snapshot(&self) -> Captured {
+        Captured {
+            stdout: self.stdout.lines(),
+            stderr: self.stderr.lines(),
+        }
+    }
+
     /// Everything printed, once both pipes are closed (bounded).
     fn full_output(&self) -> Captured {
-        self.capture
-            .wait_until(EXIT, |c| {
-                (c.stdout_closed && c.stderr_closed).then(|| c.clone())
-            })
-            .expect("the server's stdout and stderr close after it exits")
+        assert!(
+            self.stdout.wait_closed(EXIT) && self.stderr.wait_closed(EXIT),
+            "the server's stdout and stderr close after it exits"
+        );
+        self.snapshot()
     }
 }
 
@@ -258,10 +183,10 @@ impl ServerProcess {
 
     pub fn try_spawn(cmd: Command) -> Result<ServerProcess, String> {
         let mut running = Running::spawn(cmd);
-        let startup = running.capture.wait_until(STARTUP, |c| {
-            if c.stdout.iter().any(|l| l.starts_with("fingerprint ")) {
-                Some(Ok(c.stdout.clone()))
-            } else if c.stdout_closed {
+        let startup = running.stdout.wait_until(STARTUP, |stdout, closed| {
+            if stdout.iter().any(|l| l.starts_with("fingerprint ")) {
+                Some(Ok(stdout.to_vec()))
+            } else if closed {
                 Some(Err(()))
             } else {
                 None
@@ -276,7 +201,7 @@ impl ServerProcess {
                     "closed stdout before printing its fingerprint".to_owned()
                 };
                 let status = running.kill();
-                let out = running.capture.snapshot();
+                let out = running.snapshot();
                 return Err(format!(
                     "the server {why} (exit: {status})\nstdout:\n{}\nstderr:\n{}",
                     out.stdout.join("\n"),
@@ -339,36 +264,30 @@ impl ServerProcess {
     /// Logs in as admin with `password`; returns the line answering it
     /// (`WELCOME admin #lobby` or `REFUSE …`) and the connection.
     pub async fn admin_attempt(&self, password: &str) -> (String, Client) {
-        let mut c = self.connect().await;
-        c.expect("NICK").await;
-        c.send("admin").await;
-        c.expect("PASS").await;
-        c.send(password).await;
-        let answer = c.recv().await;
-        (answer, c)
+        admin_attempt(self.addr, &self.cert(), password).await
     }
 
     /// Stdout lines so far.
     pub fn stdout(&self) -> Vec<String> {
-        self.running.capture.snapshot().stdout
+        self.running.stdout.lines()
     }
 
     /// Stderr so far.
     pub fn stderr(&self) -> String {
-        self.running.capture.snapshot().stderr.join("\n")
+        self.running.stderr.text()
     }
 
     /// Waits (bounded) for a stdout line starting with `prefix`.
     pub fn wait_stdout(&self, prefix: &str, timeout: Duration) -> Option<String> {
-        self.running.capture.wait_until(timeout, |c| {
-            c.stdout.iter().find(|l| l.starts_with(prefix)).cloned()
+        self.running.stdout.wait_until(timeout, |stdout, _| {
+            stdout.iter().find(|l| l.starts_with(prefix)).cloned()
         })
     }
 
     /// Waits (bounded) for a stderr line containing `needle`.
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> Option<String> {
-        self.running.capture.wait_until(timeout, |c| {
-            c.stderr.iter().find(|l| l.contains(needle)).cloned()
+        self.running.stderr.wait_until(timeout, |stderr, _| {
+            stderr.iter().find(|l| l.contains(needle)).cloned()
         })
     }
 
@@ -376,17 +295,7 @@ impl ServerProcess {
     /// a hard kill elsewhere. Does not wait.
     pub fn signal_terminate(&mut self) {
         #[cfg(unix)]
-        {
-            let status = Command::new("kill")
-                .args(["-TERM", &self.pid().to_string()])
-                .status()
-                .expect("run kill -TERM");
-            assert!(
-                status.success(),
-                "kill -TERM {} failed: {status}",
-                self.pid()
-            );
-        }
+        self.signal("TERM");
         #[cfg(not(unix))]
         {
             self.running.kill();
@@ -455,11 +364,18 @@ impl Finished {
 /// killing it after [`EXIT`]; the environment variables it reads are
 /// removed first, then `env` is applied.
 pub fn run_once<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) -> Finished {
-    let mut cmd = assert_cmd::Command::new(BIN);
-    cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
-        .env_remove("TLSCHAT_DATA_DIR")
-        .env_remove("TLSCHAT_CONFIG")
-        .env_remove("RUST_LOG");
+    finish(server_bin(), args, env, stdin)
+}
+
+/// Runs `cmd ARGS` with `env` applied and `stdin` written then closed,
+/// killed after [`EXIT`].
+fn finish<A: AsRef<OsStr>>(
+    cmd: Command,
+    args: &[A],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Finished {
+    let mut cmd = assert_cmd::Command::from_std(cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -477,7 +393,7 @@ pub fn run_once<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) 
 }
 
 // ---------------------------------------------------------------------------
-// Certificates and logins
+// Certificates and files
 // ---------------------------------------------------------------------------
 
 /// `SHA256:<hex>` of the first certificate's DER in a PEM file, computed
@@ -506,33 +422,6 @@ pub fn is_sha256_fingerprint(s: &str) -> bool {
     })
 }
 
-/// Logs in as `nick` and reads `WELCOME`, `JOIN`, `USERS`.
-pub async fn login(addr: SocketAddr, cert: &CertificateDer<'static>, nick: &str) -> Client {
-    let mut c = connect_tls(addr, cert).await;
-    c.expect("NICK").await;
-    c.send(nick).await;
-    c.expect(&format!("WELCOME {nick} #lobby")).await;
-    c.expect(&format!("JOIN #lobby {nick}")).await;
-    c.expect_prefix("USERS #lobby").await;
-    c
-}
-
-pub async fn login_admin(
-    addr: SocketAddr,
-    cert: &CertificateDer<'static>,
-    password: &str,
-) -> Client {
-    let mut c = connect_tls(addr, cert).await;
-    c.expect("NICK").await;
-    c.send("admin").await;
-    c.expect("PASS").await;
-    c.send(password).await;
-    c.expect("WELCOME admin #lobby").await;
-    c.expect("JOIN #lobby admin").await;
-    c.expect_prefix("USERS #lobby").await;
-    c
-}
-
 /// Unix permission bits of `path`.
 #[cfg(unix)]
 pub fn mode(path: &Path) -> u32 {
@@ -545,7 +434,7 @@ pub fn mode(path: &Path) -> u32 {
 }
 
 // ---------------------------------------------------------------------------
-// Added for tests/abuse.rs and tests/crash_safety.rs (additions only)
+// Settings from the environment, signals
 // ---------------------------------------------------------------------------
 
 /// Every environment variable the binary reads for a setting other than
@@ -579,51 +468,33 @@ pub fn server_bin_clean() -> Command {
 /// [`run_once`], with every [`SETTING_ENV`] variable removed as well
 /// before `env` is applied.
 pub fn run_once_clean<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)], stdin: &str) -> Finished {
-    let mut cmd = assert_cmd::Command::new(BIN);
-    cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
-        .env_remove("TLSCHAT_DATA_DIR")
-        .env_remove("TLSCHAT_CONFIG")
-        .env_remove("RUST_LOG");
-    for var in SETTING_ENV {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .args(args)
-        .write_stdin(stdin.as_bytes().to_vec())
-        .timeout(EXIT)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
-    Finished {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finish(server_bin_clean(), args, env, stdin)
 }
 
 impl ServerProcess {
     /// Sends SIGHUP (reload) via `kill -HUP`; does not wait for the reload.
     #[cfg(unix)]
     pub fn signal_hup(&self) {
+        self.signal("HUP");
+    }
+
+    /// `kill -NAME PID`, which must succeed.
+    #[cfg(unix)]
+    fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
         let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
+            .args([&format!("-{name}"), &pid])
             .status()
-            .expect("run kill -HUP");
-        assert!(
-            status.success(),
-            "kill -HUP {} failed: {status}",
-            self.pid()
-        );
+            .unwrap_or_else(|e| panic!("run kill -{name}: {e}"));
+        assert!(status.success(), "kill -{name} {pid} failed: {status}");
     }
 
     /// Waits (bounded) until at least `n` stderr lines contain `needle`.
     pub fn wait_stderr_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
         self.running
-            .capture
-            .wait_until(timeout, |c| {
-                (c.stderr.iter().filter(|l| l.contains(needle)).count() >= n).then_some(())
+            .stderr
+            .wait_until(timeout, |stderr, _| {
+                (stderr.iter().filter(|l| l.contains(needle)).count() >= n).then_some(())
             })
             .is_some()
     }

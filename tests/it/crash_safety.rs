@@ -1,4 +1,4 @@
-//! Crash safety of the bans file (issue 6): the real server binary on one
+//! Crash safety of the bans file: the real server binary on one
 //! data directory, killed with SIGKILL at random moments while the admin
 //! bans and unbans, then restarted, round after round.
 //!
@@ -16,9 +16,6 @@
 //! `TLSCHAT_CRASH_SEED` the random seed (printed, so a failure reproduces).
 #![cfg(unix)]
 
-mod common;
-mod server_process;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,12 +24,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
-use common::{tls_stream, Lines};
-use server_process::*;
+use crate::harness::*;
 
 const PASSWORD: &str = "crash test admin password";
 const DEFAULT_ROUNDS: usize = 50;
@@ -147,32 +140,22 @@ fn temp_files(data_dir: &Path) -> usize {
         .count()
 }
 
+/// The admin's connection, alone in `#lobby`.
 struct Admin {
-    lines: Lines<ReadHalf<TlsStream<TcpStream>>>,
-    w: WriteHalf<TlsStream<TcpStream>>,
+    c: Client,
 }
 
 impl Admin {
     async fn login(s: &ServerProcess, cert: &CertificateDer<'static>) -> Admin {
-        let (r, w) = tokio::io::split(tls_stream(s.addr, cert, None).await);
-        let mut a = Admin {
-            lines: Lines::new(r),
-            w,
-        };
-        a.lines.expect("NICK").await;
-        a.send("admin\n").await;
-        a.lines.expect("PASS").await;
-        a.send(&format!("{PASSWORD}\n")).await;
-        a.lines.expect("WELCOME admin #lobby").await;
-        a.lines.expect("JOIN #lobby admin").await;
-        let users = a.lines.next().await.expect("USERS");
+        let mut c = connect_tls(s.addr, cert).await;
+        let users = c.finish_admin_login(PASSWORD).await;
         assert_eq!(users, "USERS #lobby admin");
-        a
+        Admin { c }
     }
 
+    /// `text` as it is: one command or many, each ending in a newline.
     async fn send(&mut self, text: &str) {
-        self.w.write_all(text.as_bytes()).await.expect("send");
-        self.w.flush().await.expect("flush");
+        self.c.send_raw(text.as_bytes()).await;
     }
 
     /// The nicknames `/bans` lists.
@@ -180,7 +163,7 @@ impl Admin {
         self.send("/bans\n/ping listed\n").await;
         let mut set = BTreeSet::new();
         loop {
-            let line = self.lines.next().await.expect("answer to /bans");
+            let line = self.c.recv().await;
             if line == "PONG listed" {
                 return set;
             }
@@ -325,7 +308,7 @@ fn confirmed_bans_and_unbans_survive_sigkill_at_random_moments() {
                         _ => 0,
                     };
                     while answered < wait_for {
-                        let line = admin.lines.next().await.expect("an answer");
+                        let line = admin.c.recv().await;
                         confirm_next!(line);
                     }
                     if let Kill::AfterPause(us) = kill {
@@ -337,7 +320,7 @@ fn confirmed_bans_and_unbans_survive_sigkill_at_random_moments() {
                         admin.send(&this.ops[i].command(round)).await;
                         if i < last && wait {
                             while answered <= i {
-                                let line = admin.lines.next().await.expect("an answer");
+                                let line = admin.c.recv().await;
                                 confirm_next!(line);
                             }
                         }
@@ -346,7 +329,7 @@ fn confirmed_bans_and_unbans_survive_sigkill_at_random_moments() {
             }
             s.kill();
             // Whatever the server sent before it died still counts.
-            while let Some(line) = admin.lines.next().await {
+            while let Some(line) = admin.c.try_recv().await {
                 assert!(answered < n, "round {round}: extra line {line:?}");
                 confirm_next!(line);
             }

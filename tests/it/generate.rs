@@ -115,10 +115,7 @@ fn shell_syntax_ok(shell: &str, script: &str, context: &str) {
 }
 
 fn installed(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    crate::harness::outside_program(program, &["--version"])
 }
 
 #[test]

@@ -1,15 +1,15 @@
 //! The terminal UI in a real pseudo-terminal: tmux runs the real `tlschat`
 //! binary, `send-keys` types, `capture-pane` reads the rendered screen.
-//! Linux only (CI installs tmux there); the UI code itself is portable and
-//! unit-tested on every OS.
+//! Linux only; without tmux the tests are skipped with the reason printed,
+//! or fail where CI requires it (see the harness' `outside_program`). The
+//! UI code itself is portable and unit-tested on every OS.
 #![cfg(target_os = "linux")]
 
-mod common;
-
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, STEP};
+use crate::harness::{outside_program, TestServer, STEP};
 
 /// A tmux server of its own (`-L`), so the test never touches a user's tmux.
 struct Tmux {
@@ -18,15 +18,7 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str) -> Tmux {
-        let ok = Command::new("tmux")
-            .arg("-V")
-            .output()
-            .map(|o| o.status.success());
-        assert!(
-            matches!(ok, Ok(true)),
-            "this test needs tmux (apt-get install tmux); .ci/run installs it"
-        );
-        // One tmux server per test: tests of this file run in parallel.
+        // One tmux server per test: tests run in parallel.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = format!("tlschat-test-{}-{n}", std::process::id());
@@ -93,18 +85,27 @@ impl Drop for Tmux {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn typing_a_message_renders_it_and_others_appear() {
-    let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
+/// The terminal UI as `dave`, pinned to `server`'s certificate, with its
+/// known_hosts in `dir`; the shell prints its exit code after it.
+fn dave_in_tmux(server: &TestServer, dir: &Path) -> Tmux {
     let fingerprint = tlschat_protocol::Fingerprint::of_der(&server.cert);
     let cmd = format!(
         "{} --nick dave --fingerprint {fingerprint} --known-hosts {} 127.0.0.1:{}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_tlschat"),
-        dir.path().join("known_hosts").display(),
+        dir.join("known_hosts").display(),
         server.addr.port(),
     );
-    let tmux = Tmux::start(&cmd);
+    Tmux::start(&cmd)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_a_message_renders_it_and_others_appear() {
+    if !outside_program("tmux", &["-V"]) {
+        return;
+    }
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = dave_in_tmux(&server, dir.path());
     let screen = tmux.wait_for("connected");
     assert!(screen.contains("dave in #lobby"), "status bar:\n{screen}");
 
@@ -205,18 +206,14 @@ fn column_of(row: &str, needle: &str) -> Option<usize> {
 /// and the sidebar border where they belong.
 #[tokio::test(flavor = "multi_thread")]
 async fn non_ascii_text_is_typed_edited_and_shown_in_place() {
+    if !outside_program("tmux", &["-V"]) {
+        return;
+    }
     const FAMILY: &str = "👨\u{200D}👩\u{200D}👧";
     const WIDTH: usize = 120;
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let fingerprint = tlschat_protocol::Fingerprint::of_der(&server.cert);
-    let cmd = format!(
-        "{} --nick dave --fingerprint {fingerprint} --known-hosts {} 127.0.0.1:{}; echo EXIT=$?; sleep 60",
-        env!("CARGO_BIN_EXE_tlschat"),
-        dir.path().join("known_hosts").display(),
-        server.addr.port(),
-    );
-    let tmux = Tmux::start(&cmd);
+    let tmux = dave_in_tmux(&server, dir.path());
     tmux.wait_for("connected");
     let mut erin = server.login("erin").await;
     tmux.wait_for("erin joined #lobby");

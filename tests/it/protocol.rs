@@ -3,8 +3,7 @@
 //! test. Every wait is bounded (the harness's `STEP`); "nothing else
 //! arrives" is checked with a `/ping` round trip (`Client::expect_quiet`).
 
-mod common;
-use common::*;
+use crate::harness::*;
 
 use std::time::{Duration, Instant};
 

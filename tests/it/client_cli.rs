@@ -9,25 +9,18 @@
 //! stdin is always a pipe (plain mode is automatic; `--plain` is tested
 //! too). Every wait is bounded, and every child is killed when dropped.
 
-mod common;
-mod server_process;
+use crate::harness;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use server_process::{
-    fingerprint_from_output, is_sha256_fingerprint, run_once, server_bin, sha256_fingerprint,
-    Finished, ServerProcess,
+use crate::harness::{
+    client_command, fingerprint_from_output, is_sha256_fingerprint, run_once, runtime, server_bin,
+    sha256_fingerprint, ClientProcess as Chat, Finished, ServerProcess, CLIENT, WAIT,
 };
-
-/// The binary under test.
-const CLIENT: &str = env!("CARGO_BIN_EXE_tlschat");
-/// Bound for any one wait: a line, an exit.
-const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "client cli admin password";
 
 // ---------------------------------------------------------------------------
@@ -58,19 +51,7 @@ impl Scratch {
     /// `tlschat --known-hosts <kh> ARGS…` with the variables it reads
     /// removed and HOME/XDG_CONFIG_HOME pointing into the temp dir.
     fn client_with_kh(&self, kh: &Path, args: &[&str]) -> Command {
-        let home = self.path("home");
-        std::fs::create_dir_all(&home).expect("create fake HOME");
-        let mut cmd = Command::new(CLIENT);
-        cmd.env_remove("TLSCHAT_PASSWORD")
-            .env_remove("TLSCHAT_NICK")
-            .env_remove("TLSCHAT_KNOWN_HOSTS")
-            .env_remove("RUST_LOG")
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .arg("--known-hosts")
-            .arg(kh)
-            .args(args);
-        cmd
+        client_command(&self.path("home"), kh, args)
     }
 
     fn client(&self, args: &[&str]) -> Command {
@@ -182,272 +163,12 @@ fn server_on(addr: SocketAddr, data: &Path) -> Result<ServerProcess, String> {
     ServerProcess::try_spawn(cmd)
 }
 
-/// A multi-threaded runtime for the in-process server and Rust clients; the
-/// test thread stays free for blocking waits on the `tlschat` child.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 #[track_caller]
 fn assert_contains(haystack: &str, needle: &str, what: &str) {
     assert!(
         haystack.contains(needle),
         "{what}: expected to contain {needle:?}, got:\n{haystack}"
     );
-}
-
-// ---------------------------------------------------------------------------
-// A running client
-// ---------------------------------------------------------------------------
-
-/// Lines from one of the child's pipes: a reader thread feeds a channel;
-/// `seen` keeps everything received (for assertions and diagnostics),
-/// `pos` is how far the test has consumed.
-struct Lines {
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    pos: usize,
-    closed: bool,
-}
-
-impl Lines {
-    fn spawn(stream: impl Read + Send + 'static) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf)
-                            .trim_end_matches(['\n', '\r'])
-                            .to_owned();
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-            pos: 0,
-            closed: false,
-        }
-    }
-
-    /// Takes in whatever has arrived, without waiting.
-    fn poll(&mut self) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(l) => self.seen.push(l),
-                Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.closed = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The next unconsumed line matching `pred` (lines before it are
-    /// consumed too); `None` at the deadline or when the pipe closed.
-    fn find(&mut self, deadline: Instant, pred: &dyn Fn(&str) -> bool) -> Option<String> {
-        loop {
-            while self.pos < self.seen.len() {
-                let line = &self.seen[self.pos];
-                self.pos += 1;
-                if pred(line) {
-                    return Some(line.clone());
-                }
-            }
-            if self.closed {
-                return None;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            match self.rx.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(mpsc::RecvTimeoutError::Timeout) => return None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.closed = true,
-            }
-        }
-    }
-
-    /// Waits (bounded) until the pipe is closed, i.e. the child is gone.
-    fn drain(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(mpsc::RecvTimeoutError::Timeout) => return,
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.closed = true,
-            }
-        }
-    }
-}
-
-/// A `tlschat` child with stdin kept open; killed and reaped on drop.
-struct Chat {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: Lines,
-    err: Lines,
-    code: Option<i32>,
-}
-
-impl Chat {
-    fn spawn(mut cmd: Command) -> Chat {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CLIENT}: {e}"));
-        let stdin = child.stdin.take();
-        let out = Lines::spawn(child.stdout.take().unwrap());
-        let err = Lines::spawn(child.stderr.take().unwrap());
-        Chat {
-            child,
-            stdin,
-            out,
-            err,
-            code: None,
-        }
-    }
-
-    /// Everything printed so far and the exit status, for failure messages.
-    fn dump(&mut self) -> String {
-        self.out.poll();
-        self.err.poll();
-        let status = self.child.try_wait().ok().flatten();
-        format!(
-            "exit: {status:?}\nstdout:\n{}\nstderr:\n{}",
-            self.out.seen.join("\n"),
-            self.err.seen.join("\n")
-        )
-    }
-
-    /// Waits for a stdout line equal to `line` (skipping others).
-    #[track_caller]
-    fn expect_out(&mut self, line: &str) {
-        let deadline = Instant::now() + WAIT;
-        if self.out.find(deadline, &|l| l == line).is_none() {
-            panic!("no stdout line {line:?} within {WAIT:?}\n{}", self.dump());
-        }
-    }
-
-    /// Waits for a stdout line starting with `prefix`; returns it.
-    #[track_caller]
-    fn expect_out_prefix(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        match self.out.find(deadline, &|l| l.starts_with(prefix)) {
-            Some(l) => l,
-            None => panic!(
-                "no stdout line {prefix:?}… within {WAIT:?}\n{}",
-                self.dump()
-            ),
-        }
-    }
-
-    /// The very next stdout line (bounded).
-    #[track_caller]
-    fn next_out(&mut self) -> String {
-        let deadline = Instant::now() + WAIT;
-        match self.out.find(deadline, &|_| true) {
-            Some(l) => l,
-            None => panic!("no stdout line within {WAIT:?}\n{}", self.dump()),
-        }
-    }
-
-    /// Waits for a stderr line containing `needle`; returns it.
-    #[track_caller]
-    fn expect_err(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        match self.err.find(deadline, &|l| l.contains(needle)) {
-            Some(l) => l,
-            None => panic!(
-                "no stderr line with {needle:?} within {WAIT:?}\n{}",
-                self.dump()
-            ),
-        }
-    }
-
-    #[track_caller]
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        if let Err(e) = stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|_| stdin.flush())
-        {
-            panic!("cannot write to the client: {e}\n{}", self.dump());
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// Waits (bounded) for the client to exit by itself; its exit code.
-    /// Afterwards all its output has been read.
-    #[track_caller]
-    fn wait_exit(&mut self) -> i32 {
-        if let Some(code) = self.code {
-            return code;
-        }
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!("the client did not exit within {WAIT:?}\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        self.out.drain(WAIT);
-        self.err.drain(WAIT);
-        let code = status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status}\n{}", self.dump()));
-        self.code = Some(code);
-        code
-    }
-
-    #[track_caller]
-    fn assert_exit(&mut self, expected: i32) {
-        let code = self.wait_exit();
-        assert_eq!(code, expected, "unexpected exit code\n{}", self.dump());
-    }
-
-    /// All stderr received so far, one string.
-    fn stderr(&mut self) -> String {
-        self.err.poll();
-        self.err.seen.join("\n")
-    }
-
-    /// All stdout received so far.
-    fn stdout(&mut self) -> Vec<String> {
-        self.out.poll();
-        self.out.seen.clone()
-    }
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1189,7 +910,38 @@ fn usage_errors_help_and_version() {
         "",
     );
     done.assert_code(1);
-    assert_contains(&done.stderr, s(&missing), "missing password file");
+    let want = format!("cannot read the password file {}: ", s(&missing));
+    assert_contains(&done.stderr, &want, "missing password file");
+
+    // One that is not text is unreadable too: exit 1, not a usage error.
+    let binary = t.path("binary-password-file");
+    std::fs::write(&binary, b"\xff\xfe secret\n").unwrap();
+    let args = [
+        "--nick",
+        "admin",
+        "--password-file",
+        s(&binary),
+        "127.0.0.1:9",
+    ];
+    let done = t.run(&args, &[], "");
+    done.assert_code(1);
+    let want = format!("cannot read the password file {}: ", s(&binary));
+    assert_contains(&done.stderr, &want, "password file not UTF-8");
+
+    // An empty one is a usage error.
+    let empty = t.path("empty-password-file");
+    std::fs::write(&empty, b"\n").unwrap();
+    let args = [
+        "--nick",
+        "admin",
+        "--password-file",
+        s(&empty),
+        "127.0.0.1:9",
+    ];
+    let done = t.run(&args, &[], "");
+    done.assert_code(2);
+    let want = format!("the password file {} is empty", s(&empty));
+    assert_contains(&done.stderr, &want, "empty password file");
 
     let help = t.run(&["--help"], &[], "");
     help.assert_success();
@@ -1217,7 +969,7 @@ fn usage_errors_help_and_version() {
     version.assert_success();
     assert_eq!(
         version.stdout.trim_end(),
-        server_process::expected_version("tlschat")
+        harness::expected_version("tlschat")
     );
 }
 
@@ -1283,7 +1035,7 @@ fn plaintext_server_is_a_tls_failure_exit_1() {
 fn reconnects_after_a_restart_and_rejoins_the_room() {
     let t = Scratch::new();
     let rt = runtime();
-    let server = rt.block_on(common::TestServer::start());
+    let server = rt.block_on(harness::TestServer::start());
     let addr = server.addr;
     let host = addr.to_string();
 
@@ -1298,7 +1050,7 @@ fn reconnects_after_a_restart_and_rejoins_the_room() {
     assert_contains(&lost, "reconnecting in", "the reconnect notice");
 
     // Same data dir (same certificate), same port.
-    let server = rt.block_on(common::TestServer::start_in(dir, |c| c.listen = addr));
+    let server = rt.block_on(harness::TestServer::start_in(dir, |c| c.listen = addr));
     alice.expect_out("* alice joined #lobby");
     alice.expect_out("* alice joined #rust");
     assert!(
@@ -1347,7 +1099,7 @@ fn no_reconnect_exits_1_when_the_server_goes_away() {
 fn reconnect_to_a_changed_certificate_exits_3() {
     let t = Scratch::new();
     let rt = runtime();
-    let server = rt.block_on(common::TestServer::start());
+    let server = rt.block_on(harness::TestServer::start());
     let addr = server.addr;
     let old_fp = fingerprint_of_der(&server.cert);
 
@@ -1360,7 +1112,7 @@ fn reconnect_to_a_changed_certificate_exits_3() {
     alice.expect_err("-- connection lost");
     // A new certificate is generated on the next start.
     std::fs::remove_dir_all(tlschat_server_core::config::certs_dir(dir.path())).unwrap();
-    let server = rt.block_on(common::TestServer::start_in(dir, |c| c.listen = addr));
+    let server = rt.block_on(harness::TestServer::start_in(dir, |c| c.listen = addr));
     let new_fp = fingerprint_of_der(&server.cert);
     assert_ne!(new_fp, old_fp);
 

@@ -12,25 +12,22 @@
 //! still running at the end is killed.
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::harness::{self, ClientProcess as Client, Reading, WAIT};
 use tlschat_protocol::connection::Connection;
 use tlschat_protocol::{Frame, MAX_SERVER_LINE};
 
-/// The binary under test.
-const CLIENT: &str = env!("CARGO_BIN_EXE_tlschat");
-/// Bound for one step: a line from the client, a client exit.
-const WAIT: Duration = Duration::from_secs(20);
 /// Text in several scripts, so every path carries non-ASCII.
 const WORLD: &str = "Привет Γειά مرحبا שלום 你好 👩🏽‍💻 👨‍👩‍👧 e\u{301}";
 
@@ -216,11 +213,7 @@ impl Hostile {
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = harness::runtime();
         let config = rustls::ServerConfig::builder_with_provider(tlschat_protocol::tls::provider())
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
@@ -295,105 +288,17 @@ impl Seen {
 
 /// Longest part of a stdout/stderr line the test keeps (the flood sends
 /// 1 MiB lines; only their start matters).
-const KEEP: usize = 512;
+const KEEP: Reading = Reading {
+    keep: 512,
+    strict_utf8: false,
+};
 
-/// One pipe of the child, read by a thread: lines (each cut to [`KEEP`]
-/// bytes, control characters kept) and how many there were.
-struct Pipe {
-    lines: Arc<Mutex<Vec<String>>>,
-    done: mpsc::Receiver<()>,
-    closed: bool,
-}
-
-impl Pipe {
-    fn spawn(stream: impl Read + Send + 'static) -> Pipe {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, done) = mpsc::channel();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let end = buf.len().min(KEEP);
-                        let line = String::from_utf8_lossy(&buf[..end])
-                            .trim_end_matches(['\n', '\r'])
-                            .to_owned();
-                        sink.lock().unwrap().push(line);
-                    }
-                }
-            }
-            let _ = tx.send(());
-        });
-        Pipe {
-            lines,
-            done,
-            closed: false,
-        }
-    }
-
-    fn snapshot(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn text(&self) -> String {
-        self.snapshot().join("\n")
-    }
-
-    /// The last `n` lines, for failure messages.
-    fn tail(&self, n: usize) -> String {
-        let lines = self.snapshot();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// Waits (bounded) for a line satisfying `pred`.
-    fn wait_for(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.lines.lock().unwrap().iter().any(|l| pred(l)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn drain(&mut self, limit: Duration) {
-        if !self.closed {
-            self.closed = self.done.recv_timeout(limit).is_ok();
-        }
-    }
-}
-
-/// A `tlschat --plain` child; killed and reaped on drop.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: Pipe,
-    err: Pipe,
-    status: Option<ExitStatus>,
-}
-
-/// `tlschat --plain --known-hosts <dir>/known_hosts ARGS…` with the
-/// variables it reads removed and HOME inside `dir`.
+/// `tlschat --plain --known-hosts <dir>/known_hosts ARGS…` with HOME
+/// inside `dir`.
 fn client_command(dir: &Path, args: &[&str]) -> Command {
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).expect("fake HOME");
-    let mut cmd = Command::new(CLIENT);
-    cmd.env_remove("TLSCHAT_PASSWORD")
-        .env_remove("TLSCHAT_NICK")
-        .env_remove("TLSCHAT_KNOWN_HOSTS")
-        .env_remove("RUST_LOG")
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .arg("--plain")
-        .arg("--known-hosts")
-        .arg(dir.join("known_hosts"))
-        .args(args);
-    cmd
+    let mut all = vec!["--plain"];
+    all.extend_from_slice(args);
+    harness::client_command(&dir.join("home"), &dir.join("known_hosts"), &all)
 }
 
 /// [`client_command`] for `nick`, pinned to `id`'s certificate at `server`,
@@ -413,104 +318,36 @@ fn pinned_command(
     client_command(dir, &args)
 }
 
-impl Client {
-    fn spawn(mut cmd: Command) -> Client {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CLIENT}: {e}"));
-        let stdin = child.stdin.take();
-        let out = Pipe::spawn(child.stdout.take().expect("stdout"));
-        let err = Pipe::spawn(child.stderr.take().expect("stderr"));
-        Client {
-            child,
-            stdin,
-            out,
-            err,
-            status: None,
-        }
-    }
-
-    /// Runs with `input` on stdin (then EOF).
-    fn run(dir: &Path, args: &[&str], input: &str) -> Client {
-        Self::run_with(client_command(dir, args), input)
-    }
-
-    fn run_with(cmd: Command, input: &str) -> Client {
-        let mut c = Client::spawn(cmd);
-        if let Some(mut stdin) = c.stdin.take() {
-            let input = input.to_owned();
-            // A client that exits early closes the pipe: not this test's concern.
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(input.as_bytes());
-            });
-        }
-        c
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "status: {:?}\nstdout (last lines):\n{}\nstderr (last lines):\n{}",
-            self.status,
-            self.out.tail(40),
-            self.err.tail(40)
-        )
-    }
-
-    /// Waits up to `limit` for the child to exit by itself; its exit code.
-    #[track_caller]
-    fn wait_exit_within(&mut self, limit: Duration) -> i32 {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "the client did not exit within {limit:?} (killed)\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.status = Some(status);
-        self.out.drain(WAIT);
-        self.err.drain(WAIT);
-        status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal\n{}", self.dump()))
-    }
-
-    #[track_caller]
-    fn assert_exit(&mut self, expected: i32) {
-        let code = self.wait_exit_within(WAIT);
-        assert_eq!(code, expected, "exit code\n{}", self.dump());
-    }
-
-    /// No raw escape, bell or other control character reached the terminal.
-    #[track_caller]
-    fn assert_no_control_characters(&self) {
-        for (name, text) in [("stdout", self.out.text()), ("stderr", self.err.text())] {
-            let bad: Vec<char> = text
-                .chars()
-                .filter(|&c| c != '\n' && (c.is_control()))
-                .collect();
-            assert!(
-                bad.is_empty(),
-                "{name} carries control characters {bad:?}\n{}",
-                self.dump()
-            );
-        }
-    }
+/// A client child with stdin kept open.
+fn spawn(cmd: Command) -> Client {
+    Client::spawn_with(cmd, KEEP)
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A client child with `input` on stdin (then EOF).
+fn run(dir: &Path, args: &[&str], input: &str) -> Client {
+    run_with(client_command(dir, args), input)
+}
+
+fn run_with(cmd: Command, input: &str) -> Client {
+    Client::spawn_with_input(cmd, KEEP, input)
+}
+
+/// No raw escape, bell or other control character reached the terminal.
+#[track_caller]
+fn assert_no_control_characters(client: &mut Client) {
+    for (name, text) in [
+        ("stdout", client.out().text()),
+        ("stderr", client.err().text()),
+    ] {
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|&c| c != '\n' && (c.is_control()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{name} carries control characters {bad:?}\n{}",
+            client.dump()
+        );
     }
 }
 
@@ -546,14 +383,14 @@ fn certificate_names_never_reach_the_terminal_raw() {
         peer.send("NICK").await;
         let _ = peer.rest().await;
     });
-    let mut client = Client::run(
+    let mut client = run(
         dir.path(),
         &["--nick", "alice", "--ca", s(&ca_path), &server.host()],
         "",
     );
     client.assert_exit(3);
-    client.assert_no_control_characters();
-    let err = client.err.text();
+    assert_no_control_characters(&mut client);
+    let err = client.err().text();
     assert!(err.contains("not valid for that name"), "{}", client.dump());
     assert!(
         err.contains("evil\u{FFFD}]0;PWNED\u{FFFD}.example"),
@@ -595,13 +432,13 @@ fn an_impostor_under_ca_is_not_met_with_advice_to_pin_it() {
                 }
             }
         });
-        let mut client = Client::run(
+        let mut client = run(
             dir.path(),
             &["--nick", "alice", "--ca", s(&ca_path), &server.host()],
             "hello\n",
         );
         client.assert_exit(3);
-        let err = client.err.text();
+        let err = client.err().text();
         assert!(
             err.contains("not signed by the CA") && err.contains("impostor"),
             "{what}: \n{}",
@@ -639,23 +476,23 @@ fn a_flood_of_one_mib_messages_keeps_memory_bounded() {
         peer.send(&format!("MSG #lobby flood done {WORLD}")).await;
         peer.until_quit().await;
     });
-    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
+    let mut client = spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     let done = format!("[#lobby] flood: done {}", shown(WORLD));
     assert!(
-        client.out.wait_for(Duration::from_secs(120), |l| l == done),
+        client.out().any(Duration::from_secs(120), |l| l == done),
         "the flood did not get through\n{}",
         client.dump()
     );
-    let peak_mib = peak_rss_kib(client.child.id()) / 1024;
+    let peak_mib = peak_rss_kib(client.pid()) / 1024;
     eprintln!("peak memory of the client: {peak_mib} MiB");
     let shown = client
-        .out
-        .snapshot()
+        .out()
+        .lines()
         .iter()
         .filter(|l| l.starts_with("[#lobby] flood: "))
         .count();
     assert_eq!(shown, MESSAGES + 1, "every message is shown");
-    client.stdin = None;
+    client.close_stdin();
     client.assert_exit(0);
     assert!(
         peak_mib < 300,
@@ -685,14 +522,14 @@ fn two_hundred_thousand_joins_are_absorbed() {
             .await;
         peer.until_quit().await;
     });
-    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
+    let mut client = spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     let after = format!("[#lobby] srv: after the joins {}", shown(WORLD));
     assert!(
-        client.out.wait_for(Duration::from_secs(90), |l| l == after),
+        client.out().any(Duration::from_secs(90), |l| l == after),
         "the client did not get through the JOINs\n{}",
         client.dump()
     );
-    client.stdin = None;
+    client.close_stdin();
     client.assert_exit(0);
 }
 
@@ -725,10 +562,10 @@ fn the_password_is_sent_at_most_once() {
     let password = format!("secret {WORLD}");
     let mut cmd = pinned_command(dir.path(), "admin", &id, &server, &["--no-reconnect"]);
     cmd.env("TLSCHAT_PASSWORD", &password);
-    let mut client = Client::run_with(cmd, "");
+    let mut client = run_with(cmd, "");
     client.assert_exit(1);
     assert_eq!(seen.all(), vec![password.clone()], "{}", client.dump());
-    let err = client.err.text();
+    let err = client.err().text();
     assert!(
         err.contains("PASS") && err.contains("again"),
         "{}",
@@ -759,15 +596,15 @@ fn a_second_welcome_is_a_protocol_error() {
             }
         }
     });
-    let mut client = Client::spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
+    let mut client = spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
     client.assert_exit(1);
-    let err = client.err.text();
+    let err = client.err().text();
     assert!(
         err.contains("WELCOME") && err.contains("protocol"),
         "{}",
         client.dump()
     );
-    let out = client.out.text();
+    let out = client.out().text();
     assert!(
         out.contains(&format!("alice: before {}", shown(WORLD))),
         "{}",
@@ -802,14 +639,14 @@ fn a_welcome_naming_another_room_is_refused() {
                 }
             }
         });
-        let mut client = Client::run_with(
+        let mut client = run_with(
             pinned_command(dir.path(), "alice", &id, &server, &["--no-reconnect"]),
             "hello\n",
         );
         client.assert_exit(1);
-        client.assert_no_control_characters();
+        assert_no_control_characters(&mut client);
         assert!(
-            client.err.text().contains("WELCOME"),
+            client.err().text().contains("WELCOME"),
             "{room:?}\n{}",
             client.dump()
         );
@@ -832,7 +669,7 @@ fn accept_new_says_it_stored_the_host_when_the_login_fails() {
         peer.send(&format!("REFUSE go away {WORLD}")).await;
         peer.close().await;
     });
-    let mut client = Client::run(
+    let mut client = run(
         dir.path(),
         &["--nick", "alice", "--accept-new", &server.host()],
         "",
@@ -840,7 +677,7 @@ fn accept_new_says_it_stored_the_host_when_the_login_fails() {
     client.assert_exit(4);
     let kh = std::fs::read_to_string(dir.path().join("known_hosts")).expect("known_hosts written");
     assert!(kh.contains(&id.fingerprint().to_lowercase()[7..]), "{kh}");
-    let err = client.err.text();
+    let err = client.err().text();
     assert!(
         err.contains(&format!("added {}", server.host())),
         "{}",
@@ -871,7 +708,7 @@ fn a_server_that_stops_reading_cannot_hang_the_client() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         drop(peer);
     });
-    let mut client = Client::spawn(pinned_command(
+    let mut client = spawn(pinned_command(
         dir.path(),
         "alice",
         &id,
@@ -880,7 +717,7 @@ fn a_server_that_stops_reading_cannot_hang_the_client() {
     ));
     // Far more than the socket buffers hold; the writer thread blocks until
     // the client exits (then its writes fail).
-    if let Some(mut stdin) = client.stdin.take() {
+    if let Some(mut stdin) = client.take_stdin() {
         std::thread::spawn(move || {
             let line = format!("{} {WORLD}\n", "x".repeat(900));
             for _ in 0..20_000 {
@@ -893,12 +730,12 @@ fn a_server_that_stops_reading_cannot_hang_the_client() {
     let code = client.wait_exit_within(Duration::from_secs(90));
     assert_eq!(code, 1, "{}", client.dump());
     assert!(
-        client.out.text().contains("not reading from now on"),
+        client.out().text().contains("not reading from now on"),
         "{}",
         client.dump()
     );
     assert!(
-        client.err.text().contains("not reading"),
+        client.err().text().contains("not reading"),
         "{}",
         client.dump()
     );
@@ -918,7 +755,7 @@ fn a_line_cut_off_by_a_close_is_not_shown() {
     });
     // stdin stays open: a `/quit` racing the close would end the session
     // as a quit, before the cut-off line is noticed.
-    let mut client = Client::spawn(pinned_command(
+    let mut client = spawn(pinned_command(
         dir.path(),
         "alice",
         &id,
@@ -926,7 +763,7 @@ fn a_line_cut_off_by_a_close_is_not_shown() {
         &["--no-reconnect"],
     ));
     let code = client.wait_exit_within(WAIT);
-    let out = client.out.text();
+    let out = client.out().text();
     assert!(
         out.contains(&format!("srv: whole {}", shown(WORLD))),
         "{}",
@@ -938,7 +775,7 @@ fn a_line_cut_off_by_a_close_is_not_shown() {
         client.dump()
     );
     assert!(
-        client.err.text().contains("middle of a line"),
+        client.err().text().contains("middle of a line"),
         "{}",
         client.dump()
     );
@@ -966,23 +803,22 @@ fn a_ban_kick_shows_the_reason_once() {
                 peer.close().await;
             }
         });
-        let mut client =
-            Client::run_with(pinned_command(dir.path(), "alice", &id, &server, &[]), "");
+        let mut client = run_with(pinned_command(dir.path(), "alice", &id, &server, &[]), "");
         client.assert_exit(4);
-        let err = client.err.snapshot();
+        let err = client.err().lines();
         assert!(
             err.contains(&expect),
             "expected the line {expect:?}\n{}",
             client.dump()
         );
         assert!(
-            !client.err.text().contains("banned: banned"),
+            !client.err().text().contains("banned: banned"),
             "{}",
             client.dump()
         );
         assert!(
             client
-                .out
+                .out()
                 .text()
                 .contains(&format!("* alice was kicked by admin ({})", shown(&reason))),
             "{}",
@@ -1016,7 +852,7 @@ fn parallel_accept_new_keeps_every_host() {
         .iter()
         .enumerate()
         .map(|(i, (_, server))| {
-            Client::run(
+            run(
                 dir.path(),
                 &[
                     "--nick",
@@ -1031,7 +867,7 @@ fn parallel_accept_new_keeps_every_host() {
         .collect();
     for c in &mut clients {
         c.assert_exit(0);
-        assert!(c.err.text().contains("added"), "{}", c.dump());
+        assert!(c.err().text().contains("added"), "{}", c.dump());
     }
     let kh = std::fs::read_to_string(dir.path().join("known_hosts")).expect("known_hosts");
     let entries: Vec<&str> = kh

@@ -4,10 +4,9 @@
 //! data directories others could write into (the real binary). Real TLS
 //! over loopback, one in-process server per test.
 
-mod common;
+use crate::harness;
 #[cfg(unix)]
-mod server_process;
-use common::*;
+use crate::harness::*;
 
 use std::time::Duration;
 
@@ -98,7 +97,7 @@ mod several_addresses {
             let mut victim = slow_reader(&s, loopback(3), "victim").await;
             let mut flooders = tokio::task::JoinSet::new();
             for i in 0..16 {
-                let c = login_at(s.addr, &s.cert, &format!("flooder{i}")).await;
+                let c = login(s.addr, &s.cert, &format!("flooder{i}")).await;
                 flooders.spawn(flood(c, i));
             }
             // The victim reads nothing from here on.
@@ -200,7 +199,7 @@ mod files {
     /// Starts the real server on `data` and expects it to refuse: a
     /// non-zero exit, within a bound, with `stderr` naming `bad` and the fix.
     fn refused_naming(data: &Path, bad: &Path) {
-        let mut child = server_process::run_command(data)
+        let mut child = harness::run_command(data)
             .env("TLSCHAT_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -209,7 +208,7 @@ mod files {
             .expect("start tlschat-server");
         let started = std::time::Instant::now();
         while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > server_process::EXIT {
+            if started.elapsed() > harness::EXIT {
                 let _ = child.kill();
                 panic!("the server did not refuse {} in time", bad.display());
             }
@@ -245,7 +244,7 @@ mod files {
         }
         // Made private, it starts; it creates its certs directory 0700.
         chmod(&data, 0o700);
-        let server = server_process::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
+        let server = harness::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
         drop(server);
         let certs = data.join("certs");
         let mode = std::fs::metadata(&certs).unwrap().permissions().mode();
@@ -258,7 +257,7 @@ mod files {
     fn a_data_directory_the_server_creates_is_owner_only() {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("new").join("data");
-        let server = server_process::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
+        let server = harness::ServerProcess::start_with_password(&data, ADMIN_PASSWORD);
         drop(server);
         let mode = std::fs::metadata(&data).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);

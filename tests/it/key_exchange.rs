@@ -4,19 +4,15 @@
 //! Real binary, real TLS over loopback; the session is used afterwards
 //! (a login), not just the handshake.
 
-mod common;
-mod server_process;
-
 use std::sync::Arc;
 
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use rustls::NamedGroup;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
-use server_process::*;
+use crate::harness::*;
 
 const STEP: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -27,11 +23,8 @@ async fn negotiate(
     config: Arc<rustls::ClientConfig>,
     nick: &str,
 ) -> (NamedGroup, String) {
-    let tcp = TcpStream::connect(server.addr).await.expect("tcp connect");
-    let name = ServerName::try_from("localhost").expect("server name");
-    let tls = tokio::time::timeout(STEP, TlsConnector::from(config).connect(name, tcp))
+    let tls = tls_connect(socket_for(server.addr, None), server.addr, config)
         .await
-        .expect("TLS handshake within STEP")
         .expect("TLS handshake");
     let group = tls
         .get_ref()

@@ -6,8 +6,7 @@
 //! Every server listens on `127.0.0.1:0` (or `[::1]:0`) and is killed when
 //! its [`ServerProcess`] is dropped; every wait is bounded.
 
-mod common;
-mod server_process;
+use crate::harness;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
@@ -19,8 +18,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 
-use common::connect_tls;
-use server_process::*;
+use crate::harness::connect_tls;
+use crate::harness::*;
 
 const PASSWORD: &str = "hunter2 but longer";
 
@@ -559,7 +558,7 @@ mod graceful_shutdown {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::common::Client;
+    use harness::Client;
 
     /// After SIGTERM: the client gets one `INFO` line, then EOF.
     async fn assert_info_then_eof(who: &str, c: &mut Client) {

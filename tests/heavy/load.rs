@@ -3,24 +3,22 @@
 //! in-process server per test, on a multi-threaded runtime. Every wait is
 //! bounded (the harness's `STEP`, and an overall limit per test).
 
-mod common;
-use common::*;
+use crate::harness;
+use crate::harness::*;
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
 /// Runs one heavy test on its own multi-threaded runtime, never at the same
-/// time as another test of this file: each is meant to load the machine by
+/// time as another test of this binary: each is meant to load the machine by
 /// itself (two of them at once on two cores starve each other's servers).
 /// The server's warnings (e.g. who was dropped for not reading) are shown
 /// if the test fails, and so is a test that takes longer than [`TEST_LIMIT`].
 fn exclusive<F: Future>(test: F) -> F::Output {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    common::run_bounded(TEST_LIMIT, test)
+    let _turn = crate::LOAD.write().unwrap_or_else(|e| e.into_inner());
+    harness::run_bounded(TEST_LIMIT, test)
 }
 
 /// Upper bound for a whole test here: generous for a loaded 2-core machine
@@ -203,7 +201,7 @@ fn five_hundred_clients_log_in_at_once_and_a_big_room_is_quiet() {
         let mut set = JoinSet::new();
         for i in 0..CROWD {
             let (addr, cert) = (s.addr, s.cert.clone());
-            set.spawn(async move { (i, login_at(addr, &cert, &nick(i)).await) });
+            set.spawn(async move { (i, login(addr, &cert, &nick(i)).await) });
         }
         let mut crowd: Vec<Option<Client>> = (0..CROWD).map(|_| None).collect();
         while let Some(r) = set.join_next().await {

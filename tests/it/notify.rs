@@ -6,16 +6,13 @@
 //! when the new config is refused), and SIGTERM sends STOPPING=1.
 #![cfg(unix)]
 
-mod common;
-mod server_process;
-
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Duration;
 
-use server_process::*;
+use crate::harness::*;
 
 /// The service manager's end: datagrams the server sends.
 struct FakeSystemd {

@@ -1,4 +1,4 @@
-//! The abuse suite (issue 6): what a hostile or broken client can throw at
+//! The abuse suite: what a hostile or broken client can throw at
 //! the server, and the limits that hold it back. Real TLS over loopback,
 //! against the in-process server (limits set explicitly per test: the
 //! harness lifts the per-address cap and the rate limit by default) and,
@@ -11,13 +11,11 @@
 //! addresses (127.0.0.x) are Linux-only; random inputs come from fixed
 //! seeds, printed, so a failure reproduces.
 
-mod common;
-mod server_process;
+use crate::{harness, LOAD};
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -25,8 +23,7 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::*;
-use server_process::*;
+use harness::*;
 use tlschat_server_core::config::Limits;
 
 /// The exact plaintext refusal, from protocol.md.
@@ -35,9 +32,6 @@ const TLS_REQUIRED: &str =
 
 // ---- running tests ----------------------------------------------------------
 
-/// Heavy tests take this for writing (alone), the others for reading.
-static LOAD: RwLock<()> = RwLock::new(());
-
 /// Runs `test` on its own 2-thread runtime, bounded by `limit`, alongside
 /// other light tests.
 fn light<F: Future>(limit: Duration, test: F) -> F::Output {
@@ -45,7 +39,7 @@ fn light<F: Future>(limit: Duration, test: F) -> F::Output {
     run(limit, test)
 }
 
-/// Runs `test` with no other test of this file running: it loads the
+/// Runs `test` with no other test of this binary running: it loads the
 /// machine, or its timing must not be disturbed.
 fn alone<F: Future>(limit: Duration, test: F) -> F::Output {
     let _turn = LOAD.write().unwrap_or_else(|e| e.into_inner());
@@ -53,7 +47,7 @@ fn alone<F: Future>(limit: Duration, test: F) -> F::Output {
 }
 
 fn run<F: Future>(limit: Duration, test: F) -> F::Output {
-    common::run_bounded(limit, test)
+    harness::run_bounded(limit, test)
 }
 
 /// Client and server side of every connection live in this process.
@@ -1640,22 +1634,9 @@ async fn first_line_from(
     cert: &rustls_pki_types::CertificateDer<'static>,
     from: IpAddr,
 ) -> Option<String> {
-    let config =
-        tlschat_server_core::tls::client_config_with_roots(std::slice::from_ref(cert)).ok()?;
-    let socket = tokio::net::TcpSocket::new_v4().ok()?;
-    socket.bind(SocketAddr::new(from, 0)).ok()?;
-    let tcp = tokio::time::timeout(STEP, socket.connect(addr))
+    let tls = tls_connect(socket_for(addr, Some(from)), addr, trusting(cert))
         .await
-        .ok()?
         .ok()?;
-    let name = rustls_pki_types::ServerName::try_from("localhost").ok()?;
-    let tls = tokio::time::timeout(
-        STEP,
-        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-    )
-    .await
-    .ok()?
-    .ok()?;
     Lines::new(tls).next().await
 }
 

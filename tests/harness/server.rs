@@ -1,0 +1,131 @@
+//! The in-process server: `tlschat-server-core` on an ephemeral loopback
+//! port with a temporary data directory, its generated certificate for the
+//! test's clients to trust, and a graceful stop (asserted by [`TestServer::stop`],
+//! begun by `Drop` when a test ends or fails without it).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tokio_util::sync::CancellationToken;
+
+use tlschat_server_core::config::ServerConfig;
+use tlschat_server_core::Server;
+
+use super::client::{connect_tls, login, login_admin, Client};
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub cert: CertificateDer<'static>,
+    /// Taken by [`TestServer::stop`], for a restart on the same data.
+    dir: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the defaults (admin password [`ADMIN_PASSWORD`]) after
+    /// `tweak` has had its say.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, tweak).await
+    }
+
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let mut config = ServerConfig::new(dir.path());
+        config.listen = "127.0.0.1:0".parse().expect("loopback address");
+        config.admin_password = Some(ADMIN_PASSWORD.into());
+        // Every test client comes from 127.0.0.1 and many send fast: the
+        // per-address cap and the rate limits are lifted here, the way the
+        // docs describe; the abuse tests set them back explicitly.
+        config.limits.max_per_address = 0;
+        config.limits.rate_limit = 0;
+        config.limits.address_rate_limit = 0;
+        tweak(&mut config);
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr();
+        let cert = CertificateDer::from_pem_file(&server.info().cert.cert).expect("cert pem");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        TestServer {
+            addr,
+            cert,
+            dir: Some(dir),
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Graceful stop, which must finish within 6 s; returns the data
+    /// directory for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("the server task, until stop");
+        tokio::time::timeout(Duration::from_secs(6), task)
+            .await
+            .expect("server stops within 6 s")
+            .expect("server task")
+            .expect("server run");
+        self.dir.take().expect("the data directory, until stop")
+    }
+
+    /// A TLS connection (no login yet).
+    pub async fn connect(&self) -> Client {
+        connect_tls(self.addr, &self.cert).await
+    }
+
+    /// Logs in as `nick` and reads `WELCOME`, `JOIN`, `USERS`.
+    pub async fn login(&self, nick: &str) -> Client {
+        login(self.addr, &self.cert, nick).await
+    }
+
+    /// Logs in as `admin` with [`ADMIN_PASSWORD`].
+    pub async fn login_admin(&self) -> Client {
+        login_admin(self.addr, &self.cert, ADMIN_PASSWORD).await
+    }
+}
+
+impl Drop for TestServer {
+    /// A test that ends (or fails) without [`TestServer::stop`] leaves no
+    /// server accepting behind: shutdown begins here and the task ends
+    /// with the test's runtime.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Runs an async test on its own 2-worker runtime, bounded by `limit`, with
+/// the server's warnings shown if it fails (for the heavy load and abuse
+/// tests, which must not share a runtime).
+pub fn run_bounded<F: std::future::Future>(limit: Duration, test: F) -> F::Output {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    runtime().block_on(async {
+        tokio::time::timeout(limit, test)
+            .await
+            .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+    })
+}
+
+/// A 2-worker runtime of the test's own: for a test thread that drives
+/// child processes and blocks on the async side only now and then, or for
+/// a server that must keep running while the test thread waits.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
