@@ -22,7 +22,7 @@ use tlschat_client_core::{ChangedCertificate, ClientOptions, ConnectError, HostP
 use tlschat_protocol::Fingerprint;
 
 use crate::network::{NetEvent, Network};
-use crate::notify::{DesktopNotifier, Notice, Notifier};
+use crate::notify::{Coalescer, DesktopNotifier, Notice, Notifier};
 use crate::screens::{self, chat::ChatView};
 use crate::settings::{Paths, Settings};
 
@@ -76,6 +76,8 @@ pub struct App {
     screen: Screen,
     network: Option<Network>,
     notifier: Box<dyn Notifier>,
+    /// Keeps a flood of mentions or private messages to a few notices.
+    notices: Coalescer,
     ctx: egui::Context,
 }
 
@@ -109,6 +111,7 @@ impl App {
             screen: Screen::Connect,
             network: None,
             notifier,
+            notices: Coalescer::default(),
             ctx: ctx.clone(),
         }
     }
@@ -234,10 +237,12 @@ impl App {
             }
             NetEvent::Failed(e) => self.on_failed(e),
             NetEvent::Client(event) => {
-                if let Screen::Chat(chat) = &mut self.screen {
-                    for notice in chat.on_client_event(event, focused) {
-                        self.notify(notice);
-                    }
+                let notices = match &mut self.screen {
+                    Screen::Chat(chat) => chat.on_client_event(event, focused),
+                    _ => Vec::new(),
+                };
+                for notice in notices {
+                    self.notify(notice);
                 }
             }
         }
@@ -256,7 +261,10 @@ impl App {
         self.fail(why);
     }
 
-    fn notify(&self, notice: Notice) {
+    fn notify(&mut self, notice: Notice) {
+        let Some(notice) = self.notices.admit(notice, Instant::now()) else {
+            return;
+        };
         self.notifier.notify(notice);
         self.ctx
             .send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(

@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Local};
 use egui::text::LayoutJob;
 use egui::{Align, Color32, FontId, Key, RichText, TextEdit, TextFormat};
 
@@ -142,6 +143,17 @@ impl ChatView {
     /// for (a mention or a private message while the window is not
     /// focused).
     pub fn on_client_event(&mut self, event: ClientEvent, focused: bool) -> Vec<Notice> {
+        self.on_client_event_at(event, focused, Local::now())
+    }
+
+    /// [`on_client_event`](Self::on_client_event) with the entry it makes
+    /// stamped `time` (snapshots show the same clock on every run).
+    pub fn on_client_event_at(
+        &mut self,
+        event: ClientEvent,
+        focused: bool,
+        time: DateTime<Local>,
+    ) -> Vec<Notice> {
         match &event {
             ClientEvent::Reconnecting { delay, .. } => {
                 self.reconnect_at = Some(Instant::now() + *delay)
@@ -150,7 +162,10 @@ impl ChatView {
             ClientEvent::Closed(_) => self.handle = None,
             ClientEvent::Line(_) | ClientEvent::Room(_) => {}
         }
-        let entry = self.state.apply(&event).cloned();
+        let entry = self.state.apply(&event).map(|e| Entry {
+            time,
+            kind: e.kind.clone(),
+        });
         if let ClientEvent::Room(room) = &event {
             let i = self.buffer(ConversationKey::Room(room.clone()));
             self.view(i);
@@ -233,7 +248,12 @@ impl ChatView {
             }
             if important && !focused {
                 let private = matches!(entry.kind, EntryKind::Private { .. });
+                let conversation = match self.buffers.get(i) {
+                    Some(b) => b.key.name().to_ascii_lowercase(),
+                    None => String::new(),
+                };
                 notices.push(Notice {
+                    conversation,
                     title: if private {
                         format!("{} (private)", sanitize(&nick))
                     } else {
@@ -358,6 +378,9 @@ impl ChatView {
     }
 
     pub fn show(&mut self, ui: &mut egui::Ui, now: Instant) -> Option<Action> {
+        // A steady cursor: a blinking one would redraw an idle window
+        // twice a second.
+        ui.visuals_mut().text_cursor.blink = false;
         let mut action = None;
         egui::Panel::bottom("status").show(ui, |ui| {
             if let Some(a) = self.status_bar(ui, now) {
@@ -392,12 +415,22 @@ impl ChatView {
                         .reconnect_at
                         .map(|at| at.saturating_duration_since(now))
                         .unwrap_or_default();
-                    // Count the seconds down: one repaint a second, only now.
-                    ui.ctx().request_repaint_after(Duration::from_secs(1));
-                    (
-                        format!("reconnecting in {} s", left.as_secs_f32().ceil()),
-                        colors::status(ui.visuals()),
-                    )
+                    let text = if left.is_zero() {
+                        // Trying now: the next event redraws.
+                        "reconnecting…".to_owned()
+                    } else {
+                        // Count the seconds down: a repaint when the
+                        // number shown changes, only while counting.
+                        let to_next = Duration::from_nanos(u64::from(left.subsec_nanos()));
+                        let to_next = if to_next.is_zero() {
+                            Duration::from_secs(1)
+                        } else {
+                            to_next
+                        };
+                        ui.ctx().request_repaint_after(to_next);
+                        format!("reconnecting in {} s", left.as_secs_f32().ceil())
+                    };
+                    (text, colors::status(ui.visuals()))
                 }
                 ConnState::Closed => ("disconnected".to_owned(), colors::error(ui.visuals())),
             };
@@ -407,7 +440,11 @@ impl ChatView {
             ui.label(sanitize(&self.state.server));
             if let Some(fp) = &self.state.fingerprint {
                 ui.separator();
-                ui.label(RichText::new(fp).monospace().weak());
+                ui.label(
+                    RichText::new(fp)
+                        .monospace()
+                        .color(colors::dim(ui.visuals())),
+                );
             }
             ui.separator();
             ui.label(format!(
@@ -507,7 +544,7 @@ impl ChatView {
                 }
                 rich = RichText::new(text).strong();
                 if b.mentioned {
-                    rich = rich.color(ui.visuals().warn_fg_color);
+                    rich = rich.color(colors::status(ui.visuals()));
                 }
             }
             _ => rich = RichText::new(text),
@@ -536,7 +573,7 @@ impl ChatView {
                 }
             }
             if self.state.users.is_capped() {
-                ui.label(RichText::new("(more not listed)").weak());
+                ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
             }
         });
         if let Some(key) = open {
@@ -552,7 +589,8 @@ impl ChatView {
                 format!("message to {}, or a /command", sanitize(&self.state.room))
             }
         };
-        let label = ui.label(RichText::new("Message").weak());
+        let dim = colors::dim(ui.visuals());
+        let label = ui.label(RichText::new("Message").color(dim));
         let id = ui.scope_id().with("message input");
         // Up and Down are taken before the field sees them (it would move
         // its cursor instead).
@@ -567,13 +605,17 @@ impl ChatView {
             .add(
                 TextEdit::singleline(&mut self.input)
                     .id(id)
-                    .hint_text(hint)
+                    .hint_text(RichText::new(hint).color(dim))
                     .desired_width(f32::INFINITY)
                     .char_limit(tlschat_protocol::MAX_CLIENT_LINE - 1),
             )
             .labelled_by(label.id);
         if field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
             self.submit();
+            field.request_focus();
+        }
+        // Typing goes to the input unless something else has the keyboard.
+        if ui.memory(|m| m.focused().is_none()) {
             field.request_focus();
         }
         ui.add_space(4.0);
@@ -589,7 +631,17 @@ impl ChatView {
             .stick_to_bottom(true)
             .show(ui, |ui| {
                 for entry in &buffer.entries {
-                    ui.label(entry_job(entry, &me, &visuals));
+                    let job = entry_job(entry, &me, &visuals, Order::Drawn);
+                    let reordered = job.text.chars().any(super::bidi::is_rtl);
+                    let line = ui.label(job);
+                    // Screen readers (and the tests) read the text in the
+                    // order it was written, not the order it is drawn.
+                    if reordered {
+                        let written = entry_job(entry, &me, &visuals, Order::Written).text;
+                        line.widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written)
+                        });
+                    }
                 }
                 if jump {
                     ui.scroll_to_cursor(Some(Align::BOTTOM));
@@ -631,8 +683,44 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     })
 }
 
+/// The order a line's text is put in: as drawn (right-to-left words and
+/// sentences reordered, see `bidi.rs`) or as written (for screen readers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Drawn,
+    Written,
+}
+
+/// Characters of one text shown: a person's line is at most
+/// [`MAX_CLIENT_LINE`](tlschat_protocol::MAX_CLIENT_LINE) bytes, so only a
+/// hostile server sends more (up to a megabyte a line), which would slow
+/// every frame down.
+const SHOWN_CHARS: usize = tlschat_protocol::MAX_CLIENT_LINE;
+
+/// Appends `text`, sanitised and cut at [`SHOWN_CHARS`], in `order`.
+fn append_text(job: &mut LayoutJob, text: &str, format: &TextFormat, order: Order) {
+    let cut = text
+        .char_indices()
+        .nth(SHOWN_CHARS)
+        .and_then(|(at, _)| text.get(..at));
+    if let Some(shown) = cut {
+        append_text(job, shown, format, order);
+        let left = text.chars().count() - SHOWN_CHARS;
+        job.append(&format!(" … ({left} more characters)"), 0.0, format.clone());
+        return;
+    }
+    let text = sanitize(text);
+    if order == Order::Written {
+        job.append(&text, 0.0, format.clone());
+        return;
+    }
+    for piece in super::bidi::visual_pieces(&text) {
+        job.append(&piece, 0.0, format.clone());
+    }
+}
+
 /// One entry as a line of coloured text, the time first.
-fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> LayoutJob {
+fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> LayoutJob {
     let body = FontId::proportional(14.0);
     let plain_fmt = TextFormat {
         font_id: body.clone(),
@@ -661,21 +749,20 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> LayoutJob {
             let fmt = if !nick.eq_ignore_ascii_case(me) && mentions(text, me) {
                 TextFormat {
                     background: visuals.selection.bg_fill.gamma_multiply(0.5),
+                    // The strongest text: it stays readable on the highlight.
+                    color: visuals.strong_text_color(),
                     ..plain_fmt.clone()
                 }
             } else {
                 plain_fmt.clone()
             };
-            job.append(&sanitize(text), 0.0, fmt);
+            append_text(&mut job, text, &fmt, order);
         }
         EntryKind::Action { nick, text, .. } => {
             job.append("* ", 0.0, italic(visuals.text_color()));
             job.append(&sanitize(nick), 0.0, italic(colors::nick(nick, dark)));
-            job.append(
-                &format!(" {}", sanitize(text)),
-                0.0,
-                italic(visuals.text_color()),
-            );
+            job.append(" ", 0.0, italic(visuals.text_color()));
+            append_text(&mut job, text, &italic(visuals.text_color()), order);
         }
         EntryKind::Private { from, to, text } => {
             let color = colors::private(visuals);
@@ -685,14 +772,13 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> LayoutJob {
             };
             job.append(arrow, 0.0, colored(color));
             job.append(&sanitize(other), 0.0, colored(color));
-            job.append(&format!("  {}", sanitize(text)), 0.0, colored(color));
+            job.append("  ", 0.0, colored(color));
+            append_text(&mut job, text, &colored(color), order);
         }
         EntryKind::Error { code, text } => {
-            job.append(
-                &format!("⚠ {}: {}", sanitize(code), sanitize(text)),
-                0.0,
-                colored(colors::error(visuals)),
-            );
+            let color = colored(colors::error(visuals));
+            job.append(&format!("⚠ {}: ", sanitize(code)), 0.0, color.clone());
+            append_text(&mut job, text, &color, order);
         }
         EntryKind::Status(text) => {
             job.append(

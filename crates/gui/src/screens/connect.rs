@@ -21,11 +21,12 @@ pub fn show(ui: &mut egui::Ui, form: &mut ConnectForm, settings: &Settings) -> O
                 egui::vec2(FORM_WIDTH, 0.0),
                 Layout::top_down(Align::Min),
                 |ui| {
-                    labelled_field(
+                    let dim = crate::colors::dim(ui.visuals());
+                    let server = labelled_field(
                         ui,
                         "Server",
                         TextEdit::singleline(&mut form.server)
-                            .hint_text("host or host:port")
+                            .hint_text(RichText::new("host or host:port").color(dim))
                             .desired_width(FORM_WIDTH),
                     );
                     ui.add_space(8.0);
@@ -33,14 +34,24 @@ pub fn show(ui: &mut egui::Ui, form: &mut ConnectForm, settings: &Settings) -> O
                         ui,
                         "Nickname",
                         TextEdit::singleline(&mut form.nickname)
-                            .hint_text("letters, digits, _ - .")
+                            .hint_text(RichText::new("letters, digits, _ - .").color(dim))
                             .desired_width(FORM_WIDTH),
                     );
-                    let entered =
-                        nick.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    // Typing can start at once: in the first empty field.
+                    if ui.memory(|m| m.focused().is_none()) {
+                        if form.server.trim().is_empty() {
+                            server.request_focus();
+                        } else if form.nickname.trim().is_empty() {
+                            nick.request_focus();
+                        }
+                    }
+                    // Enter in either field connects (once both are filled).
+                    let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    let entered = enter && (nick.lost_focus() || server.lost_focus());
                     if let Some(error) = &form.error {
                         ui.add_space(8.0);
-                        ui.colored_label(ui.visuals().error_fg_color, error);
+                        let error = tlschat_client_core::render::sanitize_lines(error);
+                        ui.colored_label(crate::colors::error(ui.visuals()), error);
                     }
                     ui.add_space(12.0);
                     let ready = !form.server.trim().is_empty() && !form.nickname.trim().is_empty();
@@ -51,7 +62,7 @@ pub fn show(ui: &mut egui::Ui, form: &mut ConnectForm, settings: &Settings) -> O
                     }
                     if !settings.recent_servers.is_empty() {
                         ui.add_space(20.0);
-                        ui.label(RichText::new("Recent servers").weak());
+                        ui.label(RichText::new("Recent servers").color(dim));
                         for server in &settings.recent_servers {
                             let shown = tlschat_client_core::render::sanitize(server);
                             if ui.link(shown.as_ref()).clicked() {
@@ -99,7 +110,7 @@ fn password_dialog(ui: &mut egui::Ui, prompt: &mut PasswordPrompt) -> Option<Act
         ui.heading("Password");
         ui.label(format!(
             "The server asks a password for {}. It is sent once and never stored.",
-            prompt.nick
+            tlschat_client_core::render::sanitize(&prompt.nick)
         ));
         ui.add_space(8.0);
         let field = labelled_field(

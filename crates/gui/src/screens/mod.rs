@@ -1,6 +1,7 @@
 //! The screens: each draws its part and returns what the user did as an
 //! [`Action`](crate::app::Action), or `None`.
 
+mod bidi;
 pub mod chat;
 pub mod connect;
 pub mod trust;

@@ -233,3 +233,73 @@ fn ctrl_plus_and_minus_zoom() {
     gui.run_ok();
     assert!(gui.ctx.zoom_factor() < before);
 }
+
+#[test]
+fn a_flood_of_private_messages_and_mentions_is_a_few_notifications() {
+    let world = World::start();
+    let mut mallory = world.peer("mallory");
+    let (mut gui, notifier) = connect_trusted(&world, "gui");
+    mallory.wait_for("JOIN #lobby gui");
+    gui.input_mut().focused = false;
+    for i in 0..100 {
+        mallory.send(&format!("/msg gui psst {i}"));
+        mallory.send(&format!("gui: look {i}"));
+    }
+    run_until(&mut gui, STEP, "the whole flood", |g| {
+        let Screen::Chat(chat) = g.state().screen() else {
+            return false;
+        };
+        chat.buffers().iter().any(|b| {
+            matches!(&b.key, ConversationKey::Private(p) if p == "mallory") && b.unread == 100
+        })
+    });
+    let shown = notifier.shown();
+    // One for the private conversation and one for the room (more only if
+    // the flood took longer than the quiet time).
+    assert!((2..=4).contains(&shown.len()), "{shown:#?}");
+}
+
+#[test]
+fn an_idle_connected_window_asks_for_no_repaint() {
+    let world = World::start();
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    // The harness turns egui's cursor blinking off; a real window has it.
+    gui.ctx
+        .all_styles_mut(|s| s.visuals.text_cursor.blink = true);
+    gui.run_ok();
+    assert!(
+        gui.get_by_label("Message").is_focused(),
+        "the input has the keyboard (its cursor must not blink the window awake)"
+    );
+    // Settled: a few more frames with nothing happening.
+    for _ in 0..4 {
+        gui.step();
+    }
+    let delay = gui.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay;
+    assert_eq!(
+        delay,
+        Duration::MAX,
+        "an idle window repaints: {:?}",
+        gui.ctx.repaint_causes()
+    );
+}
+
+#[test]
+fn the_connect_form_takes_typing_at_once_and_enter_in_either_field() {
+    let world = World::start();
+    let (mut gui, _) = world.gui();
+    gui.run_ok();
+    assert!(
+        gui.get_by_label("Server").is_focused(),
+        "the empty Server field has the keyboard"
+    );
+    gui.get_by_label("Server").type_text(&world.server());
+    gui.run_ok();
+    type_into(&mut gui, "Nickname", "gui");
+    gui.get_by_label("Server").focus();
+    gui.run_ok();
+    gui.key_press(egui::Key::Enter);
+    run_until(&mut gui, STEP, "the trust screen", |g| {
+        shows(g, "Trust and connect")
+    });
+}

@@ -1,0 +1,132 @@
+//! The chat screen on its own (no server behind it): what a hostile line
+//! does to the layout, and the input line's keys.
+
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+
+use tlschat_client_core::state::EntryKind;
+use tlschat_client_core::ClientEvent;
+use tlschat_gui::ChatView;
+
+const SIZE: [f32; 2] = [1024.0, 640.0];
+
+fn chat_with(lines: &[(&str, &str)]) -> Harness<'static, ChatView> {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    for (nick, text) in lines {
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::Message {
+                room: "#lobby".into(),
+                nick: (*nick).into(),
+                text: (*text).into(),
+            }),
+            true,
+        );
+    }
+    Harness::builder()
+        .with_size(SIZE)
+        .with_context_setup(tlschat_gui::fonts::install)
+        .allow_missing_glyphs()
+        .build_ui_state(
+            |ui, chat: &mut ChatView| {
+                chat.show(ui, std::time::Instant::now());
+            },
+            chat,
+        )
+}
+
+#[test]
+fn a_long_unbroken_line_wraps_inside_the_window() {
+    let long = "x".repeat(3000);
+    let mut h = chat_with(&[("mallory", &long)]);
+    h.run();
+    let line = h.get_by_label_contains("xxxxxxxxxx");
+    let rect = line.rect();
+    assert!(rect.max.x <= SIZE[0], "the line ends off screen: {rect:?}");
+    assert!(rect.height() > 100.0, "the line did not wrap: {rect:?}");
+}
+
+#[test]
+fn right_to_left_lines_are_read_in_the_order_they_were_written() {
+    let mut h = chat_with(&[("noor", "مرحبا بالجميع 123 ok"), ("dmitri", "שלום עולם!")]);
+    h.run();
+    assert!(h
+        .query_by_label_contains("noor  مرحبا بالجميع 123 ok")
+        .is_some());
+    assert!(h.query_by_label_contains("dmitri  שלום עולם!").is_some());
+}
+
+#[test]
+fn enter_sends_and_keeps_the_input_focused() {
+    let mut h = chat_with(&[]);
+    h.run();
+    let input = h.get_by_label("Message");
+    input.focus();
+    input.type_text("hello");
+    h.run();
+    h.key_press(egui::Key::Enter);
+    h.run();
+    let input = h.get_by_label("Message");
+    assert_eq!(input.value().unwrap_or_default(), "");
+    assert!(input.is_focused(), "the input lost its focus");
+}
+
+/// The repaint the last frame asked for (`Duration::MAX`: none).
+fn repaint_delay<S>(h: &Harness<'static, S>) -> std::time::Duration {
+    h.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay
+}
+
+#[test]
+fn the_reconnect_countdown_repaints_once_a_second_only_while_counting() {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    chat.on_client_event(
+        ClientEvent::Reconnecting {
+            reason: "connection lost".into(),
+            delay: std::time::Duration::from_secs(3),
+            attempt: 1,
+        },
+        true,
+    );
+    let start = std::time::Instant::now();
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .allow_missing_glyphs()
+        .build_ui_state(
+            move |ui, (chat, late): &mut (ChatView, bool)| {
+                let now = if *late {
+                    start + std::time::Duration::from_secs(10)
+                } else {
+                    start
+                };
+                chat.show(ui, now);
+            },
+            (chat, false),
+        );
+    h.run();
+    let delay = repaint_delay(&h);
+    assert!(
+        delay <= std::time::Duration::from_secs(1),
+        "counting down: {delay:?}"
+    );
+    assert!(
+        h.query_by_label("reconnecting in 3 s").is_some(),
+        "{:#?}",
+        h.root()
+    );
+    h.state_mut().1 = true;
+    h.run();
+    h.step();
+    assert_eq!(repaint_delay(&h), std::time::Duration::MAX, "done counting");
+    assert!(h.query_by_label("reconnecting…").is_some());
+}
+
+#[test]
+fn a_megabyte_line_from_a_hostile_server_is_cut_short() {
+    let long = "y".repeat(1 << 20);
+    let mut h = chat_with(&[("mallory", &long)]);
+    h.run();
+    let line = h.get_by_label_contains("yyyyyyyyyy");
+    let node = line.accesskit_node();
+    let shown = node.label().or_else(|| node.value()).unwrap_or_default();
+    assert!(shown.len() < 10_000, "{} bytes shown", shown.len());
+    assert!(shown.ends_with(&format!("({} more characters)", (1 << 20) - 4096)));
+}
