@@ -92,6 +92,8 @@ pub struct ChatView {
     history: Vec<String>,
     /// Index into `history` while browsing with Up/Down.
     browsing: Option<usize>,
+    /// The line being typed when browsing began, back after the newest.
+    draft: String,
     reconnect_at: Option<Instant>,
     /// The message list was scrolled to its end at the last frame.
     at_bottom: bool,
@@ -119,6 +121,7 @@ impl ChatView {
             input: String::new(),
             history: Vec::new(),
             browsing: None,
+            draft: String::new(),
             reconnect_at: None,
             at_bottom: true,
             unseen_below: false,
@@ -316,6 +319,7 @@ impl ChatView {
     pub fn submit(&mut self) {
         let line = std::mem::take(&mut self.input);
         self.browsing = None;
+        self.draft.clear();
         let asked = classify(&line);
         if asked == UserLine::Blank {
             return;
@@ -343,22 +347,31 @@ impl ChatView {
         }
     }
 
-    fn history_step(&mut self, older: bool) {
-        if self.history.is_empty() {
-            return;
-        }
-        let last = self.history.len() - 1;
-        self.browsing = match (self.browsing, older) {
+    /// Up (`older`) or Down: the previous or next line sent, then back to
+    /// the line being typed before (as the terminal client does). True
+    /// when the input changed.
+    fn history_step(&mut self, older: bool) -> bool {
+        let Some(last) = self.history.len().checked_sub(1) else {
+            return false;
+        };
+        let was = self.browsing;
+        self.browsing = match (was, older) {
             (None, true) => Some(last),
             (None, false) => None,
             (Some(i), true) => Some(i.saturating_sub(1)),
             (Some(i), false) if i < last => Some(i + 1),
             (Some(_), false) => None,
         };
+        match (was, self.browsing) {
+            (None, None) => return false,
+            (None, Some(_)) => self.draft = std::mem::take(&mut self.input),
+            _ => {}
+        }
         self.input = match self.browsing {
             Some(i) => self.history[i].clone(),
-            None => String::new(),
+            None => std::mem::take(&mut self.draft),
         };
+        true
     }
 
     /// A click on a conversation: a private one or the current room is
@@ -595,10 +608,23 @@ impl ChatView {
         // Up and Down are taken before the field sees them (it would move
         // its cursor instead).
         if ui.memory(|m| m.has_focus(id)) {
-            if ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, Key::ArrowUp)) {
-                self.history_step(true);
+            let recalled = if ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, Key::ArrowUp)) {
+                self.history_step(true)
             } else if ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, Key::ArrowDown)) {
-                self.history_step(false);
+                self.history_step(false)
+            } else {
+                false
+            };
+            // The cursor goes to the end of the recalled line.
+            let state = recalled
+                .then(|| egui::TextEdit::load_state(ui.ctx(), id))
+                .flatten();
+            if let Some(mut state) = state {
+                let end = egui::text::CCursor::new(self.input.chars().count());
+                state
+                    .cursor
+                    .set_char_range(Some(egui::text::CCursorRange::one(end)));
+                egui::TextEdit::store_state(ui.ctx(), id, state);
             }
         }
         let field = ui

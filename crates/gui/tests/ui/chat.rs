@@ -130,3 +130,36 @@ fn a_megabyte_line_from_a_hostile_server_is_cut_short() {
     assert!(shown.len() < 10_000, "{} bytes shown", shown.len());
     assert!(shown.ends_with(&format!("({} more characters)", (1 << 20) - 4096)));
 }
+
+#[test]
+fn up_and_down_keep_the_line_being_typed_as_the_terminal_client_does() {
+    let mut h = chat_with(&[]);
+    h.run();
+    let input = h.get_by_label("Message");
+    input.focus();
+    input.type_text("first");
+    h.run();
+    h.key_press(egui::Key::Enter);
+    h.run();
+    let value =
+        |h: &Harness<'static, ChatView>| h.get_by_label("Message").value().unwrap_or_default();
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(value(&h), "first");
+    // The cursor is at the end of the recalled line: typing appends.
+    h.get_by_label("Message").type_text("!");
+    h.run();
+    assert_eq!(value(&h), "first!");
+    h.key_press(egui::Key::ArrowDown);
+    h.run();
+    assert_eq!(value(&h), "");
+    // A line half typed is still there after a look back.
+    h.get_by_label("Message").type_text("half-typed");
+    h.run();
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(value(&h), "first");
+    h.key_press(egui::Key::ArrowDown);
+    h.run();
+    assert_eq!(value(&h), "half-typed");
+}
