@@ -32,6 +32,9 @@ const CONVERSATION_ENTRIES: usize = 5_000;
 const CONVERSATIONS_BYTES: usize = 64 << 20;
 /// Conversations kept; past it, new private ones go to the room.
 const MAX_CONVERSATIONS: usize = 200;
+/// Rooms kept from a `ROOMS` answer for the side list (a server could
+/// list a hundred thousand in one line).
+const LISTED_ROOMS: usize = 500;
 /// Lines Up/Down can recall.
 const HISTORY: usize = 500;
 
@@ -174,7 +177,7 @@ impl ChatView {
             self.view(i);
         }
         if let Some(EntryKind::Rooms(rooms)) = entry.as_ref().map(|e| &e.kind) {
-            self.rooms.clone_from(rooms);
+            self.rooms = rooms.iter().take(LISTED_ROOMS).cloned().collect();
         }
         match entry {
             Some(entry) => self.file(entry, focused),
@@ -565,28 +568,40 @@ impl ChatView {
         ui.selectable_label(selected, rich).clicked()
     }
 
+    /// The current room's members, sorted; only the rows in sight are
+    /// drawn (a room can hold thousands).
     fn users(&mut self, ui: &mut egui::Ui) {
         let mut users: Vec<&String> = self.state.users.iter().collect();
-        users.sort_by_key(|n| n.to_ascii_lowercase());
+        // Without regard to ASCII case, and without a copy of each name.
+        users.sort_by(|a, b| {
+            a.bytes()
+                .map(|c| c.to_ascii_lowercase())
+                .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+                .then_with(|| a.cmp(b))
+        });
         ui.strong(format!(
             "Users in {} ({})",
             sanitize(&self.state.room),
             users.len()
         ));
         let dark = ui.visuals().dark_mode;
+        let capped = self.state.users.is_capped();
+        let rows = users.len() + usize::from(capped);
+        let row_height = ui.spacing().interact_size.y;
         let mut open = None;
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            for nick in users {
+        egui::ScrollArea::vertical().show_rows(ui, row_height, rows, |ui, range| {
+            for i in range {
+                let Some(nick) = users.get(i) else {
+                    ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
+                    continue;
+                };
                 let shown = RichText::new(sanitize(nick)).color(colors::nick(nick, dark));
                 let row = ui
                     .selectable_label(false, shown)
                     .on_hover_text("talk privately");
                 if row.clicked() && !nick.eq_ignore_ascii_case(&self.state.nick) {
-                    open = Some(ConversationKey::Private(nick.clone()));
+                    open = Some(ConversationKey::Private((*nick).clone()));
                 }
-            }
-            if self.state.users.is_capped() {
-                ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
             }
         });
         if let Some(key) = open {
@@ -893,6 +908,14 @@ mod tests {
             "the room is on screen, so nothing is unread there"
         );
         assert_eq!(chat.buffers[1].entries.len(), 2);
+    }
+
+    #[test]
+    fn the_side_list_keeps_a_bounded_number_of_listed_rooms() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        let rooms = (0..100_000).map(|i| (format!("#r{i}"), 1)).collect();
+        chat.on_client_event(ClientEvent::Line(EntryKind::Rooms(rooms)), true);
+        assert_eq!(chat.rooms.len(), LISTED_ROOMS);
     }
 
     #[test]

@@ -163,3 +163,43 @@ fn up_and_down_keep_the_line_being_typed_as_the_terminal_client_does() {
     h.run();
     assert_eq!(value(&h), "half-typed");
 }
+
+#[test]
+fn a_room_of_thousands_draws_only_the_users_in_sight() {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    let nicks: Vec<String> = (0..16_000).map(|i| format!("user{i:05}")).collect();
+    chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks,
+        }),
+        true,
+    );
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .allow_missing_glyphs()
+        .build_ui_state(
+            |ui, chat: &mut ChatView| {
+                chat.show(ui, std::time::Instant::now());
+            },
+            chat,
+        );
+    h.run();
+    assert!(h
+        .query_by_label_contains("Users in #lobby (16000)")
+        .is_some());
+    let drawn = h
+        .query_all_by_role(egui::accesskit::Role::Button)
+        .filter(|n| {
+            n.accesskit_node()
+                .label()
+                .is_some_and(|l| l.starts_with("user"))
+        })
+        .count();
+    assert!((10..100).contains(&drawn), "{drawn} user rows drawn");
+    assert!(
+        h.query_by_label("user00000").is_some(),
+        "sorted, first on top"
+    );
+}
