@@ -7,7 +7,9 @@
 # holding one directory tlschat-VERSION-TARGET/ with tlschat-server,
 # tlschat, README.md, CHANGELOG.md, LICENSE-MIT, LICENSE-APACHE, complete/
 # (bash, zsh, fish and PowerShell completions) and doc/ (man pages), the
-# last two as packaging/generate-assets.sh writes them into BIN_DIR.
+# last two as packaging/generate-assets.sh writes them into BIN_DIR; and
+# the desktop client tlschat-gui when BIN_DIR has it (release.yml builds it
+# for the Linux gnu, Windows and macOS targets, not for musl).
 #
 # The archive is reproducible (packaging/pack.py): sorted names, owner 0,
 # fixed modes, every mtime SOURCE_DATE_EPOCH. SOURCE_DATE_EPOCH defaults
@@ -24,24 +26,8 @@ target=$1
 bin_dir=$2
 out_dir=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
-version=${VERSION:-$(sed -n 's/^version = "\([^"]*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)}
-if [ -z "$version" ]; then
-    echo "archive.sh: no version in Cargo.toml" >&2
-    exit 1
-fi
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-    SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || true)
-    if [ -z "$SOURCE_DATE_EPOCH" ]; then
-        echo "archive.sh: set SOURCE_DATE_EPOCH (not in a git checkout)" >&2
-        exit 1
-    fi
-fi
-export SOURCE_DATE_EPOCH
-
-python=python3
-if ! command -v python3 >/dev/null 2>&1 || ! python3 -c '' >/dev/null 2>&1; then
-    python=python # the Windows runners' Python
-fi
+# shellcheck source=packaging/release-env.sh
+. "$root/packaging/release-env.sh"
 
 exe=
 case $target in
@@ -69,6 +55,10 @@ for bin in tlschat-server tlschat; do
     done
 done
 chmod 755 "$stage/$name/tlschat-server$exe" "$stage/$name/tlschat$exe"
+if [ -f "$bin_dir/tlschat-gui$exe" ]; then
+    cp "$bin_dir/tlschat-gui$exe" "$stage/$name/"
+    chmod 755 "$stage/$name/tlschat-gui$exe"
+fi
 for doc in README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE; do
     cp "$root/$doc" "$stage/$name/"
 done

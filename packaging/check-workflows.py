@@ -121,9 +121,35 @@ def main():
     check("msi-version.sh" in steps_text(jobs.get("plan") or {}), "release.yml: the MSI version does not come from msi-version.sh")
     check("generate-assets.sh" in steps_text(build), "release.yml: no completions or man pages")
 
-    # ci.yml: the MSRV build reads rust-version.
+    # The desktop client: built wherever it can run (not on static musl),
+    # packed and checked; its packages, .app and cask.
+    for entry in ((build.get("strategy") or {}).get("matrix") or {}).get("include") or []:
+        target = str(entry.get("target", ""))
+        check(bool(entry.get("gui")) == ("musl" not in target),
+              f"release.yml: {target} should {'not ' if 'musl' in target else ''}build tlschat-gui (matrix gui)")
+    build_text = steps_text(build)
+    for needle, what in (("-p tlschat-gui", "builds tlschat-gui"), ("macos/bundle.sh", "makes tlschat.app"),
+                         ("cargo deb -p tlschat-gui", "makes the tlschat-gui .deb"),
+                         ("generate-rpm -p crates/gui", "makes the tlschat-gui .rpm"),
+                         ("Windows GUI", "checks tlschat-gui.exe's subsystem"),
+                         ("FindResourceW", "checks tlschat-gui.exe's icon")):
+        check(needle in build_text, f"release.yml: the build job never {what}")
+    check("-p tlschat-gui" in repro, "release.yml: reproduce does not rebuild tlschat-gui")
+    check("tlschat-gui.rb.in" in steps_text(jobs.get("assemble") or {}), "release.yml: assemble does not render the cask")
+
+    # ci.yml: the MSRV build reads rust-version and leaves the GUI (its own,
+    # newer rust-version) out; the test jobs build and test every default
+    # member, the GUI included.
     msrv = steps_text((ci.get("jobs") or {}).get("msrv") or {})
     check("rust-version" in msrv and "cargo +" in msrv, "ci.yml: no msrv job building with Cargo.toml's rust-version")
+    check("--exclude tlschat-gui" in msrv, "ci.yml: the msrv job does not leave tlschat-gui out")
+    test_text = steps_text((ci.get("jobs") or {}).get("test") or {})
+    check(re.search(r"^cargo test --locked$", test_text, re.M) is not None,
+          "ci.yml: the test jobs do not run cargo test --locked over the default members")
+    manifest = (root / "Cargo.toml").read_text(encoding="utf-8")
+    default_members = re.search(r"^default-members = \[(.*)\]$", manifest, re.M)
+    check(default_members is not None and '"crates/gui"' in default_members.group(1),
+          "Cargo.toml: crates/gui is not a default member (ci.yml's tests would skip the GUI)")
 
     # Weekly advisories; dependabot for actions and cargo.
     sched = on_of(advisories).get("schedule") or []

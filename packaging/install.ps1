@@ -1,11 +1,14 @@
 <#
 .SYNOPSIS
-Installs tlschat-server.exe and tlschat.exe (Windows) from a GitHub release.
+Installs tlschat-server.exe, tlschat.exe and the desktop client
+tlschat-gui.exe (Windows) from a GitHub release, with a Start menu entry
+"tlschat" for the desktop client.
 
 .DESCRIPTION
 Downloads the release's SHA256SUMS and the .zip for this CPU (x64 or ARM64),
 refuses to install anything unless the archive's SHA-256 matches, then copies
-both programs into %LOCALAPPDATA%\Programs\tlschat\bin (or PREFIX\bin).
+the programs into %LOCALAPPDATA%\Programs\tlschat\bin (or PREFIX\bin) and puts
+a shortcut to tlschat-gui.exe into your Start menu.
 Each parameter can also come from an environment variable, for the one-line
 form that cannot pass parameters:
 
@@ -127,6 +130,12 @@ function Install-Tlschat {
             if (-not $file) { throw "install.ps1: $asset holds no $bin" }
             $found[$bin] = $file.FullName
         }
+        # The desktop client, in the archives of the targets it is built for.
+        $gui = Get-ChildItem -LiteralPath $unpacked -Recurse -File -Filter 'tlschat-gui.exe' | Select-Object -First 1
+        if ($gui) {
+            $binaries += 'tlschat-gui.exe'
+            $found['tlschat-gui.exe'] = $gui.FullName
+        }
 
         New-Item -ItemType Directory -Force -Path $dest | Out-Null
         foreach ($bin in $binaries) {
@@ -135,6 +144,18 @@ function Install-Tlschat {
         Write-Host "install.ps1: installed into ${dest}:"
         & (Join-Path $dest 'tlschat-server.exe') --version
         & (Join-Path $dest 'tlschat.exe') --version
+        if ($gui) {
+            # Your Start menu (no administrator rights needed); the MSI makes
+            # the same entry for every user.
+            $shortcut = Join-Path ([Environment]::GetFolderPath('Programs')) 'tlschat.lnk'
+            $shell = New-Object -ComObject WScript.Shell
+            $link = $shell.CreateShortcut($shortcut)
+            $link.TargetPath = Join-Path $dest 'tlschat-gui.exe'
+            $link.WorkingDirectory = $dest
+            $link.Description = 'tlschat: private group chat over TLS'
+            $link.Save()
+            Write-Host "install.ps1: the desktop client is $(Join-Path $dest 'tlschat-gui.exe'), in the Start menu as tlschat ($shortcut)"
+        }
 
         $norm = { param($p) if ($p) { $p.TrimEnd('\').ToLowerInvariant() } }
         $userPath = [Environment]::GetEnvironmentVariable('Path', 'User')

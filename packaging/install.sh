@@ -1,12 +1,15 @@
 #!/bin/sh
-# Installs tlschat-server and tlschat (Linux, macOS) from a GitHub release.
+# Installs tlschat-server and tlschat (Linux, macOS) from a GitHub release,
+# and the desktop client tlschat-gui where the archive has it (the Linux gnu
+# builds, --target x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu,
+# and macOS; the .deb/.rpm or the macOS .app add a menu entry and icon).
 #
 #   curl -fsSL https://github.com/tlschat/tlschat/releases/latest/download/install.sh | sh
 #   curl -fsSL https://github.com/tlschat/tlschat/releases/latest/download/install.sh | sh -s -- --version 0.1.0 --prefix /usr/local
 #
 # It downloads the release's SHA256SUMS and the archive for this OS and CPU,
 # refuses to install anything unless the archive's SHA-256 matches, then
-# copies both programs into ~/.local/bin (or PREFIX/bin, or --bin-dir).
+# copies the programs into ~/.local/bin (or PREFIX/bin, or --bin-dir).
 #
 # Options (each also read from an environment variable):
 #   --version X.Y.Z     a release instead of the latest        TLSCHAT_VERSION
@@ -193,12 +196,17 @@ mkdir "$tmp/x"
 tar -xzf "$tmp/$asset" -C "$tmp/x" || die "cannot unpack $asset"
 src="$tmp/x/${asset%.tar.gz}"
 [ -d "$src" ] || src="$tmp/x"
-for bin in tlschat-server tlschat; do
+bins="tlschat-server tlschat"
+for bin in $bins; do
     [ -f "$src/$bin" ] || die "$asset holds no $bin"
 done
+# The desktop client, in the archives of the targets it is built for.
+if [ -f "$src/tlschat-gui" ]; then
+    bins="$bins tlschat-gui"
+fi
 
 mkdir -p "$dest" || die "cannot create $dest"
-for bin in tlschat-server tlschat; do
+for bin in $bins; do
     # Copy next to the target, then rename: replaces a running binary safely.
     cp "$src/$bin" "$dest/.$bin.new" || die "cannot write to $dest"
     chmod 755 "$dest/.$bin.new"
@@ -208,6 +216,10 @@ done
 say "installed into $dest:"
 "$dest/tlschat-server" --version
 "$dest/tlschat" --version
+case " $bins " in
+    *" tlschat-gui "*) say "and the desktop client: $dest/tlschat-gui" ;;
+    *) say "no desktop client in $asset (it is in the Linux gnu and macOS archives)" ;;
+esac
 
 case ":${PATH:-}:" in
     *":$dest:"* | *":$dest/:"*) ;;

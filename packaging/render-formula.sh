@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Usage: packaging/render-formula.sh VERSION OWNER/REPO DIR
+# Usage: packaging/render-formula.sh VERSION OWNER/REPO DIR [TEMPLATE]
 #
 # Prints the Homebrew formula for VERSION: packaging/homebrew/tlschat.rb.in
 # with the repository and the SHA-256 of each archive it names, read from
 # DIR/SHA256SUMS (or hashed from DIR when there is no SHA256SUMS). Fails if
-# an archive is missing.
+# an archive is missing. TEMPLATE tlschat-gui.rb.in gives the desktop
+# client's cask instead, whose checksums are the macOS .app.zip files'
+# (@SHA256_APP_TARGET@).
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 VERSION OWNER/REPO DIR" >&2
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then
+    echo "usage: $0 VERSION OWNER/REPO DIR [TEMPLATE]" >&2
     exit 2
 fi
 version=${1#v}
 repo=$2
 dir=$3
-template="$(cd "$(dirname "$0")" && pwd)/homebrew/tlschat.rb.in"
+template="$(cd "$(dirname "$0")" && pwd)/homebrew/${4:-tlschat.rb.in}"
+[ -f "$template" ] || { echo "render-formula.sh: no template $template" >&2; exit 2; }
 
 sha_of() {
     local file=$1 sum=""
@@ -35,9 +38,17 @@ sha_of() {
 }
 
 formula=$(sed -e "s|@VERSION@|$version|g" -e "s|@REPO@|$repo|g" "$template")
+# Each checksum the template asks for: @SHA256_TARGET@ (an archive),
+# @SHA256_APP_TARGET@ (a macOS .app.zip).
 for target in aarch64-apple-darwin x86_64-apple-darwin aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
-    sum=$(sha_of "tlschat-$version-$target.tar.gz")
-    formula=${formula//"@SHA256_${target}@"/$sum}
+    if [[ "$formula" == *"@SHA256_${target}@"* ]]; then
+        sum=$(sha_of "tlschat-$version-$target.tar.gz")
+        formula=${formula//"@SHA256_${target}@"/$sum}
+    fi
+    if [[ "$formula" == *"@SHA256_APP_${target}@"* ]]; then
+        sum=$(sha_of "tlschat-gui-$version-$target.app.zip")
+        formula=${formula//"@SHA256_APP_${target}@"/$sum}
+    fi
 done
 if printf '%s\n' "$formula" | grep -q '@[A-Za-z0-9_-]*@'; then
     echo "render-formula.sh: placeholders left in the formula" >&2

@@ -13,6 +13,10 @@
 #      release.yml names every target, the installers know every target,
 #      static CRT for Windows, release notes for this version
 #   2. shellcheck on every shell script (packaging/, .ci/run)
+#      desktop client: its icons made from the one PNG (gui/icons.sh
+#      --check), the .desktop file (desktop-file-validate), the macOS .app
+#      (macos/bundle.sh on a stand-in binary: layout, Info.plist through
+#      plistlib, the same zip twice)
 #   3. platform scan: no Unix-only API outside cfg(unix) (check-platform.py)
 #   4. cargo deny --offline check bans licenses sources
 #   5. cargo build --release --locked, once; everything below reuses it;
@@ -22,15 +26,22 @@
 #      not started, systemd-analyze verify, /etc/tlschat/tlschat.toml as a
 #      conffile, completions and man pages at their paths, the server as
 #      the service runs it (admin password and fingerprint where the
-#      package says), the certbot deploy hook in a fake certbot tree, purge
-#   7. .rpm: cargo generate-rpm, rpm -qlp, %config(noreplace), scriptlets
+#      package says), the certbot deploy hook in a fake certbot tree, purge;
+#      no desktop client in it. The tlschat-gui .deb: contents (binary,
+#      .desktop, hicolor icons, no unit), installed with its dependencies
+#      (apt-get), the installed .desktop validated, removed
+#   7. .rpm: cargo generate-rpm, rpm -qlp, %config(noreplace), scriptlets;
+#      the tlschat-gui .rpm's files and requirements
 #   8. .msi: msi-version.sh's order, the WiX source compiled with msitools'
-#      wixl (a pre-release version), tables checked
+#      wixl (a pre-release version), tables checked (the desktop client and
+#      its Start menu shortcut included)
 #   9. reproducible archives: archive.sh twice (same bytes), another
 #      SOURCE_DATE_EPOCH (other bytes), the entries' owner, mode, mtime, order
-#  10. a fake release (packaging/archive.sh, sha256sums.sh, render-formula.sh)
-#      on a loopback HTTP server: install.sh installs and runs --version,
-#      a tampered archive is refused and nothing is installed
+#  10. a fake release (packaging/archive.sh, sha256sums.sh, render-formula.sh,
+#      macos/bundle.sh) on a loopback HTTP server: install.sh installs and
+#      runs --version (and installs tlschat-gui where the archive has it),
+#      a tampered archive is refused and nothing is installed; the formula
+#      and the desktop client's cask rendered, the cask evaluated per CPU
 #
 # Tools are installed only when missing: Debian packages with apt-get,
 # cargo-deb/cargo-generate-rpm/cargo-deny with cargo install (minutes, once),
@@ -130,6 +141,8 @@ command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v desktop-file-validate >/dev/null 2>&1 || need+=(desktop-file-utils)
+command -v compare >/dev/null 2>&1 || need+=(imagemagick)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     apt_install "${need[@]}"
@@ -242,9 +255,62 @@ ok "bench-compare.py and release-notes.sh --bench: musl 20% slower -> prefer gnu
 
 # ---------------------------------------------------------------- shellcheck
 step "shellcheck"
-scripts=(.ci/run packaging/*.sh packaging/certbot-deploy-hook packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh)
+scripts=(.ci/run packaging/*.sh packaging/gui/*.sh packaging/macos/*.sh packaging/certbot-deploy-hook packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh)
 shellcheck "${scripts[@]}"
 ok "${#scripts[@]} scripts: ${scripts[*]}"
+
+# ---------------------------------------------------------------- desktop client
+step "desktop client: icons, .desktop file, macOS .app bundle"
+bash packaging/gui/icons.sh --check
+desktop-file-validate packaging/gui/tlschat-gui.desktop || fail "packaging/gui/tlschat-gui.desktop (desktop-file-validate)"
+{ grep -qx 'Exec=tlschat-gui' packaging/gui/tlschat-gui.desktop && grep -qx 'Icon=tlschat-gui' packaging/gui/tlschat-gui.desktop; } ||
+    fail "tlschat-gui.desktop does not start tlschat-gui with the icon tlschat-gui"
+# The window's app id (Wayland) and WM_CLASS (X11) name the .desktop file.
+grep -q 'with_app_id("tlschat-gui")' crates/gui/src/main.rs || fail "crates/gui/src/main.rs does not set the app id tlschat-gui"
+grep -q '^#!\[cfg_attr(.*windows_subsystem = "windows")\]' crates/gui/src/main.rs ||
+    fail "crates/gui/src/main.rs: a release build on Windows would open a console window"
+ok "icons match tlschat-256.png; tlschat-gui.desktop valid, named by the app id; no console window on Windows"
+# bundle.sh on Linux with a stand-in binary: the tree, the Info.plist and
+# the zip, twice (the same bytes). codesign exists only on macOS.
+mkdir -p "$work/app-bin"
+printf '\317\372\355\376 stand-in' > "$work/app-bin/tlschat-gui"
+SOURCE_DATE_EPOCH=1700000000 VERSION=0.2.0-rc.1 bash packaging/macos/bundle.sh aarch64-apple-darwin "$work/app-bin" "$work/app1" >/dev/null
+touch "$work/app-bin/tlschat-gui"
+(umask 0002 && SOURCE_DATE_EPOCH=1700000000 VERSION=0.2.0-rc.1 bash packaging/macos/bundle.sh aarch64-apple-darwin "$work/app-bin" "$work/app2" >/dev/null)
+app_zip=tlschat-gui-0.2.0-rc.1-aarch64-apple-darwin.app.zip
+cmp -s "$work/app1/$app_zip" "$work/app2/$app_zip" || fail "bundle.sh: the same app zipped twice gives two different files"
+python3 - "$work/app1/$app_zip" <<'PY' || fail "the .app bundle"
+import plistlib, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    infos = {i.filename: i for i in z.infolist()}
+    plist = plistlib.loads(z.read("tlschat.app/Contents/Info.plist"))
+    icns = z.read("tlschat.app/Contents/Resources/tlschat.icns")
+want = ["tlschat.app/", "tlschat.app/Contents/", "tlschat.app/Contents/Info.plist", "tlschat.app/Contents/MacOS/",
+        "tlschat.app/Contents/MacOS/tlschat-gui", "tlschat.app/Contents/Resources/", "tlschat.app/Contents/Resources/tlschat.icns"]
+assert list(infos) == want, list(infos)
+for name, info in infos.items():
+    mode = info.external_attr >> 16 & 0o777
+    assert mode == (0o755 if name.endswith(("/", "/MacOS/tlschat-gui")) else 0o644), f"{name}: {oct(mode)}"
+expect = {
+    "CFBundleExecutable": "tlschat-gui", "CFBundleIdentifier": "org.tlschat.gui", "CFBundlePackageType": "APPL",
+    "CFBundleIconFile": "tlschat.icns", "CFBundleName": "tlschat", "CFBundleShortVersionString": "0.2.0",
+    "CFBundleVersion": "0.2.0", "CFBundleGetInfoString": "tlschat 0.2.0-rc.1", "NSHighResolutionCapable": True,
+}
+for key, value in expect.items():
+    assert plist.get(key) == value, f"Info.plist {key} = {plist.get(key)!r}, want {value!r}"
+assert f"tlschat.app/Contents/MacOS/{plist['CFBundleExecutable']}" in infos
+assert icns == open("packaging/macos/tlschat.icns", "rb").read()
+print(f"   ok: tlschat.app: {len(want)} entries, Info.plist {plist['CFBundleIdentifier']} {plist['CFBundleShortVersionString']}"
+      f" (release 0.2.0-rc.1), executable and icon where the plist says, modes 0755/0644")
+PY
+# The template as this version fills it in.
+SOURCE_DATE_EPOCH=1700000000 bash packaging/macos/bundle.sh x86_64-apple-darwin "$work/app-bin" "$work/app3" >/dev/null
+python3 - "$work/app3/tlschat-gui-$version-x86_64-apple-darwin.app.zip" "$version" <<'PY' || fail "Info.plist for $version"
+import plistlib, sys, zipfile
+plist = plistlib.loads(zipfile.ZipFile(sys.argv[1]).read("tlschat.app/Contents/Info.plist"))
+assert plist["CFBundleShortVersionString"] == sys.argv[2].split("-")[0], plist
+PY
+ok "bundle.sh: the same zip twice (pack.py); Info.plist of $version"
 
 # ---------------------------------------------------------------- platform
 step "platform scan (Unix-only APIs under cfg(unix))"
@@ -270,6 +336,9 @@ server_version() { "$1" --version | head -n 1 | awk '{print $1, $2}'; }
 [ "$(server_version "$server_bin")" = "tlschat-server $version" ] || fail "tlschat-server --version does not start with 'tlschat-server $version'"
 [[ "$("$client_bin" --version)" == *"$version"* ]] || fail "tlschat --version does not name $version"
 ok "$("$server_bin" --version); $("$client_bin" --version)"
+# The desktop client is a default member: the same build makes it.
+gui_bin=target/release/tlschat-gui
+[ -x "$gui_bin" ] || fail "cargo build --release --bins did not build $gui_bin"
 
 # ---------------------------------------------------------------- completions
 step "completions and man pages (generate-assets.sh): bash -n, zsh -n, man -l"
@@ -332,7 +401,11 @@ for s in postinst prerm postrm; do
 done
 [[ "$(dpkg-deb --field "$deb" Description)" == *'/var/lib/tlschat/initial-admin-password'* ]] ||
     fail "the package description does not say where the admin password is"
-ok "$(basename "$deb"): binaries, unit, copyright, maintainer scripts, description, conffile /etc/tlschat/tlschat.toml, certbot hook, completions, man pages"
+# The server's package stays free of the desktop client.
+if grep -E 'tlschat-gui|/applications/|/icons/' "$work/deb.files"; then
+    fail "$(basename "$deb") carries the desktop client (the lines above); it has its own package"
+fi
+ok "$(basename "$deb"): binaries, unit, copyright, maintainer scripts, description, conffile /etc/tlschat/tlschat.toml, certbot hook, completions, man pages; no desktop client"
 
 if dpkg -s tlschat >/dev/null 2>&1; then
     echo "   tlschat is installed from an earlier run: purging it first"
@@ -540,6 +613,70 @@ done
 [ ! -e /var/lib/tlschat ] || fail "/var/lib/tlschat is left after purge"
 ok "purged: binaries, unit, enable symlink and /var/lib/tlschat are gone"
 
+# ---------------------------------------------------------------- tlschat-gui .deb
+step "tlschat-gui .deb: cargo deb -p tlschat-gui --no-build, apt-get install, remove"
+# The desktop client's own package (crates/gui/Cargo.toml): the binary,
+# the .desktop file and the hicolor icons; nothing of the server.
+hicolor_sizes=(16 24 32 48 64 128 256)
+gui_files=(/usr/bin/tlschat-gui /usr/share/applications/tlschat-gui.desktop /usr/share/doc/tlschat-gui/copyright)
+for size in "${hicolor_sizes[@]}"; do
+    gui_files+=("/usr/share/icons/hicolor/${size}x${size}/apps/tlschat-gui.png")
+done
+mkdir -p "$work/gui-deb"
+cargo deb -p tlschat-gui --no-build --output "$work/gui-deb/" >/dev/null
+gui_deb=$(ls "$work"/gui-deb/*.deb)
+[ "$(basename "$gui_deb")" = "tlschat-gui_${version}-1_$(dpkg --print-architecture).deb" ] || fail "unexpected name $(basename "$gui_deb")"
+dpkg-deb --contents "$gui_deb" | awk '{print $6}' > "$work/gui-deb.files"
+for f in "${gui_files[@]}"; do
+    grep -qx ".$f" "$work/gui-deb.files" || fail "$(basename "$gui_deb") lacks $f"
+done
+if grep -E 'systemd|/etc/|tlschat-server|/usr/bin/tlschat$' "$work/gui-deb.files"; then
+    fail "$(basename "$gui_deb") carries parts of the server's package (the lines above)"
+fi
+dpkg-deb --field "$gui_deb" Package Version Architecture Depends
+for s in postinst prerm postrm; do
+    if dpkg-deb --info "$gui_deb" "$s" >/dev/null 2>&1; then
+        fail "$(basename "$gui_deb") has a $s script; it needs none"
+    fi
+done
+# winit/wgpu open these at run time, where dpkg-shlibdeps cannot see them.
+gui_depends=$(dpkg-deb --field "$gui_deb" Depends)
+for dep in libxkbcommon0 'libxkbcommon-x11-0 | libwayland-client0' 'libvulkan1 | libegl1'; do
+    [[ ", $gui_depends," == *", $dep,"* ]] || fail "$(basename "$gui_deb") does not depend on $dep ($gui_depends)"
+done
+[[ "$gui_depends" != *tlschat* ]] || fail "$(basename "$gui_deb") depends on the server's package"
+ok "$(basename "$gui_deb"): tlschat-gui, .desktop, ${#hicolor_sizes[@]} hicolor icons; no unit, no /etc, no maintainer scripts; Depends on the libraries winit and wgpu open"
+
+if dpkg -s tlschat-gui >/dev/null 2>&1; then
+    echo "   tlschat-gui is installed from an earlier run: removing it first"
+    as_root dpkg --purge tlschat-gui >/dev/null
+fi
+# apt-get rather than dpkg -i: it installs the dependencies, and so proves
+# that Debian has every package the Depends line names.
+apt_install "$gui_deb"
+for f in "${gui_files[@]}"; do
+    [ -s "$f" ] || fail "$f is not installed"
+done
+desktop-file-validate /usr/share/applications/tlschat-gui.desktop || fail "the installed tlschat-gui.desktop (desktop-file-validate)"
+cmp -s /usr/share/icons/hicolor/256x256/apps/tlschat-gui.png crates/gui/assets/tlschat-256.png || fail "the installed 256x256 icon is not tlschat-256.png"
+for size in "${hicolor_sizes[@]}"; do
+    [ "$(identify -format '%wx%h' "/usr/share/icons/hicolor/${size}x${size}/apps/tlschat-gui.png")" = "${size}x${size}" ] ||
+        fail "the ${size}x${size} icon has another size"
+done
+# Every library it links is there; the dlopen'd ones are what the package
+# installed (libxkbcommon, the X11/Wayland client, Vulkan/EGL).
+if ldd /usr/bin/tlschat-gui | grep 'not found'; then
+    fail "/usr/bin/tlschat-gui lacks a library (above)"
+fi
+ldconfig -p | grep -q libxkbcommon.so.0 || fail "libxkbcommon.so.0 is not installed with tlschat-gui"
+[ "$(dpkg-query --showformat='${Status}' --show tlschat-gui)" = "install ok installed" ] || fail "tlschat-gui is not installed"
+ok "installed with its dependencies: /usr/bin/tlschat-gui (all libraries found), the .desktop file (valid), the icons"
+as_root dpkg --purge tlschat-gui > "$work/gui-purge.log" 2>&1 || { cat "$work/gui-purge.log"; fail "dpkg --purge tlschat-gui"; }
+for f in "${gui_files[@]}"; do
+    [ ! -e "$f" ] || fail "$f is left after purge"
+done
+ok "purged: nothing of tlschat-gui is left"
+
 # ---------------------------------------------------------------- .rpm
 step ".rpm: cargo generate-rpm, rpm -qlp"
 mkdir -p "$work/rpm"
@@ -570,7 +707,31 @@ rpm -qp --scripts "$rpmfile" 2>/dev/null > "$work/rpm.scripts"
 grep -q 'useradd --system' "$work/rpm.scripts" || fail "the rpm's %pre does not create the user"
 grep -q 'systemctl enable tlschat-server.service' "$work/rpm.scripts" || fail "the rpm's %post does not enable the unit"
 rpm -qip "$rpmfile" 2>/dev/null | grep -E '^(Name|Version|Architecture|License) ' | sed 's/^/   | /'
-ok "$(basename "$rpmfile"): binaries, unit, %config(noreplace) /etc/tlschat/tlschat.toml, certbot hook, completions, man pages, %pre/%post/%preun/%postun scriptlets"
+if grep -E 'tlschat-gui|/applications/|/icons/' "$work/rpm.files"; then
+    fail "$(basename "$rpmfile") carries the desktop client (the lines above); it has its own package"
+fi
+ok "$(basename "$rpmfile"): binaries, unit, %config(noreplace) /etc/tlschat/tlschat.toml, certbot hook, completions, man pages, %pre/%post/%preun/%postun scriptlets; no desktop client"
+# The desktop client's own rpm: the same files as its .deb (licenses at
+# Fedora's place instead of a copyright file), no scriptlets; the
+# libraries winit/wgpu open by their sonames.
+mkdir -p "$work/gui-rpm"
+cargo generate-rpm -p crates/gui --output "$work/gui-rpm/" >/dev/null
+gui_rpm=$(ls "$work"/gui-rpm/*.rpm)
+[ "$(basename "$gui_rpm")" = "tlschat-gui-${version}-1.$(uname -m).rpm" ] || fail "unexpected name $(basename "$gui_rpm")"
+rpm -qlp "$gui_rpm" 2>/dev/null > "$work/gui-rpm.files"
+for f in "${gui_files[@]}" /usr/share/licenses/tlschat-gui/LICENSE-MIT; do
+    [ "$f" = /usr/share/doc/tlschat-gui/copyright ] && continue
+    grep -qx "$f" "$work/gui-rpm.files" || fail "$(basename "$gui_rpm") lacks $f"
+done
+if grep -E 'systemd|^/etc/|tlschat-server|^/usr/bin/tlschat$' "$work/gui-rpm.files"; then
+    fail "$(basename "$gui_rpm") carries parts of the server's package (the lines above)"
+fi
+[ -z "$(rpm -qp --scripts "$gui_rpm" 2>/dev/null)" ] || fail "$(basename "$gui_rpm") has scriptlets; it needs none"
+rpm -qp --requires "$gui_rpm" 2>/dev/null | grep -qx 'libxkbcommon.so.0()(64bit)' || fail "$(basename "$gui_rpm") does not require libxkbcommon.so.0"
+for lib in 'libxkbcommon-x11.so.0()(64bit)' 'libwayland-client.so.0()(64bit)' 'libEGL.so.1()(64bit)' 'libvulkan.so.1()(64bit)'; do
+    rpm -qp --recommends "$gui_rpm" 2>/dev/null | grep -qxF "$lib" || fail "$(basename "$gui_rpm") does not recommend $lib"
+done
+ok "$(basename "$gui_rpm"): tlschat-gui, .desktop, icons, licenses; no server files, no scriptlets; requires libxkbcommon.so.0, recommends X11/Wayland and Vulkan/EGL"
 
 # ---------------------------------------------------------------- .msi
 step ".msi: msi-version.sh, the WiX source through wixl"
@@ -603,6 +764,7 @@ PY
 mkdir -p target/verify-msi
 cp "$server_bin" target/verify-msi/tlschat-server.exe
 cp "$client_bin" target/verify-msi/tlschat.exe
+cp "$gui_bin" target/verify-msi/tlschat-gui.exe
 # A pre-release, as release.yml passes it: MSI version and display version.
 msi_pre_version=$(bash packaging/msi-version.sh 0.2.0-rc.1)
 # (wixl warns that it does not know AllowSameVersionUpgrades: see below.)
@@ -624,9 +786,15 @@ ok "pre-release MSI: ProductVersion $msi_pre_version, described as 0.2.0-rc.1; A
 wixl -a x64 -D Wixl=1 -D "Version=$version" -D "DisplayVersion=$version" -D CargoTargetBinDir=target/verify-msi \
     -o "$work/tlschat.msi" packaging/wix/main.wxs 2> "$work/wixl.err" || { cat "$work/wixl.err"; fail "wixl"; }
 msiinfo export "$work/tlschat.msi" File > "$work/msi.files"
-for f in tlschat-server.exe tlschat.exe LICENSE-MIT LICENSE-APACHE; do
+for f in tlschat-server.exe tlschat.exe tlschat-gui.exe LICENSE-MIT LICENSE-APACHE; do
     grep -q $'\t'"$f"$'\t' "$work/msi.files" || fail "the MSI lacks $f"
 done
+# The desktop client's Start menu entry, and the product's icon.
+msiinfo export "$work/tlschat.msi" Shortcut | tr -d '\r' | awk -F '\t' '$2 == "ProgramMenuFolder" && $3 == "tlschat" && $5 == "[#GuiExe]"' | grep -q . ||
+    fail "the MSI has no Start menu shortcut tlschat to tlschat-gui.exe"
+# (msiinfo writes the table's icon streams into ./Icon/: run it in $work.)
+(cd "$work" && msiinfo export tlschat.msi Icon) | tr -d '\r' | grep -q $'^TlschatIcon.ico\t' || fail "the MSI has no icon"
+msiinfo export "$work/tlschat.msi" Property | tr -d '\r' | grep -qx $'ARPPRODUCTICON\tTlschatIcon.ico' || fail "the MSI does not show its icon in Apps and features"
 [[ "$(msiinfo export "$work/tlschat.msi" Directory)" == *ProgramFiles64Folder* ]] || fail "the MSI does not install into Program Files"
 [[ "$(msiinfo export "$work/tlschat.msi" Upgrade)" == *EB67B6F9-8190-4046-BA16-A720A06D2759* ]] || fail "the MSI has no upgrade code"
 # wixl has no <Environment>: check the PATH entry that WiX 3 compiles.
@@ -640,7 +808,7 @@ if not any(all(e.get(k) == v for k, v in want.items()) for e in env):
     sys.exit("verify: FAIL: main.wxs does not add [Bin] to the system PATH")
 PY
 rm -rf target/verify-msi
-ok "tlschat.msi (x64, wixl): both .exe, licenses, Program Files, upgrade code; PATH entry in main.wxs"
+ok "tlschat.msi (x64, wixl): the three .exe, licenses, Program Files, upgrade code, Start menu shortcut to tlschat-gui.exe, icon; PATH entry in main.wxs"
 
 # ---------------------------------------------------------------- archives
 step "reproducible archives (archive.sh, pack.py)"
@@ -666,7 +834,7 @@ with tarfile.open(path) as t:
     members = t.getmembers()
 names = [m.name.rstrip("/") for m in members]
 assert names == sorted(names, key=lambda n: n.encode()), f"entries not sorted: {names}"
-want = {f"{name}/{f}" for f in ["tlschat-server", "tlschat", "README.md", "CHANGELOG.md", "LICENSE-MIT", "LICENSE-APACHE",
+want = {f"{name}/{f}" for f in ["tlschat-server", "tlschat", "tlschat-gui", "README.md", "CHANGELOG.md", "LICENSE-MIT", "LICENSE-APACHE",
         "complete/tlschat-server.bash", "complete/_tlschat-server", "complete/tlschat-server.fish", "complete/_tlschat-server.ps1",
         "complete/tlschat.bash", "complete/_tlschat", "complete/tlschat.fish", "complete/_tlschat.ps1",
         "doc/tlschat-server.1", "doc/tlschat.1"]}
@@ -675,7 +843,7 @@ assert not missing, f"missing: {sorted(missing)}"
 for m in members:
     assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", ""), f"{m.name}: owner {m.uid}:{m.gid} {m.uname}:{m.gname}"
     assert m.mtime == epoch, f"{m.name}: mtime {m.mtime}"
-    exe = m.isdir() or m.name.endswith(("/tlschat-server", "/tlschat"))
+    exe = m.isdir() or m.name.endswith(("/tlschat-server", "/tlschat", "/tlschat-gui"))
     assert m.mode == (0o755 if exe else 0o644), f"{m.name}: mode {oct(m.mode)}"
 print(f"   ok: {len(members)} entries, sorted, owner 0:0, modes 0755/0644, mtime {epoch}; gzip header without name or time")
 PY
@@ -707,15 +875,26 @@ ok "tar.gz: same bytes twice, SOURCE_DATE_EPOCH honoured, complete/ and doc/ ins
 step "install.sh against a loopback release server"
 www="$work/www"
 rel="$www/download/v$version"
-mkdir -p "$rel" "$www/latest"
+mkdir -p "$rel" "$www/latest" "$work/nogui"
+# The musl builds carry no desktop client: their stand-ins are this build
+# without it.
+cp -r "$server_bin" "$client_bin" target/release/complete target/release/doc "$work/nogui/"
 for t in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu aarch64-unknown-linux-musl \
     x86_64-apple-darwin aarch64-apple-darwin; do
     # A fake release: this build's binaries under every Unix target's name.
-    bash packaging/archive.sh "$t" target/release "$rel" >/dev/null
+    case $t in
+        *musl) bash packaging/archive.sh "$t" "$work/nogui" "$rel" >/dev/null ;;
+        *) bash packaging/archive.sh "$t" target/release "$rel" >/dev/null ;;
+    esac
 done
+# Two different apps (this build's tlschat-gui, the stand-in above), so
+# that a cask with the CPUs mixed up fails below.
+bash packaging/macos/bundle.sh x86_64-apple-darwin target/release "$rel" >/dev/null
+bash packaging/macos/bundle.sh aarch64-apple-darwin "$work/app-bin" "$rel" >/dev/null
 cp packaging/install.sh packaging/install.ps1 "$rel/"
 bash packaging/render-formula.sh "$version" tlschat/tlschat "$rel" > "$work/tlschat.rb"
-cp "$work/tlschat.rb" "$rel/tlschat.rb"
+bash packaging/render-formula.sh "$version" tlschat/tlschat "$rel" tlschat-gui.rb.in > "$work/tlschat-gui.rb"
+cp "$work/tlschat.rb" "$work/tlschat-gui.rb" "$rel/"
 bash packaging/sha256sums.sh "$rel" > /dev/null
 ruby -c "$work/tlschat.rb" >/dev/null || fail "the rendered Homebrew formula is not valid Ruby"
 for line in 'bash_completion.install "complete/#{prog}.bash" => prog' 'zsh_completion.install "complete/_#{prog}"' \
@@ -725,6 +904,75 @@ done
 grep -q "sha256 \"$(awk '/aarch64-apple-darwin.tar.gz/ {print $1}' "$rel/SHA256SUMS")\"" "$work/tlschat.rb" ||
     fail "the Homebrew formula does not carry the archive's SHA-256"
 ok "fake release v$version: $(find "$rel" -type f | wc -l) files; Homebrew formula rendered, ruby -c OK"
+# The cask, evaluated for each CPU by a stand-in for Homebrew's cask DSL:
+# its URL must name a file of the release, with that file's SHA-256, and
+# the app it installs must be the zip's top directory.
+ruby -c "$work/tlschat-gui.rb" >/dev/null || fail "the rendered Homebrew cask is not valid Ruby"
+for cpu in arm intel; do
+    ruby - "$work/tlschat-gui.rb" "$cpu" > "$work/cask-$cpu.txt" <<'RUBY' || fail "the Homebrew cask does not evaluate ($cpu)"
+CPU = ARGV[1].to_sym
+# Records what Homebrew reads from a cask, as the cask DSL would on CPU.
+class CaskStub
+  attr_reader :out
+
+  def initialize
+    @out = {}
+  end
+
+  def on_cpu(arm:, intel:)
+    CPU == :arm ? arm : intel
+  end
+
+  def arch(arm: nil, intel: nil)
+    @arch = on_cpu(arm: arm, intel: intel) unless arm.nil?
+    @arch
+  end
+
+  def version(value = nil)
+    @version = value unless value.nil?
+    @version
+  end
+
+  def sha256(arm:, intel:)
+    @out[:sha256] = on_cpu(arm: arm, intel: intel)
+  end
+
+  def url(value)
+    @out[:url] = value
+  end
+
+  def app(value)
+    @out[:app] = value
+  end
+
+  def name(*); end
+  def desc(*); end
+  def homepage(*); end
+  def depends_on(*); end
+  def zap(*); end
+  def caveats(*); end
+end
+
+def cask(token, &block)
+  raise "cask #{token}, not tlschat-gui" unless token == "tlschat-gui"
+
+  stub = CaskStub.new
+  stub.instance_eval(&block)
+  puts stub.out.values_at(:url, :sha256, :app).join(" ")
+end
+
+load ARGV[0]
+RUBY
+    read -r url sum app < "$work/cask-$cpu.txt"
+    case $cpu in arm) t=aarch64-apple-darwin ;; *) t=x86_64-apple-darwin ;; esac
+    want_file="tlschat-gui-$version-$t.app.zip"
+    [ "$url" = "https://github.com/tlschat/tlschat/releases/download/v$version/$want_file" ] ||
+        fail "the cask's URL on $cpu is $url, not the release's $want_file"
+    grep -qx "$sum  $want_file" "$rel/SHA256SUMS" || fail "the cask's SHA-256 on $cpu is not $want_file's"
+    { [ "$app" = tlschat.app ] && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).getinfo("tlschat.app/Contents/Info.plist")' "$rel/$want_file"; } ||
+        fail "the cask installs '$app', which $want_file does not hold"
+done
+ok "Homebrew cask tlschat-gui: ruby -c OK; on arm and intel its URL, SHA-256 and app match the release's .app.zip"
 tar -tzf "$rel/tlschat-$version-x86_64-unknown-linux-gnu.tar.gz" | sort | tr '\n' ' ' | sed 's/^/   archive: /'
 echo
 cp -r "$rel" "$www/latest/download"
@@ -748,7 +996,10 @@ curl -fsS "$base/latest/download/install.sh" |
 [ "$(server_version "$work/home/.local/bin/tlschat-server")" = "tlschat-server $version" ] || fail "install.sh did not install tlschat-server"
 "$work/home/.local/bin/tlschat" --version >/dev/null || fail "install.sh did not install tlschat"
 grep -q 'is not on your PATH' "$work/i1.log" || fail "install.sh did not say that ~/.local/bin is not on PATH"
-ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/bin/tlschat-server" --version), PATH note shown"
+# This machine's default is the musl build, which has no desktop client.
+[ ! -e "$work/home/.local/bin/tlschat-gui" ] || fail "install.sh installed a tlschat-gui that the musl archive does not hold"
+grep -q 'no desktop client in' "$work/i1.log" || fail "install.sh did not say that the musl archive has no desktop client"
+ok "curl | sh (latest, detected target) → ~/.local/bin: $("$work/home/.local/bin/tlschat-server" --version), PATH note shown, no desktop client (musl) said"
 
 # A given version and target into a --prefix.
 sh packaging/install.sh --base-url "$base" --version "v$version" --target x86_64-unknown-linux-gnu \
@@ -756,7 +1007,10 @@ sh packaging/install.sh --base-url "$base" --version "v$version" --target x86_64
 [ "$(server_version "$work/prefix/bin/tlschat-server")" = "tlschat-server $version" ] || fail "--prefix install"
 "$work/prefix/bin/tlschat" --version >/dev/null || fail "--prefix install (client)"
 grep -q 'checksum OK' "$work/i2.log" || fail "install.sh did not report the checksum"
-ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin, checksum OK"
+cmp -s "$work/prefix/bin/tlschat-gui" "$gui_bin" || fail "install.sh did not install tlschat-gui from the gnu archive"
+[ -x "$work/prefix/bin/tlschat-gui" ] || fail "the installed tlschat-gui is not executable"
+grep -qF "and the desktop client: $work/prefix/bin/tlschat-gui" "$work/i2.log" || fail "install.sh did not say where tlschat-gui went"
+ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin (tlschat-gui too, said), checksum OK"
 
 # A version that does not exist: a clear failure, nothing installed.
 if sh packaging/install.sh --base-url "$base" --version 0.0.0 --prefix "$work/none" > "$work/i3.log" 2>&1; then
