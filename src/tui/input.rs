@@ -9,29 +9,16 @@
 //! typed after a letter, two regional indicators meeting); the cursor is
 //! then moved to a boundary again.
 //!
-//! Only characters that are safe to echo are accepted: control characters,
-//! bidirectional controls and invisible characters that
-//! [`render::sanitize`] would replace are refused at the door, so what the
-//! user sees is what is sent. Tag characters are accepted only right after
-//! U+1F3F4 or another tag character, where they may spell an emoji tag
-//! sequence (the flag of Scotland); an unfinished one shows as U+FFFD.
-//!
-//! [`render::sanitize`]: tlschat_client_core::render::sanitize
+//! Which characters may be typed, how long a line may get and how the
+//! history behaves are the client core's rules, shared with the desktop
+//! client ([`tlschat_client_core::may_follow`], [`History`]); an
+//! unfinished emoji tag sequence shows as U+FFFD.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation};
 
-use tlschat_client_core::render;
-use tlschat_protocol::MAX_CLIENT_LINE;
-
-/// Longest line the input accepts, in bytes: the protocol's limit minus
-/// the `\n`.
-pub const MAX_INPUT_BYTES: usize = MAX_CLIENT_LINE - 1;
-/// How many sent lines Up/Down can recall (kept in memory only).
-pub const HISTORY_LEN: usize = 500;
-
-/// U+1F3F4 WAVING BLACK FLAG: tag characters may follow it.
-const TAG_BASE: char = '\u{1F3F4}';
+pub use tlschat_client_core::MAX_INPUT_BYTES;
+use tlschat_client_core::{accept_pasted, accept_typed, History};
 
 /// What a key did to the input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +38,7 @@ pub struct Input {
     /// Cursor position: a byte offset into `text`, always on a grapheme
     /// boundary (`0..=text.len()`).
     cursor: usize,
-    history: Vec<String>,
-    /// Index into `history` while browsing with Up/Down.
-    browsing: Option<usize>,
-    /// What was typed before browsing started, restored by Down.
-    draft: String,
+    history: History,
 }
 
 impl Input {
@@ -73,8 +56,8 @@ impl Input {
         self.cursor
     }
 
-    pub fn history(&self) -> &[String] {
-        &self.history
+    pub fn history(&self) -> Vec<&str> {
+        self.history.lines().collect()
     }
 
     /// The text before and after the cursor.
@@ -141,44 +124,36 @@ impl Input {
     /// echo (control, bidi control, invisible) and anything past
     /// [`MAX_INPUT_BYTES`].
     pub fn insert(&mut self, c: char) -> bool {
-        self.insert_filtered(std::iter::once(c)) > 0
+        let accepted = accept_typed(self.before_cursor(), std::iter::once(c), self.room());
+        self.insert_accepted(&accepted) > 0
     }
 
     /// Inserts pasted text; line breaks and tabs become spaces, characters
     /// [`insert`](Input::insert) refuses are left out, and the text is cut
     /// (between characters) where the line would get too long.
     pub fn insert_str(&mut self, s: &str) {
-        self.insert_filtered(s.chars().map(|c| {
-            if matches!(c, '\r' | '\n' | '\t') {
-                ' '
-            } else {
-                c
-            }
-        }));
+        let accepted = accept_pasted(self.before_cursor(), s, self.room());
+        self.insert_accepted(&accepted);
     }
 
-    /// Inserts, in one edit, what may be inserted of `chars`; returns the
+    /// The character just before the cursor.
+    fn before_cursor(&self) -> Option<char> {
+        self.split().0.chars().next_back()
+    }
+
+    /// Bytes the line can still take.
+    fn room(&self) -> usize {
+        MAX_INPUT_BYTES.saturating_sub(self.text.len())
+    }
+
+    /// Inserts, in one edit, text the input rules accepted; returns the
     /// bytes inserted.
-    fn insert_filtered(&mut self, chars: impl Iterator<Item = char>) -> usize {
-        let mut budget = MAX_INPUT_BYTES.saturating_sub(self.text.len());
-        let mut prev = self.split().0.chars().next_back();
-        let mut accepted = String::new();
-        for c in chars {
-            if !may_follow(prev, c) {
-                continue;
-            }
-            if c.len_utf8() > budget {
-                break;
-            }
-            budget -= c.len_utf8();
-            accepted.push(c);
-            prev = Some(c);
-        }
+    fn insert_accepted(&mut self, accepted: &str) -> usize {
         if accepted.is_empty() {
             return 0;
         }
-        self.browsing = None;
-        self.text.insert_str(self.cursor, &accepted);
+        self.history.stop();
+        self.text.insert_str(self.cursor, accepted);
         self.cursor += accepted.len();
         self.settle_forward();
         accepted.len()
@@ -188,7 +163,7 @@ impl Input {
     /// puts the cursor at `from`.
     fn remove(&mut self, from: usize, to: usize) {
         if from < to && to <= self.text.len() {
-            self.browsing = None;
+            self.history.stop();
             self.text.replace_range(from..to, "");
             self.cursor = from;
             self.settle_back();
@@ -231,14 +206,14 @@ impl Input {
 
     /// Ctrl-U: empties the line.
     pub fn clear(&mut self) {
-        self.browsing = None;
+        self.history.stop();
         self.text.clear();
         self.cursor = 0;
     }
 
     /// Ctrl-K: deletes from the cursor to the end.
     pub fn kill_to_end(&mut self) {
-        self.browsing = None;
+        self.history.stop();
         self.text.truncate(self.cursor);
     }
 
@@ -284,29 +259,15 @@ impl Input {
 
     /// Up: the previous (older) history line.
     pub fn history_prev(&mut self) {
-        let i = match self.browsing {
-            None if self.history.is_empty() => return,
-            None => {
-                self.draft = std::mem::take(&mut self.text);
-                self.history.len() - 1
-            }
-            Some(0) => return,
-            Some(i) => i - 1,
-        };
-        self.browsing = Some(i);
-        self.set_value(self.history[i].clone());
+        if let Some(line) = self.history.older(&self.text) {
+            self.set_value(line);
+        }
     }
 
     /// Down: the next (newer) history line, then back to the draft.
     pub fn history_next(&mut self) {
-        let Some(i) = self.browsing else { return };
-        if i + 1 < self.history.len() {
-            self.browsing = Some(i + 1);
-            self.set_value(self.history[i + 1].clone());
-        } else {
-            self.browsing = None;
-            let draft = std::mem::take(&mut self.draft);
-            self.set_value(draft);
+        if let Some(line) = self.history.newer() {
+            self.set_value(line);
         }
     }
 
@@ -315,14 +276,7 @@ impl Input {
     pub fn submit(&mut self) -> String {
         let line = std::mem::take(&mut self.text);
         self.cursor = 0;
-        self.browsing = None;
-        self.draft.clear();
-        if !line.trim().is_empty() && self.history.last() != Some(&line) {
-            if self.history.len() == HISTORY_LEN {
-                self.history.remove(0);
-            }
-            self.history.push(line.clone());
-        }
+        self.history.push(&line);
         line
     }
 
@@ -364,16 +318,6 @@ impl Input {
     }
 }
 
-/// Whether `c` may be typed after `prev`: what [`render::sanitize`] leaves
-/// alone, and tag characters where they may spell an emoji tag sequence.
-fn may_follow(prev: Option<char>, c: char) -> bool {
-    if render::is_tag(c) {
-        prev.is_some_and(|p| p == TAG_BASE || render::is_tag(p))
-    } else {
-        !render::needs_replacing(c)
-    }
-}
-
 /// A grapheme that separates words.
 fn is_space(g: &str) -> bool {
     g.chars().all(char::is_whitespace)
@@ -382,6 +326,7 @@ fn is_space(g: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tlschat_client_core::HISTORY_LEN;
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)

@@ -2,9 +2,26 @@
 //! front end shares. [`classify`] says what an entered line asks for
 //! (nothing, leaving, help, or just sending); [`is_quit`] is the one test
 //! for `/quit`, used by the front ends and by the session, which waits for
-//! the server to close after it.
+//! the server to close after it. [`may_follow`] and [`clean_typed`] decide
+//! which characters may be typed or pasted at all (what
+//! [`render::sanitize`] would replace is refused at the door, so what the
+//! user sees is what is sent), [`MAX_INPUT_BYTES`] how long a line may get,
+//! and [`History`] is the bounded list of sent lines Up/Down recall.
+//!
+//! [`render::sanitize`]: crate::render::sanitize
 
-use tlschat_protocol::{check_text, Command};
+use tlschat_protocol::{check_text, Command, MAX_CLIENT_LINE};
+
+use crate::render;
+
+/// Longest line an input accepts, in bytes: the protocol's limit minus
+/// the `\n`.
+pub const MAX_INPUT_BYTES: usize = MAX_CLIENT_LINE - 1;
+/// How many sent lines Up/Down can recall (kept in memory only).
+pub const HISTORY_LEN: usize = 500;
+
+/// U+1F3F4 WAVING BLACK FLAG: tag characters may follow it.
+const TAG_BASE: char = '\u{1F3F4}';
 
 /// Whether the server will take `line` as `/quit [reason]`: decided by the
 /// server's own text rule and command parser, so the client waits for the
@@ -46,9 +63,191 @@ pub fn classify(line: &str) -> UserLine<'_> {
     UserLine::Send
 }
 
+/// Whether `c` may be typed after `prev`: what [`render::sanitize`]
+/// leaves alone, and tag characters only right after U+1F3F4 or another
+/// tag character, where they may spell an emoji tag sequence (the flag of
+/// Scotland).
+///
+/// [`render::sanitize`]: crate::render::sanitize
+pub fn may_follow(prev: Option<char>, c: char) -> bool {
+    if render::is_tag(c) {
+        prev.is_some_and(|p| p == TAG_BASE || render::is_tag(p))
+    } else {
+        !render::needs_replacing(c)
+    }
+}
+
+/// What may be kept of `chars` typed after `prev`, within `budget`
+/// bytes: characters [`may_follow`] refuses are left out, and the text is
+/// cut between characters where the budget ends.
+pub fn accept_typed(
+    prev: Option<char>,
+    chars: impl Iterator<Item = char>,
+    budget: usize,
+) -> String {
+    let mut budget = budget;
+    let mut prev = prev;
+    let mut accepted = String::new();
+    for c in chars {
+        if !may_follow(prev, c) {
+            continue;
+        }
+        if c.len_utf8() > budget {
+            break;
+        }
+        budget -= c.len_utf8();
+        accepted.push(c);
+        prev = Some(c);
+    }
+    accepted
+}
+
+/// [`accept_typed`] for pasted text, whose line breaks and tabs become
+/// spaces (one line is sent, and a tab would be refused).
+pub fn accept_pasted(prev: Option<char>, text: &str, budget: usize) -> String {
+    let flat = text.chars().map(|c| match c {
+        '\r' | '\n' | '\t' => ' ',
+        c => c,
+    });
+    accept_typed(prev, flat, budget)
+}
+
+/// A whole input line as the input rules allow it, for a front end whose
+/// text field takes any edit (a paste, an IME) and is cleaned afterwards;
+/// `None` when `text` is already clean.
+pub fn clean_typed(text: &str) -> Option<String> {
+    let clean = accept_pasted(None, text, MAX_INPUT_BYTES);
+    (clean != text).then_some(clean)
+}
+
+/// The lines sent from one input, newest last, for Up/Down: at most
+/// [`HISTORY_LEN`], blank lines and repeats of the last line left out.
+/// While browsing, what was typed before the first Up is kept as the
+/// draft that Down past the newest line gives back.
+#[derive(Debug, Default)]
+pub struct History {
+    lines: std::collections::VecDeque<String>,
+    /// Index into `lines` while browsing.
+    browsing: Option<usize>,
+    draft: String,
+}
+
+impl History {
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// The remembered lines, oldest first.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(String::as_str)
+    }
+
+    /// Remembers a sent line and stops browsing.
+    pub fn push(&mut self, line: &str) {
+        self.stop();
+        if line.trim().is_empty() || self.lines.back().is_some_and(|last| last == line) {
+            return;
+        }
+        if self.lines.len() == HISTORY_LEN {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line.to_owned());
+    }
+
+    /// Up: the next older line, or `None` when there is none (at the
+    /// oldest, or nothing sent). `current` is the input's text, kept as the
+    /// draft when browsing starts.
+    pub fn older(&mut self, current: &str) -> Option<String> {
+        let i = match self.browsing {
+            None if self.lines.is_empty() => return None,
+            None => {
+                self.draft = current.to_owned();
+                self.lines.len() - 1
+            }
+            Some(0) => return None,
+            Some(i) => i - 1,
+        };
+        self.browsing = Some(i);
+        self.lines.get(i).cloned()
+    }
+
+    /// Down: the next newer line, then the draft; `None` when not browsing.
+    pub fn newer(&mut self) -> Option<String> {
+        let i = self.browsing?;
+        match self.lines.get(i + 1) {
+            Some(line) => {
+                self.browsing = Some(i + 1);
+                Some(line.clone())
+            }
+            None => {
+                self.browsing = None;
+                Some(std::mem::take(&mut self.draft))
+            }
+        }
+    }
+
+    /// Leaves browsing (the line was edited or sent); the draft is dropped.
+    pub fn stop(&mut self) {
+        self.browsing = None;
+        self.draft.clear();
+    }
+
+    /// Whether Up/Down is walking the history now.
+    pub fn is_browsing(&self) -> bool {
+        self.browsing.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_walks_back_and_forth_and_gives_the_draft_back() {
+        let mut h = History::new();
+        assert_eq!(h.older("typed"), None);
+        for line in ["привет", "  ", "γειά", "γειά", "👩🏽‍💻 ok"] {
+            h.push(line);
+        }
+        assert_eq!(h.lines().collect::<Vec<_>>(), ["привет", "γειά", "👩🏽‍💻 ok"]);
+        assert_eq!(h.newer(), None);
+        assert_eq!(h.older("שלום").as_deref(), Some("👩🏽‍💻 ok"));
+        assert_eq!(h.older("ignored").as_deref(), Some("γειά"));
+        assert_eq!(h.older("").as_deref(), Some("привет"));
+        assert_eq!(h.older(""), None);
+        assert_eq!(h.newer().as_deref(), Some("γειά"));
+        assert_eq!(h.newer().as_deref(), Some("👩🏽‍💻 ok"));
+        assert_eq!(h.newer().as_deref(), Some("שלום"));
+        assert!(!h.is_browsing());
+        assert_eq!(h.newer(), None);
+    }
+
+    #[test]
+    fn history_is_bounded_and_drops_the_oldest() {
+        let mut h = History::new();
+        for i in 0..HISTORY_LEN + 7 {
+            h.push(&format!("строка {i}"));
+        }
+        assert_eq!(h.lines().count(), HISTORY_LEN);
+        assert_eq!(h.lines().next(), Some("строка 7"));
+    }
+
+    #[test]
+    fn typed_text_keeps_every_script_and_refuses_what_would_be_replaced() {
+        let real = "привет γειά שלום مرحبا 你好 e\u{301} 👩🏽‍💻 🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+        assert_eq!(clean_typed(real), None);
+        assert_eq!(
+            clean_typed("a\u{202E}b\u{1b}[31mc\u{200B}d\te\r\nf").as_deref(),
+            Some("ab[31mcd e  f")
+        );
+        // A tag character away from a flag spells nothing: left out.
+        assert_eq!(clean_typed("x\u{E0067}y").as_deref(), Some("xy"));
+        // Cut between characters at the protocol's limit, never inside one.
+        let long = "ж".repeat(MAX_INPUT_BYTES);
+        let cut = clean_typed(&long).unwrap_or_default();
+        assert!(cut.len() <= MAX_INPUT_BYTES && cut.len() + 2 > MAX_INPUT_BYTES);
+        assert!(cut.chars().all(|c| c == 'ж'));
+    }
 
     #[test]
     fn entered_lines_are_classified_as_the_server_parses_them() {

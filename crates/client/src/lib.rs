@@ -65,7 +65,10 @@ pub mod trust;
 pub use connect::{establish, Prompter, Trusted};
 pub use error::{ChangedCertificate, ConnectError};
 pub use event::{ClientEvent, CloseReason, ServerLines};
-pub use input::{classify, is_quit, UserLine};
+pub use input::{
+    accept_pasted, accept_typed, classify, clean_typed, is_quit, may_follow, History, UserLine,
+    HISTORY_LEN, MAX_INPUT_BYTES,
+};
 pub use login::Connected;
 pub use options::{exit, ClientOptions, HostPort};
 pub use session::{start, ClientHandle};
