@@ -2,6 +2,7 @@
 //! widgets through AccessKit, typing, clicking) against a real server on
 //! loopback; rendered snapshots where a wgpu adapter is available.
 
+mod command_line;
 mod flows;
 mod harness;
 // The reference pictures are drawn on Linux (lavapipe, Noto fonts); other
