@@ -19,7 +19,7 @@ use crate::harness::*;
 
 const REQUIRE_VAR: &str = "TLSCHAT_TEST_REQUIRE";
 const SCREENSHOT_VAR: &str = "TLSCHAT_GUI_SCREENSHOT";
-const PROGRAMS: [&str; 3] = ["Xvfb", "xdotool", "import"];
+const PROGRAMS: [&str; 4] = ["Xvfb", "xdotool", "import", "identify"];
 /// Mesa's software Vulkan: wgpu draws on it where there is no GPU.
 const LAVAPIPE: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
 const NICK: &str = "robin";
