@@ -136,6 +136,9 @@ impl Start {
             (None, Some(ca)) => Some(Trust::Ca(trust::load_ca(&ca).map_err(|e| e.to_string())?)),
             (None, None) => None,
         };
+        if self.trust.is_some() && self.server.is_none() {
+            return Err("--fingerprint and --ca need the server they are for (HOST[:PORT])".into());
+        }
         Ok(())
     }
 }
@@ -193,6 +196,10 @@ mod tests {
         let s = start(&["--nick", "al ice", "host"]);
         let error = s.error.clone().unwrap_or_default();
         assert!(error.starts_with("invalid nickname `al ice`"), "{error}");
+
+        let s = start(&["--fingerprint", FP]);
+        let error = s.error.clone().unwrap_or_default();
+        assert!(error.contains("need the server"), "{error}");
 
         let s = start(&["--ca", "/nonexistent/ca.pem", "host"]);
         let error = s.error.clone().unwrap_or_default();
