@@ -21,6 +21,7 @@ use tlschat_client_core::trust::Trust;
 use tlschat_client_core::{ChangedCertificate, ClientOptions, ConnectError, HostPort};
 use tlschat_protocol::Fingerprint;
 
+use crate::cli::Start;
 use crate::network::{NetEvent, Network};
 use crate::notify::{Coalescer, DesktopNotifier, Notice, Notifier};
 use crate::screens::{self, chat::ChatView};
@@ -79,11 +80,14 @@ pub struct App {
     /// Keeps a flood of mentions or private messages to a few notices.
     notices: Coalescer,
     ctx: egui::Context,
+    /// `--fingerprint` or `--ca`, and the server (`host:port`) it is for.
+    given_trust: Option<(String, Trust)>,
 }
 
 impl App {
-    /// The real app: platform paths, desktop notifications.
-    pub fn new(cc: &eframe::CreationContext<'_>) -> App {
+    /// The real app: platform paths, desktop notifications, and what the
+    /// command line asked for.
+    pub fn new(cc: &eframe::CreationContext<'_>, start: Start) -> App {
         let notifier: Box<dyn Notifier> = match DesktopNotifier::start() {
             Ok(n) => Box::new(n),
             Err(e) => {
@@ -91,7 +95,13 @@ impl App {
                 Box::new(crate::notify::NoNotifier)
             }
         };
-        App::with(&cc.egui_ctx, Paths::platform(), notifier)
+        let mut paths = Paths::platform();
+        if let Some(file) = start.known_hosts.clone() {
+            paths.known_hosts = Some(file);
+        }
+        let mut app = App::with(&cc.egui_ctx, paths, notifier);
+        app.begin(start);
+        app
     }
 
     /// The app with its files under `paths` and notifications through
@@ -113,6 +123,28 @@ impl App {
             notifier,
             notices: Coalescer::default(),
             ctx: ctx.clone(),
+            given_trust: None,
+        }
+    }
+
+    /// Takes in the command line: fills in the form, keeps the trust
+    /// flags for their server, shows what was wrong, and connects at once
+    /// when given a server and a nickname.
+    pub fn begin(&mut self, start: Start) {
+        let connects = start.connects();
+        if let Some(server) = start.server {
+            self.form.server = server;
+        }
+        if let Some(nickname) = start.nickname {
+            self.form.nickname = nickname;
+        }
+        let key = self.form.server.trim().parse::<HostPort>();
+        if let (Some(trust), Ok(key)) = (start.trust, key) {
+            self.given_trust = Some((key.to_string(), trust));
+        }
+        self.form.error = start.error;
+        if connects {
+            self.connect();
         }
     }
 
@@ -137,12 +169,13 @@ impl App {
         if nickname.is_empty() {
             return self.fail("choose a nickname".into());
         }
-        let Some(known_hosts) = self.paths.known_hosts.clone() else {
-            return self.fail("this system has no config directory for known_hosts".into());
-        };
-        let trust = Trust::Tofu {
-            known_hosts,
-            key: host_port.to_string(),
+        let key = host_port.to_string();
+        let trust = match (&self.given_trust, self.paths.known_hosts.clone()) {
+            (Some((server, trust)), _) if *server == key => trust.clone(),
+            (_, Some(known_hosts)) => Trust::Tofu { known_hosts, key },
+            (_, None) => {
+                return self.fail("this system has no config directory for known_hosts".into())
+            }
         };
         let opts = ClientOptions::new(host_port, nickname, trust);
         match Network::connect(opts, self.ctx.clone()) {

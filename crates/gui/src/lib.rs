@@ -5,7 +5,7 @@
 //! core's; this crate draws it with egui and forwards what the user does.
 //!
 //! ```text
-//! main.rs ─▶ App (app.rs): one screen at a time
+//! main.rs (cli.rs: the command line) ─▶ App (app.rs): one screen at a time
 //!   Connect (screens/connect.rs) ──Connect──▶ network.rs: a thread with a
 //!   Trust / Changed (screens/trust.rs)  ◀─┐   tokio runtime runs establish,
 //!   Password dialog (screens/connect.rs) ◀┤   login and the session
@@ -22,6 +22,7 @@
 //! asked for one (input, or the network thread's `request_repaint`).
 
 pub mod app;
+pub mod cli;
 pub mod colors;
 pub mod fonts;
 pub mod network;

@@ -1,7 +1,8 @@
-//! `tlschat-gui`: opens the window. Everything else is in the library
-//! (`app.rs` and what it uses).
+//! `tlschat-gui`: reads the command line (`cli.rs`) and opens the window.
+//! Everything else is in the library (`app.rs` and what it uses).
 
-// A release build on Windows opens no console window next to the app.
+// A release build on Windows opens no console window next to the app (so
+// `--help` and `--version` print nowhere there).
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 use tlschat_gui::App;
@@ -11,6 +12,13 @@ use tlschat_gui::App;
 const ICON: &[u8] = include_bytes!("../assets/tlschat-256.png");
 
 fn main() -> eframe::Result {
+    let start = match tlschat_gui::cli::parse(std::env::args_os()) {
+        Ok(start) => start,
+        Err(help_or_version) => help_or_version.exit(),
+    };
+    if let Some(error) = &start.error {
+        eprintln!("tlschat-gui: {error}");
+    }
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("tlschat")
         // The .desktop file's name (packaging/gui/): Wayland's app id, X11's WM_CLASS.
@@ -31,7 +39,7 @@ fn main() -> eframe::Result {
         options,
         Box::new(|cc| {
             tlschat_gui::theme::follow_system(&cc.egui_ctx);
-            Ok(Box::new(App::new(cc)))
+            Ok(Box::new(App::new(cc, start)))
         }),
     )
 }

@@ -1,8 +1,13 @@
 //! UI tests of tlschat-gui: egui_kittest drives the real app (finding
 //! widgets through AccessKit, typing, clicking) against a real server on
-//! loopback; rendered snapshots where a wgpu adapter is available.
+//! loopback; rendered snapshots where a wgpu adapter is available; and
+//! the real binary under Xvfb.
 
 mod chat;
+mod command_line;
+// Xvfb, xdotool and ImageMagick: an X11 desktop's tools.
+#[cfg(target_os = "linux")]
+mod e2e;
 mod flows;
 mod harness;
 // The reference pictures are drawn on Linux (lavapipe, Noto fonts); other
