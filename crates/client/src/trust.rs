@@ -596,17 +596,18 @@ mod tests {
         let path = dir.path().join("known_hosts");
         let mut kh = KnownHosts::load(&path).unwrap();
         let held = kh.lock().unwrap();
+        let (trying, tried) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
-            let started = Instant::now();
-            let r = kh.add("h:1", Fingerprint([1; 32]));
-            (r, started.elapsed())
+            trying.send(()).unwrap();
+            kh.add("h:1", Fingerprint([1; 32]))
         });
+        // The writer is on its way; give it time to reach the lock and
+        // check that it waits there instead of writing.
+        tried.recv().unwrap();
         std::thread::sleep(Duration::from_millis(200));
         assert!(!path.exists(), "written while the lock was held");
         drop(held);
-        let (r, waited) = writer.join().unwrap();
-        assert_eq!(r.unwrap(), Added::New);
-        assert!(waited >= Duration::from_millis(200));
+        assert_eq!(writer.join().unwrap().unwrap(), Added::New);
         assert!(KnownHosts::load(&path).unwrap().get("h:1").is_some());
     }
 
