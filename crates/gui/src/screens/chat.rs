@@ -10,6 +10,7 @@
 //! and keeps what a window needs besides: what is being viewed, unread
 //! counts, the input line and its history, the scroll position.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -261,9 +262,9 @@ impl ChatView {
                 notices.push(Notice {
                     conversation,
                     title: if private {
-                        format!("{} (private)", sanitize(&nick))
+                        format!("{} (private)", name(&nick))
                     } else {
-                        format!("{} mentioned you", sanitize(&nick))
+                        format!("{} mentioned you", name(&nick))
                     },
                     body: sanitize(&text).into_owned(),
                 });
@@ -453,7 +454,7 @@ impl ChatView {
             ui.colored_label(color, "●");
             ui.label(text);
             ui.separator();
-            ui.label(sanitize(&self.state.server));
+            ui.label(name(&self.state.server));
             if let Some(fp) = &self.state.fingerprint {
                 ui.separator();
                 ui.label(
@@ -465,8 +466,8 @@ impl ChatView {
             ui.separator();
             ui.label(format!(
                 "{} in {}",
-                sanitize(&self.state.nick),
-                sanitize(&self.state.room)
+                name(&self.state.nick),
+                name(&self.state.room)
             ));
             if self.state.conn == ConnState::Closed {
                 ui.with_layout(egui::Layout::right_to_left(Align::Center), |ui| {
@@ -511,7 +512,7 @@ impl ChatView {
                 let key = ConversationKey::Room(room.clone());
                 let buffer = self.buffers.iter().find(|b| b.key.same(&key));
                 let here = room.eq_ignore_ascii_case(&self.state.room);
-                let mut label = sanitize(&room).into_owned();
+                let mut label = name(&room).into_owned();
                 if let Some(n) = count {
                     label.push_str(&format!("  ({n})"));
                 }
@@ -536,7 +537,7 @@ impl ChatView {
                 for key in privates {
                     let buffer = self.buffers.iter().find(|b| b.key.same(&key));
                     let selected = self.buffers[self.viewing].key.same(&key);
-                    let label = sanitize(key.name()).into_owned();
+                    let label = name(key.name()).into_owned();
                     if self.row(ui, &label, buffer, selected) {
                         open = Some(key);
                     }
@@ -581,7 +582,7 @@ impl ChatView {
         });
         ui.strong(format!(
             "Users in {} ({})",
-            sanitize(&self.state.room),
+            name(&self.state.room),
             users.len()
         ));
         let dark = ui.visuals().dark_mode;
@@ -595,7 +596,7 @@ impl ChatView {
                     ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
                     continue;
                 };
-                let shown = RichText::new(sanitize(nick)).color(colors::nick(nick, dark));
+                let shown = RichText::new(name(nick)).color(colors::nick(nick, dark));
                 let row = ui
                     .selectable_label(false, shown)
                     .on_hover_text("talk privately");
@@ -612,9 +613,9 @@ impl ChatView {
     fn input_line(&mut self, ui: &mut egui::Ui) {
         ui.add_space(4.0);
         let hint = match &self.buffers[self.viewing].key {
-            ConversationKey::Private(peer) => format!("message to {} (private)", sanitize(peer)),
+            ConversationKey::Private(peer) => format!("message to {} (private)", name(peer)),
             ConversationKey::Room(_) => {
-                format!("message to {}, or a /command", sanitize(&self.state.room))
+                format!("message to {}, or a /command", name(&self.state.room))
             }
         };
         let dim = colors::dim(ui.visuals());
@@ -732,6 +733,20 @@ enum Order {
     Written,
 }
 
+/// Characters of a name shown (a nickname is at most
+/// [`MAX_NICK_LEN`](tlschat_protocol::names::MAX_NICK_LEN), a room name
+/// a few more; only a hostile server sends longer ones).
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// A nickname, room or server name as shown: sanitised, cut at
+/// [`SHOWN_NAME_CHARS`].
+fn name(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(SHOWN_NAME_CHARS) {
+        Some((at, _)) => Cow::Owned(format!("{}…", sanitize(s.get(..at).unwrap_or_default()))),
+        None => sanitize(s),
+    }
+}
+
 /// Characters of one text shown: a person's line is at most
 /// [`MAX_CLIENT_LINE`](tlschat_protocol::MAX_CLIENT_LINE) bytes, so only a
 /// hostile server sends more (up to a megabyte a line), which would slow
@@ -785,7 +800,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
     );
     match &entry.kind {
         EntryKind::Message { nick, text, .. } => {
-            job.append(&sanitize(nick), 0.0, colored(colors::nick(nick, dark)));
+            job.append(&name(nick), 0.0, colored(colors::nick(nick, dark)));
             job.append("  ", 0.0, plain_fmt.clone());
             let fmt = if !nick.eq_ignore_ascii_case(me) && mentions(text, me) {
                 TextFormat {
@@ -801,7 +816,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
         }
         EntryKind::Action { nick, text, .. } => {
             job.append("* ", 0.0, italic(visuals.text_color()));
-            job.append(&sanitize(nick), 0.0, italic(colors::nick(nick, dark)));
+            job.append(&name(nick), 0.0, italic(colors::nick(nick, dark)));
             job.append(" ", 0.0, italic(visuals.text_color()));
             append_text(&mut job, text, &italic(visuals.text_color()), order);
         }
@@ -812,25 +827,23 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
                 _ => ("← ", from),
             };
             job.append(arrow, 0.0, colored(color));
-            job.append(&sanitize(other), 0.0, colored(color));
+            job.append(&name(other), 0.0, colored(color));
             job.append("  ", 0.0, colored(color));
             append_text(&mut job, text, &colored(color), order);
         }
         EntryKind::Error { code, text } => {
             let color = colored(colors::error(visuals));
-            job.append(&format!("⚠ {}: ", sanitize(code)), 0.0, color.clone());
+            job.append(&format!("⚠ {}: ", name(code)), 0.0, color.clone());
             append_text(&mut job, text, &color, order);
         }
         EntryKind::Status(text) => {
-            job.append(
-                &format!("— {}", sanitize(&text.replace('\n', " "))),
-                0.0,
-                colored(colors::status(visuals)),
-            );
+            let color = colored(colors::status(visuals));
+            job.append("— ", 0.0, color.clone());
+            append_text(&mut job, &text.replace('\n', " "), &color, order);
         }
         kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
             if let Some(text) = plain(kind) {
-                job.append(&text, 0.0, colored(colors::dim(visuals)));
+                append_text(&mut job, &text, &colored(colors::dim(visuals)), order);
             }
         }
         kind @ (EntryKind::Users { .. }
@@ -838,7 +851,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
         | EntryKind::Info(_)
         | EntryKind::Pong(_)) => {
             if let Some(text) = plain(kind) {
-                job.append(&text, 0.0, plain_fmt.clone());
+                append_text(&mut job, &text, &plain_fmt, order);
             }
         }
     }

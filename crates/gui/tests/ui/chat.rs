@@ -203,3 +203,55 @@ fn a_room_of_thousands_draws_only_the_users_in_sight() {
         "sorted, first on top"
     );
 }
+
+#[test]
+fn a_hostile_servers_endless_nick_is_cut_everywhere_it_is_drawn() {
+    let nick = "n".repeat(100_000);
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks: vec!["alice".into(), nick.clone()],
+        }),
+        true,
+    );
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Message {
+            room: "#lobby".into(),
+            nick: nick.clone(),
+            text: "hi".into(),
+        }),
+        true,
+    );
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Private {
+            from: nick.clone(),
+            to: "alice".into(),
+            text: "psst".into(),
+        }),
+        true,
+    );
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .allow_missing_glyphs()
+        .build_ui_state(
+            |ui, chat: &mut ChatView| {
+                chat.show(ui, std::time::Instant::now());
+            },
+            chat,
+        );
+    h.run();
+    let longest = h
+        .query_all_by_label_contains("nnnnnnnnnn")
+        .map(|n| {
+            let node = n.accesskit_node();
+            node.label()
+                .or_else(|| node.value())
+                .unwrap_or_default()
+                .len()
+        })
+        .max()
+        .unwrap_or_default();
+    assert!((64..5000).contains(&longest), "{longest} bytes drawn");
+}
