@@ -77,8 +77,57 @@ impl ConversationKey {
 pub struct Buffer {
     pub key: ConversationKey,
     entries: VecDeque<Entry>,
+    /// The drawn height of the first entries (each with the spacing
+    /// after it), as laid out for `measured_for`; the rest are not
+    /// measured yet. The pane draws only the entries in sight and
+    /// leaves room for the others by these heights.
+    heights: VecDeque<f32>,
+    measured_for: Option<Layout>,
     pub unread: usize,
     pub mentioned: bool,
+}
+
+/// What an entry's height depends on besides its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Layout {
+    width: f32,
+    pixels_per_point: f32,
+    dark: bool,
+}
+
+impl Buffer {
+    fn new(key: ConversationKey) -> Buffer {
+        Buffer {
+            key,
+            entries: VecDeque::new(),
+            heights: VecDeque::new(),
+            measured_for: None,
+            unread: 0,
+            mentioned: false,
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let old = self.entries.pop_front()?;
+        self.heights.pop_front();
+        Some(old)
+    }
+
+    /// Measures the entries not measured yet for `layout` (all of them
+    /// when it changed), laying each out as it is drawn.
+    fn measure(&mut self, ui: &egui::Ui, layout: Layout, job: impl Fn(&Entry) -> LayoutJob) {
+        if self.measured_for != Some(layout) {
+            self.heights.clear();
+            self.measured_for = Some(layout);
+        }
+        let spacing = ui.spacing().item_spacing.y;
+        for entry in self.entries.iter().skip(self.heights.len()) {
+            let mut job = job(entry);
+            job.wrap = egui::text::TextWrapping::wrap_at_width(layout.width);
+            let galley = ui.fonts_mut(|f| f.layout_job(job));
+            self.heights.push_back(galley.size().y + spacing);
+        }
+    }
 }
 
 pub struct ChatView {
@@ -113,12 +162,9 @@ impl ChatView {
         ChatView {
             state: ChatState::new(server, nick),
             handle,
-            buffers: vec![Buffer {
-                key: ConversationKey::Room(tlschat_protocol::LOBBY.to_owned()),
-                entries: VecDeque::new(),
-                unread: 0,
-                mentioned: false,
-            }],
+            buffers: vec![Buffer::new(ConversationKey::Room(
+                tlschat_protocol::LOBBY.to_owned(),
+            ))],
             cost: 0,
             viewing: 0,
             rooms: Vec::new(),
@@ -195,12 +241,7 @@ impl ChatView {
         if self.buffers.len() >= MAX_CONVERSATIONS {
             return self.viewing;
         }
-        self.buffers.push(Buffer {
-            key,
-            entries: VecDeque::new(),
-            unread: 0,
-            mentioned: false,
-        });
+        self.buffers.push(Buffer::new(key));
         self.buffers.len() - 1
     }
 
@@ -286,7 +327,7 @@ impl ChatView {
         self.cost += entry.kind.cost();
         b.entries.push_back(entry);
         if b.entries.len() > CONVERSATION_ENTRIES {
-            if let Some(old) = b.entries.pop_front() {
+            if let Some(old) = b.pop_front() {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
             }
         }
@@ -301,7 +342,7 @@ impl ChatView {
                 .filter_map(|(j, b)| b.entries.front().map(|e| (e.time, j)))
                 .min();
             let Some((_, j)) = oldest else { break };
-            if let Some(old) = self.buffers.get_mut(j).and_then(|b| b.entries.pop_front()) {
+            if let Some(old) = self.buffers.get_mut(j).and_then(Buffer::pop_front) {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
             }
         }
@@ -667,24 +708,30 @@ impl ChatView {
         let visuals = ui.visuals().clone();
         let jump = std::mem::take(&mut self.jump_to_bottom);
         let me = self.state.nick.clone();
-        let buffer = &self.buffers[self.viewing];
+        let buffer = &mut self.buffers[self.viewing];
         let out = egui::ScrollArea::vertical()
             .auto_shrink(false)
             .stick_to_bottom(true)
-            .show(ui, |ui| {
-                for entry in &buffer.entries {
-                    let job = entry_job(entry, &me, &visuals, Order::Drawn);
-                    let reordered = job.text.chars().any(super::bidi::is_rtl);
-                    let line = ui.label(job);
-                    // Screen readers (and the tests) read the text in the
-                    // order it was written, not the order it is drawn.
-                    if reordered {
-                        let written = entry_job(entry, &me, &visuals, Order::Written).text;
-                        line.widget_info(|| {
-                            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written)
-                        });
+            .show_viewport(ui, |ui, viewport| {
+                let layout = Layout {
+                    width: ui.available_width(),
+                    pixels_per_point: ui.pixels_per_point(),
+                    dark: visuals.dark_mode,
+                };
+                buffer.measure(ui, layout, |e| entry_job(e, &me, &visuals, Order::Drawn));
+                let total: f32 = buffer.heights.iter().sum();
+                let mut top = 0.0;
+                let mut drawn_to = 0.0;
+                for (entry, height) in buffer.entries.iter().zip(&buffer.heights) {
+                    let bottom = top + height;
+                    if bottom >= viewport.min.y && top <= viewport.max.y {
+                        ui.add_space(top - drawn_to);
+                        draw_entry(ui, entry, &me, &visuals);
+                        drawn_to = bottom;
                     }
+                    top = bottom;
                 }
+                ui.add_space(total - drawn_to);
                 if jump {
                     ui.scroll_to_cursor(Some(Align::BOTTOM));
                 }
@@ -705,6 +752,20 @@ impl ChatView {
                     }
                 });
         }
+    }
+}
+
+/// One entry as a label; screen readers (and the tests) read its text in
+/// the order it was written, not the order it is drawn.
+fn draw_entry(ui: &mut egui::Ui, entry: &Entry, me: &str, visuals: &egui::Visuals) {
+    let job = entry_job(entry, me, visuals, Order::Drawn);
+    let reordered = job.text.chars().any(super::bidi::is_rtl);
+    let line = ui.label(job);
+    if reordered {
+        let written = entry_job(entry, me, visuals, Order::Written).text;
+        line.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written)
+        });
     }
 }
 

@@ -24,6 +24,8 @@ fn chat_with(lines: &[(&str, &str)]) -> Harness<'static, ChatView> {
     }
     Harness::builder()
         .with_size(SIZE)
+        // A wheel's scroll is animated over a few frames.
+        .with_max_steps(16)
         .with_context_setup(tlschat_gui::fonts::install)
         .allow_missing_glyphs()
         .build_ui_state(
@@ -254,4 +256,54 @@ fn a_hostile_servers_endless_nick_is_cut_everywhere_it_is_drawn() {
         .max()
         .unwrap_or_default();
     assert!((64..5000).contains(&longest), "{longest} bytes drawn");
+}
+
+/// A chat of `lines` messages from bob, `message number 0` and on.
+fn chat_of_numbered(lines: usize) -> Harness<'static, ChatView> {
+    let texts: Vec<String> = (0..lines).map(|i| format!("message number {i}")).collect();
+    let lines: Vec<(&str, &str)> = texts.iter().map(|t| ("bob", t.as_str())).collect();
+    chat_with(&lines)
+}
+
+#[test]
+fn a_long_conversation_draws_only_the_lines_in_sight() {
+    let mut h = chat_of_numbered(5000);
+    h.run();
+    let drawn = h.query_all_by_label_contains("message number").count();
+    assert!((10..100).contains(&drawn), "{drawn} lines drawn");
+    // The newest is in sight (the pane sticks to the end).
+    assert!(h.query_by_label_contains("message number 4999").is_some());
+}
+
+#[test]
+fn scrolled_up_a_new_message_offers_the_jump_back_down() {
+    let mut h = chat_of_numbered(300);
+    h.run();
+    h.hover_at(egui::pos2(500.0, 300.0));
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 3000.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.state_mut().on_client_event(
+        ClientEvent::Line(EntryKind::Message {
+            room: "#lobby".into(),
+            nick: "bob".into(),
+            text: "the newest".into(),
+        }),
+        true,
+    );
+    h.run();
+    assert!(
+        h.query_by_label_contains("the newest").is_none(),
+        "no jump while reading"
+    );
+    h.get_by_label("↓ New messages").click();
+    h.run();
+    assert!(h.query_by_label_contains("the newest").is_some());
+    assert!(h.query_by_label("↓ New messages").is_none());
 }
