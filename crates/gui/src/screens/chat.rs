@@ -33,6 +33,9 @@ const CONVERSATION_ENTRIES: usize = 5_000;
 const CONVERSATIONS_BYTES: usize = 64 << 20;
 /// Conversations kept; past it, new private ones go to the room.
 const MAX_CONVERSATIONS: usize = 200;
+/// The longest conversation name kept: room names and nicknames are far
+/// shorter (`names.rs` in the protocol), with room to spare.
+const MAX_NAME_BYTES: usize = 256;
 /// Rooms kept from a `ROOMS` answer for the side list (a server could
 /// list a hundred thousand in one line).
 const LISTED_ROOMS: usize = 500;
@@ -233,12 +236,15 @@ impl ChatView {
     }
 
     /// The index of the conversation `key`, made if it is new (while
-    /// there is room for it; else the one being viewed).
+    /// there is room for it and the name is one a server may send; else
+    /// the one being viewed).
     fn buffer(&mut self, key: ConversationKey) -> usize {
         if let Some(i) = self.buffers.iter().position(|b| b.key.same(&key)) {
             return i;
         }
-        if self.buffers.len() >= MAX_CONVERSATIONS {
+        // A name longer than any the protocol allows comes from a hostile
+        // server: it is not worth a conversation (and a copy) of its own.
+        if self.buffers.len() >= MAX_CONVERSATIONS || key.name().len() > MAX_NAME_BYTES {
             return self.viewing;
         }
         self.buffers.push(Buffer::new(key));
@@ -990,6 +996,15 @@ mod tests {
         let rooms = (0..100_000).map(|i| (format!("#r{i}"), 1)).collect();
         chat.on_client_event(ClientEvent::Line(EntryKind::Rooms(rooms)), true);
         assert_eq!(chat.rooms.len(), LISTED_ROOMS);
+    }
+
+    #[test]
+    fn a_name_no_real_server_sends_gets_no_conversation_of_its_own() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        let huge = format!("#{}", "r".repeat(1 << 20));
+        chat.on_client_event(msg(&huge, "bob", "hi"), true);
+        assert_eq!(chat.buffers.len(), 1);
+        assert_eq!(chat.buffers[0].entries.len(), 1, "shown where the user is");
     }
 
     #[test]
