@@ -44,7 +44,8 @@ const HISTORY: usize = 500;
 
 /// The window's own help, shown before the server's `/help` answer.
 const GUI_HELP: &[&str] = &[
-    "keys: Enter send · Up/Down history · Ctrl +/- zoom, Ctrl 0 reset",
+    "keys: Enter send · Up/Down history · PageUp/PageDown scroll, Esc newest · \
+     Ctrl +/- zoom, Ctrl 0 reset",
     "click a room to join it, a name in the users list to talk privately",
     "commands (from the server):",
 ];
@@ -156,6 +157,8 @@ pub struct ChatView {
     /// Something arrived in the viewed conversation while scrolled up.
     unseen_below: bool,
     jump_to_bottom: bool,
+    /// A page to scroll at the next frame: up (1) or down (-1).
+    page: Option<f32>,
 }
 
 impl ChatView {
@@ -179,6 +182,7 @@ impl ChatView {
             at_bottom: true,
             unseen_below: false,
             jump_to_bottom: false,
+            page: None,
         }
     }
 
@@ -445,6 +449,7 @@ impl ChatView {
         // A steady cursor: a blinking one would redraw an idle window
         // twice a second.
         ui.visuals_mut().text_cursor.blink = false;
+        self.scroll_keys(ui);
         let mut action = None;
         egui::Panel::bottom("status").show(ui, |ui| {
             if let Some(a) = self.status_bar(ui, now) {
@@ -464,6 +469,23 @@ impl ChatView {
             egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
         });
         action
+    }
+
+    /// PageUp and PageDown scroll the messages a page, Escape back to the
+    /// newest, as in the terminal client (taken before the input line
+    /// sees them: Escape would take its focus away).
+    fn scroll_keys(&mut self, ui: &mut egui::Ui) {
+        let none = egui::Modifiers::NONE;
+        ui.input_mut(|i| {
+            if i.consume_key(none, Key::PageUp) {
+                self.page = Some(1.0);
+            } else if i.consume_key(none, Key::PageDown) {
+                self.page = Some(-1.0);
+            }
+            if i.consume_key(none, Key::Escape) {
+                self.jump_to_bottom = true;
+            }
+        });
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui, now: Instant) -> Option<Action> {
@@ -713,6 +735,7 @@ impl ChatView {
     fn messages(&mut self, ui: &mut egui::Ui) {
         let visuals = ui.visuals().clone();
         let jump = std::mem::take(&mut self.jump_to_bottom);
+        let page = self.page.take();
         let me = self.state.nick.clone();
         let buffer = &mut self.buffers[self.viewing];
         let out = egui::ScrollArea::vertical()
@@ -738,6 +761,9 @@ impl ChatView {
                     top = bottom;
                 }
                 ui.add_space(total - drawn_to);
+                if let Some(direction) = page {
+                    ui.scroll_with_delta(egui::vec2(0.0, direction * viewport.height() * 0.9));
+                }
                 if jump {
                     ui.scroll_to_cursor(Some(Align::BOTTOM));
                 }

@@ -307,3 +307,25 @@ fn scrolled_up_a_new_message_offers_the_jump_back_down() {
     assert!(h.query_by_label_contains("the newest").is_some());
     assert!(h.query_by_label("↓ New messages").is_none());
 }
+
+#[test]
+fn page_up_page_down_and_escape_scroll_as_in_the_terminal_client() {
+    let mut h = chat_of_numbered(300);
+    h.run();
+    h.get_by_label("Message").focus();
+    h.run();
+    h.key_press(egui::Key::PageUp);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.key_press(egui::Key::PageDown);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_some());
+    h.key_press(egui::Key::PageUp);
+    h.key_press(egui::Key::PageUp);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_some());
+    assert!(h.get_by_label("Message").is_focused(), "typing goes on");
+}
