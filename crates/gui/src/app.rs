@@ -191,6 +191,8 @@ impl App {
                 // and dropping the chat's handle ends its session.
                 self.network = None;
                 self.screen = Screen::Connect;
+                self.ctx
+                    .send_viewport_cmd(egui::ViewportCommand::Title("tlschat".into()));
             }
         }
     }

@@ -159,6 +159,8 @@ pub struct ChatView {
     jump_to_bottom: bool,
     /// A page to scroll at the next frame: up (1) or down (-1).
     page: Option<f32>,
+    /// The window title last asked for.
+    title: String,
 }
 
 impl ChatView {
@@ -183,6 +185,7 @@ impl ChatView {
             unseen_below: false,
             jump_to_bottom: false,
             page: None,
+            title: String::new(),
         }
     }
 
@@ -450,6 +453,7 @@ impl ChatView {
         // twice a second.
         ui.visuals_mut().text_cursor.blink = false;
         self.scroll_keys(ui);
+        self.window_title(ui);
         let mut action = None;
         egui::Panel::bottom("status").show(ui, |ui| {
             if let Some(a) = self.status_bar(ui, now) {
@@ -469,6 +473,27 @@ impl ChatView {
             egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
         });
         action
+    }
+
+    /// The window's title: what is unread, the conversation on screen,
+    /// the server (asked of the window only when it changes).
+    fn window_title(&mut self, ui: &egui::Ui) {
+        let unread: usize = self.buffers.iter().map(|b| b.unread).sum();
+        let mut title = if unread > 0 {
+            format!("({unread}) ")
+        } else {
+            String::new()
+        };
+        title.push_str(&format!(
+            "{} — {} — tlschat",
+            name(self.viewing().name()),
+            name(&self.state.server)
+        ));
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
     }
 
     /// PageUp and PageDown scroll the messages a page, Escape back to the

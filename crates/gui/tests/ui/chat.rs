@@ -329,3 +329,39 @@ fn page_up_page_down_and_escape_scroll_as_in_the_terminal_client() {
     assert!(h.query_by_label_contains("message number 299").is_some());
     assert!(h.get_by_label("Message").is_focused(), "typing goes on");
 }
+
+/// The window titles the last frame asked for.
+fn titles<S>(h: &Harness<'static, S>) -> Vec<String> {
+    h.output().viewport_output[&egui::ViewportId::ROOT]
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::ViewportCommand::Title(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_window_title_names_the_room_and_counts_what_is_unread() {
+    let mut h = chat_with(&[]);
+    h.step();
+    h.state_mut()
+        .on_client_event(ClientEvent::Room("#rust".into()), true);
+    h.step();
+    assert_eq!(titles(&h), ["#rust — chat.example.org:55555 — tlschat"]);
+    h.step();
+    assert!(titles(&h).is_empty(), "asked again without a change");
+    for text in ["one", "two"] {
+        h.state_mut().on_client_event(
+            ClientEvent::Line(EntryKind::Message {
+                room: "#lobby".into(),
+                nick: "bob".into(),
+                text: text.into(),
+            }),
+            true,
+        );
+    }
+    h.step();
+    assert_eq!(titles(&h), ["(2) #rust — chat.example.org:55555 — tlschat"]);
+}
