@@ -576,6 +576,7 @@ impl ChatView {
 
     fn side_list(&mut self, ui: &mut egui::Ui) {
         let mut open = None;
+        let mut close = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Rooms");
@@ -632,14 +633,50 @@ impl ChatView {
                     let buffer = self.buffers.iter().find(|b| b.key.same(&key));
                     let selected = self.buffers[self.viewing].key.same(&key);
                     let label = name(key.name()).into_owned();
-                    if self.row(ui, &label, buffer, selected) {
-                        open = Some(key);
-                    }
+                    ui.horizontal(|ui| {
+                        if self.row(ui, &label, buffer, selected) {
+                            open = Some(key.clone());
+                        }
+                        let spoken = format!("close the conversation with {label}");
+                        let cross = ui.small_button("×");
+                        cross.widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::accesskit::Role::Button, true, &spoken)
+                        });
+                        if cross.on_hover_text("close").clicked() {
+                            close = Some(key.clone());
+                        }
+                    });
                 }
             }
         });
         if let Some(key) = open {
             self.open(key);
+        }
+        if let Some(key) = close {
+            self.close(&key);
+        }
+    }
+
+    /// Forgets a private conversation (a new message opens it again);
+    /// the current room is shown if it was on screen.
+    fn close(&mut self, key: &ConversationKey) {
+        let Some(i) = self.buffers.iter().position(|b| b.key.same(key)) else {
+            return;
+        };
+        let gone = self.buffers.remove(i);
+        let cost: usize = gone.entries.iter().map(|e| e.kind.cost()).sum();
+        self.cost = self.cost.saturating_sub(cost);
+        if self.viewing > i {
+            self.viewing -= 1;
+        } else if self.viewing == i {
+            let room = ConversationKey::Room(self.state.room.clone());
+            let here = self.buffers.iter().position(|b| b.key.same(&room));
+            // The room's conversation, or the first (the lobby's).
+            self.viewing = here.unwrap_or(0);
+            self.at_bottom = true;
+            self.unseen_below = false;
+            self.jump_to_bottom = true;
+            self.view(self.viewing);
         }
     }
 

@@ -365,3 +365,29 @@ fn the_window_title_names_the_room_and_counts_what_is_unread() {
     h.step();
     assert_eq!(titles(&h), ["(2) #rust — chat.example.org:55555 — tlschat"]);
 }
+
+#[test]
+fn a_private_conversation_can_be_closed() {
+    let mut h = chat_with(&[]);
+    h.state_mut().on_client_event(
+        ClientEvent::Line(EntryKind::Private {
+            from: "carol".into(),
+            to: "alice".into(),
+            text: "lunch?".into(),
+        }),
+        true,
+    );
+    h.run();
+    h.get_by_label_contains("carol  1").click();
+    h.run();
+    assert!(
+        matches!(h.state().viewing(), tlschat_gui::ConversationKey::Private(p) if p == "carol")
+    );
+    h.get_by_label("close the conversation with carol").click();
+    h.run();
+    assert!(
+        h.query_by_label_contains("carol").is_none(),
+        "gone from the list"
+    );
+    assert!(matches!(h.state().viewing(), tlschat_gui::ConversationKey::Room(r) if r == "#lobby"));
+}
