@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use egui::text::LayoutJob;
+use egui::text::{LayoutJob, TextWrapping};
 use egui::{Align, Color32, FontId, Key, RichText, TextEdit, TextFormat};
 
 use crate::app::Action;
@@ -127,7 +127,7 @@ impl Buffer {
         let spacing = ui.spacing().item_spacing.y;
         for entry in self.entries.iter().skip(self.heights.len()) {
             let mut job = job(entry);
-            job.wrap = egui::text::TextWrapping::wrap_at_width(layout.width);
+            job.wrap = TextWrapping::wrap_at_width(layout.width);
             let galley = ui.fonts_mut(|f| f.layout_job(job));
             self.heights.push_back(galley.size().y + spacing);
         }
@@ -809,7 +809,9 @@ impl ChatView {
                     pixels_per_point: ui.pixels_per_point(),
                     dark: visuals.dark_mode,
                 };
-                buffer.measure(ui, layout, |e| entry_job(e, &me, &visuals, Order::Drawn));
+                buffer.measure(ui, layout, |e| {
+                    drawn_job(ui, e, &me, &visuals, layout.width)
+                });
                 let total: f32 = buffer.heights.iter().sum();
                 let mut top = 0.0;
                 let mut drawn_to = 0.0;
@@ -817,7 +819,7 @@ impl ChatView {
                     let bottom = top + height;
                     if bottom >= viewport.min.y && top <= viewport.max.y {
                         ui.add_space(top - drawn_to);
-                        draw_entry(ui, entry, &me, &visuals);
+                        draw_entry(ui, entry, &me, &visuals, layout.width);
                         drawn_to = bottom;
                     }
                     top = bottom;
@@ -851,16 +853,126 @@ impl ChatView {
 
 /// One entry as a label; screen readers (and the tests) read its text in
 /// the order it was written, not the order it is drawn.
-fn draw_entry(ui: &mut egui::Ui, entry: &Entry, me: &str, visuals: &egui::Visuals) {
-    let job = entry_job(entry, me, visuals, Order::Drawn);
-    let reordered = job.text.chars().any(super::bidi::is_rtl);
-    let line = ui.label(job);
+fn draw_entry(ui: &mut egui::Ui, entry: &Entry, me: &str, visuals: &egui::Visuals, width: f32) {
+    let (written, _) = entry_job(entry, me, visuals);
+    let drawn = drawn_job(ui, entry, me, visuals, width);
+    let reordered = drawn.text != written.text;
+    let line = ui.label(drawn);
     if reordered {
-        let written = entry_job(entry, me, visuals, Order::Written).text;
         line.widget_info(|| {
-            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written)
+            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written.text)
         });
     }
+}
+
+/// An entry as drawn `width` wide. A body with right-to-left text is
+/// broken into rows here, in the order it was written (the words that
+/// fit, measured as egui draws them), and each row is then put in drawn
+/// order on its own, as the bidi algorithm orders each line (see
+/// `bidi.rs`), the rows joined by line breaks: so a long Hebrew or
+/// Arabic message starts on the first row. egui's own wrapping of
+/// reordered text would start it on the last. Anything else is drawn as
+/// written.
+fn drawn_job(
+    ui: &egui::Ui,
+    entry: &Entry,
+    me: &str,
+    visuals: &egui::Visuals,
+    width: f32,
+) -> LayoutJob {
+    let (written, body) = entry_job(entry, me, visuals);
+    let text = written.text.as_str();
+    let Some(body_text) = text.get(body..) else {
+        return written;
+    };
+    if !body_text.chars().any(super::bidi::is_rtl) {
+        return written;
+    }
+    let rtl = super::bidi::is_rtl_paragraph(body_text);
+    let mut drawn = LayoutJob::default();
+    for (n, row) in rows(ui, &written, width).into_iter().enumerate() {
+        if n > 0 {
+            drawn.append("\n", 0.0, format_at(&written, row.start));
+        }
+        // The part before the body reads left to right, the body in its
+        // own direction.
+        let parts = [
+            (row.start..row.end.min(body), false),
+            (row.start.max(body)..row.end, rtl),
+        ];
+        for (part, rtl) in parts {
+            for (section, format) in sections_in(&written, part) {
+                let Some(piece) = text.get(section) else {
+                    continue;
+                };
+                for piece in super::bidi::visual_pieces(piece, rtl) {
+                    drawn.append(&piece, 0.0, format.clone());
+                }
+            }
+        }
+    }
+    drawn
+}
+
+/// The byte ranges of `job`'s rows `width` wide: words (a word keeps the
+/// spaces after it) fill a row while they fit; a word wider than a row
+/// is a row of its own (egui wraps it further).
+fn rows(ui: &egui::Ui, job: &LayoutJob, width: f32) -> Vec<std::ops::Range<usize>> {
+    let text = job.text.as_str();
+    let mut rows = Vec::new();
+    let (mut row_start, mut row_width) = (0, 0.0);
+    let mut word_start = 0;
+    let mut bytes = text.char_indices().peekable();
+    while let Some((_, c)) = bytes.next() {
+        let next = bytes.peek().map_or(text.len(), |(n, _)| *n);
+        let word_ends = c.is_whitespace() && bytes.peek().is_none_or(|(_, n)| !n.is_whitespace());
+        if !word_ends && next < text.len() {
+            continue;
+        }
+        let word = word_start..next;
+        let word_width: f32 = sections_in(job, word.clone())
+            .filter_map(|(range, format)| {
+                let piece = text.get(range)?.to_owned();
+                Some(
+                    ui.fonts_mut(|f| f.layout_job(LayoutJob::single_section(piece, format)))
+                        .size()
+                        .x,
+                )
+            })
+            .sum();
+        if row_width + word_width > width && word_start > row_start {
+            rows.push(row_start..word_start);
+            row_start = word_start;
+            row_width = 0.0;
+        }
+        row_width += word_width;
+        word_start = next;
+    }
+    if row_start < text.len() || rows.is_empty() {
+        rows.push(row_start..text.len());
+    }
+    rows
+}
+
+/// The parts of `range` in each of `job`'s sections, with their formats.
+fn sections_in(
+    job: &LayoutJob,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = (std::ops::Range<usize>, TextFormat)> + '_ {
+    job.sections.iter().filter_map(move |section| {
+        let start = section.byte_range.start.0.max(range.start);
+        let end = section.byte_range.end.0.min(range.end);
+        (start < end).then(|| (start..end, section.format.clone()))
+    })
+}
+
+/// The format of `job` at byte `at`.
+fn format_at(job: &LayoutJob, at: usize) -> TextFormat {
+    job.sections
+        .iter()
+        .find(|s| s.byte_range.start.0 <= at && at < s.byte_range.end.0)
+        .map(|s| s.format.clone())
+        .unwrap_or_default()
 }
 
 /// Whether `text` names `nick` as a word (nicknames compare without regard
@@ -878,14 +990,6 @@ pub fn mentions(text: &str, nick: &str) -> bool {
         // A trailing '.' ends a sentence rather than continuing a nick.
         !before.is_some_and(is_nick_char) && !after.is_some_and(|c| is_nick_char(c) && c != '.')
     })
-}
-
-/// The order a line's text is put in: as drawn (right-to-left words and
-/// sentences reordered, see `bidi.rs`) or as written (for screen readers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    Drawn,
-    Written,
 }
 
 /// Characters of a name shown (a nickname is at most
@@ -908,30 +1012,29 @@ fn name(s: &str) -> Cow<'_, str> {
 /// every frame down.
 const SHOWN_CHARS: usize = tlschat_protocol::MAX_CLIENT_LINE;
 
-/// Appends `text`, sanitised and cut at [`SHOWN_CHARS`], in `order`.
-fn append_text(job: &mut LayoutJob, text: &str, format: &TextFormat, order: Order) {
+/// Appends `text`, sanitised and cut at [`SHOWN_CHARS`]; returns where
+/// it starts in the job's text.
+fn append_text(job: &mut LayoutJob, text: &str, format: &TextFormat) -> usize {
+    let start = job.text.len();
     let cut = text
         .char_indices()
         .nth(SHOWN_CHARS)
         .and_then(|(at, _)| text.get(..at));
     if let Some(shown) = cut {
-        append_text(job, shown, format, order);
+        append_text(job, shown, format);
         let left = text.chars().count() - SHOWN_CHARS;
         job.append(&format!(" … ({left} more characters)"), 0.0, format.clone());
-        return;
+        return start;
     }
-    let text = sanitize(text);
-    if order == Order::Written {
-        job.append(&text, 0.0, format.clone());
-        return;
-    }
-    for piece in super::bidi::visual_pieces(&text) {
-        job.append(&piece, 0.0, format.clone());
-    }
+    job.append(&sanitize(text), 0.0, format.clone());
+    start
 }
 
-/// One entry as a line of coloured text, the time first.
-fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> LayoutJob {
+/// One entry as a line of coloured text, the time first, in the order it
+/// was written ([`drawn_job`] puts right-to-left text in drawn order), and
+/// where its body (what someone wrote, or the notice) starts: the body
+/// runs to the end and is the part with a direction of its own.
+fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, usize) {
     let body = FontId::proportional(14.0);
     let plain_fmt = TextFormat {
         font_id: body.clone(),
@@ -948,6 +1051,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
     };
     let dark = visuals.dark_mode;
     let mut job = LayoutJob::default();
+    let mut body = usize::MAX;
     job.append(
         &entry.time.format("%H:%M  ").to_string(),
         0.0,
@@ -967,13 +1071,13 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
             } else {
                 plain_fmt.clone()
             };
-            append_text(&mut job, text, &fmt, order);
+            body = append_text(&mut job, text, &fmt);
         }
         EntryKind::Action { nick, text, .. } => {
             job.append("* ", 0.0, italic(visuals.text_color()));
             job.append(&name(nick), 0.0, italic(colors::nick(nick, dark)));
             job.append(" ", 0.0, italic(visuals.text_color()));
-            append_text(&mut job, text, &italic(visuals.text_color()), order);
+            body = append_text(&mut job, text, &italic(visuals.text_color()));
         }
         EntryKind::Private { from, to, text } => {
             let color = colors::private(visuals);
@@ -984,21 +1088,21 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
             job.append(arrow, 0.0, colored(color));
             job.append(&name(other), 0.0, colored(color));
             job.append("  ", 0.0, colored(color));
-            append_text(&mut job, text, &colored(color), order);
+            body = append_text(&mut job, text, &colored(color));
         }
         EntryKind::Error { code, text } => {
             let color = colored(colors::error(visuals));
             job.append(&format!("⚠ {}: ", name(code)), 0.0, color.clone());
-            append_text(&mut job, text, &color, order);
+            body = append_text(&mut job, text, &color);
         }
         EntryKind::Status(text) => {
             let color = colored(colors::status(visuals));
             job.append("— ", 0.0, color.clone());
-            append_text(&mut job, &text.replace('\n', " "), &color, order);
+            body = append_text(&mut job, &text.replace('\n', " "), &color);
         }
         kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
             if let Some(text) = plain(kind) {
-                append_text(&mut job, &text, &colored(colors::dim(visuals)), order);
+                body = append_text(&mut job, &text, &colored(colors::dim(visuals)));
             }
         }
         kind @ (EntryKind::Users { .. }
@@ -1006,11 +1110,12 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
         | EntryKind::Info(_)
         | EntryKind::Pong(_)) => {
             if let Some(text) = plain(kind) {
-                append_text(&mut job, &text, &plain_fmt, order);
+                body = append_text(&mut job, &text, &plain_fmt);
             }
         }
     }
-    job
+    let body = body.min(job.text.len());
+    (job, body)
 }
 
 #[cfg(test)]
@@ -1093,6 +1198,32 @@ mod tests {
         chat.on_client_event(msg(&huge, "bob", "hi"), true);
         assert_eq!(chat.buffers.len(), 1);
         assert_eq!(chat.buffers[0].entries.len(), 1, "shown where the user is");
+    }
+
+    #[test]
+    fn a_long_right_to_left_message_starts_on_the_first_row() {
+        let ctx = egui::Context::default();
+        crate::fonts::install(&ctx);
+        let entry = Entry {
+            time: Local::now(),
+            kind: EntryKind::Message {
+                room: "#lobby".into(),
+                nick: "noor".into(),
+                text: format!("אבג {}דהו", "זזז ".repeat(60)),
+            },
+        };
+        let mut rows = Vec::new();
+        let mut out = ctx.run_ui(Default::default(), |ui| {
+            let job = drawn_job(ui, &entry, "alice", ui.visuals(), 300.0);
+            rows = job.text.split('\n').map(str::to_owned).collect();
+        });
+        out.textures_delta.clear();
+        assert!(rows.len() > 2, "{rows:?}");
+        assert!(
+            rows[0].contains("noor") && rows[0].contains("אבג"),
+            "{rows:?}"
+        );
+        assert!(rows.last().is_some_and(|r| r.contains("דהו")), "{rows:?}");
     }
 
     #[test]
