@@ -224,6 +224,8 @@ impl App {
                 // and dropping the chat's handle ends its session.
                 self.network = None;
                 self.screen = Screen::Connect;
+                self.ctx
+                    .send_viewport_cmd(egui::ViewportCommand::Title("tlschat".into()));
             }
         }
     }
@@ -287,11 +289,7 @@ impl App {
             self.screen = Screen::Changed(changed);
             return;
         }
-        let why = match e {
-            ConnectError::NoPassword(nick) => format!("no password given for {nick}"),
-            e => tlschat_client_core::render::sanitize_lines(&e.to_string()),
-        };
-        self.fail(why);
+        self.fail(failure(&e));
     }
 
     fn notify(&mut self, notice: Notice) {
@@ -332,5 +330,46 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.draw(ui);
+    }
+}
+
+/// Characters of a failure shown on the connect screen: the client's own
+/// messages are a line or two; what a server said (quoted in some) could
+/// be a megabyte.
+const FAILURE_CHARS: usize = 600;
+
+/// Why connecting failed, as the connect screen shows it: sanitised, and
+/// cut at [`FAILURE_CHARS`].
+fn failure(e: &ConnectError) -> String {
+    let why = match e {
+        ConnectError::NoPassword(nick) => format!("no password given for {nick}"),
+        e => e.to_string(),
+    };
+    let mut shown: String = why.chars().take(FAILURE_CHARS).collect();
+    if shown.len() < why.len() {
+        shown.push('…');
+    }
+    tlschat_client_core::render::sanitize_lines(&shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_server_said_is_cut_and_sanitised_on_the_connect_screen() {
+        let said = format!("go away\u{1b}[2J{}", "x".repeat(1 << 20));
+        let shown = failure(&ConnectError::Server(said));
+        assert!(
+            shown.starts_with("the server said: go away\u{FFFD}[2J"),
+            "{shown}"
+        );
+        assert!(
+            shown.chars().count() < 1000,
+            "{} characters",
+            shown.chars().count()
+        );
+        let nick = failure(&ConnectError::NoPassword("bob\u{202e}".into()));
+        assert_eq!(nick, "no password given for bob\u{FFFD}");
     }
 }

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use unicode_bidi::{bidi_class, BidiClass, BidiInfo};
+use unicode_bidi::{bidi_class, BidiClass, BidiInfo, Level};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Whether `c` makes text around it right to left (Hebrew, Arabic and the
@@ -24,13 +24,24 @@ pub(crate) fn is_rtl(c: char) -> bool {
     matches!(bidi_class(c), BidiClass::R | BidiClass::AL | BidiClass::AN)
 }
 
-/// `text`'s pieces, left to right on screen; one borrowed piece when it
-/// has nothing right to left (the common case).
-pub fn visual_pieces(text: &str) -> Vec<Cow<'_, str>> {
+/// Whether a paragraph of `text` reads right to left: its first letter
+/// with a direction is a right-to-left one.
+pub fn is_rtl_paragraph(text: &str) -> bool {
+    BidiInfo::new(text, None)
+        .paragraphs
+        .first()
+        .is_some_and(|p| p.level.is_rtl())
+}
+
+/// `text` (one line of a paragraph that reads right to left if `rtl`) in
+/// pieces, left to right on screen; one borrowed piece when it has
+/// nothing right to left (the common case).
+pub fn visual_pieces(text: &str, rtl: bool) -> Vec<Cow<'_, str>> {
     if !text.chars().any(is_rtl) {
         return vec![Cow::Borrowed(text)];
     }
-    let info = BidiInfo::new(text, None);
+    let base = if rtl { Level::rtl() } else { Level::ltr() };
+    let info = BidiInfo::new(text, Some(base));
     let mut pieces = Vec::new();
     for paragraph in &info.paragraphs {
         let (levels, runs) = info.visual_runs(paragraph, paragraph.range.clone());
@@ -95,7 +106,7 @@ mod tests {
     use super::*;
 
     fn shown(text: &str) -> Vec<String> {
-        visual_pieces(text)
+        visual_pieces(text, is_rtl_paragraph(text))
             .into_iter()
             .map(Cow::into_owned)
             .collect()

@@ -10,11 +10,12 @@
 //! and keeps what a window needs besides: what is being viewed, unread
 //! counts, the input line and its history, the scroll position.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use egui::text::LayoutJob;
+use egui::text::{LayoutJob, TextWrapping};
 use egui::{Align, Color32, FontId, Key, RichText, TextEdit, TextFormat};
 
 use crate::app::Action;
@@ -32,6 +33,9 @@ const CONVERSATION_ENTRIES: usize = 5_000;
 const CONVERSATIONS_BYTES: usize = 64 << 20;
 /// Conversations kept; past it, new private ones go to the room.
 const MAX_CONVERSATIONS: usize = 200;
+/// The longest conversation name kept: room names and nicknames are far
+/// shorter (`names.rs` in the protocol), with room to spare.
+const MAX_NAME_BYTES: usize = 256;
 /// Rooms kept from a `ROOMS` answer for the side list (a server could
 /// list a hundred thousand in one line).
 const LISTED_ROOMS: usize = 500;
@@ -40,7 +44,8 @@ const HISTORY: usize = 500;
 
 /// The window's own help, shown before the server's `/help` answer.
 const GUI_HELP: &[&str] = &[
-    "keys: Enter send · Up/Down history · Ctrl +/- zoom, Ctrl 0 reset",
+    "keys: Enter send · Up/Down history · PageUp/PageDown scroll, Esc newest · \
+     Ctrl +/- zoom, Ctrl 0 reset",
     "click a room to join it, a name in the users list to talk privately",
     "commands (from the server):",
 ];
@@ -76,8 +81,57 @@ impl ConversationKey {
 pub struct Buffer {
     pub key: ConversationKey,
     entries: VecDeque<Entry>,
+    /// The drawn height of the first entries (each with the spacing
+    /// after it), as laid out for `measured_for`; the rest are not
+    /// measured yet. The pane draws only the entries in sight and
+    /// leaves room for the others by these heights.
+    heights: VecDeque<f32>,
+    measured_for: Option<Layout>,
     pub unread: usize,
     pub mentioned: bool,
+}
+
+/// What an entry's height depends on besides its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Layout {
+    width: f32,
+    pixels_per_point: f32,
+    dark: bool,
+}
+
+impl Buffer {
+    fn new(key: ConversationKey) -> Buffer {
+        Buffer {
+            key,
+            entries: VecDeque::new(),
+            heights: VecDeque::new(),
+            measured_for: None,
+            unread: 0,
+            mentioned: false,
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let old = self.entries.pop_front()?;
+        self.heights.pop_front();
+        Some(old)
+    }
+
+    /// Measures the entries not measured yet for `layout` (all of them
+    /// when it changed), laying each out as it is drawn.
+    fn measure(&mut self, ui: &egui::Ui, layout: Layout, job: impl Fn(&Entry) -> LayoutJob) {
+        if self.measured_for != Some(layout) {
+            self.heights.clear();
+            self.measured_for = Some(layout);
+        }
+        let spacing = ui.spacing().item_spacing.y;
+        for entry in self.entries.iter().skip(self.heights.len()) {
+            let mut job = job(entry);
+            job.wrap = TextWrapping::wrap_at_width(layout.width);
+            let galley = ui.fonts_mut(|f| f.layout_job(job));
+            self.heights.push_back(galley.size().y + spacing);
+        }
+    }
 }
 
 pub struct ChatView {
@@ -103,6 +157,10 @@ pub struct ChatView {
     /// Something arrived in the viewed conversation while scrolled up.
     unseen_below: bool,
     jump_to_bottom: bool,
+    /// A page to scroll at the next frame: up (1) or down (-1).
+    page: Option<f32>,
+    /// The window title last asked for.
+    title: String,
 }
 
 impl ChatView {
@@ -112,12 +170,9 @@ impl ChatView {
         ChatView {
             state: ChatState::new(server, nick),
             handle,
-            buffers: vec![Buffer {
-                key: ConversationKey::Room(tlschat_protocol::LOBBY.to_owned()),
-                entries: VecDeque::new(),
-                unread: 0,
-                mentioned: false,
-            }],
+            buffers: vec![Buffer::new(ConversationKey::Room(
+                tlschat_protocol::LOBBY.to_owned(),
+            ))],
             cost: 0,
             viewing: 0,
             rooms: Vec::new(),
@@ -129,6 +184,8 @@ impl ChatView {
             at_bottom: true,
             unseen_below: false,
             jump_to_bottom: false,
+            page: None,
+            title: String::new(),
         }
     }
 
@@ -186,20 +243,18 @@ impl ChatView {
     }
 
     /// The index of the conversation `key`, made if it is new (while
-    /// there is room for it; else the one being viewed).
+    /// there is room for it and the name is one a server may send; else
+    /// the one being viewed).
     fn buffer(&mut self, key: ConversationKey) -> usize {
         if let Some(i) = self.buffers.iter().position(|b| b.key.same(&key)) {
             return i;
         }
-        if self.buffers.len() >= MAX_CONVERSATIONS {
+        // A name longer than any the protocol allows comes from a hostile
+        // server: it is not worth a conversation (and a copy) of its own.
+        if self.buffers.len() >= MAX_CONVERSATIONS || key.name().len() > MAX_NAME_BYTES {
             return self.viewing;
         }
-        self.buffers.push(Buffer {
-            key,
-            entries: VecDeque::new(),
-            unread: 0,
-            mentioned: false,
-        });
+        self.buffers.push(Buffer::new(key));
         self.buffers.len() - 1
     }
 
@@ -261,9 +316,9 @@ impl ChatView {
                 notices.push(Notice {
                     conversation,
                     title: if private {
-                        format!("{} (private)", sanitize(&nick))
+                        format!("{} (private)", name(&nick))
                     } else {
-                        format!("{} mentioned you", sanitize(&nick))
+                        format!("{} mentioned you", name(&nick))
                     },
                     body: sanitize(&text).into_owned(),
                 });
@@ -285,7 +340,7 @@ impl ChatView {
         self.cost += entry.kind.cost();
         b.entries.push_back(entry);
         if b.entries.len() > CONVERSATION_ENTRIES {
-            if let Some(old) = b.entries.pop_front() {
+            if let Some(old) = b.pop_front() {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
             }
         }
@@ -300,7 +355,7 @@ impl ChatView {
                 .filter_map(|(j, b)| b.entries.front().map(|e| (e.time, j)))
                 .min();
             let Some((_, j)) = oldest else { break };
-            if let Some(old) = self.buffers.get_mut(j).and_then(|b| b.entries.pop_front()) {
+            if let Some(old) = self.buffers.get_mut(j).and_then(Buffer::pop_front) {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
             }
         }
@@ -397,6 +452,8 @@ impl ChatView {
         // A steady cursor: a blinking one would redraw an idle window
         // twice a second.
         ui.visuals_mut().text_cursor.blink = false;
+        self.scroll_keys(ui);
+        self.window_title(ui);
         let mut action = None;
         egui::Panel::bottom("status").show(ui, |ui| {
             if let Some(a) = self.status_bar(ui, now) {
@@ -416,6 +473,44 @@ impl ChatView {
             egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
         });
         action
+    }
+
+    /// The window's title: what is unread, the conversation on screen,
+    /// the server (asked of the window only when it changes).
+    fn window_title(&mut self, ui: &egui::Ui) {
+        let unread: usize = self.buffers.iter().map(|b| b.unread).sum();
+        let mut title = if unread > 0 {
+            format!("({unread}) ")
+        } else {
+            String::new()
+        };
+        title.push_str(&format!(
+            "{} — {} — tlschat",
+            name(self.viewing().name()),
+            name(&self.state.server)
+        ));
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    /// PageUp and PageDown scroll the messages a page, Escape back to the
+    /// newest, as in the terminal client (taken before the input line
+    /// sees them: Escape would take its focus away).
+    fn scroll_keys(&mut self, ui: &mut egui::Ui) {
+        let none = egui::Modifiers::NONE;
+        ui.input_mut(|i| {
+            if i.consume_key(none, Key::PageUp) {
+                self.page = Some(1.0);
+            } else if i.consume_key(none, Key::PageDown) {
+                self.page = Some(-1.0);
+            }
+            if i.consume_key(none, Key::Escape) {
+                self.jump_to_bottom = true;
+            }
+        });
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui, now: Instant) -> Option<Action> {
@@ -453,7 +548,7 @@ impl ChatView {
             ui.colored_label(color, "●");
             ui.label(text);
             ui.separator();
-            ui.label(sanitize(&self.state.server));
+            ui.label(name(&self.state.server));
             if let Some(fp) = &self.state.fingerprint {
                 ui.separator();
                 ui.label(
@@ -465,8 +560,8 @@ impl ChatView {
             ui.separator();
             ui.label(format!(
                 "{} in {}",
-                sanitize(&self.state.nick),
-                sanitize(&self.state.room)
+                name(&self.state.nick),
+                name(&self.state.room)
             ));
             if self.state.conn == ConnState::Closed {
                 ui.with_layout(egui::Layout::right_to_left(Align::Center), |ui| {
@@ -481,6 +576,7 @@ impl ChatView {
 
     fn side_list(&mut self, ui: &mut egui::Ui) {
         let mut open = None;
+        let mut close = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Rooms");
@@ -511,7 +607,7 @@ impl ChatView {
                 let key = ConversationKey::Room(room.clone());
                 let buffer = self.buffers.iter().find(|b| b.key.same(&key));
                 let here = room.eq_ignore_ascii_case(&self.state.room);
-                let mut label = sanitize(&room).into_owned();
+                let mut label = name(&room).into_owned();
                 if let Some(n) = count {
                     label.push_str(&format!("  ({n})"));
                 }
@@ -536,15 +632,51 @@ impl ChatView {
                 for key in privates {
                     let buffer = self.buffers.iter().find(|b| b.key.same(&key));
                     let selected = self.buffers[self.viewing].key.same(&key);
-                    let label = sanitize(key.name()).into_owned();
-                    if self.row(ui, &label, buffer, selected) {
-                        open = Some(key);
-                    }
+                    let label = name(key.name()).into_owned();
+                    ui.horizontal(|ui| {
+                        if self.row(ui, &label, buffer, selected) {
+                            open = Some(key.clone());
+                        }
+                        let spoken = format!("close the conversation with {label}");
+                        let cross = ui.small_button("×");
+                        cross.widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::accesskit::Role::Button, true, &spoken)
+                        });
+                        if cross.on_hover_text("close").clicked() {
+                            close = Some(key.clone());
+                        }
+                    });
                 }
             }
         });
         if let Some(key) = open {
             self.open(key);
+        }
+        if let Some(key) = close {
+            self.close(&key);
+        }
+    }
+
+    /// Forgets a private conversation (a new message opens it again);
+    /// the current room is shown if it was on screen.
+    fn close(&mut self, key: &ConversationKey) {
+        let Some(i) = self.buffers.iter().position(|b| b.key.same(key)) else {
+            return;
+        };
+        let gone = self.buffers.remove(i);
+        let cost: usize = gone.entries.iter().map(|e| e.kind.cost()).sum();
+        self.cost = self.cost.saturating_sub(cost);
+        if self.viewing > i {
+            self.viewing -= 1;
+        } else if self.viewing == i {
+            let room = ConversationKey::Room(self.state.room.clone());
+            let here = self.buffers.iter().position(|b| b.key.same(&room));
+            // The room's conversation, or the first (the lobby's).
+            self.viewing = here.unwrap_or(0);
+            self.at_bottom = true;
+            self.unseen_below = false;
+            self.jump_to_bottom = true;
+            self.view(self.viewing);
         }
     }
 
@@ -581,7 +713,7 @@ impl ChatView {
         });
         ui.strong(format!(
             "Users in {} ({})",
-            sanitize(&self.state.room),
+            name(&self.state.room),
             users.len()
         ));
         let dark = ui.visuals().dark_mode;
@@ -595,7 +727,7 @@ impl ChatView {
                     ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
                     continue;
                 };
-                let shown = RichText::new(sanitize(nick)).color(colors::nick(nick, dark));
+                let shown = RichText::new(name(nick)).color(colors::nick(nick, dark));
                 let row = ui
                     .selectable_label(false, shown)
                     .on_hover_text("talk privately");
@@ -612,9 +744,9 @@ impl ChatView {
     fn input_line(&mut self, ui: &mut egui::Ui) {
         ui.add_space(4.0);
         let hint = match &self.buffers[self.viewing].key {
-            ConversationKey::Private(peer) => format!("message to {} (private)", sanitize(peer)),
+            ConversationKey::Private(peer) => format!("message to {} (private)", name(peer)),
             ConversationKey::Room(_) => {
-                format!("message to {}, or a /command", sanitize(&self.state.room))
+                format!("message to {}, or a /command", name(&self.state.room))
             }
         };
         let dim = colors::dim(ui.visuals());
@@ -665,24 +797,36 @@ impl ChatView {
     fn messages(&mut self, ui: &mut egui::Ui) {
         let visuals = ui.visuals().clone();
         let jump = std::mem::take(&mut self.jump_to_bottom);
+        let page = self.page.take();
         let me = self.state.nick.clone();
-        let buffer = &self.buffers[self.viewing];
+        let buffer = &mut self.buffers[self.viewing];
         let out = egui::ScrollArea::vertical()
             .auto_shrink(false)
             .stick_to_bottom(true)
-            .show(ui, |ui| {
-                for entry in &buffer.entries {
-                    let job = entry_job(entry, &me, &visuals, Order::Drawn);
-                    let reordered = job.text.chars().any(super::bidi::is_rtl);
-                    let line = ui.label(job);
-                    // Screen readers (and the tests) read the text in the
-                    // order it was written, not the order it is drawn.
-                    if reordered {
-                        let written = entry_job(entry, &me, &visuals, Order::Written).text;
-                        line.widget_info(|| {
-                            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written)
-                        });
+            .show_viewport(ui, |ui, viewport| {
+                let layout = Layout {
+                    width: ui.available_width(),
+                    pixels_per_point: ui.pixels_per_point(),
+                    dark: visuals.dark_mode,
+                };
+                buffer.measure(ui, layout, |e| {
+                    drawn_job(ui, e, &me, &visuals, layout.width)
+                });
+                let total: f32 = buffer.heights.iter().sum();
+                let mut top = 0.0;
+                let mut drawn_to = 0.0;
+                for (entry, height) in buffer.entries.iter().zip(&buffer.heights) {
+                    let bottom = top + height;
+                    if bottom >= viewport.min.y && top <= viewport.max.y {
+                        ui.add_space(top - drawn_to);
+                        draw_entry(ui, entry, &me, &visuals, layout.width);
+                        drawn_to = bottom;
                     }
+                    top = bottom;
+                }
+                ui.add_space(total - drawn_to);
+                if let Some(direction) = page {
+                    ui.scroll_with_delta(egui::vec2(0.0, direction * viewport.height() * 0.9));
                 }
                 if jump {
                     ui.scroll_to_cursor(Some(Align::BOTTOM));
@@ -707,6 +851,130 @@ impl ChatView {
     }
 }
 
+/// One entry as a label; screen readers (and the tests) read its text in
+/// the order it was written, not the order it is drawn.
+fn draw_entry(ui: &mut egui::Ui, entry: &Entry, me: &str, visuals: &egui::Visuals, width: f32) {
+    let (written, _) = entry_job(entry, me, visuals);
+    let drawn = drawn_job(ui, entry, me, visuals, width);
+    let reordered = drawn.text != written.text;
+    let line = ui.label(drawn);
+    if reordered {
+        line.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::accesskit::Role::Label, true, &written.text)
+        });
+    }
+}
+
+/// An entry as drawn `width` wide. A body with right-to-left text is
+/// broken into rows here, in the order it was written (the words that
+/// fit, measured as egui draws them), and each row is then put in drawn
+/// order on its own, as the bidi algorithm orders each line (see
+/// `bidi.rs`), the rows joined by line breaks: so a long Hebrew or
+/// Arabic message starts on the first row. egui's own wrapping of
+/// reordered text would start it on the last. Anything else is drawn as
+/// written.
+fn drawn_job(
+    ui: &egui::Ui,
+    entry: &Entry,
+    me: &str,
+    visuals: &egui::Visuals,
+    width: f32,
+) -> LayoutJob {
+    let (written, body) = entry_job(entry, me, visuals);
+    let text = written.text.as_str();
+    let Some(body_text) = text.get(body..) else {
+        return written;
+    };
+    if !body_text.chars().any(super::bidi::is_rtl) {
+        return written;
+    }
+    let rtl = super::bidi::is_rtl_paragraph(body_text);
+    let mut drawn = LayoutJob::default();
+    for (n, row) in rows(ui, &written, width).into_iter().enumerate() {
+        if n > 0 {
+            drawn.append("\n", 0.0, format_at(&written, row.start));
+        }
+        // The part before the body reads left to right, the body in its
+        // own direction.
+        let parts = [
+            (row.start..row.end.min(body), false),
+            (row.start.max(body)..row.end, rtl),
+        ];
+        for (part, rtl) in parts {
+            for (section, format) in sections_in(&written, part) {
+                let Some(piece) = text.get(section) else {
+                    continue;
+                };
+                for piece in super::bidi::visual_pieces(piece, rtl) {
+                    drawn.append(&piece, 0.0, format.clone());
+                }
+            }
+        }
+    }
+    drawn
+}
+
+/// The byte ranges of `job`'s rows `width` wide: words (a word keeps the
+/// spaces after it) fill a row while they fit; a word wider than a row
+/// is a row of its own (egui wraps it further).
+fn rows(ui: &egui::Ui, job: &LayoutJob, width: f32) -> Vec<std::ops::Range<usize>> {
+    let text = job.text.as_str();
+    let mut rows = Vec::new();
+    let (mut row_start, mut row_width) = (0, 0.0);
+    let mut word_start = 0;
+    let mut bytes = text.char_indices().peekable();
+    while let Some((_, c)) = bytes.next() {
+        let next = bytes.peek().map_or(text.len(), |(n, _)| *n);
+        let word_ends = c.is_whitespace() && bytes.peek().is_none_or(|(_, n)| !n.is_whitespace());
+        if !word_ends && next < text.len() {
+            continue;
+        }
+        let word = word_start..next;
+        let word_width: f32 = sections_in(job, word.clone())
+            .filter_map(|(range, format)| {
+                let piece = text.get(range)?.to_owned();
+                Some(
+                    ui.fonts_mut(|f| f.layout_job(LayoutJob::single_section(piece, format)))
+                        .size()
+                        .x,
+                )
+            })
+            .sum();
+        if row_width + word_width > width && word_start > row_start {
+            rows.push(row_start..word_start);
+            row_start = word_start;
+            row_width = 0.0;
+        }
+        row_width += word_width;
+        word_start = next;
+    }
+    if row_start < text.len() || rows.is_empty() {
+        rows.push(row_start..text.len());
+    }
+    rows
+}
+
+/// The parts of `range` in each of `job`'s sections, with their formats.
+fn sections_in(
+    job: &LayoutJob,
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = (std::ops::Range<usize>, TextFormat)> + '_ {
+    job.sections.iter().filter_map(move |section| {
+        let start = section.byte_range.start.0.max(range.start);
+        let end = section.byte_range.end.0.min(range.end);
+        (start < end).then(|| (start..end, section.format.clone()))
+    })
+}
+
+/// The format of `job` at byte `at`.
+fn format_at(job: &LayoutJob, at: usize) -> TextFormat {
+    job.sections
+        .iter()
+        .find(|s| s.byte_range.start.0 <= at && at < s.byte_range.end.0)
+        .map(|s| s.format.clone())
+        .unwrap_or_default()
+}
+
 /// Whether `text` names `nick` as a word (nicknames compare without regard
 /// to ASCII case; a nick inside a longer name does not count).
 pub fn mentions(text: &str, nick: &str) -> bool {
@@ -724,12 +992,18 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     })
 }
 
-/// The order a line's text is put in: as drawn (right-to-left words and
-/// sentences reordered, see `bidi.rs`) or as written (for screen readers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    Drawn,
-    Written,
+/// Characters of a name shown (a nickname is at most
+/// [`MAX_NICK_LEN`](tlschat_protocol::names::MAX_NICK_LEN), a room name
+/// a few more; only a hostile server sends longer ones).
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// A nickname, room or server name as shown: sanitised, cut at
+/// [`SHOWN_NAME_CHARS`].
+fn name(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(SHOWN_NAME_CHARS) {
+        Some((at, _)) => Cow::Owned(format!("{}…", sanitize(s.get(..at).unwrap_or_default()))),
+        None => sanitize(s),
+    }
 }
 
 /// Characters of one text shown: a person's line is at most
@@ -738,30 +1012,29 @@ enum Order {
 /// every frame down.
 const SHOWN_CHARS: usize = tlschat_protocol::MAX_CLIENT_LINE;
 
-/// Appends `text`, sanitised and cut at [`SHOWN_CHARS`], in `order`.
-fn append_text(job: &mut LayoutJob, text: &str, format: &TextFormat, order: Order) {
+/// Appends `text`, sanitised and cut at [`SHOWN_CHARS`]; returns where
+/// it starts in the job's text.
+fn append_text(job: &mut LayoutJob, text: &str, format: &TextFormat) -> usize {
+    let start = job.text.len();
     let cut = text
         .char_indices()
         .nth(SHOWN_CHARS)
         .and_then(|(at, _)| text.get(..at));
     if let Some(shown) = cut {
-        append_text(job, shown, format, order);
+        append_text(job, shown, format);
         let left = text.chars().count() - SHOWN_CHARS;
         job.append(&format!(" … ({left} more characters)"), 0.0, format.clone());
-        return;
+        return start;
     }
-    let text = sanitize(text);
-    if order == Order::Written {
-        job.append(&text, 0.0, format.clone());
-        return;
-    }
-    for piece in super::bidi::visual_pieces(&text) {
-        job.append(&piece, 0.0, format.clone());
-    }
+    job.append(&sanitize(text), 0.0, format.clone());
+    start
 }
 
-/// One entry as a line of coloured text, the time first.
-fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> LayoutJob {
+/// One entry as a line of coloured text, the time first, in the order it
+/// was written ([`drawn_job`] puts right-to-left text in drawn order), and
+/// where its body (what someone wrote, or the notice) starts: the body
+/// runs to the end and is the part with a direction of its own.
+fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, usize) {
     let body = FontId::proportional(14.0);
     let plain_fmt = TextFormat {
         font_id: body.clone(),
@@ -778,6 +1051,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
     };
     let dark = visuals.dark_mode;
     let mut job = LayoutJob::default();
+    let mut body = usize::MAX;
     job.append(
         &entry.time.format("%H:%M  ").to_string(),
         0.0,
@@ -785,7 +1059,7 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
     );
     match &entry.kind {
         EntryKind::Message { nick, text, .. } => {
-            job.append(&sanitize(nick), 0.0, colored(colors::nick(nick, dark)));
+            job.append(&name(nick), 0.0, colored(colors::nick(nick, dark)));
             job.append("  ", 0.0, plain_fmt.clone());
             let fmt = if !nick.eq_ignore_ascii_case(me) && mentions(text, me) {
                 TextFormat {
@@ -797,13 +1071,13 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
             } else {
                 plain_fmt.clone()
             };
-            append_text(&mut job, text, &fmt, order);
+            body = append_text(&mut job, text, &fmt);
         }
         EntryKind::Action { nick, text, .. } => {
             job.append("* ", 0.0, italic(visuals.text_color()));
-            job.append(&sanitize(nick), 0.0, italic(colors::nick(nick, dark)));
+            job.append(&name(nick), 0.0, italic(colors::nick(nick, dark)));
             job.append(" ", 0.0, italic(visuals.text_color()));
-            append_text(&mut job, text, &italic(visuals.text_color()), order);
+            body = append_text(&mut job, text, &italic(visuals.text_color()));
         }
         EntryKind::Private { from, to, text } => {
             let color = colors::private(visuals);
@@ -812,25 +1086,23 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
                 _ => ("← ", from),
             };
             job.append(arrow, 0.0, colored(color));
-            job.append(&sanitize(other), 0.0, colored(color));
+            job.append(&name(other), 0.0, colored(color));
             job.append("  ", 0.0, colored(color));
-            append_text(&mut job, text, &colored(color), order);
+            body = append_text(&mut job, text, &colored(color));
         }
         EntryKind::Error { code, text } => {
             let color = colored(colors::error(visuals));
-            job.append(&format!("⚠ {}: ", sanitize(code)), 0.0, color.clone());
-            append_text(&mut job, text, &color, order);
+            job.append(&format!("⚠ {}: ", name(code)), 0.0, color.clone());
+            body = append_text(&mut job, text, &color);
         }
         EntryKind::Status(text) => {
-            job.append(
-                &format!("— {}", sanitize(&text.replace('\n', " "))),
-                0.0,
-                colored(colors::status(visuals)),
-            );
+            let color = colored(colors::status(visuals));
+            job.append("— ", 0.0, color.clone());
+            body = append_text(&mut job, &text.replace('\n', " "), &color);
         }
         kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
             if let Some(text) = plain(kind) {
-                job.append(&text, 0.0, colored(colors::dim(visuals)));
+                body = append_text(&mut job, &text, &colored(colors::dim(visuals)));
             }
         }
         kind @ (EntryKind::Users { .. }
@@ -838,11 +1110,12 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals, order: Order) -> 
         | EntryKind::Info(_)
         | EntryKind::Pong(_)) => {
             if let Some(text) = plain(kind) {
-                job.append(&text, 0.0, plain_fmt.clone());
+                body = append_text(&mut job, &text, &plain_fmt);
             }
         }
     }
-    job
+    let body = body.min(job.text.len());
+    (job, body)
 }
 
 #[cfg(test)]
@@ -916,6 +1189,41 @@ mod tests {
         let rooms = (0..100_000).map(|i| (format!("#r{i}"), 1)).collect();
         chat.on_client_event(ClientEvent::Line(EntryKind::Rooms(rooms)), true);
         assert_eq!(chat.rooms.len(), LISTED_ROOMS);
+    }
+
+    #[test]
+    fn a_name_no_real_server_sends_gets_no_conversation_of_its_own() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        let huge = format!("#{}", "r".repeat(1 << 20));
+        chat.on_client_event(msg(&huge, "bob", "hi"), true);
+        assert_eq!(chat.buffers.len(), 1);
+        assert_eq!(chat.buffers[0].entries.len(), 1, "shown where the user is");
+    }
+
+    #[test]
+    fn a_long_right_to_left_message_starts_on_the_first_row() {
+        let ctx = egui::Context::default();
+        crate::fonts::install(&ctx);
+        let entry = Entry {
+            time: Local::now(),
+            kind: EntryKind::Message {
+                room: "#lobby".into(),
+                nick: "noor".into(),
+                text: format!("אבג {}דהו", "זזז ".repeat(60)),
+            },
+        };
+        let mut rows = Vec::new();
+        let mut out = ctx.run_ui(Default::default(), |ui| {
+            let job = drawn_job(ui, &entry, "alice", ui.visuals(), 300.0);
+            rows = job.text.split('\n').map(str::to_owned).collect();
+        });
+        out.textures_delta.clear();
+        assert!(rows.len() > 2, "{rows:?}");
+        assert!(
+            rows[0].contains("noor") && rows[0].contains("אבג"),
+            "{rows:?}"
+        );
+        assert!(rows.last().is_some_and(|r| r.contains("דהו")), "{rows:?}");
     }
 
     #[test]

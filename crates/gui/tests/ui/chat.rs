@@ -24,6 +24,8 @@ fn chat_with(lines: &[(&str, &str)]) -> Harness<'static, ChatView> {
     }
     Harness::builder()
         .with_size(SIZE)
+        // A wheel's scroll is animated over a few frames.
+        .with_max_steps(16)
         .with_context_setup(tlschat_gui::fonts::install)
         .allow_missing_glyphs()
         .build_ui_state(
@@ -202,4 +204,190 @@ fn a_room_of_thousands_draws_only_the_users_in_sight() {
         h.query_by_label("user00000").is_some(),
         "sorted, first on top"
     );
+}
+
+#[test]
+fn a_hostile_servers_endless_nick_is_cut_everywhere_it_is_drawn() {
+    let nick = "n".repeat(100_000);
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks: vec!["alice".into(), nick.clone()],
+        }),
+        true,
+    );
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Message {
+            room: "#lobby".into(),
+            nick: nick.clone(),
+            text: "hi".into(),
+        }),
+        true,
+    );
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Private {
+            from: nick.clone(),
+            to: "alice".into(),
+            text: "psst".into(),
+        }),
+        true,
+    );
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .allow_missing_glyphs()
+        .build_ui_state(
+            |ui, chat: &mut ChatView| {
+                chat.show(ui, std::time::Instant::now());
+            },
+            chat,
+        );
+    h.run();
+    let longest = h
+        .query_all_by_label_contains("nnnnnnnnnn")
+        .map(|n| {
+            let node = n.accesskit_node();
+            node.label()
+                .or_else(|| node.value())
+                .unwrap_or_default()
+                .len()
+        })
+        .max()
+        .unwrap_or_default();
+    assert!((64..5000).contains(&longest), "{longest} bytes drawn");
+}
+
+/// A chat of `lines` messages from bob, `message number 0` and on.
+fn chat_of_numbered(lines: usize) -> Harness<'static, ChatView> {
+    let texts: Vec<String> = (0..lines).map(|i| format!("message number {i}")).collect();
+    let lines: Vec<(&str, &str)> = texts.iter().map(|t| ("bob", t.as_str())).collect();
+    chat_with(&lines)
+}
+
+#[test]
+fn a_long_conversation_draws_only_the_lines_in_sight() {
+    let mut h = chat_of_numbered(5000);
+    h.run();
+    let drawn = h.query_all_by_label_contains("message number").count();
+    assert!((10..100).contains(&drawn), "{drawn} lines drawn");
+    // The newest is in sight (the pane sticks to the end).
+    assert!(h.query_by_label_contains("message number 4999").is_some());
+}
+
+#[test]
+fn scrolled_up_a_new_message_offers_the_jump_back_down() {
+    let mut h = chat_of_numbered(300);
+    h.run();
+    h.hover_at(egui::pos2(500.0, 300.0));
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 3000.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.state_mut().on_client_event(
+        ClientEvent::Line(EntryKind::Message {
+            room: "#lobby".into(),
+            nick: "bob".into(),
+            text: "the newest".into(),
+        }),
+        true,
+    );
+    h.run();
+    assert!(
+        h.query_by_label_contains("the newest").is_none(),
+        "no jump while reading"
+    );
+    h.get_by_label("↓ New messages").click();
+    h.run();
+    assert!(h.query_by_label_contains("the newest").is_some());
+    assert!(h.query_by_label("↓ New messages").is_none());
+}
+
+#[test]
+fn page_up_page_down_and_escape_scroll_as_in_the_terminal_client() {
+    let mut h = chat_of_numbered(300);
+    h.run();
+    h.get_by_label("Message").focus();
+    h.run();
+    h.key_press(egui::Key::PageUp);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.key_press(egui::Key::PageDown);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_some());
+    h.key_press(egui::Key::PageUp);
+    h.key_press(egui::Key::PageUp);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_none());
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(h.query_by_label_contains("message number 299").is_some());
+    assert!(h.get_by_label("Message").is_focused(), "typing goes on");
+}
+
+/// The window titles the last frame asked for.
+fn titles<S>(h: &Harness<'static, S>) -> Vec<String> {
+    h.output().viewport_output[&egui::ViewportId::ROOT]
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::ViewportCommand::Title(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_window_title_names_the_room_and_counts_what_is_unread() {
+    let mut h = chat_with(&[]);
+    h.step();
+    h.state_mut()
+        .on_client_event(ClientEvent::Room("#rust".into()), true);
+    h.step();
+    assert_eq!(titles(&h), ["#rust — chat.example.org:55555 — tlschat"]);
+    h.step();
+    assert!(titles(&h).is_empty(), "asked again without a change");
+    for text in ["one", "two"] {
+        h.state_mut().on_client_event(
+            ClientEvent::Line(EntryKind::Message {
+                room: "#lobby".into(),
+                nick: "bob".into(),
+                text: text.into(),
+            }),
+            true,
+        );
+    }
+    h.step();
+    assert_eq!(titles(&h), ["(2) #rust — chat.example.org:55555 — tlschat"]);
+}
+
+#[test]
+fn a_private_conversation_can_be_closed() {
+    let mut h = chat_with(&[]);
+    h.state_mut().on_client_event(
+        ClientEvent::Line(EntryKind::Private {
+            from: "carol".into(),
+            to: "alice".into(),
+            text: "lunch?".into(),
+        }),
+        true,
+    );
+    h.run();
+    h.get_by_label_contains("carol  1").click();
+    h.run();
+    assert!(
+        matches!(h.state().viewing(), tlschat_gui::ConversationKey::Private(p) if p == "carol")
+    );
+    h.get_by_label("close the conversation with carol").click();
+    h.run();
+    assert!(
+        h.query_by_label_contains("carol").is_none(),
+        "gone from the list"
+    );
+    assert!(matches!(h.state().viewing(), tlschat_gui::ConversationKey::Room(r) if r == "#lobby"));
 }
