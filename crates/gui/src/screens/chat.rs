@@ -23,7 +23,9 @@ use crate::colors;
 use crate::notify::Notice;
 use tlschat_client_core::render::{plain, sanitize};
 use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind};
-use tlschat_client_core::{classify, ChatState, ClientEvent, ClientHandle, UserLine};
+use tlschat_client_core::{
+    classify, clean_typed, ChatState, ClientEvent, ClientHandle, History, UserLine,
+};
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -39,8 +41,6 @@ const MAX_NAME_BYTES: usize = 256;
 /// Rooms kept from a `ROOMS` answer for the side list (a server could
 /// list a hundred thousand in one line).
 const LISTED_ROOMS: usize = 500;
-/// Lines Up/Down can recall.
-const HISTORY: usize = 500;
 
 /// The window's own help, shown before the server's `/help` answer.
 const GUI_HELP: &[&str] = &[
@@ -146,11 +146,8 @@ pub struct ChatView {
     /// Rooms with people, from the last `ROOMS` answer.
     rooms: Vec<(String, usize)>,
     input: String,
-    history: Vec<String>,
-    /// Index into `history` while browsing with Up/Down.
-    browsing: Option<usize>,
-    /// The line being typed when browsing began, back after the newest.
-    draft: String,
+    /// Sent lines for Up/Down (the terminal client's rules).
+    history: History,
     reconnect_at: Option<Instant>,
     /// The message list was scrolled to its end at the last frame.
     at_bottom: bool,
@@ -177,9 +174,7 @@ impl ChatView {
             viewing: 0,
             rooms: Vec::new(),
             input: String::new(),
-            history: Vec::new(),
-            browsing: None,
-            draft: String::new(),
+            history: History::new(),
             reconnect_at: None,
             at_bottom: true,
             unseen_below: false,
@@ -376,17 +371,10 @@ impl ChatView {
     /// conversation becomes `/msg <peer> <text>`.
     pub fn submit(&mut self) {
         let line = std::mem::take(&mut self.input);
-        self.browsing = None;
-        self.draft.clear();
+        self.history.push(&line);
         let asked = classify(&line);
         if asked == UserLine::Blank {
             return;
-        }
-        if self.history.last() != Some(&line) {
-            if self.history.len() == HISTORY {
-                self.history.remove(0);
-            }
-            self.history.push(line.clone());
         }
         self.jump_to_bottom = true;
         if asked == UserLine::Help {
@@ -409,27 +397,12 @@ impl ChatView {
     /// the line being typed before (as the terminal client does). True
     /// when the input changed.
     fn history_step(&mut self, older: bool) -> bool {
-        let Some(last) = self.history.len().checked_sub(1) else {
-            return false;
+        let recalled = if older {
+            self.history.older(&self.input)
+        } else {
+            self.history.newer()
         };
-        let was = self.browsing;
-        self.browsing = match (was, older) {
-            (None, true) => Some(last),
-            (None, false) => None,
-            (Some(i), true) => Some(i.saturating_sub(1)),
-            (Some(i), false) if i < last => Some(i + 1),
-            (Some(_), false) => None,
-        };
-        match (was, self.browsing) {
-            (None, None) => return false,
-            (None, Some(_)) => self.draft = std::mem::take(&mut self.input),
-            _ => {}
-        }
-        self.input = match self.browsing {
-            Some(i) => self.history[i].clone(),
-            None => std::mem::take(&mut self.draft),
-        };
-        true
+        recalled.map(|line| self.input = line).is_some()
     }
 
     /// A click on a conversation: a private one or the current room is
@@ -711,11 +684,9 @@ impl ChatView {
                 .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
                 .then_with(|| a.cmp(b))
         });
-        ui.strong(format!(
-            "Users in {} ({})",
-            name(&self.state.room),
-            users.len()
-        ));
+        // On one line: the panel grows to fit it rather than wrap it.
+        let heading = format!("Users in {} ({})", name(&self.state.room), users.len());
+        ui.add(egui::Label::new(RichText::new(heading).strong()).extend());
         let dark = ui.visuals().dark_mode;
         let capped = self.state.users.is_capped();
         let rows = users.len() + usize::from(capped);
@@ -762,16 +733,8 @@ impl ChatView {
             } else {
                 false
             };
-            // The cursor goes to the end of the recalled line.
-            let state = recalled
-                .then(|| egui::TextEdit::load_state(ui.ctx(), id))
-                .flatten();
-            if let Some(mut state) = state {
-                let end = egui::text::CCursor::new(self.input.chars().count());
-                state
-                    .cursor
-                    .set_char_range(Some(egui::text::CCursorRange::one(end)));
-                egui::TextEdit::store_state(ui.ctx(), id, state);
+            if recalled {
+                cursor_to_end(ui.ctx(), id, &self.input);
             }
         }
         let field = ui
@@ -779,10 +742,20 @@ impl ChatView {
                 TextEdit::singleline(&mut self.input)
                     .id(id)
                     .hint_text(RichText::new(hint).color(dim))
-                    .desired_width(f32::INFINITY)
-                    .char_limit(tlschat_protocol::MAX_CLIENT_LINE - 1),
+                    .desired_width(f32::INFINITY),
             )
             .labelled_by(label.id);
+        if field.changed() {
+            // An edit ends browsing, as in the terminal client. The field
+            // takes any paste or IME text; what the input rules refuse
+            // (controls, bidi overrides, bytes past the protocol's limit)
+            // is taken out again before it can be sent.
+            self.history.stop();
+            if let Some(clean) = clean_typed(&self.input) {
+                self.input = clean;
+                cursor_to_end(ui.ctx(), id, &self.input);
+            }
+        }
         if field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
             self.submit();
             field.request_focus();
@@ -1116,6 +1089,18 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
     }
     let body = body.min(job.text.len());
     (job, body)
+}
+
+/// Puts the text field's cursor after its last character (a recalled or
+/// cleaned line is edited from its end).
+fn cursor_to_end(ctx: &egui::Context, id: egui::Id, text: &str) {
+    if let Some(mut state) = egui::TextEdit::load_state(ctx, id) {
+        let end = egui::text::CCursor::new(text.chars().count());
+        state
+            .cursor
+            .set_char_range(Some(egui::text::CCursorRange::one(end)));
+        egui::TextEdit::store_state(ctx, id, state);
+    }
 }
 
 #[cfg(test)]

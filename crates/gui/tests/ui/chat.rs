@@ -152,18 +152,26 @@ fn up_and_down_keep_the_line_being_typed_as_the_terminal_client_does() {
     h.get_by_label("Message").type_text("!");
     h.run();
     assert_eq!(value(&h), "first!");
+    // Editing a recalled line makes it the line being typed: Down has
+    // nothing newer, and Up keeps it as the draft.
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(value(&h), "");
+    assert_eq!(value(&h), "first!");
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(value(&h), "first");
+    h.key_press(egui::Key::ArrowDown);
+    h.run();
+    assert_eq!(value(&h), "first!");
     // A line half typed is still there after a look back.
-    h.get_by_label("Message").type_text("half-typed");
+    h.get_by_label("Message").type_text(" half-typed");
     h.run();
     h.key_press(egui::Key::ArrowUp);
     h.run();
     assert_eq!(value(&h), "first");
     h.key_press(egui::Key::ArrowDown);
     h.run();
-    assert_eq!(value(&h), "half-typed");
+    assert_eq!(value(&h), "first! half-typed");
 }
 
 #[test]

@@ -130,12 +130,13 @@ fn x_run(display: &str, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The GUI's window (titled `tlschat`), once it is mapped.
+/// The GUI's window, once it is mapped: found by its X11 class, the app
+/// id (its title changes with the conversation and the unread count).
 fn window_of(display: &str, gui_log: &Path) -> String {
     let deadline = Instant::now() + STEP;
     loop {
         let found = Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^tlschat$"])
+            .args(["search", "--onlyvisible", "--class", "^tlschat-gui$"])
             .env("DISPLAY", display)
             .stderr(Stdio::null())
             .output()

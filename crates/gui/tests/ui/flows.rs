@@ -303,3 +303,30 @@ fn the_connect_form_takes_typing_at_once_and_enter_in_either_field() {
         shows(g, "Trust and connect")
     });
 }
+
+#[test]
+fn what_the_input_rules_refuse_is_never_sent_and_a_long_line_fits_the_protocol() {
+    let world = World::start();
+    let mut bob = world.peer("bob");
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    bob.wait_for("JOIN #lobby gui");
+    // A paste with a right-to-left override and a terminal escape: both
+    // are left out, the rest goes as typed.
+    send_line(&mut gui, "שלום \u{202E}evil\u{1b}[2J ok");
+    assert_eq!(
+        bob.wait_for("MSG #lobby gui"),
+        "MSG #lobby gui שלום evil[2J ok"
+    );
+    // Cyrillic takes two bytes a letter: as many letters as the protocol
+    // has bytes would be twice too long. The line is cut to fit instead.
+    send_line(&mut gui, &"ж".repeat(tlschat_protocol::MAX_CLIENT_LINE));
+    let got = bob.wait_for("MSG #lobby gui");
+    let body = got.strip_prefix("MSG #lobby gui ").unwrap_or_default();
+    assert!(body.chars().all(|c| c == 'ж'), "{got:?}");
+    let limit = tlschat_client_core::MAX_INPUT_BYTES;
+    assert!(
+        body.len() <= limit && body.len() + 2 > limit,
+        "{} bytes",
+        body.len()
+    );
+}
