@@ -22,6 +22,11 @@ fn chat_with(lines: &[(&str, &str)]) -> Harness<'static, ChatView> {
             true,
         );
     }
+    harness_of(chat)
+}
+
+/// A harness drawing `chat` as the window would.
+fn harness_of(chat: ChatView) -> Harness<'static, ChatView> {
     Harness::builder()
         .with_size(SIZE)
         // A wheel's scroll is animated over a few frames.
@@ -186,15 +191,7 @@ fn a_room_of_thousands_draws_only_the_users_in_sight() {
         }),
         true,
     );
-    let mut h = Harness::builder()
-        .with_size(SIZE)
-        .allow_missing_glyphs()
-        .build_ui_state(
-            |ui, chat: &mut ChatView| {
-                chat.show(ui, std::time::Instant::now());
-            },
-            chat,
-        );
+    let mut h = harness_of(chat);
     h.run();
     assert!(h
         .query_by_label_contains("Users in #lobby (16000)")
@@ -242,15 +239,7 @@ fn a_hostile_servers_endless_nick_is_cut_everywhere_it_is_drawn() {
         }),
         true,
     );
-    let mut h = Harness::builder()
-        .with_size(SIZE)
-        .allow_missing_glyphs()
-        .build_ui_state(
-            |ui, chat: &mut ChatView| {
-                chat.show(ui, std::time::Instant::now());
-            },
-            chat,
-        );
+    let mut h = harness_of(chat);
     h.run();
     let longest = h
         .query_all_by_label_contains("nnnnnnnnnn")
