@@ -60,7 +60,7 @@ pub enum ConnectError {
 /// A server known (TOFU) with another certificate than it presented: both
 /// fingerprints, and the known_hosts line that would have to go if the
 /// operator confirms the new one.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
      Someone could be intercepting your connection, or the server's certificate was replaced.\n\

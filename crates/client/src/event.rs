@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::state::EntryKind;
-use crate::{exit, ConnectError};
+use crate::{exit, ChangedCertificate, ConnectError};
 use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
 
 /// Keepalive `/ping` tokens start with this; their `PONG`s are not passed
@@ -56,8 +56,14 @@ pub enum CloseReason {
     Quit,
     Refused(String),
     Banned(String),
-    Kicked { by: String, reason: String },
+    Kicked {
+        by: String,
+        reason: String,
+    },
     Untrusted(String),
+    /// A reconnect met another certificate than the one known for the
+    /// server: a front end shows both fingerprints, as at first connect.
+    CertificateChanged(Box<ChangedCertificate>),
     Error(String),
 }
 
@@ -68,7 +74,7 @@ impl CloseReason {
             CloseReason::Refused(_) | CloseReason::Banned(_) | CloseReason::Kicked { .. } => {
                 exit::REFUSED
             }
-            CloseReason::Untrusted(_) => exit::TRUST,
+            CloseReason::Untrusted(_) | CloseReason::CertificateChanged(_) => exit::TRUST,
             CloseReason::Error(_) => exit::ERROR,
         }
     }
@@ -83,6 +89,7 @@ impl CloseReason {
             CloseReason::Banned(r) => format!("banned: {r}"),
             CloseReason::Kicked { by, reason } => format!("kicked by {by}: {reason}"),
             CloseReason::Untrusted(e) | CloseReason::Error(e) => format!("error: {e}"),
+            CloseReason::CertificateChanged(c) => format!("error: {c}"),
         }
     }
 
@@ -90,6 +97,7 @@ impl CloseReason {
         match e {
             ConnectError::Refused(r) => CloseReason::Refused(r),
             ConnectError::Banned(r) => CloseReason::Banned(r),
+            ConnectError::CertificateChanged(c) => CloseReason::CertificateChanged(c),
             e if e.exit_code() == exit::TRUST => CloseReason::Untrusted(e.to_string()),
             e => CloseReason::Error(e.to_string()),
         }

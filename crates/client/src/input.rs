@@ -112,11 +112,12 @@ pub fn accept_pasted(prev: Option<char>, text: &str, budget: usize) -> String {
     accept_typed(prev, flat, budget)
 }
 
-/// A whole input line as the input rules allow it, for a front end whose
-/// text field takes any edit (a paste, an IME) and is cleaned afterwards;
-/// `None` when `text` is already clean.
-pub fn clean_typed(text: &str) -> Option<String> {
-    let clean = accept_pasted(None, text, MAX_INPUT_BYTES);
+/// A whole input line as the input rules allow it, within `budget` bytes
+/// (at most [`MAX_INPUT_BYTES`]), for a front end whose text field takes
+/// any edit (a paste, an IME) and is cleaned afterwards; `None` when
+/// `text` is already clean.
+pub fn clean_typed(text: &str, budget: usize) -> Option<String> {
+    let clean = accept_pasted(None, text, budget.min(MAX_INPUT_BYTES));
     (clean != text).then_some(clean)
 }
 
@@ -235,16 +236,19 @@ mod tests {
     #[test]
     fn typed_text_keeps_every_script_and_refuses_what_would_be_replaced() {
         let real = "привет γειά שלום مرحبا 你好 e\u{301} 👩🏽‍💻 🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
-        assert_eq!(clean_typed(real), None);
+        assert_eq!(clean_typed(real, MAX_INPUT_BYTES), None);
         assert_eq!(
-            clean_typed("a\u{202E}b\u{1b}[31mc\u{200B}d\te\r\nf").as_deref(),
+            clean_typed("a\u{202E}b\u{1b}[31mc\u{200B}d\te\r\nf", MAX_INPUT_BYTES).as_deref(),
             Some("ab[31mcd e  f")
         );
         // A tag character away from a flag spells nothing: left out.
-        assert_eq!(clean_typed("x\u{E0067}y").as_deref(), Some("xy"));
+        assert_eq!(
+            clean_typed("x\u{E0067}y", MAX_INPUT_BYTES).as_deref(),
+            Some("xy")
+        );
         // Cut between characters at the protocol's limit, never inside one.
         let long = "ж".repeat(MAX_INPUT_BYTES);
-        let cut = clean_typed(&long).unwrap_or_default();
+        let cut = clean_typed(&long, MAX_INPUT_BYTES).unwrap_or_default();
         assert!(cut.len() <= MAX_INPUT_BYTES && cut.len() + 2 > MAX_INPUT_BYTES);
         assert!(cut.chars().all(|c| c == 'ж'));
     }

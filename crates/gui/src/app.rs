@@ -18,7 +18,9 @@
 use std::time::Instant;
 
 use tlschat_client_core::trust::Trust;
-use tlschat_client_core::{ChangedCertificate, ClientOptions, ConnectError, HostPort};
+use tlschat_client_core::{
+    ChangedCertificate, ClientEvent, ClientOptions, CloseReason, ConnectError, HostPort,
+};
 use tlschat_protocol::Fingerprint;
 
 use crate::cli::Start;
@@ -271,6 +273,12 @@ impl App {
                     Screen::Chat(Box::new(ChatView::new(&server, &nickname, Some(handle))));
             }
             NetEvent::Failed(e) => self.on_failed(e),
+            NetEvent::Client(ClientEvent::Closed(CloseReason::CertificateChanged(changed))) => {
+                // A reconnect met another certificate: the same dead end as
+                // at first connect, not a line in the chat.
+                self.network = None;
+                self.screen = Screen::Changed(changed);
+            }
             NetEvent::Client(event) => {
                 let notices = match &mut self.screen {
                     Screen::Chat(chat) => chat.on_client_event(event, focused),

@@ -11,6 +11,7 @@
 //!   Password dialog (screens/connect.rs) ◀┤   login and the session
 //!   Chat (screens/chat.rs) ◀──NetEvent────┘   (events over a channel, then
 //!      └─ user lines ──ClientHandle::try_send─▶  ctx.request_repaint())
+//! screens/bidi.rs: right-to-left text put in reading order, row by row
 //! settings.rs: recent servers and the nickname (never the password)
 //! fonts.rs, colors.rs, theme.rs: scripts and emoji, per-nick colours,
 //!   light or dark as the system is

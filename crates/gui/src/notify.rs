@@ -25,8 +25,9 @@ pub struct Notice {
 const QUIET: Duration = Duration::from_secs(5);
 /// …and at most this many in that long, whatever the conversations.
 const BURST: usize = 3;
-/// Conversations with notifications held back that are remembered; past
-/// it, a new conversation's are dropped uncounted.
+/// Conversations remembered; past it, the one heard from longest ago is
+/// forgotten (with what it held back), so a flood from ever new nicknames
+/// cannot lock newcomers out.
 const TRACKED: usize = 256;
 /// Characters of a message a notification shows.
 const BODY_CHARS: usize = 200;
@@ -36,11 +37,18 @@ const BODY_CHARS: usize = 200;
 /// held back counted into the next shown.
 #[derive(Debug, Default)]
 pub struct Coalescer {
-    /// Per conversation: when one was last shown, and how many were held
-    /// back since.
-    recent: HashMap<String, (Option<Instant>, usize)>,
+    /// Per conversation: when one was last shown, how many were held back
+    /// since, and when it was last heard from.
+    recent: HashMap<String, Tracked>,
     /// When the last few were shown.
     shown: VecDeque<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    last_shown: Option<Instant>,
+    held: usize,
+    heard: Instant,
 }
 
 impl Coalescer {
@@ -49,22 +57,37 @@ impl Coalescer {
         let recent = |t: &Instant| now.saturating_duration_since(*t) < QUIET;
         self.shown.retain(recent);
         self.recent
-            .retain(|_, (last, held)| *held > 0 || last.as_ref().is_some_and(recent));
+            .retain(|_, t| t.held > 0 || t.last_shown.as_ref().is_some_and(recent));
         if self.recent.len() >= TRACKED && !self.recent.contains_key(&notice.conversation) {
+            let oldest = self
+                .recent
+                .iter()
+                .min_by_key(|(_, t)| t.heard)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.recent.remove(&oldest);
+            }
+        }
+        let tracked = self
+            .recent
+            .entry(notice.conversation.clone())
+            .or_insert(Tracked {
+                last_shown: None,
+                held: 0,
+                heard: now,
+            });
+        tracked.heard = now;
+        if tracked.last_shown.as_ref().is_some_and(recent) || self.shown.len() >= BURST {
+            tracked.held += 1;
             return None;
         }
-        let (last, held) = self.recent.entry(notice.conversation.clone()).or_default();
-        if last.as_ref().is_some_and(recent) || self.shown.len() >= BURST {
-            *held += 1;
-            return None;
-        }
-        *last = Some(now);
+        tracked.last_shown = Some(now);
         self.shown.push_back(now);
         let mut body: String = notice.body.chars().take(BODY_CHARS).collect();
         if body.len() < notice.body.len() {
             body.push('…');
         }
-        match std::mem::take(held) {
+        match std::mem::take(&mut tracked.held) {
             0 => {}
             1 => body.push_str("\n(and 1 more)"),
             n => body.push_str(&format!("\n(and {n} more)")),
@@ -100,7 +123,7 @@ impl DesktopNotifier {
                     let shown = notify_rust::Notification::new()
                         .appname("tlschat")
                         .summary(&notice.title)
-                        .body(&notice.body)
+                        .body(&platform_body(&notice.body))
                         .show();
                     // Say once why notifications do not work, not per message.
                     if let Err(e) = shown {
@@ -119,6 +142,35 @@ impl Notifier for DesktopNotifier {
     fn notify(&self, notice: Notice) {
         let _ = self.queue.try_send(notice);
     }
+}
+
+/// The body as the platform reads it. The freedesktop specification lets
+/// a notification server take the body as markup (`<b>`, `<a href>`,
+/// `<img>`), so a peer's `<` and `&` are escaped there; Windows and macOS
+/// show plain text.
+fn platform_body(body: &str) -> std::borrow::Cow<'_, str> {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        markup_escaped(body)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+/// `&`, `<` and `>` as entities.
+fn markup_escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Shows nothing (no thread could be started for notifications).
@@ -187,6 +239,34 @@ mod tests {
             .count();
         assert_eq!(shown, BURST);
         assert!(c.recent.len() <= TRACKED);
+    }
+
+    #[test]
+    fn ever_new_nicknames_cannot_lock_out_the_next_one() {
+        let mut c = Coalescer::default();
+        let start = Instant::now();
+        // Thousands of nicknames, each with something held back.
+        for i in 0..2000 {
+            let nick = format!("sock{i}");
+            c.admit(notice(&nick, "hi"), start);
+            c.admit(notice(&nick, "hi again"), start);
+        }
+        assert!(c.recent.len() <= TRACKED);
+        // Once the burst is over, a friend is heard again.
+        let friend = c.admit(notice("друг", "привет"), start + QUIET);
+        assert_eq!(friend.map(|n| n.body).as_deref(), Some("привет"));
+    }
+
+    #[test]
+    fn markup_in_a_body_is_shown_as_text() {
+        assert_eq!(
+            markup_escaped("<a href=\"x\">клик</a> & <img src=y>"),
+            "&lt;a href=\"x\"&gt;клик&lt;/a&gt; &amp; &lt;img src=y&gt;"
+        );
+        assert!(matches!(
+            markup_escaped("שלום 👋"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::notify::Notice;
 use tlschat_client_core::render::{plain, sanitize};
 use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind};
 use tlschat_client_core::{
-    classify, clean_typed, ChatState, ClientEvent, ClientHandle, History, UserLine,
+    classify, clean_typed, ChatState, ClientEvent, ClientHandle, History, UserLine, MAX_INPUT_BYTES,
 };
 
 /// Entries kept per conversation, and the memory all conversations'
@@ -33,7 +33,11 @@ use tlschat_client_core::{
 /// sorted into conversations, whatever a server sends.
 const CONVERSATION_ENTRIES: usize = 5_000;
 const CONVERSATIONS_BYTES: usize = 64 << 20;
-/// Conversations kept; past it, new private ones go to the room.
+/// Bytes of entries laid out per frame to learn their height (see
+/// [`Buffer::measure`]): thousands of ordinary lines, a few dozen of the
+/// longest a server may send.
+const MEASURED_PER_FRAME: usize = 256 * 1024;
+/// Conversations kept; past it, the oldest with nothing unread makes room.
 const MAX_CONVERSATIONS: usize = 200;
 /// The longest conversation name kept: room names and nicknames are far
 /// shorter (`names.rs` in the protocol), with room to spare.
@@ -81,12 +85,11 @@ impl ConversationKey {
 pub struct Buffer {
     pub key: ConversationKey,
     entries: VecDeque<Entry>,
-    /// The drawn height of the first entries (each with the spacing
-    /// after it), as laid out for `measured_for`; the rest are not
-    /// measured yet. The pane draws only the entries in sight and
-    /// leaves room for the others by these heights.
-    heights: VecDeque<f32>,
-    measured_for: Option<Layout>,
+    /// Each entry's drawn height (with the spacing after it) and the
+    /// layout it was measured for (`None`: a guess of one row, not laid
+    /// out yet). The pane draws only the entries in sight and leaves room
+    /// for the others by these heights.
+    heights: VecDeque<(f32, Option<Layout>)>,
     pub unread: usize,
     pub mentioned: bool,
 }
@@ -105,7 +108,6 @@ impl Buffer {
             key,
             entries: VecDeque::new(),
             heights: VecDeque::new(),
-            measured_for: None,
             unread: 0,
             mentioned: false,
         }
@@ -117,20 +119,37 @@ impl Buffer {
         Some(old)
     }
 
-    /// Measures the entries not measured yet for `layout` (all of them
-    /// when it changed), laying each out as it is drawn.
-    fn measure(&mut self, ui: &egui::Ui, layout: Layout, job: impl Fn(&Entry) -> LayoutJob) {
-        if self.measured_for != Some(layout) {
-            self.heights.clear();
-            self.measured_for = Some(layout);
-        }
+    /// Measures entries not measured for `layout` yet, laying each out
+    /// as it is drawn: about [`MEASURED_PER_FRAME`] bytes of them (at
+    /// least one), the newest first
+    /// (where a reader usually is), the others keeping their last height
+    /// until a later frame. A resize or a flood of long lines thus costs
+    /// a bounded amount per frame. False while some are left.
+    fn measure(
+        &mut self,
+        ui: &egui::Ui,
+        layout: Layout,
+        job: impl Fn(&Entry) -> LayoutJob,
+    ) -> bool {
         let spacing = ui.spacing().item_spacing.y;
-        for entry in self.entries.iter().skip(self.heights.len()) {
+        let row = ui.text_style_height(&egui::TextStyle::Body) + spacing;
+        self.heights.resize(self.entries.len(), (row, None));
+        let mut spent = 0;
+        for (entry, height) in self.entries.iter().zip(self.heights.iter_mut()).rev() {
+            if height.1 == Some(layout) {
+                continue;
+            }
+            let cost = entry.kind.cost();
+            if spent > 0 && spent + cost > MEASURED_PER_FRAME {
+                return false;
+            }
+            spent += cost;
             let mut job = job(entry);
             job.wrap = TextWrapping::wrap_at_width(layout.width);
             let galley = ui.fonts_mut(|f| f.layout_job(job));
-            self.heights.push_back(galley.size().y + spacing);
+            *height = (galley.size().y + spacing, Some(layout));
         }
+        true
     }
 }
 
@@ -237,20 +256,44 @@ impl ChatView {
         }
     }
 
-    /// The index of the conversation `key`, made if it is new (while
-    /// there is room for it and the name is one a server may send; else
-    /// the one being viewed).
+    /// The index of the conversation `key`, made if it is new. With
+    /// [`MAX_CONVERSATIONS`] open, the oldest one with nothing unread
+    /// (not the lobby, the current room or the one in view) makes room;
+    /// when none can, and for a name longer than the protocol allows
+    /// (a hostile server's), the current room's conversation takes it:
+    /// never a private one, where typed text would go to that peer.
     fn buffer(&mut self, key: ConversationKey) -> usize {
         if let Some(i) = self.buffers.iter().position(|b| b.key.same(&key)) {
             return i;
         }
-        // A name longer than any the protocol allows comes from a hostile
-        // server: it is not worth a conversation (and a copy) of its own.
-        if self.buffers.len() >= MAX_CONVERSATIONS || key.name().len() > MAX_NAME_BYTES {
-            return self.viewing;
+        if key.name().len() > MAX_NAME_BYTES {
+            return self.room_buffer();
+        }
+        if self.buffers.len() >= MAX_CONVERSATIONS {
+            let room = ConversationKey::Room(self.state.room.clone());
+            let spare = self
+                .buffers
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(j, b)| *j != self.viewing && b.unread == 0 && !b.key.same(&room))
+                .map(|(_, b)| b.key.clone());
+            match spare {
+                Some(spare) => self.close(&spare),
+                None => return self.room_buffer(),
+            }
         }
         self.buffers.push(Buffer::new(key));
         self.buffers.len() - 1
+    }
+
+    /// The current room's conversation, or the lobby's (always the first).
+    fn room_buffer(&self) -> usize {
+        let room = ConversationKey::Room(self.state.room.clone());
+        self.buffers
+            .iter()
+            .position(|b| b.key.same(&room))
+            .unwrap_or(0)
     }
 
     fn view(&mut self, i: usize) {
@@ -390,6 +433,17 @@ impl ChatView {
         };
         if !self.send(line) {
             self.notice("not sent: the connection's queue is full or the session is over");
+        }
+    }
+
+    /// Bytes a line typed here may take: in a private conversation, room
+    /// is left for the `/msg <peer> ` that carries it.
+    fn input_budget(&self) -> usize {
+        match &self.buffers[self.viewing].key {
+            ConversationKey::Private(peer) => {
+                MAX_INPUT_BYTES.saturating_sub("/msg  ".len() + peer.len())
+            }
+            ConversationKey::Room(_) => MAX_INPUT_BYTES,
         }
     }
 
@@ -642,10 +696,7 @@ impl ChatView {
         if self.viewing > i {
             self.viewing -= 1;
         } else if self.viewing == i {
-            let room = ConversationKey::Room(self.state.room.clone());
-            let here = self.buffers.iter().position(|b| b.key.same(&room));
-            // The room's conversation, or the first (the lobby's).
-            self.viewing = here.unwrap_or(0);
+            self.viewing = self.room_buffer();
             self.at_bottom = true;
             self.unseen_below = false;
             self.jump_to_bottom = true;
@@ -751,7 +802,7 @@ impl ChatView {
             // (controls, bidi overrides, bytes past the protocol's limit)
             // is taken out again before it can be sent.
             self.history.stop();
-            if let Some(clean) = clean_typed(&self.input) {
+            if let Some(clean) = clean_typed(&self.input, self.input_budget()) {
                 self.input = clean;
                 cursor_to_end(ui.ctx(), id, &self.input);
             }
@@ -782,13 +833,17 @@ impl ChatView {
                     pixels_per_point: ui.pixels_per_point(),
                     dark: visuals.dark_mode,
                 };
-                buffer.measure(ui, layout, |e| {
+                let measured = buffer.measure(ui, layout, |e| {
                     drawn_job(ui, e, &me, &visuals, layout.width)
                 });
-                let total: f32 = buffer.heights.iter().sum();
+                if !measured {
+                    // The rest in the next frames (a few, then idle again).
+                    ui.ctx().request_repaint();
+                }
+                let total: f32 = buffer.heights.iter().map(|h| h.0).sum();
                 let mut top = 0.0;
                 let mut drawn_to = 0.0;
-                for (entry, height) in buffer.entries.iter().zip(&buffer.heights) {
+                for (entry, (height, _)) in buffer.entries.iter().zip(&buffer.heights) {
                     let bottom = top + height;
                     if bottom >= viewport.min.y && top <= viewport.max.y {
                         ui.add_space(top - drawn_to);
@@ -1115,6 +1170,56 @@ mod tests {
         })
     }
 
+    fn private(from: &str, text: &str) -> ClientEvent {
+        ClientEvent::Line(EntryKind::Private {
+            from: from.into(),
+            to: "alice".into(),
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn a_full_side_list_makes_room_and_never_files_into_a_private_conversation() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        for i in 1..MAX_CONVERSATIONS {
+            chat.on_client_event(private(&format!("друг{i}"), "привет"), true);
+        }
+        assert_eq!(chat.buffers.len(), MAX_CONVERSATIONS);
+        chat.view(5);
+        // Everything unread: nothing can make room. A room joined now is
+        // shown in a room's conversation, where typed text goes to the
+        // room, not to the private peer in view.
+        chat.on_client_event(ClientEvent::Room("#новая".into()), true);
+        assert!(matches!(
+            chat.buffers[chat.viewing].key,
+            ConversationKey::Room(_)
+        ));
+        // Once read, the oldest makes room for a newcomer.
+        for b in &mut chat.buffers {
+            b.unread = 0;
+        }
+        chat.on_client_event(private("新人", "你好"), true);
+        assert_eq!(chat.buffers.len(), MAX_CONVERSATIONS);
+        assert!(chat
+            .buffers
+            .iter()
+            .any(|b| matches!(&b.key, ConversationKey::Private(p) if p == "新人")));
+        assert!(!chat
+            .buffers
+            .iter()
+            .any(|b| matches!(&b.key, ConversationKey::Private(p) if p == "друг1")));
+    }
+
+    #[test]
+    fn a_private_line_leaves_room_for_the_msg_that_carries_it() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.on_client_event(private("боб", "hi"), true);
+        let i = chat.buffer(ConversationKey::Private("боб".into()));
+        chat.view(i);
+        let carried = "/msg боб ".len();
+        assert_eq!(chat.input_budget() + carried, MAX_INPUT_BYTES);
+    }
+
     #[test]
     fn conversations_are_bounded_in_bytes_whatever_the_server_sends() {
         let mut chat = ChatView::new("h:1", "alice", None);
@@ -1209,6 +1314,57 @@ mod tests {
             "{rows:?}"
         );
         assert!(rows.last().is_some_and(|r| r.contains("דהו")), "{rows:?}");
+    }
+
+    #[test]
+    fn a_resize_lays_out_a_bounded_amount_per_frame_newest_first() {
+        let ctx = egui::Context::default();
+        let mut buffer = Buffer::new(ConversationKey::Room("#lobby".into()));
+        let long = "слово ".repeat(680); // the longest a server line holds
+        for i in 0..2000 {
+            buffer.entries.push_back(Entry {
+                time: Local::now(),
+                kind: EntryKind::Message {
+                    room: "#lobby".into(),
+                    nick: "mallory".into(),
+                    text: format!("{i} {long}"),
+                },
+            });
+        }
+        let fresh =
+            |b: &Buffer, layout: Layout| b.heights.iter().filter(|h| h.1 == Some(layout)).count();
+        let mut frames = 0;
+        for width in [600.0, 900.0] {
+            let layout = Layout {
+                width,
+                pixels_per_point: 1.0,
+                dark: true,
+            };
+            loop {
+                let before = fresh(&buffer, layout);
+                let mut done = false;
+                let mut out = ctx.run_ui(Default::default(), |ui| {
+                    done = buffer.measure(ui, layout, |e| {
+                        drawn_job(ui, e, "alice", ui.visuals(), width)
+                    });
+                });
+                out.textures_delta.clear();
+                frames += 1;
+                let laid_out = fresh(&buffer, layout) - before;
+                let bytes: usize = buffer.entries.iter().take(1).map(|e| e.kind.cost()).sum();
+                assert!(
+                    laid_out * bytes <= MEASURED_PER_FRAME + bytes,
+                    "{laid_out} in one frame"
+                );
+                // The newest are measured first.
+                assert_eq!(buffer.heights.back().and_then(|h| h.1), Some(layout));
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(fresh(&buffer, layout), buffer.entries.len());
+        }
+        assert!(frames > 2, "{frames} frames");
     }
 
     #[test]

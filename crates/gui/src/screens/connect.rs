@@ -109,7 +109,7 @@ fn password_dialog(ui: &mut egui::Ui, prompt: &mut PasswordPrompt) -> Option<Act
         ui.set_width(320.0);
         ui.heading("Password");
         ui.label(format!(
-            "The server asks a password for {}. It is sent once and never stored.",
+            "The server asks a password for {}. It is kept in memory to log in again after a reconnect, and never written to disk.",
             tlschat_client_core::render::sanitize(&prompt.nick)
         ));
         ui.add_space(8.0);

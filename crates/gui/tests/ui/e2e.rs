@@ -21,7 +21,10 @@ const REQUIRE_VAR: &str = "TLSCHAT_TEST_REQUIRE";
 const SCREENSHOT_VAR: &str = "TLSCHAT_GUI_SCREENSHOT";
 const PROGRAMS: [&str; 4] = ["Xvfb", "xdotool", "import", "identify"];
 /// Mesa's software Vulkan: wgpu draws on it where there is no GPU.
-const LAVAPIPE: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
+fn lavapipe() -> PathBuf {
+    let arch = std::env::consts::ARCH;
+    PathBuf::from(format!("/usr/share/vulkan/icd.d/lvp_icd.{arch}.json"))
+}
 const NICK: &str = "robin";
 
 /// A program that is killed (and reaped) when this is dropped.
@@ -292,10 +295,11 @@ fn the_real_binary_joins_rooms_chats_and_is_photographed() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&gui_log).expect("log file"));
-    if Path::new(LAVAPIPE).exists() && std::env::var_os("VK_DRIVER_FILES").is_none() {
+    let lavapipe = lavapipe();
+    if lavapipe.exists() && std::env::var_os("VK_DRIVER_FILES").is_none() {
         gui.env("WGPU_BACKEND", "vulkan")
-            .env("VK_DRIVER_FILES", LAVAPIPE)
-            .env("VK_ICD_FILENAMES", LAVAPIPE);
+            .env("VK_DRIVER_FILES", &lavapipe)
+            .env("VK_ICD_FILENAMES", &lavapipe);
     }
     let _gui = Killed(gui.spawn().expect("tlschat-gui starts"));
 

@@ -219,6 +219,28 @@ fn the_session_reconnects_after_the_server_restarts() {
 }
 
 #[test]
+fn a_certificate_changed_across_a_reconnect_is_the_same_dead_end() {
+    let mut world = World::start();
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    world.restart_with_a_new_certificate();
+    run_until(
+        &mut gui,
+        Duration::from_secs(30),
+        "the changed-certificate screen",
+        |g| shows(g, "has changed"),
+    );
+    assert!(
+        shows(&gui, &grouped(&world.fingerprint)),
+        "names the known one"
+    );
+    let buttons: Vec<String> = gui
+        .get_all_by_role(egui::accesskit::Role::Button)
+        .filter_map(|b| b.accesskit_node().label())
+        .collect();
+    assert_eq!(buttons, ["Back"]);
+}
+
+#[test]
 fn ctrl_plus_and_minus_zoom() {
     let (mut gui, _) = gui_with(tlschat_gui::settings::Paths::in_dir(
         tempfile::tempdir().expect("dir").path(),

@@ -5,6 +5,7 @@
 //! temporary directory. Every wait is bounded.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
@@ -42,6 +43,8 @@ pub struct World {
     pub cert: CertificateDer<'static>,
     pub fingerprint: Fingerprint,
     data: tempfile::TempDir,
+    /// Where the server keeps its certificate and key.
+    cert_files: [PathBuf; 2],
     /// The GUI's config directory (known_hosts, gui.toml).
     pub home: tempfile::TempDir,
     running: Option<Running>,
@@ -57,13 +60,14 @@ impl World {
         let data = tempfile::tempdir().expect("temp dir");
         let home = tempfile::tempdir().expect("temp dir");
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let (addr, cert, running) = rt.block_on(serve(&data, listen));
+        let (addr, cert, cert_files, running) = rt.block_on(serve(&data, listen));
         World {
             rt,
             addr,
             fingerprint: Fingerprint::of_der(&cert),
             cert,
             data,
+            cert_files,
             home,
             running: Some(running),
         }
@@ -87,7 +91,24 @@ impl World {
                 let _ = tokio::time::timeout(STEP, r.task).await;
             });
         }
-        let (_, _, running) = self.rt.block_on(serve(&self.data, self.addr));
+        let (_, _, _, running) = self.rt.block_on(serve(&self.data, self.addr));
+        self.running = Some(running);
+    }
+
+    /// Stops the server and starts it again with a certificate of its own
+    /// making, as if the operator replaced it (or someone intercepts).
+    pub fn restart_with_a_new_certificate(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown.cancel();
+            self.rt.block_on(async {
+                let _ = tokio::time::timeout(STEP, r.task).await;
+            });
+        }
+        for file in &self.cert_files {
+            std::fs::remove_file(file).expect("remove the certificate or key");
+        }
+        let (_, cert, _, running) = self.rt.block_on(serve(&self.data, self.addr));
+        assert_ne!(cert, self.cert, "a new certificate");
         self.running = Some(running);
     }
 
@@ -136,7 +157,7 @@ pub fn gui_with(paths: Paths) -> (Gui, RecordingNotifier) {
 async fn serve(
     data: &tempfile::TempDir,
     listen: SocketAddr,
-) -> (SocketAddr, CertificateDer<'static>, Running) {
+) -> (SocketAddr, CertificateDer<'static>, [PathBuf; 2], Running) {
     let mut config = ServerConfig::new(data.path());
     config.listen = listen;
     config.admin_password = Some(ADMIN_PASSWORD.into());
@@ -145,10 +166,12 @@ async fn serve(
     config.limits.address_rate_limit = 0;
     let server = Server::bind(config).await.expect("server binds");
     let addr = server.local_addr();
-    let cert = CertificateDer::from_pem_file(&server.info().cert.cert).expect("cert pem");
+    let files = &server.info().cert;
+    let cert = CertificateDer::from_pem_file(&files.cert).expect("cert pem");
+    let cert_files = [files.cert.clone(), files.key.clone()];
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(shutdown.clone()));
-    (addr, cert, Running { shutdown, task })
+    (addr, cert, cert_files, Running { shutdown, task })
 }
 
 /// A second client, speaking the protocol by hand.
