@@ -113,7 +113,7 @@ async fn login<'p>(
                 conn.write_line(format!("{}\n", opts.nick).as_bytes())
                     .await?
             }
-            ServerLine::Pass => {
+            ServerLine::Pass(_) => {
                 if password_sent {
                     return Err(ConnectError::Protocol(
                         "the server asked for the password again (PASS twice); \
