@@ -317,10 +317,8 @@ impl<'a> Command<'a> {
             "ban" => {
                 let (nick, rest) = split_word(args);
                 if nick.is_empty() {
-                    return Err(moderator_usage(
-                        ErrorCode::NoSuchNick,
-                        "/ban NICK|ADDRESS [DURATION] [REASON]",
-                    ));
+                    // v1's usage text: a server on its defaults answers as v1 does.
+                    return Err(moderator_usage(ErrorCode::NoSuchNick, "/ban NICK [REASON]"));
                 }
                 let (first, after) = split_word(rest);
                 let (duration, reason) = if duration::looks_like(first) {
