@@ -28,6 +28,12 @@ pub trait Prompter: Send {
     fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool;
     /// The server wants a password for `nick`.
     fn password(&mut self, nick: &str) -> Option<String>;
+    /// The server wants its join password or an invite code (`PASS join`).
+    /// A front end that cannot ask answers `None` and the login ends.
+    fn join_secret(&mut self, server: &str) -> Option<String> {
+        let _ = server;
+        None
+    }
 }
 
 /// A TLS connection whose certificate is trusted; nothing sent on it yet.

@@ -24,8 +24,12 @@ pub mod exit {
 pub struct ClientOptions {
     pub server: HostPort,
     pub nick: String,
-    /// For a server that answers `PASS`. Kept for reconnects.
+    /// For a server that asks `PASS` (an account). Kept for reconnects.
     pub password: Option<String>,
+    /// For a server that asks `PASS join`: its join password or an invite
+    /// code. Never sent to `PASS`, as the password is never sent to
+    /// `PASS join`. Kept for reconnects.
+    pub join_secret: Option<String>,
     pub(crate) trust: Trust,
     /// TOFU: add an unknown host without asking (never replaces one).
     pub accept_new: bool,
@@ -44,6 +48,7 @@ impl ClientOptions {
             server,
             nick: nick.into(),
             password: None,
+            join_secret: None,
             trust,
             accept_new: false,
             connect_timeout: Duration::from_secs(15),
@@ -60,6 +65,7 @@ impl fmt::Debug for ClientOptions {
             server,
             nick,
             password,
+            join_secret,
             trust,
             accept_new,
             connect_timeout,
@@ -71,6 +77,7 @@ impl fmt::Debug for ClientOptions {
             .field("server", server)
             .field("nick", nick)
             .field("password", &password.as_ref().map(|_| Redacted))
+            .field("join_secret", &join_secret.as_ref().map(|_| Redacted))
             .field("trust", trust)
             .field("accept_new", accept_new)
             .field("connect_timeout", connect_timeout)
@@ -104,8 +111,10 @@ mod tests {
             Trust::Pin(Fingerprint([9; 32])),
         );
         opts.password = Some(secret.into());
+        opts.join_secret = Some("abcdefghijklmnopqrstuvwxyz234567".into());
         for shown in [format!("{opts:?}"), format!("{opts:#?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("abcdefgh"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
             assert!(shown.contains("admin"), "{shown}");
         }
