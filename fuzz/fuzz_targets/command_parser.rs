@@ -125,7 +125,9 @@ fn check_command(s: &str) {
             assert!(s.starts_with('/') && !s.starts_with("//"));
             if e.privilege != Privilege::Anyone {
                 // Only moderator and admin commands hide their usage.
-                let word = s.get(1..).unwrap_or("").split(' ').next().unwrap_or("");
+                // The command word, after any spaces that follow the `/`.
+                let body = s.get(1..).unwrap_or("").trim_start_matches(' ');
+                let word = body.split(' ').next().unwrap_or("");
                 assert!(
                     [
                         "kick", "ban", "unban", "op", "deop", "unregister", "registration",
