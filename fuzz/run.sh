@@ -16,7 +16,7 @@ if ! [[ $secs =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: bash fuzz/run.sh [SECONDS]  (a positive whole number, default 30)" >&2
   exit 2
 fi
-targets=(line_decoder command_parser client_lines)
+targets=(line_decoder command_parser client_lines invite_link)
 export CARGO_TERM_COLOR=never
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

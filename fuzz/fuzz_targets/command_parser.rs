@@ -10,7 +10,12 @@
 //! - `Command::parse`: an `Err` carries a non-empty text; a blank line is
 //!   `Empty`; a line not starting with `/` is `Say` of itself; `//x` is
 //!   `Say("/x")`; `Join(room)` holds a room that re-parses to itself; the
-//!   words of `Msg`, `Kick`, `Ban`, `Unban` are non-empty and space-free;
+//!   words of `Msg`, `Kick`, `Ban`, `Unban`, `Op`, `Deop`, `Unregister`
+//!   are non-empty and space-free; a ban's or invite's duration is 1 minute
+//!   to 365 days and prints back to the word typed (up to its spelling);
+//!   `Nick` is a valid nickname; new passwords are one word of 8 to 512
+//!   characters; an `Err` of a moderator's or admin's command carries its
+//!   privilege;
 //! - what a command's text becomes on the wire (`MSG`, `ACTION`, `PRIVMSG`,
 //!   `PONG`, `KICK`, `PART`) parses back on the client to the same text;
 //! - `Nick::parse` / `RoomName::parse` accept exactly the documented
@@ -21,10 +26,29 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::time::Duration;
+
+use tlschat_protocol::command::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use tlschat_protocol::duration::{self, MAX_DURATION};
 use tlschat_protocol::names::{MAX_NICK_LEN, MAX_ROOM_LEN};
 use tlschat_protocol::{
-    check_text, is_forbidden_control, Command, ErrorCode, Nick, RoomName, ServerLine,
+    check_text, is_forbidden_control, Command, ErrorCode, InviteCode, InvitePrefix, Nick,
+    Privilege, RoomName, Secret, ServerLine,
 };
+
+/// A duration the parser gave: in bounds, and `format` reads back to it.
+fn assert_duration(d: Duration) {
+    assert!(d >= Duration::from_secs(60) && d <= MAX_DURATION, "{d:?}");
+    assert_eq!(duration::parse(&duration::format(d)), Ok(d));
+}
+
+/// A password that `/register` or `/password` accepted as new.
+fn assert_new_password(p: Secret<'_>) {
+    let p = p.expose();
+    assert_word(p);
+    let n = p.chars().count();
+    assert!((MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n), "{n} chars");
+}
 
 /// `encode` then `parse` must give `line` back, as a single line.
 fn round_trip(line: &ServerLine<'_>) {
@@ -99,6 +123,21 @@ fn check_command(s: &str) {
         Err(e) => {
             assert!(!e.text.is_empty(), "{:?} without text for {s:?}", e.code);
             assert!(s.starts_with('/') && !s.starts_with("//"));
+            if e.privilege != Privilege::Anyone {
+                // Only moderator and admin commands hide their usage.
+                // The command word, after any spaces that follow the `/`.
+                let body = s.get(1..).unwrap_or("").trim_start_matches(' ');
+                let word = body.split(' ').next().unwrap_or("");
+                assert!(
+                    [
+                        "kick", "ban", "unban", "op", "deop", "unregister", "registration",
+                        "invite", "uninvite"
+                    ]
+                    .contains(&word.to_ascii_lowercase().as_str()),
+                    "{s:?} carries {:?}",
+                    e.privilege
+                );
+            }
             return;
         }
     };
@@ -146,12 +185,22 @@ fn check_command(s: &str) {
             let reason = reason.unwrap_or("");
             round_trip(&ServerLine::Part { room, nick, reason });
         }
+        Command::Ban {
+            nick: target,
+            duration: Some(d),
+            reason,
+        } => {
+            assert_word(target);
+            assert_duration(d);
+            assert!(reason.is_none_or(|r| !r.is_empty()));
+        }
         Command::Kick {
             nick: target,
             reason,
         }
         | Command::Ban {
             nick: target,
+            duration: None,
             reason,
         } => {
             assert_word(target);
@@ -163,8 +212,41 @@ fn check_command(s: &str) {
                 reason,
             });
         }
-        Command::Unban(target) => assert_word(target),
-        Command::Who | Command::Rooms | Command::Help | Command::Bans => {}
+        Command::Unban(target)
+        | Command::Op(target)
+        | Command::Deop(target)
+        | Command::Unregister(target) => assert_word(target),
+        Command::Nick(new) => {
+            assert_eq!(Nick::parse(new.as_str()).as_ref(), Ok(&new));
+            round_trip(&ServerLine::Rename {
+                old: nick,
+                new: new.as_str(),
+            });
+        }
+        Command::Register { password, code } => {
+            assert_new_password(password);
+            if let Some(code) = code {
+                assert_eq!(InviteCode::parse(code.expose()).as_ref(), Ok(&code));
+            }
+        }
+        Command::Password { old, new } => {
+            assert_word(old.expose());
+            assert_new_password(new);
+        }
+        Command::Invite { uses, duration } => {
+            assert!(uses.is_none_or(|n| n >= 1));
+            duration.map(assert_duration);
+        }
+        Command::Uninvite(prefix) => {
+            assert_eq!(InvitePrefix::parse(prefix.as_str()).as_ref(), Ok(&prefix));
+        }
+        Command::Who
+        | Command::Rooms
+        | Command::Help
+        | Command::Bans
+        | Command::Ops
+        | Command::Invites
+        | Command::Registration(_) => {}
     }
 }
 

@@ -537,10 +537,10 @@ fn two_hundred_thousand_joins_are_absorbed() {
 // Login
 // ---------------------------------------------------------------------------
 
-/// A server that asks `PASS` again gets the password once; the client
-/// closes with a clear message.
-#[test]
-fn the_password_is_sent_at_most_once() {
+/// Runs the client as `nick` with `TLSCHAT_PASSWORD` set against a server
+/// that asks for the nickname, then sends `prompt` up to `times` times and
+/// records each answer. Returns the client (exited) and the answers.
+fn login_prompted(nick: &str, prompt: &'static str, times: usize) -> (Client, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let id = Identity::self_signed(&["localhost"], false);
     let seen = Seen::default();
@@ -550,8 +550,8 @@ fn the_password_is_sent_at_most_once() {
         async move {
             peer.send("NICK").await;
             let _nick = peer.recv().await;
-            for _ in 0..5 {
-                peer.send("PASS").await;
+            for _ in 0..times {
+                peer.send(prompt).await;
                 match peer.recv_within(Duration::from_secs(2)).await {
                     Some(l) => log.push(l),
                     None => break,
@@ -559,19 +559,45 @@ fn the_password_is_sent_at_most_once() {
             }
         }
     });
-    let password = format!("secret {WORLD}");
-    let mut cmd = pinned_command(dir.path(), "admin", &id, &server, &["--no-reconnect"]);
-    cmd.env("TLSCHAT_PASSWORD", &password);
+    let mut cmd = pinned_command(dir.path(), nick, &id, &server, &["--no-reconnect"]);
+    cmd.env("TLSCHAT_PASSWORD", password());
     let mut client = run_with(cmd, "");
     client.assert_exit(1);
-    assert_eq!(seen.all(), vec![password.clone()], "{}", client.dump());
+    (client, seen.all())
+}
+
+fn password() -> String {
+    format!("secret {WORLD}")
+}
+
+/// A server that asks `PASS` again gets the password once; the client
+/// closes with a clear message.
+#[test]
+fn the_password_is_sent_at_most_once() {
+    let (mut client, seen) = login_prompted("admin", "PASS", 5);
+    assert_eq!(seen, vec![password()], "{}", client.dump());
     let err = client.err().text();
     assert!(
         err.contains("PASS") && err.contains("again"),
         "{}",
         client.dump()
     );
-    assert!(!err.contains(&password), "{}", client.dump());
+    assert!(!err.contains(&password()), "{}", client.dump());
+}
+
+/// `PASS join` asks for a server's join password or an invite code: the
+/// account password the client holds is not sent to it, and without a
+/// join secret the client stops with a clear message.
+#[test]
+fn the_account_password_is_not_sent_to_pass_join() {
+    let (mut client, seen) = login_prompted("alice", "PASS join", 1);
+    assert!(seen.is_empty(), "{}", client.dump());
+    let err = client.err().text();
+    assert!(
+        err.contains("join password or an invite code"),
+        "{}",
+        client.dump()
+    );
 }
 
 /// A second `WELCOME` mid-session is a protocol error: the client does not

@@ -28,6 +28,12 @@ pub trait Prompter: Send {
     fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool;
     /// The server wants a password for `nick`.
     fn password(&mut self, nick: &str) -> Option<String>;
+    /// The server wants its join password or an invite code (`PASS join`).
+    /// A front end that cannot ask answers `None` and the login ends.
+    fn join_secret(&mut self, server: &str) -> Option<String> {
+        let _ = server;
+        None
+    }
 }
 
 /// A TLS connection whose certificate is trusted; nothing sent on it yet.
@@ -70,10 +76,10 @@ pub async fn establish<'p>(
     let server = opts.server.to_string();
     let (config, outcome_slot) = trust::client_config(&opts.trust)?;
     let tcp = tcp_connect(opts).await?;
-    let name = match opts.server.host.parse::<IpAddr>() {
+    let name = match opts.server.host().parse::<IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
-        Err(_) => ServerName::try_from(opts.server.host.clone()).map_err(|_| {
-            ConnectError::Tls(format!("`{}` is not a valid host name", opts.server.host))
+        Err(_) => ServerName::try_from(opts.server.host().to_owned()).map_err(|_| {
+            ConnectError::Tls(format!("`{}` is not a valid host name", opts.server.host()))
         })?,
     };
     let handshake = TlsConnector::from(config).connect(name, tcp);
@@ -114,14 +120,13 @@ pub async fn establish<'p>(
 
 async fn tcp_connect(opts: &ClientOptions) -> Result<TcpStream, ConnectError> {
     let server = opts.server.to_string();
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host((opts.server.host.as_str(), opts.server.port))
-            .await
-            .map_err(|source| ConnectError::Resolve {
-                host: opts.server.host.clone(),
-                source,
-            })?
-            .collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((opts.server.host(), opts.server.port()))
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            host: opts.server.host().to_owned(),
+            source,
+        })?
+        .collect();
     let mut last = None;
     for addr in addrs {
         match timeout(opts.connect_timeout, TcpStream::connect(addr)).await {
@@ -145,7 +150,7 @@ async fn tcp_connect(opts: &ClientOptions) -> Result<TcpStream, ConnectError> {
         }
     }
     Err(last.unwrap_or_else(|| ConnectError::Resolve {
-        host: opts.server.host.clone(),
+        host: opts.server.host().to_owned(),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
     }))
 }

@@ -45,6 +45,8 @@ pub enum ConnectError {
     Nick(String),
     #[error("the server asks a password for {0}; set TLSCHAT_PASSWORD, pass --password-file, or run in a terminal to be asked")]
     NoPassword(String),
+    #[error("the server {0} asks for its join password or an invite code, and none was given")]
+    NoJoinSecret(String),
     #[error("the server said: {0}")]
     Server(String),
     #[error("the server closed the connection during login")]

@@ -70,6 +70,7 @@ pub use input::{
     HISTORY_LEN, MAX_INPUT_BYTES,
 };
 pub use login::Connected;
-pub use options::{exit, ClientOptions, HostPort};
+pub use options::{exit, ClientOptions};
 pub use session::{start, ClientHandle};
 pub use state::ChatState;
+pub use tlschat_protocol::HostPort;

@@ -1,5 +1,6 @@
 //! The login on a trusted connection: the server asks `NICK` and maybe
-//! `PASS`, each answered at most once, until a `WELCOME` for our nickname
+//! `PASS` (an account's password) or `PASS join` (its join password or an
+//! invite code), each answered at most once, until a `WELCOME` for our nickname
 //! into the lobby; the result is a [`Connected`] the session takes over.
 
 use std::fmt;
@@ -11,7 +12,7 @@ use tokio_rustls::client::TlsStream;
 use crate::connect::{Prompter, Trusted};
 use crate::{render, ClientOptions, ConnectError};
 use tlschat_protocol::connection::Connection;
-use tlschat_protocol::{ErrorCode, Fingerprint, Frame, ServerLine, LOBBY};
+use tlschat_protocol::{ErrorCode, Fingerprint, Frame, PassFor, ServerLine, LOBBY};
 
 /// A logged-in connection.
 pub struct Connected {
@@ -93,6 +94,7 @@ async fn login<'p>(
     mut prompter: Option<&mut (dyn Prompter + 'p)>,
 ) -> Result<(String, String), ConnectError> {
     let mut password = opts.password.clone();
+    let mut join_secret = opts.join_secret.clone();
     let mut nick_sent = false;
     let mut password_sent = false;
     loop {
@@ -113,7 +115,8 @@ async fn login<'p>(
                 conn.write_line(format!("{}\n", opts.nick).as_bytes())
                     .await?
             }
-            ServerLine::Pass => {
+            ServerLine::Pass(asked) => {
+                // One answer per connection, whichever prompt came first.
                 if password_sent {
                     return Err(ConnectError::Protocol(
                         "the server asked for the password again (PASS twice); \
@@ -121,14 +124,28 @@ async fn login<'p>(
                             .into(),
                     ));
                 }
-                if password.is_none() {
-                    password = prompter.as_deref_mut().and_then(|p| p.password(&opts.nick));
-                }
-                let Some(pw) = &password else {
-                    return Err(ConnectError::NoPassword(opts.nick.clone()));
+                let answer = match asked {
+                    PassFor::Account => {
+                        if password.is_none() {
+                            password = prompter.as_deref_mut().and_then(|p| p.password(&opts.nick));
+                        }
+                        password
+                            .as_ref()
+                            .ok_or_else(|| ConnectError::NoPassword(opts.nick.clone()))?
+                    }
+                    PassFor::Join => {
+                        let server = opts.server.to_string();
+                        if join_secret.is_none() {
+                            join_secret =
+                                prompter.as_deref_mut().and_then(|p| p.join_secret(&server));
+                        }
+                        join_secret
+                            .as_ref()
+                            .ok_or(ConnectError::NoJoinSecret(server))?
+                    }
                 };
                 password_sent = true;
-                conn.write_line(format!("{pw}\n").as_bytes()).await?;
+                conn.write_line(format!("{answer}\n").as_bytes()).await?;
             }
             ServerLine::Welcome { nick, room } => {
                 check_welcome(opts, nick_sent, nick, room)?;

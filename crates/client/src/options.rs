@@ -4,11 +4,10 @@
 //! every reconnect; [`exit`] holds the exit codes the outcomes map to.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::trust::Trust;
-use tlschat_protocol::DEFAULT_PORT;
+use tlschat_protocol::HostPort;
 
 /// Exit codes of the `tlschat` binary, documented in `--help` and README.
 pub mod exit {
@@ -19,77 +18,18 @@ pub mod exit {
     pub const REFUSED: u8 = 4;
 }
 
-/// `HOST[:PORT]`, with IPv6 as `[::1]:55555` (or a bare `::1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-}
-
-impl FromStr for HostPort {
-    type Err = String;
-    fn from_str(s: &str) -> Result<HostPort, String> {
-        let bad_port = |p: &str| format!("bad port `{p}` in `{s}`: a number from 1 to 65535");
-        let port_of = |p: &str| match p.parse::<u16>() {
-            Ok(0) | Err(_) => Err(bad_port(p)),
-            Ok(n) => Ok(n),
-        };
-        if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("`{s}`: missing `]` after an IPv6 address"))?;
-            host.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("`{host}` is not an IPv6 address"))?;
-            let port = match after {
-                "" => DEFAULT_PORT,
-                p => port_of(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| format!("`{s}`: expected `:PORT` after `]`"))?,
-                )?,
-            };
-            return Ok(HostPort {
-                host: host.to_owned(),
-                port,
-            });
-        }
-        if s.parse::<std::net::Ipv6Addr>().is_ok() {
-            return Ok(HostPort {
-                host: s.to_owned(),
-                port: DEFAULT_PORT,
-            });
-        }
-        let (host, port) = match s.rsplit_once(':') {
-            Some((h, p)) => (h, port_of(p)?),
-            None => (s, DEFAULT_PORT),
-        };
-        if host.is_empty() {
-            return Err(format!("`{s}`: no host name"));
-        }
-        Ok(HostPort {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for HostPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
 /// Everything a connection needs; reused by every reconnect. Its `Debug`
 /// never shows the password.
 #[derive(Clone)]
 pub struct ClientOptions {
     pub server: HostPort,
     pub nick: String,
-    /// For a server that answers `PASS`. Kept for reconnects.
+    /// For a server that asks `PASS` (an account). Kept for reconnects.
     pub password: Option<String>,
+    /// For a server that asks `PASS join`: its join password or an invite
+    /// code. Never sent to `PASS`, as the password is never sent to
+    /// `PASS join`. Kept for reconnects.
+    pub join_secret: Option<String>,
     pub(crate) trust: Trust,
     /// TOFU: add an unknown host without asking (never replaces one).
     pub accept_new: bool,
@@ -108,6 +48,7 @@ impl ClientOptions {
             server,
             nick: nick.into(),
             password: None,
+            join_secret: None,
             trust,
             accept_new: false,
             connect_timeout: Duration::from_secs(15),
@@ -124,6 +65,7 @@ impl fmt::Debug for ClientOptions {
             server,
             nick,
             password,
+            join_secret,
             trust,
             accept_new,
             connect_timeout,
@@ -135,6 +77,7 @@ impl fmt::Debug for ClientOptions {
             .field("server", server)
             .field("nick", nick)
             .field("password", &password.as_ref().map(|_| Redacted))
+            .field("join_secret", &join_secret.as_ref().map(|_| Redacted))
             .field("trust", trust)
             .field("accept_new", accept_new)
             .field("connect_timeout", connect_timeout)
@@ -160,40 +103,6 @@ mod tests {
     use tlschat_protocol::Fingerprint;
 
     #[test]
-    fn host_port_forms() {
-        let hp = |s: &str| s.parse::<HostPort>();
-        assert_eq!(
-            hp("example.org").unwrap(),
-            HostPort {
-                host: "example.org".into(),
-                port: 55555
-            }
-        );
-        assert_eq!(hp("example.org:7000").unwrap().port, 7000);
-        assert_eq!(
-            hp("[::1]:6000").unwrap(),
-            HostPort {
-                host: "::1".into(),
-                port: 6000
-            }
-        );
-        assert_eq!(hp("[::1]").unwrap().port, 55555);
-        assert_eq!(
-            hp("::1").unwrap(),
-            HostPort {
-                host: "::1".into(),
-                port: 55555
-            }
-        );
-        assert!(hp("host:0").is_err());
-        assert!(hp("host:x").is_err());
-        assert!(hp(":55555").is_err());
-        assert!(hp("[::1").is_err());
-        assert_eq!(hp("[::1]:6000").unwrap().to_string(), "[::1]:6000");
-        assert_eq!(hp("h:1").unwrap().to_string(), "h:1");
-    }
-
-    #[test]
     fn debug_output_redacts_the_password() {
         let secret = "hunter2 пароль 密码 🔑";
         let mut opts = ClientOptions::new(
@@ -202,8 +111,10 @@ mod tests {
             Trust::Pin(Fingerprint([9; 32])),
         );
         opts.password = Some(secret.into());
+        opts.join_secret = Some("abcdefghijklmnopqrstuvwxyz234567".into());
         for shown in [format!("{opts:?}"), format!("{opts:#?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("abcdefgh"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
             assert!(shown.contains("admin"), "{shown}");
         }

@@ -132,7 +132,8 @@ impl EntryKind {
             ServerLine::Pong(token) => EntryKind::Pong(token.map(own)),
             ServerLine::Welcome { .. }
             | ServerLine::Nick
-            | ServerLine::Pass
+            | ServerLine::Pass(_)
+            | ServerLine::Rename { .. }
             | ServerLine::Refuse(_)
             | ServerLine::Ban(_)
             | ServerLine::Unknown(_) => return None,

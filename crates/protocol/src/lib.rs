@@ -1,5 +1,6 @@
-//! tlschat-protocol: what the server and the clients agree on, protocol v1,
-//! with no server, hashing or terminal code in it.
+//! tlschat-protocol: what the server and the clients agree on, protocol v1
+//! and its private-server additions, with no server, hashing or terminal
+//! code in it.
 //!
 //! ```text
 //! socket bytes → connection::LineReader (capped framing, line::LineDecoder)
@@ -8,9 +9,12 @@
 //! ServerLine::encode → bytes, once per line however many recipients it has
 //! certificate DER → Fingerprint (what clients pin)
 //! tls::provider() → the one rustls crypto provider both ends build from
+//! "HOST[:PORT]" → HostPort; "tlschat://…" → InviteLink (host, fingerprint, code)
+//! "30m" / "7d" → duration::parse → Duration (bans, invites)
 //! ```
 //!
-//! [`line`], [`command`], [`names`] and [`server_line`] are pure (no I/O),
+//! [`line`], [`command`], [`names`], [`server_line`], [`duration`],
+//! [`hostport`] and [`invite`] are pure (no I/O),
 //! so they are unit-, property- and fuzz-tested without sockets;
 //! [`connection`] is the only module that touches a stream. The normative
 //! description is `docs/protocol.md`.
@@ -23,18 +27,23 @@
 
 pub mod command;
 pub mod connection;
+pub mod duration;
 pub mod fingerprint;
+pub mod hostport;
+pub mod invite;
 pub mod line;
 pub mod names;
 pub mod server_line;
 pub mod tls;
 
-pub use command::{Command, CommandError};
+pub use command::{Command, CommandError, Privilege, Registration, RegistrationChange, Secret};
 pub use connection::Connection;
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use hostport::HostPort;
+pub use invite::{InviteCode, InviteLink, InvitePrefix, LinkError};
 pub use line::{Frame, LineDecoder};
-pub use names::{NameError, Nick, RoomName};
-pub use server_line::{ErrorCode, ServerLine};
+pub use names::{Mark, NameError, Nick, RoomName};
+pub use server_line::{ErrorCode, PassFor, ServerLine};
 
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 55555;

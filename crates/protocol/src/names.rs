@@ -6,6 +6,8 @@
 //! `#Rust` and `#rust` one room) but keep the spelling they were given for
 //! display; [`Nick::key`] and [`RoomName::key`] give the folded form used as a
 //! map key.
+//!
+//! [`split_mark`] reads the role mark a `USERS` entry may carry (`@bob`).
 
 use std::fmt;
 
@@ -93,6 +95,30 @@ impl std::hash::Hash for Nick {
 impl fmt::Display for Nick {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display)
+    }
+}
+
+/// A role shown before a nickname in `USERS`. `@` is no nickname
+/// character, so a marked entry is never a nickname of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    /// `@`: a moderator. The admin is unmarked.
+    Moderator,
+}
+
+impl Mark {
+    pub fn as_char(self) -> char {
+        match self {
+            Mark::Moderator => '@',
+        }
+    }
+}
+
+/// A `USERS` entry's mark (one leading `@`) and the nickname after it.
+pub fn split_mark(entry: &str) -> (Option<Mark>, &str) {
+    match entry.strip_prefix('@') {
+        Some(nick) => (Some(Mark::Moderator), nick),
+        None => (None, entry),
     }
 }
 
@@ -185,6 +211,17 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.as_str(), "Alice");
         assert_eq!(a.key(), "alice");
+    }
+
+    #[test]
+    fn users_entries_carry_at_most_one_mark() {
+        assert_eq!(split_mark("@bob"), (Some(Mark::Moderator), "bob"));
+        assert_eq!(split_mark("bob"), (None, "bob"));
+        assert_eq!(split_mark("@@bob"), (Some(Mark::Moderator), "@bob"));
+        assert_eq!(split_mark("@"), (Some(Mark::Moderator), ""));
+        assert_eq!(split_mark("@Алиса"), (Some(Mark::Moderator), "Алиса"));
+        assert_eq!(split_mark("密@"), (None, "密@"));
+        assert!(Nick::parse(&format!("{}bob", Mark::Moderator.as_char())).is_err());
     }
 
     #[test]

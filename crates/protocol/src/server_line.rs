@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The error codes of protocol v1.
+/// The error codes: protocol v1's and `bad-argument`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     NickInvalid,
@@ -28,10 +28,12 @@ pub enum ErrorCode {
     ServerFull,
     TlsRequired,
     RecipientBusy,
+    /// A malformed argument (a count, a duration, a password).
+    BadArgument,
 }
 
 impl ErrorCode {
-    pub(crate) const ALL: [ErrorCode; 14] = [
+    pub(crate) const ALL: [ErrorCode; 15] = [
         ErrorCode::NickInvalid,
         ErrorCode::NickTaken,
         ErrorCode::LineTooLong,
@@ -46,6 +48,7 @@ impl ErrorCode {
         ErrorCode::ServerFull,
         ErrorCode::TlsRequired,
         ErrorCode::RecipientBusy,
+        ErrorCode::BadArgument,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server-full",
             ErrorCode::TlsRequired => "tls-required",
             ErrorCode::RecipientBusy => "recipient-busy",
+            ErrorCode::BadArgument => "bad-argument",
         }
     }
 }
@@ -84,11 +88,20 @@ impl FromStr for ErrorCode {
     }
 }
 
+/// What a `PASS` prompt asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PassFor {
+    /// `PASS`: the account's password.
+    Account,
+    /// `PASS join`: the server's join password or an invite code.
+    Join,
+}
+
 /// One line from server to client. Fields borrow; `encode` makes the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerLine<'a> {
     Nick,
-    Pass,
+    Pass(PassFor),
     Refuse(&'a str),
     Ban(&'a str),
     Welcome {
@@ -124,9 +137,16 @@ pub enum ServerLine<'a> {
         by: &'a str,
         reason: &'a str,
     },
+    /// `USERS <room> <entry>…`: an entry is a nickname, `@`-marked for a
+    /// moderator ([`crate::names::split_mark`] takes the mark off).
     Users {
         room: &'a str,
         nicks: Vec<&'a str>,
+    },
+    /// `<old>` is now called `<new>`.
+    Rename {
+        old: &'a str,
+        new: &'a str,
     },
     Rooms(Vec<(&'a str, usize)>),
     Info(&'a str),
@@ -177,7 +197,8 @@ impl ServerLine<'_> {
         }
         match self {
             ServerLine::Nick => put(b, &["NICK"]),
-            ServerLine::Pass => put(b, &["PASS"]),
+            ServerLine::Pass(PassFor::Account) => put(b, &["PASS"]),
+            ServerLine::Pass(PassFor::Join) => put(b, &["PASS", "join"]),
             ServerLine::Refuse(r) => put(b, &["REFUSE", r]),
             ServerLine::Ban(r) => put(b, &["BAN", r]),
             ServerLine::Welcome { nick, room } => put(b, &["WELCOME", nick, room]),
@@ -187,6 +208,7 @@ impl ServerLine<'_> {
             ServerLine::Join { room, nick } => put(b, &["JOIN", room, nick]),
             ServerLine::Part { room, nick, reason } => put(b, &["PART", room, nick, reason]),
             ServerLine::Kick { nick, by, reason } => put(b, &["KICK", nick, by, reason]),
+            ServerLine::Rename { old, new } => put(b, &["RENAME", old, new]),
             ServerLine::Users { room, nicks } => {
                 put(b, &["USERS", room]);
                 for n in nicks {
@@ -217,7 +239,12 @@ impl ServerLine<'_> {
         let (word, rest) = split1(line);
         let parsed = match word {
             "NICK" => Some(ServerLine::Nick),
-            "PASS" => Some(ServerLine::Pass),
+            // A v1 client reads only the word and prompts for `PASS join` too.
+            "PASS" => match rest {
+                "" => Some(ServerLine::Pass(PassFor::Account)),
+                "join" => Some(ServerLine::Pass(PassFor::Join)),
+                _ => None,
+            },
             "REFUSE" => Some(ServerLine::Refuse(rest)),
             "BAN" => Some(ServerLine::Ban(rest)),
             "WELCOME" => fields::<2>(rest).map(|[nick, room]| ServerLine::Welcome { nick, room }),
@@ -237,6 +264,7 @@ impl ServerLine<'_> {
                 text,
             }),
             "JOIN" => fields::<2>(rest).map(|[room, nick]| ServerLine::Join { room, nick }),
+            "RENAME" => fields::<2>(rest).map(|[old, new]| ServerLine::Rename { old, new }),
             "PART" => text_after::<2>(rest).map(|([room, nick], reason)| ServerLine::Part {
                 room,
                 nick,
@@ -342,6 +370,29 @@ mod tests {
                 "ROOMS #a=2 #b=10",
             ),
             (ServerLine::Pong(None), "PONG"),
+            (ServerLine::Pass(PassFor::Account), "PASS"),
+            (ServerLine::Pass(PassFor::Join), "PASS join"),
+            (
+                ServerLine::Rename {
+                    old: "alice",
+                    new: "Alice_2",
+                },
+                "RENAME alice Alice_2",
+            ),
+            (
+                ServerLine::Users {
+                    room: "#lobby",
+                    nicks: vec!["@bob", "admin", "alice"],
+                },
+                "USERS #lobby @bob admin alice",
+            ),
+            (
+                ServerLine::Error {
+                    code: ErrorCode::BadArgument,
+                    text: "a password has at least 8 characters",
+                },
+                "ERROR bad-argument a password has at least 8 characters",
+            ),
             (ServerLine::Pong(Some("t1")), "PONG t1"),
             (
                 ServerLine::Error {
@@ -379,6 +430,30 @@ mod tests {
                 room: "#r",
                 nick: "bob",
                 text: ""
+            }
+        );
+    }
+
+    #[test]
+    fn private_server_lines_keep_v1_readers_working() {
+        // A v1 client reads the first word: `PASS join` is a `PASS` to it.
+        let encoded = ServerLine::Pass(PassFor::Join).encode();
+        assert!(encoded.starts_with(b"PASS "));
+        for odd in [
+            "PASS x",
+            "PASS join x",
+            "PASS JOIN",
+            "RENAME a",
+            "RENAME a b c",
+            "RENAME  a b",
+        ] {
+            assert_eq!(ServerLine::parse(odd), ServerLine::Unknown(odd), "{odd:?}");
+        }
+        assert_eq!(
+            ServerLine::parse("RENAME Алиса 密码"),
+            ServerLine::Rename {
+                old: "Алиса",
+                new: "密码"
             }
         );
     }

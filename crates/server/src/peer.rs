@@ -42,7 +42,8 @@ use tlschat_protocol::command::{ADMIN_HELP, HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
-    check_text, Command, ErrorCode, Frame, Nick, ServerLine, MAX_CLIENT_LINE, MAX_NICK_TRIES,
+    check_text, Command, ErrorCode, Frame, Nick, PassFor, Privilege, ServerLine, MAX_CLIENT_LINE,
+    MAX_NICK_TRIES,
 };
 
 /// A client's TLS stream, as the acceptor hands it over.
@@ -479,7 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
 
     /// `PASS` until a well-formed answer, or how the login ends.
     async fn read_password(&mut self) -> std::io::Result<Result<String, LoginEnd>> {
-        let pass_line = ServerLine::Pass.encode();
+        let pass_line = ServerLine::Pass(PassFor::Account).encode();
         let mut malformed = 0;
         loop {
             self.conn.write_line(&pass_line).await?;
@@ -666,11 +667,11 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         let parsed = Command::parse(line);
         // A misused admin command is `not-permitted` for anyone but the
         // admin, like the command itself: its usage is not theirs.
-        let admin_only = match &parsed {
-            Ok(cmd) => cmd.needs_admin(),
-            Err(e) => e.admin_only,
+        let privilege = match &parsed {
+            Ok(cmd) => cmd.privilege(),
+            Err(e) => e.privilege,
         };
-        if admin_only && !self.role.is_admin() {
+        if privilege != Privilege::Anyone && !self.role.is_admin() {
             self.error(ErrorCode::NotPermitted, NOT_ADMIN);
             return ControlFlow::Continue(());
         }
@@ -697,9 +698,33 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Who => hub.who(id),
             Command::Rooms => hub.rooms(id),
             Command::Kick { nick, reason } => hub.kick(id, nick, reason),
-            Command::Ban { nick, reason } => hub.ban(id, nick, reason).await,
+            Command::Ban {
+                nick,
+                duration: None,
+                reason,
+            } => hub.ban(id, nick, reason).await,
+            Command::Ban {
+                duration: Some(_), ..
+            } => self.error(
+                ErrorCode::BadArgument,
+                "this server has no timed bans yet; /ban NICK [REASON] bans until /unban",
+            ),
             Command::Unban(target) => hub.unban(id, target).await,
             Command::Bans => hub.list_bans(id),
+            Command::Nick(_)
+            | Command::Register { .. }
+            | Command::Password { .. }
+            | Command::Unregister(_)
+            | Command::Op(_)
+            | Command::Deop(_)
+            | Command::Ops
+            | Command::Registration(_)
+            | Command::Invite { .. }
+            | Command::Invites
+            | Command::Uninvite(_) => self.error(
+                ErrorCode::UnknownCommand,
+                "this server does not offer that command yet; /help lists the ones it does",
+            ),
         }
         ControlFlow::Continue(())
     }
