@@ -10,6 +10,9 @@
 //! password file ─read_password_file─▶ its first line, or PasswordFileError
 //! ```
 //!
+//! [`create_private_file`] makes an empty owner-only file for a library
+//! that writes it itself (SQLite).
+//!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
 //! `kill -9` or power loss at any moment leaves either the old file or the
@@ -123,6 +126,34 @@ pub enum Mode {
     /// Readable by the owner only (private keys, password hashes, bans):
     /// 0600 on Unix.
     Private,
+}
+
+/// Creates `path` empty if it does not exist, owner-only (`0600`) on Unix
+/// from the first moment; returns whether it created it. An existing file is
+/// left as it is. For files a library opens itself (the server's database),
+/// so they never exist with the umask's mode. Windows has no modes: the file
+/// inherits its directory's ACLs, as every file of the data directory does.
+pub fn create_private_file(path: &Path) -> io::Result<bool> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(file) => {
+            file.sync_all()?;
+            sync_dir(
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The name prefix of [`write_atomic`]'s temporary files.
@@ -358,6 +389,23 @@ mod tests {
         create_private_dir(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o750);
+    }
+
+    #[test]
+    fn create_private_file_creates_once_and_keeps_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("база 数据 🔑.db");
+        assert!(create_private_file(&path).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"kept").unwrap();
+        assert!(!create_private_file(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        assert!(create_private_file(&dir.path().join("missing").join("x")).is_err());
     }
 
     #[cfg(unix)]

@@ -50,10 +50,13 @@ pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// What a logged-in session may do, fixed at login by its nickname: the
 /// nickname [`ADMIN`] (whose password the login checked) runs the admin
-/// commands and is exempt from bans; every other session is a user.
+/// commands and is exempt from bans; every other session is a user. The
+/// store keeps a role per account; a moderator may kick, ban for a bounded
+/// time and invite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     User,
+    Moderator,
     Admin,
 }
 
@@ -182,6 +185,12 @@ impl Accounts {
             path: path.to_owned(),
             map,
         })
+    }
+
+    /// Every account as (nick as spelt, PHC string), for the import into
+    /// the store.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Nick, &str)> {
+        self.map.values().map(|(nick, phc)| (nick, phc.as_str()))
     }
 
     pub(crate) fn is_registered(&self, nick: &Nick) -> bool {

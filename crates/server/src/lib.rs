@@ -46,6 +46,7 @@
 pub mod accounts;
 mod bans;
 pub mod certs;
+pub mod clock;
 pub mod config;
 mod farewell;
 mod hub;
@@ -55,9 +56,16 @@ mod peer;
 mod room;
 pub mod service;
 mod socket;
+mod sqlite;
+// Only tests reach the store until the hub's account and invite commands
+// call it.
+#[cfg_attr(not(test), allow(dead_code))]
+mod store;
 pub mod tls;
 
 pub use self::bans::BanFileError;
+pub use self::sqlite::{open_store, Imported, SqliteStore};
+pub use self::store::StoreError;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
