@@ -65,7 +65,7 @@ pub mod tls;
 
 pub use self::bans::BanFileError;
 pub use self::sqlite::{open_store, Imported, SqliteStore};
-pub use self::store::StoreError;
+pub use self::store::{Registration, StoreError};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -111,6 +111,9 @@ pub enum StoreError {
     Read { path: PathBuf, reason: String },
     #[error("cannot write the database {}: {reason}; check the disk is not full", path.display())]
     Write { path: PathBuf, reason: String },
+    /// A saved setting holds a value this version does not know.
+    #[error("the saved setting `{key}` is `{value}`, which this version does not know; set it again (`/registration`)")]
+    BadSetting { key: &'static str, value: String },
     /// The old accounts file could not be imported; nothing was.
     #[error("{source}; nothing was imported, the server starts once the file is fixed")]
     Import {
@@ -158,6 +161,77 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// `None` removes the setting.
     fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// Who may make their nickname an account with `/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Anyone connected (the default).
+    #[default]
+    Open,
+    /// Only a session that came in with an invite (or names a live code).
+    InviteOnly,
+    /// Nobody; the admin makes accounts with `tlschat-server passwd --nick`.
+    Off,
+}
+
+impl Registration {
+    /// The word in the config file, the `/registration` command and the
+    /// store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::InviteOnly => "invite-only",
+            Registration::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Registration, String> {
+        match s {
+            "open" => Ok(Registration::Open),
+            "invite-only" => Ok(Registration::InviteOnly),
+            "off" => Ok(Registration::Off),
+            _ => Err(format!(
+                "unknown registration policy `{s}`: open, invite-only or off"
+            )),
+        }
+    }
+}
+
+/// The setting under which `/registration` saves its choice.
+const REGISTRATION_SETTING: &str = "registration";
+
+/// The policy saved by `/registration`, which wins over the config; `None`
+/// when none is saved (the config decides). A saved word this version does
+/// not know is an error, not a silent `open`.
+pub(crate) fn saved_registration(store: &dyn Store) -> Result<Option<Registration>, StoreError> {
+    store
+        .setting(REGISTRATION_SETTING)?
+        .map(|word| {
+            word.parse().map_err(|_| StoreError::BadSetting {
+                key: REGISTRATION_SETTING,
+                value: word,
+            })
+        })
+        .transpose()
+}
+
+/// Saves `policy` for [`saved_registration`]; `None` goes back to the
+/// config's.
+pub(crate) fn save_registration(
+    store: &dyn Store,
+    policy: Option<Registration>,
+) -> Result<(), StoreError> {
+    store.set_setting(REGISTRATION_SETTING, policy.map(Registration::as_str))
 }
 
 /// The first [`INVITE_PREFIX_LEN`] characters of `prefix`, lowercased: how a
@@ -663,6 +737,32 @@ mod tests {
     fn mem_last_use_race() {
         let store: Arc<dyn Store> = Arc::new(MemStore::default());
         the_last_use_goes_to_exactly_one(store.clone(), store);
+    }
+
+    #[test]
+    fn the_registration_policy_is_saved_cleared_and_checked() {
+        let store = MemStore::default();
+        assert_eq!(saved_registration(&store).unwrap(), None);
+        for policy in [
+            Registration::Off,
+            Registration::InviteOnly,
+            Registration::Open,
+        ] {
+            save_registration(&store, Some(policy)).unwrap();
+            assert_eq!(saved_registration(&store).unwrap(), Some(policy));
+            assert_eq!(policy.to_string().parse(), Ok(policy));
+        }
+        save_registration(&store, None).unwrap();
+        assert_eq!(saved_registration(&store).unwrap(), None);
+        assert_eq!(Registration::default(), Registration::Open);
+        for bad in ["", "Open", "invite_only", "закрыто", "off "] {
+            assert!(bad.parse::<Registration>().is_err(), "{bad}");
+        }
+        store
+            .set_setting("registration", Some("закрыто 🔒"))
+            .unwrap();
+        let err = saved_registration(&store).unwrap_err();
+        assert!(err.to_string().contains("закрыто 🔒"), "{err}");
     }
 
     #[test]
