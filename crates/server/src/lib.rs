@@ -50,6 +50,10 @@ pub mod clock;
 pub mod config;
 mod farewell;
 mod hub;
+// Only tests reach the invites until the hub's `/invite` and the join gate
+// call them.
+#[cfg_attr(not(test), allow(dead_code))]
+mod invites;
 mod limits;
 pub mod outbound;
 mod peer;
