@@ -68,7 +68,7 @@ mod store;
 pub mod tls;
 
 pub use self::bans::BanFileError;
-pub use self::sqlite::{open_store, Imported, SqliteStore};
+pub use self::sqlite::{backup, open_store, Imported, SqliteStore};
 pub use self::store::{Registration, StoreError};
 
 use std::net::{IpAddr, SocketAddr};

@@ -106,6 +106,41 @@ pub fn open_store(
     Ok((store, imported))
 }
 
+/// Copies `<data_dir>/tlschat.db` into the new file `dest`, consistent even
+/// while a server writes to it (SQLite's online backup over a connection of
+/// its own). `dest` is written beside itself and renamed into place, owner
+/// only, and never replaces an existing file. The copy is in rollback
+/// journal mode, a single file; a server started on it returns to WAL.
+pub fn backup(data_dir: &Path, dest: &Path) -> Result<(), StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.try_exists().unwrap_or(false) {
+        return Err(StoreError::Open {
+            path,
+            reason: "there is no database to back up".to_owned(),
+        });
+    }
+    let store = SqliteStore::open(&path)?;
+    let conn = store.conn.lock().unwrap_or_else(PoisonError::into_inner);
+    tlschat_fs::write_new_via(dest, tlschat_fs::Mode::Private, |tmp| {
+        let copy = || -> rusqlite::Result<()> {
+            let mut to = Connection::open(tmp)?;
+            rusqlite::backup::Backup::new(&conn, &mut to)?.run_to_completion(
+                64,
+                Duration::from_millis(10),
+                None,
+            )?;
+            let _: String =
+                to.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+            to.close().map_err(|(_, e)| e)
+        };
+        copy().map_err(io::Error::other)
+    })
+    .map_err(|e| StoreError::Write {
+        path: dest.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 impl SqliteStore {
     fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let open = |reason: String| StoreError::Open {
@@ -874,6 +909,70 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
         assert!(store.accounts().unwrap().is_empty());
         assert_eq!(store.setting(IMPORTED_SETTING).unwrap(), None);
+    }
+
+    /// A backup taken while another connection writes holds what was
+    /// committed before it, opens as a store, and never overwrites a file.
+    #[test]
+    fn a_backup_restores_into_a_fresh_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open_store(dir.path(), clock()).unwrap();
+        store
+            .create_account(&account("Alice", Role::Moderator, None, T0))
+            .unwrap();
+        store
+            .set_password("alice", "$argon2id$пароль-密码-🔑")
+            .unwrap();
+        store
+            .add_invite(&invite(3, "abcdef", 2, T0 + 60, "admin"))
+            .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("резерв 备份 💾.db");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..20 {
+                    let row = account(&format!("user{i}"), Role::User, None, T0);
+                    store.create_account(&row).unwrap();
+                }
+            });
+            backup(dir.path(), &dest).unwrap();
+        });
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let names: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "the backup is one file: {names:?}");
+        let copy = Connection::open_with_flags(&dest, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mode: String = copy
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "a copy needs no -wal beside it");
+        drop(copy);
+        let err = backup(dir.path(), &dest).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }), "{err}");
+
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::copy(&dest, fresh.path().join(DB_FILE)).unwrap();
+        let (restored, imported) = open_store(fresh.path(), clock()).unwrap();
+        assert_eq!(imported, None);
+        let rows = restored.accounts().unwrap();
+        let alice = rows.iter().find(|a| a.nick.as_str() == "Alice").unwrap();
+        assert_eq!(
+            (alice.phc.as_str(), alice.role),
+            ("$argon2id$пароль-密码-🔑", Role::Moderator)
+        );
+        assert!(restored
+            .take_invite(&[3; 32], "bob", at(T0))
+            .unwrap()
+            .is_some());
+
+        let empty = tempfile::tempdir().unwrap();
+        let err = backup(empty.path(), &out.path().join("x.db")).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert!(!empty.path().join(DB_FILE).exists());
     }
 
     #[test]
