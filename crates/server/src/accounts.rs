@@ -15,7 +15,7 @@
 //! and the in-memory map changes only after the write succeeded.
 //!
 //! [`Accounts::from_store`] keeps the same map as a cache of a
-//! [`Store`](crate::store::Store) instead of the file: a change is committed
+//! [`Store`] instead of the file: a change is committed
 //! to the store first, with the same rule.
 //!
 //! # File format

@@ -11,12 +11,14 @@
 //!   queue (outbound.rs) → that client's writer task → socket
 //! config.rs: flags, environment and tlschat.toml → ServerConfig
 //! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
-//! files in the data directory
+//! files in the data directory; store.rs (the Store trait) over sqlite.rs
+//! (tlschat.db): accounts, roles, invites; clock.rs: "now" for expiry
 //! ```
 //!
-//! A store for accounts or history would sit beside `bans.rs` and
-//! `accounts.rs`, entered from the hub off the broadcast path; a link to
-//! other server nodes would sit beside the hub as another recipient kind.
+//! The store is entered from the hub off the broadcast path (blocking
+//! pool); history would be another table behind it, and a cluster's store
+//! another implementation. A link to other server nodes would sit beside
+//! the hub as another recipient kind.
 //!
 //! [`Server::bind`] prepares everything that can fail at startup (data
 //! directory, certificate, bans, accounts, the listening socket);
