@@ -10,6 +10,12 @@
 //! password file ─read_password_file─▶ its first line, or PasswordFileError
 //! ```
 //!
+//! [`create_private_file`] makes an empty owner-only file for a library
+//! that writes it itself (SQLite).
+//!
+//! [`write_new_via`] does the same for a writer that needs a path (SQLite's
+//! backup), and never replaces an existing file.
+//!
 //! [`write_atomic`] writes a temporary file beside the target, fsyncs it,
 //! renames it over the target and (on Unix) fsyncs the directory, so a
 //! `kill -9` or power loss at any moment leaves either the old file or the
@@ -125,6 +131,34 @@ pub enum Mode {
     Private,
 }
 
+/// Creates `path` empty if it does not exist, owner-only (`0600`) on Unix
+/// from the first moment; returns whether it created it. An existing file is
+/// left as it is. For files a library opens itself (the server's database),
+/// so they never exist with the umask's mode. Windows has no modes: the file
+/// inherits its directory's ACLs, as every file of the data directory does.
+pub fn create_private_file(path: &Path) -> io::Result<bool> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(file) => {
+            file.sync_all()?;
+            sync_dir(
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The name prefix of [`write_atomic`]'s temporary files.
 const TEMP_PREFIX: &str = ".tlschat-tmp";
 
@@ -171,6 +205,45 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> io::Result<()> 
     let _ = mode;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Creates `path` through a writer that needs a path of its own (a library
+/// that opens the file itself, such as SQLite's backup): `write` fills a
+/// temporary file beside `path` (owner-only on Unix, whatever `mode` says
+/// until it is complete), which is then fsynced and renamed into place.
+/// Never replaces: an existing `path` is `AlreadyExists` and stays as it
+/// was. A failed `write` leaves nothing behind.
+pub fn write_new_via(
+    path: &Path,
+    mode: Mode,
+    write: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if path.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", path.display()),
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)?
+        .into_temp_path();
+    write(&tmp)?;
+    let file = std::fs::File::open(&tmp)?;
+    #[cfg(unix)]
+    if mode == Mode::Public {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    file.sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
     sync_dir(dir)
 }
 
@@ -358,6 +431,53 @@ mod tests {
         create_private_dir(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o750);
+    }
+
+    #[test]
+    fn create_private_file_creates_once_and_keeps_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("база 数据 🔑.db");
+        assert!(create_private_file(&path).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"kept").unwrap();
+        assert!(!create_private_file(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        assert!(create_private_file(&dir.path().join("missing").join("x")).is_err());
+    }
+
+    #[test]
+    fn write_new_via_creates_through_a_path_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("копия 备份 💾");
+        write_new_via(&path, Mode::Private, |tmp| {
+            assert_eq!(tmp.parent(), Some(dir.path()));
+            std::fs::write(tmp, "пароль-密码-🔑")
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "пароль-密码-🔑");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err =
+            write_new_via(&path, Mode::Private, |tmp| std::fs::write(tmp, "new")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "пароль-密码-🔑");
+        let other = dir.path().join("failed");
+        let err = write_new_via(&other, Mode::Private, |_| {
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind");
     }
 
     #[cfg(unix)]

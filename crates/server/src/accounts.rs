@@ -14,6 +14,10 @@
 //! [`write_atomic`] with owner-only permissions before it reports success,
 //! and the in-memory map changes only after the write succeeded.
 //!
+//! [`Accounts::from_store`] keeps the same map as a cache of a
+//! [`Store`] instead of the file: a change is committed
+//! to the store first, with the same rule.
+//!
 //! # File format
 //!
 //! ```text
@@ -31,6 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -40,6 +45,8 @@ use rand::distr::Alphanumeric;
 use rand::Rng;
 use thiserror::Error;
 
+use crate::clock::Clock;
+use crate::store::{AccountRow, Store, StoreError};
 use tlschat_fs::{write_atomic, Mode};
 use tlschat_protocol::names::Nick;
 
@@ -50,10 +57,13 @@ pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// What a logged-in session may do, fixed at login by its nickname: the
 /// nickname [`ADMIN`] (whose password the login checked) runs the admin
-/// commands and is exempt from bans; every other session is a user.
+/// commands and is exempt from bans; every other session is a user. The
+/// store keeps a role per account; a moderator may kick, ban for a bounded
+/// time and invite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     User,
+    Moderator,
     Admin,
 }
 
@@ -109,15 +119,19 @@ pub enum AccountsError {
     EmptyPassword,
     #[error(transparent)]
     PasswordFile(#[from] tlschat_fs::PasswordFileError),
+    /// The store refused or failed; boxed, as a store error may carry an
+    /// accounts error (a failed import).
+    #[error(transparent)]
+    Store(Box<StoreError>),
     /// argon2 refused to hash (in practice unreachable with default
     /// parameters); the message comes from argon2 and holds no password.
     #[error("cannot hash the password: {0}")]
     Hash(String),
 }
 
-/// The registered accounts, and the file they live in.
+/// The registered accounts, and where they live.
 pub struct Accounts {
-    path: PathBuf,
+    backing: Backing,
     /// Folded nick (`Nick::key`) → (nick as spelt, PHC string). A BTreeMap so
     /// the file is written in a stable order.
     map: BTreeMap<String, (Nick, String)>,
@@ -128,7 +142,7 @@ impl fmt::Debug for Accounts {
     // out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Accounts")
-            .field("path", &self.path)
+            .field("backing", &self.backing)
             .field(
                 "nicks",
                 &self
@@ -141,7 +155,47 @@ impl fmt::Debug for Accounts {
     }
 }
 
+/// Where [`Accounts`] writes a change before it takes it.
+enum Backing {
+    File(PathBuf),
+    // Only tests open accounts over a store until Server::bind does.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Store {
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    },
+}
+
+impl fmt::Debug for Backing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backing::File(path) => f.debug_tuple("File").field(path).finish(),
+            Backing::Store { .. } => f.write_str("Store"),
+        }
+    }
+}
+
 impl Accounts {
+    /// The accounts of `store`, cached; changes go to the store first and
+    /// new accounts are dated by `clock`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn from_store(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Accounts, AccountsError> {
+        let rows = store
+            .accounts()
+            .map_err(|e| AccountsError::Store(Box::new(e)))?;
+        let map = rows
+            .into_iter()
+            .map(|row| (row.nick.key().to_owned(), (row.nick, row.phc)))
+            .collect();
+        Ok(Accounts {
+            backing: Backing::Store { store, clock },
+            map,
+        })
+    }
+
     /// Reads `path`; a missing file means no accounts yet.
     pub fn load(path: &Path) -> Result<Accounts, AccountsError> {
         let bytes = match std::fs::read(path) {
@@ -179,9 +233,15 @@ impl Accounts {
             map.insert(nick.key().to_owned(), (nick, phc));
         }
         Ok(Accounts {
-            path: path.to_owned(),
+            backing: Backing::File(path.to_owned()),
             map,
         })
+    }
+
+    /// Every account as (nick as spelt, PHC string), for the import into
+    /// the store.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Nick, &str)> {
+        self.map.values().map(|(nick, phc)| (nick, phc.as_str()))
     }
 
     pub(crate) fn is_registered(&self, nick: &Nick) -> bool {
@@ -209,15 +269,34 @@ impl Accounts {
         password: &str,
     ) -> Result<(), AccountsError> {
         let phc = hash_password(password)?;
-        let mut next = self.map.clone();
-        next.insert(nick.key().to_owned(), (nick.clone(), phc));
-        write_atomic(&self.path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
-            AccountsError::Write {
-                path: self.path.clone(),
-                source,
+        match &self.backing {
+            Backing::File(path) => {
+                let mut next = self.map.clone();
+                next.insert(nick.key().to_owned(), (nick.clone(), phc));
+                write_atomic(path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
+                    AccountsError::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                self.map = next;
             }
-        })?;
-        self.map = next;
+            Backing::Store { store, clock } => {
+                let stored = if self.map.contains_key(nick.key()) {
+                    store.set_password(nick.key(), &phc)
+                } else {
+                    store.create_account(&AccountRow {
+                        nick: nick.clone(),
+                        phc: phc.clone(),
+                        role: Role::of(nick),
+                        created: clock.now(),
+                        created_from: None,
+                    })
+                };
+                stored.map_err(|e| AccountsError::Store(Box::new(e)))?;
+                self.map.insert(nick.key().to_owned(), (nick.clone(), phc));
+            }
+        }
         Ok(())
     }
 }
@@ -591,6 +670,85 @@ mod tests {
         let (line, msg) = malformed(&format!("admin {pbkdf2}\n"));
         assert_eq!(line, 1);
         assert!(msg.contains("not argon2"), "{msg}");
+    }
+
+    /// A password in any script survives the trip through the database:
+    /// hashed here, stored, read back by a new connection, verified.
+    #[test]
+    fn a_non_ascii_password_verifies_after_a_round_trip_through_the_store() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(crate::clock::SystemClock);
+        let (store, _) = crate::sqlite::open_store(dir.path(), clock.clone()).unwrap();
+        let password = "пароль-密码-🔑";
+        let row = crate::store::AccountRow {
+            nick: Nick::parse("Alice").unwrap(),
+            phc: hash_password(password).unwrap(),
+            role: Role::User,
+            created: std::time::SystemTime::now(),
+            created_from: Some("2001:db8::".parse().unwrap()),
+        };
+        store.create_account(&row).unwrap();
+        drop(store);
+        let (store, _) = crate::sqlite::open_store(dir.path(), clock).unwrap();
+        let stored = store.accounts().unwrap().remove(0);
+        assert!(verify_password(&stored.phc, password));
+        assert!(!verify_password(&stored.phc, "пароль-密码-🗝"));
+        let file = std::fs::read(dir.path().join(crate::sqlite::DB_FILE)).unwrap();
+        let needle = password.as_bytes();
+        assert!(!file.windows(needle.len()).any(|w| w == needle));
+    }
+
+    /// The same admin rules over a database instead of the file: generated
+    /// on the first start, kept on the next, replaced by `passwd`.
+    #[test]
+    fn ensure_admin_over_the_store_generates_keeps_and_replaces() {
+        use crate::clock::ManualClock;
+        let dir = tempfile::tempdir().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_528_800),
+        ));
+        let open = || {
+            let (store, _) = crate::sqlite::open_store(dir.path(), clock.clone()).unwrap();
+            let store: Arc<dyn Store> = Arc::new(store);
+            (
+                Accounts::from_store(store.clone(), clock.clone()).unwrap(),
+                store,
+            )
+        };
+        let (mut accounts, store) = open();
+        let setup = ensure_admin(dir.path(), &mut accounts, None).unwrap();
+        let AdminSetup::Generated { password, .. } = setup else {
+            panic!("expected Generated, got {setup:?}");
+        };
+        let rows = store.accounts().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].role, rows[0].created), (Role::Admin, clock.now()));
+        assert!(verify_password(&rows[0].phc, &password));
+        assert!(!dir.path().join("accounts.txt").exists());
+        drop((accounts, store));
+
+        let (mut accounts, store) = open();
+        let setup = ensure_admin(dir.path(), &mut accounts, None).unwrap();
+        assert!(matches!(setup, AdminSetup::Existing), "{setup:?}");
+        change_admin_password(dir.path(), &mut accounts, "пароль-密码-🔑").unwrap();
+        let rows = store.accounts().unwrap();
+        assert_eq!(rows.len(), 1, "a new password is no second admin");
+        assert!(verify_password(&rows[0].phc, "пароль-密码-🔑"));
+        assert_eq!(accounts.hash_of(&admin_nick()), Some(rows[0].phc.as_str()));
+
+        // A user's account is made with the user role.
+        let bob = Nick::parse("Bob").unwrap();
+        accounts.set_password(&bob, "密码").unwrap();
+        let (reloaded, _) = open();
+        assert!(reloaded.is_registered(&Nick::parse("bob").unwrap()));
+        let roles: Vec<Role> = store.accounts().unwrap().iter().map(|r| r.role).collect();
+        assert_eq!(roles, [Role::Admin, Role::User]);
+        let debug = format!("{reloaded:?}");
+        assert!(
+            debug.contains("Bob") && !debug.contains("argon2"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -16,16 +16,21 @@
 //! `2001:db8:1:2::/64`): an IPv6 client usually has a /64 to pick addresses
 //! from, so banning one of them alone stops nobody.
 //!
+//! A ban may end ([`Ban::until`]). Expiry is decided when a ban is used, by
+//! the list's [`Clock`]: an expired ban admits, is not listed, and stays in
+//! the file until [`BanList::remove_expired`] drops it. So a restored or
+//! hand-edited file holding expired bans admits those people at once.
+//!
 //! # File format
 //!
 //! Plain text, meant to be read and edited by the operator (with the server
 //! stopped). One ban per line, fields separated by spaces:
 //!
 //! ```text
-//! # tlschat bans: NICK ADDRESS SINCE BY REASON (one per line; "-" = none)
+//! # tlschat bans: NICK ADDRESS SINCE [UNTIL] BY REASON (one per line; "-" = none)
 //! bob 203.0.113.7 2026-11-24T14:00:00Z admin spamming the lobby
 //! - 2001:db8::1 2026-11-24T15:30:00Z admin
-//! mallory - 2026-11-25T09:00:00Z admin
+//! mallory - 2026-11-25T09:00:00Z 2026-11-26T09:00:00Z mod1 flooding
 //! ```
 //!
 //! - `NICK`: the banned nickname, or `-` for none;
@@ -34,6 +39,10 @@
 //!   `-`); a single address is written without a length, as files written
 //!   before prefixes existed have it;
 //! - `SINCE`: when the ban was made, RFC 3339 in UTC, whole seconds;
+//! - `UNTIL` (optional): when a timed ban ends, in the same form and later
+//!   than `SINCE`; written only for timed bans. It is told apart from `BY`
+//!   because a time holds `:`, which no nickname does (so files without it
+//!   load as they always did), and a `-` there means no end;
 //! - `BY`: the nickname of whoever made the ban;
 //! - `REASON`: the rest of the line, possibly empty.
 //!
@@ -47,13 +56,17 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
+use crate::clock::{Clock, SystemClock};
 use tlschat_fs::{write_atomic, Mode};
 use tlschat_protocol::names::Nick;
 
 /// The first line of every bans file we write.
-const HEADER: &str = "# tlschat bans: NICK ADDRESS SINCE BY REASON (one per line; \"-\" = none)";
+const HEADER: &str =
+    "# tlschat bans: NICK ADDRESS SINCE [UNTIL] BY REASON (one per line; \"-\" = none)";
 
 /// Stands for a missing nick or address in the file and in [`Ban::describe`].
 const NONE: &str = "-";
@@ -214,6 +227,9 @@ pub(crate) struct Ban {
     pub(crate) addr: Option<AddrRange>,
     /// Whole seconds (what the file can hold).
     pub(crate) since: SystemTime,
+    /// When a timed ban ends (whole seconds, after `since`); `None` for a
+    /// ban that stays until lifted.
+    pub(crate) until: Option<SystemTime>,
     /// The nickname of whoever made the ban.
     pub(crate) by: String,
     /// May be empty; no control characters or newlines.
@@ -222,10 +238,15 @@ pub(crate) struct Ban {
 
 impl Ban {
     /// One line for `/bans`, e.g.
-    /// `bob 127.0.0.1 since 2026-11-24T14:00:00Z by admin: spamming`.
+    /// `bob 127.0.0.1 since 2026-11-24T14:00:00Z by admin: spamming`, with
+    /// `until TIME` after the start of a timed ban.
     pub(crate) fn describe(&self) -> String {
+        let until = self
+            .until
+            .map(|t| format!(" until {}", format_time(t)))
+            .unwrap_or_default();
         let mut s = format!(
-            "{} {} since {} by {}",
+            "{} {} since {}{until} by {}",
             self.nick_field(),
             self.addr_field(),
             format_time(self.since),
@@ -246,24 +267,40 @@ impl Ban {
         self.addr.map_or_else(|| NONE.to_owned(), |a| a.to_string())
     }
 
+    /// Whether the ban still holds at `now`.
+    fn in_force(&self, now: SystemTime) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
+
     /// True if `self` and `other` ban the same target (so one replaces the other).
     fn same_target(&self, other: &Ban) -> bool {
         self.nick == other.nick && self.addr == other.addr
     }
 }
 
-/// The bans in force, and the file they live in.
+/// The bans in the file, and the file they live in; expired ones are
+/// ignored by every lookup.
 #[derive(Debug)]
 pub(crate) struct BanList {
     path: PathBuf,
     bans: Vec<Ban>,
+    clock: Arc<dyn Clock>,
 }
 
 impl BanList {
-    /// Reads `path`. A missing file is an empty list. A malformed line is a
+    /// [`BanList::load_with_clock`] with the system clock.
+    pub(crate) fn load(path: &Path) -> Result<BanList, BanFileError> {
+        BanList::load_with_clock(path, Arc::new(SystemClock))
+    }
+
+    /// Reads `path`; `clock` decides which timed bans have ended. A missing
+    /// file is an empty list. A malformed line is a
     /// [`BanFileError::Malformed`] naming its 1-based line number. Blank lines
     /// and `#` comments are skipped.
-    pub(crate) fn load(path: &Path) -> Result<BanList, BanFileError> {
+    pub(crate) fn load_with_clock(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<BanList, BanFileError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -292,20 +329,20 @@ impl BanList {
         Ok(BanList {
             path: path.to_owned(),
             bans,
+            clock,
         })
     }
 
-    /// The ban on `nick`, if any (case-insensitive, via `Nick` equality).
+    /// The ban in force on `nick`, if any (case-insensitive, via `Nick`
+    /// equality).
     pub(crate) fn find_nick(&self, nick: &Nick) -> Option<&Ban> {
-        self.bans.iter().find(|b| b.nick.as_ref() == Some(nick))
+        self.iter().find(|b| b.nick.as_ref() == Some(nick))
     }
 
-    /// A ban on `ip` or on a prefix holding it, if any; `ip` is
+    /// A ban in force on `ip` or on a prefix holding it, if any; `ip` is
     /// canonicalised first.
     pub(crate) fn find_addr(&self, ip: IpAddr) -> Option<&Ban> {
-        self.bans
-            .iter()
-            .find(|b| b.addr.is_some_and(|r| r.contains(ip)))
+        self.iter().find(|b| b.addr.is_some_and(|r| r.contains(ip)))
     }
 
     /// Adds `ban` and persists the list before returning `Ok`. A ban on the
@@ -350,16 +387,35 @@ impl BanList {
         Ok(removed)
     }
 
+    /// Removes the bans that have ended, rewriting the file only if there
+    /// were any; returns them. On error the in-memory list is unchanged.
+    // For the server's periodic sweep, which only tests reach so far.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn remove_expired(&mut self) -> Result<Vec<Ban>, BanFileError> {
+        let now = self.clock.now();
+        let (kept, ended): (Vec<Ban>, Vec<Ban>) =
+            self.bans.iter().cloned().partition(|b| b.in_force(now));
+        if ended.is_empty() {
+            return Ok(ended);
+        }
+        self.commit(kept)?;
+        Ok(ended)
+    }
+
+    /// The bans in force, in the order they were made.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Ban> {
-        self.bans.iter()
+        let now = self.clock.now();
+        self.bans.iter().filter(move |b| b.in_force(now))
     }
 
+    /// How many bans are in force.
     pub(crate) fn len(&self) -> usize {
-        self.bans.len()
+        self.iter().count()
     }
 
+    /// Whether no ban is in force.
     pub(crate) fn is_empty(&self) -> bool {
-        self.bans.is_empty()
+        self.iter().next().is_none()
     }
 
     /// Writes `next` to disk and only then makes it the list in memory.
@@ -389,6 +445,10 @@ impl BanList {
             return Err(invalid("the banning user is not a valid nickname"));
         }
         ban.since = whole_seconds(ban.since);
+        ban.until = ban.until.map(whole_seconds);
+        if ban.until.is_some_and(|until| until <= ban.since) {
+            return Err(invalid("a timed ban must end after it starts"));
+        }
         // A newline in the reason would start a new (forged) line in the file.
         let reason: String = ban
             .reason
@@ -412,6 +472,10 @@ fn render(bans: &[Ban]) -> String {
         out.push(' ');
         out.push_str(&format_time(ban.since));
         out.push(' ');
+        if let Some(until) = ban.until {
+            out.push_str(&format_time(until));
+            out.push(' ');
+        }
         out.push_str(&ban.by);
         // No trailing space for an empty reason: editors strip them anyway.
         if !ban.reason.is_empty() {
@@ -426,11 +490,18 @@ fn render(bans: &[Ban]) -> String {
 /// Parses one non-blank, non-comment, trimmed line; the error is the reason
 /// for [`BanFileError::Malformed`].
 fn parse_line(line: &str) -> Result<Ban, String> {
-    const SHAPE: &str = "expected `NICK ADDRESS SINCE BY [REASON]`";
+    const SHAPE: &str = "expected `NICK ADDRESS SINCE [UNTIL] BY [REASON]`";
     let (nick_s, rest) = next_field(line);
     let (addr_s, rest) = next_field(rest);
     let (since_s, rest) = next_field(rest);
-    let (by_s, rest) = next_field(rest);
+    let (fourth, after_fourth) = next_field(rest);
+    // A time holds `:` and `-` starts no nickname: either is UNTIL, anything
+    // else is BY of a line without UNTIL.
+    let (until_s, (by_s, rest)) = if fourth == NONE || fourth.contains(':') {
+        (Some(fourth), next_field(after_fourth))
+    } else {
+        (None, (fourth, after_fourth))
+    };
     if by_s.is_empty() {
         return Err(format!("too few fields, {SHAPE}"));
     }
@@ -448,6 +519,22 @@ fn parse_line(line: &str) -> Result<Ban, String> {
     let since = humantime::parse_rfc3339(since_s).map_err(|e| {
         format!("bad time `{since_s}` ({e}); use RFC 3339 UTC like 2026-11-24T14:00:00Z")
     })?;
+    let since = whole_seconds(since);
+    let until = match until_s {
+        None | Some(NONE) => None,
+        Some(s) => {
+            let until = humantime::parse_rfc3339(s).map_err(|e| {
+                format!("bad end time `{s}` ({e}); use RFC 3339 UTC like 2026-11-24T14:00:00Z")
+            })?;
+            let until = whole_seconds(until);
+            if until <= since {
+                return Err(format!(
+                    "the ban ends (`{s}`) before it starts (`{since_s}`)"
+                ));
+            }
+            Some(until)
+        }
+    };
     let by = Nick::parse(by_s).map_err(|e| format!("bad banning nickname `{by_s}` ({e})"))?;
     let reason = rest.trim();
     if reason.chars().any(char::is_control) {
@@ -456,7 +543,8 @@ fn parse_line(line: &str) -> Result<Ban, String> {
     Ok(Ban {
         nick,
         addr,
-        since: whole_seconds(since),
+        since,
+        until,
         by: by.as_str().to_owned(),
         reason: reason.to_owned(),
     })
@@ -510,6 +598,7 @@ mod tests {
             nick: n.map(nick),
             addr: a.map(|a| a.parse().unwrap()),
             since: at(1_795_528_800), // 2026-11-24T14:00:00Z
+            until: None,
             by: "admin".to_owned(),
             reason: reason.to_owned(),
         }
@@ -641,6 +730,106 @@ mod tests {
 
     fn ban_at(n: Option<&str>, a: Option<&str>) -> Ban {
         ban(n, a, "")
+    }
+
+    #[test]
+    fn timed_bans_round_trip_and_end_by_the_clock() {
+        use crate::clock::ManualClock;
+        let (_dir, path) = setup();
+        // A file without UNTIL (as every older server wrote) plus one with.
+        let old = "bob 203.0.113.7 2026-11-24T14:00:00Z admin old style\n";
+        std::fs::write(&path, old).unwrap();
+        let clock = Arc::new(ManualClock::new(at(1_795_528_800)));
+        let mut list = BanList::load_with_clock(&path, clock.clone()).unwrap();
+        assert_eq!(list.iter().next().unwrap().until, None);
+
+        let mut timed = ban(Some("Mallory"), Some("2001:db8::/48"), "спам 垃圾 🚫");
+        timed.by = "mod1".to_owned();
+        timed.until = Some(at(1_795_528_800 + 30 * 60) + Duration::from_millis(400));
+        list.add(timed).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.ends_with(
+                "\nMallory 2001:db8::/48 2026-11-24T14:00:00Z 2026-11-24T14:30:00Z mod1 спам 垃圾 🚫\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nbob 203.0.113.7 2026-11-24T14:00:00Z admin old style\n"));
+        let reloaded = BanList::load_with_clock(&path, clock.clone()).unwrap();
+        let got: Vec<Ban> = reloaded.iter().cloned().collect();
+        assert_eq!(got, list.iter().cloned().collect::<Vec<_>>());
+        assert_eq!(got[1].until, Some(at(1_795_528_800 + 30 * 60)));
+        assert_eq!(
+            got[1].describe(),
+            "Mallory 2001:db8::/48 since 2026-11-24T14:00:00Z until 2026-11-24T14:30:00Z \
+             by mod1: спам 垃圾 🚫"
+        );
+        assert!(reloaded.find_nick(&nick("mallory")).is_some());
+        assert!(reloaded
+            .find_addr("2001:db8:0:1::5".parse().unwrap())
+            .is_some());
+
+        // At its end the ban no longer holds, is not listed, and stays in
+        // the file until removed.
+        clock.advance(Duration::from_secs(30 * 60));
+        assert!(reloaded.find_nick(&nick("mallory")).is_none());
+        assert!(reloaded
+            .find_addr("2001:db8:0:1::5".parse().unwrap())
+            .is_none());
+        assert_eq!(reloaded.len(), 1);
+        assert!(!reloaded.is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        // A reload (or a restored file) with the expired line ignores it too.
+        let reloaded = BanList::load_with_clock(&path, clock.clone()).unwrap();
+        assert!(reloaded.find_nick(&nick("mallory")).is_none());
+
+        let gone = list.remove_expired().unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].reason, "спам 垃圾 🚫");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n{old}")
+        );
+        // Nothing expired: the file is not rewritten.
+        std::fs::write(&path, format!("# mine\n{old}")).unwrap();
+        let mut list = BanList::load_with_clock(&path, clock).unwrap();
+        assert!(list.remove_expired().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("# mine\n{old}")
+        );
+    }
+
+    #[test]
+    fn a_ban_ending_before_it_starts_is_refused() {
+        let (line, msg) =
+            malformed("bob - 2026-11-24T14:00:00Z 2026-11-24T14:00:00Z admin пароль\n");
+        assert_eq!(line, 1);
+        assert!(
+            msg.contains("ends (`2026-11-24T14:00:00Z`) before it starts"),
+            "{msg}"
+        );
+        let (_, msg) = malformed("bob - 2026-11-24T14:00:00Z 2026-11-24T13:00:00Z admin\n");
+        assert!(msg.contains("before it starts"), "{msg}");
+        let (_, msg) = malformed("bob - 2026-11-24T14:00:00Z 2026-11-24T25:00:00Z admin\n");
+        assert!(msg.contains("bad end time"), "{msg}");
+        let (_, msg) = malformed("bob - 2026-11-24T14:00:00Z 2026-11-25T14:00:00Z\n");
+        assert!(msg.contains("too few fields"), "{msg}");
+        // `-` as UNTIL: no end.
+        let (_dir, path) = setup();
+        std::fs::write(&path, "bob - 2026-11-24T14:00:00Z - admin why\n").unwrap();
+        let list = BanList::load(&path).unwrap();
+        let b = list.iter().next().unwrap();
+        assert_eq!(
+            (b.until, b.by.as_str(), b.reason.as_str()),
+            (None, "admin", "why")
+        );
+
+        let mut list = BanList::load(&setup().1).unwrap();
+        let mut b = ban(Some("bob"), None, "");
+        b.until = Some(b.since + Duration::from_millis(500));
+        assert!(matches!(list.add(b), Err(BanFileError::Invalid { .. })));
+        assert!(list.is_empty());
     }
 
     #[test]

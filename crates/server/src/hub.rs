@@ -320,6 +320,7 @@ impl Hub {
             nick: nick.clone(),
             addr,
             since: std::time::SystemTime::now(),
+            until: None,
             by: by.clone(),
             reason: reason.unwrap_or("").to_owned(),
         };
