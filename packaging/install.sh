@@ -213,6 +213,50 @@ for bin in $bins; do
     mv -f "$dest/.$bin.new" "$dest/$bin"
 done
 
+# Linux: a menu entry for the desktop client, which also makes it the
+# handler of tlschat:// invite links (the .deb and .rpm install the same
+# file system-wide): into PREFIX/share/applications with --prefix, else
+# into the user's own applications directory, where it is also made the
+# default handler (xdg-mime).
+register_links() {
+    case "$dest" in
+        *[\"\`\$\\%]*)
+            say "note: no menu entry: $dest holds a character a .desktop file cannot quote"
+            return 0 ;;
+    esac
+    if [ -n "$PREFIX" ]; then
+        apps="$PREFIX/share/applications"
+    else
+        apps="${XDG_DATA_HOME:-${HOME:-}/.local/share}/applications"
+    fi
+    mkdir -p "$apps" || { say "note: no menu entry: cannot create $apps"; return 0; }
+    cat > "$apps/.tlschat-gui.desktop.new" <<EOF || return 0
+[Desktop Entry]
+Type=Application
+Name=tlschat
+GenericName=Chat client
+Comment=Private group chat over TLS
+Exec="$dest/tlschat-gui" %u
+Icon=tlschat-gui
+Terminal=false
+Categories=Network;Chat;InstantMessaging;
+Keywords=chat;tls;
+StartupWMClass=tlschat-gui
+MimeType=x-scheme-handler/tlschat;
+EOF
+    mv -f "$apps/.tlschat-gui.desktop.new" "$apps/tlschat-gui.desktop" || return 0
+    if command -v update-desktop-database >/dev/null 2>&1; then
+        update-desktop-database -q "$apps" || true
+    fi
+    if [ -z "$PREFIX" ] && command -v xdg-mime >/dev/null 2>&1; then
+        xdg-mime default tlschat-gui.desktop x-scheme-handler/tlschat || true
+    fi
+    say "menu entry and tlschat:// links: $apps/tlschat-gui.desktop"
+}
+case " $bins " in
+    *" tlschat-gui "*) [ "$(uname -s)" != Linux ] || register_links ;;
+esac
+
 say "installed into $dest:"
 "$dest/tlschat-server" --version
 "$dest/tlschat" --version

@@ -14,7 +14,8 @@
 #      static CRT for Windows, release notes for this version
 #   2. shellcheck on every shell script (packaging/, .ci/run)
 #      desktop client: its icons made from the one PNG (gui/icons.sh
-#      --check), the .desktop file (desktop-file-validate), the macOS .app
+#      --check), the .desktop file (desktop-file-validate; the handler of
+#      tlschat:// links), the macOS .app (its URL type too)
 #      (macos/bundle.sh on a stand-in binary: layout, Info.plist through
 #      plistlib, the same zip twice)
 #   3. platform scan: no Unix-only API outside cfg(unix) (check-platform.py)
@@ -29,17 +30,19 @@
 #      package says), the certbot deploy hook in a fake certbot tree, purge;
 #      no desktop client in it. The tlschat-gui .deb: contents (binary,
 #      .desktop, hicolor icons, no unit), installed with its dependencies
-#      (apt-get), the installed .desktop validated, removed
+#      (apt-get), the installed .desktop validated and registered for
+#      tlschat:// (desktop-file-utils' trigger), removed
 #   7. .rpm: cargo generate-rpm, rpm -qlp, %config(noreplace), scriptlets;
 #      the tlschat-gui .rpm's files and requirements
 #   8. .msi: msi-version.sh's order, the WiX source compiled with msitools'
-#      wixl (a pre-release version), tables checked (the desktop client and
-#      its Start menu shortcut included)
+#      wixl (a pre-release version), tables checked (the desktop client,
+#      its Start menu shortcut and its tlschat:// URL protocol included)
 #   9. reproducible archives: archive.sh twice (same bytes), another
 #      SOURCE_DATE_EPOCH (other bytes), the entries' owner, mode, mtime, order
 #  10. a fake release (packaging/archive.sh, sha256sums.sh, render-formula.sh,
 #      macos/bundle.sh) on a loopback HTTP server: install.sh installs and
-#      runs --version (and installs tlschat-gui where the archive has it),
+#      runs --version (and installs tlschat-gui where the archive has it,
+#      with a .desktop file registered for tlschat:// links),
 #      a tampered archive is refused and nothing is installed; the formula
 #      and the desktop client's cask rendered, the cask evaluated per CPU
 #
@@ -263,13 +266,15 @@ ok "${#scripts[@]} scripts: ${scripts[*]}"
 step "desktop client: icons, .desktop file, macOS .app bundle"
 bash packaging/gui/icons.sh --check
 desktop-file-validate packaging/gui/tlschat-gui.desktop || fail "packaging/gui/tlschat-gui.desktop (desktop-file-validate)"
-{ grep -qx 'Exec=tlschat-gui' packaging/gui/tlschat-gui.desktop && grep -qx 'Icon=tlschat-gui' packaging/gui/tlschat-gui.desktop; } ||
-    fail "tlschat-gui.desktop does not start tlschat-gui with the icon tlschat-gui"
+{ grep -qx 'Exec=tlschat-gui %u' packaging/gui/tlschat-gui.desktop && grep -qx 'Icon=tlschat-gui' packaging/gui/tlschat-gui.desktop; } ||
+    fail "tlschat-gui.desktop does not start tlschat-gui (with the clicked link, %u) with the icon tlschat-gui"
+grep -qx 'MimeType=x-scheme-handler/tlschat;' packaging/gui/tlschat-gui.desktop ||
+    fail "tlschat-gui.desktop does not handle tlschat:// links (MimeType=x-scheme-handler/tlschat;)"
 # The window's app id (Wayland) and WM_CLASS (X11) name the .desktop file.
 grep -q 'with_app_id("tlschat-gui")' crates/gui/src/main.rs || fail "crates/gui/src/main.rs does not set the app id tlschat-gui"
 grep -q '^#!\[cfg_attr(.*windows_subsystem = "windows")\]' crates/gui/src/main.rs ||
     fail "crates/gui/src/main.rs: a release build on Windows would open a console window"
-ok "icons match tlschat-256.png; tlschat-gui.desktop valid, named by the app id; no console window on Windows"
+ok "icons match tlschat-256.png; tlschat-gui.desktop valid, named by the app id, handles tlschat:// links; no console window on Windows"
 # bundle.sh on Linux with a stand-in binary: the tree, the Info.plist and
 # the zip, twice (the same bytes). codesign exists only on macOS.
 mkdir -p "$work/app-bin"
@@ -298,6 +303,8 @@ expect = {
 }
 for key, value in expect.items():
     assert plist.get(key) == value, f"Info.plist {key} = {plist.get(key)!r}, want {value!r}"
+schemes = [s for t in plist.get("CFBundleURLTypes", []) for s in t.get("CFBundleURLSchemes", [])]
+assert schemes == ["tlschat"], f"Info.plist CFBundleURLTypes: URL schemes {schemes!r}, want ['tlschat']"
 assert f"tlschat.app/Contents/MacOS/{plist['CFBundleExecutable']}" in infos
 assert icns == open("packaging/macos/tlschat.icns", "rb").read()
 print(f"   ok: tlschat.app: {len(want)} entries, Info.plist {plist['CFBundleIdentifier']} {plist['CFBundleShortVersionString']}"
@@ -658,6 +665,10 @@ for f in "${gui_files[@]}"; do
     [ -s "$f" ] || fail "$f is not installed"
 done
 desktop-file-validate /usr/share/applications/tlschat-gui.desktop || fail "the installed tlschat-gui.desktop (desktop-file-validate)"
+# No maintainer script is needed for tlschat:// links: desktop-file-utils'
+# dpkg trigger (on /usr/share/applications) runs update-desktop-database.
+grep -qx 'x-scheme-handler/tlschat=tlschat-gui.desktop;' /usr/share/applications/mimeinfo.cache ||
+    fail "installing tlschat-gui did not register it for tlschat:// links (/usr/share/applications/mimeinfo.cache)"
 cmp -s /usr/share/icons/hicolor/256x256/apps/tlschat-gui.png crates/gui/assets/tlschat-256.png || fail "the installed 256x256 icon is not tlschat-256.png"
 for size in "${hicolor_sizes[@]}"; do
     [ "$(identify -format '%wx%h' "/usr/share/icons/hicolor/${size}x${size}/apps/tlschat-gui.png")" = "${size}x${size}" ] ||
@@ -670,7 +681,7 @@ if ldd /usr/bin/tlschat-gui | grep 'not found'; then
 fi
 ldconfig -p | grep -q libxkbcommon.so.0 || fail "libxkbcommon.so.0 is not installed with tlschat-gui"
 [ "$(dpkg-query --showformat='${Status}' --show tlschat-gui)" = "install ok installed" ] || fail "tlschat-gui is not installed"
-ok "installed with its dependencies: /usr/bin/tlschat-gui (all libraries found), the .desktop file (valid), the icons"
+ok "installed with its dependencies: /usr/bin/tlschat-gui (all libraries found), the .desktop file (valid, registered for tlschat://), the icons"
 as_root dpkg --purge tlschat-gui > "$work/gui-purge.log" 2>&1 || { cat "$work/gui-purge.log"; fail "dpkg --purge tlschat-gui"; }
 for f in "${gui_files[@]}"; do
     [ ! -e "$f" ] || fail "$f is left after purge"
@@ -712,8 +723,9 @@ if grep -E 'tlschat-gui|/applications/|/icons/' "$work/rpm.files"; then
 fi
 ok "$(basename "$rpmfile"): binaries, unit, %config(noreplace) /etc/tlschat/tlschat.toml, certbot hook, completions, man pages, %pre/%post/%preun/%postun scriptlets; no desktop client"
 # The desktop client's own rpm: the same files as its .deb (licenses at
-# Fedora's place instead of a copyright file), no scriptlets; the
-# libraries winit/wgpu open by their sonames.
+# Fedora's place instead of a copyright file), no scriptlets (the
+# desktop-file-utils file trigger registers the .desktop file's tlschat://
+# links); the libraries winit/wgpu open by their sonames.
 mkdir -p "$work/gui-rpm"
 cargo generate-rpm -p crates/gui --output "$work/gui-rpm/" >/dev/null
 gui_rpm=$(ls "$work"/gui-rpm/*.rpm)
@@ -797,6 +809,23 @@ msiinfo export "$work/tlschat.msi" Shortcut | tr -d '\r' | awk -F '\t' '$2 == "P
 msiinfo export "$work/tlschat.msi" Property | tr -d '\r' | grep -qx $'ARPPRODUCTICON\tTlschatIcon.ico' || fail "the MSI does not show its icon in Apps and features"
 [[ "$(msiinfo export "$work/tlschat.msi" Directory)" == *ProgramFiles64Folder* ]] || fail "the MSI does not install into Program Files"
 [[ "$(msiinfo export "$work/tlschat.msi" Upgrade)" == *EB67B6F9-8190-4046-BA16-A720A06D2759* ]] || fail "the MSI has no upgrade code"
+# tlschat:// links open tlschat-gui.exe: the URL protocol's four rows
+# (Root 2 = HKLM; Software\Classes there is HKEY_CLASSES_ROOT).
+msiinfo export "$work/tlschat.msi" Registry | tr -d '\r' > "$work/msi.registry"
+python3 - "$work/msi.registry" <<'PY' || fail "the MSI's tlschat:// URL protocol (Registry table above)"
+import sys
+rows = {tuple(r.split("\t")[1:6]) for r in open(sys.argv[1]).read().splitlines()[3:]}
+want = {
+    ("2", r"Software\Classes\tlschat", "", "URL:tlschat invite link", "GuiUrlProtocol"),
+    ("2", r"Software\Classes\tlschat", "URL Protocol", "", "GuiUrlProtocol"),
+    ("2", r"Software\Classes\tlschat\DefaultIcon", "", '"[#GuiExe]",0', "GuiUrlProtocol"),
+    ("2", r"Software\Classes\tlschat\shell\open\command", "", '"[#GuiExe]" "%1"', "GuiUrlProtocol"),
+}
+missing = want - rows
+if missing:
+    print(open(sys.argv[1]).read())
+    sys.exit(f"verify: missing Registry rows: {sorted(missing)}")
+PY
 # wixl has no <Environment>: check the PATH entry that WiX 3 compiles.
 python3 - packaging/wix/main.wxs <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -808,7 +837,7 @@ if not any(all(e.get(k) == v for k, v in want.items()) for e in env):
     sys.exit("verify: FAIL: main.wxs does not add [Bin] to the system PATH")
 PY
 rm -rf target/verify-msi
-ok "tlschat.msi (x64, wixl): the three .exe, licenses, Program Files, upgrade code, Start menu shortcut to tlschat-gui.exe, icon; PATH entry in main.wxs"
+ok "tlschat.msi (x64, wixl): the three .exe, licenses, Program Files, upgrade code, Start menu shortcut to tlschat-gui.exe, tlschat:// URL protocol, icon; PATH entry in main.wxs"
 
 # ---------------------------------------------------------------- archives
 step "reproducible archives (archive.sh, pack.py)"
@@ -1010,7 +1039,22 @@ grep -q 'checksum OK' "$work/i2.log" || fail "install.sh did not report the chec
 cmp -s "$work/prefix/bin/tlschat-gui" "$gui_bin" || fail "install.sh did not install tlschat-gui from the gnu archive"
 [ -x "$work/prefix/bin/tlschat-gui" ] || fail "the installed tlschat-gui is not executable"
 grep -qF "and the desktop client: $work/prefix/bin/tlschat-gui" "$work/i2.log" || fail "install.sh did not say where tlschat-gui went"
-ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin (tlschat-gui too, said), checksum OK"
+desktop-file-validate "$work/prefix/share/applications/tlschat-gui.desktop" || fail "install.sh --prefix: no valid tlschat-gui.desktop"
+grep -qxF "Exec=\"$work/prefix/bin/tlschat-gui\" %u" "$work/prefix/share/applications/tlschat-gui.desktop" ||
+    fail "install.sh --prefix: tlschat-gui.desktop does not start the installed tlschat-gui"
+grep -qx 'x-scheme-handler/tlschat=tlschat-gui.desktop;' "$work/prefix/share/applications/mimeinfo.cache" ||
+    fail "install.sh --prefix: tlschat-gui.desktop is not registered for tlschat:// links"
+# Per user (no --prefix): the user's applications directory, and the
+# default handler of tlschat:// links (a stand-in xdg-mime records how).
+mkdir -p "$work/stub-bin"
+printf '#!/bin/sh\necho "$*" >> "%s"\n' "$work/xdg-mime.calls" > "$work/stub-bin/xdg-mime"
+chmod 755 "$work/stub-bin/xdg-mime"
+env PATH="$work/stub-bin:/usr/bin:/bin" HOME="$work/home5" XDG_DATA_HOME= sh packaging/install.sh --base-url "$base" \
+    --version "$version" --target x86_64-unknown-linux-gnu > "$work/i5.log" 2>&1 || { cat "$work/i5.log"; fail "install.sh (per user, gnu) failed"; }
+desktop-file-validate "$work/home5/.local/share/applications/tlschat-gui.desktop" || fail "install.sh (per user): no valid tlschat-gui.desktop"
+grep -qx 'default tlschat-gui.desktop x-scheme-handler/tlschat' "$work/xdg-mime.calls" ||
+    fail "install.sh (per user) did not make tlschat-gui the default for tlschat:// links: $(cat "$work/xdg-mime.calls" 2>/dev/null)"
+ok "--version v$version --target x86_64-unknown-linux-gnu --prefix → $work/prefix/bin (tlschat-gui too, said, with a .desktop file for tlschat://), checksum OK; per user: the default tlschat:// handler"
 
 # A version that does not exist: a clear failure, nothing installed.
 if sh packaging/install.sh --base-url "$base" --version 0.0.0 --prefix "$work/none" > "$work/i3.log" 2>&1; then
