@@ -10,22 +10,31 @@
 //!    └──Leave── Chat ◀── Started
 //! ```
 //!
+//! An invite link (the command line, pasted into the Server field, or
+//! handed over by the system while running: `open_url.rs`) fills in the
+//! connect screen and is kept there, in memory only: its fingerprint is
+//! trusted and its code answers `PASS join` when Connect is pressed for its
+//! server. One arriving on another screen waits in a bar until the person
+//! opens it (leaving that screen) or dismisses it.
+//!
 //! Screens draw themselves (`screens/`) and hand back what the user did
 //! as an [`Action`]; network events arrive in `eframe::App::logic` before
 //! each frame. Chat state is the client core's `ChatState`; the chat screen
 //! only sorts its entries into conversations for display.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tlschat_client_core::trust::Trust;
 use tlschat_client_core::{
     ChangedCertificate, ClientEvent, ClientOptions, CloseReason, ConnectError, HostPort,
 };
-use tlschat_protocol::Fingerprint;
+use tlschat_protocol::{Fingerprint, InviteLink};
 
 use crate::cli::Start;
 use crate::network::{NetEvent, Network};
 use crate::notify::{Coalescer, DesktopNotifier, Notice, Notifier};
+use crate::open_url::Inbox;
 use crate::screens::{self, chat::ChatView};
 use crate::settings::{Paths, Settings};
 
@@ -36,6 +45,48 @@ pub struct ConnectForm {
     pub nickname: String,
     /// Why the last attempt failed, shown above the button.
     pub error: Option<String>,
+    /// The invite link taken in; it counts only while `server` names its
+    /// server. Never written anywhere (`server` holds `host:port`).
+    pub invite: Option<InviteLink>,
+    /// Give the Nickname field the keyboard at the next frame.
+    pub focus_nickname: bool,
+}
+
+impl ConnectForm {
+    /// Fills in the form from `link`: its server, and the link kept for
+    /// Connect; the nickname is next.
+    pub fn take_invite(&mut self, link: InviteLink) {
+        self.server = link.server().to_string();
+        self.invite = Some(link);
+        self.error = None;
+        self.focus_nickname = true;
+    }
+
+    /// The invite for the server the form names, if it was given one.
+    pub fn invite(&self) -> Option<&InviteLink> {
+        let server = self.server.trim().parse::<HostPort>().ok()?;
+        self.invite.as_ref().filter(|l| *l.server() == server)
+    }
+
+    /// A link pasted into the Server field (alone, or after what was
+    /// there) is taken in, or its error shown and the text left to fix.
+    pub fn server_edited(&mut self) {
+        // ASCII lowercasing keeps every byte where it was.
+        let Some(at) = self.server.to_ascii_lowercase().find("tlschat://") else {
+            return;
+        };
+        match InviteLink::parse(self.server.get(at..).unwrap_or_default()) {
+            Ok(link) => self.take_invite(link),
+            Err(e) => self.error = Some(format!("invite link: {e}")),
+        }
+    }
+}
+
+/// A link that arrived while another screen than Connect was up.
+pub enum Arrived {
+    Invite(InviteLink),
+    /// Not a usable link: why.
+    Broken(String),
 }
 
 /// The screen that is up.
@@ -58,8 +109,16 @@ pub enum Screen {
 
 /// The password dialog's state: what is typed, masked, never stored.
 pub struct PasswordPrompt {
-    pub nick: String,
+    pub asked: Asked,
     pub typed: String,
+}
+
+/// Which secret the server asks for.
+pub enum Asked {
+    /// The account password of this nickname (`PASS`).
+    Account(String),
+    /// The join password or an invite code of this server (`PASS join`).
+    Join(String),
 }
 
 /// What the user did on a screen.
@@ -70,6 +129,9 @@ pub enum Action {
     /// Back to the connect screen (a changed certificate, a cancel, or
     /// leaving a closed chat).
     Back,
+    /// The bar's Open: to the connect screen with the link that arrived.
+    OpenArrived,
+    DismissArrived,
 }
 
 pub struct App {
@@ -84,6 +146,10 @@ pub struct App {
     ctx: egui::Context,
     /// `--fingerprint` or `--ca`, and the server (`host:port`) it is for.
     given_trust: Option<(String, Trust)>,
+    /// Links the system hands over while the window runs.
+    inbox: Arc<Inbox>,
+    /// A link waiting in the bar.
+    arrived: Option<Arrived>,
 }
 
 impl App {
@@ -102,6 +168,8 @@ impl App {
             paths.known_hosts = Some(file);
         }
         let mut app = App::with(&cc.egui_ctx, paths, notifier);
+        app.inbox = crate::open_url::global();
+        app.inbox.attach(&cc.egui_ctx);
         app.begin(start);
         app
     }
@@ -114,8 +182,10 @@ impl App {
         let form = ConnectForm {
             server: settings.recent_servers.first().cloned().unwrap_or_default(),
             nickname: settings.nickname.clone(),
-            error: None,
+            ..ConnectForm::default()
         };
+        let inbox = Arc::new(Inbox::default());
+        inbox.attach(ctx);
         App {
             paths,
             settings,
@@ -126,6 +196,36 @@ impl App {
             notices: Coalescer::default(),
             ctx: ctx.clone(),
             given_trust: None,
+            inbox,
+            arrived: None,
+        }
+    }
+
+    /// Where links handed over while running arrive (the real app's is
+    /// [`open_url::global`](crate::open_url::global)).
+    pub fn inbox(&self) -> Arc<Inbox> {
+        Arc::clone(&self.inbox)
+    }
+
+    /// A link that arrived: on the connect screen it fills in the form,
+    /// elsewhere it waits in the bar.
+    pub fn open_link(&mut self, text: &str) {
+        let arrived = match InviteLink::parse(text) {
+            Ok(link) => Arrived::Invite(link),
+            Err(e) => Arrived::Broken(format!("invite link: {e}")),
+        };
+        self.arrived = Some(arrived);
+        if matches!(self.screen, Screen::Connect) {
+            self.take_arrived();
+        }
+    }
+
+    /// The waiting link into the connect form.
+    fn take_arrived(&mut self) {
+        match self.arrived.take() {
+            Some(Arrived::Invite(link)) => self.form.take_invite(link),
+            Some(Arrived::Broken(why)) => self.form.error = Some(why),
+            None => {}
         }
     }
 
@@ -139,6 +239,9 @@ impl App {
         }
         if let Some(nickname) = start.nickname {
             self.form.nickname = nickname;
+        }
+        if let Some(link) = start.invite {
+            self.form.take_invite(link);
         }
         let key = self.form.server.trim().parse::<HostPort>();
         if let (Some(trust), Ok(key)) = (start.trust, key) {
@@ -172,14 +275,20 @@ impl App {
             return self.fail("choose a nickname".into());
         }
         let key = host_port.to_string();
-        let trust = match (&self.given_trust, self.paths.known_hosts.clone()) {
-            (Some((server, trust)), _) if *server == key => trust.clone(),
-            (_, Some(known_hosts)) => Trust::Tofu { known_hosts, key },
-            (_, None) => {
+        let invite = self.form.invite().cloned();
+        let trust = match (&self.given_trust, &invite, self.paths.known_hosts.clone()) {
+            (Some((server, trust)), _, _) if *server == key => trust.clone(),
+            (_, Some(link), _) => Trust::Pin(link.fingerprint()),
+            (_, None, Some(known_hosts)) => Trust::Tofu { known_hosts, key },
+            (_, None, None) => {
                 return self.fail("this system has no config directory for known_hosts".into())
             }
         };
-        let opts = ClientOptions::new(host_port, nickname, trust);
+        let mut opts = ClientOptions::new(host_port, nickname, trust);
+        opts.join_secret = invite
+            .as_ref()
+            .and_then(InviteLink::code)
+            .map(|code| code.expose().to_owned());
         match Network::connect(opts, self.ctx.clone()) {
             Ok(net) => {
                 self.network = Some(net);
@@ -221,14 +330,28 @@ impl App {
                     *password = None;
                 }
             }
-            Action::Back => {
-                // Dropping the network answers any open question with no,
-                // and dropping the chat's handle ends its session.
-                self.network = None;
-                self.screen = Screen::Connect;
-                self.ctx
-                    .send_viewport_cmd(egui::ViewportCommand::Title("tlschat".into()));
+            Action::Back => self.back(),
+            Action::OpenArrived => {
+                self.back();
+                self.take_arrived();
             }
+            Action::DismissArrived => self.arrived = None,
+        }
+    }
+
+    fn back(&mut self) {
+        // Dropping the network answers any open question with no, and
+        // dropping the chat's handle ends its session.
+        self.network = None;
+        self.screen = Screen::Connect;
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title("tlschat".into()));
+    }
+
+    /// Links handed over since the last frame.
+    fn drain_inbox(&mut self) {
+        for link in self.inbox.drain() {
+            self.open_link(&link);
         }
     }
 
@@ -251,14 +374,8 @@ impl App {
                     fingerprint,
                 }
             }
-            NetEvent::AskPassword { nick } => {
-                if let Screen::Connecting { password, .. } = &mut self.screen {
-                    *password = Some(PasswordPrompt {
-                        nick,
-                        typed: String::new(),
-                    });
-                }
-            }
+            NetEvent::AskPassword { nick } => self.ask(Asked::Account(nick)),
+            NetEvent::AskJoinSecret { server } => self.ask(Asked::Join(server)),
             NetEvent::Started(handle) => {
                 let server = self.form.server.trim().to_owned();
                 let nickname = self.form.nickname.trim().to_owned();
@@ -291,6 +408,15 @@ impl App {
         }
     }
 
+    fn ask(&mut self, asked: Asked) {
+        if let Screen::Connecting { password, .. } = &mut self.screen {
+            *password = Some(PasswordPrompt {
+                asked,
+                typed: String::new(),
+            });
+        }
+    }
+
     fn on_failed(&mut self, e: ConnectError) {
         self.network = None;
         if let ConnectError::CertificateChanged(changed) = e {
@@ -311,8 +437,15 @@ impl App {
             ));
     }
 
-    /// Draws the current screen.
+    /// Draws the current screen (under the bar of a link that arrived).
     pub fn draw(&mut self, ui: &mut egui::Ui) {
+        if matches!(self.screen, Screen::Connect) {
+            self.take_arrived();
+        }
+        let bar = self
+            .arrived
+            .as_ref()
+            .and_then(|arrived| screens::connect::arrived_bar(ui, arrived));
         let action = match &mut self.screen {
             Screen::Connect => screens::connect::show(ui, &mut self.form, &self.settings),
             Screen::Connecting { server, password } => {
@@ -325,7 +458,7 @@ impl App {
             Screen::Changed(changed) => screens::trust::changed(ui, changed),
             Screen::Chat(chat) => chat.show(ui, Instant::now()),
         };
-        if let Some(action) = action {
+        if let Some(action) = bar.or(action) {
             self.act(action);
         }
     }
@@ -333,6 +466,7 @@ impl App {
 
 impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_inbox();
         self.drain_network(ctx);
     }
 
@@ -351,6 +485,7 @@ const FAILURE_CHARS: usize = 600;
 fn failure(e: &ConnectError) -> String {
     let why = match e {
         ConnectError::NoPassword(nick) => format!("no password given for {nick}"),
+
         e => e.to_string(),
     };
     let mut shown: String = why.chars().take(FAILURE_CHARS).collect();

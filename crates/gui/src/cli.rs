@@ -1,6 +1,8 @@
-//! The command line, `tlschat-gui [HOST[:PORT]] [--nick NAME]
+//! The command line, `tlschat-gui [HOST[:PORT] | LINK] [--nick NAME]
 //! [--fingerprint SHA256:HEX | --ca FILE] [--known-hosts FILE]`, turned
-//! into what the window starts with: a [`Start`].
+//! into what the window starts with: a [`Start`]. LINK is an invite link
+//! (`tlschat://HOST:PORT/?fp=…&code=…`), as a clicked link arrives
+//! (the `.desktop` file's `%u`, the Windows registry's `"%1"`).
 //!
 //! The flags mean what the terminal client's do. Bad input does not stop
 //! the program: a double-clicked app has no terminal to read an error on,
@@ -16,11 +18,14 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use tlschat_client_core::trust::{self, Trust};
 use tlschat_client_core::HostPort;
-use tlschat_protocol::{Fingerprint, Nick};
+use tlschat_protocol::{Fingerprint, InviteLink, Nick};
 
 const AFTER_HELP: &str = "\
 With a server and a nickname the window connects at once; with only a
-server it opens on the connect screen with the server filled in.
+server it opens on the connect screen with the server filled in. An invite
+link (quote it in a shell: it holds `&`) fills in the connect screen and
+never connects by itself: its certificate is trusted without asking, and
+its code answers the server's join password question.
 
 Trust: with neither --ca nor --fingerprint, a publicly trusted certificate is
 accepted as usual; otherwise the first connection shows the server's
@@ -30,15 +35,17 @@ certificate fingerprint and asks, and remembers the answer in known_hosts
 Examples:
   tlschat-gui chat.example.org
   tlschat-gui --nick alice 203.0.113.7:55555
-  tlschat-gui --nick alice --fingerprint SHA256:5ba0...3b [::1]:55555";
+  tlschat-gui --nick alice --fingerprint SHA256:5ba0...3b [::1]:55555
+  tlschat-gui 'tlschat://chat.example.org:55555/?fp=SHA256:5ba0...3b&code=...'";
 
 /// The flags. Values are taken as text and checked afterwards, so that a
 /// bad one can be shown in the window instead of ending the program.
 #[derive(Parser, Debug)]
 #[command(name = "tlschat-gui", version, about = "The tlschat desktop client", after_help = AFTER_HELP)]
 struct Cli {
-    /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555).
-    #[arg(value_name = "HOST[:PORT]")]
+    /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555),
+    /// or an invite link (tlschat://…).
+    #[arg(value_name = "HOST[:PORT] | LINK")]
     server: Option<String>,
     /// Your nickname.
     #[arg(long, short, env = "TLSCHAT_NICK", value_name = "NAME")]
@@ -65,15 +72,22 @@ pub struct Start {
     pub trust: Option<Trust>,
     /// `--known-hosts`: instead of the platform's file.
     pub known_hosts: Option<PathBuf>,
+    /// An invite link given in place of the server (`server` then holds
+    /// its `host:port`).
+    pub invite: Option<InviteLink>,
     /// Why the command line was not used in full; shown on the connect
     /// screen (and printed by `main`).
     pub error: Option<String>,
 }
 
 impl Start {
-    /// Connect at once: a server and a nickname given, nothing wrong.
+    /// Connect at once: a server and a nickname given, nothing wrong, and
+    /// no invite link (a link that arrived in a click is looked at first).
     pub fn connects(&self) -> bool {
-        self.error.is_none() && self.server.is_some() && self.nickname.is_some()
+        self.error.is_none()
+            && self.server.is_some()
+            && self.nickname.is_some()
+            && self.invite.is_none()
     }
 }
 
@@ -120,6 +134,19 @@ impl Cli {
 impl Start {
     /// Checks the server, the nickname and the trust flags; keeps the trust.
     fn check(&mut self, fingerprint: Option<&str>, ca: Option<PathBuf>) -> Result<(), String> {
+        if let Some(server) = self.server.take_if(|s| InviteLink::looks_like(s)) {
+            // A broken link is not put into the Server field: its code
+            // is a secret, and the field's text is remembered.
+            let link = InviteLink::parse(&server).map_err(|e| format!("invite link: {e}"))?;
+            if fingerprint.is_some() || ca.is_some() {
+                return Err(
+                    "an invite link carries the fingerprint: leave out --fingerprint and --ca"
+                        .into(),
+                );
+            }
+            self.server = Some(link.server().to_string());
+            self.invite = Some(link);
+        }
         if let Some(server) = &self.server {
             server
                 .trim()
@@ -204,6 +231,36 @@ mod tests {
         let s = start(&["--ca", "/nonexistent/ca.pem", "host"]);
         let error = s.error.clone().unwrap_or_default();
         assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    const CODE: &str = "abcdefghijklmnopqrstuvwxyz234567";
+
+    #[test]
+    fn an_invite_link_fills_in_the_server_and_never_connects_by_itself() {
+        let link = format!("tlschat://chat.example.org:4000/?fp={FP}&code={CODE}");
+        let s = start(&["--nick", "alice", &link]);
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert_eq!(s.server.as_deref(), Some("chat.example.org:4000"));
+        let invite = s.invite.as_ref().expect("the link is kept");
+        assert_eq!(invite.fingerprint().to_string(), FP);
+        assert_eq!(invite.code().map(|c| c.expose()), Some(CODE));
+        assert!(!s.connects());
+    }
+
+    #[test]
+    fn a_bad_invite_link_is_its_error_and_fills_in_nothing() {
+        let link = format!("TLSCHAT://[::1]:4000/?fp=SHA256:12zz&code={CODE}");
+        let s = start(&["--nick", "alice", &link]);
+        let error = s.error.clone().unwrap_or_default();
+        assert!(error.starts_with("invite link: bad fingerprint"), "{error}");
+        assert!(s.server.is_none() && s.invite.is_none());
+        assert_eq!(s.nickname.as_deref(), Some("alice"));
+
+        let link = format!("tlschat://host/?fp={FP}");
+        let s = start(&["--fingerprint", FP, &link]);
+        let error = s.error.clone().unwrap_or_default();
+        assert!(error.contains("leave out --fingerprint"), "{error}");
+        assert!(s.trust.is_none() && !s.connects());
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! fonts.rs, colors.rs, theme.rs: scripts and emoji, per-nick colours,
 //!   light or dark as the system is
 //! notify.rs: desktop notifications while the window is unfocused
+//! open_url.rs: links the system hands to the running window (macOS's
+//!   Apple Event, macos_url.rs), drained by App each frame
 //! ```
 //!
 //! The UI thread never waits on the network: it drains the event channel
@@ -26,8 +28,11 @@ pub mod app;
 pub mod cli;
 pub mod colors;
 pub mod fonts;
+#[cfg(target_os = "macos")]
+pub mod macos_url;
 pub mod network;
 pub mod notify;
+pub mod open_url;
 pub mod screens;
 pub mod settings;
 pub mod theme;

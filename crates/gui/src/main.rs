@@ -28,6 +28,10 @@ fn main() -> eframe::Result {
     if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON) {
         viewport = viewport.with_icon(std::sync::Arc::new(icon));
     }
+    // Before the event loop: a clicked link that launched the app is
+    // delivered as soon as it runs.
+    #[cfg(target_os = "macos")]
+    tlschat_gui::macos_url::register();
     let options = eframe::NativeOptions {
         viewport,
         // fonts.rs installs the system font fallback itself.

@@ -5,7 +5,8 @@
 //! ```text
 //! UI thread                          network thread (tokio, current-thread)
 //! Network::connect ─────spawn──────▶ establish(opts, AskUi)
-//!   NetEvent::AskTrust/AskPassword ◀── AskUi asks, then waits for
+//!   NetEvent::AskTrust/AskPassword/ ◀── AskUi asks, then waits for
+//!     AskJoinSecret
 //!   answer_trust / answer_password ──▶ the Answer (channel)
 //!   NetEvent::Started(ClientHandle) ◀── login, session::start
 //!   NetEvent::Client(ClientEvent) ◀──── every session event
@@ -36,6 +37,10 @@ pub enum NetEvent {
     /// The server asks a password for `nick`. Answer with
     /// [`Network::answer_password`].
     AskPassword { nick: String },
+    /// The server asks its join password or an invite code (and the
+    /// connect form had no invite for it). Answer with
+    /// [`Network::answer_password`].
+    AskJoinSecret { server: String },
     /// Logged in: the session runs; lines go to it through the handle.
     Started(ClientHandle),
     /// No connection: the client core's reason.
@@ -84,6 +89,7 @@ impl Network {
         let _ = self.answers.send(Answer::Trust(trusted));
     }
 
+    /// Answers the password or the join secret asked for.
     pub fn answer_password(&self, password: Option<String>) {
         let _ = self.answers.send(Answer::Password(password));
     }
@@ -121,6 +127,7 @@ fn run(mut opts: ClientOptions, link: UiLink, answers: Receiver<Answer>) {
             link: &link,
             answers,
             password: None,
+            join_secret: None,
         };
         let connected = match establish(&opts, Some(&mut ask)).await {
             Ok(trusted) => trusted.login(&opts, Some(&mut ask)).await,
@@ -136,6 +143,9 @@ fn run(mut opts: ClientOptions, link: UiLink, answers: Receiver<Answer>) {
         // Kept in memory for the session's reconnects, never written.
         if let Some(password) = ask.password.take() {
             opts.password = Some(password);
+        }
+        if let Some(secret) = ask.join_secret.take() {
+            opts.join_secret = Some(secret);
         }
         let (handle, mut events) = start(opts, connected);
         if !link.send(NetEvent::Started(handle)) {
@@ -157,6 +167,22 @@ struct AskUi<'a> {
     answers: Receiver<Answer>,
     /// The password the user gave, for the session's reconnects.
     password: Option<String>,
+    /// The join password or code the user gave, likewise.
+    join_secret: Option<String>,
+}
+
+impl AskUi<'_> {
+    /// Puts `question` to the UI; the (non-empty) answer, or `None` when
+    /// cancelled or the UI went away.
+    fn secret(&mut self, question: NetEvent) -> Option<String> {
+        if !self.link.send(question) {
+            return None;
+        }
+        match self.answers.recv() {
+            Ok(Answer::Password(p)) => p.filter(|p| !p.is_empty()),
+            _ => None,
+        }
+    }
 }
 
 impl Prompter for AskUi<'_> {
@@ -169,16 +195,18 @@ impl Prompter for AskUi<'_> {
     }
 
     fn password(&mut self, nick: &str) -> Option<String> {
-        if !self.link.send(NetEvent::AskPassword {
+        let given = self.secret(NetEvent::AskPassword {
             nick: nick.to_owned(),
-        }) {
-            return None;
-        }
-        let given = match self.answers.recv() {
-            Ok(Answer::Password(p)) => p.filter(|p| !p.is_empty()),
-            _ => None,
-        };
+        });
         self.password.clone_from(&given);
+        given
+    }
+
+    fn join_secret(&mut self, server: &str) -> Option<String> {
+        let given = self.secret(NetEvent::AskJoinSecret {
+            server: server.to_owned(),
+        });
+        self.join_secret.clone_from(&given);
         given
     }
 }

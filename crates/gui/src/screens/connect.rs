@@ -1,11 +1,14 @@
-//! The connect screen (server, nickname, recent servers, Connect), the
-//! "connecting…" screen and the password dialog over it.
+//! The connect screen (server, nickname, recent servers, Connect; an
+//! invite link's note), the "connecting…" screen and the password dialog
+//! over it, and the bar of a link that arrived on another screen.
 
 use egui::{Align, Button, Layout, RichText, TextEdit};
 
 use super::labelled_field;
-use crate::app::{Action, ConnectForm, PasswordPrompt};
+use crate::app::{Action, Arrived, Asked, ConnectForm, PasswordPrompt};
 use crate::settings::Settings;
+use tlschat_client_core::render::sanitize;
+use tlschat_protocol::{Fingerprint, InviteLink};
 
 const FORM_WIDTH: f32 = 360.0;
 
@@ -26,9 +29,15 @@ pub fn show(ui: &mut egui::Ui, form: &mut ConnectForm, settings: &Settings) -> O
                         ui,
                         "Server",
                         TextEdit::singleline(&mut form.server)
-                            .hint_text(RichText::new("host or host:port").color(dim))
+                            .hint_text(RichText::new("host, host:port or invite link").color(dim))
                             .desired_width(FORM_WIDTH),
                     );
+                    if server.changed() {
+                        form.server_edited();
+                    }
+                    if let Some(link) = form.invite() {
+                        invite_note(ui, link);
+                    }
                     ui.add_space(8.0);
                     let nick = labelled_field(
                         ui,
@@ -37,8 +46,11 @@ pub fn show(ui: &mut egui::Ui, form: &mut ConnectForm, settings: &Settings) -> O
                             .hint_text(RichText::new("letters, digits, _ - .").color(dim))
                             .desired_width(FORM_WIDTH),
                     );
-                    // Typing can start at once: in the first empty field.
-                    if ui.memory(|m| m.focused().is_none()) {
+                    // Typing can start at once: in the first empty field,
+                    // or the nickname once an invite filled in the server.
+                    if std::mem::take(&mut form.focus_nickname) {
+                        nick.request_focus();
+                    } else if ui.memory(|m| m.focused().is_none()) {
                         if form.server.trim().is_empty() {
                             server.request_focus();
                         } else if form.nickname.trim().is_empty() {
@@ -87,10 +99,7 @@ pub fn connecting(
     egui::CentralPanel::default().show(ui, |ui| {
         ui.vertical_centered(|ui| {
             ui.add_space((ui.available_height() * 0.3).min(200.0));
-            ui.heading(format!(
-                "Connecting to {}…",
-                tlschat_client_core::render::sanitize(server)
-            ));
+            ui.heading(format!("Connecting to {}…", sanitize(server)));
             ui.add_space(16.0);
             if ui.button("Cancel").clicked() {
                 action = Some(Action::Back);
@@ -103,19 +112,83 @@ pub fn connecting(
     action
 }
 
+/// Under the Server field: whose certificate the invite makes trusted.
+fn invite_note(ui: &mut egui::Ui, link: &InviteLink) {
+    let mut text = format!(
+        "invited: the certificate {} will be trusted",
+        short(&link.fingerprint())
+    );
+    if link.code().is_some() {
+        text.push_str(", and the invite code given if the server asks for one");
+    }
+    ui.add_space(4.0);
+    ui.label(RichText::new(text).color(crate::colors::status(ui.visuals())));
+}
+
+/// A fingerprint as a reminder, not for comparing: `SHA256:ab12…89ef`.
+fn short(fingerprint: &Fingerprint) -> String {
+    let hex = fingerprint.to_string();
+    let hex = hex.strip_prefix("SHA256:").unwrap_or(&hex);
+    let head = hex.get(..4).unwrap_or_default();
+    let tail = hex.get(hex.len().saturating_sub(4)..).unwrap_or_default();
+    format!("SHA256:{head}…{tail}")
+}
+
+/// The bar over any other screen when a link arrives: open it (which
+/// leaves that screen, a chat included) or dismiss it.
+pub fn arrived_bar(ui: &mut egui::Ui, arrived: &Arrived) -> Option<Action> {
+    let mut action = None;
+    egui::Panel::top("arrived").show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            match arrived {
+                Arrived::Invite(link) => {
+                    ui.label(format!(
+                        "Invite to {} received",
+                        sanitize(&link.server().to_string())
+                    ));
+                    if ui.button("Open (disconnects)").clicked() {
+                        action = Some(Action::OpenArrived);
+                    }
+                }
+                Arrived::Broken(why) => {
+                    ui.colored_label(crate::colors::error(ui.visuals()), sanitize(why));
+                }
+            }
+            if ui.button("Dismiss").clicked() {
+                action = Some(Action::DismissArrived);
+            }
+        });
+    });
+    action
+}
+
 fn password_dialog(ui: &mut egui::Ui, prompt: &mut PasswordPrompt) -> Option<Action> {
     let mut action = None;
     egui::Modal::new(egui::Id::unique("password")).show(ui.ctx(), |ui| {
         ui.set_width(320.0);
-        ui.heading("Password");
+        let (heading, label, why) = match &prompt.asked {
+            Asked::Account(nick) => (
+                "Password",
+                "Password",
+                format!("The server asks a password for {}.", sanitize(nick)),
+            ),
+            Asked::Join(server) => (
+                "Join password",
+                "Join password or invite code",
+                format!(
+                    "{} is a private server: it asks its join password or an invite code.",
+                    sanitize(server)
+                ),
+            ),
+        };
+        ui.heading(heading);
         ui.label(format!(
-            "The server asks a password for {}. It is kept in memory to log in again after a reconnect, and never written to disk.",
-            tlschat_client_core::render::sanitize(&prompt.nick)
+            "{why} It is kept in memory to log in again after a reconnect, and never written to disk."
         ));
         ui.add_space(8.0);
         let field = labelled_field(
             ui,
-            "Password",
+            label,
             TextEdit::singleline(&mut prompt.typed)
                 .password(true)
                 .desired_width(300.0),

@@ -10,6 +10,7 @@ mod command_line;
 mod e2e;
 mod flows;
 mod harness;
+mod invite;
 // The reference pictures are drawn on Linux (lavapipe, Noto fonts); other
 // systems draw text with other fonts.
 #[cfg(target_os = "linux")]

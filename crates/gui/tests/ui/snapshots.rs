@@ -84,7 +84,7 @@ fn connect_and_trust_screens() {
     let form = ConnectForm {
         server: "chat.example.org".into(),
         nickname: "alice".into(),
-        error: None,
+        ..ConnectForm::default()
     };
     let mut h = harness(
         r,
