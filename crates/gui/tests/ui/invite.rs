@@ -163,3 +163,126 @@ fn a_link_arriving_while_connected_waits_in_a_bar() {
     assert!(shows(&gui, &short(&world.fingerprint)));
     assert!(!shows(&gui, &bar));
 }
+
+/// A server that asks `PASS join` (what a private server asks a
+/// newcomer), takes one answer, refuses it and hangs up: the answer
+/// comes back on the channel. On a runtime of its own.
+struct Closed {
+    // Runs the server task until the test ends.
+    _rt: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    fingerprint: Fingerprint,
+    answer: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Closed {
+    fn start() -> Closed {
+        use tlschat_protocol::connection::Connection;
+        use tlschat_protocol::{Frame, MAX_CLIENT_LINE};
+        use tlschat_server_core::{certs, tls};
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = certs::generate(&["127.0.0.1".into()], 30).expect("a certificate");
+        let paths = certs::write_pair(dir.path(), &made, false).expect("written");
+        let cert = certs::load(&paths).expect("loaded");
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&cert).expect("config"));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (tx, answer) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut conn = Connection::new(tls, MAX_CLIENT_LINE);
+            let read = async |conn: &mut Connection<_>| match conn.read_frame().await {
+                Ok(Some(Frame::Line(line))) => Some(line),
+                _ => None,
+            };
+            let _ = conn.write_line(b"NICK\n").await;
+            if read(&mut conn).await.is_none() {
+                return;
+            }
+            let _ = conn.write_line(b"PASS join\n").await;
+            if let Some(line) = read(&mut conn).await {
+                let _ = tx.send(line);
+            }
+            let _ = conn
+                .write_line(b"REFUSE wrong password or invite code\n")
+                .await;
+        });
+        Closed {
+            _rt: rt,
+            addr,
+            fingerprint: cert.fingerprint,
+            answer,
+            _dir: dir,
+        }
+    }
+
+    fn answer(&self) -> String {
+        self.answer
+            .recv_timeout(STEP)
+            .expect("an answer to PASS join")
+    }
+}
+
+#[test]
+fn pass_join_is_answered_with_the_links_code_without_asking() {
+    let server = Closed::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut gui, _) = gui_with(tlschat_gui::settings::Paths::in_dir(dir.path()));
+    let code = InviteCode::from_bytes(&[0x5a; 20]);
+    let link = InviteLink::new(
+        &server.addr.to_string().parse().expect("host:port"),
+        server.fingerprint,
+        Some(code.clone()),
+    )
+    .expect("a link")
+    .to_string();
+    begin(&mut gui, &["--nick", "invited", &link]);
+    gui.get_by_label("Connect").click();
+    gui.run_ok();
+    assert_eq!(server.answer(), code.expose());
+    run_until(&mut gui, STEP, "refused", |g| {
+        assert!(!shows(g, "Join password"), "a dialog was opened");
+        shows(g, "wrong password or invite code")
+    });
+}
+
+#[test]
+fn pass_join_without_a_code_asks_in_a_masked_dialog() {
+    let server = Closed::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut gui, _) = gui_with(tlschat_gui::settings::Paths::in_dir(dir.path()));
+    let pin = server.fingerprint.to_string();
+    let addr = server.addr.to_string();
+    begin(
+        &mut gui,
+        &["--nick", "invited", "--fingerprint", &pin, &addr],
+    );
+    run_until(&mut gui, STEP, "the join password dialog", |g| {
+        g.query_by_role(egui::accesskit::Role::PasswordInput)
+            .is_some()
+    });
+    assert!(shows(&gui, "asks its join password or an invite code"));
+    let secret = "пароль-密码-🔑";
+    let field = gui.get_by_label("Join password or invite code");
+    field.focus();
+    field.type_text(secret);
+    gui.run_ok();
+    assert!(!shows(&gui, secret), "shown in the clear");
+    gui.get_by_label("Log in").click();
+    gui.run_ok();
+    assert_eq!(server.answer(), secret);
+}
