@@ -63,7 +63,7 @@ pub mod state;
 pub mod trust;
 
 pub use connect::{establish, Prompter, Trusted};
-pub use error::{ChangedCertificate, ConnectError};
+pub use error::{ChangedCertificate, ConnectError, Expected};
 pub use event::{ClientEvent, CloseReason, ServerLines};
 pub use input::{
     accept_pasted, accept_typed, classify, clean_typed, is_quit, may_follow, History, UserLine,

@@ -174,7 +174,11 @@ impl App {
         let key = host_port.to_string();
         let trust = match (&self.given_trust, self.paths.known_hosts.clone()) {
             (Some((server, trust)), _) if *server == key => trust.clone(),
-            (_, Some(known_hosts)) => Trust::Tofu { known_hosts, key },
+            (_, Some(known_hosts)) => Trust::Tofu {
+                known_hosts,
+                key,
+                link: None,
+            },
             (_, None) => {
                 return self.fail("this system has no config directory for known_hosts".into())
             }
