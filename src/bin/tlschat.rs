@@ -231,6 +231,7 @@ fn trust(
     Ok(Trust::Tofu {
         known_hosts,
         key: server.to_string(),
+        link: None,
     })
 }
 

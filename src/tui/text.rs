@@ -103,7 +103,10 @@ pub(crate) fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>
                 STATUS_STYLE,
             ))
         }
-        kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
+        kind @ (EntryKind::Join { .. }
+        | EntryKind::Part { .. }
+        | EntryKind::Kick { .. }
+        | EntryKind::Rename { .. }) => {
             spans.extend(render::plain(kind).map(|t| Span::styled(t, DIM_STYLE)));
         }
         kind @ (EntryKind::Users { .. }

@@ -1,7 +1,8 @@
 //! Making a connection: TCP (each resolved address in turn), the TLS
 //! handshake, and the trust decision (`trust.rs` judges the certificate;
-//! an unknown host under TOFU is accepted with `--accept-new` or by asking
-//! the [`Prompter`], and stored in known_hosts before anything is sent).
+//! an unknown host under TOFU is accepted with `--accept-new`, by asking
+//! the [`Prompter`], or without asking when it shows the certificate its
+//! invite link names, and stored in known_hosts before anything is sent).
 //! [`connect`] goes on to the login (`login.rs`).
 
 use std::fmt;
@@ -14,7 +15,7 @@ use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::error::ChangedCertificate;
+use crate::error::{ChangedCertificate, Expected};
 use crate::login::Connected;
 use crate::trust::{self, Added, KnownHosts, Outcome, Trust, Verdict};
 use crate::{render, ClientOptions, ConnectError};
@@ -44,6 +45,9 @@ pub struct Trusted {
     /// The known_hosts file this connection's certificate was added to
     /// (TOFU, an unknown host accepted); `None` if nothing was stored.
     pub stored_in: Option<PathBuf>,
+    /// The certificate was trusted because the invite link named it (the
+    /// host was not in known_hosts; no one was asked).
+    pub by_link: bool,
 }
 
 impl fmt::Debug for Trusted {
@@ -52,6 +56,7 @@ impl fmt::Debug for Trusted {
             .field("fingerprint", &self.fingerprint)
             .field("verdict", &self.verdict)
             .field("stored_in", &self.stored_in)
+            .field("by_link", &self.by_link)
             .finish()
     }
 }
@@ -105,14 +110,16 @@ pub async fn establish<'p>(
         .unwrap_or_else(|e| e.into_inner())
         .clone()
         .ok_or_else(|| ConnectError::Tls("the server presented no certificate".into()))?;
-    let stored_in = if outcome.verdict == Verdict::Unknown {
-        decide_unknown(opts, &outcome, prompter)?
-    } else {
-        None
+    let stored_in = match outcome.verdict {
+        Verdict::Unknown => decide_unknown(opts, &outcome, prompter)?,
+        // The link carried the answer the user would have been asked for.
+        Verdict::Linked => store_new_host(opts, &outcome)?,
+        _ => None,
     };
     Ok(Trusted {
         conn: Connection::new(tls, MAX_SERVER_LINE).complete_lines_only(),
         fingerprint: outcome.fingerprint,
+        by_link: outcome.verdict == Verdict::Linked,
         verdict: outcome.verdict,
         stored_in,
     })
@@ -161,24 +168,8 @@ fn tls_failure(
     opts: &ClientOptions,
 ) -> ConnectError {
     let server = opts.server.to_string();
-    if let Some(Outcome {
-        fingerprint,
-        verdict: Verdict::Changed { known },
-    }) = outcome
-    {
-        let Trust::Tofu { known_hosts, key } = &opts.trust else {
-            return ConnectError::Untrusted(format!(
-                "the certificate of {server} does not match --fingerprint: expected {known}, got {fingerprint}; \
-                 check the fingerprint with the operator (tlschat-server fingerprint)"
-            ));
-        };
-        return ConnectError::CertificateChanged(Box::new(ChangedCertificate {
-            server,
-            known: *known,
-            got: *fingerprint,
-            known_hosts: known_hosts.clone(),
-            key: key.clone(),
-        }));
+    if let Some(changed) = outcome.and_then(|o| changed_certificate(o, opts)) {
+        return changed;
     }
     let rustls_err = e
         .get_ref()
@@ -203,6 +194,38 @@ fn tls_failure(
     }
 }
 
+/// The error for a certificate other than the one expected (a pin, a
+/// known_hosts entry, an invite link), if that is what `outcome` says.
+fn changed_certificate(outcome: &Outcome, opts: &ClientOptions) -> Option<ConnectError> {
+    let server = opts.server.to_string();
+    let got = outcome.fingerprint;
+    let (known, expected) = match outcome.verdict {
+        Verdict::Changed { known } => (known, Expected::KnownHosts),
+        Verdict::NotLinked { link } => (link, Expected::Link),
+        Verdict::LinkConflict { known, link } => (known, Expected::KnownHostsNotLink(link)),
+        _ => return None,
+    };
+    let Trust::Tofu {
+        known_hosts, key, ..
+    } = &opts.trust
+    else {
+        return Some(ConnectError::Untrusted(format!(
+            "the certificate of {server} does not match --fingerprint: expected {known}, got {got}; \
+             check the fingerprint with the operator (tlschat-server fingerprint)"
+        )));
+    };
+    Some(ConnectError::CertificateChanged(Box::new(
+        ChangedCertificate {
+            server,
+            known,
+            got,
+            known_hosts: known_hosts.clone(),
+            key: key.clone(),
+            expected,
+        },
+    )))
+}
+
 /// TOFU for a host not in known_hosts: `--accept-new`, or ask a person.
 /// The known_hosts file the host was added to, if this call added it.
 fn decide_unknown<'p>(
@@ -210,9 +233,6 @@ fn decide_unknown<'p>(
     outcome: &Outcome,
     prompter: Option<&mut (dyn Prompter + 'p)>,
 ) -> Result<Option<PathBuf>, ConnectError> {
-    let Trust::Tofu { known_hosts, key } = &opts.trust else {
-        return Err(ConnectError::Untrusted("unexpected trust outcome".into()));
-    };
     let server = opts.server.to_string();
     let accepted = if opts.accept_new {
         true
@@ -230,6 +250,21 @@ fn decide_unknown<'p>(
             "certificate of {server} not accepted; nothing was sent"
         )));
     }
+    store_new_host(opts, outcome)
+}
+
+/// Adds a host TOFU accepted to known_hosts; the file, if this call added
+/// it.
+fn store_new_host(
+    opts: &ClientOptions,
+    outcome: &Outcome,
+) -> Result<Option<PathBuf>, ConnectError> {
+    let Trust::Tofu {
+        known_hosts, key, ..
+    } = &opts.trust
+    else {
+        return Err(ConnectError::Untrusted("unexpected trust outcome".into()));
+    };
     let mut kh = KnownHosts::load(known_hosts)?;
     match kh.add(key, outcome.fingerprint)? {
         Added::New => Ok(Some(known_hosts.clone())),

@@ -59,25 +59,72 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
 }
 
-/// A server known (TOFU) with another certificate than it presented: both
-/// fingerprints, and the known_hosts line that would have to go if the
-/// operator confirms the new one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
-     Someone could be intercepting your connection, or the server's certificate was replaced.\n\
-     expected: {known}\n     got: {got}\n\
-     If the operator confirms the server's new certificate {got}, remove the line for {key} from {} and connect again.",
-    known_hosts.display()
-)]
+/// A server (TOFU) that presented another certificate than expected: both
+/// fingerprints, where the expected one came from, and the known_hosts
+/// line that would have to go if the operator confirms the new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangedCertificate {
     pub server: String,
+    /// The certificate expected (from known_hosts or the invite link, as
+    /// `expected` says).
     pub known: Fingerprint,
     pub got: Fingerprint,
     pub known_hosts: PathBuf,
     /// The host's line in known_hosts starts with this (`host:port`).
     pub key: String,
+    pub expected: Expected,
 }
+
+/// Where the certificate a [`ChangedCertificate`] expected came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// known_hosts holds it.
+    KnownHosts,
+    /// The invite link names it; known_hosts holds nothing for the server.
+    Link,
+    /// known_hosts holds it, and the invite link names this other one (a
+    /// link never replaces a known certificate).
+    KnownHostsNotLink(Fingerprint),
+}
+
+impl std::fmt::Display for ChangedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ChangedCertificate {
+            server,
+            known,
+            got,
+            known_hosts,
+            key,
+            expected,
+        } = self;
+        let file = known_hosts.display();
+        match expected {
+            Expected::KnownHosts => write!(
+                f,
+                "WARNING: THE CERTIFICATE OF {server} HAS CHANGED!\n\
+                 Someone could be intercepting your connection, or the server's certificate was replaced.\n\
+                 expected: {known}\n     got: {got}\n\
+                 If the operator confirms the server's new certificate {got}, remove the line for {key} from {file} and connect again."
+            ),
+            Expected::Link => write!(
+                f,
+                "WARNING: THE CERTIFICATE OF {server} IS NOT THE ONE THE INVITE LINK NAMES!\n\
+                 Someone could be intercepting your connection, or the link is out of date.\n\
+                 the link: {known}\n     got: {got}\n\
+                 Nothing was sent and nothing was stored in {file}. Ask for a new link, or check the fingerprint with the operator."
+            ),
+            Expected::KnownHostsNotLink(link) => write!(
+                f,
+                "WARNING: THE INVITE LINK NAMES ANOTHER CERTIFICATE FOR {server} THAN {file} HOLDS!\n\
+                 The link could be forged, or the server's certificate was replaced.\n\
+                 known_hosts: {known}\n   the link: {link}\n  presented: {got}\n\
+                 A link never replaces a known certificate: nothing was sent. If the operator confirms the certificate {link}, remove the line for {key} from {file} and open the link again."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChangedCertificate {}
 
 impl ConnectError {
     pub fn exit_code(&self) -> u8 {

@@ -1,7 +1,8 @@
 //! What the session tells a front end ([`ClientEvent`]), and the session's
 //! reading of server lines ([`ServerLines`]): every line after the login
 //! is parsed there once, into the [`EntryKind`] a front end shows, and the
-//! current room is kept there, the one place that decides it.
+//! current room and our nickname (after a `RENAME` of us) are kept there,
+//! the one place that decides them for the session.
 //!
 //! ```text
 //! server line ──ServerLines::read──▶ ClientEvent::Line(EntryKind)
@@ -11,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::state::EntryKind;
+use crate::state::{renames_self, EntryKind};
 use crate::{exit, ChangedCertificate, ConnectError};
 use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
 
@@ -130,6 +131,12 @@ impl ServerLines {
         &self.room
     }
 
+    /// Our nickname: the one we logged in with, or the last a `RENAME`
+    /// gave us. A reconnect logs in with it.
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
     /// A new connection logged in as `nick`: the room stays (the session
     /// rejoins it), an old kick is forgotten.
     pub(crate) fn connected(&mut self, nick: &str) {
@@ -161,6 +168,9 @@ impl ServerLines {
             }
             ServerLine::Kick { nick, by, reason } if nick.eq_ignore_ascii_case(&self.nick) => {
                 self.kicked = Some((by.to_owned(), reason.to_owned()));
+            }
+            ServerLine::Rename { old, new } if renames_self(&self.nick, old, new) => {
+                new.clone_into(&mut self.nick);
             }
             ServerLine::Pong(Some(token)) if token.starts_with(KEEPALIVE_TOKEN) => {
                 return Ok([None, None].into_iter().flatten())
@@ -202,6 +212,25 @@ mod tests {
         assert_eq!(read(&mut lines, "PONG x").len(), 1);
         assert!(read(&mut lines, "FUTURE thing").is_empty());
         assert!(read(&mut lines, "NICK").is_empty());
+    }
+
+    #[test]
+    fn a_rename_of_us_changes_the_nick_the_session_logs_in_with() {
+        let mut lines = ServerLines::new("Alice", "#lobby");
+        assert_eq!(read(&mut lines, "RENAME bob robert").len(), 1);
+        assert_eq!(lines.nick(), "Alice");
+        // Not a nickname: shown, but ours stays.
+        for bad in ["Алиса", "a\u{1b}[2J", "-x"] {
+            read(&mut lines, &format!("RENAME alice {bad}"));
+            assert_eq!(lines.nick(), "Alice", "{bad:?}");
+        }
+        assert_eq!(read(&mut lines, "RENAME ALICE Alicia").len(), 1);
+        assert_eq!(lines.nick(), "Alicia");
+        // A kick now names the new nick.
+        read(&mut lines, "KICK alice admin x");
+        assert_eq!(lines.take_kick(), None);
+        read(&mut lines, "KICK alicia admin x");
+        assert!(lines.take_kick().is_some());
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //! [`render::sanitize`] would replace is refused at the door, so what the
 //! user sees is what is sent), [`MAX_INPUT_BYTES`] how long a line may get,
 //! and [`History`] is the bounded list of sent lines Up/Down recall.
+//! [`secret`] finds the passwords in `/register` and `/password` lines,
+//! which front ends draw masked and which the history never keeps.
 //!
 //! [`render::sanitize`]: crate::render::sanitize
+
+use std::ops::Range;
 
 use tlschat_protocol::{check_text, Command, MAX_CLIENT_LINE};
 
@@ -61,6 +65,88 @@ pub fn classify(line: &str) -> UserLine<'_> {
         return UserLine::Help;
     }
     UserLine::Send
+}
+
+/// What a front end draws in place of each character of a password.
+pub const MASK: char = '•';
+
+/// Commands whose arguments are all secrets: passwords (and `/register`'s
+/// invite code).
+const SECRET_COMMANDS: &[&str] = &["register", "password"];
+
+/// Where the secrets of an input line are ([`secret`]): byte ranges, on
+/// character boundaries, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    ranges: Vec<Range<usize>>,
+}
+
+impl Secret {
+    /// The byte ranges to mask (each a word; the spaces between stay).
+    pub fn ranges(&self) -> &[Range<usize>] {
+        &self.ranges
+    }
+
+    /// Whether the character starting at byte `at` is part of a secret.
+    pub fn covers(&self, at: usize) -> bool {
+        self.ranges.iter().any(|r| r.contains(&at))
+    }
+
+    /// `line` with every character of a secret drawn as [`MASK`].
+    pub fn mask(&self, line: &str) -> String {
+        line.char_indices()
+            .map(|(at, c)| if self.covers(at) { MASK } else { c })
+            .collect()
+    }
+}
+
+/// The secrets in an input line: every argument of `/register` and
+/// `/password`, found as the server's parser finds the command word
+/// (`/ Register` included). Leading spaces are looked past as well,
+/// although the server would take such a line as a message: a front end
+/// sends a secret line without them (see [`secret_command`]), so a
+/// password typed after a stray space is never said in the room.
+/// `None` for every other line.
+pub fn secret(line: &str) -> Option<Secret> {
+    let start = line.len() - line.trim_start_matches(' ').len();
+    let body = line.get(start..)?.strip_prefix('/')?;
+    // `//register` is the message `/register`.
+    if body.starts_with('/') {
+        return None;
+    }
+    let body_at = start + 1;
+    let mut words = words(body).map(|(from, word)| (body_at + from, word));
+    let (_, command) = words.next()?;
+    if !SECRET_COMMANDS
+        .iter()
+        .any(|c| command.eq_ignore_ascii_case(c))
+    {
+        return None;
+    }
+    let ranges = words.map(|(from, word)| from..from + word.len()).collect();
+    Some(Secret { ranges })
+}
+
+/// A line that [`secret`] finds secrets in, as it is to be sent: without
+/// leading spaces, so the server reads it as the command it is and never
+/// as a message to the room. Other lines are returned as they are.
+pub fn secret_command(line: &str) -> &str {
+    match secret(line) {
+        Some(_) => line.trim_start_matches(' '),
+        None => line,
+    }
+}
+
+/// The words of `s` split at spaces as the server's parser splits them,
+/// with their byte offsets.
+fn words(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    s.split(' ')
+        .scan(0usize, |offset, word| {
+            let at = *offset;
+            *offset += word.len() + 1;
+            Some((at, word))
+        })
+        .filter(|(_, word)| !word.is_empty())
 }
 
 /// Whether `c` may be typed after `prev`: what [`render::sanitize`]
@@ -143,10 +229,14 @@ impl History {
         self.lines.iter().map(String::as_str)
     }
 
-    /// Remembers a sent line and stops browsing.
+    /// Remembers a sent line and stops browsing. Lines with a password in
+    /// them ([`secret`]) are never kept.
     pub fn push(&mut self, line: &str) {
         self.stop();
-        if line.trim().is_empty() || self.lines.back().is_some_and(|last| last == line) {
+        if line.trim().is_empty()
+            || self.lines.back().is_some_and(|last| last == line)
+            || secret(line).is_some()
+        {
             return;
         }
         if self.lines.len() == HISTORY_LEN {
@@ -221,6 +311,65 @@ mod tests {
         assert_eq!(h.newer().as_deref(), Some("שלום"));
         assert!(!h.is_browsing());
         assert_eq!(h.newer(), None);
+    }
+
+    #[test]
+    fn passwords_are_found_as_the_server_parses_the_command() {
+        let pw = "пароль-密码-🔑";
+        let line = format!("/register {pw}");
+        let secret = secret(&line).expect("a secret");
+        assert_eq!(secret.ranges().to_vec(), vec![10..10 + pw.len()]);
+        let n = pw.chars().count();
+        assert_eq!(secret.mask(&line), format!("/register {}", "•".repeat(n)));
+        let line = format!("  / PassWord  old{pw}   new{pw} ");
+        let secret = self::secret(&line).expect("a secret");
+        let masked = secret.mask(&line);
+        assert_eq!(
+            masked,
+            format!(
+                "  / PassWord  {}   {} ",
+                "•".repeat(n + 3),
+                "•".repeat(n + 3)
+            )
+        );
+        // Every range is on character boundaries and covers one word.
+        for r in secret.ranges() {
+            let word = line.get(r.clone()).expect("char boundaries");
+            assert!(word.starts_with("old") || word.starts_with("new"), "{word}");
+        }
+        assert_eq!(secret_command(&line), line.trim_start());
+        // The code of /register is a secret too; an unfinished command
+        // masks what it has.
+        assert_eq!(
+            self::secret("/register pw code").unwrap().ranges(),
+            [10..12, 13..17]
+        );
+        assert_eq!(self::secret("/register").unwrap().ranges(), []);
+        assert_eq!(self::secret("/REGISTER ").unwrap().ranges(), []);
+        for other in [
+            "/registerx pw",
+            "/msg bob /register pw",
+            "//register pw",
+            "register pw",
+            "привет /password a b",
+            "/passwords a",
+            "",
+            "   ",
+            "/",
+        ] {
+            assert_eq!(self::secret(other), None, "{other:?}");
+            assert_eq!(secret_command(other), other);
+        }
+    }
+
+    #[test]
+    fn lines_with_passwords_never_enter_the_history() {
+        let mut h = History::new();
+        h.push("привет");
+        h.push("/register пароль-密码-🔑");
+        h.push(" /password old new");
+        h.push("/nick bob");
+        assert_eq!(h.lines().collect::<Vec<_>>(), ["привет", "/nick bob"]);
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //!    session announces it with [`ClientEvent::Room`]), its members and
 //!    the connection state, and returns the [`state::Entry`] to show.
 //!    Show network text only through [`render::sanitize`] (or
-//!    [`render::plain`]). [`ClientEvent::Closed`] ends the session; its
+//!    [`render::plain`]). Draw the input's [`secret`]s masked and send
+//!    such a line as [`secret_command`] gives it. [`ClientEvent::Closed`] ends the session; its
 //!    [`CloseReason`] gives the text and the exit code.
 //!
 //! The session sends a keepalive `/ping` after a quiet minute, and on a
@@ -63,11 +64,11 @@ pub mod state;
 pub mod trust;
 
 pub use connect::{establish, Prompter, Trusted};
-pub use error::{ChangedCertificate, ConnectError};
+pub use error::{ChangedCertificate, ConnectError, Expected};
 pub use event::{ClientEvent, CloseReason, ServerLines};
 pub use input::{
-    accept_pasted, accept_typed, classify, clean_typed, is_quit, may_follow, History, UserLine,
-    HISTORY_LEN, MAX_INPUT_BYTES,
+    accept_pasted, accept_typed, classify, clean_typed, is_quit, may_follow, secret,
+    secret_command, History, Secret, UserLine, HISTORY_LEN, MASK, MAX_INPUT_BYTES,
 };
 pub use login::Connected;
 pub use options::{exit, ClientOptions};

@@ -2,12 +2,14 @@
 //! nickname, the password, how to trust the certificate, and the session's
 //! timers. [`ClientOptions`] is built once by a front end and reused by
 //! every reconnect; [`exit`] holds the exit codes the outcomes map to.
+//! [`ClientOptions::from_link`] builds them from an invite link.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::trust::Trust;
-use tlschat_protocol::HostPort;
+use tlschat_protocol::{HostPort, InviteLink};
 
 /// Exit codes of the `tlschat` binary, documented in `--help` and README.
 pub mod exit {
@@ -56,6 +58,26 @@ impl ClientOptions {
             pong_timeout: Duration::from_secs(30),
             reconnect: true,
         }
+    }
+
+    /// The options an invite link gives: its server, trust on first use
+    /// decided by the link's fingerprint (stored in `known_hosts` without
+    /// asking, never replacing what the file holds), and its code as the
+    /// answer to `PASS join`.
+    pub fn from_link(
+        link: &InviteLink,
+        nick: impl Into<String>,
+        known_hosts: PathBuf,
+    ) -> ClientOptions {
+        let server = link.server().clone();
+        let trust = Trust::Tofu {
+            known_hosts,
+            key: server.to_string(),
+            link: Some(link.fingerprint()),
+        };
+        let mut opts = ClientOptions::new(server, nick, trust);
+        opts.join_secret = link.code().map(|c| c.expose().to_owned());
+        opts
     }
 }
 
@@ -120,5 +142,37 @@ mod tests {
         }
         opts.password = None;
         assert!(format!("{opts:?}").contains("password: None"));
+    }
+
+    #[test]
+    fn a_link_gives_server_trust_and_join_secret() {
+        let hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let code = "abcdefghijklmnopqrstuvwxyz234567";
+        let link = InviteLink::parse(&format!(
+            "tlschat://[::1]:6000/?fp=SHA256:{hex}&code={code}"
+        ))
+        .unwrap();
+        let opts = ClientOptions::from_link(&link, "Алиса", "kh".into());
+        assert_eq!(opts.server.to_string(), "[::1]:6000");
+        assert_eq!(opts.join_secret.as_deref(), Some(code));
+        assert_eq!(opts.password, None);
+        let Trust::Tofu {
+            known_hosts,
+            key,
+            link: pinned,
+        } = &opts.trust
+        else {
+            panic!("not TOFU: {:?}", opts.trust);
+        };
+        assert_eq!(
+            (known_hosts.to_str(), key.as_str()),
+            (Some("kh"), "[::1]:6000")
+        );
+        assert_eq!(*pinned, Some(link.fingerprint()));
+        // A trust-only link (no code) leaves PASS join to the prompter.
+        let bare = InviteLink::parse(&format!("tlschat://h.example/?fp=SHA256:{hex}")).unwrap();
+        let opts = ClientOptions::from_link(&bare, "bob", "kh".into());
+        assert_eq!(opts.join_secret, None);
+        assert_eq!(opts.server.to_string(), "h.example:55555");
     }
 }

@@ -171,6 +171,7 @@ pub fn plain(kind: &EntryKind) -> Option<String> {
         EntryKind::Kick { nick, by, reason } => {
             format!("* {} was kicked by {} ({})", s(nick), s(by), s(reason))
         }
+        EntryKind::Rename { old, new } => format!("* {} is now known as {}", s(old), s(new)),
         EntryKind::Users { room, nicks } => {
             let list: Vec<_> = nicks.iter().map(|n| s(n)).collect();
             format!("* in {}: {}", s(room), list.join(" "))

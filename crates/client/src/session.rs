@@ -91,7 +91,7 @@ fn ban_reason(kick_reason: &str) -> Option<&str> {
 /// One connection after another, until one ends in a way that is not
 /// worth a reconnect.
 async fn session(
-    opts: ClientOptions,
+    mut opts: ClientOptions,
     first: Connected,
     mut commands: mpsc::Receiver<String>,
     events: mpsc::Sender<ClientEvent>,
@@ -127,6 +127,8 @@ async fn session(
             }
             End::Lost(reason) => reason,
         };
+        // Renamed on the way (`RENAME` of us): come back as the new name.
+        lines.nick().clone_into(&mut opts.nick);
         conn = match reconnect(&opts, reason, &mut commands, &events).await {
             Some(c) => c,
             None => return,

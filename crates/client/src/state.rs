@@ -11,6 +11,11 @@
 //! all of it is bounded: the scrollback by [`SCROLLBACK`] entries and
 //! `SCROLLBACK_BYTES`, the member list by `MAX_MEMBERS` (with
 //! constant-time updates, keyed by the case-folded nickname).
+//!
+//! `RENAME <old> <new>` renames a member (keeping its role mark) and, when
+//! `<old>` is us, our own nickname ([`renames_self`], the one rule the
+//! session's reading shares); `USERS` entries carry an `@` for moderators,
+//! which [`Members`] keeps beside the nickname for front ends.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
@@ -19,7 +24,8 @@ use chrono::{DateTime, Local};
 use indexmap::IndexMap;
 
 use crate::ClientEvent;
-use tlschat_protocol::{Nick, ServerLine};
+use tlschat_protocol::names::split_mark;
+use tlschat_protocol::{Mark, Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -66,9 +72,16 @@ pub enum EntryKind {
         by: String,
         reason: String,
     },
+    /// The room's members, each as the server wrote it (`@nick` for a
+    /// moderator: see [`split_mark`]).
     Users {
         room: String,
         nicks: Vec<String>,
+    },
+    /// `old` is now called `new`.
+    Rename {
+        old: String,
+        new: String,
     },
     Rooms(Vec<(String, usize)>),
     Info(String),
@@ -130,10 +143,13 @@ impl EntryKind {
                 text: own(text),
             },
             ServerLine::Pong(token) => EntryKind::Pong(token.map(own)),
+            ServerLine::Rename { old, new } => EntryKind::Rename {
+                old: own(old),
+                new: own(new),
+            },
             ServerLine::Welcome { .. }
             | ServerLine::Nick
             | ServerLine::Pass(_)
-            | ServerLine::Rename { .. }
             | ServerLine::Refuse(_)
             | ServerLine::Ban(_)
             | ServerLine::Unknown(_) => return None,
@@ -159,6 +175,7 @@ impl EntryKind {
                 outgoing: false,
             },
             EntryKind::Kick { .. }
+            | EntryKind::Rename { .. }
             | EntryKind::Rooms(_)
             | EntryKind::Info(_)
             | EntryKind::Error { .. }
@@ -182,6 +199,7 @@ impl EntryKind {
             EntryKind::Join { room, nick } => s(room) + s(nick),
             EntryKind::Part { room, nick, reason } => s(room) + s(nick) + s(reason),
             EntryKind::Kick { nick, by, reason } => s(nick) + s(by) + s(reason),
+            EntryKind::Rename { old, new } => s(old) + s(new),
             EntryKind::Users { room, nicks } => {
                 s(room)
                     + nicks.capacity() * size_of::<String>()
@@ -221,12 +239,28 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+/// Whether `RENAME <old> <new>` renames `me`: `old` is our nickname (any
+/// case) and `new` a valid nickname (a server never sends another). The
+/// session logs in with the new name from then on; front ends show it.
+pub(crate) fn renames_self(me: &str, old: &str, new: &str) -> bool {
+    old.eq_ignore_ascii_case(me) && Nick::parse(new).is_ok()
+}
+
+/// A member of the current room: the nickname as the server spelled it,
+/// and its role mark from the last `USERS` (`@`: a moderator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub nick: String,
+    pub mark: Option<Mark>,
+}
+
 /// The members of the current room: nicknames as the server spelled them,
 /// keyed by the case-folded form the protocol compares (`Alice` and
-/// `alice` are one user). In no particular order: front ends sort.
+/// `alice` are one user), with their marks. In no particular order: front
+/// ends sort.
 #[derive(Debug, Clone, Default)]
 pub struct Members {
-    by_key: IndexMap<String, String>,
+    by_key: IndexMap<String, Member>,
     capped: bool,
 }
 
@@ -239,8 +273,21 @@ impl Members {
         self.by_key.is_empty()
     }
 
+    /// The nicknames, without marks.
     pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.by_key.values().map(|m| &m.nick)
+    }
+
+    /// The members with their marks.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.by_key.values()
+    }
+
+    /// The mark of `nick` (any case), if it is a marked member.
+    pub fn mark(&self, nick: &str) -> Option<Mark> {
+        self.by_key
+            .get(&nick.to_ascii_lowercase())
+            .and_then(|m| m.mark)
     }
 
     #[cfg(test)]
@@ -253,9 +300,9 @@ impl Members {
         self.capped
     }
 
-    /// Adds `nick` unless it is there (any case), is not a valid nickname
-    /// (a server never sends one) or the list is full.
-    fn insert(&mut self, nick: &str) {
+    /// Adds `nick` with `mark` unless it is there (any case), is not a
+    /// valid nickname (a server never sends one) or the list is full.
+    fn insert(&mut self, nick: &str, mark: Option<Mark>) {
         let Ok(valid) = Nick::parse(nick) else {
             return;
         };
@@ -266,13 +313,31 @@ impl Members {
             self.capped = true;
             return;
         }
-        self.by_key
-            .insert(valid.key().to_owned(), valid.as_str().to_owned());
+        self.by_key.insert(
+            valid.key().to_owned(),
+            Member {
+                nick: valid.as_str().to_owned(),
+                mark,
+            },
+        );
     }
 
-    fn remove(&mut self, nick: &str) {
+    fn remove(&mut self, nick: &str) -> Option<Member> {
         // Order is not kept, so the constant-time removal will do.
-        self.by_key.swap_remove(&nick.to_ascii_lowercase());
+        self.by_key.swap_remove(&nick.to_ascii_lowercase())
+    }
+
+    /// `old` (a member) is now `new` (a valid nickname), mark kept. A new
+    /// name already listed (another spelling of the same one included)
+    /// keeps a single entry.
+    fn rename(&mut self, old: &str, new: &str) {
+        if Nick::parse(new).is_err() {
+            return;
+        }
+        if let Some(member) = self.remove(old) {
+            self.remove(new);
+            self.insert(new, member.mark);
+        }
     }
 
     fn clear(&mut self) {
@@ -343,6 +408,11 @@ impl ChatState {
             }
             ClientEvent::Line(kind) => {
                 self.track_members(kind);
+                if let EntryKind::Rename { old, new } = kind {
+                    if renames_self(&self.nick, old, new) {
+                        new.clone_into(&mut self.nick);
+                    }
+                }
                 kind.clone()
             }
             ClientEvent::Room(room) => {
@@ -409,13 +479,21 @@ impl ChatState {
     /// Keeps the member list of the current room up to date.
     fn track_members(&mut self, kind: &EntryKind) {
         match kind {
-            EntryKind::Join { room, nick } if self.is_my_room(room) => self.users.insert(nick),
-            EntryKind::Part { room, nick, .. } if self.is_my_room(room) => self.users.remove(nick),
-            EntryKind::Kick { nick, .. } => self.users.remove(nick),
+            EntryKind::Join { room, nick } if self.is_my_room(room) => {
+                self.users.insert(nick, None)
+            }
+            EntryKind::Part { room, nick, .. } if self.is_my_room(room) => {
+                self.users.remove(nick);
+            }
+            EntryKind::Kick { nick, .. } => {
+                self.users.remove(nick);
+            }
+            EntryKind::Rename { old, new } => self.users.rename(old, new),
             EntryKind::Users { room, nicks } if self.is_my_room(room) => {
                 self.users.clear();
-                for n in nicks {
-                    self.users.insert(n);
+                for entry in nicks {
+                    let (mark, nick) = split_mark(entry);
+                    self.users.insert(nick, mark);
                 }
             }
             _ => {}
@@ -478,6 +556,57 @@ mod tests {
         // Room names compare without regard to case.
         line(&mut s, "JOIN #RUST erin");
         assert!(s.users.contains("Erin"));
+    }
+
+    #[test]
+    fn a_rename_moves_the_member_and_its_mark_and_maybe_us() {
+        let mut s = ChatState::new("h", "alice");
+        line(&mut s, "JOIN #lobby alice");
+        line(&mut s, "USERS #lobby alice @bob carol @Dave");
+        assert_eq!(members(&s), ["Dave", "alice", "bob", "carol"]);
+        assert_eq!(s.users.mark("BOB"), Some(Mark::Moderator));
+        assert_eq!(s.users.mark("dave"), Some(Mark::Moderator));
+        assert_eq!(s.users.mark("carol"), None);
+        // Someone else: the member is renamed, mark kept; the entry shows it.
+        assert_eq!(
+            line(&mut s, "RENAME bob Robert"),
+            Some(EntryKind::Rename {
+                old: "bob".into(),
+                new: "Robert".into()
+            })
+        );
+        assert_eq!(members(&s), ["Dave", "Robert", "alice", "carol"]);
+        assert_eq!(s.users.mark("robert"), Some(Mark::Moderator));
+        assert_eq!(s.nick, "alice");
+        // Us, in another case: our nickname changes.
+        line(&mut s, "RENAME ALICE Alicia");
+        assert_eq!(s.nick, "Alicia");
+        assert!(s.users.contains("alicia") && !s.users.contains("alice"));
+        // A change of case only is a rename too.
+        line(&mut s, "RENAME alicia ALICIA");
+        assert_eq!(s.nick, "ALICIA");
+        assert_eq!(members(&s), ["ALICIA", "Dave", "Robert", "carol"]);
+        // Not nicknames (non-ASCII, an escape): nobody is renamed, nothing
+        // panics, the entry still shows what the server said.
+        for bad in ["Алиса", "名前", "x\u{1b}[2J", "@mod"] {
+            line(&mut s, &format!("RENAME carol {bad}"));
+            line(&mut s, &format!("RENAME aliciA {bad}"));
+        }
+        assert_eq!(members(&s), ["ALICIA", "Dave", "Robert", "carol"]);
+        assert_eq!(s.nick, "ALICIA");
+        // Someone not in the room: nobody is added.
+        line(&mut s, "RENAME zed zoe");
+        assert!(!s.users.contains("zoe"));
+        // A marked entry that is no nickname after its mark is left out,
+        // and the mark is never part of the name.
+        line(&mut s, "USERS #lobby @@x @ @Ωμέγα @erin");
+        assert_eq!(members(&s), ["erin"]);
+        let marked: Vec<_> = s
+            .users
+            .members()
+            .map(|m| (m.nick.as_str(), m.mark))
+            .collect();
+        assert_eq!(marked, [("erin", Some(Mark::Moderator))]);
     }
 
     #[test]

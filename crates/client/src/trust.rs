@@ -10,6 +10,11 @@
 //!   unknown host completes the TLS handshake but is only *recorded*
 //!   (`Verdict::Unknown`), and the caller must ask the user (or honour
 //!   `--accept-new`) before it sends a single byte.
+//!   With an invite link's fingerprint (`link`), an unknown host showing
+//!   exactly that certificate is `Verdict::Linked` (stored without asking:
+//!   the link carried the answer); another certificate fails as a changed
+//!   one does, and so does a link that disagrees with known_hosts: a link
+//!   never replaces what known_hosts holds.
 //!
 //! Every policy goes through `TrustVerifier`, which always checks the
 //! handshake signatures with the crypto provider's algorithms, so a pinned
@@ -47,8 +52,14 @@ pub enum Trust {
     Ca(Vec<CertificateDer<'static>>),
     /// Exactly this certificate (`--fingerprint`).
     Pin(Fingerprint),
-    /// Public roots, then the known-hosts file under `key` (`host:port`).
-    Tofu { known_hosts: PathBuf, key: String },
+    /// Public roots, then the known-hosts file under `key` (`host:port`);
+    /// for a host it does not hold, the fingerprint an invite link carried
+    /// (`link`) decides instead of the user.
+    Tofu {
+        known_hosts: PathBuf,
+        key: String,
+        link: Option<Fingerprint>,
+    },
 }
 
 /// What the verifier concluded, for the caller.
@@ -60,8 +71,21 @@ pub(crate) enum Verdict {
     Pinned,
     /// TOFU, host not in known_hosts: ask before going on.
     Unknown,
-    /// TOFU, host known with another certificate: the handshake failed.
+    /// TOFU, host known with another certificate (or `--fingerprint`
+    /// unlike the presented one): the handshake failed.
     Changed { known: Fingerprint },
+    /// TOFU, host not in known_hosts, showing the invite link's
+    /// certificate: store it without asking.
+    Linked,
+    /// TOFU, host not in known_hosts, showing another certificate than the
+    /// invite link's: the handshake failed.
+    NotLinked { link: Fingerprint },
+    /// TOFU: known_hosts holds `known` for the host and the invite link
+    /// names another: the handshake failed, whatever was presented.
+    LinkConflict {
+        known: Fingerprint,
+        link: Fingerprint,
+    },
 }
 
 /// What the handshake presented and how it was judged.
@@ -299,6 +323,7 @@ enum Policy {
     Tofu {
         public: Arc<WebPkiServerVerifier>,
         known: Option<Fingerprint>,
+        link: Option<Fingerprint>,
     },
 }
 
@@ -338,7 +363,11 @@ pub(crate) fn client_config(
             )
         }
         Trust::Pin(fp) => Policy::Pin(*fp),
-        Trust::Tofu { known_hosts, key } => {
+        Trust::Tofu {
+            known_hosts,
+            key,
+            link,
+        } => {
             let known = KnownHosts::load(known_hosts)?.get(key);
             let roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -347,7 +376,11 @@ pub(crate) fn client_config(
                 path: PathBuf::from("webpki-roots"),
                 reason: e.to_string(),
             })?;
-            Policy::Tofu { public, known }
+            Policy::Tofu {
+                public,
+                known,
+                link: *link,
+            }
         }
     };
     let outcome = Arc::new(Mutex::new(None));
@@ -380,6 +413,24 @@ fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
 /// The error a pin mismatch fails the handshake with.
 fn pin_mismatch() -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+}
+
+/// TOFU's judgement of a certificate that is not publicly trusted: what
+/// known_hosts holds for the host decides, else the invite link's
+/// fingerprint, else the user (`Unknown`).
+fn tofu_verdict(
+    presented: Fingerprint,
+    known: Option<Fingerprint>,
+    link: Option<Fingerprint>,
+) -> Verdict {
+    match (known, link) {
+        (Some(known), Some(link)) if known != link => Verdict::LinkConflict { known, link },
+        (Some(known), _) if known == presented => Verdict::Pinned,
+        (Some(known), _) => Verdict::Changed { known },
+        (None, Some(link)) if link == presented => Verdict::Linked,
+        (None, Some(link)) => Verdict::NotLinked { link },
+        (None, None) => Verdict::Unknown,
+    }
 }
 
 impl TrustVerifier {
@@ -427,30 +478,33 @@ impl ServerCertVerifier for TrustVerifier {
                     Err(pin_mismatch())
                 }
             }
-            Policy::Tofu { public, known } => {
+            Policy::Tofu {
+                public,
+                known,
+                link,
+            } => {
                 if public
                     .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                     .is_ok()
                 {
+                    // A link does not pin a publicly trusted certificate:
+                    // its renewals would break every link handed out.
                     self.record(fp, Verdict::CaVerified);
                     return Ok(ServerCertVerified::assertion());
                 }
-                match known {
-                    Some(k) if *k == fp => {
-                        self.record(fp, Verdict::Pinned);
-                        Ok(ServerCertVerified::assertion())
-                    }
-                    Some(k) => {
-                        self.record(fp, Verdict::Changed { known: *k });
-                        Err(pin_mismatch())
-                    }
-                    None => {
-                        // Completes the handshake so the user can be shown
-                        // the fingerprint; the caller sends nothing until
-                        // the user (or --accept-new) has said yes.
-                        self.record(fp, Verdict::Unknown);
-                        Ok(ServerCertVerified::assertion())
-                    }
+                let verdict = tofu_verdict(fp, *known, *link);
+                let accepted = matches!(
+                    verdict,
+                    Verdict::Pinned | Verdict::Linked | Verdict::Unknown
+                );
+                self.record(fp, verdict);
+                if accepted {
+                    // Unknown completes the handshake so the user can be
+                    // shown the fingerprint; the caller sends nothing until
+                    // the user (or --accept-new) has said yes.
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(pin_mismatch())
                 }
             }
         }
@@ -505,7 +559,10 @@ pub(crate) fn explain_tls_error(
 ) -> String {
     if let Some(Outcome {
         fingerprint,
-        verdict: Verdict::Changed { known },
+        verdict:
+            Verdict::Changed { known }
+            | Verdict::NotLinked { link: known }
+            | Verdict::LinkConflict { known, .. },
     }) = outcome
     {
         return format!(
@@ -645,6 +702,38 @@ mod tests {
         assert!(
             text.contains("not signed by the CA") && text.contains("impostor"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_link_decides_only_for_hosts_known_hosts_does_not_hold() {
+        let (a, b, c) = (
+            Fingerprint([1; 32]),
+            Fingerprint([2; 32]),
+            Fingerprint([3; 32]),
+        );
+        assert_eq!(tofu_verdict(a, None, Some(a)), Verdict::Linked);
+        assert_eq!(
+            tofu_verdict(b, None, Some(a)),
+            Verdict::NotLinked { link: a }
+        );
+        assert_eq!(tofu_verdict(a, Some(a), Some(a)), Verdict::Pinned);
+        assert_eq!(
+            tofu_verdict(b, Some(a), Some(a)),
+            Verdict::Changed { known: a }
+        );
+        // known_hosts and the link disagree: refused whichever one the
+        // server matches (a link never replaces a known certificate).
+        for presented in [a, b, c] {
+            assert_eq!(
+                tofu_verdict(presented, Some(a), Some(b)),
+                Verdict::LinkConflict { known: a, link: b }
+            );
+        }
+        assert_eq!(tofu_verdict(a, None, None), Verdict::Unknown);
+        assert_eq!(
+            tofu_verdict(b, Some(a), None),
+            Verdict::Changed { known: a }
         );
     }
 

@@ -276,11 +276,16 @@ impl App {
         }
         let key = host_port.to_string();
         let invite = self.form.invite().cloned();
-        let trust = match (&self.given_trust, &invite, self.paths.known_hosts.clone()) {
-            (Some((server, trust)), _, _) if *server == key => trust.clone(),
-            (_, Some(link), _) => Trust::Pin(link.fingerprint()),
-            (_, None, Some(known_hosts)) => Trust::Tofu { known_hosts, key },
-            (_, None, None) => {
+        let trust = match (&self.given_trust, self.paths.known_hosts.clone()) {
+            (Some((server, trust)), _) if *server == key => trust.clone(),
+            // The link's certificate is trusted without asking, and
+            // stored in known_hosts as if the person had said yes.
+            (_, Some(known_hosts)) => Trust::Tofu {
+                known_hosts,
+                key,
+                link: invite.as_ref().map(InviteLink::fingerprint),
+            },
+            (_, None) => {
                 return self.fail("this system has no config directory for known_hosts".into())
             }
         };

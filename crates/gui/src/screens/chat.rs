@@ -1128,7 +1128,10 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
             job.append("— ", 0.0, color.clone());
             body = append_text(&mut job, &text.replace('\n', " "), &color);
         }
-        kind @ (EntryKind::Join { .. } | EntryKind::Part { .. } | EntryKind::Kick { .. }) => {
+        kind @ (EntryKind::Join { .. }
+        | EntryKind::Part { .. }
+        | EntryKind::Kick { .. }
+        | EntryKind::Rename { .. }) => {
             if let Some(text) = plain(kind) {
                 body = append_text(&mut job, &text, &colored(colors::dim(visuals)));
             }

@@ -8,7 +8,7 @@ use egui::{Color32, Frame, RichText};
 
 use crate::app::Action;
 use tlschat_client_core::render::sanitize;
-use tlschat_client_core::ChangedCertificate;
+use tlschat_client_core::{ChangedCertificate, Expected};
 use tlschat_protocol::Fingerprint;
 
 /// `SHA256:` and the 64 hex digits in groups of four, four groups a line.
@@ -131,19 +131,24 @@ pub fn changed(ui: &mut egui::Ui, changed: &ChangedCertificate) -> Option<Action
                          certificate was replaced. The connection was closed; nothing was sent.",
                     );
                     ui.add_space(12.0);
-                    ui.label(RichText::new("Known certificate").strong());
+                    let expected = match changed.expected {
+                        Expected::Link => "Certificate the invite link names",
+                        Expected::KnownHosts | Expected::KnownHostsNotLink(_) => {
+                            "Known certificate"
+                        }
+                    };
+                    ui.label(RichText::new(expected).strong());
                     fingerprint_block(ui, &changed.known);
+                    if let Expected::KnownHostsNotLink(linked) = &changed.expected {
+                        ui.add_space(8.0);
+                        ui.label(RichText::new("Certificate the invite link names").strong());
+                        fingerprint_block(ui, linked);
+                    }
                     ui.add_space(8.0);
                     ui.label(RichText::new("Certificate the server presented now").strong());
                     fingerprint_block(ui, &changed.got);
                     ui.add_space(12.0);
-                    ui.label(format!(
-                        "Ask the server's operator whether the certificate was replaced. Only if \
-                         they confirm the new fingerprint, remove the line for {} from {} and \
-                         connect again.",
-                        sanitize(&changed.key),
-                        sanitize(&changed.known_hosts.display().to_string())
-                    ));
+                    ui.label(advice(changed));
                     ui.add_space(16.0);
                     if ui.button("Back").clicked() {
                         action = Some(Action::Back);
@@ -152,6 +157,30 @@ pub fn changed(ui: &mut egui::Ui, changed: &ChangedCertificate) -> Option<Action
             });
         });
     action
+}
+
+/// What to do about a changed certificate, by where the expected one
+/// came from.
+fn advice(changed: &ChangedCertificate) -> String {
+    let line = format!(
+        "remove the line for {} from {} and connect again",
+        sanitize(&changed.key),
+        sanitize(&changed.known_hosts.display().to_string())
+    );
+    match changed.expected {
+        Expected::KnownHosts => format!(
+            "Ask the server's operator whether the certificate was replaced. Only if they \
+             confirm the new fingerprint, {line}."
+        ),
+        Expected::Link => "The invite link does not belong to this server's certificate, and \
+             nothing was stored. Ask whoever sent the link for a new one."
+            .to_owned(),
+        Expected::KnownHostsNotLink(_) => format!(
+            "The invite link names another certificate than the one known from earlier \
+             visits; a link never replaces a known certificate. Ask the server's operator \
+             which is right. Only if they confirm the link's, {line}."
+        ),
+    }
 }
 
 #[cfg(test)]

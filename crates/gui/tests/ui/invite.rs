@@ -109,6 +109,13 @@ fn connect_with_a_link_reaches_the_chat_with_no_trust_question() {
         conn(g) == Some(ConnState::Connected)
     });
     watcher.wait_for("JOIN #lobby invited");
+    // Stored as if the person had said yes to the trust question.
+    let stored =
+        std::fs::read_to_string(world.home.path().join("known_hosts")).expect("known_hosts");
+    assert!(
+        stored.contains(&format!("{} {}", world.addr, world.fingerprint)),
+        "{stored}"
+    );
     // Recent servers hold host:port, never the link's code.
     let settings = std::fs::read_to_string(world.home.path().join("gui.toml")).expect("gui.toml");
     assert!(settings.contains(&world.server()), "{settings}");
@@ -124,12 +131,34 @@ fn a_link_for_another_certificate_is_refused_before_anything_is_sent() {
     begin(&mut gui, &[&link_to(&world, Fingerprint([0x42; 32]))]);
     type_into(&mut gui, "Nickname", "invited");
     gui.get_by_label("Connect").click();
-    run_until(&mut gui, STEP, "refused", |g| {
-        !matches!(g.state().screen(), Screen::Connecting { .. })
+    run_until(&mut gui, STEP, "the changed-certificate screen", |g| {
+        shows(g, "has changed")
     });
-    assert!(!matches!(gui.state().screen(), Screen::Chat(_)));
+    assert!(shows(&gui, "Certificate the invite link names"));
+    assert!(shows(&gui, &grouped(&Fingerprint([0x42; 32]))));
+    assert!(shows(&gui, "nothing was stored"));
     let seen = watcher.lines_until_sync("after");
     assert!(!seen.iter().any(|l| l.contains("invited")), "{seen:?}");
+    assert!(!world.home.path().join("known_hosts").exists());
+}
+
+#[test]
+fn a_link_never_replaces_a_known_certificate() {
+    let world = World::start();
+    let known_hosts = world.home.path().join("known_hosts");
+    let line = format!("{} {}\n", world.addr, Fingerprint([0x42; 32]));
+    std::fs::write(&known_hosts, &line).expect("write known_hosts");
+    let (mut gui, _) = world.gui();
+    begin(&mut gui, &[&link_to(&world, world.fingerprint)]);
+    type_into(&mut gui, "Nickname", "invited");
+    gui.get_by_label("Connect").click();
+    run_until(&mut gui, STEP, "the changed-certificate screen", |g| {
+        shows(g, "has changed")
+    });
+    assert!(shows(&gui, "a link never replaces a known certificate"));
+    assert!(shows(&gui, "Known certificate"));
+    assert!(shows(&gui, "Certificate the invite link names"));
+    assert_eq!(std::fs::read_to_string(&known_hosts).expect("read"), line);
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn connect_and_trust_screens() {
         got: Fingerprint([0xc3; 32]),
         known_hosts: "/home/alice/.config/tlschat/known_hosts".into(),
         key: "chat.example.org:55555".into(),
+        expected: tlschat_client_core::Expected::KnownHosts,
     };
     for dark in [true, false] {
         let Some(r) = renderer() else { return };
