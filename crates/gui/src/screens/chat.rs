@@ -9,6 +9,10 @@
 //! ([`EntryKind::conversation`](tlschat_client_core::state::EntryKind::conversation))
 //! and keeps what a window needs besides: what is being viewed, unread
 //! counts, the input line and its history, the scroll position.
+//!
+//! The passwords typed in `/register` and `/password` are drawn as `•`
+//! (and told to screen readers so), never kept in the input history, and
+//! such a line is sent without leading spaces, so it is never a message.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -22,10 +26,12 @@ use crate::app::Action;
 use crate::colors;
 use crate::notify::Notice;
 use tlschat_client_core::render::{plain, sanitize};
-use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind};
+use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind, Member};
 use tlschat_client_core::{
-    classify, clean_typed, ChatState, ClientEvent, ClientHandle, History, UserLine, MAX_INPUT_BYTES,
+    classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
+    UserLine, MAX_INPUT_BYTES,
 };
+use tlschat_protocol::Mark;
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -247,8 +253,12 @@ impl ChatView {
             let i = self.buffer(ConversationKey::Room(room.clone()));
             self.view(i);
         }
-        if let Some(EntryKind::Rooms(rooms)) = entry.as_ref().map(|e| &e.kind) {
-            self.rooms = rooms.iter().take(LISTED_ROOMS).cloned().collect();
+        match entry.as_ref().map(|e| &e.kind) {
+            Some(EntryKind::Rooms(rooms)) => {
+                self.rooms = rooms.iter().take(LISTED_ROOMS).cloned().collect();
+            }
+            Some(EntryKind::Rename { old, new }) => self.renamed(old, new),
+            _ => {}
         }
         match entry {
             Some(entry) => self.file(entry, focused),
@@ -285,6 +295,19 @@ impl ChatView {
         }
         self.buffers.push(Buffer::new(key));
         self.buffers.len() - 1
+    }
+
+    /// A private conversation with someone who took another nickname goes
+    /// on under the new one (unless there is one with that name already).
+    fn renamed(&mut self, old: &str, new: &str) {
+        let new_key = ConversationKey::Private(new.to_owned());
+        if new.len() > MAX_NAME_BYTES || self.buffers.iter().any(|b| b.key.same(&new_key)) {
+            return;
+        }
+        let old_key = ConversationKey::Private(old.to_owned());
+        if let Some(b) = self.buffers.iter_mut().find(|b| b.key.same(&old_key)) {
+            b.key = new_key;
+        }
     }
 
     /// The current room's conversation, or the lobby's (always the first).
@@ -413,8 +436,11 @@ impl ChatView {
     /// typed (as in the terminal client); plain text in a private
     /// conversation becomes `/msg <peer> <text>`.
     pub fn submit(&mut self) {
-        let line = std::mem::take(&mut self.input);
-        self.history.push(&line);
+        let typed = std::mem::take(&mut self.input);
+        // History keeps no secret line; such a line goes without leading
+        // spaces, as a command even in a private conversation.
+        self.history.push(&typed);
+        let line = secret_command(&typed).to_owned();
         let asked = classify(&line);
         if asked == UserLine::Blank {
             return;
@@ -727,9 +753,10 @@ impl ChatView {
     /// The current room's members, sorted; only the rows in sight are
     /// drawn (a room can hold thousands).
     fn users(&mut self, ui: &mut egui::Ui) {
-        let mut users: Vec<&String> = self.state.users.iter().collect();
+        let mut users: Vec<&Member> = self.state.users.members().collect();
         // Without regard to ASCII case, and without a copy of each name.
         users.sort_by(|a, b| {
+            let (a, b) = (&a.nick, &b.nick);
             a.bytes()
                 .map(|c| c.to_ascii_lowercase())
                 .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
@@ -745,16 +772,15 @@ impl ChatView {
         let mut open = None;
         egui::ScrollArea::vertical().show_rows(ui, row_height, rows, |ui, range| {
             for i in range {
-                let Some(nick) = users.get(i) else {
+                let Some(member) = users.get(i) else {
                     ui.label(RichText::new("(more not listed)").color(colors::dim(ui.visuals())));
                     continue;
                 };
-                let shown = RichText::new(name(nick)).color(colors::nick(nick, dark));
-                let row = ui
-                    .selectable_label(false, shown)
-                    .on_hover_text("talk privately");
+                let nick = &member.nick;
+                let (shown, hover) = member_row(ui, member, dark);
+                let row = ui.selectable_label(false, shown).on_hover_text(hover);
                 if row.clicked() && !nick.eq_ignore_ascii_case(&self.state.nick) {
-                    open = Some(ConversationKey::Private((*nick).clone()));
+                    open = Some(ConversationKey::Private(nick.clone()));
                 }
             }
         });
@@ -788,14 +814,24 @@ impl ChatView {
                 cursor_to_end(ui.ctx(), id, &self.input);
             }
         }
+        // Masks as the text is laid out, so that no frame shows a pasted
+        // password.
+        let mut masked = masked_layouter;
         let field = ui
             .add(
                 TextEdit::singleline(&mut self.input)
                     .id(id)
                     .hint_text(RichText::new(hint).color(dim))
-                    .desired_width(f32::INFINITY),
+                    .desired_width(f32::INFINITY)
+                    .layouter(&mut masked),
             )
             .labelled_by(label.id);
+        if let Some(hidden) = secret(&self.input) {
+            // Screen readers get what the screen shows.
+            let shown = hidden.mask(&self.input);
+            ui.ctx()
+                .accesskit_node_builder(id, |node| node.set_value(shown));
+        }
         if field.changed() {
             // An edit ends browsing, as in the terminal client. The field
             // takes any paste or IME text; what the input rules refuse
@@ -1149,6 +1185,64 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
     (job, body)
 }
 
+/// A member's row in the users list: the nickname in its colour, after
+/// the `@` badge of a moderator; and the row's hover text.
+fn member_row(ui: &egui::Ui, member: &Member, dark: bool) -> (egui::WidgetText, &'static str) {
+    let nick = RichText::new(name(&member.nick)).color(colors::nick(&member.nick, dark));
+    let Some(mark) = member.mark else {
+        return (nick.into(), "talk privately");
+    };
+    let mut job = LayoutJob::default();
+    let style = ui.style();
+    let badge = RichText::new(mark.as_char().to_string())
+        .strong()
+        .color(colors::status(ui.visuals()));
+    badge.append_to(
+        &mut job,
+        style,
+        egui::TextStyle::Button.into(),
+        Align::Center,
+    );
+    nick.append_to(
+        &mut job,
+        style,
+        egui::TextStyle::Button.into(),
+        Align::Center,
+    );
+    let hover = match mark {
+        Mark::Moderator => "moderator · talk privately",
+    };
+    (job.into(), hover)
+}
+
+/// The input line's layout: egui's own for a single line (the body font,
+/// the colour of a text field), with the secrets of a `/register` or
+/// `/password` line drawn as `•`, one for each character, so that the
+/// cursor still moves character by character.
+fn masked_layouter(
+    ui: &egui::Ui,
+    text: &dyn egui::TextBuffer,
+    _wrap_width: f32,
+) -> std::sync::Arc<egui::Galley> {
+    let text = text.as_str();
+    let shown = match secret(text) {
+        Some(hidden) => hidden.mask(text),
+        None => text.to_owned(),
+    };
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let visuals = ui.visuals();
+    let color = visuals
+        .override_text_color
+        .unwrap_or_else(|| visuals.widgets.inactive.text_color());
+    let line_height = ui.fonts_mut(|f| f.row_height(&font)) + ui.spacing().extra_text_line_spacing;
+    let mut job = LayoutJob::simple_singleline(shown, font, color);
+    job.keep_trailing_whitespace = true;
+    for section in &mut job.sections {
+        section.format.line_height = Some(line_height);
+    }
+    ui.fonts_mut(|f| f.layout_job(job))
+}
+
 /// Puts the text field's cursor after its last character (a recalled or
 /// cleaned line is edited from its end).
 fn cursor_to_end(ctx: &egui::Context, id: egui::Id, text: &str) {
@@ -1274,6 +1368,28 @@ mod tests {
             "the room is on screen, so nothing is unread there"
         );
         assert_eq!(chat.buffers[1].entries.len(), 2);
+    }
+
+    #[test]
+    fn a_private_conversation_follows_a_rename() {
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.on_client_event(private("bob", "hi"), true);
+        let rename = |old: &str, new: &str| {
+            ClientEvent::Line(EntryKind::Rename {
+                old: old.into(),
+                new: new.into(),
+            })
+        };
+        chat.on_client_event(rename("BOB", "robert"), true);
+        chat.on_client_event(private("robert", "it is me"), true);
+        let keys: Vec<&str> = chat.buffers.iter().map(|b| b.key.name()).collect();
+        assert_eq!(keys, ["#lobby", "robert"]);
+        assert_eq!(chat.buffers[1].entries.len(), 2);
+        // Into a name that has a conversation already: both stay.
+        chat.on_client_event(private("carol", "hey"), true);
+        chat.on_client_event(rename("robert", "carol"), true);
+        let keys: Vec<&str> = chat.buffers.iter().map(|b| b.key.name()).collect();
+        assert_eq!(keys, ["#lobby", "robert", "carol"]);
     }
 
     #[test]

@@ -62,16 +62,21 @@ fn right_to_left_lines_are_read_in_the_order_they_were_written() {
     assert!(h.query_by_label_contains("dmitri  שלום עולם!").is_some());
 }
 
+/// Types `text` into the input line and presses Enter.
+fn enter_line(h: &mut Harness<'static, ChatView>, text: &str) {
+    let input = h.get_by_label("Message");
+    input.focus();
+    input.type_text(text);
+    h.run();
+    h.key_press(egui::Key::Enter);
+    h.run();
+}
+
 #[test]
 fn enter_sends_and_keeps_the_input_focused() {
     let mut h = chat_with(&[]);
     h.run();
-    let input = h.get_by_label("Message");
-    input.focus();
-    input.type_text("hello");
-    h.run();
-    h.key_press(egui::Key::Enter);
-    h.run();
+    enter_line(&mut h, "hello");
     let input = h.get_by_label("Message");
     assert_eq!(input.value().unwrap_or_default(), "");
     assert!(input.is_focused(), "the input lost its focus");
@@ -387,4 +392,57 @@ fn a_private_conversation_can_be_closed() {
         "gone from the list"
     );
     assert!(matches!(h.state().viewing(), tlschat_gui::ConversationKey::Room(r) if r == "#lobby"));
+}
+
+#[test]
+fn a_password_typed_in_register_is_masked_and_up_does_not_recall_it() {
+    let mut h = chat_with(&[]);
+    h.run();
+    enter_line(&mut h, "hello");
+    let secret = "пароль-密码-🔑";
+    let input = h.get_by_label("Message");
+    input.type_text(&format!("/register {secret}"));
+    h.run();
+    let masked = format!("/register {}", "•".repeat(secret.chars().count()));
+    assert_eq!(
+        h.get_by_label("Message").value().unwrap_or_default(),
+        masked
+    );
+    assert!(
+        h.query_by_label_contains(secret).is_none(),
+        "the password is on screen"
+    );
+    h.key_press(egui::Key::Enter);
+    h.run();
+    // Up brings back the line before, never the password's.
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(
+        h.get_by_label("Message").value().unwrap_or_default(),
+        "hello"
+    );
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(
+        h.get_by_label("Message").value().unwrap_or_default(),
+        "hello"
+    );
+}
+
+#[test]
+fn a_moderator_has_an_at_badge_in_the_users_list() {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+    chat.on_client_event(
+        ClientEvent::Line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks: ["alice", "@bob", "carol"].map(String::from).to_vec(),
+        }),
+        true,
+    );
+    let mut h = harness_of(chat);
+    h.run();
+    assert!(h.query_by_label("@bob").is_some(), "{:#?}", h.root());
+    assert!(h.query_by_label("carol").is_some());
+    assert!(h.query_by_label_contains("@carol").is_none());
 }

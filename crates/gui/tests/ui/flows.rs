@@ -352,3 +352,21 @@ fn what_the_input_rules_refuse_is_never_sent_and_a_long_line_fits_the_protocol()
         body.len()
     );
 }
+
+#[test]
+fn a_password_line_in_a_private_conversation_never_reaches_the_peer() {
+    let world = World::start();
+    let mut bob = world.peer("bob");
+    let (mut gui, _) = connect_trusted(&world, "gui");
+    bob.wait_for("JOIN #lobby gui");
+    bob.send("/msg gui hi");
+    run_until(&mut gui, STEP, "bob's conversation", |g| shows(g, "bob  1"));
+    gui.get_by_label_contains("bob  1").click();
+    gui.run_ok();
+    // Leading spaces would make it a message (to bob, here).
+    send_line(&mut gui, "  /password old-пароль new-密码");
+    send_line(&mut gui, "after");
+    // In order on one connection: a private line with the password
+    // would come first.
+    assert_eq!(bob.wait_for("PRIVMSG gui bob"), "PRIVMSG gui bob after");
+}

@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use chrono::TimeZone;
+use egui_kittest::kittest::Queryable;
 use egui_kittest::wgpu::WgpuTestRenderer;
 use egui_kittest::{Harness, SnapshotResults};
 
@@ -235,4 +236,39 @@ fn chat_screen_in_both_themes() {
         h.snapshot(if dark { "chat_dark" } else { "chat_light" });
         results.extend_harness(&mut h);
     }
+}
+
+#[test]
+fn a_typed_password_is_masked_and_a_moderator_badged() {
+    let mut results = SnapshotResults::new();
+    let Some(r) = renderer() else { return };
+    let mut chat = busy_chat();
+    let at = chrono::Local
+        .with_ymd_and_hms(2026, 3, 14, 10, 0, 0)
+        .earliest()
+        .expect("a local time");
+    let users = ["alice", "@bob", "dmitri", "yuki", "noor", "carol"];
+    chat.on_client_event_at(
+        line(EntryKind::Users {
+            room: "#lobby".into(),
+            nicks: users.map(String::from).to_vec(),
+        }),
+        true,
+        at,
+    );
+    let mut h = harness(
+        r,
+        chat,
+        |ui, chat| {
+            chat.show(ui, std::time::Instant::now());
+        },
+        true,
+    );
+    h.run();
+    let input = h.get_by_label("Message");
+    input.focus();
+    input.type_text("/password hunter2 пароль-密码-🔑");
+    h.run();
+    h.snapshot("chat_password_dark");
+    results.extend_harness(&mut h);
 }
