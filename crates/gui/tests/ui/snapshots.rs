@@ -272,3 +272,29 @@ fn a_typed_password_is_masked_and_a_moderator_badged() {
     h.snapshot("chat_password_dark");
     results.extend_harness(&mut h);
 }
+
+#[test]
+fn the_connect_screen_of_an_invite() {
+    let mut results = SnapshotResults::new();
+    let Some(r) = renderer() else { return };
+    let link = "tlschat://chat.example.org:55555/?fp=SHA256:\
+        5ba093e7d4c1a0a4f2f0c4ef3b2b1c0f9a8e7d6c5b4a39281706f5e4d3c2b13b\
+        &code=abcdefghijklmnopqrstuvwxyz234567";
+    let mut form = ConnectForm::default();
+    form.take_invite(tlschat_protocol::InviteLink::parse(link).expect("a link"));
+    let settings = Settings::default();
+    let mut h = harness(
+        r,
+        form,
+        move |ui, form| {
+            screens::connect::show(ui, form, &settings);
+        },
+        true,
+    );
+    h.run();
+    assert!(h
+        .query_by_label_contains("invited: the certificate SHA256:5ba0…b13b will be trusted")
+        .is_some());
+    h.snapshot("connect_invite_dark");
+    results.extend_harness(&mut h);
+}
