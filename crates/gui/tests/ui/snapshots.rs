@@ -74,6 +74,22 @@ fn harness<S>(
         .build_ui_state(draw, state)
 }
 
+/// The connect screen holding `form`, in the dark theme.
+fn connect_harness(
+    renderer: WgpuTestRenderer,
+    form: ConnectForm,
+    settings: Settings,
+) -> Harness<'static, ConnectForm> {
+    harness(
+        renderer,
+        form,
+        move |ui, form| {
+            screens::connect::show(ui, form, &settings);
+        },
+        true,
+    )
+}
+
 #[test]
 fn connect_and_trust_screens() {
     let mut results = SnapshotResults::new();
@@ -87,14 +103,7 @@ fn connect_and_trust_screens() {
         nickname: "alice".into(),
         ..ConnectForm::default()
     };
-    let mut h = harness(
-        r,
-        form,
-        move |ui, form| {
-            screens::connect::show(ui, form, &settings);
-        },
-        true,
-    );
+    let mut h = connect_harness(r, form, settings);
     h.run();
     h.snapshot("connect_dark");
     results.extend_harness(&mut h);
@@ -283,14 +292,7 @@ fn the_connect_screen_of_an_invite() {
     let mut form = ConnectForm::default();
     form.take_invite(tlschat_protocol::InviteLink::parse(link).expect("a link"));
     let settings = Settings::default();
-    let mut h = harness(
-        r,
-        form,
-        move |ui, form| {
-            screens::connect::show(ui, form, &settings);
-        },
-        true,
-    );
+    let mut h = connect_harness(r, form, settings);
     h.run();
     assert!(h
         .query_by_label_contains("invited: the certificate SHA256:5ba0…b13b will be trusted")
