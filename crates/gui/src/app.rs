@@ -276,24 +276,31 @@ impl App {
         }
         let key = host_port.to_string();
         let invite = self.form.invite().cloned();
-        let trust = match (&self.given_trust, self.paths.known_hosts.clone()) {
-            (Some((server, trust)), _) if *server == key => trust.clone(),
-            // The link's certificate is trusted without asking, and
-            // stored in known_hosts as if the person had said yes.
-            (_, Some(known_hosts)) => Trust::Tofu {
-                known_hosts,
-                key,
-                link: invite.as_ref().map(InviteLink::fingerprint),
-            },
-            (_, None) => {
+        let given = self
+            .given_trust
+            .as_ref()
+            .filter(|(server, _)| *server == key)
+            .map(|(_, trust)| trust.clone());
+        let opts = match (invite, given, self.paths.known_hosts.clone()) {
+            // The link's certificate is trusted without asking (and stored
+            // in known_hosts as if the person had said yes); its code
+            // answers PASS join.
+            (Some(link), _, Some(known_hosts)) => {
+                ClientOptions::from_link(&link, nickname, known_hosts)
+            }
+            (None, Some(trust), _) => ClientOptions::new(host_port, nickname, trust),
+            (None, None, Some(known_hosts)) => {
+                let trust = Trust::Tofu {
+                    known_hosts,
+                    key,
+                    link: None,
+                };
+                ClientOptions::new(host_port, nickname, trust)
+            }
+            (_, _, None) => {
                 return self.fail("this system has no config directory for known_hosts".into())
             }
         };
-        let mut opts = ClientOptions::new(host_port, nickname, trust);
-        opts.join_secret = invite
-            .as_ref()
-            .and_then(InviteLink::code)
-            .map(|code| code.expose().to_owned());
         match Network::connect(opts, self.ctx.clone()) {
             Ok(net) => {
                 self.network = Some(net);
