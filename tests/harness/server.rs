@@ -4,18 +4,26 @@
 //! begun by `Drop` when a test ends or fails without it).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
+use tlschat_server_core::clock::ManualClock;
 use tlschat_server_core::config::ServerConfig;
 use tlschat_server_core::Server;
 
 use super::client::{connect_tls, login, login_admin, Client};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// Where [`TestServer::start_clocked`]'s clock starts: 2026-11-24T14:00:00Z.
+pub fn clock_start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_528_800)
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -36,6 +44,19 @@ impl TestServer {
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, tweak).await
+    }
+
+    /// Starts with a [`ManualClock`] at [`clock_start`] as the server's
+    /// "now" (returned, for the test to move), sweeping expired bans every
+    /// 100 ms.
+    pub async fn start_clocked() -> (TestServer, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(clock_start()));
+        let server = Self::start_with(|c| {
+            c.clock = clock.clone();
+            c.sweep_every = Duration::from_millis(100);
+        })
+        .await;
+        (server, clock)
     }
 
     pub async fn start_in(
@@ -77,6 +98,14 @@ impl TestServer {
             .expect("server task")
             .expect("server run");
         self.dir.take().expect("the data directory, until stop")
+    }
+
+    /// The server's data directory (`bans.txt`, `tlschat.db`, `certs/`).
+    pub fn data_dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .expect("the data directory, until stop")
+            .path()
     }
 
     /// A TLS connection (no login yet).

@@ -301,6 +301,32 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// Moves the account of `old` (if it is one) to `new`, a change of
+    /// case included; saved (file or store) before the accounts in memory
+    /// change. On error nothing changed.
+    pub(crate) fn rename(&mut self, old: &Nick, new: &Nick) -> Result<(), AccountsError> {
+        let Some((_, phc)) = self.map.get(old.key()).cloned() else {
+            return Ok(());
+        };
+        let mut next = self.map.clone();
+        next.remove(old.key());
+        next.insert(new.key().to_owned(), (new.clone(), phc));
+        match &self.backing {
+            Backing::File(path) => write_atomic(path, render(&next).as_bytes(), Mode::Private)
+                .map_err(|source| AccountsError::Write {
+                    path: path.clone(),
+                    source,
+                })?,
+            Backing::Store { store, .. } => store
+                .rename(old.key(), new)
+                .map_err(|e| AccountsError::Store(Box::new(e)))?,
+        }
+        self.map = next;
+        Ok(())
+    }
+}
+
 /// The admin nick as a [`Nick`]; `ADMIN` is a valid nick by construction.
 fn admin_nick() -> Nick {
     Nick::parse(ADMIN).expect("ADMIN is a valid nickname")

@@ -32,11 +32,13 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::certs::{self, CertError, CertPaths};
+use crate::clock::{Clock, SystemClock};
 use tlschat_fs::{read_password_file, PasswordFileError};
 use tlschat_protocol::DEFAULT_PORT;
 
@@ -485,6 +487,8 @@ impl Merged {
             cert: eff.cert.clone(),
             admin_password,
             limits: eff.limits.clone(),
+            clock: Arc::new(SystemClock),
+            sweep_every: SWEEP_EVERY,
         })
     }
 
@@ -555,7 +559,19 @@ pub struct ServerConfig {
     /// Replaces the stored admin password when set.
     pub admin_password: Option<String>,
     pub limits: Limits,
+    /// "Now" for everything that expires (timed bans, invites); tests move
+    /// a [`crate::clock::ManualClock`].
+    pub clock: Arc<dyn Clock>,
+    /// How often expired bans and invites are dropped ([`SWEEP_EVERY`]);
+    /// tests sweep sooner.
+    #[doc(hidden)]
+    pub sweep_every: Duration,
 }
+
+/// How often the server drops expired bans and invites from its files.
+/// Expiry itself is checked at use, so this only bounds how long an expired
+/// line stays in `bans.txt`.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
 fn redacted(password: &Option<String>) -> Option<&'static str> {
@@ -572,6 +588,8 @@ impl std::fmt::Debug for ServerConfig {
             cert,
             admin_password,
             limits,
+            clock,
+            sweep_every,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -579,6 +597,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("cert", cert)
             .field("admin_password", &redacted(admin_password))
             .field("limits", limits)
+            .field("clock", clock)
+            .field("sweep_every", sweep_every)
             .finish()
     }
 }
@@ -594,6 +614,8 @@ impl ServerConfig {
             },
             admin_password: None,
             limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            sweep_every: SWEEP_EVERY,
         }
     }
 

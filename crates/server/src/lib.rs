@@ -141,6 +141,7 @@ pub struct Server {
     listener: TcpListener,
     ctx: Arc<PeerContext>,
     info: ServerInfo,
+    sweep_every: Duration,
 }
 
 impl Server {
@@ -171,7 +172,8 @@ impl Server {
         };
         let tls_config = tls::server_config(&cert)?;
 
-        let bans = bans::BanList::load(&config::bans_file(&data_dir))?;
+        let bans =
+            bans::BanList::load_with_clock(&config::bans_file(&data_dir), config.clock.clone())?;
         let mut accounts = accounts::Accounts::load(&config::accounts_file(&data_dir))?;
         let admin =
             accounts::ensure_admin(&data_dir, &mut accounts, config.admin_password.as_deref())?;
@@ -204,6 +206,7 @@ impl Server {
                 cert_generated,
                 admin,
             },
+            sweep_every: config.sweep_every,
         })
     }
 
@@ -228,8 +231,14 @@ impl Server {
     /// an `INFO`, its queue is flushed (bounded) and its TLS closed.
     #[instrument(skip_all, fields(addr = %self.info.local_addr))]
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Server { listener, ctx, .. } = self;
+        let Server {
+            listener,
+            ctx,
+            sweep_every,
+            ..
+        } = self;
         let tracker = TaskTracker::new();
+        tracker.spawn(sweep(ctx.clone(), sweep_every));
         let mut backoff = Duration::from_millis(5);
         info!("accepting connections");
         loop {
@@ -286,6 +295,19 @@ impl Server {
     }
 }
 
+/// Every `every`, drops what has expired (timed bans) from memory and the
+/// files, until the server stops. Expiry is decided at use anyway; this
+/// keeps `bans.txt` from collecting the dead.
+async fn sweep(ctx: Arc<PeerContext>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        ctx.hub.sweep().await;
+    }
+}
+
 /// One warning per refusal would let whoever is refused choose how much
 /// the server logs: at most one line per address group a minute, carrying
 /// the count of those held back since.
@@ -314,7 +336,7 @@ impl Reloader {
     pub fn reload(&self, limits: Limits) -> Vec<String> {
         let mut failed = Vec::new();
         self.ctx.gate.set_limits(limits);
-        match BanList::load(&config::bans_file(&self.data_dir)) {
+        match BanList::load_with_clock(&config::bans_file(&self.data_dir), self.ctx.hub.clock()) {
             Ok(bans) => {
                 info!(bans = bans.len(), "bans reloaded");
                 self.ctx.hub.replace_bans(bans);

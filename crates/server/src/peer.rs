@@ -29,20 +29,19 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::accounts::{verify_password, Role};
+use super::accounts::verify_password;
 use super::bans::canonical_ip;
-use super::hub::{Hub, RegisterError, Speech};
+use super::hub::{self, Hub, RegisterError, SharedRole, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
 use super::socket::ClientSocket;
 use crate::config::Limits;
 use crate::tls::{self, FirstBytes};
-use tlschat_protocol::command::{ADMIN_HELP, HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
-    check_text, Command, ErrorCode, Frame, Nick, PassFor, Privilege, ServerLine, MAX_CLIENT_LINE,
+    check_text, Command, ErrorCode, Frame, Nick, PassFor, ServerLine, MAX_CLIENT_LINE,
     MAX_NICK_TRIES,
 };
 
@@ -279,7 +278,7 @@ async fn accept_tls(
 /// A client that finished its login.
 struct LoggedIn {
     id: ClientId,
-    role: Role,
+    role: SharedRole,
     outbox: Outbox,
     inbox: Inbox,
 }
@@ -383,7 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         if hub.is_taken(&nick) {
             return again(ErrorCode::NickTaken, &taken());
         }
-        let role = Role::of(&nick);
+        let role = hub.account_role(&nick);
         match hub.password_hash(&nick) {
             Some(hash) => {
                 if let Some(refused) = self.check_password(&nick, hash).await? {
@@ -406,7 +405,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
             None => {}
         }
         let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
-        match hub.register(nick.clone(), role, ip, self.group, outbox.clone()) {
+        let role = SharedRole::new(role);
+        match hub.register(nick.clone(), role.clone(), ip, self.group, outbox.clone()) {
             Ok(id) => Ok(Try::Done(LoginEnd::In(LoggedIn {
                 id,
                 role,
@@ -548,7 +548,8 @@ struct Peer<R> {
     /// Keeps the connection counted; rates the lines of its address group.
     ticket: Ticket,
     id: ClientId,
-    role: Role,
+    /// Changed by `/op` and `/deop` while the session runs.
+    role: SharedRole,
     reader: LineReader<R>,
     outbox: Outbox,
     bucket: TokenBucket,
@@ -671,7 +672,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Ok(cmd) => cmd.privilege(),
             Err(e) => e.privilege,
         };
-        if privilege != Privilege::Anyone && !self.role.is_admin() {
+        if !hub::may(self.role.get(), privilege) {
             self.error(ErrorCode::NotPermitted, NOT_ADMIN);
             return ControlFlow::Continue(());
         }
@@ -700,19 +701,13 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Kick { nick, reason } => hub.kick(id, nick, reason),
             Command::Ban {
                 nick,
-                duration: None,
+                duration,
                 reason,
-            } => hub.ban(id, nick, reason).await,
-            Command::Ban {
-                duration: Some(_), ..
-            } => self.error(
-                ErrorCode::BadArgument,
-                "this server has no timed bans yet; /ban NICK [REASON] bans until /unban",
-            ),
+            } => hub.ban(id, nick, duration, reason).await,
             Command::Unban(target) => hub.unban(id, target).await,
             Command::Bans => hub.list_bans(id),
-            Command::Nick(_)
-            | Command::Register { .. }
+            Command::Nick(new) => hub.rename(id, new).await,
+            Command::Register { .. }
             | Command::Password { .. }
             | Command::Unregister(_)
             | Command::Op(_)
@@ -729,14 +724,9 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         ControlFlow::Continue(())
     }
 
-    /// `/help`: the commands, the admin's included for the admin.
+    /// `/help`: the commands the client's role may use.
     fn help(&self) {
-        let extra = if self.role.is_admin() {
-            ADMIN_HELP
-        } else {
-            &[]
-        };
-        for text in HELP.iter().chain(extra) {
+        for text in hub::help(self.role.get()) {
             self.send(ServerLine::Info(text).encode());
         }
     }
@@ -824,6 +814,7 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::accounts::Role;
     use super::super::limits::Admission;
     use super::*;
 
@@ -931,7 +922,7 @@ mod tests {
             ctx: ctx.clone(),
             ticket,
             id,
-            role: Role::User,
+            role: SharedRole::new(Role::User),
             reader: LineReader::new(server, MAX_CLIENT_LINE),
             outbox,
         };
@@ -951,7 +942,7 @@ mod tests {
         let got = inbox.take_lines();
         let not_admin = "ERROR not-permitted only the admin may do that";
         let help = got.iter().filter(|l| l.starts_with("INFO ")).count();
-        assert_eq!(help, HELP.len(), "{got:?}");
+        assert_eq!(help, hub::help(Role::User).count(), "{got:?}");
         let others: Vec<&str> = got
             .iter()
             .map(String::as_str)
