@@ -32,11 +32,13 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::certs::{self, CertError, CertPaths};
+use crate::clock::{Clock, SystemClock};
 use tlschat_fs::{read_password_file, PasswordFileError};
 use tlschat_protocol::DEFAULT_PORT;
 
@@ -485,6 +487,7 @@ impl Merged {
             cert: eff.cert.clone(),
             admin_password,
             limits: eff.limits.clone(),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -555,6 +558,10 @@ pub struct ServerConfig {
     /// Replaces the stored admin password when set.
     pub admin_password: Option<String>,
     pub limits: Limits,
+    /// "Now" for everything stored with a time (accounts, invites, timed
+    /// bans): the system clock, a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests that move time.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
@@ -572,6 +579,7 @@ impl std::fmt::Debug for ServerConfig {
             cert,
             admin_password,
             limits,
+            clock,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -579,6 +587,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("cert", cert)
             .field("admin_password", &redacted(admin_password))
             .field("limits", limits)
+            .field("clock", clock)
             .finish()
     }
 }
@@ -594,6 +603,7 @@ impl ServerConfig {
             },
             admin_password: None,
             limits: Limits::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 

@@ -41,6 +41,7 @@ use super::accounts::{Accounts, Role};
 use super::bans::{canonical_ip, AddrRange, Ban, BanList};
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
+use super::store::Storage;
 use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
 /// What a room line says: plain text (`MSG`) or an action (`/me`, `ACTION`).
@@ -69,6 +70,7 @@ struct Shared {
     state: Mutex<State>,
     bans: Mutex<BanList>,
     accounts: Mutex<Accounts>,
+    storage: Storage,
 }
 
 #[derive(Default)]
@@ -110,14 +112,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub(crate) fn new(bans: BanList, accounts: Accounts) -> Hub {
+    pub(crate) fn new(bans: BanList, accounts: Accounts, storage: Storage) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 bans: Mutex::new(bans),
                 accounts: Mutex::new(accounts),
+                storage,
             }),
         }
+    }
+
+    /// The store (accounts, roles, invites, settings) and the clock. Store
+    /// calls go through [`Storage::call`] (the blocking pool), never under
+    /// the state lock; the accounts cache changes after the store committed.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.shared.storage
     }
 
     // ---- handshake -------------------------------------------------------
@@ -803,6 +813,7 @@ mod tests {
         Hub::new(
             BanList::load(&dir.join("bans.txt")).unwrap(),
             Accounts::load(&dir.join("accounts.txt")).unwrap(),
+            Storage::in_memory(),
         )
     }
 
