@@ -17,7 +17,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::generate::{self, Generate};
-use tlschat_server_core::accounts::{self, Accounts, AdminSetup};
+use tlschat_protocol::Nick;
+use tlschat_server_core::accounts::{self, AdminSetup};
 use tlschat_server_core::certs::{self, CertPaths};
 use tlschat_server_core::config::{self, CertSource, DataDirArg, Merged, Settings};
 use tlschat_server_core::service;
@@ -38,6 +39,7 @@ Examples:
   tlschat-server gen-cert --san 203.0.113.7 --days 825
   tlschat-server fingerprint
   tlschat-server passwd                       change the admin password
+  tlschat-server passwd --nick alice          set the password of the account alice
 
 Connect with:  openssl s_client -quiet -connect HOST:55555";
 
@@ -71,8 +73,9 @@ enum Cmd {
     GenCert(GenCertArgs),
     /// Print the SHA-256 fingerprint of the server certificate.
     Fingerprint(FingerprintArgs),
-    /// Change the admin password (read from a hidden prompt, or stdin).
-    Passwd(DataDirArg),
+    /// Set an account's password, the admin's by default (read from a
+    /// hidden prompt, or stdin).
+    Passwd(PasswdArgs),
     /// Validate the configuration and print the effective one as TOML.
     CheckConfig(Settings),
 }
@@ -104,6 +107,15 @@ struct GenCertArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args, Debug)]
+struct PasswdArgs {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// The account whose password to set; made (as a user) if it is none.
+    #[arg(long, value_name = "NICK", default_value = "admin")]
+    nick: String,
 }
 
 #[derive(Args, Debug)]
@@ -390,21 +402,25 @@ fn fingerprint(args: FingerprintArgs) -> Result<()> {
     Ok(())
 }
 
-fn passwd(args: DataDirArg) -> Result<()> {
-    let data_dir = args.resolve()?;
-    let path = config::accounts_file(&data_dir);
-    let mut accounts = Accounts::load(&path)?;
-    let password = read_new_password()?;
-    accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
-    println!("admin password changed in {}", path.display());
+fn passwd(args: PasswdArgs) -> Result<()> {
+    let nick = Nick::parse(&args.nick).map_err(|e| anyhow::anyhow!("--nick {}: {e}", args.nick))?;
+    let data_dir = args.data_dir.resolve()?;
+    let (mut accounts, path) = accounts::open_in(&data_dir)?;
+    let password = read_new_password(&nick)?;
+    if nick.key() == "admin" {
+        accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
+    } else {
+        accounts::set_account_password(&mut accounts, &nick, &password)?;
+    }
+    println!("{nick} password changed in {}", path.display());
     println!("a running server uses it after `kill -HUP` (systemctl reload) or a restart");
     Ok(())
 }
 
 /// A hidden prompt (asked twice) at a terminal; otherwise the first line of stdin.
-fn read_new_password() -> Result<String> {
+fn read_new_password(nick: &Nick) -> Result<String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("new admin password: ")?;
+        let first = rpassword::prompt_password(format!("new password for {nick}: "))?;
         let again = rpassword::prompt_password("again: ")?;
         if first != again {
             bail!("the two passwords differ; nothing changed");

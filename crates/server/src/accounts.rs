@@ -132,9 +132,9 @@ pub enum AccountsError {
 /// The registered accounts, and where they live.
 pub struct Accounts {
     backing: Backing,
-    /// Folded nick (`Nick::key`) → (nick as spelt, PHC string). A BTreeMap so
-    /// the file is written in a stable order.
-    map: BTreeMap<String, (Nick, String)>,
+    /// Folded nick (`Nick::key`) → (nick as spelt, PHC string, role). A
+    /// BTreeMap so the file is written in a stable order.
+    map: BTreeMap<String, (Nick, String, Role)>,
 }
 
 impl fmt::Debug for Accounts {
@@ -148,7 +148,7 @@ impl fmt::Debug for Accounts {
                 &self
                     .map
                     .values()
-                    .map(|(n, _)| n.as_str())
+                    .map(|(n, _, _)| n.as_str())
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
@@ -158,8 +158,6 @@ impl fmt::Debug for Accounts {
 /// Where [`Accounts`] writes a change before it takes it.
 enum Backing {
     File(PathBuf),
-    // Only tests open accounts over a store until Server::bind does.
-    #[cfg_attr(not(test), allow(dead_code))]
     Store {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -178,7 +176,6 @@ impl fmt::Debug for Backing {
 impl Accounts {
     /// The accounts of `store`, cached; changes go to the store first and
     /// new accounts are dated by `clock`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn from_store(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -188,7 +185,7 @@ impl Accounts {
             .map_err(|e| AccountsError::Store(Box::new(e)))?;
         let map = rows
             .into_iter()
-            .map(|row| (row.nick.key().to_owned(), (row.nick, row.phc)))
+            .map(|row| (row.nick.key().to_owned(), (row.nick, row.phc, row.role)))
             .collect();
         Ok(Accounts {
             backing: Backing::Store { store, clock },
@@ -230,7 +227,8 @@ impl Accounts {
                     "`{nick}` is already listed on line {first}"
                 )));
             }
-            map.insert(nick.key().to_owned(), (nick, phc));
+            let role = Role::of(&nick);
+            map.insert(nick.key().to_owned(), (nick, phc, role));
         }
         Ok(Accounts {
             backing: Backing::File(path.to_owned()),
@@ -241,7 +239,12 @@ impl Accounts {
     /// Every account as (nick as spelt, PHC string), for the import into
     /// the store.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Nick, &str)> {
-        self.map.values().map(|(nick, phc)| (nick, phc.as_str()))
+        self.map.values().map(|(nick, phc, _)| (nick, phc.as_str()))
+    }
+
+    /// How many accounts there are.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
     pub(crate) fn is_registered(&self, nick: &Nick) -> bool {
@@ -257,7 +260,13 @@ impl Accounts {
     /// The stored PHC string, to check with [`verify_password`] off the
     /// async runtime.
     pub(crate) fn hash_of(&self, nick: &Nick) -> Option<&str> {
-        self.map.get(nick.key()).map(|(_, phc)| phc.as_str())
+        self.map.get(nick.key()).map(|(_, phc, _)| phc.as_str())
+    }
+
+    /// The account's role; `None` when `nick` is no account.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn role_of(&self, nick: &Nick) -> Option<Role> {
+        self.map.get(nick.key()).map(|(_, _, role)| *role)
     }
 
     /// Hashes `password` with argon2id (default parameters, random salt) and
@@ -272,7 +281,7 @@ impl Accounts {
         match &self.backing {
             Backing::File(path) => {
                 let mut next = self.map.clone();
-                next.insert(nick.key().to_owned(), (nick.clone(), phc));
+                next.insert(nick.key().to_owned(), (nick.clone(), phc, Role::of(nick)));
                 write_atomic(path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
                     AccountsError::Write {
                         path: path.clone(),
@@ -282,19 +291,24 @@ impl Accounts {
                 self.map = next;
             }
             Backing::Store { store, clock } => {
-                let stored = if self.map.contains_key(nick.key()) {
-                    store.set_password(nick.key(), &phc)
-                } else {
-                    store.create_account(&AccountRow {
-                        nick: nick.clone(),
-                        phc: phc.clone(),
-                        role: Role::of(nick),
-                        created: clock.now(),
-                        created_from: None,
-                    })
+                let (stored, role) = match self.map.get(nick.key()) {
+                    Some((_, _, role)) => (store.set_password(nick.key(), &phc), *role),
+                    None => {
+                        let role = Role::of(nick);
+                        let row = AccountRow {
+                            nick: nick.clone(),
+                            phc: phc.clone(),
+                            role,
+                            created: clock.now(),
+                            created_from: None,
+                        };
+                        (store.create_account(&row), role)
+                    }
                 };
                 stored.map_err(|e| AccountsError::Store(Box::new(e)))?;
-                self.map.insert(nick.key().to_owned(), (nick.clone(), phc));
+                // An existing account keeps the spelling it was made with.
+                let spelt = self.map.get(nick.key()).map_or(nick, |(n, _, _)| n).clone();
+                self.map.insert(nick.key().to_owned(), (spelt, phc, role));
             }
         }
         Ok(())
@@ -306,12 +320,12 @@ impl Accounts {
     /// case included; saved (file or store) before the accounts in memory
     /// change. On error nothing changed.
     pub(crate) fn rename(&mut self, old: &Nick, new: &Nick) -> Result<(), AccountsError> {
-        let Some((_, phc)) = self.map.get(old.key()).cloned() else {
+        let Some((_, phc, role)) = self.map.get(old.key()).cloned() else {
             return Ok(());
         };
         let mut next = self.map.clone();
         next.remove(old.key());
-        next.insert(new.key().to_owned(), (new.clone(), phc));
+        next.insert(new.key().to_owned(), (new.clone(), phc, role));
         match &self.backing {
             Backing::File(path) => write_atomic(path, render(&next).as_bytes(), Mode::Private)
                 .map_err(|source| AccountsError::Write {
@@ -447,6 +461,29 @@ pub(crate) fn ensure_admin(
     })
 }
 
+/// For the command line (`passwd`): the accounts in the data directory's
+/// database, an old `accounts.txt` imported first if there is one (which a
+/// running server may have done already; the database's own locking makes
+/// two processes safe).
+pub fn open_in(data_dir: &Path) -> Result<(Accounts, PathBuf), AccountsError> {
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+    let (store, _imported) = crate::sqlite::open_store(data_dir, clock.clone())
+        .map_err(|e| AccountsError::Store(Box::new(e)))?;
+    let accounts = Accounts::from_store(Arc::new(store), clock)?;
+    Ok((accounts, data_dir.join(crate::sqlite::DB_FILE)))
+}
+
+/// For `passwd --nick NICK`: sets the password of `nick`'s account, making
+/// the account (role user) if there is none. The admin's goes through
+/// [`change_admin_password`].
+pub fn set_account_password(
+    accounts: &mut Accounts,
+    nick: &Nick,
+    password: &str,
+) -> Result<(), AccountsError> {
+    accounts.set_password(nick, password)
+}
+
 /// For the `passwd` subcommand: stores a new admin password, then deletes
 /// `<data_dir>/initial-admin-password` if present (it no longer works).
 pub fn change_admin_password(
@@ -489,10 +526,10 @@ fn parse_line(line: &str) -> Result<(Nick, String), String> {
     Ok((nick, phc.to_owned()))
 }
 
-fn render(map: &BTreeMap<String, (Nick, String)>) -> String {
+fn render(map: &BTreeMap<String, (Nick, String, Role)>) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
-    for (nick, phc) in map.values() {
+    for (nick, phc, _) in map.values() {
         out.push_str(nick.as_str());
         out.push(' ');
         out.push_str(phc);
@@ -760,6 +797,8 @@ mod tests {
         change_admin_password(dir.path(), &mut accounts, "пароль-密码-🔑").unwrap();
         let rows = store.accounts().unwrap();
         assert_eq!(rows.len(), 1, "a new password is no second admin");
+        assert_eq!(accounts.role_of(&admin_nick()), Some(Role::Admin));
+        assert_eq!(accounts.len(), 1);
         assert!(verify_password(&rows[0].phc, "пароль-密码-🔑"));
         assert_eq!(accounts.hash_of(&admin_nick()), Some(rows[0].phc.as_str()));
 
@@ -768,6 +807,8 @@ mod tests {
         accounts.set_password(&bob, "密码").unwrap();
         let (reloaded, _) = open();
         assert!(reloaded.is_registered(&Nick::parse("bob").unwrap()));
+        assert_eq!(reloaded.role_of(&bob), Some(Role::User));
+        assert_eq!(reloaded.role_of(&Nick::parse("carol").unwrap()), None);
         let roles: Vec<Role> = store.accounts().unwrap().iter().map(|r| r.role).collect();
         assert_eq!(roles, [Role::Admin, Role::User]);
         let debug = format!("{reloaded:?}");

@@ -559,8 +559,9 @@ pub struct ServerConfig {
     /// Replaces the stored admin password when set.
     pub admin_password: Option<String>,
     pub limits: Limits,
-    /// "Now" for everything that expires (timed bans, invites); tests move
-    /// a [`crate::clock::ManualClock`].
+    /// "Now" for everything stored with a time (accounts, invites, timed
+    /// bans): the system clock, a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests that move time.
     pub clock: Arc<dyn Clock>,
     /// How often expired bans and invites are dropped ([`SWEEP_EVERY`]);
     /// tests sweep sooner.

@@ -52,6 +52,7 @@ use super::bans::{canonical_ip, format_time, AddrRange, Ban, BanList};
 use super::clock::Clock;
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
+use super::store::Storage;
 use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
 pub(crate) use self::moderation::{help, may, SharedRole};
@@ -82,6 +83,7 @@ struct Shared {
     state: Mutex<State>,
     bans: Mutex<BanList>,
     accounts: Mutex<Accounts>,
+    storage: Storage,
 }
 
 #[derive(Default)]
@@ -137,14 +139,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub(crate) fn new(bans: BanList, accounts: Accounts) -> Hub {
+    pub(crate) fn new(bans: BanList, accounts: Accounts, storage: Storage) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 bans: Mutex::new(bans),
                 accounts: Mutex::new(accounts),
+                storage,
             }),
         }
+    }
+
+    /// The store (accounts, roles, invites, settings) and the clock. Store
+    /// calls go through [`Storage::call`] (the blocking pool), never under
+    /// the state lock; the accounts cache changes after the store committed.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.shared.storage
     }
 
     // ---- handshake -------------------------------------------------------
@@ -925,6 +935,7 @@ mod tests {
         Hub::new(
             BanList::load(&dir.join("bans.txt")).unwrap(),
             Accounts::load(&dir.join("accounts.txt")).unwrap(),
+            Storage::in_memory(),
         )
     }
 
@@ -937,6 +948,7 @@ mod tests {
         Hub::new(
             BanList::load_with_clock(&dir.join("bans.txt"), clock).unwrap(),
             accounts,
+            Storage::in_memory(),
         )
     }
 

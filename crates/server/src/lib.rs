@@ -62,9 +62,10 @@ mod peer;
 mod room;
 pub mod service;
 mod socket;
+// Parts of the store (invites, settings, roles) are reached only by
+// tests until the commands that use them are wired.
+#[cfg_attr(not(test), allow(dead_code))]
 mod sqlite;
-// Only tests reach the store until the hub's account and invite commands
-// call it.
 #[cfg_attr(not(test), allow(dead_code))]
 mod store;
 pub mod tls;
@@ -84,11 +85,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, instrument, warn};
 
-use self::accounts::{AccountsError, AdminSetup};
+use self::accounts::{Accounts, AccountsError, AdminSetup};
 use self::bans::{canonical_ip, BanList};
+use self::clock::Clock;
 use self::hub::Hub;
 use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
+use self::store::Storage;
 use crate::certs::{CertError, CertPaths};
 use crate::config::{CertSource, Limits, ServerConfig};
 use crate::tls::TlsError;
@@ -117,6 +120,8 @@ pub enum ServerError {
     Bans(#[from] BanFileError),
     #[error(transparent)]
     Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -174,7 +179,8 @@ impl Server {
 
         let bans =
             bans::BanList::load_with_clock(&config::bans_file(&data_dir), config.clock.clone())?;
-        let mut accounts = accounts::Accounts::load(&config::accounts_file(&data_dir))?;
+        let storage = open_storage(&data_dir, config.clock.clone())?;
+        let mut accounts = Accounts::from_store(storage.store.clone(), storage.clock.clone())?;
         let admin =
             accounts::ensure_admin(&data_dir, &mut accounts, config.admin_password.as_deref())?;
 
@@ -194,7 +200,7 @@ impl Server {
         Ok(Server {
             listener,
             ctx: Arc::new(PeerContext::new(
-                Hub::new(bans, accounts),
+                Hub::new(bans, accounts, storage),
                 TlsAcceptor::from(tls_config),
                 Gate::new(config.limits),
             )),
@@ -331,8 +337,9 @@ pub struct Reloader {
 
 impl Reloader {
     /// New limits (applied to open connections too), the bans file, the
-    /// accounts file (a `passwd` while running) and the certificate (for new
-    /// handshakes). Returns what failed.
+    /// accounts cache from the database (a `passwd` from another process
+    /// while running) and the certificate (for new handshakes). Returns
+    /// what failed.
     pub fn reload(&self, limits: Limits) -> Vec<String> {
         let mut failed = Vec::new();
         self.ctx.gate.set_limits(limits);
@@ -343,15 +350,19 @@ impl Reloader {
             }
             Err(e) => failed.push(format!("bans not reloaded: {e}")),
         }
-        let accounts_file = config::accounts_file(&self.data_dir);
-        match accounts::Accounts::load(&accounts_file) {
-            Ok(accounts) if accounts.has_admin() => self.ctx.hub.replace_accounts(accounts),
-            // The old accounts stay, admin included: a missing or edited
-            // file must not turn `admin` into a nickname without password.
+        let storage = self.ctx.hub.storage();
+        match Accounts::from_store(storage.store.clone(), storage.clock.clone()) {
+            Ok(accounts) if accounts.has_admin() => {
+                info!(accounts = accounts.len(), "accounts reloaded");
+                self.ctx.hub.replace_accounts(accounts)
+            }
+            // The old accounts stay, admin included: a database that lost
+            // the admin's row must not turn `admin` into a nickname without
+            // password.
             Ok(_) => failed.push(format!(
                 "accounts not reloaded: {} has no admin account (run `tlschat-server \
                  passwd` and reload again, or restart the server)",
-                accounts_file.display()
+                self.data_dir.join(sqlite::DB_FILE).display()
             )),
             Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
@@ -400,6 +411,16 @@ fn set_options(socket: socket2::SockRef<'_>) {
     if let Err(e) = socket.set_tcp_keepalive(&keepalive) {
         debug!(error = %e, "cannot enable TCP keepalive");
     }
+}
+
+/// Opens `<data_dir>/tlschat.db` (importing an old `accounts.txt` once, which
+/// logs itself) as the store every part of the server shares.
+fn open_storage(data_dir: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Storage, StoreError> {
+    let (store, _imported) = open_store(data_dir, clock.clone())?;
+    Ok(Storage {
+        store: Arc::new(store),
+        clock,
+    })
 }
 
 /// Creates the data directory (owner-only on Unix: it holds the private

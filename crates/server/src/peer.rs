@@ -826,7 +826,7 @@ mod tests {
         let bans = super::super::bans::BanList::load(&dir.join("bans")).unwrap();
         let accounts = super::super::accounts::Accounts::load(&dir.join("acc")).unwrap();
         let gate = Gate::new(crate::config::Limits::default());
-        let hub = Hub::new(bans, accounts);
+        let hub = Hub::new(bans, accounts, crate::store::Storage::in_memory());
         (
             Arc::new(PeerContext::new(hub, acceptor, gate.clone())),
             gate,
