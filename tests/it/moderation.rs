@@ -81,3 +81,106 @@ async fn the_admins_ban_without_a_duration_stays() {
     assert!(!text.contains("2001:db8:1::/48"), "{text}");
     s.stop().await;
 }
+
+/// `/op` gives a connected account a moderator's rights at once (and its
+/// `@` in `USERS`), `/deop` takes them back; within them, a moderator
+/// kicks and bans users only, and for a week at most.
+#[tokio::test]
+async fn op_applies_live_and_a_moderator_stays_within_its_limits() {
+    let (s, _clock) = TestServer::start_clocked_in(data_dir_with_accounts(&["mod1"])).await;
+    let mut alice = s.login("alice").await;
+    let mut m = s.login_account("mod1").await;
+    let mut adm = s.login_admin().await;
+    alice.wait_for("JOIN #lobby admin").await;
+    m.wait_for("JOIN #lobby admin").await;
+    let not_admin = "ERROR not-permitted only the admin may do that";
+    m.send("/kick alice").await;
+    m.expect(not_admin).await;
+    alice.send("/ops").await;
+    alice.expect("INFO no moderators").await;
+
+    adm.send("/op MOD1").await;
+    adm.expect("INFO mod1 is now a moderator").await;
+    m.expect("INFO you are now a moderator").await;
+    alice.send("/who").await;
+    alice.expect("USERS #lobby alice @mod1 admin").await;
+    alice.send("/ops").await;
+    alice.expect("INFO moderators: mod1").await;
+    m.send("/help").await;
+    let mut help = Vec::new();
+    for _ in
+        0..tlschat_protocol::command::HELP.len() + tlschat_protocol::command::MODERATOR_HELP.len()
+    {
+        help.push(m.recv().await);
+    }
+    assert!(
+        help.iter().any(|l| l.starts_with("INFO /kick ")),
+        "{help:?}"
+    );
+    assert!(
+        !help.iter().any(|l| l.starts_with("INFO /unban ")),
+        "{help:?}"
+    );
+    m.expect_quiet("help").await;
+
+    for line in [
+        "/unban alice",
+        "/op alice",
+        "/deop mod1",
+        "/registration off",
+    ] {
+        m.send(line).await;
+        m.expect(not_admin).await;
+    }
+    m.send("/kick admin").await;
+    m.expect("ERROR not-permitted a moderator cannot kick the admin or a moderator")
+        .await;
+    m.send("/ban alice 8d").await;
+    m.expect("ERROR not-permitted a moderator bans for at most 7d")
+        .await;
+    m.send("/ban 127.0.0.0/16 1h").await;
+    m.expect(
+        "ERROR not-permitted a moderator bans prefixes no wider than /24 (IPv4) or /48 (IPv6)",
+    )
+    .await;
+    // No duration: a week. Staff on the same address stay.
+    m.send("/ban alice спам 垃圾").await;
+    alice.expect("KICK alice mod1 banned: спам 垃圾").await;
+    m.wait_for("INFO banned alice (127.0.0.1) until 2026-12-01T14:00:00Z")
+        .await;
+    adm.wait_for("PART #lobby alice kicked").await;
+    m.send("/bans").await;
+    m.expect("INFO alice 127.0.0.1 since 2026-11-24T14:00:00Z until 2026-12-01T14:00:00Z by mod1: спам 垃圾")
+        .await;
+
+    adm.send("/op bob").await;
+    adm.expect("ERROR no-such-nick bob is not an account").await;
+    adm.send("/op admin").await;
+    adm.expect("ERROR not-permitted the admin account's role does not change")
+        .await;
+    adm.send("/deop mod1").await;
+    adm.expect("INFO mod1 is no longer a moderator").await;
+    m.expect("INFO you are no longer a moderator").await;
+    m.send("/kick admin").await;
+    m.expect(not_admin).await;
+    s.stop().await;
+}
+
+/// A moderator's role is the account's: it holds after a reconnect and
+/// after a restart.
+#[tokio::test]
+async fn a_moderator_is_one_again_after_a_restart() {
+    let (s, _clock) = TestServer::start_clocked_in(data_dir_with_accounts(&["mod1"])).await;
+    let mut adm = s.login_admin().await;
+    adm.send("/op mod1").await;
+    adm.expect("INFO mod1 is now a moderator").await;
+    drop(adm);
+    let dir = s.stop().await;
+    let (s, _clock) = TestServer::start_clocked_in(dir).await;
+    let mut m = s.connect().await;
+    let users = m.finish_account_login("mod1", ACCOUNT_PASSWORD).await;
+    assert_eq!(users, "USERS #lobby @mod1");
+    m.send("/kick nobody").await;
+    m.expect("ERROR no-such-nick nobody is not connected").await;
+    s.stop().await;
+}

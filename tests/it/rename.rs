@@ -85,3 +85,31 @@ async fn names_no_client_may_take_are_refused_and_the_session_goes_on() {
     a.expect_quiet("a").await;
     s.stop().await;
 }
+
+/// An account's nickname is its holder's, also while the holder is
+/// offline; a holder renaming takes the account along.
+#[tokio::test]
+async fn an_account_nickname_is_kept_and_moves_with_its_holder() {
+    let dir = data_dir_with_accounts(&["dave"]);
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let mut alice = s.login("alice").await;
+    alice.send("/nick DAVE").await;
+    alice
+        .expect("ERROR nick-taken DAVE is someone's registered nickname")
+        .await;
+
+    let mut dave = s.login_account("dave").await;
+    alice.wait_for("JOIN #lobby dave").await;
+    dave.send("/nick David").await;
+    dave.expect("RENAME dave David").await;
+    alice.expect("RENAME dave David").await;
+    drop(dave);
+    alice.wait_for("PART #lobby David").await;
+
+    // The account is David's now: it asks the password; `dave` is free.
+    let _back = s.login_account("david").await;
+    alice.wait_for("JOIN #lobby david").await;
+    alice.send("/nick dave").await;
+    alice.expect("RENAME alice dave").await;
+    s.stop().await;
+}

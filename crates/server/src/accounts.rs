@@ -115,6 +115,9 @@ pub enum AccountsError {
         #[source]
         source: io::Error,
     },
+    /// Roles live in the database, never in the old accounts file.
+    #[error("the accounts file keeps no roles; roles are kept in tlschat.db")]
+    NoRoles,
     #[error("the password is empty; choose a non-empty password")]
     EmptyPassword,
     #[error(transparent)]
@@ -264,7 +267,6 @@ impl Accounts {
     }
 
     /// The account's role; `None` when `nick` is no account.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn role_of(&self, nick: &Nick) -> Option<Role> {
         self.map.get(nick.key()).map(|(_, _, role)| *role)
     }
@@ -316,6 +318,35 @@ impl Accounts {
 }
 
 impl Accounts {
+    /// The accounts holding `role`, as spelt, in key order.
+    pub(crate) fn with_role(&self, role: Role) -> impl Iterator<Item = &Nick> {
+        self.map
+            .values()
+            .filter(move |(_, _, r)| *r == role)
+            .map(|(nick, _, _)| nick)
+    }
+
+    /// Gives the account of `nick` `role`, saved in the store before the
+    /// accounts in memory change; the account as spelt. `None`: no such
+    /// account. The accounts file keeps no roles: there, an error.
+    pub(crate) fn set_role(
+        &mut self,
+        nick: &Nick,
+        role: Role,
+    ) -> Result<Option<Nick>, AccountsError> {
+        let Some(entry) = self.map.get_mut(nick.key()) else {
+            return Ok(None);
+        };
+        match &self.backing {
+            Backing::File(_) => return Err(AccountsError::NoRoles),
+            Backing::Store { store, .. } => store
+                .set_role(nick.key(), role)
+                .map_err(|e| AccountsError::Store(Box::new(e)))?,
+        }
+        entry.2 = role;
+        Ok(Some(entry.0.clone()))
+    }
+
     /// Moves the account of `old` (if it is one) to `new`, a change of
     /// case included; saved (file or store) before the accounts in memory
     /// change. On error nothing changed.

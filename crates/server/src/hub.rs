@@ -491,9 +491,11 @@ impl Hub {
     }
 
     /// The role an account's holder logs in with; a nickname that is no
-    /// account is a user.
+    /// account is a user (and `admin` always the admin).
     pub(crate) fn account_role(&self, nick: &Nick) -> Role {
-        Role::of(nick)
+        lock(&self.shared.accounts)
+            .role_of(nick)
+            .unwrap_or_else(|| Role::of(nick))
     }
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.

@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::accounts::verify_password;
+use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
 use super::hub::{self, Hub, RegisterError, SharedRole, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
@@ -707,12 +707,12 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Unban(target) => hub.unban(id, target).await,
             Command::Bans => hub.list_bans(id),
             Command::Nick(new) => hub.rename(id, new).await,
+            Command::Op(nick) => hub.set_role(id, nick, Role::Moderator).await,
+            Command::Deop(nick) => hub.set_role(id, nick, Role::User).await,
+            Command::Ops => hub.ops(id),
             Command::Register { .. }
             | Command::Password { .. }
             | Command::Unregister(_)
-            | Command::Op(_)
-            | Command::Deop(_)
-            | Command::Ops
             | Command::Registration(_)
             | Command::Invite { .. }
             | Command::Invites
@@ -814,7 +814,6 @@ async fn linger_close(mut tcp: TcpStream, line: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::accounts::Role;
     use super::super::limits::Admission;
     use super::*;
 

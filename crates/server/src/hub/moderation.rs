@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::{info, warn};
+
+use super::{lock, ClientId, Hub};
 use crate::accounts::Role;
 use tlschat_protocol::command::{ADMIN_HELP, HELP, MODERATOR_HELP};
-use tlschat_protocol::Privilege;
+use tlschat_protocol::{ErrorCode, Nick, Privilege, ServerLine};
 
 /// The longest ban a moderator may make, and how long a moderator's ban
 /// without a duration lasts.
@@ -45,8 +48,6 @@ impl SharedRole {
         }
     }
 
-    // For `/op` and `/deop`, which need the store.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn set(&self, role: Role) {
         self.0.store(encode(role), Ordering::Relaxed);
     }
@@ -63,6 +64,75 @@ fn encode(role: Role) -> u8 {
         Role::User => 0,
         Role::Moderator => 1,
         Role::Admin => 2,
+    }
+}
+
+impl Hub {
+    /// `/op NICK` (`role` moderator) or `/deop NICK` (`role` user), by the
+    /// admin: saved in the store first, then every session of the account
+    /// holds the new role at once and is told.
+    pub(crate) async fn set_role(&self, id: ClientId, target: &str, role: Role) {
+        let nick = match Nick::parse(target) {
+            Ok(nick) => nick,
+            Err(e) => return self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}")),
+        };
+        if Role::of(&nick).is_admin() {
+            let text = "the admin account's role does not change";
+            return self.error(id, ErrorCode::NotPermitted, text);
+        }
+        let shared = self.shared.clone();
+        let asked = nick.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            lock(&shared.accounts)
+                .set_role(&asked, role)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the role task failed: {e}")));
+        let spelt = match saved {
+            Ok(Some(spelt)) => spelt,
+            Ok(None) => {
+                let text = format!("{nick} is not an account");
+                return self.error(id, ErrorCode::NoSuchNick, &text);
+            }
+            Err(e) => {
+                warn!(nick = %nick, error = %e, "could not save a role");
+                let text = format!("role of {nick} NOT saved: {e}");
+                return self.reply(id, &ServerLine::Info(&text));
+            }
+        };
+        let (told, you) = match role {
+            Role::Moderator => ("is now a moderator", "you are now a moderator"),
+            Role::User | Role::Admin => {
+                ("is no longer a moderator", "you are no longer a moderator")
+            }
+        };
+        info!(nick = %spelt, "{told}");
+        self.section(|st, lagging| {
+            let holder = st.nicks.get(spelt.key()).copied();
+            if let Some(u) = holder.and_then(|t| st.users.get(&t).map(|u| (t, u))) {
+                let (t, u) = u;
+                if u.nick.key() == spelt.key() {
+                    u.role.set(role);
+                    st.send(t, ServerLine::Info(you).encode(), lagging);
+                }
+            }
+            let text = format!("{spelt} {told}");
+            st.send(id, ServerLine::Info(&text).encode(), lagging);
+        });
+    }
+
+    /// `/ops`: the moderators' accounts, for everyone.
+    pub(crate) fn ops(&self, id: ClientId) {
+        let names: Vec<String> = lock(&self.shared.accounts)
+            .with_role(Role::Moderator)
+            .map(Nick::to_string)
+            .collect();
+        let text = match names.is_empty() {
+            true => "no moderators".to_owned(),
+            false => format!("moderators: {}", names.join(" ")),
+        };
+        self.reply(id, &ServerLine::Info(&text));
     }
 }
 
