@@ -433,8 +433,19 @@ impl Hub {
     }
 
     /// Drops the bans that have ended from the list and from `bans.txt`
-    /// (rewritten only if any had), on the blocking pool.
+    /// (rewritten only if any had), and the expired invites from the
+    /// store, on the blocking pool.
     pub(crate) async fn sweep(&self) {
+        let storage = self.storage();
+        let now = storage.now();
+        match storage
+            .call(move |store| store.delete_expired_invites(now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!("dropped {n} expired invites"),
+            Err(e) => warn!(error = %e, "could not drop the expired invites"),
+        }
         let shared = self.shared.clone();
         let swept = tokio::task::spawn_blocking(move || {
             lock(&shared.bans)
@@ -947,10 +958,14 @@ mod tests {
         clock: Arc<dyn Clock>,
         accounts: Accounts,
     ) -> Hub {
+        let storage = Storage {
+            store: Arc::new(crate::store::MemStore::default()),
+            clock: clock.clone(),
+        };
         Hub::new(
             BanList::load_with_clock(&dir.join("bans.txt"), clock).unwrap(),
             accounts,
-            Storage::in_memory(),
+            storage,
         )
     }
 

@@ -382,6 +382,9 @@ mod hub_tests {
             ]
         );
         assert!(hub.ban_reason(&alice, elsewhere).is_some());
+        let store = hub.storage().store.clone();
+        let code = crate::store::conformance::invite(3, "abcdef", 1, T0 + 30 * 60, "admin");
+        store.add_invite(&code).unwrap();
         let file = dir.path().join("bans.txt");
         let written = std::fs::read_to_string(&file).unwrap();
         assert!(
@@ -402,7 +405,12 @@ mod hub_tests {
         assert!(listed[0].starts_with("INFO mallory - since "), "{listed:?}");
         // Still in the file until the sweep.
         assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+        assert_eq!(store.invites(UNIX_EPOCH).unwrap().len(), 1);
         hub.sweep().await;
+        assert!(
+            store.invites(UNIX_EPOCH).unwrap().is_empty(),
+            "expired invite kept"
+        );
         let swept = std::fs::read_to_string(&file).unwrap();
         assert!(!swept.contains("alice"), "{swept}");
         assert!(swept.contains("\nmallory - "), "{swept}");

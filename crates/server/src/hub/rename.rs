@@ -2,9 +2,10 @@
 //! room sees `RENAME <old> <new>`.
 //!
 //! ```text
-//! reserve (state lock): checks, NEW's key into `nicks` → the account's move
-//! saved (blocking pool; only for an account holder) → commit (state lock):
-//! OLD's key freed, User.nick = NEW, RENAME to the room
+//! reserve (state lock): checks, NEW's key into `nicks` → the store moves
+//! the account (an account holder's) or the invite bindings (anyone
+//! else's) on the blocking pool → commit (state lock): OLD's key freed,
+//! User.nick = NEW, RENAME to the room
 //! ```
 //!
 //! The reservation settles races: from the moment the checks pass, a login
@@ -38,15 +39,17 @@ impl Hub {
         }) else {
             return;
         };
-        if reserved.account {
-            if let Err(why) = self.move_account(&reserved.old, &new).await {
-                warn!(old = %reserved.old, new = %new, error = %why, "rename not saved");
-                return self.section(|st, lagging| {
-                    st.release(id, &new);
-                    let text = format!("rename NOT saved: {why}");
-                    st.send(id, ServerLine::Info(&text).encode(), lagging);
-                });
-            }
+        let moved = match reserved.account {
+            true => self.move_account(&reserved.old, &new).await,
+            false => self.move_bindings(&reserved.old, &new).await,
+        };
+        if let Err(why) = moved {
+            warn!(old = %reserved.old, new = %new, error = %why, "rename not saved");
+            return self.section(|st, lagging| {
+                st.release(id, &new);
+                let text = format!("rename NOT saved: {why}");
+                st.send(id, ServerLine::Info(&text).encode(), lagging);
+            });
         }
         self.section(|st, lagging| st.finish_rename(id, new, lagging));
     }
@@ -114,6 +117,19 @@ impl Hub {
         })
         .await
         .unwrap_or_else(|e| Err(format!("the rename task failed: {e}")))
+    }
+}
+
+impl Hub {
+    /// Moves the invite bindings of `old` to `new`: a nickname that came in
+    /// with an invite comes back with it under its new name. (The store
+    /// moves no account here: `old` is none.)
+    async fn move_bindings(&self, old: &Nick, new: &Nick) -> Result<(), String> {
+        let (old, new) = (old.key().to_owned(), new.clone());
+        self.storage()
+            .call(move |store| store.rename(&old, &new))
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -278,6 +294,28 @@ mod tests {
         assert_eq!(dave.lines(), ["USERS #lobby David"]);
         let davy = log_in(&hub, "davy", Role::User, "10.0.0.2");
         assert_eq!(davy.lines()[0], "WELCOME davy #lobby");
+    }
+
+    /// A nickname that came in with an invite keeps it under its new name.
+    #[tokio::test]
+    async fn an_invited_nicknames_binding_moves_with_it() {
+        use crate::store::conformance::{at, invite, T0};
+        let (_dir, hub) = with_accounts();
+        let store = hub.storage().store.clone();
+        store
+            .add_invite(&invite(7, "abcdef", 2, T0 + 86_400, "admin"))
+            .unwrap();
+        assert!(store
+            .take_invite(&[7; 32], "erin", at(T0))
+            .unwrap()
+            .is_some());
+        let erin = log_in(&hub, "Erin", Role::User, "10.0.0.1");
+        erin.lines();
+        hub.rename(erin.id, nick("Erika")).await;
+        assert_eq!(erin.lines(), ["RENAME Erin Erika"]);
+        let live = store.invites(at(T0)).unwrap();
+        assert_eq!(live[0].bound, ["erika"]);
+        assert_eq!(live[0].uses_left, 1, "a move takes no use");
     }
 
     /// Two sessions renaming to one name at once: one gets it.
