@@ -22,6 +22,7 @@ mod isolation;
 mod key_exchange;
 mod notify;
 mod openssl;
+mod private;
 mod protocol;
 mod protocol_props;
 mod tui_tmux;
