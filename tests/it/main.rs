@@ -11,6 +11,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod accounts;
 mod cli;
 mod client_cli;
 mod client_text_props;
