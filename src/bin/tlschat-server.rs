@@ -286,7 +286,7 @@ fn spawn_reload_on_sighup(reloader: Reloader, merged: Merged) {
                     if let Some(warning) = reload.waiting_for_restart {
                         tracing::warn!("{warning}");
                     }
-                    let failed = reloader.reload(reload.limits);
+                    let failed = reloader.reload(reload);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
                         "reloaded".to_owned()

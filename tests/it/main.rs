@@ -11,6 +11,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod accounts;
 mod cli;
 mod client_cli;
 mod client_text_props;
@@ -23,6 +24,7 @@ mod key_exchange;
 mod moderation;
 mod notify;
 mod openssl;
+mod private;
 mod protocol;
 mod protocol_props;
 mod rename;

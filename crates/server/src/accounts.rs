@@ -271,6 +271,23 @@ impl Accounts {
         self.map.get(nick.key()).map(|(_, _, role)| *role)
     }
 
+    /// Takes an account the store has committed (`/register`).
+    pub(crate) fn cache_insert(&mut self, nick: Nick, phc: String, role: Role) {
+        self.map.insert(nick.key().to_owned(), (nick, phc, role));
+    }
+
+    /// Takes a new password the store has committed (`/password`).
+    pub(crate) fn cache_password(&mut self, nick: &Nick, phc: String) {
+        if let Some(entry) = self.map.get_mut(nick.key()) {
+            entry.1 = phc;
+        }
+    }
+
+    /// Forgets an account the store has deleted (`/unregister`).
+    pub(crate) fn cache_remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
     /// Hashes `password` with argon2id (default parameters, random salt) and
     /// persists the file (owner-only) before returning `Ok`. On error the
     /// accounts in memory are unchanged.
@@ -377,7 +394,7 @@ fn admin_nick() -> Nick {
     Nick::parse(ADMIN).expect("ADMIN is a valid nickname")
 }
 
-fn hash_password(password: &str) -> Result<String, AccountsError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, AccountsError> {
     if password.is_empty() {
         return Err(AccountsError::EmptyPassword);
     }

@@ -39,7 +39,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::certs::{self, CertError, CertPaths};
 use crate::clock::{Clock, SystemClock};
+use crate::store::Registration;
 use tlschat_fs::{read_password_file, PasswordFileError};
+use tlschat_protocol::HostPort;
 use tlschat_protocol::DEFAULT_PORT;
 
 /// The config file's name inside the data directory.
@@ -48,6 +50,9 @@ pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
 /// The variable that holds the admin password itself (there is no flag:
 /// a password on a command line is visible to every user of the machine).
 pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+/// The join password itself, for a deployment that keeps secrets in the
+/// environment.
+pub(crate) const JOIN_PASSWORD_ENV: &str = "TLSCHAT_JOIN_PASSWORD";
 
 /// Where the server listens unless told otherwise.
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
@@ -194,6 +199,10 @@ limits! {
     /// IPv6 addresses sharing this prefix count as one address
     ipv6_prefix_len: u8 = 64, "BITS", "TLSCHAT_IPV6_PREFIX_LEN",
         valid IPV6_PREFIX_LENS, prefix_note();
+    /// Accounts one address may register with /register in 24 hours
+    registrations_per_address: u32 = 3, "N", "TLSCHAT_REGISTRATIONS_PER_ADDRESS";
+    /// Accounts /register may make in all (the operator's passwd is not counted)
+    max_accounts: usize = 10000, "N", "TLSCHAT_MAX_ACCOUNTS";
 }
 
 impl Default for Limits {
@@ -289,6 +298,23 @@ pub struct Settings {
         "Set the admin password from this file's first line ({ADMIN_PASSWORD_ENV} works too)"
     ))]
     pub(crate) admin_password_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help = format!(
+        "Ask everyone who is not an account for the password in this file's first line \
+         ({JOIN_PASSWORD_ENV} works too)"
+    ))]
+    pub(crate) join_password_file: Option<PathBuf>,
+    /// Only accounts and invited people get in, even without a join password.
+    #[arg(long, env = "TLSCHAT_PRIVATE", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub(crate) private: Option<bool>,
+    /// The HOST[:PORT] invite links name [default: the first --san, else the
+    /// certificate's first DNS name, else the address the inviter reached]
+    #[arg(long, env = "TLSCHAT_PUBLIC_NAME", value_name = "HOST[:PORT]")]
+    pub(crate) public_name: Option<String>,
+    /// Who may make their nickname an account with /register: open,
+    /// invite-only or off [default: open]
+    #[arg(long, env = "TLSCHAT_REGISTRATION", value_name = "POLICY")]
+    pub(crate) registration: Option<String>,
     #[command(flatten)]
     #[serde(default)]
     pub(crate) limits: LimitSettings,
@@ -382,6 +408,10 @@ impl Settings {
             key: self.key.or(lower.key),
             san: self.san.filter(|s| !s.is_empty()).or(lower.san),
             admin_password_file: self.admin_password_file.or(lower.admin_password_file),
+            join_password_file: self.join_password_file.or(lower.join_password_file),
+            private: self.private.or(lower.private),
+            public_name: self.public_name.or(lower.public_name),
+            registration: self.registration.or(lower.registration),
             limits: self.limits.over(lower.limits),
         }
     }
@@ -411,10 +441,22 @@ impl Settings {
                 ))
             }
         };
+        let public_name = self
+            .public_name
+            .map(|name| parse_public_name(&name))
+            .transpose()?;
+        let registration = match self.registration {
+            Some(word) => word.parse().map_err(ConfigError::Invalid)?,
+            None => Registration::default(),
+        };
         Ok(Effective {
             listen: self.listen.unwrap_or(DEFAULT_LISTEN),
             cert,
             admin_password_file: self.admin_password_file,
+            join_password_file: self.join_password_file,
+            private: self.private.unwrap_or(false),
+            public_name,
+            registration,
             limits: self.limits.resolve()?,
         })
     }
@@ -434,6 +476,9 @@ pub struct Merged {
 pub struct Reload {
     /// The new limits, for [`Reloader::reload`](crate::Reloader::reload).
     pub limits: Limits,
+    /// Who gets in, with the join password read again; its error, if the
+    /// file could not be read (the running server keeps the old one).
+    pub access: Result<AccessConfig, String>,
     /// Set when settings that only a restart applies have changed.
     pub waiting_for_restart: Option<&'static str>,
 }
@@ -453,6 +498,9 @@ impl Merged {
             })?;
         }
         if let Some(file) = &self.effective.admin_password_file {
+            read_password_file(file)?;
+        }
+        if let Some(file) = &self.effective.join_password_file {
             read_password_file(file)?;
         }
         Ok(())
@@ -489,6 +537,7 @@ impl Merged {
             limits: eff.limits.clone(),
             clock: Arc::new(SystemClock),
             sweep_every: SWEEP_EVERY,
+            access: access_config(eff, std::env::var(JOIN_PASSWORD_ENV).ok())?,
         })
     }
 
@@ -500,8 +549,11 @@ impl Merged {
         let now = self.command_line.effective(&self.data_dir)?;
         let restart_only_changed =
             now.listen != self.effective.listen || now.cert != self.effective.cert;
+        let access =
+            access_config(&now, std::env::var(JOIN_PASSWORD_ENV).ok()).map_err(|e| e.to_string());
         Ok(Reload {
             limits: now.limits,
+            access,
             waiting_for_restart: restart_only_changed.then_some(RESTART_ONLY),
         })
     }
@@ -513,7 +565,97 @@ pub struct Effective {
     pub listen: SocketAddr,
     pub cert: CertSource,
     pub admin_password_file: Option<PathBuf>,
+    pub join_password_file: Option<PathBuf>,
+    pub private: bool,
+    pub public_name: Option<PublicName>,
+    pub registration: Registration,
     pub limits: Limits,
+}
+
+/// The join password: `--join-password-file` or the `join_password_file` key
+/// (the command line already won the merge) over `TLSCHAT_JOIN_PASSWORD`
+/// (ignored when empty). Unlike the admin's, a file wins over the variable:
+/// the file is what a reload reads again.
+fn access_config(
+    eff: &Effective,
+    env_password: Option<String>,
+) -> Result<AccessConfig, ConfigError> {
+    let join_password = match (
+        &eff.join_password_file,
+        env_password.filter(|p| !p.is_empty()),
+    ) {
+        (Some(file), _) => Some(read_password_file(file)?),
+        (None, from_env) => from_env,
+    };
+    Ok(AccessConfig {
+        join_password,
+        private: eff.private,
+        public_name: eff.public_name.clone(),
+        registration: eff.registration,
+    })
+}
+
+/// `public_name`: a host (DNS name, IPv4, `[IPv6]`) as a link may carry it,
+/// and an optional port.
+fn parse_public_name(name: &str) -> Result<PublicName, ConfigError> {
+    let invalid = |e: String| ConfigError::Invalid(format!("`public_name` `{name}`: {e}"));
+    let parsed = name.parse::<HostPort>().map_err(invalid)?;
+    let host = HostPort::check_link_host(parsed.host()).map_err(|e| invalid(e.to_string()))?;
+    // HostPort fills in the default port; a name without one means the
+    // port the server listens on.
+    let port_given = match name.strip_prefix('[') {
+        Some(rest) => rest.contains("]:"),
+        None => name.matches(':').count() == 1,
+    };
+    Ok(PublicName {
+        host,
+        port: port_given.then_some(parsed.port()),
+    })
+}
+
+/// The host (and port, if given) that invite links name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicName {
+    /// As a link writes it (lower case; IPv6 without brackets).
+    pub host: String,
+    /// `None`: the port the server listens on.
+    pub port: Option<u16>,
+}
+
+impl std::fmt::Display for PublicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.host.contains(':'), self.port) {
+            (true, Some(port)) => write!(f, "[{}]:{port}", self.host),
+            (true, None) => write!(f, "[{}]", self.host),
+            (false, Some(port)) => write!(f, "{}:{port}", self.host),
+            (false, None) => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Who gets in and who may register: the access settings, resolved.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Asked (`PASS join`) of everyone who is not an account.
+    pub join_password: Option<String>,
+    /// Only accounts and invitees get in, even without a join password.
+    pub private: bool,
+    /// The host (and port) invite links name.
+    pub public_name: Option<PublicName>,
+    /// Who may `/register`, unless `/registration` saved another policy.
+    pub registration: Registration,
+}
+
+impl std::fmt::Debug for AccessConfig {
+    // The join password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessConfig")
+            .field("join_password", &redacted(&self.join_password))
+            .field("private", &self.private)
+            .field("public_name", &self.public_name)
+            .field("registration", &self.registration)
+            .finish()
+    }
 }
 
 impl Effective {
@@ -530,6 +672,12 @@ impl Effective {
             san: Option<&'a [String]>,
             #[serde(skip_serializing_if = "Option::is_none")]
             admin_password_file: Option<&'a Path>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            join_password_file: Option<&'a Path>,
+            private: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            public_name: Option<String>,
+            registration: &'a str,
             limits: LimitSettings,
         }
         let (cert, key, san) = match &self.cert {
@@ -542,6 +690,10 @@ impl Effective {
             key,
             san,
             admin_password_file: self.admin_password_file.as_deref(),
+            join_password_file: self.join_password_file.as_deref(),
+            private: self.private,
+            public_name: self.public_name.as_ref().map(ToString::to_string),
+            registration: self.registration.as_str(),
             limits: self.limits.settings(),
         };
         // Plain data with string keys: serialization cannot fail.
@@ -567,6 +719,8 @@ pub struct ServerConfig {
     /// tests sweep sooner.
     #[doc(hidden)]
     pub sweep_every: Duration,
+    /// Join password, private mode, invite links' host, registration.
+    pub access: AccessConfig,
 }
 
 /// How often the server drops expired bans and invites from its files.
@@ -591,6 +745,7 @@ impl std::fmt::Debug for ServerConfig {
             limits,
             clock,
             sweep_every,
+            access,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -600,6 +755,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", limits)
             .field("clock", clock)
             .field("sweep_every", sweep_every)
+            .field("access", access)
             .finish()
     }
 }
@@ -617,6 +773,7 @@ impl ServerConfig {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             sweep_every: SWEEP_EVERY,
+            access: AccessConfig::default(),
         }
     }
 

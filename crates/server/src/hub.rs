@@ -556,6 +556,21 @@ impl Hub {
         *lock(&self.shared.bans) = bans;
     }
 
+    /// The nickname of a connected client (for commands that act on the
+    /// caller's own account).
+    pub(crate) fn nick_of(&self, id: ClientId) -> Option<Nick> {
+        lock(&self.shared.state)
+            .users
+            .get(&id)
+            .map(|u| u.nick.clone())
+    }
+
+    /// The accounts cache, for a change the store has already committed
+    /// (`/register`, `/password`, `/unregister`).
+    pub(crate) fn with_accounts<T>(&self, f: impl FnOnce(&mut Accounts) -> T) -> T {
+        f(&mut lock(&self.shared.accounts))
+    }
+
     /// A reloaded accounts file replaces the password hashes (SIGHUP after
     /// `tlschat-server passwd`).
     pub(crate) fn replace_accounts(&self, accounts: Accounts) {

@@ -45,6 +45,8 @@
 // doc --document-private-items`), so their links to private items are meant.
 #![allow(rustdoc::private_intra_doc_links)]
 
+mod access;
+mod account_commands;
 pub mod accounts;
 mod bans;
 pub mod certs;
@@ -85,6 +87,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, instrument, warn};
 
+use self::access::{Access, Identity};
 use self::accounts::{Accounts, AccountsError, AdminSetup};
 use self::bans::{canonical_ip, BanList};
 use self::clock::Clock;
@@ -93,7 +96,7 @@ use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
 use self::store::Storage;
 use crate::certs::{CertError, CertPaths};
-use crate::config::{CertSource, Limits, ServerConfig};
+use crate::config::{CertSource, Reload, ServerConfig};
 use crate::tls::TlsError;
 use tlschat_protocol::Fingerprint;
 
@@ -147,6 +150,9 @@ pub struct Server {
     ctx: Arc<PeerContext>,
     info: ServerInfo,
     sweep_every: Duration,
+    /// The first `--san` of a generated certificate: the default host of
+    /// invite links.
+    first_san: Option<String>,
 }
 
 impl Server {
@@ -176,6 +182,10 @@ impl Server {
             ),
         };
         let tls_config = tls::server_config(&cert)?;
+        let first_san = match &config.cert {
+            CertSource::Generated { extra_sans } => extra_sans.first().cloned(),
+            CertSource::Files { .. } => None,
+        };
 
         let bans =
             bans::BanList::load_with_clock(&config::bans_file(&data_dir), config.clock.clone())?;
@@ -203,6 +213,7 @@ impl Server {
                 Hub::new(bans, accounts, storage),
                 TlsAcceptor::from(tls_config),
                 Gate::new(config.limits),
+                Access::new(&config.access, Identity::of(&cert, first_san.as_deref())),
             )),
             info: ServerInfo {
                 local_addr,
@@ -213,6 +224,7 @@ impl Server {
                 admin,
             },
             sweep_every: config.sweep_every,
+            first_san,
         })
     }
 
@@ -230,6 +242,7 @@ impl Server {
             ctx: self.ctx.clone(),
             data_dir: self.info.data_dir.clone(),
             cert: self.info.cert.clone(),
+            first_san: self.first_san.clone(),
         }
     }
 
@@ -333,6 +346,7 @@ pub struct Reloader {
     ctx: Arc<PeerContext>,
     data_dir: PathBuf,
     cert: CertPaths,
+    first_san: Option<String>,
 }
 
 impl Reloader {
@@ -340,9 +354,13 @@ impl Reloader {
     /// accounts cache from the database (a `passwd` from another process
     /// while running) and the certificate (for new handshakes). Returns
     /// what failed.
-    pub fn reload(&self, limits: Limits) -> Vec<String> {
+    pub fn reload(&self, reload: Reload) -> Vec<String> {
         let mut failed = Vec::new();
-        self.ctx.gate.set_limits(limits);
+        self.ctx.gate.set_limits(reload.limits);
+        match reload.access {
+            Ok(access) => self.ctx.access.set(&access),
+            Err(e) => failed.push(format!("join password not reloaded: {e}")),
+        }
         match BanList::load_with_clock(&config::bans_file(&self.data_dir), self.ctx.hub.clock()) {
             Ok(bans) => {
                 info!(bans = bans.len(), "bans reloaded");
@@ -367,10 +385,12 @@ impl Reloader {
             Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
         let cert = certs::load(&self.cert).map_err(ServerError::from);
-        match cert.and_then(|c| Ok((tls::server_config(&c)?, c.fingerprint))) {
-            Ok((config, fingerprint)) => {
-                info!(%fingerprint, "certificate reloaded");
+        match cert.and_then(|c| Ok((tls::server_config(&c)?, c))) {
+            Ok((config, cert)) => {
+                info!(fingerprint = %cert.fingerprint, "certificate reloaded");
                 self.ctx.set_acceptor(TlsAcceptor::from(config));
+                let first_san = self.first_san.as_deref();
+                self.ctx.access.set_identity(Identity::of(&cert, first_san));
             }
             Err(e) => failed.push(format!("certificate not reloaded: {e}")),
         }
