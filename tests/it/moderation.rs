@@ -184,3 +184,25 @@ async fn a_moderator_is_one_again_after_a_restart() {
     m.expect("ERROR no-such-nick nobody is not connected").await;
     s.stop().await;
 }
+
+/// An account removed while its moderator is connected: the session stays,
+/// a user from its next line on.
+#[tokio::test]
+async fn an_unregistered_moderator_stays_connected_as_a_user() {
+    let (s, _clock) = TestServer::start_clocked_in(data_dir_with_accounts(&["mod1"])).await;
+    let mut adm = s.login_admin().await;
+    adm.send("/op mod1").await;
+    adm.expect("INFO mod1 is now a moderator").await;
+    let mut m = s.login_account("mod1").await;
+    adm.wait_for("JOIN #lobby mod1").await;
+    m.send("/bans").await;
+    m.expect("INFO no bans").await;
+    adm.send("/unregister mod1").await;
+    adm.expect("INFO unregistered mod1").await;
+    m.send("/bans").await;
+    m.expect("ERROR not-permitted only the admin may do that")
+        .await;
+    adm.send("/who").await;
+    adm.expect("USERS #lobby admin mod1").await;
+    s.stop().await;
+}

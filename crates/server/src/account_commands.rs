@@ -301,6 +301,8 @@ pub(crate) async fn unregister(ctx: &PeerContext, target: &str) -> Vec<Bytes> {
         Err(e) => return vec![not_saved("unregister", &e.to_string())],
     }
     ctx.hub.with_accounts(|a| a.cache_remove(nick.key()));
+    // A connected holder stays, now a user (a moderator no more).
+    ctx.hub.set_holder_role(&nick, Role::User);
     info!(nick = %nick, "unregistered");
     vec![info(&format!("unregistered {nick}"))]
 }

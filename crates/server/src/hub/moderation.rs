@@ -108,18 +108,26 @@ impl Hub {
             }
         };
         info!(nick = %spelt, "{told}");
+        let holder = self.set_holder_role(&spelt, role);
         self.section(|st, lagging| {
-            let holder = st.nicks.get(spelt.key()).copied();
-            if let Some(u) = holder.and_then(|t| st.users.get(&t).map(|u| (t, u))) {
-                let (t, u) = u;
-                if u.nick.key() == spelt.key() {
-                    u.role.set(role);
-                    st.send(t, ServerLine::Info(you).encode(), lagging);
-                }
+            if let Some(t) = holder {
+                st.send(t, ServerLine::Info(you).encode(), lagging);
             }
             let text = format!("{spelt} {told}");
             st.send(id, ServerLine::Info(&text).encode(), lagging);
         });
+    }
+
+    /// The connected holder of the account `nick`, if any, holds `role`
+    /// from its next line on (after `/op`, `/deop`, `/unregister`).
+    pub(crate) fn set_holder_role(&self, nick: &Nick, role: Role) -> Option<ClientId> {
+        let st = lock(&self.shared.state);
+        let t = st.nicks.get(nick.key()).copied()?;
+        // A key in `nicks` may be a rename's reservation: only the session
+        // that holds the name is the account's holder.
+        let user = st.users.get(&t).filter(|u| u.nick.key() == nick.key())?;
+        user.role.set(role);
+        Some(t)
     }
 
     /// `/ops`: the moderators' accounts, for everyone.
