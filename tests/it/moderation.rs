@@ -206,3 +206,32 @@ async fn an_unregistered_moderator_stays_connected_as_a_user() {
     adm.expect("USERS #lobby admin mod1").await;
     s.stop().await;
 }
+
+/// A moderator invites within its caps and sees its own invites only.
+#[tokio::test]
+async fn a_moderator_invites_within_its_caps() {
+    let (s, _clock) = TestServer::start_clocked_in(data_dir_with_accounts(&["mod1"])).await;
+    let mut adm = s.login_admin().await;
+    adm.send("/op mod1").await;
+    adm.expect("INFO mod1 is now a moderator").await;
+    let mut m = s.login_account("mod1").await;
+    for over in ["/invite 11", "/invite 8d"] {
+        m.send(over).await;
+        m.expect_prefix("ERROR not-permitted ").await;
+    }
+    m.send("/invite 2 1h").await;
+    m.expect_prefix("INFO invite tlschat://").await;
+    let terms = m.expect_prefix("INFO invite ").await;
+    assert!(
+        terms.ends_with(": 2 uses, until 2026-11-24T15:00:00Z"),
+        "{terms}"
+    );
+    adm.send("/invite").await;
+    adm.wait_for("INFO invite tlschat://").await;
+    adm.expect_prefix("INFO invite ").await;
+    m.send("/invites").await;
+    let own = m.expect_prefix("INFO ").await;
+    assert!(own.contains("by mod1"), "{own}");
+    m.expect_quiet("own").await;
+    s.stop().await;
+}

@@ -208,6 +208,13 @@ impl Hub {
             if st.nicks.contains_key(nick.key()) {
                 return Err(RegisterError::Taken);
             }
+            // Read again under the state lock: an `/op` or `/deop` saved
+            // since the login looked finds this session registered, or this
+            // finds the role it saved (see `moderation`).
+            let role: SharedRole = role.into();
+            if let Some(saved) = lock(&self.shared.accounts).role_of(&nick) {
+                role.set(saved);
+            }
             st.next_id += 1;
             let id = ClientId(st.next_id);
             let lobby = RoomName::lobby();
@@ -223,7 +230,7 @@ impl Hub {
             st.users.insert(
                 id,
                 User {
-                    role: role.into(),
+                    role,
                     reserved: None,
                     nick,
                     addr: canonical_ip(addr),
