@@ -55,11 +55,11 @@ pub(crate) const ADMIN: &str = "admin";
 /// Where [`ensure_admin`] leaves a generated admin password, in the data directory.
 pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
-/// What a logged-in session may do, fixed at login by its nickname: the
-/// nickname [`ADMIN`] (whose password the login checked) runs the admin
-/// commands and is exempt from bans; every other session is a user. The
-/// store keeps a role per account; a moderator may kick, ban for a bounded
-/// time and invite.
+/// What a logged-in session may do, taken from its account at login and
+/// changed by `/op` and `/deop` while it runs: the nickname [`ADMIN`]
+/// (whose password the login checked) runs every command and is exempt
+/// from bans; a moderator may kick, ban for a bounded time and invite
+/// (the limits are the hub's `moderation`); every other session is a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     User,
@@ -76,8 +76,7 @@ impl Role {
         }
     }
 
-    /// The one admin check: whether this session may run admin commands
-    /// (`/kick`, `/ban`, `/unban`, `/bans`) and stays out of bans.
+    /// Whether this is the admin: every command, exempt from bans.
     pub(crate) fn is_admin(self) -> bool {
         self == Role::Admin
     }

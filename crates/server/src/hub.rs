@@ -10,8 +10,10 @@
 //! A client's [`Peer`](crate::peer) calls one method per command that
 //! reaches others or needs their state, with its [`ClientId`]; what
 //! concerns that client alone (its errors, `PONG`, `/help`) it queues
-//! itself, and it checks admin rights ([`Role`]) before it calls an admin
-//! command's method. Each method takes the state lock for a short
+//! itself, and it checks the command's privilege against the session's
+//! role ([`SharedRole`]) before it calls a moderator's or the admin's
+//! method; who may act on whom (a moderator on users only) is checked in
+//! here, under the lock. Each method takes the state lock for a short
 //! synchronous section: it updates users and rooms, encodes every outgoing
 //! line once, and `try_send`s the shared bytes into each recipient's
 //! [`Outbox`]. Nothing in here waits on a socket. A recipient whose queue is full is collected as
@@ -249,8 +251,8 @@ impl Hub {
     // One method per command that reaches others or needs their state; each
     // is one short section under the state lock. The peer answers what
     // concerns its client alone (replies to `PING` and `/help`, its errors)
-    // itself, and has checked admin rights ([`Role`]) before it calls an
-    // admin command's method.
+    // itself, and has checked the command's privilege before it calls a
+    // moderator's or the admin's method.
 
     /// Runs `f` in one section under the state lock, then drops whoever's
     /// queue overflowed meanwhile.

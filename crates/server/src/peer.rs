@@ -795,12 +795,13 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         Some(line)
     }
 
-    /// Carries out one line: the admin check, then either an answer of its
-    /// own or one call into the hub. `Break` once the client quit.
+    /// Carries out one line: the privilege check, then either an answer of
+    /// its own or one call into the hub. `Break` once the client quit.
     async fn dispatch(&self, line: &str) -> ControlFlow<()> {
         let parsed = Command::parse(line);
-        // A misused admin command is `not-permitted` for anyone but the
-        // admin, like the command itself: its usage is not theirs.
+        // A misused moderator's or admin's command is `not-permitted` for
+        // anyone below it, like the command itself: its usage is not theirs.
+        // The role is read per line: `/op` and `/deop` apply at once.
         let privilege = match &parsed {
             Ok(cmd) => cmd.privilege(),
             Err(e) => e.privilege,
