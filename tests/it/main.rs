@@ -26,4 +26,5 @@ mod openssl;
 mod private;
 mod protocol;
 mod protocol_props;
+mod storage;
 mod tui_tmux;
