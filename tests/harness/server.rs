@@ -79,6 +79,14 @@ impl TestServer {
         self.dir.take().expect("the data directory, until stop")
     }
 
+    /// The server's data directory (its files: `tlschat.db`, `bans.txt`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir
+            .as_ref()
+            .expect("the data directory, until stop")
+            .path()
+    }
+
     /// A TLS connection (no login yet).
     pub async fn connect(&self) -> Client {
         connect_tls(self.addr, &self.cert).await

@@ -50,6 +50,8 @@ pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
 /// The variable that holds the admin password itself (there is no flag:
 /// a password on a command line is visible to every user of the machine).
 pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+/// How often the server drops what has expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// The join password itself, for a deployment that keeps secrets in the
 /// environment.
 pub(crate) const JOIN_PASSWORD_ENV: &str = "TLSCHAT_JOIN_PASSWORD";
@@ -537,6 +539,7 @@ impl Merged {
             limits: eff.limits.clone(),
             clock: Arc::new(SystemClock),
             access: access_config(eff, std::env::var(JOIN_PASSWORD_ENV).ok())?,
+            sweep_every: SWEEP_EVERY,
         })
     }
 
@@ -716,6 +719,10 @@ pub struct ServerConfig {
     pub clock: Arc<dyn Clock>,
     /// Join password, private mode, invite links' host, registration.
     pub access: AccessConfig,
+    /// How often expired invites (and timed bans) are swept out; zero:
+    /// never. For tests.
+    #[doc(hidden)]
+    pub sweep_every: Duration,
 }
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
@@ -735,6 +742,7 @@ impl std::fmt::Debug for ServerConfig {
             limits,
             clock,
             access,
+            sweep_every,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -744,6 +752,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", limits)
             .field("clock", clock)
             .field("access", access)
+            .field("sweep_every", sweep_every)
             .finish()
     }
 }
@@ -761,6 +770,7 @@ impl ServerConfig {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             access: AccessConfig::default(),
+            sweep_every: SWEEP_EVERY,
         }
     }
 

@@ -64,10 +64,8 @@ mod peer;
 mod room;
 pub mod service;
 mod socket;
-// Parts of the store (invites, settings, roles) are reached only by
-// tests until the commands that use them are wired.
-#[cfg_attr(not(test), allow(dead_code))]
 mod sqlite;
+// `set_role` and `rename` wait for `/op` and `/nick`.
 #[cfg_attr(not(test), allow(dead_code))]
 mod store;
 pub mod tls;
@@ -152,6 +150,7 @@ pub struct Server {
     /// The first `--san` of a generated certificate: the default host of
     /// invite links.
     first_san: Option<String>,
+    sweep_every: Duration,
 }
 
 impl Server {
@@ -222,6 +221,7 @@ impl Server {
                 admin,
             },
             first_san,
+            sweep_every: config.sweep_every,
         })
     }
 
@@ -247,8 +247,14 @@ impl Server {
     /// an `INFO`, its queue is flushed (bounded) and its TLS closed.
     #[instrument(skip_all, fields(addr = %self.info.local_addr))]
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Server { listener, ctx, .. } = self;
+        let Server {
+            listener,
+            ctx,
+            sweep_every,
+            ..
+        } = self;
         let tracker = TaskTracker::new();
+        tracker.spawn(sweep(ctx.clone(), sweep_every, shutdown.clone()));
         let mut backoff = Duration::from_millis(5);
         info!("accepting connections");
         loop {
@@ -302,6 +308,27 @@ impl Server {
             warn!("some connections did not close in time; dropping them");
         }
         Ok(())
+    }
+}
+
+/// Every `every`, until shutdown: drops what has expired from the store
+/// (invite codes), on the blocking pool.
+async fn sweep(ctx: Arc<PeerContext>, every: Duration, shutdown: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let storage = ctx.hub.storage();
+        let now = storage.now();
+        match storage.call(move |s| s.delete_expired_invites(now)).await {
+            Ok(0) => {}
+            Ok(n) => info!("{n} expired invites deleted"),
+            Err(e) => warn!(error = %e, "cannot delete expired invites"),
+        }
     }
 }
 
