@@ -21,12 +21,15 @@
 //! the file and fills in the defaults. The admin password follows the same
 //! order across its three forms (`--admin-password-file`,
 //! `TLSCHAT_ADMIN_PASSWORD`, the `admin_password_file` key); see
-//! [`Merged::server_config`]. For every limit, `0` switches it off.
+//! [`Merged::server_config`]. The join password is the file (flag or key)
+//! over `TLSCHAT_JOIN_PASSWORD`, since the file is what a reload reads
+//! again. For every limit, `0` switches it off.
 //!
 //! The reload policy ([`Merged::reload`]): a SIGHUP re-reads the config file
 //! and merges it with the command line of the start, which cannot change.
-//! The limits are applied; `listen`, `cert`, `key` and `san` wait for a
-//! restart (a reload that finds them changed says so), as do the data
+//! The limits and the access settings (join password file, private,
+//! public name, registration) are applied; `listen`, `cert`, `key` and
+//! `san` wait for a restart (a reload that finds them changed says so), as do the data
 //! directory and the admin password.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -1004,5 +1007,59 @@ mod tests {
 
         // A broken file is refused as a whole.
         assert!(reload_with("[limits]\nrate_limit = -1\n").is_err());
+    }
+
+    /// The join password: the file over the variable (the file is what a
+    /// reload reads again); a reload whose file is gone reports it, and
+    /// the access settings never show the password.
+    #[test]
+    fn the_join_password_file_wins_and_a_reload_reports_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("join");
+        std::fs::write(&file, "пароль-密码-🔑\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+        let merged = command_line(
+            dir.path(),
+            &[
+                "--join-password-file",
+                file_arg,
+                "--public-name",
+                "Chat.Example.org",
+            ],
+        )
+        .merge()
+        .unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("пароль-密码-🔑"));
+        let name = access.public_name.clone().unwrap();
+        assert_eq!((name.host.as_str(), name.port), ("chat.example.org", None));
+        assert!(!format!("{access:?}").contains("пароль"));
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("from-env"));
+        assert_eq!(
+            access_config(&merged.effective, Some(String::new()))
+                .unwrap()
+                .join_password,
+            None
+        );
+
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            format!("join_password_file = {file_arg:?}\n"),
+        )
+        .unwrap();
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let reload = merged.reload().unwrap();
+        assert!(reload.access.is_err(), "{:?}", reload.access);
+        for bad in ["тест.рф", "host:0", "a b"] {
+            assert!(parse_public_name(bad).is_err(), "{bad}");
+        }
+        let v6 = parse_public_name("[2001:DB8::1]:4433").unwrap();
+        assert_eq!(
+            (v6.to_string(), v6.port),
+            ("[2001:db8::1]:4433".to_owned(), Some(4433))
+        );
     }
 }

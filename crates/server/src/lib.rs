@@ -13,6 +13,9 @@
 //! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
 //! files in the data directory; store.rs (the Store trait) over sqlite.rs
 //! (tlschat.db): accounts, roles, invites; clock.rs: "now" for expiry
+//! access.rs: the join gate of a closed server (join password, invite
+//! codes); account_commands.rs: /register … /uninvite, answered to the
+//! caller alone
 //! ```
 //!
 //! The store is entered from the hub off the broadcast path (blocking
