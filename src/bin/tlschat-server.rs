@@ -40,6 +40,7 @@ Examples:
   tlschat-server fingerprint
   tlschat-server passwd                       change the admin password
   tlschat-server passwd --nick alice          set the password of the account alice
+  tlschat-server backup tlschat-backup.db     copy accounts and invites (safe while running)
 
 Connect with:  openssl s_client -quiet -connect HOST:55555";
 
@@ -78,6 +79,18 @@ enum Cmd {
     Passwd(PasswdArgs),
     /// Validate the configuration and print the effective one as TOML.
     CheckConfig(Settings),
+    /// Copy the accounts, roles and invites (tlschat.db) into a new FILE,
+    /// also while the server runs.
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    /// Where to write the copy; must not exist yet.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDirArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -167,6 +180,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::GenCert(args)) => gen_cert(args),
         Some(Cmd::Fingerprint(args)) => fingerprint(args),
         Some(Cmd::Passwd(args)) => passwd(args),
+        Some(Cmd::Backup(args)) => backup(args),
         Some(Cmd::CheckConfig(_)) => unreachable!("handled in main"),
     }
 }
@@ -414,6 +428,29 @@ fn passwd(args: PasswdArgs) -> Result<()> {
     }
     println!("{nick} password changed in {}", path.display());
     println!("a running server uses it after `kill -HUP` (systemctl reload) or a restart");
+    Ok(())
+}
+
+/// `backup FILE`: SQLite's online backup, consistent while a server writes.
+fn backup(args: BackupArgs) -> Result<()> {
+    let data_dir = args.data_dir.resolve()?;
+    tlschat_server_core::backup(&data_dir, &args.file)?;
+    println!(
+        "backed up {} to {}",
+        data_dir.join("tlschat.db").display(),
+        args.file.display()
+    );
+    println!(
+        "also keep: {} (the certificate and key clients trust), {} and {} if present",
+        config::certs_dir(&data_dir).display(),
+        data_dir.join("bans.txt").display(),
+        data_dir.join("tlschat.toml").display()
+    );
+    println!(
+        "to restore: stop the server, copy the file to {}, delete any tlschat.db-wal and \
+         tlschat.db-shm beside it, start",
+        data_dir.join("tlschat.db").display()
+    );
     Ok(())
 }
 

@@ -4,7 +4,6 @@
 //! begun by `Drop` when a test ends or fails without it).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -123,8 +122,8 @@ impl TestServer {
         self.dir.take().expect("the data directory, until stop")
     }
 
-    /// The server's data directory (`bans.txt`, `tlschat.db`, `certs/`).
-    pub fn data_dir(&self) -> &Path {
+    /// The server's data directory (its files: `tlschat.db`, `bans.txt`).
+    pub fn data_dir(&self) -> &std::path::Path {
         self.dir
             .as_ref()
             .expect("the data directory, until stop")

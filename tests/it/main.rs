@@ -28,4 +28,5 @@ mod private;
 mod protocol;
 mod protocol_props;
 mod rename;
+mod storage;
 mod tui_tmux;

@@ -307,3 +307,69 @@ async fn invite_arguments_and_caps() {
             .await;
     }
 }
+
+/// Expired codes leave the database at the next sweep, not only the lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_invites_are_swept_out_of_the_database() {
+    let clock = manual_clock();
+    let s = TestServer::start_with({
+        let clock = clock.clone();
+        move |c| {
+            c.clock = clock;
+            c.sweep_every = Duration::from_millis(50);
+        }
+    })
+    .await;
+    let mut admin = s.login_admin().await;
+    invite(&mut admin, "1 1h").await;
+    invite(&mut admin, "1 2h").await;
+    let db = rusqlite::Connection::open(s.data_dir().join("tlschat.db")).expect("tlschat.db");
+    let count = || -> i64 {
+        db.query_row("SELECT count(*) FROM invites", [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(count(), 2);
+    clock.advance(Duration::from_secs(3600));
+    let deadline = std::time::Instant::now() + STEP;
+    while count() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not swept: {}",
+            count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Under `invite-only` a session that came in with an invite registers
+/// without a code; from then on its nickname is an account, which answers
+/// `PASS` (its own password), not `PASS join`, even on a closed server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_registers_and_then_logs_in_as_an_account() {
+    let clock = manual_clock();
+    let s = TestServer::start_with({
+        let clock = clock.clone();
+        move |c| {
+            c.clock = clock;
+            c.access.private = true;
+            c.access.registration = tlschat_server_core::Registration::InviteOnly;
+        }
+    })
+    .await;
+    let mut admin = s.login_admin().await;
+    let (link, _) = invite(&mut admin, "").await;
+    let (mut bob, extra) = join_with(&s, "bob", &code_of(&link)).await;
+    assert_eq!(extra, [INVITEE_INFO]);
+    bob.send("/register пароль-密码-🔑").await;
+    bob.expect("INFO registered bob: connecting as bob now asks for this password")
+        .await;
+    bob.send("/quit").await;
+    bob.expect_closed().await;
+    clock.advance(Duration::from_secs(48 * 3600));
+    let mut c = s.connect().await;
+    c.expect("NICK").await;
+    c.send("bob").await;
+    c.expect("PASS").await;
+    c.send("пароль-密码-🔑").await;
+    c.expect("WELCOME bob #lobby").await;
+}

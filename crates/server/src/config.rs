@@ -21,12 +21,15 @@
 //! the file and fills in the defaults. The admin password follows the same
 //! order across its three forms (`--admin-password-file`,
 //! `TLSCHAT_ADMIN_PASSWORD`, the `admin_password_file` key); see
-//! [`Merged::server_config`]. For every limit, `0` switches it off.
+//! [`Merged::server_config`]. The join password is the file (flag or key)
+//! over `TLSCHAT_JOIN_PASSWORD`, since the file is what a reload reads
+//! again. For every limit, `0` switches it off.
 //!
 //! The reload policy ([`Merged::reload`]): a SIGHUP re-reads the config file
 //! and merges it with the command line of the start, which cannot change.
-//! The limits are applied; `listen`, `cert`, `key` and `san` wait for a
-//! restart (a reload that finds them changed says so), as do the data
+//! The limits and the access settings (join password file, private,
+//! public name, registration) are applied; `listen`, `cert`, `key` and
+//! `san` wait for a restart (a reload that finds them changed says so), as do the data
 //! directory and the admin password.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -50,6 +53,8 @@ pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
 /// The variable that holds the admin password itself (there is no flag:
 /// a password on a command line is visible to every user of the machine).
 pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+/// How often the server drops what has expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// The join password itself, for a deployment that keeps secrets in the
 /// environment.
 pub(crate) const JOIN_PASSWORD_ENV: &str = "TLSCHAT_JOIN_PASSWORD";
@@ -536,8 +541,8 @@ impl Merged {
             admin_password,
             limits: eff.limits.clone(),
             clock: Arc::new(SystemClock),
-            sweep_every: SWEEP_EVERY,
             access: access_config(eff, std::env::var(JOIN_PASSWORD_ENV).ok())?,
+            sweep_every: SWEEP_EVERY,
         })
     }
 
@@ -715,18 +720,13 @@ pub struct ServerConfig {
     /// bans): the system clock, a [`ManualClock`](crate::clock::ManualClock)
     /// in tests that move time.
     pub clock: Arc<dyn Clock>,
-    /// How often expired bans and invites are dropped ([`SWEEP_EVERY`]);
-    /// tests sweep sooner.
-    #[doc(hidden)]
-    pub sweep_every: Duration,
     /// Join password, private mode, invite links' host, registration.
     pub access: AccessConfig,
+    /// How often expired invites (and timed bans) are swept out; zero:
+    /// never. For tests.
+    #[doc(hidden)]
+    pub sweep_every: Duration,
 }
-
-/// How often the server drops expired bans and invites from its files.
-/// Expiry itself is checked at use, so this only bounds how long an expired
-/// line stays in `bans.txt`.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
 fn redacted(password: &Option<String>) -> Option<&'static str> {
@@ -744,8 +744,8 @@ impl std::fmt::Debug for ServerConfig {
             admin_password,
             limits,
             clock,
-            sweep_every,
             access,
+            sweep_every,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -754,8 +754,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("admin_password", &redacted(admin_password))
             .field("limits", limits)
             .field("clock", clock)
-            .field("sweep_every", sweep_every)
             .field("access", access)
+            .field("sweep_every", sweep_every)
             .finish()
     }
 }
@@ -772,8 +772,8 @@ impl ServerConfig {
             admin_password: None,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
-            sweep_every: SWEEP_EVERY,
             access: AccessConfig::default(),
+            sweep_every: SWEEP_EVERY,
         }
     }
 
@@ -1007,5 +1007,59 @@ mod tests {
 
         // A broken file is refused as a whole.
         assert!(reload_with("[limits]\nrate_limit = -1\n").is_err());
+    }
+
+    /// The join password: the file over the variable (the file is what a
+    /// reload reads again); a reload whose file is gone reports it, and
+    /// the access settings never show the password.
+    #[test]
+    fn the_join_password_file_wins_and_a_reload_reports_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("join");
+        std::fs::write(&file, "пароль-密码-🔑\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+        let merged = command_line(
+            dir.path(),
+            &[
+                "--join-password-file",
+                file_arg,
+                "--public-name",
+                "Chat.Example.org",
+            ],
+        )
+        .merge()
+        .unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("пароль-密码-🔑"));
+        let name = access.public_name.clone().unwrap();
+        assert_eq!((name.host.as_str(), name.port), ("chat.example.org", None));
+        assert!(!format!("{access:?}").contains("пароль"));
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("from-env"));
+        assert_eq!(
+            access_config(&merged.effective, Some(String::new()))
+                .unwrap()
+                .join_password,
+            None
+        );
+
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            format!("join_password_file = {file_arg:?}\n"),
+        )
+        .unwrap();
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let reload = merged.reload().unwrap();
+        assert!(reload.access.is_err(), "{:?}", reload.access);
+        for bad in ["тест.рф", "host:0", "a b"] {
+            assert!(parse_public_name(bad).is_err(), "{bad}");
+        }
+        let v6 = parse_public_name("[2001:DB8::1]:4433").unwrap();
+        assert_eq!(
+            (v6.to_string(), v6.port),
+            ("[2001:db8::1]:4433".to_owned(), Some(4433))
+        );
     }
 }

@@ -13,6 +13,9 @@
 //! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
 //! files in the data directory; store.rs (the Store trait) over sqlite.rs
 //! (tlschat.db): accounts, roles, invites; clock.rs: "now" for expiry
+//! access.rs: the join gate of a closed server (join password, invite
+//! codes); account_commands.rs: /register … /uninvite, answered to the
+//! caller alone
 //! ```
 //!
 //! The store is entered from the hub off the broadcast path (blocking
@@ -64,10 +67,8 @@ mod peer;
 mod room;
 pub mod service;
 mod socket;
-// Parts of the store (invites, settings, roles) are reached only by
-// tests until the commands that use them are wired.
-#[cfg_attr(not(test), allow(dead_code))]
 mod sqlite;
+// `set_role` and `rename` wait for `/op` and `/nick`.
 #[cfg_attr(not(test), allow(dead_code))]
 mod store;
 pub mod tls;
@@ -149,10 +150,10 @@ pub struct Server {
     listener: TcpListener,
     ctx: Arc<PeerContext>,
     info: ServerInfo,
-    sweep_every: Duration,
     /// The first `--san` of a generated certificate: the default host of
     /// invite links.
     first_san: Option<String>,
+    sweep_every: Duration,
 }
 
 impl Server {
@@ -223,8 +224,8 @@ impl Server {
                 cert_generated,
                 admin,
             },
-            sweep_every: config.sweep_every,
             first_san,
+            sweep_every: config.sweep_every,
         })
     }
 
@@ -257,7 +258,7 @@ impl Server {
             ..
         } = self;
         let tracker = TaskTracker::new();
-        tracker.spawn(sweep(ctx.clone(), sweep_every));
+        tracker.spawn(sweep(ctx.clone(), sweep_every, shutdown.clone()));
         let mut backoff = Duration::from_millis(5);
         info!("accepting connections");
         loop {
@@ -314,13 +315,17 @@ impl Server {
     }
 }
 
-/// Every `every`, drops what has expired (timed bans) from memory and the
-/// files, until the server stops. Expiry is decided at use anyway; this
-/// keeps `bans.txt` from collecting the dead.
-async fn sweep(ctx: Arc<PeerContext>, every: Duration) {
+/// Every `every` (zero: never), until shutdown: drops what has expired
+/// (timed bans from `bans.txt`, invite codes from the store) on the
+/// blocking pool. Expiry is decided at use anyway; this keeps the files
+/// from collecting the dead.
+async fn sweep(ctx: Arc<PeerContext>, every: Duration, shutdown: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
     loop {
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
         ctx.hub.sweep().await;
