@@ -32,6 +32,15 @@ impl Hub {
     pub(crate) async fn rename(&self, id: ClientId, new: Nick) {
         let banned = lock(&self.shared.bans).find_nick(&new).is_some();
         let Some(reserved) = self.section(|st, lagging| {
+            if st
+                .users
+                .get(&id)
+                .is_some_and(|me| me.nick.as_str() == new.as_str())
+            {
+                let text = format!("you are already called {new}");
+                st.send(id, ServerLine::Info(&text).encode(), lagging);
+                return None;
+            }
             let checked = self.reserve(st, id, &new, banned);
             checked
                 .map_err(|(code, text)| st.send_error(id, code, &text, lagging))
@@ -230,6 +239,13 @@ mod tests {
             bob.lines(),
             ["PRIVMSG bob Alicia привет", "RENAME Alicia ALICIA"]
         );
+        // The very same name: nothing to tell the room.
+        hub.rename(alice.id, nick("ALICIA")).await;
+        assert_eq!(
+            alice.lines().last().unwrap(),
+            "INFO you are already called ALICIA"
+        );
+        assert!(bob.lines().is_empty());
         // The old name is free again.
         let again = log_in(&hub, "alice", Role::User, "10.0.0.4");
         assert_eq!(again.lines()[0], "WELCOME alice #lobby");
