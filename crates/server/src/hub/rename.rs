@@ -312,6 +312,23 @@ mod tests {
         assert_eq!(davy.lines()[0], "WELCOME davy #lobby");
     }
 
+    /// Past [`QUIET_ROOM_THRESHOLD`] members, as joins and parts, a rename
+    /// is told to the one renaming only.
+    #[tokio::test]
+    async fn a_big_room_hears_no_renames() {
+        let (_dir, hub) = with_accounts();
+        let observer = log_in(&hub, "observer", Role::User, "10.0.0.1");
+        for i in 0..QUIET_ROOM_THRESHOLD {
+            log_in(&hub, &format!("u{i}"), Role::User, "10.0.1.1");
+        }
+        let last = log_in(&hub, "last", Role::User, "10.0.2.1");
+        observer.lines();
+        last.lines();
+        hub.rename(last.id, nick("Zuletzt")).await;
+        assert_eq!(last.lines(), ["RENAME last Zuletzt"]);
+        assert!(observer.lines().is_empty());
+    }
+
     /// A nickname that came in with an invite keeps it under its new name.
     #[tokio::test]
     async fn an_invited_nicknames_binding_moves_with_it() {
