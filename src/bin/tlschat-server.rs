@@ -17,7 +17,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use tlschat::generate::{self, Generate};
-use tlschat_server_core::accounts::{self, Accounts, AdminSetup};
+use tlschat_protocol::Nick;
+use tlschat_server_core::accounts::{self, AdminSetup};
 use tlschat_server_core::certs::{self, CertPaths};
 use tlschat_server_core::config::{self, CertSource, DataDirArg, Merged, Settings};
 use tlschat_server_core::service;
@@ -38,6 +39,8 @@ Examples:
   tlschat-server gen-cert --san 203.0.113.7 --days 825
   tlschat-server fingerprint
   tlschat-server passwd                       change the admin password
+  tlschat-server passwd --nick alice          set the password of the account alice
+  tlschat-server backup tlschat-backup.db     copy accounts and invites (safe while running)
 
 Connect with:  openssl s_client -quiet -connect HOST:55555";
 
@@ -71,10 +74,23 @@ enum Cmd {
     GenCert(GenCertArgs),
     /// Print the SHA-256 fingerprint of the server certificate.
     Fingerprint(FingerprintArgs),
-    /// Change the admin password (read from a hidden prompt, or stdin).
-    Passwd(DataDirArg),
+    /// Set an account's password, the admin's by default (read from a
+    /// hidden prompt, or stdin).
+    Passwd(PasswdArgs),
     /// Validate the configuration and print the effective one as TOML.
     CheckConfig(Settings),
+    /// Copy the accounts, roles and invites (tlschat.db) into a new FILE,
+    /// also while the server runs.
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    /// Where to write the copy; must not exist yet.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDirArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -104,6 +120,15 @@ struct GenCertArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args, Debug)]
+struct PasswdArgs {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// The account whose password to set; made (as a user) if it is none.
+    #[arg(long, value_name = "NICK", default_value = "admin")]
+    nick: String,
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +180,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::GenCert(args)) => gen_cert(args),
         Some(Cmd::Fingerprint(args)) => fingerprint(args),
         Some(Cmd::Passwd(args)) => passwd(args),
+        Some(Cmd::Backup(args)) => backup(args),
         Some(Cmd::CheckConfig(_)) => unreachable!("handled in main"),
     }
 }
@@ -274,7 +300,7 @@ fn spawn_reload_on_sighup(reloader: Reloader, merged: Merged) {
                     if let Some(warning) = reload.waiting_for_restart {
                         tracing::warn!("{warning}");
                     }
-                    let failed = reloader.reload(reload.limits);
+                    let failed = reloader.reload(reload);
                     if failed.is_empty() {
                         tracing::info!("reload complete");
                         "reloaded".to_owned()
@@ -390,21 +416,48 @@ fn fingerprint(args: FingerprintArgs) -> Result<()> {
     Ok(())
 }
 
-fn passwd(args: DataDirArg) -> Result<()> {
-    let data_dir = args.resolve()?;
-    let path = config::accounts_file(&data_dir);
-    let mut accounts = Accounts::load(&path)?;
-    let password = read_new_password()?;
-    accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
-    println!("admin password changed in {}", path.display());
+fn passwd(args: PasswdArgs) -> Result<()> {
+    let nick = Nick::parse(&args.nick).map_err(|e| anyhow::anyhow!("--nick {}: {e}", args.nick))?;
+    let data_dir = args.data_dir.resolve()?;
+    let (mut accounts, path) = accounts::open_in(&data_dir)?;
+    let password = read_new_password(&nick)?;
+    if nick.key() == "admin" {
+        accounts::change_admin_password(&data_dir, &mut accounts, &password)?;
+    } else {
+        accounts::set_account_password(&mut accounts, &nick, &password)?;
+    }
+    println!("{nick} password changed in {}", path.display());
     println!("a running server uses it after `kill -HUP` (systemctl reload) or a restart");
     Ok(())
 }
 
+/// `backup FILE`: SQLite's online backup, consistent while a server writes.
+fn backup(args: BackupArgs) -> Result<()> {
+    let data_dir = args.data_dir.resolve()?;
+    tlschat_server_core::backup(&data_dir, &args.file)?;
+    println!(
+        "backed up {} to {}",
+        data_dir.join("tlschat.db").display(),
+        args.file.display()
+    );
+    println!(
+        "also keep: {} (the certificate and key clients trust), {} and {} if present",
+        config::certs_dir(&data_dir).display(),
+        data_dir.join("bans.txt").display(),
+        data_dir.join("tlschat.toml").display()
+    );
+    println!(
+        "to restore: stop the server, copy the file to {}, delete any tlschat.db-wal and \
+         tlschat.db-shm beside it, start",
+        data_dir.join("tlschat.db").display()
+    );
+    Ok(())
+}
+
 /// A hidden prompt (asked twice) at a terminal; otherwise the first line of stdin.
-fn read_new_password() -> Result<String> {
+fn read_new_password(nick: &Nick) -> Result<String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("new admin password: ")?;
+        let first = rpassword::prompt_password(format!("new password for {nick}: "))?;
         let again = rpassword::prompt_password("again: ")?;
         if first != again {
             bail!("the two passwords differ; nothing changed");

@@ -172,6 +172,16 @@ impl Client {
         self.expect_joined("admin").await
     }
 
+    /// On a fresh connection: logs in as the account `nick` with
+    /// `password` and returns the `USERS` line.
+    pub async fn finish_account_login(&mut self, nick: &str, password: &str) -> String {
+        self.expect("NICK").await;
+        self.send(nick).await;
+        self.expect("PASS").await;
+        self.send(password).await;
+        self.expect_joined(nick).await
+    }
+
     /// `WELCOME nick #lobby`, `JOIN #lobby nick`, then the `USERS` line
     /// (returned).
     async fn expect_joined(&mut self, nick: &str) -> String {

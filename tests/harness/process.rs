@@ -40,6 +40,10 @@ pub fn server_bin() -> Command {
     cmd.env_remove("TLSCHAT_ADMIN_PASSWORD")
         .env_remove("TLSCHAT_DATA_DIR")
         .env_remove("TLSCHAT_CONFIG")
+        .env_remove("TLSCHAT_JOIN_PASSWORD")
+        .env_remove("TLSCHAT_PRIVATE")
+        .env_remove("TLSCHAT_PUBLIC_NAME")
+        .env_remove("TLSCHAT_REGISTRATION")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -4,18 +4,43 @@
 //! begun by `Drop` when a test ends or fails without it).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
+use tlschat_server_core::clock::ManualClock;
 use tlschat_server_core::config::ServerConfig;
 use tlschat_server_core::Server;
 
 use super::client::{connect_tls, login, login_admin, Client};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// The password of the accounts [`data_dir_with_accounts`] makes.
+pub const ACCOUNT_PASSWORD: &str = "пароль-密码-🔑";
+
+/// A data directory whose database holds an account for each of `nicks`
+/// (password [`ACCOUNT_PASSWORD`]), as `tlschat-server passwd --nick`
+/// makes them, for [`TestServer::start_in`].
+pub fn data_dir_with_accounts(nicks: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut accounts, _) =
+        tlschat_server_core::accounts::open_in(dir.path()).expect("open the database");
+    for nick in nicks {
+        let nick = tlschat_protocol::Nick::parse(nick).expect("nickname");
+        tlschat_server_core::accounts::set_account_password(&mut accounts, &nick, ACCOUNT_PASSWORD)
+            .expect("make the account");
+    }
+    dir
+}
+
+/// Where [`TestServer::start_clocked`]'s clock starts: 2026-11-24T14:00:00Z.
+pub fn clock_start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_528_800)
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -36,6 +61,24 @@ impl TestServer {
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, tweak).await
+    }
+
+    /// Starts with a [`ManualClock`] at [`clock_start`] as the server's
+    /// "now" (returned, for the test to move), sweeping expired bans every
+    /// 100 ms.
+    pub async fn start_clocked() -> (TestServer, Arc<ManualClock>) {
+        Self::start_clocked_in(tempfile::tempdir().expect("temp dir")).await
+    }
+
+    /// [`TestServer::start_clocked`] on a data directory the test prepared.
+    pub async fn start_clocked_in(dir: tempfile::TempDir) -> (TestServer, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(clock_start()));
+        let server = Self::start_in(dir, |c| {
+            c.clock = clock.clone();
+            c.sweep_every = Duration::from_millis(100);
+        })
+        .await;
+        (server, clock)
     }
 
     pub async fn start_in(
@@ -79,6 +122,14 @@ impl TestServer {
         self.dir.take().expect("the data directory, until stop")
     }
 
+    /// The server's data directory (its files: `tlschat.db`, `bans.txt`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir
+            .as_ref()
+            .expect("the data directory, until stop")
+            .path()
+    }
+
     /// A TLS connection (no login yet).
     pub async fn connect(&self) -> Client {
         connect_tls(self.addr, &self.cert).await
@@ -87,6 +138,13 @@ impl TestServer {
     /// Logs in as `nick` and reads `WELCOME`, `JOIN`, `USERS`.
     pub async fn login(&self, nick: &str) -> Client {
         login(self.addr, &self.cert, nick).await
+    }
+
+    /// Logs in as the account `nick` with [`ACCOUNT_PASSWORD`].
+    pub async fn login_account(&self, nick: &str) -> Client {
+        let mut c = self.connect().await;
+        c.finish_account_login(nick, ACCOUNT_PASSWORD).await;
+        c
     }
 
     /// Logs in as `admin` with [`ADMIN_PASSWORD`].

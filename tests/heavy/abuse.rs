@@ -1588,16 +1588,21 @@ fn sighup_reloads_a_bans_file_edited_on_disk() {
     });
 }
 
-/// A reload never leaves `admin` without its password: an accounts file
-/// that lost the admin's line (here: deleted) is not taken, and the admin
-/// still needs the password it had.
+/// A reload never leaves `admin` without its password: a database that
+/// lost the admin's row (here: deleted by another process while the server
+/// runs) is not taken, and the admin still needs the password it had.
 #[cfg(unix)]
 #[test]
-fn sighup_keeps_the_admin_password_when_the_accounts_file_loses_it() {
+fn sighup_keeps_the_admin_password_when_the_database_loses_it() {
     let dir = tempdir();
     let s = server_with_env(dir.path(), &[("TLSCHAT_MAX_PER_ADDRESS", "0")]);
     let password = initial_admin_password(dir.path());
-    std::fs::remove_file(dir.path().join("accounts.txt")).expect("accounts.txt");
+    let db = rusqlite::Connection::open(dir.path().join("tlschat.db")).expect("tlschat.db");
+    let deleted = db
+        .execute("DELETE FROM accounts WHERE nick_key = 'admin'", [])
+        .expect("delete the admin's row");
+    assert_eq!(deleted, 1, "the admin's row is in the database");
+    drop(db);
     s.signal_hup();
     assert!(
         s.wait_stderr("accounts not reloaded", STEP).is_some(),

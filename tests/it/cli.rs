@@ -107,7 +107,11 @@ async fn first_run_prints_fingerprint_and_writes_private_files() {
     {
         assert_eq!(mode(&key_path), 0o600, "key.pem");
         assert_eq!(mode(&initial), 0o600, "initial-admin-password");
-        assert_eq!(mode(&data.join("accounts.txt")), 0o600, "accounts.txt");
+        assert_eq!(mode(&data.join("tlschat.db")), 0o600, "tlschat.db");
+        assert!(
+            !data.join("accounts.txt").exists(),
+            "accounts live in tlschat.db, not in a text file"
+        );
         assert_eq!(mode(&data), 0o700, "the data directory it created");
     }
 

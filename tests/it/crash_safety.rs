@@ -1,6 +1,7 @@
 //! Crash safety of the bans file: the real server binary on one
 //! data directory, killed with SIGKILL at random moments while the admin
-//! bans and unbans, then restarted, round after round.
+//! bans (some bans timed, so their lines carry an end) and unbans, then
+//! restarted, round after round.
 //!
 //! After every restart the bans file must parse (the server starts at all)
 //! and hold exactly what the confirmed commands say. The server answers
@@ -39,21 +40,24 @@ const PER_COMMAND_US: u64 = 8000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Ban(usize),
+    /// A ban of that nickname; `true`: a timed one (a year, so it does not
+    /// end during the test).
+    Ban(usize, bool),
     Unban(usize),
 }
 
 impl Op {
     fn command(self, round: usize) -> String {
         match self {
-            Op::Ban(n) => format!("/ban nick{n} round {round}\n"),
+            Op::Ban(n, false) => format!("/ban nick{n} round {round}\n"),
+            Op::Ban(n, true) => format!("/ban nick{n} 365d round {round}\n"),
             Op::Unban(n) => format!("/unban nick{n}\n"),
         }
     }
 
     fn apply(self, state: &mut BTreeSet<usize>) {
         match self {
-            Op::Ban(n) => state.insert(n),
+            Op::Ban(n, _) => state.insert(n),
             Op::Unban(n) => state.remove(&n),
         };
     }
@@ -115,8 +119,13 @@ fn bans_on_disk(data_dir: &Path) -> BTreeSet<usize> {
             continue;
         }
         let fields: Vec<&str> = line.split(' ').collect();
+        // `NICK - SINCE admin …`, or `NICK - SINCE UNTIL admin …` when timed.
+        let by = match fields.get(3) {
+            Some(until) if until.contains(':') => fields.get(4),
+            by => by,
+        };
         assert!(
-            fields.len() >= 4 && fields[1] == "-" && fields[3] == "admin",
+            fields.len() >= 4 && fields[1] == "-" && by == Some(&"admin"),
             "unexpected line in bans.txt: {line:?}\n{text}"
         );
         let n = fields[0]
@@ -184,7 +193,10 @@ impl Admin {
 /// the state after every command before it).
 fn check_answer(op: Op, state: &BTreeSet<usize>, line: &str, index: usize) {
     let ok = match op {
-        Op::Ban(n) => line == format!("INFO banned nick{n} (not connected: nickname only)"),
+        Op::Ban(n, false) => line == format!("INFO banned nick{n} (not connected: nickname only)"),
+        Op::Ban(n, true) => line.starts_with(&format!(
+            "INFO banned nick{n} (not connected: nickname only) until "
+        )),
         Op::Unban(n) if state.contains(&n) => {
             line.starts_with(&format!("INFO unbanned nick{n} - since "))
         }
@@ -256,7 +268,7 @@ fn confirmed_bans_and_unbans_survive_sigkill_at_random_moments() {
             .map(|_| {
                 let nick = rng.random_range(0..NICKS);
                 if rng.random_bool(0.55) {
-                    Op::Ban(nick)
+                    Op::Ban(nick, rng.random_bool(0.3))
                 } else {
                     Op::Unban(nick)
                 }

@@ -11,6 +11,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod accounts;
 mod cli;
 mod client_cli;
 mod client_text_props;
@@ -20,8 +21,12 @@ mod generate;
 mod hostile_server;
 mod isolation;
 mod key_exchange;
+mod moderation;
 mod notify;
 mod openssl;
+mod private;
 mod protocol;
 mod protocol_props;
+mod rename;
+mod storage;
 mod tui_tmux;

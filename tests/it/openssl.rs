@@ -247,3 +247,38 @@ fn s_client_verifies_the_generated_certificate_and_fingerprint() {
     frank.send("verified");
     frank.expect("MSG #lobby frank verified");
 }
+
+/// On a closed server a person at `openssl s_client` reads `PASS join`
+/// after the nickname and types the join password; a wrong one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_client_types_the_join_password_of_a_closed_server() {
+    if !have_openssl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("join-password");
+    std::fs::write(&file, "пароль-密码-🔑 and three more words\n").unwrap();
+    let mut cmd = run_command(&tmp.path().join("data"));
+    cmd.env("TLSCHAT_ADMIN_PASSWORD", PASSWORD)
+        .arg("--join-password-file")
+        .arg(&file);
+    let server = ServerProcess::spawn(cmd);
+
+    let mut wrong = SClient::connect(server.addr);
+    wrong.expect("NICK");
+    wrong.send("mallory");
+    wrong.expect("PASS join");
+    wrong.send("пароль");
+    wrong.expect("REFUSE wrong password or invite code");
+
+    let mut s = SClient::connect(server.addr);
+    s.expect("NICK");
+    s.send("dora");
+    s.expect("PASS join");
+    s.send("пароль-密码-🔑 and three more words");
+    s.expect("WELCOME dora #lobby");
+    s.expect("JOIN #lobby dora");
+    s.expect("USERS #lobby dora");
+    s.send("привет 👋");
+    s.wait_for("MSG #lobby dora привет 👋");
+}

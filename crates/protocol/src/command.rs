@@ -229,7 +229,7 @@ impl CommandError {
     }
 }
 
-/// The commands and what they do, as `/help` shows them.
+/// The commands and what they do, as `/help` shows them to everyone.
 pub const HELP: &[&str] = &[
     "/join #room        leave your room and enter #room (created on demand)",
     "/msg NICK TEXT     private message",
@@ -239,14 +239,41 @@ pub const HELP: &[&str] = &[
     "/ping [TOKEN]      the server answers PONG",
     "/quit [REASON]     leave",
     "//text             a message that starts with /",
+    "/nick NEWNICK      change your nickname (an account moves with it)",
+    "/register PASSWORD [CODE]  make your nickname an account (asks PASSWORD at login)",
+    "/password OLD NEW  change your account's password",
+    "/ops               list the moderators",
+];
+
+const KICK_HELP: &str = "/kick NICK [REASON]  disconnect NICK (they may come back)";
+const BAN_HELP: &str = "/ban NICK|ADDRESS[/LEN] [DURATION] [REASON]  ban NICK and its address (or an address or prefix), then kick; DURATION like 30m, 12h, 7d";
+const BANS_HELP: &str = "/bans                list the bans";
+const INVITE_HELP: &str = "/invite [USES] [DURATION]  a link that admits USES nicknames";
+const INVITES_HELP: &str = "/invites             list the live invites";
+const UNINVITE_HELP: &str = "/uninvite PREFIX     revoke an invite";
+
+/// A moderator's extra commands (bans of at most 7 days, users only).
+pub const MODERATOR_HELP: &[&str] = &[
+    KICK_HELP,
+    BAN_HELP,
+    BANS_HELP,
+    INVITE_HELP,
+    INVITES_HELP,
+    UNINVITE_HELP,
 ];
 
 /// The admin's extra commands, shown to the admin only.
 pub const ADMIN_HELP: &[&str] = &[
-    "/kick NICK [REASON]  disconnect NICK (they may come back)",
-    "/ban NICK|ADDRESS[/LEN] [REASON]  ban NICK and its address (or an address or prefix), then kick",
+    KICK_HELP,
+    BAN_HELP,
     "/unban NICK|ADDRESS  lift a ban",
-    "/bans                list the bans",
+    BANS_HELP,
+    INVITE_HELP,
+    INVITES_HELP,
+    UNINVITE_HELP,
+    "/op NICK /deop NICK  make an account a moderator, or no longer",
+    "/unregister NICK     remove an account",
+    "/registration [open|invite-only|off|default]  who may /register",
 ];
 
 impl<'a> Command<'a> {

@@ -55,11 +55,11 @@ pub(crate) const ADMIN: &str = "admin";
 /// Where [`ensure_admin`] leaves a generated admin password, in the data directory.
 pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
-/// What a logged-in session may do, fixed at login by its nickname: the
-/// nickname [`ADMIN`] (whose password the login checked) runs the admin
-/// commands and is exempt from bans; every other session is a user. The
-/// store keeps a role per account; a moderator may kick, ban for a bounded
-/// time and invite.
+/// What a logged-in session may do, taken from its account at login and
+/// changed by `/op` and `/deop` while it runs: the nickname [`ADMIN`]
+/// (whose password the login checked) runs every command and is exempt
+/// from bans; a moderator may kick, ban for a bounded time and invite
+/// (the limits are the hub's `moderation`); every other session is a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     User,
@@ -76,8 +76,7 @@ impl Role {
         }
     }
 
-    /// The one admin check: whether this session may run admin commands
-    /// (`/kick`, `/ban`, `/unban`, `/bans`) and stays out of bans.
+    /// Whether this is the admin: every command, exempt from bans.
     pub(crate) fn is_admin(self) -> bool {
         self == Role::Admin
     }
@@ -115,6 +114,9 @@ pub enum AccountsError {
         #[source]
         source: io::Error,
     },
+    /// Roles live in the database, never in the old accounts file.
+    #[error("the accounts file keeps no roles; roles are kept in tlschat.db")]
+    NoRoles,
     #[error("the password is empty; choose a non-empty password")]
     EmptyPassword,
     #[error(transparent)]
@@ -132,9 +134,9 @@ pub enum AccountsError {
 /// The registered accounts, and where they live.
 pub struct Accounts {
     backing: Backing,
-    /// Folded nick (`Nick::key`) → (nick as spelt, PHC string). A BTreeMap so
-    /// the file is written in a stable order.
-    map: BTreeMap<String, (Nick, String)>,
+    /// Folded nick (`Nick::key`) → (nick as spelt, PHC string, role). A
+    /// BTreeMap so the file is written in a stable order.
+    map: BTreeMap<String, (Nick, String, Role)>,
 }
 
 impl fmt::Debug for Accounts {
@@ -148,7 +150,7 @@ impl fmt::Debug for Accounts {
                 &self
                     .map
                     .values()
-                    .map(|(n, _)| n.as_str())
+                    .map(|(n, _, _)| n.as_str())
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
@@ -158,8 +160,6 @@ impl fmt::Debug for Accounts {
 /// Where [`Accounts`] writes a change before it takes it.
 enum Backing {
     File(PathBuf),
-    // Only tests open accounts over a store until Server::bind does.
-    #[cfg_attr(not(test), allow(dead_code))]
     Store {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -178,7 +178,6 @@ impl fmt::Debug for Backing {
 impl Accounts {
     /// The accounts of `store`, cached; changes go to the store first and
     /// new accounts are dated by `clock`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn from_store(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -188,7 +187,7 @@ impl Accounts {
             .map_err(|e| AccountsError::Store(Box::new(e)))?;
         let map = rows
             .into_iter()
-            .map(|row| (row.nick.key().to_owned(), (row.nick, row.phc)))
+            .map(|row| (row.nick.key().to_owned(), (row.nick, row.phc, row.role)))
             .collect();
         Ok(Accounts {
             backing: Backing::Store { store, clock },
@@ -230,7 +229,8 @@ impl Accounts {
                     "`{nick}` is already listed on line {first}"
                 )));
             }
-            map.insert(nick.key().to_owned(), (nick, phc));
+            let role = Role::of(&nick);
+            map.insert(nick.key().to_owned(), (nick, phc, role));
         }
         Ok(Accounts {
             backing: Backing::File(path.to_owned()),
@@ -241,7 +241,12 @@ impl Accounts {
     /// Every account as (nick as spelt, PHC string), for the import into
     /// the store.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Nick, &str)> {
-        self.map.values().map(|(nick, phc)| (nick, phc.as_str()))
+        self.map.values().map(|(nick, phc, _)| (nick, phc.as_str()))
+    }
+
+    /// How many accounts there are.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
     pub(crate) fn is_registered(&self, nick: &Nick) -> bool {
@@ -257,7 +262,29 @@ impl Accounts {
     /// The stored PHC string, to check with [`verify_password`] off the
     /// async runtime.
     pub(crate) fn hash_of(&self, nick: &Nick) -> Option<&str> {
-        self.map.get(nick.key()).map(|(_, phc)| phc.as_str())
+        self.map.get(nick.key()).map(|(_, phc, _)| phc.as_str())
+    }
+
+    /// The account's role; `None` when `nick` is no account.
+    pub(crate) fn role_of(&self, nick: &Nick) -> Option<Role> {
+        self.map.get(nick.key()).map(|(_, _, role)| *role)
+    }
+
+    /// Takes an account the store has committed (`/register`).
+    pub(crate) fn cache_insert(&mut self, nick: Nick, phc: String, role: Role) {
+        self.map.insert(nick.key().to_owned(), (nick, phc, role));
+    }
+
+    /// Takes a new password the store has committed (`/password`).
+    pub(crate) fn cache_password(&mut self, nick: &Nick, phc: String) {
+        if let Some(entry) = self.map.get_mut(nick.key()) {
+            entry.1 = phc;
+        }
+    }
+
+    /// Forgets an account the store has deleted (`/unregister`).
+    pub(crate) fn cache_remove(&mut self, key: &str) {
+        self.map.remove(key);
     }
 
     /// Hashes `password` with argon2id (default parameters, random salt) and
@@ -272,7 +299,7 @@ impl Accounts {
         match &self.backing {
             Backing::File(path) => {
                 let mut next = self.map.clone();
-                next.insert(nick.key().to_owned(), (nick.clone(), phc));
+                next.insert(nick.key().to_owned(), (nick.clone(), phc, Role::of(nick)));
                 write_atomic(path, render(&next).as_bytes(), Mode::Private).map_err(|source| {
                     AccountsError::Write {
                         path: path.clone(),
@@ -282,21 +309,81 @@ impl Accounts {
                 self.map = next;
             }
             Backing::Store { store, clock } => {
-                let stored = if self.map.contains_key(nick.key()) {
-                    store.set_password(nick.key(), &phc)
-                } else {
-                    store.create_account(&AccountRow {
-                        nick: nick.clone(),
-                        phc: phc.clone(),
-                        role: Role::of(nick),
-                        created: clock.now(),
-                        created_from: None,
-                    })
+                let (stored, role) = match self.map.get(nick.key()) {
+                    Some((_, _, role)) => (store.set_password(nick.key(), &phc), *role),
+                    None => {
+                        let role = Role::of(nick);
+                        let row = AccountRow {
+                            nick: nick.clone(),
+                            phc: phc.clone(),
+                            role,
+                            created: clock.now(),
+                            created_from: None,
+                        };
+                        (store.create_account(&row), role)
+                    }
                 };
                 stored.map_err(|e| AccountsError::Store(Box::new(e)))?;
-                self.map.insert(nick.key().to_owned(), (nick.clone(), phc));
+                // An existing account keeps the spelling it was made with.
+                let spelt = self.map.get(nick.key()).map_or(nick, |(n, _, _)| n).clone();
+                self.map.insert(nick.key().to_owned(), (spelt, phc, role));
             }
         }
+        Ok(())
+    }
+}
+
+impl Accounts {
+    /// The accounts holding `role`, as spelt, in key order.
+    pub(crate) fn with_role(&self, role: Role) -> impl Iterator<Item = &Nick> {
+        self.map
+            .values()
+            .filter(move |(_, _, r)| *r == role)
+            .map(|(nick, _, _)| nick)
+    }
+
+    /// Gives the account of `nick` `role`, saved in the store before the
+    /// accounts in memory change; the account as spelt. `None`: no such
+    /// account. The accounts file keeps no roles: there, an error.
+    pub(crate) fn set_role(
+        &mut self,
+        nick: &Nick,
+        role: Role,
+    ) -> Result<Option<Nick>, AccountsError> {
+        let Some(entry) = self.map.get_mut(nick.key()) else {
+            return Ok(None);
+        };
+        match &self.backing {
+            Backing::File(_) => return Err(AccountsError::NoRoles),
+            Backing::Store { store, .. } => store
+                .set_role(nick.key(), role)
+                .map_err(|e| AccountsError::Store(Box::new(e)))?,
+        }
+        entry.2 = role;
+        Ok(Some(entry.0.clone()))
+    }
+
+    /// Moves the account of `old` (if it is one) to `new`, a change of
+    /// case included; saved (file or store) before the accounts in memory
+    /// change. On error nothing changed.
+    pub(crate) fn rename(&mut self, old: &Nick, new: &Nick) -> Result<(), AccountsError> {
+        let Some((_, phc, role)) = self.map.get(old.key()).cloned() else {
+            return Ok(());
+        };
+        let mut next = self.map.clone();
+        next.remove(old.key());
+        next.insert(new.key().to_owned(), (new.clone(), phc, role));
+        match &self.backing {
+            Backing::File(path) => write_atomic(path, render(&next).as_bytes(), Mode::Private)
+                .map_err(|source| AccountsError::Write {
+                    path: path.clone(),
+                    source,
+                })?,
+            Backing::Store { store, .. } => store
+                .rename(old.key(), new)
+                .map_err(|e| AccountsError::Store(Box::new(e)))?,
+        }
+        self.map = next;
         Ok(())
     }
 }
@@ -306,7 +393,7 @@ fn admin_nick() -> Nick {
     Nick::parse(ADMIN).expect("ADMIN is a valid nickname")
 }
 
-fn hash_password(password: &str) -> Result<String, AccountsError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, AccountsError> {
     if password.is_empty() {
         return Err(AccountsError::EmptyPassword);
     }
@@ -421,6 +508,29 @@ pub(crate) fn ensure_admin(
     })
 }
 
+/// For the command line (`passwd`): the accounts in the data directory's
+/// database, an old `accounts.txt` imported first if there is one (which a
+/// running server may have done already; the database's own locking makes
+/// two processes safe).
+pub fn open_in(data_dir: &Path) -> Result<(Accounts, PathBuf), AccountsError> {
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+    let (store, _imported) = crate::sqlite::open_store(data_dir, clock.clone())
+        .map_err(|e| AccountsError::Store(Box::new(e)))?;
+    let accounts = Accounts::from_store(Arc::new(store), clock)?;
+    Ok((accounts, data_dir.join(crate::sqlite::DB_FILE)))
+}
+
+/// For `passwd --nick NICK`: sets the password of `nick`'s account, making
+/// the account (role user) if there is none. The admin's goes through
+/// [`change_admin_password`].
+pub fn set_account_password(
+    accounts: &mut Accounts,
+    nick: &Nick,
+    password: &str,
+) -> Result<(), AccountsError> {
+    accounts.set_password(nick, password)
+}
+
 /// For the `passwd` subcommand: stores a new admin password, then deletes
 /// `<data_dir>/initial-admin-password` if present (it no longer works).
 pub fn change_admin_password(
@@ -463,10 +573,10 @@ fn parse_line(line: &str) -> Result<(Nick, String), String> {
     Ok((nick, phc.to_owned()))
 }
 
-fn render(map: &BTreeMap<String, (Nick, String)>) -> String {
+fn render(map: &BTreeMap<String, (Nick, String, Role)>) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
-    for (nick, phc) in map.values() {
+    for (nick, phc, _) in map.values() {
         out.push_str(nick.as_str());
         out.push(' ');
         out.push_str(phc);
@@ -734,6 +844,8 @@ mod tests {
         change_admin_password(dir.path(), &mut accounts, "пароль-密码-🔑").unwrap();
         let rows = store.accounts().unwrap();
         assert_eq!(rows.len(), 1, "a new password is no second admin");
+        assert_eq!(accounts.role_of(&admin_nick()), Some(Role::Admin));
+        assert_eq!(accounts.len(), 1);
         assert!(verify_password(&rows[0].phc, "пароль-密码-🔑"));
         assert_eq!(accounts.hash_of(&admin_nick()), Some(rows[0].phc.as_str()));
 
@@ -742,6 +854,8 @@ mod tests {
         accounts.set_password(&bob, "密码").unwrap();
         let (reloaded, _) = open();
         assert!(reloaded.is_registered(&Nick::parse("bob").unwrap()));
+        assert_eq!(reloaded.role_of(&bob), Some(Role::User));
+        assert_eq!(reloaded.role_of(&Nick::parse("carol").unwrap()), None);
         let roles: Vec<Role> = store.accounts().unwrap().iter().map(|r| r.role).collect();
         assert_eq!(roles, [Role::Admin, Role::User]);
         let debug = format!("{reloaded:?}");

@@ -60,7 +60,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use tlschat_fs::{write_atomic, Mode};
 use tlschat_protocol::names::Nick;
 
@@ -179,6 +179,12 @@ impl AddrRange {
     pub(crate) fn is_prefix(&self) -> bool {
         self.len < full_len(self.net)
     }
+
+    /// True if this covers more addresses than a prefix of `v4` bits (an
+    /// IPv4 range) or `v6` bits (an IPv6 range) does.
+    pub(crate) fn wider_than(&self, v4: u8, v6: u8) -> bool {
+        self.len < if self.net.is_ipv4() { v4 } else { v6 }
+    }
 }
 
 impl std::str::FromStr for AddrRange {
@@ -289,8 +295,9 @@ pub(crate) struct BanList {
 
 impl BanList {
     /// [`BanList::load_with_clock`] with the system clock.
+    #[cfg(test)]
     pub(crate) fn load(path: &Path) -> Result<BanList, BanFileError> {
-        BanList::load_with_clock(path, Arc::new(SystemClock))
+        BanList::load_with_clock(path, Arc::new(crate::clock::SystemClock))
     }
 
     /// Reads `path`; `clock` decides which timed bans have ended. A missing
@@ -389,8 +396,6 @@ impl BanList {
 
     /// Removes the bans that have ended, rewriting the file only if there
     /// were any; returns them. On error the in-memory list is unchanged.
-    // For the server's periodic sweep, which only tests reach so far.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn remove_expired(&mut self) -> Result<Vec<Ban>, BanFileError> {
         let now = self.clock.now();
         let (kept, ended): (Vec<Ban>, Vec<Ban>) =
@@ -406,6 +411,12 @@ impl BanList {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Ban> {
         let now = self.clock.now();
         self.bans.iter().filter(move |b| b.in_force(now))
+    }
+
+    /// The clock that decides which bans have ended; new bans are dated
+    /// by it too.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// How many bans are in force.
@@ -570,7 +581,8 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn format_time(t: SystemTime) -> String {
+/// `t` in RFC 3339, UTC, whole seconds (`2026-11-24T14:00:00Z`).
+pub(crate) fn format_time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(whole_seconds(t)).to_string()
 }
 

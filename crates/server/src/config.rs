@@ -21,23 +21,30 @@
 //! the file and fills in the defaults. The admin password follows the same
 //! order across its three forms (`--admin-password-file`,
 //! `TLSCHAT_ADMIN_PASSWORD`, the `admin_password_file` key); see
-//! [`Merged::server_config`]. For every limit, `0` switches it off.
+//! [`Merged::server_config`]. The join password is the file (flag or key)
+//! over `TLSCHAT_JOIN_PASSWORD`, since the file is what a reload reads
+//! again. For every limit, `0` switches it off.
 //!
 //! The reload policy ([`Merged::reload`]): a SIGHUP re-reads the config file
 //! and merges it with the command line of the start, which cannot change.
-//! The limits are applied; `listen`, `cert`, `key` and `san` wait for a
-//! restart (a reload that finds them changed says so), as do the data
+//! The limits and the access settings (join password file, private,
+//! public name, registration) are applied; `listen`, `cert`, `key` and
+//! `san` wait for a restart (a reload that finds them changed says so), as do the data
 //! directory and the admin password.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::certs::{self, CertError, CertPaths};
+use crate::clock::{Clock, SystemClock};
+use crate::store::Registration;
 use tlschat_fs::{read_password_file, PasswordFileError};
+use tlschat_protocol::HostPort;
 use tlschat_protocol::DEFAULT_PORT;
 
 /// The config file's name inside the data directory.
@@ -46,6 +53,11 @@ pub(crate) const CONFIG_FILE: &str = "tlschat.toml";
 /// The variable that holds the admin password itself (there is no flag:
 /// a password on a command line is visible to every user of the machine).
 pub(crate) const ADMIN_PASSWORD_ENV: &str = "TLSCHAT_ADMIN_PASSWORD";
+/// How often the server drops what has expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// The join password itself, for a deployment that keeps secrets in the
+/// environment.
+pub(crate) const JOIN_PASSWORD_ENV: &str = "TLSCHAT_JOIN_PASSWORD";
 
 /// Where the server listens unless told otherwise.
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
@@ -192,6 +204,10 @@ limits! {
     /// IPv6 addresses sharing this prefix count as one address
     ipv6_prefix_len: u8 = 64, "BITS", "TLSCHAT_IPV6_PREFIX_LEN",
         valid IPV6_PREFIX_LENS, prefix_note();
+    /// Accounts one address may register with /register in 24 hours
+    registrations_per_address: u32 = 3, "N", "TLSCHAT_REGISTRATIONS_PER_ADDRESS";
+    /// Accounts /register may make in all (the operator's passwd is not counted)
+    max_accounts: usize = 10000, "N", "TLSCHAT_MAX_ACCOUNTS";
 }
 
 impl Default for Limits {
@@ -287,6 +303,23 @@ pub struct Settings {
         "Set the admin password from this file's first line ({ADMIN_PASSWORD_ENV} works too)"
     ))]
     pub(crate) admin_password_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help = format!(
+        "Ask everyone who is not an account for the password in this file's first line \
+         ({JOIN_PASSWORD_ENV} works too)"
+    ))]
+    pub(crate) join_password_file: Option<PathBuf>,
+    /// Only accounts and invited people get in, even without a join password.
+    #[arg(long, env = "TLSCHAT_PRIVATE", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub(crate) private: Option<bool>,
+    /// The HOST[:PORT] invite links name [default: the first --san, else the
+    /// certificate's first DNS name, else the address the inviter reached]
+    #[arg(long, env = "TLSCHAT_PUBLIC_NAME", value_name = "HOST[:PORT]")]
+    pub(crate) public_name: Option<String>,
+    /// Who may make their nickname an account with /register: open,
+    /// invite-only or off [default: open]
+    #[arg(long, env = "TLSCHAT_REGISTRATION", value_name = "POLICY")]
+    pub(crate) registration: Option<String>,
     #[command(flatten)]
     #[serde(default)]
     pub(crate) limits: LimitSettings,
@@ -380,6 +413,10 @@ impl Settings {
             key: self.key.or(lower.key),
             san: self.san.filter(|s| !s.is_empty()).or(lower.san),
             admin_password_file: self.admin_password_file.or(lower.admin_password_file),
+            join_password_file: self.join_password_file.or(lower.join_password_file),
+            private: self.private.or(lower.private),
+            public_name: self.public_name.or(lower.public_name),
+            registration: self.registration.or(lower.registration),
             limits: self.limits.over(lower.limits),
         }
     }
@@ -409,10 +446,22 @@ impl Settings {
                 ))
             }
         };
+        let public_name = self
+            .public_name
+            .map(|name| parse_public_name(&name))
+            .transpose()?;
+        let registration = match self.registration {
+            Some(word) => word.parse().map_err(ConfigError::Invalid)?,
+            None => Registration::default(),
+        };
         Ok(Effective {
             listen: self.listen.unwrap_or(DEFAULT_LISTEN),
             cert,
             admin_password_file: self.admin_password_file,
+            join_password_file: self.join_password_file,
+            private: self.private.unwrap_or(false),
+            public_name,
+            registration,
             limits: self.limits.resolve()?,
         })
     }
@@ -432,6 +481,9 @@ pub struct Merged {
 pub struct Reload {
     /// The new limits, for [`Reloader::reload`](crate::Reloader::reload).
     pub limits: Limits,
+    /// Who gets in, with the join password read again; its error, if the
+    /// file could not be read (the running server keeps the old one).
+    pub access: Result<AccessConfig, String>,
     /// Set when settings that only a restart applies have changed.
     pub waiting_for_restart: Option<&'static str>,
 }
@@ -451,6 +503,9 @@ impl Merged {
             })?;
         }
         if let Some(file) = &self.effective.admin_password_file {
+            read_password_file(file)?;
+        }
+        if let Some(file) = &self.effective.join_password_file {
             read_password_file(file)?;
         }
         Ok(())
@@ -485,6 +540,9 @@ impl Merged {
             cert: eff.cert.clone(),
             admin_password,
             limits: eff.limits.clone(),
+            clock: Arc::new(SystemClock),
+            access: access_config(eff, std::env::var(JOIN_PASSWORD_ENV).ok())?,
+            sweep_every: SWEEP_EVERY,
         })
     }
 
@@ -496,8 +554,11 @@ impl Merged {
         let now = self.command_line.effective(&self.data_dir)?;
         let restart_only_changed =
             now.listen != self.effective.listen || now.cert != self.effective.cert;
+        let access =
+            access_config(&now, std::env::var(JOIN_PASSWORD_ENV).ok()).map_err(|e| e.to_string());
         Ok(Reload {
             limits: now.limits,
+            access,
             waiting_for_restart: restart_only_changed.then_some(RESTART_ONLY),
         })
     }
@@ -509,7 +570,97 @@ pub struct Effective {
     pub listen: SocketAddr,
     pub cert: CertSource,
     pub admin_password_file: Option<PathBuf>,
+    pub join_password_file: Option<PathBuf>,
+    pub private: bool,
+    pub public_name: Option<PublicName>,
+    pub registration: Registration,
     pub limits: Limits,
+}
+
+/// The join password: `--join-password-file` or the `join_password_file` key
+/// (the command line already won the merge) over `TLSCHAT_JOIN_PASSWORD`
+/// (ignored when empty). Unlike the admin's, a file wins over the variable:
+/// the file is what a reload reads again.
+fn access_config(
+    eff: &Effective,
+    env_password: Option<String>,
+) -> Result<AccessConfig, ConfigError> {
+    let join_password = match (
+        &eff.join_password_file,
+        env_password.filter(|p| !p.is_empty()),
+    ) {
+        (Some(file), _) => Some(read_password_file(file)?),
+        (None, from_env) => from_env,
+    };
+    Ok(AccessConfig {
+        join_password,
+        private: eff.private,
+        public_name: eff.public_name.clone(),
+        registration: eff.registration,
+    })
+}
+
+/// `public_name`: a host (DNS name, IPv4, `[IPv6]`) as a link may carry it,
+/// and an optional port.
+fn parse_public_name(name: &str) -> Result<PublicName, ConfigError> {
+    let invalid = |e: String| ConfigError::Invalid(format!("`public_name` `{name}`: {e}"));
+    let parsed = name.parse::<HostPort>().map_err(invalid)?;
+    let host = HostPort::check_link_host(parsed.host()).map_err(|e| invalid(e.to_string()))?;
+    // HostPort fills in the default port; a name without one means the
+    // port the server listens on.
+    let port_given = match name.strip_prefix('[') {
+        Some(rest) => rest.contains("]:"),
+        None => name.matches(':').count() == 1,
+    };
+    Ok(PublicName {
+        host,
+        port: port_given.then_some(parsed.port()),
+    })
+}
+
+/// The host (and port, if given) that invite links name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicName {
+    /// As a link writes it (lower case; IPv6 without brackets).
+    pub host: String,
+    /// `None`: the port the server listens on.
+    pub port: Option<u16>,
+}
+
+impl std::fmt::Display for PublicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.host.contains(':'), self.port) {
+            (true, Some(port)) => write!(f, "[{}]:{port}", self.host),
+            (true, None) => write!(f, "[{}]", self.host),
+            (false, Some(port)) => write!(f, "{}:{port}", self.host),
+            (false, None) => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Who gets in and who may register: the access settings, resolved.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Asked (`PASS join`) of everyone who is not an account.
+    pub join_password: Option<String>,
+    /// Only accounts and invitees get in, even without a join password.
+    pub private: bool,
+    /// The host (and port) invite links name.
+    pub public_name: Option<PublicName>,
+    /// Who may `/register`, unless `/registration` saved another policy.
+    pub registration: Registration,
+}
+
+impl std::fmt::Debug for AccessConfig {
+    // The join password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessConfig")
+            .field("join_password", &redacted(&self.join_password))
+            .field("private", &self.private)
+            .field("public_name", &self.public_name)
+            .field("registration", &self.registration)
+            .finish()
+    }
 }
 
 impl Effective {
@@ -526,6 +677,12 @@ impl Effective {
             san: Option<&'a [String]>,
             #[serde(skip_serializing_if = "Option::is_none")]
             admin_password_file: Option<&'a Path>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            join_password_file: Option<&'a Path>,
+            private: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            public_name: Option<String>,
+            registration: &'a str,
             limits: LimitSettings,
         }
         let (cert, key, san) = match &self.cert {
@@ -538,6 +695,10 @@ impl Effective {
             key,
             san,
             admin_password_file: self.admin_password_file.as_deref(),
+            join_password_file: self.join_password_file.as_deref(),
+            private: self.private,
+            public_name: self.public_name.as_ref().map(ToString::to_string),
+            registration: self.registration.as_str(),
             limits: self.limits.settings(),
         };
         // Plain data with string keys: serialization cannot fail.
@@ -555,6 +716,16 @@ pub struct ServerConfig {
     /// Replaces the stored admin password when set.
     pub admin_password: Option<String>,
     pub limits: Limits,
+    /// "Now" for everything stored with a time (accounts, invites, timed
+    /// bans): the system clock, a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests that move time.
+    pub clock: Arc<dyn Clock>,
+    /// Join password, private mode, invite links' host, registration.
+    pub access: AccessConfig,
+    /// How often expired invites (and timed bans) are swept out; zero:
+    /// never. For tests.
+    #[doc(hidden)]
+    pub sweep_every: Duration,
 }
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
@@ -572,6 +743,9 @@ impl std::fmt::Debug for ServerConfig {
             cert,
             admin_password,
             limits,
+            clock,
+            access,
+            sweep_every,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -579,6 +753,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("cert", cert)
             .field("admin_password", &redacted(admin_password))
             .field("limits", limits)
+            .field("clock", clock)
+            .field("access", access)
+            .field("sweep_every", sweep_every)
             .finish()
     }
 }
@@ -594,6 +771,9 @@ impl ServerConfig {
             },
             admin_password: None,
             limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            access: AccessConfig::default(),
+            sweep_every: SWEEP_EVERY,
         }
     }
 
@@ -827,5 +1007,59 @@ mod tests {
 
         // A broken file is refused as a whole.
         assert!(reload_with("[limits]\nrate_limit = -1\n").is_err());
+    }
+
+    /// The join password: the file over the variable (the file is what a
+    /// reload reads again); a reload whose file is gone reports it, and
+    /// the access settings never show the password.
+    #[test]
+    fn the_join_password_file_wins_and_a_reload_reports_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("join");
+        std::fs::write(&file, "пароль-密码-🔑\n").unwrap();
+        let file_arg = file.to_str().unwrap();
+        let merged = command_line(
+            dir.path(),
+            &[
+                "--join-password-file",
+                file_arg,
+                "--public-name",
+                "Chat.Example.org",
+            ],
+        )
+        .merge()
+        .unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("пароль-密码-🔑"));
+        let name = access.public_name.clone().unwrap();
+        assert_eq!((name.host.as_str(), name.port), ("chat.example.org", None));
+        assert!(!format!("{access:?}").contains("пароль"));
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        let access = access_config(&merged.effective, Some("from-env".into())).unwrap();
+        assert_eq!(access.join_password.as_deref(), Some("from-env"));
+        assert_eq!(
+            access_config(&merged.effective, Some(String::new()))
+                .unwrap()
+                .join_password,
+            None
+        );
+
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            format!("join_password_file = {file_arg:?}\n"),
+        )
+        .unwrap();
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let reload = merged.reload().unwrap();
+        assert!(reload.access.is_err(), "{:?}", reload.access);
+        for bad in ["тест.рф", "host:0", "a b"] {
+            assert!(parse_public_name(bad).is_err(), "{bad}");
+        }
+        let v6 = parse_public_name("[2001:DB8::1]:4433").unwrap();
+        assert_eq!(
+            (v6.to_string(), v6.port),
+            ("[2001:db8::1]:4433".to_owned(), Some(4433))
+        );
     }
 }

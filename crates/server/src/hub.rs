@@ -10,8 +10,10 @@
 //! A client's [`Peer`](crate::peer) calls one method per command that
 //! reaches others or needs their state, with its [`ClientId`]; what
 //! concerns that client alone (its errors, `PONG`, `/help`) it queues
-//! itself, and it checks admin rights ([`Role`]) before it calls an admin
-//! command's method. Each method takes the state lock for a short
+//! itself, and it checks the command's privilege against the session's
+//! role ([`SharedRole`]) before it calls a moderator's or the admin's
+//! method; who may act on whom (a moderator on users only) is checked in
+//! here, under the lock. Each method takes the state lock for a short
 //! synchronous section: it updates users and rooms, encodes every outgoing
 //! line once, and `try_send`s the shared bytes into each recipient's
 //! [`Outbox`]. Nothing in here waits on a socket. A recipient whose queue is full is collected as
@@ -27,21 +29,35 @@
 //! that cannot keep up with those is dropped as before.
 //!
 //! Ban changes are written to disk (fsync) outside the state lock, on the
-//! blocking pool, before they are confirmed.
+//! blocking pool, before they are confirmed; so is an account's move by
+//! `/nick` ([`rename`]), whose new name is reserved meanwhile. Expired bans
+//! are dropped by [`Hub::sweep`]. Who may act on whom, and the roles
+//! sessions hold, are in [`moderation`].
+//!
+//! Lock order: the state lock may be held while taking the bans' or the
+//! accounts' lock, never the other way round.
+
+mod moderation;
+mod rename;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rustc_hash::FxBuildHasher;
 use tracing::{info, warn};
 
 use super::accounts::{Accounts, Role};
-use super::bans::{canonical_ip, AddrRange, Ban, BanList};
+use super::bans::{canonical_ip, format_time, AddrRange, Ban, BanList};
+use super::clock::Clock;
 use super::outbound::{Busy, Outbox};
 use super::room::{ClientId, Room};
+use super::store::Storage;
 use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
+
+pub(crate) use self::moderation::{help, may, SharedRole};
 
 /// What a room line says: plain text (`MSG`) or an action (`/me`, `ACTION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +85,7 @@ struct Shared {
     state: Mutex<State>,
     bans: Mutex<BanList>,
     accounts: Mutex<Accounts>,
+    storage: Storage,
 }
 
 #[derive(Default)]
@@ -92,6 +109,20 @@ struct User {
     /// Folded name of the user's room (always a key of `rooms`).
     room: Box<str>,
     outbox: Outbox,
+    role: SharedRole,
+    /// A new nickname's key held in `nicks` while a `/nick` saves the
+    /// account's move (see [`rename`]).
+    reserved: Option<Box<str>>,
+}
+
+/// Whom a `/ban` names, and who is banning.
+struct BanTarget {
+    by: String,
+    by_role: Role,
+    nick: Option<Nick>,
+    addr: Option<AddrRange>,
+    /// The role of the nickname's session or account (`User` for an
+    /// address).
     role: Role,
 }
 
@@ -110,14 +141,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub(crate) fn new(bans: BanList, accounts: Accounts) -> Hub {
+    pub(crate) fn new(bans: BanList, accounts: Accounts, storage: Storage) -> Hub {
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 bans: Mutex::new(bans),
                 accounts: Mutex::new(accounts),
+                storage,
             }),
         }
+    }
+
+    /// The store (accounts, roles, invites, settings) and the clock. Store
+    /// calls go through [`Storage::call`] (the blocking pool), never under
+    /// the state lock; the accounts cache changes after the store committed.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.shared.storage
     }
 
     // ---- handshake -------------------------------------------------------
@@ -131,8 +170,13 @@ impl Hub {
             // bans.txt must not lock the operator out either.
             return None;
         }
+        // A moderator, too, proves itself with a password: an address ban
+        // on someone sharing its address must not lock it out.
+        let staff = self.account_role(nick) != Role::User;
         let bans = lock(&self.shared.bans);
-        let ban = bans.find_nick(nick).or_else(|| bans.find_addr(addr))?;
+        let ban = bans
+            .find_nick(nick)
+            .or_else(|| bans.find_addr(addr).filter(|_| !staff))?;
         Some(match ban.reason.as_str() {
             "" => "you are banned from this server".to_owned(),
             r => format!("you are banned from this server: {r}"),
@@ -154,7 +198,7 @@ impl Hub {
     pub(crate) fn register(
         &self,
         nick: Nick,
-        role: Role,
+        role: impl Into<SharedRole>,
         addr: IpAddr,
         group: IpAddr,
         outbox: Outbox,
@@ -165,6 +209,13 @@ impl Hub {
             }
             if st.nicks.contains_key(nick.key()) {
                 return Err(RegisterError::Taken);
+            }
+            // Read again under the state lock: an `/op` or `/deop` saved
+            // since the login looked finds this session registered, or this
+            // finds the role it saved (see `moderation`).
+            let role: SharedRole = role.into();
+            if let Some(saved) = lock(&self.shared.accounts).role_of(&nick) {
+                role.set(saved);
             }
             st.next_id += 1;
             let id = ClientId(st.next_id);
@@ -182,6 +233,7 @@ impl Hub {
                 id,
                 User {
                     role,
+                    reserved: None,
                     nick,
                     addr: canonical_ip(addr),
                     group,
@@ -199,8 +251,8 @@ impl Hub {
     // One method per command that reaches others or needs their state; each
     // is one short section under the state lock. The peer answers what
     // concerns its client alone (replies to `PING` and `/help`, its errors)
-    // itself, and has checked admin rights ([`Role`]) before it calls an
-    // admin command's method.
+    // itself, and has checked the command's privilege before it calls a
+    // moderator's or the admin's method.
 
     /// Runs `f` in one section under the state lock, then drops whoever's
     /// queue overflowed meanwhile.
@@ -254,7 +306,7 @@ impl Hub {
         });
     }
 
-    /// `/kick NICK [REASON]`, by the admin.
+    /// `/kick NICK [REASON]`, by the admin or a moderator.
     pub(crate) fn kick(&self, id: ClientId, nick: &str, reason: Option<&str>) {
         let reason = reason.unwrap_or("no reason given");
         self.section(|st, lagging| st.kick(id, nick, reason, lagging));
@@ -300,27 +352,52 @@ impl Hub {
         self.section(|st, lagging| st.remove(id, "disconnected", false, lagging));
     }
 
-    /// `/ban NICK|ADDRESS[/LEN] [REASON]`: a connected nickname is banned
-    /// with the address it came from; an address or a prefix alone; any
-    /// other nickname alone. The ban is persisted, then every non-admin
-    /// session it covers (the nickname, and everyone from the address) is
-    /// kicked.
-    pub(crate) async fn ban(&self, id: ClientId, target: &str, reason: Option<&str>) {
-        let Some((by, nick, addr)) = self.ban_target(id, target) else {
+    /// `/ban NICK|ADDRESS[/LEN] [DURATION] [REASON]`: a connected nickname
+    /// is banned with the address it came from; an address or a prefix
+    /// alone; any other nickname alone. A moderator's ban is bounded
+    /// ([`moderation`]). The ban is persisted, then every session it covers
+    /// (the nickname, and every user from the address) is kicked.
+    pub(crate) async fn ban(
+        &self,
+        id: ClientId,
+        target: &str,
+        duration: Option<Duration>,
+        reason: Option<&str>,
+    ) {
+        let Some(BanTarget {
+            by,
+            by_role,
+            nick,
+            addr,
+            role,
+        }) = self.ban_target(id, target)
+        else {
             return;
         };
-        if nick.as_ref().is_some_and(|n| Role::of(n).is_admin()) {
+        if role.is_admin() {
             return self.error(
                 id,
                 ErrorCode::NotPermitted,
                 "the admin account cannot be banned",
             );
         }
+        let allowed = if moderation::may_act_on(by_role, role) {
+            addr.map_or(Ok(()), |a| moderation::prefix_allowed(by_role, &a))
+        } else {
+            Err("a moderator cannot ban the admin or a moderator".to_owned())
+        };
+        let length = allowed.and_then(|()| moderation::ban_length(by_role, duration));
+        let length = match length {
+            Ok(length) => length,
+            Err(why) => return self.error(id, ErrorCode::NotPermitted, &why),
+        };
+        let since = self.clock().now();
+        let until = length.and_then(|d| since.checked_add(d));
         let ban = Ban {
             nick: nick.clone(),
             addr,
-            since: std::time::SystemTime::now(),
-            until: None,
+            since,
+            until,
             by: by.clone(),
             reason: reason.unwrap_or("").to_owned(),
         };
@@ -341,14 +418,16 @@ impl Hub {
             (None, Some(a)) => format!("{a} (address only)"),
             (None, None) => target.to_owned(),
         };
-        info!(by = %by, banned = %whom, "ban");
+        let until = until.map(|t| format!(" until {}", format_time(t)));
+        let until = until.unwrap_or_default();
+        info!(by = %by, banned = %whom, "ban{until}");
         let kick_reason = match reason {
             Some(r) => format!("banned: {r}"),
             None => "banned".to_owned(),
         };
         self.section(|st, lagging| {
             let also = st.kick_banned(nick.as_ref(), addr, &by, &kick_reason, lagging);
-            let text = format!("banned {whom}");
+            let text = format!("banned {whom}{until}");
             st.send(id, ServerLine::Info(&text).encode(), lagging);
             if let (Some(a), Some(also)) = (addr, also) {
                 let text = format!("also disconnected from {a}:{also}");
@@ -357,36 +436,86 @@ impl Hub {
         });
     }
 
-    /// Who `/ban TARGET` by `id` names: the banner's nickname, and the
-    /// nickname and address to ban (see [`Hub::ban`]). `None` after
-    /// answering a target that is neither.
-    fn ban_target(
-        &self,
-        id: ClientId,
-        target: &str,
-    ) -> Option<(String, Option<Nick>, Option<AddrRange>)> {
-        let (by, found) = {
+    /// The clock new bans are dated by and expire by.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        lock(&self.shared.bans).clock()
+    }
+
+    /// Drops the bans that have ended from the list and from `bans.txt`
+    /// (rewritten only if any had), and the expired invites from the
+    /// store, on the blocking pool.
+    pub(crate) async fn sweep(&self) {
+        let storage = self.storage();
+        let now = storage.now();
+        match storage
+            .call(move |store| store.delete_expired_invites(now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!("dropped {n} expired invites"),
+            Err(e) => warn!(error = %e, "could not drop the expired invites"),
+        }
+        let shared = self.shared.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            lock(&shared.bans)
+                .remove_expired()
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the sweep task failed: {e}")));
+        match swept {
+            Ok(ended) => {
+                for ban in ended {
+                    info!(ban = %ban, "ban expired");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not drop the expired bans"),
+        }
+    }
+
+    /// Who `/ban TARGET` by `id` names (see [`Hub::ban`]). `None` after
+    /// answering a target that is neither a nickname nor an address.
+    fn ban_target(&self, id: ClientId, target: &str) -> Option<BanTarget> {
+        let (by, by_role, found) = {
             let st = lock(&self.shared.state);
             let me = st.users.get(&id)?;
             let found = st.find(target).map(|t| {
                 let u = &st.users[&t];
-                (u.nick.clone(), u.addr)
+                (u.nick.clone(), u.addr, u.role.get())
             });
-            (me.nick.to_string(), found)
+            (me.nick.to_string(), me.role.get(), found)
         };
-        match found {
-            Some((nick, addr)) => Some((by, Some(nick), Some(AddrRange::single(addr)))),
+        let (nick, addr, role) = match found {
+            Some((nick, addr, role)) => (Some(nick), Some(AddrRange::single(addr)), role),
             None => match AddrRange::parse(target) {
-                Ok(range) => Some((by, None, Some(range))),
+                Ok(range) => (None, Some(range), Role::User),
                 Err(_) => match Nick::parse(target) {
-                    Ok(nick) => Some((by, Some(nick), None)),
+                    Ok(nick) => {
+                        let role = self.account_role(&nick);
+                        (Some(nick), None, role)
+                    }
                     Err(e) => {
                         self.error(id, ErrorCode::NoSuchNick, &format!("{target}: {e}"));
-                        None
+                        return None;
                     }
                 },
             },
-        }
+        };
+        Some(BanTarget {
+            by,
+            by_role,
+            nick,
+            addr,
+            role,
+        })
+    }
+
+    /// The role an account's holder logs in with; a nickname that is no
+    /// account is a user (and `admin` always the admin).
+    pub(crate) fn account_role(&self, nick: &Nick) -> Role {
+        lock(&self.shared.accounts)
+            .role_of(nick)
+            .unwrap_or_else(|| Role::of(nick))
     }
 
     /// `/unban NICK|ADDRESS`: lifts every ban on that nickname or address.
@@ -434,6 +563,21 @@ impl Hub {
     /// now bans stay until they reconnect.
     pub(crate) fn replace_bans(&self, bans: BanList) {
         *lock(&self.shared.bans) = bans;
+    }
+
+    /// The nickname of a connected client (for commands that act on the
+    /// caller's own account).
+    pub(crate) fn nick_of(&self, id: ClientId) -> Option<Nick> {
+        lock(&self.shared.state)
+            .users
+            .get(&id)
+            .map(|u| u.nick.clone())
+    }
+
+    /// The accounts cache, for a change the store has already committed
+    /// (`/register`, `/password`, `/unregister`).
+    pub(crate) fn with_accounts<T>(&self, f: impl FnOnce(&mut Accounts) -> T) -> T {
+        f(&mut lock(&self.shared.accounts))
     }
 
     /// A reloaded accounts file replaces the password hashes (SIGHUP after
@@ -573,14 +717,19 @@ impl State {
         let Some(r) = self.rooms.get(room) else {
             return Bytes::new();
         };
-        let nicks = r
+        // `@nick` for a moderator; the admin and users unmarked, so a server
+        // without moderators sends v1's line.
+        let entries: Vec<std::borrow::Cow<'_, str>> = r
             .members()
             .filter_map(|m| self.users.get(&m))
-            .map(|u| u.nick.as_str())
+            .map(|u| match u.role.get() {
+                Role::Moderator => format!("@{}", u.nick).into(),
+                Role::User | Role::Admin => u.nick.as_str().into(),
+            })
             .collect();
         ServerLine::Users {
             room: r.name().as_str(),
-            nicks,
+            nicks: entries.iter().map(|e| e.as_ref()).collect(),
         }
         .encode()
     }
@@ -648,7 +797,7 @@ impl State {
         if self.shutting_down {
             // Everyone is leaving: no PART storm while the server stops.
             if let Some(u) = self.users.remove(&id) {
-                self.nicks.remove(u.nick.key());
+                self.forget_nicks(&u);
                 if let Some(r) = self.rooms.get_mut(&u.room) {
                     r.remove(id);
                 }
@@ -657,19 +806,30 @@ impl State {
         }
         self.exit(id, reason, tell_self, lagging);
         if let Some(u) = self.users.remove(&id) {
-            self.nicks.remove(u.nick.key());
+            self.forget_nicks(&u);
             u.outbox.close();
             info!(nick = %u.nick, reason, "left");
         }
     }
 
-    /// Every non-admin session whose address is in `range`, but `except`,
-    /// in order of login.
+    /// Frees the nickname of a user that left, and the one it had
+    /// reserved for a rename.
+    fn forget_nicks(&mut self, u: &User) {
+        self.nicks.remove(u.nick.key());
+        if let Some(key) = &u.reserved {
+            self.nicks.remove(key);
+        }
+    }
+
+    /// Every user's session (no admin's, no moderator's) whose address is
+    /// in `range`, but `except`, in order of login.
     fn sessions_in(&self, range: AddrRange, except: Option<ClientId>) -> Vec<(ClientId, Nick)> {
         let mut found: Vec<(ClientId, Nick)> = self
             .users
             .iter()
-            .filter(|(id, u)| Some(**id) != except && !u.role.is_admin() && range.contains(u.addr))
+            .filter(|(id, u)| {
+                Some(**id) != except && u.role.get() == Role::User && range.contains(u.addr)
+            })
             .map(|(id, u)| (*id, u.nick.clone()))
             .collect();
         found.sort_unstable_by_key(|(id, _)| *id);
@@ -694,8 +854,17 @@ impl State {
                 lagging,
             );
         }
-        let by = self.users[&by_id].nick.to_string();
-        let nick = self.users[&t].nick.to_string();
+        let (by, target) = (&self.users[&by_id], &self.users[&t]);
+        if !moderation::may_act_on(by.role.get(), target.role.get()) {
+            return self.send_error(
+                by_id,
+                ErrorCode::NotPermitted,
+                "a moderator cannot kick the admin or a moderator",
+                lagging,
+            );
+        }
+        let by = by.nick.to_string();
+        let nick = target.nick.to_string();
         self.kick_user(t, &by, reason, lagging);
         let text = format!("kicked {nick}");
         self.send(by_id, ServerLine::Info(&text).encode(), lagging);
@@ -803,6 +972,24 @@ mod tests {
         Hub::new(
             BanList::load(&dir.join("bans.txt")).unwrap(),
             Accounts::load(&dir.join("accounts.txt")).unwrap(),
+            Storage::in_memory(),
+        )
+    }
+
+    /// A hub whose bans expire by `clock`, with `accounts`.
+    pub(super) fn hub_with(
+        dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        accounts: Accounts,
+    ) -> Hub {
+        let storage = Storage {
+            store: Arc::new(crate::store::MemStore::default()),
+            clock: clock.clone(),
+        };
+        Hub::new(
+            BanList::load_with_clock(&dir.join("bans.txt"), clock).unwrap(),
+            accounts,
+            storage,
         )
     }
 
@@ -956,8 +1143,8 @@ mod routing {
 
     const TEXT: &str = "привет γειά مرحبا שלום 你好 👩🏽‍💻 e\u{301}";
 
-    struct Client {
-        id: ClientId,
+    pub(super) struct Client {
+        pub(super) id: ClientId,
         /// A second handle, to see whether the hub closed the client.
         outbox: Outbox,
         inbox: Inbox,
@@ -965,16 +1152,16 @@ mod routing {
 
     impl Client {
         /// What the client received since the last look.
-        fn lines(&self) -> Vec<String> {
+        pub(super) fn lines(&self) -> Vec<String> {
             self.inbox.take_lines()
         }
 
-        fn closed(&self) -> bool {
+        pub(super) fn closed(&self) -> bool {
             self.outbox.is_closing()
         }
     }
 
-    fn log_in(hub: &Hub, nick: &str, role: Role, addr: &str) -> Client {
+    pub(super) fn log_in(hub: &Hub, nick: &str, role: Role, addr: &str) -> Client {
         let (outbox, inbox) = channel(0);
         let addr: IpAddr = addr.parse().unwrap();
         let nick = Nick::parse(nick).unwrap();
@@ -1184,7 +1371,7 @@ mod routing {
             c.lines();
         }
 
-        hub.ban(admin.id, "alice", Some("spam")).await;
+        hub.ban(admin.id, "alice", None, Some("spam")).await;
         assert_eq!(alice.lines(), ["KICK alice admin banned: spam"]);
         assert_eq!(mallory.lines()[0], "KICK alice admin banned: spam");
         assert!(alice.closed() && mallory.closed());
@@ -1225,7 +1412,7 @@ mod routing {
             .is_none());
 
         // The admin account itself cannot be banned: told to the admin only.
-        hub.ban(admin.id, "admin", None).await;
+        hub.ban(admin.id, "admin", None, None).await;
         assert_eq!(
             admin.lines(),
             ["ERROR not-permitted the admin account cannot be banned"]

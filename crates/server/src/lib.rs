@@ -13,6 +13,9 @@
 //! certs.rs: generate / load the certificate; bans.rs, accounts.rs: the
 //! files in the data directory; store.rs (the Store trait) over sqlite.rs
 //! (tlschat.db): accounts, roles, invites; clock.rs: "now" for expiry
+//! access.rs: the join gate of a closed server (join password, invite
+//! codes); account_commands.rs: /register … /uninvite, answered to the
+//! caller alone
 //! ```
 //!
 //! The store is entered from the hub off the broadcast path (blocking
@@ -45,6 +48,8 @@
 // doc --document-private-items`), so their links to private items are meant.
 #![allow(rustdoc::private_intra_doc_links)]
 
+mod access;
+mod account_commands;
 pub mod accounts;
 mod bans;
 pub mod certs;
@@ -63,8 +68,7 @@ mod room;
 pub mod service;
 mod socket;
 mod sqlite;
-// Only tests reach the store until the hub's account and invite commands
-// call it.
+// `set_role` and `rename` wait for `/op` and `/nick`.
 #[cfg_attr(not(test), allow(dead_code))]
 mod store;
 pub mod tls;
@@ -84,13 +88,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, instrument, warn};
 
-use self::accounts::{AccountsError, AdminSetup};
+use self::access::{Access, Identity};
+use self::accounts::{Accounts, AccountsError, AdminSetup};
 use self::bans::{canonical_ip, BanList};
+use self::clock::Clock;
 use self::hub::Hub;
 use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
+use self::store::Storage;
 use crate::certs::{CertError, CertPaths};
-use crate::config::{CertSource, Limits, ServerConfig};
+use crate::config::{CertSource, Reload, ServerConfig};
 use crate::tls::TlsError;
 use tlschat_protocol::Fingerprint;
 
@@ -117,6 +124,8 @@ pub enum ServerError {
     Bans(#[from] BanFileError),
     #[error(transparent)]
     Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -141,6 +150,10 @@ pub struct Server {
     listener: TcpListener,
     ctx: Arc<PeerContext>,
     info: ServerInfo,
+    /// The first `--san` of a generated certificate: the default host of
+    /// invite links.
+    first_san: Option<String>,
+    sweep_every: Duration,
 }
 
 impl Server {
@@ -170,9 +183,15 @@ impl Server {
             ),
         };
         let tls_config = tls::server_config(&cert)?;
+        let first_san = match &config.cert {
+            CertSource::Generated { extra_sans } => extra_sans.first().cloned(),
+            CertSource::Files { .. } => None,
+        };
 
-        let bans = bans::BanList::load(&config::bans_file(&data_dir))?;
-        let mut accounts = accounts::Accounts::load(&config::accounts_file(&data_dir))?;
+        let bans =
+            bans::BanList::load_with_clock(&config::bans_file(&data_dir), config.clock.clone())?;
+        let storage = open_storage(&data_dir, config.clock.clone())?;
+        let mut accounts = Accounts::from_store(storage.store.clone(), storage.clock.clone())?;
         let admin =
             accounts::ensure_admin(&data_dir, &mut accounts, config.admin_password.as_deref())?;
 
@@ -192,9 +211,10 @@ impl Server {
         Ok(Server {
             listener,
             ctx: Arc::new(PeerContext::new(
-                Hub::new(bans, accounts),
+                Hub::new(bans, accounts, storage),
                 TlsAcceptor::from(tls_config),
                 Gate::new(config.limits),
+                Access::new(&config.access, Identity::of(&cert, first_san.as_deref())),
             )),
             info: ServerInfo {
                 local_addr,
@@ -204,6 +224,8 @@ impl Server {
                 cert_generated,
                 admin,
             },
+            first_san,
+            sweep_every: config.sweep_every,
         })
     }
 
@@ -221,6 +243,7 @@ impl Server {
             ctx: self.ctx.clone(),
             data_dir: self.info.data_dir.clone(),
             cert: self.info.cert.clone(),
+            first_san: self.first_san.clone(),
         }
     }
 
@@ -228,8 +251,14 @@ impl Server {
     /// an `INFO`, its queue is flushed (bounded) and its TLS closed.
     #[instrument(skip_all, fields(addr = %self.info.local_addr))]
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Server { listener, ctx, .. } = self;
+        let Server {
+            listener,
+            ctx,
+            sweep_every,
+            ..
+        } = self;
         let tracker = TaskTracker::new();
+        tracker.spawn(sweep(ctx.clone(), sweep_every, shutdown.clone()));
         let mut backoff = Duration::from_millis(5);
         info!("accepting connections");
         loop {
@@ -286,6 +315,23 @@ impl Server {
     }
 }
 
+/// Every `every` (zero: never), until shutdown: drops what has expired
+/// (timed bans from `bans.txt`, invite codes from the store) on the
+/// blocking pool. Expiry is decided at use anyway; this keeps the files
+/// from collecting the dead.
+async fn sweep(ctx: Arc<PeerContext>, every: Duration, shutdown: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        ctx.hub.sweep().await;
+    }
+}
+
 /// One warning per refusal would let whoever is refused choose how much
 /// the server logs: at most one line per address group a minute, carrying
 /// the count of those held back since.
@@ -305,39 +351,51 @@ pub struct Reloader {
     ctx: Arc<PeerContext>,
     data_dir: PathBuf,
     cert: CertPaths,
+    first_san: Option<String>,
 }
 
 impl Reloader {
     /// New limits (applied to open connections too), the bans file, the
-    /// accounts file (a `passwd` while running) and the certificate (for new
-    /// handshakes). Returns what failed.
-    pub fn reload(&self, limits: Limits) -> Vec<String> {
+    /// accounts cache from the database (a `passwd` from another process
+    /// while running) and the certificate (for new handshakes). Returns
+    /// what failed.
+    pub fn reload(&self, reload: Reload) -> Vec<String> {
         let mut failed = Vec::new();
-        self.ctx.gate.set_limits(limits);
-        match BanList::load(&config::bans_file(&self.data_dir)) {
+        self.ctx.gate.set_limits(reload.limits);
+        match reload.access {
+            Ok(access) => self.ctx.access.set(&access),
+            Err(e) => failed.push(format!("join password not reloaded: {e}")),
+        }
+        match BanList::load_with_clock(&config::bans_file(&self.data_dir), self.ctx.hub.clock()) {
             Ok(bans) => {
                 info!(bans = bans.len(), "bans reloaded");
                 self.ctx.hub.replace_bans(bans);
             }
             Err(e) => failed.push(format!("bans not reloaded: {e}")),
         }
-        let accounts_file = config::accounts_file(&self.data_dir);
-        match accounts::Accounts::load(&accounts_file) {
-            Ok(accounts) if accounts.has_admin() => self.ctx.hub.replace_accounts(accounts),
-            // The old accounts stay, admin included: a missing or edited
-            // file must not turn `admin` into a nickname without password.
+        let storage = self.ctx.hub.storage();
+        match Accounts::from_store(storage.store.clone(), storage.clock.clone()) {
+            Ok(accounts) if accounts.has_admin() => {
+                info!(accounts = accounts.len(), "accounts reloaded");
+                self.ctx.hub.replace_accounts(accounts)
+            }
+            // The old accounts stay, admin included: a database that lost
+            // the admin's row must not turn `admin` into a nickname without
+            // password.
             Ok(_) => failed.push(format!(
                 "accounts not reloaded: {} has no admin account (run `tlschat-server \
                  passwd` and reload again, or restart the server)",
-                accounts_file.display()
+                self.data_dir.join(sqlite::DB_FILE).display()
             )),
             Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
         let cert = certs::load(&self.cert).map_err(ServerError::from);
-        match cert.and_then(|c| Ok((tls::server_config(&c)?, c.fingerprint))) {
-            Ok((config, fingerprint)) => {
-                info!(%fingerprint, "certificate reloaded");
+        match cert.and_then(|c| Ok((tls::server_config(&c)?, c))) {
+            Ok((config, cert)) => {
+                info!(fingerprint = %cert.fingerprint, "certificate reloaded");
                 self.ctx.set_acceptor(TlsAcceptor::from(config));
+                let first_san = self.first_san.as_deref();
+                self.ctx.access.set_identity(Identity::of(&cert, first_san));
             }
             Err(e) => failed.push(format!("certificate not reloaded: {e}")),
         }
@@ -378,6 +436,16 @@ fn set_options(socket: socket2::SockRef<'_>) {
     if let Err(e) = socket.set_tcp_keepalive(&keepalive) {
         debug!(error = %e, "cannot enable TCP keepalive");
     }
+}
+
+/// Opens `<data_dir>/tlschat.db` (importing an old `accounts.txt` once, which
+/// logs itself) as the store every part of the server shares.
+fn open_storage(data_dir: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Storage, StoreError> {
+    let (store, _imported) = open_store(data_dir, clock.clone())?;
+    Ok(Storage {
+        store: Arc::new(store),
+        clock,
+    })
 }
 
 /// Creates the data directory (owner-only on Unix: it holds the private

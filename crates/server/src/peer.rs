@@ -29,20 +29,22 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::access::{Access, Admitted};
+use super::account_commands::{self, Caller};
 use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
-use super::hub::{Hub, RegisterError, Speech};
+use super::hub::{self, Hub, RegisterError, SharedRole, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
 use super::outbound::{self, Inbox, Outbox};
 use super::room::ClientId;
 use super::socket::ClientSocket;
+use super::store::{InviteRow, Registration};
 use crate::config::Limits;
 use crate::tls::{self, FirstBytes};
-use tlschat_protocol::command::{ADMIN_HELP, HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
-    check_text, Command, ErrorCode, Frame, Nick, PassFor, Privilege, ServerLine, MAX_CLIENT_LINE,
+    check_text, Command, ErrorCode, Frame, Nick, PassFor, ServerLine, MAX_CLIENT_LINE,
     MAX_NICK_TRIES,
 };
 
@@ -64,20 +66,23 @@ const MAX_BAD_PASSWORD_LINES: usize = MAX_NICK_TRIES;
 /// What every peer task shares.
 pub(crate) struct PeerContext {
     pub hub: Hub,
+    /// The join gate, the invite links' host, the registration policy.
+    pub access: Access,
     acceptor: RwLock<TlsAcceptor>,
     pub gate: Arc<Gate>,
     /// Argon2 checks at once: each takes ~19 MiB and a core for tens of
     /// milliseconds, so a burst of logins must not run them all together.
     /// A permit moves into the blocking job and is held until it ends.
-    verify_slots: Arc<Semaphore>,
+    pub(crate) verify_slots: Arc<Semaphore>,
     /// Cancelled when the server stops: handshaking peers just go.
     pub shutdown: CancellationToken,
 }
 
 impl PeerContext {
-    pub fn new(hub: Hub, acceptor: TlsAcceptor, gate: Arc<Gate>) -> PeerContext {
+    pub fn new(hub: Hub, acceptor: TlsAcceptor, gate: Arc<Gate>, access: Access) -> PeerContext {
         PeerContext {
             hub,
+            access,
             acceptor: RwLock::new(acceptor),
             gate,
             verify_slots: Arc::new(Semaphore::new(2)),
@@ -131,6 +136,7 @@ pub(crate) async fn serve_refusal(
 /// Serves one admitted connection from accept to close. `ticket` keeps it
 /// counted until this returns.
 pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAddr, ticket: Ticket) {
+    let local = tcp.local_addr().ok();
     // Boxed: a task's allocation is sized for its largest state and lives
     // as long as the connection, so handshake-time state stays off it (an
     // idle client costs less).
@@ -152,6 +158,9 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
         ticket,
         id: login.id,
         role: login.role,
+        invite: login.invite,
+        ip: canonical_ip(addr.ip()),
+        local,
         reader,
         outbox: login.outbox,
     };
@@ -198,6 +207,7 @@ async fn admit(
         conn: &mut conn,
         ip: canonical_ip(addr.ip()),
         group: ticket.group(),
+        admitted: None,
     };
     let end = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
@@ -279,7 +289,9 @@ async fn accept_tls(
 /// A client that finished its login.
 struct LoggedIn {
     id: ClientId,
-    role: Role,
+    role: SharedRole,
+    /// The invite this session's nickname came in with.
+    invite: Option<InviteRow>,
     outbox: Outbox,
     inbox: Inbox,
 }
@@ -310,6 +322,9 @@ struct Login<'a, S> {
     /// its lockout and its private-message share are counted there, even
     /// if a reload changes `ipv6_prefix_len` meanwhile.
     group: IpAddr,
+    /// Set once an answer to `PASS join` was right: later nicknames of this
+    /// connection are not asked again.
+    admitted: Option<Admitted>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
@@ -380,11 +395,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
             )));
         }
         let taken = || format!("{nick} is in use; choose another nickname");
+        let role = hub.account_role(&nick);
+        let hash = hub.password_hash(&nick);
+        // A non-account on a closed server answers `PASS join` before it
+        // learns whether the nickname is in use.
+        let mut invite = None;
+        if hash.is_none() && !role.is_admin() {
+            match self.join(&nick).await? {
+                Ok(admitted) => invite = admitted,
+                Err(end) => return Ok(Try::Done(end)),
+            }
+        }
         if hub.is_taken(&nick) {
             return again(ErrorCode::NickTaken, &taken());
         }
-        let role = Role::of(&nick);
-        match hub.password_hash(&nick) {
+        match hash {
             Some(hash) => {
                 if let Some(refused) = self.check_password(&nick, hash).await? {
                     return Ok(Try::Done(refused));
@@ -406,13 +431,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
             None => {}
         }
         let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
-        match hub.register(nick.clone(), role, ip, self.group, outbox.clone()) {
-            Ok(id) => Ok(Try::Done(LoginEnd::In(LoggedIn {
-                id,
-                role,
-                outbox,
-                inbox,
-            }))),
+        let role = SharedRole::new(role);
+        match hub.register(nick.clone(), role.clone(), ip, self.group, outbox.clone()) {
+            Ok(id) => {
+                if let Some(row) = &invite {
+                    self.tell_invitee(row, &outbox).await;
+                }
+                Ok(Try::Done(LoginEnd::In(LoggedIn {
+                    id,
+                    role,
+                    invite,
+                    outbox,
+                    inbox,
+                })))
+            }
             Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
             Err(RegisterError::ShuttingDown) => Ok(Try::Done(LoginEnd::Refused(
                 ServerLine::Info("the server is shutting down").encode(),
@@ -420,16 +452,119 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         }
     }
 
+    /// The join gate for a non-account: on an open server, or once this
+    /// connection was admitted, nothing is asked. `Ok(Some(row))`: the
+    /// nickname comes in with that invite (taken for it now); `Err`: how
+    /// the login ends.
+    async fn join(&mut self, nick: &Nick) -> std::io::Result<Result<Option<InviteRow>, LoginEnd>> {
+        let access = self.ctx.access.get();
+        if !access.gate.is_closed() {
+            return Ok(Ok(None));
+        }
+        let storage = self.ctx.hub.storage();
+        match &self.admitted {
+            Some(Admitted::Password) => return Ok(Ok(None)),
+            Some(Admitted::Invite(row)) if row.bound.iter().any(|k| k == nick.key()) => {
+                return Ok(Ok(Some(row.clone())))
+            }
+            // Admitted by a code while another nickname was in use: the
+            // use is taken for this one.
+            Some(Admitted::Invite(row)) => {
+                let (hash, key, now) = (row.hash, nick.key().to_owned(), storage.now());
+                return Ok(
+                    match storage.call(move |s| s.take_invite(&hash, &key, now)).await {
+                        Ok(Some(row)) => {
+                            self.admitted = Some(Admitted::Invite(row.clone()));
+                            Ok(Some(row))
+                        }
+                        Ok(None) => Err(LoginEnd::Refused(
+                            ServerLine::Refuse("the invite was used up or revoked meanwhile")
+                                .encode(),
+                        )),
+                        Err(e) => Err(store_failed(&e)),
+                    },
+                );
+            }
+            None => {}
+        }
+        let (answer, guess) = match self.answer_pass(nick, PassFor::Join).await? {
+            Ok(answered) => answered,
+            Err(end) => return Ok(Err(end)),
+        };
+        let take = !self.ctx.hub.is_taken(nick);
+        let checked = access
+            .gate
+            .check(storage, &answer, nick.key(), take, guess)
+            .await;
+        match checked {
+            Ok(Some(admitted)) => {
+                info!(nick = %nick, ip = %self.ip, how = ?admitted_how(&admitted), "admitted by the join gate");
+                let invite = match &admitted {
+                    Admitted::Invite(row) if take => Some(row.clone()),
+                    _ => None,
+                };
+                self.admitted = Some(admitted);
+                Ok(Ok(invite))
+            }
+            Ok(None) => {
+                warn!(nick = %nick, ip = %self.ip, "wrong join password or invite code");
+                Ok(Err(LoginEnd::Refused(
+                    ServerLine::Refuse("wrong password or invite code").encode(),
+                )))
+            }
+            Err(e) => Ok(Err(store_failed(&e))),
+        }
+    }
+
+    /// The `INFO` an invitee gets after `WELCOME`, `JOIN` and `USERS`.
+    async fn tell_invitee(&self, row: &InviteRow, outbox: &Outbox) {
+        let until = humantime::format_rfc3339_seconds(row.expires);
+        let policy = crate::account_commands::registration_policy(self.ctx).await;
+        let text = if policy == Registration::Off {
+            format!("you came in with an invite valid until {until}")
+        } else {
+            format!(
+                "you came in with an invite valid until {until}; /register PASSWORD keeps your nickname after that"
+            )
+        };
+        // Cannot overflow: the queue is new.
+        let _ = outbox.send_reply(ServerLine::Info(&text).encode());
+    }
+
     /// `PASS` and its answer. `None`: the password is right; otherwise how
-    /// the login ends. A malformed answer (too long, not UTF-8) is no
-    /// password: it gets its `ERROR` and `PASS` again, and does not count
-    /// as a wrong one.
+    /// the login ends.
     async fn check_password(
         &mut self,
         nick: &Nick,
         hash: String,
     ) -> std::io::Result<Option<LoginEnd>> {
-        let (gate, ip, group) = (&self.ctx.gate, self.ip, self.group);
+        let (password, guess) = match self.answer_pass(nick, PassFor::Account).await? {
+            Ok(answered) => answered,
+            Err(end) => return Ok(Some(end)),
+        };
+        if !self
+            .ctx
+            .verify(hash, password, guess, nick.clone(), self.ip)
+            .await
+        {
+            return Ok(Some(LoginEnd::Refused(
+                ServerLine::Refuse("wrong password").encode(),
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A prompt (`PASS` or `PASS join`), its answer and a reserved guess
+    /// from the address's one lockout, which every kind of `PASS` shares;
+    /// or how the login ends (locked out, gone). A malformed answer (too
+    /// long, not UTF-8) is no guess: it gets its `ERROR` and the prompt
+    /// again, and does not count as a wrong one.
+    async fn answer_pass(
+        &mut self,
+        nick: &Nick,
+        kind: PassFor,
+    ) -> std::io::Result<Result<(String, Guess), LoginEnd>> {
+        let (gate, ip, group) = (&self.ctx.gate.clone(), self.ip, self.group);
         let locked_out = |left: Duration| {
             if let Some(held) = gate
                 .lockout_warnings
@@ -443,18 +578,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
             ))
         };
         if let Some(left) = gate.locked_out(group) {
-            return Ok(Some(locked_out(left)));
+            return Ok(Err(locked_out(left)));
         }
-        let password = match self.read_password().await? {
+        let password = match self.read_password(kind).await? {
             Ok(password) => password,
-            Err(end) => return Ok(Some(end)),
+            Err(end) => return Ok(Err(end)),
         };
         // Checked again, now, by reserving the guess: connections prompted
         // before a lockout began, or many at once, get no more guesses checked
         // than the lockout allows.
         let guess = match gate.reserve_guess(group) {
             Ok(guess) => guess,
-            Err(NoGuess::LockedOut(left)) => return Ok(Some(locked_out(left))),
+            Err(NoGuess::LockedOut(left)) => return Ok(Err(locked_out(left))),
             Err(NoGuess::Busy(wait)) => {
                 if let Some(held) = gate
                     .lockout_warnings
@@ -463,24 +598,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
                     warn!(nick = %nick, %ip, "password attempt while the last allowed guesses are being checked{held}");
                 }
                 let why = "too many password attempts at once from your address";
-                return Ok(Some(LoginEnd::Refused(wait_line(wait, why))));
+                return Ok(Err(LoginEnd::Refused(wait_line(wait, why))));
             }
         };
-        if !self
-            .ctx
-            .verify(hash, password, guess, nick.clone(), ip)
-            .await
-        {
-            return Ok(Some(LoginEnd::Refused(
-                ServerLine::Refuse("wrong password").encode(),
-            )));
-        }
-        Ok(None)
+        Ok(Ok((password, guess)))
     }
 
-    /// `PASS` until a well-formed answer, or how the login ends.
-    async fn read_password(&mut self) -> std::io::Result<Result<String, LoginEnd>> {
-        let pass_line = ServerLine::Pass(PassFor::Account).encode();
+    /// The prompt until a well-formed answer, or how the login ends.
+    async fn read_password(&mut self, kind: PassFor) -> std::io::Result<Result<String, LoginEnd>> {
+        let pass_line = ServerLine::Pass(kind).encode();
         let mut malformed = 0;
         loop {
             self.conn.write_line(&pass_line).await?;
@@ -511,7 +637,7 @@ impl PeerContext {
     /// move into the job: a login dropped mid-check (evicted, timed out,
     /// shut down) neither frees the slot while argon2 still runs nor takes
     /// its guess back; the guess is counted when the check ends.
-    async fn verify(
+    pub(crate) async fn verify(
         &self,
         hash: String,
         password: String,
@@ -548,7 +674,15 @@ struct Peer<R> {
     /// Keeps the connection counted; rates the lines of its address group.
     ticket: Ticket,
     id: ClientId,
-    role: Role,
+    /// Changed by `/op` and `/deop` while the session runs.
+    role: SharedRole,
+    /// The invite this session came in with (for `/register` under
+    /// `invite-only`).
+    invite: Option<InviteRow>,
+    ip: IpAddr,
+    /// The address this connection reached: the host of last resort for
+    /// the invite links this client asks for.
+    local: Option<SocketAddr>,
     reader: LineReader<R>,
     outbox: Outbox,
     bucket: TokenBucket,
@@ -661,17 +795,18 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         Some(line)
     }
 
-    /// Carries out one line: the admin check, then either an answer of its
-    /// own or one call into the hub. `Break` once the client quit.
+    /// Carries out one line: the privilege check, then either an answer of
+    /// its own or one call into the hub. `Break` once the client quit.
     async fn dispatch(&self, line: &str) -> ControlFlow<()> {
         let parsed = Command::parse(line);
-        // A misused admin command is `not-permitted` for anyone but the
-        // admin, like the command itself: its usage is not theirs.
+        // A misused moderator's or admin's command is `not-permitted` for
+        // anyone below it, like the command itself: its usage is not theirs.
+        // The role is read per line: `/op` and `/deop` apply at once.
         let privilege = match &parsed {
             Ok(cmd) => cmd.privilege(),
             Err(e) => e.privilege,
         };
-        if privilege != Privilege::Anyone && !self.role.is_admin() {
+        if !hub::may(self.role.get(), privilege) {
             self.error(ErrorCode::NotPermitted, NOT_ADMIN);
             return ControlFlow::Continue(());
         }
@@ -700,49 +835,76 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Kick { nick, reason } => hub.kick(id, nick, reason),
             Command::Ban {
                 nick,
-                duration: None,
+                duration,
                 reason,
-            } => hub.ban(id, nick, reason).await,
-            Command::Ban {
-                duration: Some(_), ..
-            } => self.error(
-                ErrorCode::BadArgument,
-                "this server has no timed bans yet; /ban NICK [REASON] bans until /unban",
-            ),
+            } => hub.ban(id, nick, duration, reason).await,
             Command::Unban(target) => hub.unban(id, target).await,
             Command::Bans => hub.list_bans(id),
-            Command::Nick(_)
-            | Command::Register { .. }
-            | Command::Password { .. }
-            | Command::Unregister(_)
-            | Command::Op(_)
-            | Command::Deop(_)
-            | Command::Ops
-            | Command::Registration(_)
-            | Command::Invite { .. }
-            | Command::Invites
-            | Command::Uninvite(_) => self.error(
-                ErrorCode::UnknownCommand,
-                "this server does not offer that command yet; /help lists the ones it does",
-            ),
+            Command::Nick(new) => hub.rename(id, new).await,
+            Command::Op(nick) => hub.set_role(id, nick, Role::Moderator).await,
+            Command::Deop(nick) => hub.set_role(id, nick, Role::User).await,
+            Command::Ops => hub.ops(id),
+            Command::Register { password, code } => {
+                let caller = &self.caller();
+                let lines = account_commands::register(&self.ctx, caller, password, code);
+                self.send_all(lines.await)
+            }
+            Command::Password { old, new } => {
+                let caller = &self.caller();
+                let lines = account_commands::password(&self.ctx, caller, old, new);
+                self.send_all(lines.await)
+            }
+            Command::Unregister(nick) => {
+                self.send_all(account_commands::unregister(&self.ctx, nick).await)
+            }
+            Command::Registration(change) => {
+                self.send_all(account_commands::registration(&self.ctx, change).await)
+            }
+            Command::Invite { uses, duration } => {
+                let caller = &self.caller();
+                let lines = account_commands::invite(&self.ctx, caller, uses, duration);
+                self.send_all(lines.await)
+            }
+            Command::Invites => {
+                let caller = &self.caller();
+                self.send_all(account_commands::invites(&self.ctx, caller).await)
+            }
+            Command::Uninvite(prefix) => {
+                let caller = &self.caller();
+                let lines = account_commands::uninvite(&self.ctx, caller, &prefix);
+                self.send_all(lines.await)
+            }
         }
         ControlFlow::Continue(())
     }
 
-    /// `/help`: the commands, the admin's included for the admin.
+    /// `/help`: the commands the client's role may use.
     fn help(&self) {
-        let extra = if self.role.is_admin() {
-            ADMIN_HELP
-        } else {
-            &[]
-        };
-        for text in HELP.iter().chain(extra) {
+        for text in hub::help(self.role.get()) {
             self.send(ServerLine::Info(text).encode());
         }
     }
 
     fn error(&self, code: ErrorCode, text: &str) {
         self.send(ServerLine::Error { code, text }.encode());
+    }
+
+    fn send_all(&self, lines: Vec<Bytes>) {
+        for line in lines {
+            self.send(line);
+        }
+    }
+
+    /// Who runs an account or invite command.
+    fn caller(&self) -> Caller {
+        Caller {
+            id: self.id,
+            role: self.role.get(),
+            invite: self.invite.clone(),
+            ip: self.ip,
+            group: self.ticket.group(),
+            local: self.local,
+        }
     }
 
     /// Queues a line for this client alone, without the hub. A client the
@@ -761,6 +923,27 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.ctx.hub.disconnected(self.id);
         self.outbox.close();
     }
+}
+
+/// How the join gate admitted, for the log (never the code itself).
+fn admitted_how(admitted: &Admitted) -> String {
+    match admitted {
+        Admitted::Password => "join password".to_owned(),
+        Admitted::Invite(row) => format!("invite {}", row.prefix),
+    }
+}
+
+/// A login the store could not serve: told so and closed; the operator
+/// finds the reason in the log.
+fn store_failed(e: &crate::store::StoreError) -> LoginEnd {
+    warn!(error = %e, "the join gate cannot reach the database");
+    LoginEnd::Refused(
+        ServerLine::Error {
+            code: ErrorCode::ServerFull,
+            text: "the server cannot check invites right now; try again later",
+        }
+        .encode(),
+    )
 }
 
 /// `now + limit`; `None` (no deadline) when the limit is off (`0`) or so
@@ -835,9 +1018,17 @@ mod tests {
         let bans = super::super::bans::BanList::load(&dir.join("bans")).unwrap();
         let accounts = super::super::accounts::Accounts::load(&dir.join("acc")).unwrap();
         let gate = Gate::new(crate::config::Limits::default());
-        let hub = Hub::new(bans, accounts);
+        let hub = Hub::new(bans, accounts, crate::store::Storage::in_memory());
         (
-            Arc::new(PeerContext::new(hub, acceptor, gate.clone())),
+            Arc::new(PeerContext::new(
+                hub,
+                acceptor,
+                gate.clone(),
+                Access::new(
+                    &crate::config::AccessConfig::default(),
+                    crate::access::Identity::of(&cert, None),
+                ),
+            )),
             gate,
         )
     }
@@ -857,6 +1048,7 @@ mod tests {
             conn: &mut conn,
             ip,
             group: ip,
+            admitted: None,
         };
         match login.run(true).await.unwrap() {
             LoginEnd::Refused(line) => assert!(
@@ -931,7 +1123,10 @@ mod tests {
             ctx: ctx.clone(),
             ticket,
             id,
-            role: Role::User,
+            role: SharedRole::new(Role::User),
+            invite: None,
+            ip,
+            local: None,
             reader: LineReader::new(server, MAX_CLIENT_LINE),
             outbox,
         };
@@ -951,7 +1146,7 @@ mod tests {
         let got = inbox.take_lines();
         let not_admin = "ERROR not-permitted only the admin may do that";
         let help = got.iter().filter(|l| l.starts_with("INFO ")).count();
-        assert_eq!(help, HELP.len(), "{got:?}");
+        assert_eq!(help, hub::help(Role::User).count(), "{got:?}");
         let others: Vec<&str> = got
             .iter()
             .map(String::as_str)

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 #[cfg(test)]
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +33,7 @@ use thiserror::Error;
 use tlschat_protocol::names::Nick;
 
 use crate::accounts::{AccountsError, Role};
+use crate::clock::Clock;
 
 /// Length of an invite's public prefix, in characters (ASCII base32).
 pub(crate) const INVITE_PREFIX_LEN: usize = 6;
@@ -120,6 +122,56 @@ pub enum StoreError {
         #[source]
         source: AccountsError,
     },
+    /// A store call on the blocking pool panicked or was cancelled at
+    /// shutdown; its change may or may not be committed.
+    #[error("the database call did not finish: {0}")]
+    Task(String),
+}
+
+/// The store and the clock, as the hub and the peers reach them: one
+/// handle, cheap to clone. Every store call goes through [`Storage::call`],
+/// which runs it on the blocking pool, so no caller blocks a runtime
+/// worker (nor the hub's state lock, which it must not hold meanwhile).
+#[derive(Clone)]
+pub(crate) struct Storage {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// "Now", for anything stored with a time or checked for expiry.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Runs `f` against the store on the blocking pool and waits for it.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+    }
+
+    /// An empty [`MemStore`] on the system clock, for tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Storage {
+        Storage {
+            store: Arc::new(MemStore::default()),
+            clock: Arc::new(crate::clock::SystemClock),
+        }
+    }
 }
 
 /// Accounts, roles, invites and settings. All methods block; see the module
@@ -706,6 +758,30 @@ pub(crate) mod conformance {
 mod tests {
     use super::conformance::*;
     use super::*;
+
+    /// The handle the hub and the peers share: a call runs on the blocking
+    /// pool and hands back the store's answer, its error included.
+    #[tokio::test]
+    async fn storage_calls_reach_the_store_off_the_runtime_thread() {
+        let storage = Storage::in_memory();
+        let caller = std::thread::current().id();
+        let other_thread = storage
+            .call(move |store| {
+                store.set_setting("k", Some("пароль-密码-🔑"))?;
+                Ok(std::thread::current().id() != caller)
+            })
+            .await
+            .unwrap();
+        assert!(other_thread, "the call ran on the caller's thread");
+        let value = storage.call(|store| store.setting("k")).await.unwrap();
+        assert_eq!(value.as_deref(), Some("пароль-密码-🔑"));
+        let err = storage
+            .call(|store| store.set_password("nobody", "$argon2id$x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoSuchAccount), "{err:?}");
+        assert!(storage.now() <= SystemTime::now());
+    }
     use std::sync::Arc;
 
     #[test]
