@@ -260,7 +260,7 @@ fn serve(args: Settings) -> Result<()> {
         // Signal handlers before the startup lines: whoever reads them may
         // signal at once.
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        spawn_shutdown_on_signal(shutdown.clone());
         spawn_reload_on_sighup(server.reloader(), merged);
         announce(&server)?;
         // After the listener is bound and the startup lines are out, so
@@ -357,23 +357,40 @@ fn announce(server: &Server) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C everywhere; SIGTERM on Unix; Ctrl-Break on Windows.
-async fn wait_for_signal(shutdown: CancellationToken) {
+/// Ctrl-C everywhere; SIGTERM on Unix; Ctrl-Break on Windows. SIGTERM's
+/// handler is registered before this returns: a spawned task registers only
+/// when it first runs, and a SIGTERM right after the startup lines would
+/// meet the default action (death by signal) instead.
+fn spawn_shutdown_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        wait_for_signal(term).await;
+        #[cfg(not(unix))]
+        wait_for_signal().await;
+        service::notify(service::State::Stopping);
+        shutdown.cancel();
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal(term: Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
         }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
     #[cfg(windows)]
     {
         match tokio::signal::windows::ctrl_break() {
@@ -388,10 +405,8 @@ async fn wait_for_signal(shutdown: CancellationToken) {
             }
         }
     }
-    #[cfg(not(any(unix, windows)))]
+    #[cfg(not(windows))]
     let _ = tokio::signal::ctrl_c().await;
-    service::notify(service::State::Stopping);
-    shutdown.cancel();
 }
 
 fn gen_cert(args: GenCertArgs) -> Result<()> {

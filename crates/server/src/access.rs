@@ -15,6 +15,7 @@
 //! an invite code is looked up by its SHA-256, never by its public prefix,
 //! so the time an answer takes tells nothing about stored codes.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -34,6 +35,9 @@ use tlschat_protocol::{Fingerprint, HostPort, InviteCode};
 pub(crate) struct Access {
     current: RwLock<Arc<AccessState>>,
     identity: RwLock<Identity>,
+    /// Whether a link has named the inviter's local address yet (the
+    /// warning about it is logged once).
+    pub(crate) warned_local_host: AtomicBool,
 }
 
 /// What invite links say about the server: its certificate's fingerprint,
@@ -85,6 +89,7 @@ impl Access {
         Access {
             current: RwLock::new(Arc::new(AccessState::new(config))),
             identity: RwLock::new(identity),
+            warned_local_host: AtomicBool::new(false),
         }
     }
 
@@ -230,4 +235,59 @@ fn sha256(text: &str) -> [u8; 32] {
     let mut out = [0; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    fn der_of(sans: &[&str]) -> Vec<u8> {
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let generated = crate::certs::generate(&sans, 1).unwrap();
+        CertificateDer::from_pem_slice(generated.cert_pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    /// A link's default host is the certificate's first DNS name that is
+    /// not `localhost`; addresses and `localhost` alone give none (the
+    /// inviter's local address is used then).
+    #[test]
+    fn the_default_link_host_skips_localhost_and_addresses() {
+        assert_eq!(dns_name(&der_of(&["localhost", "127.0.0.1", "::1"])), None);
+        assert_eq!(
+            dns_name(&der_of(&[
+                "LOCALHOST",
+                "203.0.113.7",
+                "Chat.Example.org",
+                "b.example"
+            ])),
+            Some("chat.example.org".to_owned())
+        );
+        assert_eq!(dns_name(b"not a certificate"), None);
+    }
+
+    /// The join password is kept as a digest and compared exactly; a
+    /// server without one (and not private) is open.
+    #[test]
+    fn the_gate_is_closed_by_a_join_password_or_private_mode() {
+        let state = |join_password: Option<&str>, private| {
+            AccessState::new(&AccessConfig {
+                join_password: join_password.map(str::to_owned),
+                private,
+                ..AccessConfig::default()
+            })
+        };
+        assert!(!state(None, false).gate.is_closed());
+        assert!(state(None, true).gate.is_closed());
+        let closed = state(Some("пароль-密码-🔑"), false);
+        assert!(closed.gate.is_closed());
+        let shown = format!("{:?}", closed.gate);
+        assert!(
+            !shown.contains("пароль") && shown.contains("<set>"),
+            "{shown}"
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //! a failed write answers `INFO … NOT saved: <why>`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -414,11 +415,13 @@ fn link_for(ctx: &PeerContext, caller: &Caller, code: InviteCode) -> Result<Invi
             let local = caller
                 .local
                 .ok_or("the server has no name for links; set public_name")?;
-            warn!(
-                "invite link names {}, the address the inviter reached; set public_name \
-                 (--public-name HOST[:PORT]) to the name others reach",
-                local.ip()
-            );
+            if !ctx.access.warned_local_host.swap(true, Ordering::Relaxed) {
+                warn!(
+                    "invite links name {}, the address the inviter reached; set public_name \
+                     (--public-name HOST[:PORT]) to the name others reach",
+                    local.ip()
+                );
+            }
             local.ip().to_string()
         }
     };
