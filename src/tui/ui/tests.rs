@@ -183,6 +183,59 @@ fn the_sidebar_lists_the_room_and_its_users() {
 }
 
 #[test]
+fn moderators_show_their_mark_and_renames_move_them() {
+    let mut app = app();
+    line(&mut app, "USERS #lobby @bob alice carol");
+    line(&mut app, "RENAME bob Boris");
+    line(&mut app, "RENAME alice alicia");
+    let term = draw_app(&mut app, 80, 12);
+    let buf = term.backend().buffer();
+    let rows = rows(buf);
+    let sidebar_x = 80 - SIDEBAR_WIDTH + 2;
+    let col = |y: usize| {
+        rows[y]
+            .chars()
+            .skip(usize::from(sidebar_x))
+            .collect::<String>()
+    };
+    assert_eq!(col(2).trim_end(), "alicia");
+    assert_eq!(col(3).trim_end(), "@Boris");
+    assert_eq!(col(4).trim_end(), "carol");
+    // We are alicia now: highlighted, and named so in the status bar.
+    assert!(buf[(sidebar_x, 2)].modifier.contains(Modifier::REVERSED));
+    assert_eq!(buf[(sidebar_x + 1, 3)].fg, nick_color("Boris"));
+    assert!(find(&rows, "alicia in #lobby").is_some(), "{rows:#?}");
+    assert!(
+        find(&rows, "bob is now known as Boris").is_some(),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn passwords_show_masked_in_the_input_line() {
+    let mut app = app();
+    let password = "пароль-密码-🔑";
+    for c in format!("/password {password} x{password}").chars() {
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    let term = draw_app(&mut app, 80, 12);
+    let rows = rows(term.backend().buffer());
+    let n = password.chars().count();
+    let masked = format!("> /password {} {}", "•".repeat(n), "•".repeat(n + 1));
+    assert_eq!(rows[11].trim_end(), masked, "{rows:#?}");
+    assert!(rows.iter().all(|r| !r.contains("пароль")), "{rows:#?}");
+    // The cursor sits after the masked text, one column a bullet.
+    let cursor = cursor_position(&app, term.backend().buffer().area);
+    assert_eq!(
+        cursor.map(|p| usize::from(p.x)),
+        Some(masked.chars().count())
+    );
+}
+
+#[test]
 fn a_narrow_terminal_hides_the_sidebar() {
     let mut app = app();
     line(&mut app, "MSG #lobby bob hi");
