@@ -67,6 +67,11 @@ fn find(rows: &[String], needle: &str) -> Option<(u16, u16)> {
     })
 }
 
+/// Row `y` of the sidebar, whose text starts in column `x`.
+fn sidebar_row(rows: &[String], x: u16, y: usize) -> String {
+    rows[y].chars().skip(usize::from(x)).collect()
+}
+
 fn last_time(app: &App) -> String {
     app.state
         .entries
@@ -156,12 +161,7 @@ fn the_sidebar_lists_the_room_and_its_users() {
     let buf = term.backend().buffer();
     let rows = rows(buf);
     let sidebar_x = 80 - SIDEBAR_WIDTH + 2;
-    let col = |y: usize| {
-        rows[y]
-            .chars()
-            .skip(usize::from(sidebar_x))
-            .collect::<String>()
-    };
+    let col = |y: usize| sidebar_row(&rows, sidebar_x, y);
     assert_eq!(col(0).trim_end(), "#lobby");
     assert_eq!(col(1).trim_end(), "3 users");
     assert_eq!(col(2).trim_end(), "alice");
@@ -192,12 +192,7 @@ fn moderators_show_their_mark_and_renames_move_them() {
     let buf = term.backend().buffer();
     let rows = rows(buf);
     let sidebar_x = 80 - SIDEBAR_WIDTH + 2;
-    let col = |y: usize| {
-        rows[y]
-            .chars()
-            .skip(usize::from(sidebar_x))
-            .collect::<String>()
-    };
+    let col = |y: usize| sidebar_row(&rows, sidebar_x, y);
     assert_eq!(col(2).trim_end(), "alicia");
     assert_eq!(col(3).trim_end(), "@Boris");
     assert_eq!(col(4).trim_end(), "carol");
