@@ -76,7 +76,7 @@ Examples:
 #[command(name = "tlschat", version = tlschat::VERSION, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
 struct Cli {
     /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555), or
-    /// an invite link tlschat://… (in single quotes).
+    /// an invite link tlschat://... (in single quotes).
     #[arg(value_name = "HOST[:PORT]|LINK", value_parser = ServerArgParser)]
     server: ServerArg,
     /// Your nickname (asked for when missing).
