@@ -4,6 +4,12 @@
 //! stdout, the client's own notices to stderr. At end of input: `/quit`,
 //! then wait for the server to close.
 //!
+//! Plain mode cannot mask the passwords of `/register` and `/password`:
+//! the terminal echoes what is typed before this reads it (the terminal UI
+//! masks them; `--help` says so). It keeps no history, so nothing is
+//! remembered either. A `/register` or `/password` line is sent without
+//! leading spaces ([`secret_command`]), so it is never said in the room.
+//!
 //! ```text
 //! stdin ──lines──▶ ClientHandle::send          (EOF: /quit)
 //! ClientEvent ──ChatState::apply──▶ render::plain ──▶ stdout | stderr
@@ -15,7 +21,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use tlschat_client_core::state::EntryKind;
-use tlschat_client_core::{exit, render, ChatState, ClientEvent, ClientHandle};
+use tlschat_client_core::{exit, render, secret_command, ChatState, ClientEvent, ClientHandle};
 
 /// Runs plain mode until the session reports `Closed`; returns the exit
 /// code that goes with it (an error if the session ended without one).
@@ -47,7 +53,7 @@ async fn send_stdin(handle: ClientHandle) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
+                let line = secret_command(line.trim_end_matches(['\n', '\r']));
                 if !handle.send(line).await {
                     return;
                 }

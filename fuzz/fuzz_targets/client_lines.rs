@@ -14,7 +14,11 @@
 //!   leaves it as it is (no control, bidi or invisible character);
 //! - every row the terminal UI would draw is sanitized too, and fits its
 //!   pane width unless it is one grapheme wider than the pane;
-//! - the quit check takes any line.
+//! - the quit check takes any line;
+//! - our nickname, as the front end's state and the session's reading
+//!   each keep it (a `RENAME` of us changes both), is the same and valid;
+//! - the secrets `input::secret` finds in any line are words on character
+//!   boundaries, and masking keeps the line's character count.
 
 #![no_main]
 
@@ -25,8 +29,8 @@ use libfuzzer_sys::fuzz_target;
 use tlschat_protocol::Fingerprint;
 use tlschat_client_core::render::{plain, sanitize};
 use tlschat_client_core::state::{Entry, SCROLLBACK};
-use tlschat_client_core::{is_quit, ChatState, ClientEvent, ServerLines};
-use tlschat_protocol::{Frame, LineDecoder, MAX_SERVER_LINE};
+use tlschat_client_core::{is_quit, secret, ChatState, ClientEvent, ServerLines};
+use tlschat_protocol::{Frame, LineDecoder, Nick, MAX_SERVER_LINE};
 use tlschat::tui::text::{entry_lines, str_width};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -40,12 +44,26 @@ fn is_clean(s: &str) -> bool {
 fn check_line(state: &mut ChatState, session: &mut ServerLines, line: String) {
     assert!(!line.contains('\n'), "a decoded line holds a newline");
     let _ = is_quit(&line);
+    check_secret(&line);
     for event in session.read(&line).into_iter().flatten() {
         if let Some(entry) = state.apply(&event).cloned() {
             check_entry(state, &entry);
         }
     }
     assert!(state.entries.len() <= SCROLLBACK);
+    assert_eq!(state.nick, session.nick());
+    assert!(Nick::parse(&state.nick).is_ok(), "our nick {:?}", state.nick);
+}
+
+fn check_secret(line: &str) {
+    let Some(found) = secret(line) else {
+        return;
+    };
+    for range in found.ranges() {
+        let word = line.get(range.clone()).expect("a secret on char boundaries");
+        assert!(!word.is_empty() && !word.contains(' '), "{word:?}");
+    }
+    assert_eq!(found.mask(line).chars().count(), line.chars().count());
 }
 
 fn check_entry(state: &ChatState, entry: &Entry) {

@@ -5,6 +5,11 @@
 //! made here, where the user can still be asked about an unknown
 //! certificate or a password; then the session runs under the front end
 //! this chooses: `tlschat::tui` or `tlschat::plain`.
+//!
+//! The server argument is `HOST[:PORT]` or an invite link ([`ServerArg`]):
+//! a link names the certificate to trust (stored in known_hosts without a
+//! question, never replacing what is there) and may carry the invite code
+//! that answers the server's `PASS join`.
 
 // No byte-index slicing of text (see the library's top-level doc).
 #![warn(clippy::string_slice)]
@@ -14,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{CommandFactory, Parser};
 use tokio::sync::mpsc;
 
@@ -24,7 +30,7 @@ use tlschat_client_core::{
     self as client, exit, render, ChatState, ClientEvent, ClientHandle, ClientOptions, Connected,
     HostPort, Prompter,
 };
-use tlschat_protocol::{Fingerprint, Nick};
+use tlschat_protocol::{Fingerprint, InviteLink, Nick};
 
 /// musl's own malloc takes one lock for every thread's allocations; on musl
 /// targets (the static Linux builds) mimalloc replaces it. Other targets keep
@@ -39,6 +45,18 @@ accepted as usual; otherwise the first connection shows the server's
 certificate fingerprint and asks, like ssh, and remembers the answer in
 known_hosts. A changed certificate is refused.
 
+Invite links: give a tlschat://HOST:PORT/?fp=SHA256:...&code=... link in
+place of HOST[:PORT], in single quotes (the shell ends a command at `&`).
+Its certificate is trusted without asking and stored in known_hosts (a
+different one, or one that known_hosts contradicts, is refused as a changed
+certificate), and its code answers the server's join question. A server
+that asks for a join password without a link: --join-password-file,
+TLSCHAT_JOIN_PASSWORD, or a hidden prompt at a terminal.
+
+Passwords: the terminal UI masks what you type after /register and
+/password and keeps those lines out of its history; plain mode cannot mask
+what the terminal echoes (pipe such lines in from a file instead).
+
 Exit codes:
   0  normal exit (/quit, end of input in plain mode)
   1  error (network, I/O)
@@ -50,15 +68,17 @@ Examples:
   tlschat chat.example.org                          terminal UI, asks for a nickname
   tlschat --nick alice 203.0.113.7:55555
   tlschat --nick alice --fingerprint SHA256:5ba0...3b [::1]:55555
+  tlschat --nick alice 'tlschat://chat.example.org:55555/?fp=SHA256:5ba0...3b&code=...'
   echo 'hello' | tlschat --plain --nick bot --accept-new localhost
   TLSCHAT_PASSWORD=... tlschat --nick admin localhost";
 
 #[derive(Parser, Debug)]
 #[command(name = "tlschat", version = tlschat::VERSION, about = "Chat on a tlschat server", after_help = AFTER_HELP)]
 struct Cli {
-    /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555).
-    #[arg(value_name = "HOST[:PORT]", value_parser = parse_server)]
-    server: HostPort,
+    /// The server: HOST, HOST:PORT or [IPv6]:PORT (default port 55555), or
+    /// an invite link tlschat://... (in single quotes).
+    #[arg(value_name = "HOST[:PORT]|LINK", value_parser = ServerArgParser)]
+    server: ServerArg,
     /// Your nickname (asked for when missing).
     #[arg(long, short, env = "TLSCHAT_NICK", value_name = "NAME")]
     nick: Option<String>,
@@ -66,6 +86,11 @@ struct Cli {
     /// first line. TLSCHAT_PASSWORD works too; else a hidden prompt.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// Read the server's join password (or an invite code) from this
+    /// file's first line. An invite link's code comes before
+    /// TLSCHAT_JOIN_PASSWORD; else a hidden prompt.
+    #[arg(long, value_name = "FILE")]
+    join_password_file: Option<PathBuf>,
     /// Line mode: read lines from stdin, print one event per line. Chosen
     /// automatically when stdin or stdout is not a terminal.
     #[arg(long)]
@@ -92,8 +117,51 @@ struct Cli {
     generate: Option<Generate>,
 }
 
-fn parse_server(s: &str) -> Result<HostPort, String> {
-    s.parse()
+/// What the positional argument names: a server, or an invite link.
+#[derive(Debug, Clone)]
+enum ServerArg {
+    HostPort(HostPort),
+    Link(InviteLink),
+}
+
+impl ServerArg {
+    /// A link when it starts with the link's scheme (so a broken link gets
+    /// the link's error), else `HOST[:PORT]`.
+    fn parse(s: &str) -> Result<ServerArg, String> {
+        if InviteLink::looks_like(s) {
+            return InviteLink::parse(s)
+                .map(ServerArg::Link)
+                .map_err(|e| format!("invalid invite link: {e}"));
+        }
+        s.parse().map(ServerArg::HostPort)
+    }
+}
+
+/// Parses [`ServerArg`] with an error of its own words: clap's would quote
+/// the whole argument, which may be a long link with control characters
+/// in it.
+#[derive(Clone)]
+struct ServerArgParser;
+
+impl TypedValueParser for ServerArgParser {
+    type Value = ServerArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ServerArg, clap::Error> {
+        let fail = |msg: &str| {
+            let msg = render::sanitize_lines(msg);
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{msg}\n"))
+                .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("the server argument is not valid text"))?;
+        ServerArg::parse(text).map_err(|e| fail(&e))
+    }
 }
 
 fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
@@ -166,23 +234,67 @@ async fn try_run(cli: Cli) -> Result<u8, Fail> {
 /// The flags (and the nickname and password asked for) as the options of
 /// every connection.
 fn options(cli: Cli, interactive: bool) -> Result<ClientOptions, Fail> {
+    let (server, link) = match cli.server {
+        ServerArg::HostPort(server) => (server, None),
+        ServerArg::Link(link) => (link.server().clone(), Some(link)),
+    };
+    if let Some(link) = &link {
+        check_link_flags(link, cli.ca.as_deref(), cli.fingerprint)?;
+    }
     let nick = nick(cli.nick, interactive)?;
     let password = match (&cli.password_file, std::env::var("TLSCHAT_PASSWORD")) {
         (Some(file), _) => Some(read_password_file(file)?),
         (None, Ok(pw)) if !pw.is_empty() => Some(pw),
         _ => None,
     };
+    let code = link.as_ref().and_then(|l| l.code());
+    let join_secret = match (&cli.join_password_file, code) {
+        (Some(file), _) => Some(read_password_file(file)?),
+        (None, Some(code)) => Some(code.expose().to_owned()),
+        (None, None) => std::env::var("TLSCHAT_JOIN_PASSWORD")
+            .ok()
+            .filter(|pw| !pw.is_empty()),
+    };
     let trust = trust(
         cli.ca.as_deref(),
         cli.fingerprint,
         cli.known_hosts,
-        &cli.server,
+        &server,
+        link.map(|l| l.fingerprint()),
     )?;
-    let mut opts = ClientOptions::new(cli.server, nick, trust);
+    let mut opts = ClientOptions::new(server, nick, trust);
     opts.password = password;
+    opts.join_secret = join_secret;
     opts.accept_new = cli.accept_new;
     opts.reconnect = !cli.no_reconnect;
     Ok(opts)
+}
+
+/// A link names the certificate to trust: `--ca` cannot go with it, and
+/// `--fingerprint` only when it names the same one.
+fn check_link_flags(
+    link: &InviteLink,
+    ca: Option<&Path>,
+    fingerprint: Option<Fingerprint>,
+) -> Result<(), Fail> {
+    if ca.is_some() {
+        return Err(Fail(
+            exit::USAGE,
+            "--ca cannot be used with an invite link: the link names the certificate to trust"
+                .into(),
+        ));
+    }
+    match fingerprint {
+        Some(fp) if fp != link.fingerprint() => Err(Fail(
+            exit::USAGE,
+            format!(
+                "--fingerprint {fp} is not the certificate the invite link names ({}); \
+                 check both with the server's operator and give one of them",
+                link.fingerprint()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `--nick`, or asked at a terminal; checked as the server will.
@@ -206,12 +318,14 @@ fn nick(given: Option<String>, interactive: bool) -> Result<String, Fail> {
     Ok(nick.to_string())
 }
 
-/// `--ca`, `--fingerprint`, or TOFU with known_hosts.
+/// `--ca`, `--fingerprint`, or TOFU with known_hosts (and the invite
+/// link's fingerprint for a host known_hosts does not hold).
 fn trust(
     ca: Option<&Path>,
     fingerprint: Option<Fingerprint>,
     known_hosts: Option<PathBuf>,
     server: &HostPort,
+    link: Option<Fingerprint>,
 ) -> Result<Trust, Fail> {
     if let Some(ca) = ca {
         let roots = trust::load_ca(ca).map_err(|e| Fail(exit::TRUST, e.to_string()))?;
@@ -231,7 +345,7 @@ fn trust(
     Ok(Trust::Tofu {
         known_hosts,
         key: server.to_string(),
-        link: None,
+        link,
     })
 }
 
@@ -244,7 +358,15 @@ async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Con
     } else {
         None
     };
-    let fail = |e: client::ConnectError| Fail(e.exit_code(), e.to_string());
+    let fail = |e: client::ConnectError| {
+        let hint = match e {
+            client::ConnectError::NoJoinSecret(_) => {
+                "; give its invite link, --join-password-file FILE or TLSCHAT_JOIN_PASSWORD"
+            }
+            _ => "",
+        };
+        Fail(e.exit_code(), format!("{e}{hint}"))
+    };
     let trusted = client::establish(opts, asker.as_deref_mut())
         .await
         .map_err(fail)?;
@@ -252,10 +374,15 @@ async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Con
     // login that follows succeeds.
     if let Some(known_hosts) = &trusted.stored_in {
         eprintln!(
-            "tlschat: added {} ({}) to {}",
+            "tlschat: added {} ({}) to {}{}",
             opts.server,
             trusted.fingerprint,
-            known_hosts.display()
+            known_hosts.display(),
+            if trusted.by_link {
+                " from the invite link"
+            } else {
+                ""
+            }
         );
     }
     trusted.login(opts, asker).await.map_err(fail)
@@ -350,6 +477,12 @@ impl Prompter for TerminalPrompter {
 
     fn password(&mut self, nick: &str) -> Option<String> {
         rpassword::prompt_password(format!("password for {nick}: "))
+            .ok()
+            .filter(|p| !p.is_empty())
+    }
+
+    fn join_secret(&mut self, server: &str) -> Option<String> {
+        rpassword::prompt_password(format!("join password or invite code for {server}: "))
             .ok()
             .filter(|p| !p.is_empty())
     }

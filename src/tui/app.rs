@@ -11,7 +11,7 @@ use ratatui::layout::Size;
 use super::input::{Input, InputAction};
 use super::text;
 use tlschat_client_core::state::ChatState;
-use tlschat_client_core::{classify, ClientEvent, CloseReason, UserLine};
+use tlschat_client_core::{classify, secret_command, ClientEvent, CloseReason, UserLine};
 
 /// Sends one line to the session; false if it could not be queued.
 /// `tui::run` wraps [`ClientHandle::try_send`](tlschat_client_core::ClientHandle::try_send).
@@ -212,7 +212,8 @@ impl App {
 
     /// Enter: `/quit` and `/help` are looked at here (leading spaces
     /// ignored, otherwise as the server's parser sees them), everything
-    /// else goes to the server as typed.
+    /// else goes to the server as typed, but a line with a password
+    /// without leading spaces (it is a command, never a message).
     fn submit(&mut self, line: String) {
         let asked = classify(&line);
         if asked == UserLine::Blank {
@@ -228,6 +229,7 @@ impl App {
             }
             UserLine::Blank | UserLine::Send => {}
         }
+        let line = secret_command(&line).to_owned();
         if !self.send_line(line) {
             self.state
                 .status("not sent: the connection's queue is full or the session is over");
@@ -380,6 +382,23 @@ mod tests {
         assert_eq!(app.input.value(), "hello wörl");
         press(&mut app, KeyCode::Enter);
         assert_eq!(sent.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_password_line_is_sent_as_a_command_and_not_recalled() {
+        let (mut app, sent) = app_with(true);
+        type_line(&mut app, "привет");
+        press(&mut app, KeyCode::Enter);
+        type_line(&mut app, "  /register пароль-密码-🔑");
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(
+            *sent.lock().unwrap(),
+            ["привет", "/register пароль-密码-🔑"]
+        );
+        press(&mut app, KeyCode::Up);
+        assert_eq!(app.input.value(), "привет");
+        press(&mut app, KeyCode::Up);
+        assert_eq!(app.input.value(), "привет");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub fn client_command(home: &Path, known_hosts: &Path, args: &[&str]) -> Command
     std::fs::create_dir_all(home).expect("create fake HOME");
     let mut cmd = Command::new(CLIENT);
     cmd.env_remove("TLSCHAT_PASSWORD")
+        .env_remove("TLSCHAT_JOIN_PASSWORD")
         .env_remove("TLSCHAT_NICK")
         .env_remove("TLSCHAT_KNOWN_HOSTS")
         .env_remove("RUST_LOG")

@@ -29,7 +29,7 @@ use tlschat_protocol::connection::Connection;
 use tlschat_protocol::{Frame, MAX_SERVER_LINE};
 
 /// Text in several scripts, so every path carries non-ASCII.
-const WORLD: &str = "Привет Γειά مرحبا שלום 你好 👩🏽‍💻 👨‍👩‍👧 e\u{301}";
+pub(crate) const WORLD: &str = "Привет Γειά مرحبا שלום 你好 👩🏽‍💻 👨‍👩‍👧 e\u{301}";
 
 /// `text` as the client shows it (its sanitiser decides which characters
 /// are replaced; the tests only require that it is applied).
@@ -42,14 +42,14 @@ fn shown(text: &str) -> String {
 // ---------------------------------------------------------------------------
 
 /// A certificate and its key, as the hostile server presents them.
-struct Identity {
+pub(crate) struct Identity {
     chain: Vec<CertificateDer<'static>>,
     key: PrivatePkcs8KeyDer<'static>,
 }
 
 impl Identity {
     /// A self-signed certificate for `sans`, marked as a CA if `is_ca`.
-    fn self_signed(sans: &[&str], is_ca: bool) -> Identity {
+    pub(crate) fn self_signed(sans: &[&str], is_ca: bool) -> Identity {
         let key = rcgen::KeyPair::generate().expect("key");
         let mut params = params(sans);
         if is_ca {
@@ -63,7 +63,7 @@ impl Identity {
     }
 
     /// `SHA256:<hex>` of the certificate shown first, for `--fingerprint`.
-    fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.chain[0]);
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         format!("SHA256:{hex}")
@@ -120,12 +120,12 @@ impl Ca {
 // ---------------------------------------------------------------------------
 
 /// One accepted TLS connection, seen as lines.
-struct Peer {
+pub(crate) struct Peer {
     conn: Connection<TlsStream<TcpStream>>,
 }
 
 impl Peer {
-    async fn send(&mut self, line: &str) {
+    pub(crate) async fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\n").as_bytes()).await;
     }
 
@@ -144,13 +144,13 @@ impl Peer {
         }
     }
 
-    async fn recv(&mut self) -> Option<String> {
+    pub(crate) async fn recv(&mut self) -> Option<String> {
         self.recv_within(WAIT).await
     }
 
     /// `NICK`, the client's answer, `WELCOME`, `JOIN`, `USERS`: a normal
     /// login. Returns the nickname.
-    async fn login(&mut self) -> String {
+    pub(crate) async fn login(&mut self) -> String {
         self.send("NICK").await;
         let nick = self.recv().await.expect("a nickname from the client");
         self.send(&format!("WELCOME {nick} #lobby")).await;
@@ -160,13 +160,13 @@ impl Peer {
     }
 
     /// Orderly close: TLS `close_notify`, then the TCP FIN.
-    async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = tokio::time::timeout(WAIT, self.conn.shutdown()).await;
     }
 
     /// Serves a logged-in client until it sends `/quit` (or leaves), then
     /// closes the way the real server does.
-    async fn until_quit(&mut self) {
+    pub(crate) async fn until_quit(&mut self) {
         while let Some(l) = self.recv().await {
             if l.starts_with("/quit") {
                 break;
@@ -187,13 +187,13 @@ impl Peer {
 
 /// A TLS server on 127.0.0.1 that runs `script` for every connection, on its
 /// own runtime (the test thread stays free to drive the client child).
-struct Hostile {
+pub(crate) struct Hostile {
     addr: SocketAddr,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Hostile {
-    fn start<F, Fut>(identity: &Identity, script: F) -> Hostile
+    pub(crate) fn start<F, Fut>(identity: &Identity, script: F) -> Hostile
     where
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -250,7 +250,7 @@ impl Hostile {
         Hostile { addr, runtime }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.addr.to_string()
     }
 }
@@ -270,14 +270,14 @@ impl Drop for Hostile {
 
 /// What a script saw, for the test thread.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Seen(Arc<Mutex<Vec<String>>>);
 
 impl Seen {
-    fn push(&self, s: impl Into<String>) {
+    pub(crate) fn push(&self, s: impl Into<String>) {
         self.0.lock().unwrap().push(s.into());
     }
 
-    fn all(&self) -> Vec<String> {
+    pub(crate) fn all(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
 }
@@ -295,7 +295,7 @@ const KEEP: Reading = Reading {
 
 /// `tlschat --plain --known-hosts <dir>/known_hosts ARGS…` with HOME
 /// inside `dir`.
-fn client_command(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn client_command(dir: &Path, args: &[&str]) -> Command {
     let mut all = vec!["--plain"];
     all.extend_from_slice(args);
     harness::client_command(&dir.join("home"), &dir.join("known_hosts"), &all)
@@ -303,7 +303,7 @@ fn client_command(dir: &Path, args: &[&str]) -> Command {
 
 /// [`client_command`] for `nick`, pinned to `id`'s certificate at `server`,
 /// with `extra` flags before the host.
-fn pinned_command(
+pub(crate) fn pinned_command(
     dir: &Path,
     nick: &str,
     id: &Identity,
@@ -319,7 +319,7 @@ fn pinned_command(
 }
 
 /// A client child with stdin kept open.
-fn spawn(cmd: Command) -> Client {
+pub(crate) fn spawn(cmd: Command) -> Client {
     Client::spawn_with(cmd, KEEP)
 }
 
@@ -328,13 +328,13 @@ fn run(dir: &Path, args: &[&str], input: &str) -> Client {
     run_with(client_command(dir, args), input)
 }
 
-fn run_with(cmd: Command, input: &str) -> Client {
+pub(crate) fn run_with(cmd: Command, input: &str) -> Client {
     Client::spawn_with_input(cmd, KEEP, input)
 }
 
 /// No raw escape, bell or other control character reached the terminal.
 #[track_caller]
-fn assert_no_control_characters(client: &mut Client) {
+pub(crate) fn assert_no_control_characters(client: &mut Client) {
     for (name, text) in [
         ("stdout", client.out().text()),
         ("stderr", client.err().text()),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{outside_program, TestServer, STEP};
+use crate::harness::{outside_program, Client, TestServer, STEP};
 
 /// A tmux server of its own (`-L`), so the test never touches a user's tmux.
 struct Tmux {
@@ -194,6 +194,20 @@ impl Tmux {
     }
 }
 
+/// [`dave_in_tmux`] logged in, and `erin` (a raw client) joined beside.
+async fn dave_with_erin(server: &TestServer, dir: &Path) -> (Tmux, Client) {
+    let tmux = dave_in_tmux(server, dir);
+    tmux.wait_for("connected");
+    let erin = server.login("erin").await;
+    tmux.wait_for("erin joined #lobby");
+    (tmux, erin)
+}
+
+/// The input line (the last of the 30 rows), trimmed.
+fn input_row(rows: &[&str]) -> Option<String> {
+    rows.get(29).map(|r| r.trim_end().to_owned())
+}
+
 /// The display column where `needle` starts in `row`, if it is there.
 fn column_of(row: &str, needle: &str) -> Option<usize> {
     row.split_once(needle)
@@ -213,11 +227,7 @@ async fn non_ascii_text_is_typed_edited_and_shown_in_place() {
     const WIDTH: usize = 120;
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let tmux = dave_in_tmux(&server, dir.path());
-    tmux.wait_for("connected");
-    let mut erin = server.login("erin").await;
-    tmux.wait_for("erin joined #lobby");
-    let input_row = |rows: &[&str]| rows.get(29).map(|r| r.trim_end().to_owned());
+    let (tmux, mut erin) = dave_with_erin(&server, dir.path()).await;
 
     tmux.type_text(&format!("Привет 你好 {FAMILY}x"));
     tmux.wait_rows("the typed line", |rows| {
@@ -262,6 +272,56 @@ async fn non_ascii_text_is_typed_edited_and_shown_in_place() {
     tmux.wait_cursor_x(2);
 
     tmux.keys(&["/quit", "Enter"]);
+    let screen = tmux.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
+    server.stop().await;
+}
+
+/// `/register` typed in the terminal UI shows only bullets for the
+/// password, is sent as the command it is, and Up never brings it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_is_masked_while_typed_and_kept_out_of_the_history() {
+    if !outside_program("tmux", &["-V"]) {
+        return;
+    }
+    const PASSWORD: &str = "пароль-密码-🔑";
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, mut erin) = dave_with_erin(&server, dir.path()).await;
+
+    tmux.type_text("привет");
+    tmux.keys(&["Enter"]);
+    erin.wait_for("MSG #lobby dave привет").await;
+    tmux.type_text(&format!("/register {PASSWORD}"));
+    let bullets = "•".repeat(PASSWORD.chars().count());
+    let rows = tmux.wait_rows("the masked line", |rows| {
+        input_row(rows) == Some(format!("> /register {bullets}"))
+    });
+    assert!(
+        rows.iter().all(|r| !r.contains("пароль")),
+        "{}",
+        rows.join("\n")
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_rows("the emptied input line", |rows| {
+        input_row(rows).as_deref() == Some(">")
+    });
+    // Up recalls the message before it, and nothing older.
+    tmux.keys(&["Up"]);
+    tmux.wait_rows("the recalled line", |rows| {
+        input_row(rows).as_deref() == Some("> привет")
+    });
+    tmux.keys(&["Up"]);
+    tmux.keys(&["Up"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = tmux.screen();
+    assert!(!screen.contains("пароль"), "{screen}");
+    assert_eq!(
+        input_row(&screen.lines().collect::<Vec<_>>()).as_deref(),
+        Some("> привет"),
+        "{screen}"
+    );
+    tmux.keys(&["C-u", "/quit", "Enter"]);
     let screen = tmux.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "exit status:\n{screen}");
     server.stop().await;

@@ -1,5 +1,7 @@
 //! The input line: the part of the text around the cursor that fits, or
-//! what the mode says instead, and where the terminal cursor goes.
+//! what the mode says instead, and where the terminal cursor goes. The
+//! passwords of `/register` and `/password` ([`secret`]) show as one `•`
+//! a grapheme.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
@@ -12,21 +14,35 @@ use crate::tui::text::str_width;
 use crate::tui::theme::STATUS_STYLE;
 use crate::tui::{App, Mode};
 use tlschat_client_core::render::sanitize;
+use tlschat_client_core::{secret, MASK};
 
 const PROMPT: &str = "> ";
+
+/// Each grapheme of `text` with where it starts and how it is shown:
+/// sanitized (an unfinished emoji tag sequence shows U+FFFD), or as
+/// [`MASK`] inside a password.
+fn shown_graphemes(text: &str) -> impl Iterator<Item = (usize, &str, String)> {
+    let secret = secret(text);
+    text.grapheme_indices(true).map(move |(at, g)| {
+        let shown = match &secret {
+            Some(s) if s.covers(at) => MASK.to_string(),
+            _ => sanitize(g).into_owned(),
+        };
+        (at, g, shown)
+    })
+}
 
 /// The part of the input shown in a line `avail` columns wide: the byte
 /// offset in `text` of the first grapheme shown, and the cursor's column
 /// relative to it (`cursor` is a byte offset on a grapheme boundary). The
 /// view slides so the cursor always stays visible. Columns are those of
-/// the text as shown, i.e. sanitized (see [`input_shown`]).
+/// the text as shown (see [`input_shown`]).
 pub(crate) fn input_window(text: &str, cursor: usize, avail: usize) -> (usize, usize) {
     let avail = avail.max(1);
     // The graphemes before the cursor: where each ends, and its width.
-    let before: Vec<(usize, usize)> = text
-        .grapheme_indices(true)
-        .take_while(|&(at, _)| at < cursor)
-        .map(|(at, g)| (at + g.len(), str_width(&sanitize(g))))
+    let before: Vec<(usize, usize)> = shown_graphemes(text)
+        .take_while(|&(at, _, _)| at < cursor)
+        .map(|(at, g, shown)| (at + g.len(), str_width(&shown)))
         .collect();
     let mut col: usize = before.iter().map(|&(_, w)| w).sum();
     let mut start = 0;
@@ -41,13 +57,11 @@ pub(crate) fn input_window(text: &str, cursor: usize, avail: usize) -> (usize, u
     (start, col)
 }
 
-/// The input text from byte `start` on, as the input line shows it: each
-/// grapheme sanitized (an unfinished emoji tag sequence shows U+FFFD).
+/// The input text from byte `start` on, as the input line shows it.
 pub(crate) fn input_shown(text: &str, start: usize) -> String {
-    text.get(start..)
-        .unwrap_or("")
-        .graphemes(true)
-        .map(sanitize)
+    shown_graphemes(text)
+        .skip_while(|&(at, _, _)| at < start)
+        .map(|(_, _, shown)| shown)
         .collect()
 }
 

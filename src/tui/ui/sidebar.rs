@@ -1,6 +1,6 @@
 //! The sidebar: the current room, how many are in it, and its members
-//! sorted by name (ours highlighted), cut with "… +N more" when they do
-//! not fit.
+//! sorted by name (ours highlighted, a moderator's with its `@`), cut with
+//! "… +N more" when they do not fit.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 use crate::tui::text::owned;
 use crate::tui::theme::{nick_color, DIM_STYLE};
 use crate::tui::App;
+use tlschat_client_core::state::Member;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::new().borders(Borders::LEFT).border_style(DIM_STYLE);
@@ -38,20 +39,26 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Line::from(Span::styled(room, Style::new().bold())),
         Line::styled(count, DIM_STYLE),
     ];
-    let mut users: Vec<&String> = state.users.iter().collect();
-    users.sort_by_key(|u| u.to_lowercase());
+    let mut users: Vec<&Member> = state.users.members().collect();
+    users.sort_by_key(|u| u.nick.to_lowercase());
     let room_for = usize::from(inner.height).saturating_sub(lines.len());
     let shown = if users.len() > room_for {
         room_for.saturating_sub(1)
     } else {
         users.len()
     };
-    for user in &users[..shown] {
-        let mut style = Style::new().fg(nick_color(user));
-        if user.eq_ignore_ascii_case(&state.nick) {
+    for user in users.iter().take(shown) {
+        let mut style = Style::new().fg(nick_color(&user.nick));
+        if user.nick.eq_ignore_ascii_case(&state.nick) {
             style = style.add_modifier(Modifier::BOLD | Modifier::REVERSED);
         }
-        lines.push(Line::from(Span::styled(owned(user), style)));
+        let mark = user
+            .mark
+            .map(|m| Span::styled(m.as_char().to_string(), Style::new().bold()));
+        lines.push(Line::from_iter(
+            mark.into_iter()
+                .chain([Span::styled(owned(&user.nick), style)]),
+        ));
     }
     if shown < users.len() && room_for > 0 {
         lines.push(Line::styled(

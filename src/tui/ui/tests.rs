@@ -67,6 +67,11 @@ fn find(rows: &[String], needle: &str) -> Option<(u16, u16)> {
     })
 }
 
+/// Row `y` of the sidebar, whose text starts in column `x`.
+fn sidebar_row(rows: &[String], x: u16, y: usize) -> String {
+    rows[y].chars().skip(usize::from(x)).collect()
+}
+
 fn last_time(app: &App) -> String {
     app.state
         .entries
@@ -156,12 +161,7 @@ fn the_sidebar_lists_the_room_and_its_users() {
     let buf = term.backend().buffer();
     let rows = rows(buf);
     let sidebar_x = 80 - SIDEBAR_WIDTH + 2;
-    let col = |y: usize| {
-        rows[y]
-            .chars()
-            .skip(usize::from(sidebar_x))
-            .collect::<String>()
-    };
+    let col = |y: usize| sidebar_row(&rows, sidebar_x, y);
     assert_eq!(col(0).trim_end(), "#lobby");
     assert_eq!(col(1).trim_end(), "3 users");
     assert_eq!(col(2).trim_end(), "alice");
@@ -180,6 +180,54 @@ fn the_sidebar_lists_the_room_and_its_users() {
         "{rows:#?}"
     );
     assert!(find(&rows, "2 users").is_some());
+}
+
+#[test]
+fn moderators_show_their_mark_and_renames_move_them() {
+    let mut app = app();
+    line(&mut app, "USERS #lobby @bob alice carol");
+    line(&mut app, "RENAME bob Boris");
+    line(&mut app, "RENAME alice alicia");
+    let term = draw_app(&mut app, 80, 12);
+    let buf = term.backend().buffer();
+    let rows = rows(buf);
+    let sidebar_x = 80 - SIDEBAR_WIDTH + 2;
+    let col = |y: usize| sidebar_row(&rows, sidebar_x, y);
+    assert_eq!(col(2).trim_end(), "alicia");
+    assert_eq!(col(3).trim_end(), "@Boris");
+    assert_eq!(col(4).trim_end(), "carol");
+    // We are alicia now: highlighted, and named so in the status bar.
+    assert!(buf[(sidebar_x, 2)].modifier.contains(Modifier::REVERSED));
+    assert_eq!(buf[(sidebar_x + 1, 3)].fg, nick_color("Boris"));
+    assert!(find(&rows, "alicia in #lobby").is_some(), "{rows:#?}");
+    assert!(
+        find(&rows, "bob is now known as Boris").is_some(),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn passwords_show_masked_in_the_input_line() {
+    let mut app = app();
+    let password = "пароль-密码-🔑";
+    for c in format!("/password {password} x{password}").chars() {
+        app.handle_event(Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    let term = draw_app(&mut app, 80, 12);
+    let rows = rows(term.backend().buffer());
+    let n = password.chars().count();
+    let masked = format!("> /password {} {}", "•".repeat(n), "•".repeat(n + 1));
+    assert_eq!(rows[11].trim_end(), masked, "{rows:#?}");
+    assert!(rows.iter().all(|r| !r.contains("пароль")), "{rows:#?}");
+    // The cursor sits after the masked text, one column a bullet.
+    let cursor = cursor_position(&app, term.backend().buffer().area);
+    assert_eq!(
+        cursor.map(|p| usize::from(p.x)),
+        Some(masked.chars().count())
+    );
 }
 
 #[test]
