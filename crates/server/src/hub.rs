@@ -1011,6 +1011,20 @@ mod tests {
         )
     }
 
+    /// A hub whose accounts are the cache of `store`, as a server's are.
+    pub(super) fn hub_on_store(
+        dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        store: Arc<crate::store::MemStore>,
+    ) -> Hub {
+        let accounts = Accounts::from_store(store.clone(), clock.clone()).unwrap();
+        Hub::new(
+            BanList::load_with_clock(&dir.join("bans.txt"), clock.clone()).unwrap(),
+            accounts,
+            Storage { store, clock },
+        )
+    }
+
     async fn enter(hub: &Hub, nick: &str, addr: &str, queue: usize, pipe: usize) -> Piped {
         let (outbox, inbox) = channel(queue);
         let (w, r) = tokio::io::duplex(pipe);

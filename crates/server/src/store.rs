@@ -315,6 +315,13 @@ pub(crate) fn from_secs(secs: i64) -> SystemTime {
 #[derive(Debug, Default)]
 pub(crate) struct MemStore {
     state: Mutex<MemState>,
+    /// While a test keeps it set, `set_role` and `rename` wait, as on a
+    /// slow disk or a busy database.
+    pub(crate) gate_closed: std::sync::atomic::AtomicBool,
+    /// How many `set_role` and `rename` calls reached the gate.
+    pub(crate) at_gate: std::sync::atomic::AtomicUsize,
+    /// While set, `set_role` and `rename` fail past the gate.
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]
@@ -335,6 +342,20 @@ impl MemStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut state)
+    }
+
+    /// Waits while [`MemStore::gate_closed`], then fails if
+    /// [`MemStore::failing`].
+    fn pass_gate(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        self.at_gate.fetch_add(1, Ordering::SeqCst);
+        while self.gate_closed.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        match self.failing.load(Ordering::SeqCst) {
+            true => Err(StoreError::Task("the disk is gone".to_owned())),
+            false => Ok(()),
+        }
     }
 }
 
@@ -365,6 +386,7 @@ impl Store for MemStore {
     }
 
     fn set_role(&self, key: &str, role: Role) -> Result<(), StoreError> {
+        self.pass_gate()?;
         self.with(|s| {
             let row = s.accounts.get_mut(key).ok_or(StoreError::NoSuchAccount)?;
             row.role = role;
@@ -377,6 +399,7 @@ impl Store for MemStore {
     }
 
     fn rename(&self, old_key: &str, new: &Nick) -> Result<(), StoreError> {
+        self.pass_gate()?;
         self.with(|s| {
             if new.key() != old_key && s.accounts.contains_key(new.key()) {
                 return Err(StoreError::Exists);
