@@ -82,6 +82,54 @@ async fn the_admins_ban_without_a_duration_stays() {
     s.stop().await;
 }
 
+/// A moderator's shorter ban on what the admin banned for longer is
+/// refused and changes nothing: the admin's ban holds past it.
+#[tokio::test]
+async fn a_moderator_cannot_shorten_the_admins_ban() {
+    let (s, clock) = TestServer::start_clocked_in(data_dir_with_accounts(&["mod1"])).await;
+    let mut adm = s.login_admin().await;
+    adm.send("/op mod1").await;
+    adm.expect("INFO mod1 is now a moderator").await;
+    let mut m = s.login_account("mod1").await;
+    adm.wait_for("JOIN #lobby mod1").await;
+    adm.send("/ban bob").await;
+    adm.expect("INFO banned bob (not connected: nickname only)")
+        .await;
+    adm.send("/ban 198.51.100.0/24 2d").await;
+    adm.expect("INFO banned 198.51.100.0/24 (address only) until 2026-11-26T14:00:00Z")
+        .await;
+    let before = std::fs::read_to_string(s.data_dir().join("bans.txt")).unwrap();
+
+    m.send("/ban bob 1m").await;
+    m.expect(
+        "ERROR not-permitted bob is banned for longer (with no end); only the admin may shorten it",
+    )
+    .await;
+    m.send("/ban 198.51.100.0/24 1d мод").await;
+    m.expect("ERROR not-permitted 198.51.100.0/24 is banned for longer (until 2026-11-26T14:00:00Z); only the admin may shorten it")
+        .await;
+    // A longer one is the moderator's to make.
+    m.send("/ban 198.51.100.0/24 7d").await;
+    m.expect("INFO banned 198.51.100.0/24 (address only) until 2026-12-01T14:00:00Z")
+        .await;
+    let after = std::fs::read_to_string(s.data_dir().join("bans.txt")).unwrap();
+    assert!(after.contains("\nbob - "), "{after}");
+    assert_eq!(
+        before.lines().find(|l| l.starts_with("bob ")),
+        after.lines().find(|l| l.starts_with("bob ")),
+    );
+
+    clock.advance(Duration::from_secs(2 * 60));
+    let mut bob = s.connect().await;
+    bob.expect("NICK").await;
+    bob.send("bob").await;
+    bob.expect("BAN you are banned from this server").await;
+    adm.send("/bans").await;
+    adm.expect_prefix("INFO bob - since 2026-11-24T14:00:00Z by admin")
+        .await;
+    s.stop().await;
+}
+
 /// `/op` gives a connected account a moderator's rights at once (and its
 /// `@` in `USERS`), `/deop` takes them back; within them, a moderator
 /// kicks and bans users only, and for a week at most.
@@ -94,8 +142,9 @@ async fn op_applies_live_and_a_moderator_stays_within_its_limits() {
     alice.wait_for("JOIN #lobby admin").await;
     m.wait_for("JOIN #lobby admin").await;
     let not_admin = "ERROR not-permitted only the admin may do that";
+    let not_mod = "ERROR not-permitted only moderators and the admin may do that";
     m.send("/kick alice").await;
-    m.expect(not_admin).await;
+    m.expect(not_mod).await;
     alice.send("/ops").await;
     alice.expect("INFO no moderators").await;
 
@@ -162,7 +211,7 @@ async fn op_applies_live_and_a_moderator_stays_within_its_limits() {
     adm.expect("INFO mod1 is no longer a moderator").await;
     m.expect("INFO you are no longer a moderator").await;
     m.send("/kick admin").await;
-    m.expect(not_admin).await;
+    m.expect(not_mod).await;
     s.stop().await;
 }
 
@@ -200,7 +249,7 @@ async fn an_unregistered_moderator_stays_connected_as_a_user() {
     adm.send("/unregister mod1").await;
     adm.expect("INFO unregistered mod1").await;
     m.send("/bans").await;
-    m.expect("ERROR not-permitted only the admin may do that")
+    m.expect("ERROR not-permitted only moderators and the admin may do that")
         .await;
     adm.send("/who").await;
     adm.expect("USERS #lobby admin mod1").await;

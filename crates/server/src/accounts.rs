@@ -114,9 +114,6 @@ pub enum AccountsError {
         #[source]
         source: io::Error,
     },
-    /// Roles live in the database, never in the old accounts file.
-    #[error("the accounts file keeps no roles; roles are kept in tlschat.db")]
-    NoRoles,
     #[error("the password is empty; choose a non-empty password")]
     EmptyPassword,
     #[error(transparent)]
@@ -342,49 +339,21 @@ impl Accounts {
             .map(|(nick, _, _)| nick)
     }
 
-    /// Gives the account of `nick` `role`, saved in the store before the
-    /// accounts in memory change; the account as spelt. `None`: no such
-    /// account. The accounts file keeps no roles: there, an error.
-    pub(crate) fn set_role(
-        &mut self,
-        nick: &Nick,
-        role: Role,
-    ) -> Result<Option<Nick>, AccountsError> {
-        let Some(entry) = self.map.get_mut(nick.key()) else {
-            return Ok(None);
-        };
-        match &self.backing {
-            Backing::File(_) => return Err(AccountsError::NoRoles),
-            Backing::Store { store, .. } => store
-                .set_role(nick.key(), role)
-                .map_err(|e| AccountsError::Store(Box::new(e)))?,
-        }
+    /// Takes a role the store has committed (`/op`, `/deop`); the
+    /// account as spelt, `None` if the cache holds no such account.
+    pub(crate) fn cache_role(&mut self, nick: &Nick, role: Role) -> Option<Nick> {
+        let entry = self.map.get_mut(nick.key())?;
         entry.2 = role;
-        Ok(Some(entry.0.clone()))
+        Some(entry.0.clone())
     }
 
-    /// Moves the account of `old` (if it is one) to `new`, a change of
-    /// case included; saved (file or store) before the accounts in memory
-    /// change. On error nothing changed.
-    pub(crate) fn rename(&mut self, old: &Nick, new: &Nick) -> Result<(), AccountsError> {
-        let Some((_, phc, role)) = self.map.get(old.key()).cloned() else {
-            return Ok(());
-        };
-        let mut next = self.map.clone();
-        next.remove(old.key());
-        next.insert(new.key().to_owned(), (new.clone(), phc, role));
-        match &self.backing {
-            Backing::File(path) => write_atomic(path, render(&next).as_bytes(), Mode::Private)
-                .map_err(|source| AccountsError::Write {
-                    path: path.clone(),
-                    source,
-                })?,
-            Backing::Store { store, .. } => store
-                .rename(old.key(), new)
-                .map_err(|e| AccountsError::Store(Box::new(e)))?,
+    /// Takes a rename the store has committed: the account of `old`, if
+    /// it is one, is `new`'s (a change of case included).
+    pub(crate) fn cache_rename(&mut self, old: &Nick, new: &Nick) {
+        if let Some((_, phc, role)) = self.map.remove(old.key()) {
+            self.map
+                .insert(new.key().to_owned(), (new.clone(), phc, role));
         }
-        self.map = next;
-        Ok(())
     }
 }
 

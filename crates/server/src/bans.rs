@@ -352,6 +352,15 @@ impl BanList {
         self.iter().find(|b| b.addr.is_some_and(|r| r.contains(ip)))
     }
 
+    /// The ban in force on the same (nick, address) target as `ban` that
+    /// ends after it, or never (while `ban` ends): what only the admin may
+    /// replace with `ban`.
+    pub(crate) fn outlasting(&self, ban: &Ban) -> Option<&Ban> {
+        let ends = ban.until?;
+        self.iter()
+            .find(|b| b.same_target(ban) && b.until.is_none_or(|until| until > ends))
+    }
+
     /// Adds `ban` and persists the list before returning `Ok`. A ban on the
     /// same (nick, address) target replaces the old one. The ban is stored
     /// normalised, exactly as a reload would give it back: address

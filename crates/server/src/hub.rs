@@ -355,7 +355,8 @@ impl Hub {
     /// `/ban NICK|ADDRESS[/LEN] [DURATION] [REASON]`: a connected nickname
     /// is banned with the address it came from; an address or a prefix
     /// alone; any other nickname alone. A moderator's ban is bounded
-    /// ([`moderation`]). The ban is persisted, then every session it covers
+    /// ([`moderation`]) and never replaces one on the same target that
+    /// lasts longer. The ban is persisted, then every session it covers
     /// (the nickname, and every user from the address) is kicked.
     pub(crate) async fn ban(
         &self,
@@ -403,14 +404,31 @@ impl Hub {
         };
         let shared = self.shared.clone();
         let saved = tokio::task::spawn_blocking(move || {
-            lock(&shared.bans).add(ban).map_err(|e| e.to_string())
+            let mut bans = lock(&shared.bans);
+            // Looked up under the lock the add takes: no ban slips between.
+            match bans.outlasting(&ban).filter(|_| !by_role.is_admin()) {
+                Some(longer) => Ok(Err(longer.until)),
+                None => bans.add(ban).map(Ok).map_err(|e| e.to_string()),
+            }
         })
         .await
         .unwrap_or_else(|e| Err(format!("the ban task failed: {e}")));
-        if let Err(e) = saved {
-            warn!(error = %e, "could not save a ban");
-            let text = format!("ban of {target} NOT saved: {e}");
-            return self.reply(id, &ServerLine::Info(&text));
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(longer)) => {
+                let until = longer.map_or("with no end".to_owned(), |t| {
+                    format!("until {}", format_time(t))
+                });
+                let text = format!(
+                    "{target} is banned for longer ({until}); only the admin may shorten it"
+                );
+                return self.error(id, ErrorCode::NotPermitted, &text);
+            }
+            Err(e) => {
+                warn!(error = %e, "could not save a ban");
+                let text = format!("ban of {target} NOT saved: {e}");
+                return self.reply(id, &ServerLine::Info(&text));
+            }
         }
         let whom = match (&nick, addr) {
             (Some(n), Some(a)) => format!("{n} ({a})"),
@@ -990,6 +1008,20 @@ mod tests {
             BanList::load_with_clock(&dir.join("bans.txt"), clock).unwrap(),
             accounts,
             storage,
+        )
+    }
+
+    /// A hub whose accounts are the cache of `store`, as a server's are.
+    pub(super) fn hub_on_store(
+        dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        store: Arc<crate::store::MemStore>,
+    ) -> Hub {
+        let accounts = Accounts::from_store(store.clone(), clock.clone()).unwrap();
+        Hub::new(
+            BanList::load_with_clock(&dir.join("bans.txt"), clock.clone()).unwrap(),
+            accounts,
+            Storage { store, clock },
         )
     }
 

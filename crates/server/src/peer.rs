@@ -44,7 +44,7 @@ use crate::tls::{self, FirstBytes};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
-    check_text, Command, ErrorCode, Frame, Nick, PassFor, ServerLine, MAX_CLIENT_LINE,
+    check_text, Command, ErrorCode, Frame, Nick, PassFor, Privilege, ServerLine, MAX_CLIENT_LINE,
     MAX_NICK_TRIES,
 };
 
@@ -688,8 +688,14 @@ struct Peer<R> {
     bucket: TokenBucket,
 }
 
-/// The answer to a user's admin command.
-const NOT_ADMIN: &str = "only the admin may do that";
+/// The answer to a command above the sender's role, by the command's
+/// privilege (the admin's keeps protocol v1's text).
+fn not_permitted(privilege: Privilege) -> &'static str {
+    match privilege {
+        Privilege::Moderator => "only moderators and the admin may do that",
+        Privilege::Anyone | Privilege::Admin => "only the admin may do that",
+    }
+}
 
 impl<R: AsyncRead + Unpin> Peer<R> {
     /// Answers lines until the client leaves, floods, idles past the limit
@@ -807,7 +813,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Err(e) => e.privilege,
         };
         if !hub::may(self.role.get(), privilege) {
-            self.error(ErrorCode::NotPermitted, NOT_ADMIN);
+            self.error(ErrorCode::NotPermitted, not_permitted(privilege));
             return ControlFlow::Continue(());
         }
         let cmd = match parsed {
@@ -1144,7 +1150,7 @@ mod tests {
             .unwrap();
         drop(held);
         let got = inbox.take_lines();
-        let not_admin = "ERROR not-permitted only the admin may do that";
+        let not_mod = "ERROR not-permitted only moderators and the admin may do that";
         let help = got.iter().filter(|l| l.starts_with("INFO ")).count();
         assert_eq!(help, hub::help(Role::User).count(), "{got:?}");
         let others: Vec<&str> = got
@@ -1155,10 +1161,7 @@ mod tests {
         assert_eq!(others.len(), 7, "{got:?}");
         assert!(others[0].starts_with("ERROR line-too-long a line is at most 4096 bytes"));
         assert!(others[1].starts_with("ERROR bad-text "), "{}", others[1]);
-        assert_eq!(
-            others[2..6],
-            ["PONG привет", not_admin, not_admin, not_admin]
-        );
+        assert_eq!(others[2..6], ["PONG привет", not_mod, not_mod, not_mod]);
         assert!(
             others[6].starts_with("ERROR unknown-command "),
             "{}",

@@ -546,6 +546,12 @@ impl Store for SqliteStore {
                 "UPDATE accounts SET nick_key = ?2, nick = ?3 WHERE nick_key = ?1",
                 params![old_key, new_key, new.as_str()],
             )?;
+            // The codes a moderator made stay its own: `/invites`,
+            // `/uninvite` and its cap of live codes find them by `by`.
+            tx.execute(
+                "UPDATE invites SET by = ?2 WHERE lower(by) = ?1",
+                params![old_key, new.as_str()],
+            )?;
             Ok(true)
         })?;
         if !renamed {

@@ -185,8 +185,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn set_role(&self, key: &str, role: Role) -> Result<(), StoreError>;
     /// Whether there was such an account.
     fn delete_account(&self, key: &str) -> Result<bool, StoreError>;
-    /// Moves the account at `old_key` (if any) and every invite binding of
-    /// `old_key` to `new`, in one transaction. [`StoreError::Exists`] if
+    /// Moves the account at `old_key` (if any), every invite binding of
+    /// `old_key` and the codes made by `old_key` to `new`, in one
+    /// transaction. [`StoreError::Exists`] if
     /// `new` is someone else's account; a change of case only is allowed.
     fn rename(&self, old_key: &str, new: &Nick) -> Result<(), StoreError>;
     /// Accounts registered from `group` at or after `since`.
@@ -314,6 +315,13 @@ pub(crate) fn from_secs(secs: i64) -> SystemTime {
 #[derive(Debug, Default)]
 pub(crate) struct MemStore {
     state: Mutex<MemState>,
+    /// While a test keeps it set, `set_role` and `rename` wait, as on a
+    /// slow disk or a busy database.
+    pub(crate) gate_closed: std::sync::atomic::AtomicBool,
+    /// How many `set_role` and `rename` calls reached the gate.
+    pub(crate) at_gate: std::sync::atomic::AtomicUsize,
+    /// While set, `set_role` and `rename` fail past the gate.
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]
@@ -334,6 +342,20 @@ impl MemStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut state)
+    }
+
+    /// Waits while [`MemStore::gate_closed`], then fails if
+    /// [`MemStore::failing`].
+    fn pass_gate(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        self.at_gate.fetch_add(1, Ordering::SeqCst);
+        while self.gate_closed.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        match self.failing.load(Ordering::SeqCst) {
+            true => Err(StoreError::Task("the disk is gone".to_owned())),
+            false => Ok(()),
+        }
     }
 }
 
@@ -364,6 +386,7 @@ impl Store for MemStore {
     }
 
     fn set_role(&self, key: &str, role: Role) -> Result<(), StoreError> {
+        self.pass_gate()?;
         self.with(|s| {
             let row = s.accounts.get_mut(key).ok_or(StoreError::NoSuchAccount)?;
             row.role = role;
@@ -376,6 +399,7 @@ impl Store for MemStore {
     }
 
     fn rename(&self, old_key: &str, new: &Nick) -> Result<(), StoreError> {
+        self.pass_gate()?;
         self.with(|s| {
             if new.key() != old_key && s.accounts.contains_key(new.key()) {
                 return Err(StoreError::Exists);
@@ -394,6 +418,9 @@ impl Store for MemStore {
                 bound.sort();
                 bound.dedup();
                 invite.bound = bound;
+                if invite.by.to_ascii_lowercase() == old_key {
+                    invite.by = new.as_str().to_owned();
+                }
             }
             Ok(())
         })
@@ -579,6 +606,10 @@ pub(crate) mod conformance {
             .add_invite(&invite(1, "abcdef", 2, T0 + 3600, "admin"))
             .unwrap();
         store.take_invite(&[1; 32], "bob", at(T0)).unwrap().unwrap();
+        // Bob, a moderator, made a code: it stays his under his new name.
+        store
+            .add_invite(&invite(2, "bobbed", 1, T0 + 3600, "Bob"))
+            .unwrap();
 
         let taken = store.rename("bob", &nick("carol"));
         assert!(matches!(taken, Err(StoreError::Exists)), "{taken:?}");
@@ -598,6 +629,8 @@ pub(crate) mod conformance {
         );
         let live = store.invites(at(T0)).unwrap();
         assert_eq!(live[0].bound, ["robert"]);
+        let made: Vec<&str> = live.iter().map(|r| r.by.as_str()).collect();
+        assert_eq!(made, ["admin", "Robert"]);
         // The binding moved: the new name comes back for free, the old
         // one would take a use.
         let again = store.take_invite(&[1; 32], "robert", at(T0)).unwrap();
@@ -609,6 +642,9 @@ pub(crate) mod conformance {
             .unwrap()
             .iter()
             .any(|a| a.nick.as_str() == "ROBERT"));
+        let revoked = store.revoke_invites("bobbed", Some("robert")).unwrap();
+        let by: Vec<&str> = revoked.iter().map(|r| r.by.as_str()).collect();
+        assert_eq!(by, ["ROBERT"]);
         // A session without an account (invite-bound only) renames too.
         store.rename("nobody", &nick("somebody")).unwrap();
     }

@@ -5,7 +5,8 @@
 //! ```text
 //! login → SharedRole (one per session) ─┬─ Peer: Command::privilege() vs role, /help
 //!                                       └─ Hub User: kick / ban targets, USERS `@`
-//! /op, /deop → store → accounts cache → every session of that account's SharedRole
+//! /op, /deop → store (blocking pool, no lock held) → accounts cache
+//!   → every session of that account's SharedRole
 //! ```
 //!
 //! The role is one atomic shared by the session's peer and its entry in
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 
 use super::{lock, ClientId, Hub};
 use crate::accounts::Role;
+use crate::store::StoreError;
 use tlschat_protocol::command::{ADMIN_HELP, HELP, MODERATOR_HELP};
 use tlschat_protocol::{ErrorCode, Nick, Privilege, ServerLine};
 
@@ -80,18 +82,16 @@ impl Hub {
             let text = "the admin account's role does not change";
             return self.error(id, ErrorCode::NotPermitted, text);
         }
-        let shared = self.shared.clone();
-        let asked = nick.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            lock(&shared.accounts)
-                .set_role(&asked, role)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the role task failed: {e}")));
-        let spelt = match saved {
-            Ok(Some(spelt)) => spelt,
-            Ok(None) => {
+        // The write runs on the blocking pool with no lock held: a slow
+        // disk holds up this command only, never a login or the room.
+        let key = nick.key().to_owned();
+        match self
+            .storage()
+            .call(move |store| store.set_role(&key, role))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::NoSuchAccount) => {
                 let text = format!("{nick} is not an account");
                 return self.error(id, ErrorCode::NoSuchNick, &text);
             }
@@ -100,7 +100,10 @@ impl Hub {
                 let text = format!("role of {nick} NOT saved: {e}");
                 return self.reply(id, &ServerLine::Info(&text));
             }
-        };
+        }
+        let spelt = lock(&self.shared.accounts)
+            .cache_role(&nick, role)
+            .unwrap_or(nick);
         let (told, you) = match role {
             Role::Moderator => ("is now a moderator", "you are now a moderator"),
             Role::User | Role::Admin => {

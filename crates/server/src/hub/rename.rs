@@ -3,35 +3,28 @@
 //!
 //! ```text
 //! reserve (state lock): checks, NEW's key into `nicks` → the store moves
-//! the account (an account holder's) or the invite bindings (anyone
-//! else's) on the blocking pool → commit (state lock): OLD's key freed,
-//! User.nick = NEW, RENAME to the room
+//! the account (if OLD is one) and the invite bindings on the blocking
+//! pool, no lock held → the accounts cache follows → commit (state lock):
+//! OLD's key freed, User.nick = NEW, RENAME to the room
 //! ```
 //!
 //! The reservation settles races: from the moment the checks pass, a login
-//! or another rename to the same name (any case) finds it taken. Someone
-//! else's account is refused in the same section, so an account's
-//! nickname stays its holder's also while the holder is offline. A
-//! reservation whose user leaves meanwhile goes with it
-//! ([`State::forget_nicks`]); one whose move could not be saved is
-//! released, and the user keeps the old name.
+//! or another rename to the same name (any case) finds it taken, also
+//! while the store's write waits on the disk. Someone else's account is
+//! refused in the same section, so an account's nickname stays its
+//! holder's also while the holder is offline. A reservation whose user
+//! leaves meanwhile goes with it ([`State::forget_nicks`]); one whose move
+//! could not be saved is released, and the user keeps the old name.
 
 use tracing::{info, warn};
 
 use super::*;
 
-/// What a rename moves, once reserved.
-struct Reserved {
-    old: Nick,
-    /// The old nickname is an account, so the account moves with it.
-    account: bool,
-}
-
 impl Hub {
     /// `/nick NEW` by `id`.
     pub(crate) async fn rename(&self, id: ClientId, new: Nick) {
         let banned = lock(&self.shared.bans).find_nick(&new).is_some();
-        let Some(reserved) = self.section(|st, lagging| {
+        let Some(old) = self.section(|st, lagging| {
             if st
                 .users
                 .get(&id)
@@ -48,12 +41,8 @@ impl Hub {
         }) else {
             return;
         };
-        let moved = match reserved.account {
-            true => self.move_account(&reserved.old, &new).await,
-            false => self.move_bindings(&reserved.old, &new).await,
-        };
-        if let Err(why) = moved {
-            warn!(old = %reserved.old, new = %new, error = %why, "rename not saved");
+        if let Err(why) = self.move_name(&old, &new).await {
+            warn!(old = %old, new = %new, error = %why, "rename not saved");
             return self.section(|st, lagging| {
                 st.release(id, &new);
                 let text = format!("rename NOT saved: {why}");
@@ -64,14 +53,15 @@ impl Hub {
     }
 
     /// The checks of a rename, under the state lock (the accounts' lock
-    /// taken inside it); on success the new key is reserved for `id`.
+    /// taken inside it, briefly); on success the new key is reserved for
+    /// `id`, and the old name returned.
     fn reserve(
         &self,
         st: &mut State,
         id: ClientId,
         new: &Nick,
         banned: bool,
-    ) -> Result<Reserved, (ErrorCode, String)> {
+    ) -> Result<Nick, (ErrorCode, String)> {
         let Some(me) = st.users.get(&id) else {
             return Err((ErrorCode::NotPermitted, "you are leaving".to_owned()));
         };
@@ -92,15 +82,10 @@ impl Hub {
         if !same && st.nicks.contains_key(new.key()) {
             return Err(taken());
         }
-        let (account, others) = {
-            let accounts = lock(&self.shared.accounts);
-            (
-                accounts.is_registered(&old),
-                // `admin` always is one on a real server; never a rename's
-                // target even where it is not.
-                !same && (accounts.is_registered(new) || Role::of(new).is_admin()),
-            )
-        };
+        // `admin` always is an account on a real server; never a rename's
+        // target even where it is not.
+        let others =
+            !same && (lock(&self.shared.accounts).is_registered(new) || Role::of(new).is_admin());
         if others {
             let text = format!("{new} is someone's registered nickname");
             return Err((ErrorCode::NickTaken, text));
@@ -111,34 +96,22 @@ impl Hub {
                 me.reserved = Some(new.key().into());
             }
         }
-        Ok(Reserved { old, account })
+        Ok(old)
     }
 
-    /// Moves the account at `old` to `new` in the store and the cache, on
-    /// the blocking pool; the error says why not.
-    async fn move_account(&self, old: &Nick, new: &Nick) -> Result<(), String> {
-        let shared = self.shared.clone();
-        let (old, new) = (old.clone(), new.clone());
-        tokio::task::spawn_blocking(move || {
-            lock(&shared.accounts)
-                .rename(&old, &new)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the rename task failed: {e}")))
-    }
-}
-
-impl Hub {
-    /// Moves the invite bindings of `old` to `new`: a nickname that came in
-    /// with an invite comes back with it under its new name. (The store
-    /// moves no account here: `old` is none.)
-    async fn move_bindings(&self, old: &Nick, new: &Nick) -> Result<(), String> {
-        let (old, new) = (old.key().to_owned(), new.clone());
+    /// Moves the account of `old` (if it is one) and its invite bindings
+    /// to `new`: the store on the blocking pool with no lock held (a slow
+    /// disk holds up this rename only), then the accounts cache. A
+    /// nickname that came in with an invite comes back with it under its
+    /// new name. The error says why not.
+    async fn move_name(&self, old: &Nick, new: &Nick) -> Result<(), String> {
+        let (key, to) = (old.key().to_owned(), new.clone());
         self.storage()
-            .call(move |store| store.rename(&old, &new))
+            .call(move |store| store.rename(&key, &to))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        lock(&self.shared.accounts).cache_rename(old, new);
+        Ok(())
     }
 }
 
@@ -190,36 +163,39 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::super::routing::log_in;
-    use super::super::tests::hub_with;
+    use std::sync::atomic::Ordering;
+
+    use super::super::tests::hub_on_store;
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::{MemStore, Store};
 
     fn nick(s: &str) -> Nick {
         Nick::parse(s).unwrap()
     }
 
-    /// A hub whose accounts file (in its own directory, `accounts/`)
-    /// holds `dave` and `admin`.
-    fn with_accounts() -> (tempfile::TempDir, Hub) {
+    /// A hub whose store holds the accounts `dave` and `admin`.
+    fn with_accounts() -> (tempfile::TempDir, Arc<MemStore>, Hub) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("accounts")).unwrap();
-        let mut accounts = Accounts::load(&dir.path().join("accounts/accounts.txt")).unwrap();
-        accounts
-            .set_password(&nick("dave"), "пароль-密码-🔑")
-            .unwrap();
-        accounts
-            .set_password(&nick("admin"), "admin password")
-            .unwrap();
         let clock = Arc::new(ManualClock::new(
             UNIX_EPOCH + Duration::from_secs(1_795_528_800),
         ));
-        let hub = hub_with(dir.path(), clock, accounts);
-        (dir, hub)
+        let store = Arc::new(MemStore::default());
+        let hub = hub_on_store(dir.path(), clock, store.clone());
+        hub.with_accounts(|accounts| {
+            accounts
+                .set_password(&nick("dave"), "пароль-密码-🔑")
+                .unwrap();
+            accounts
+                .set_password(&nick("admin"), "admin password")
+                .unwrap();
+        });
+        (dir, store, hub)
     }
 
     #[tokio::test]
     async fn a_rename_is_told_to_the_room_and_frees_the_old_name() {
-        let (_dir, hub) = with_accounts();
+        let (_dir, _store, hub) = with_accounts();
         let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
         let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
         let carol = log_in(&hub, "carol", Role::User, "10.0.0.3");
@@ -255,7 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rename_is_refused_for_names_of_others_bans_and_the_admin() {
-        let (_dir, hub) = with_accounts();
+        let (_dir, _store, hub) = with_accounts();
         let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.9");
         let alice = log_in(&hub, "alice", Role::User, "10.0.0.1");
         let bob = log_in(&hub, "bob", Role::User, "10.0.0.2");
@@ -286,26 +262,27 @@ mod tests {
 
     #[tokio::test]
     async fn an_account_moves_with_its_holders_name() {
-        let (dir, hub) = with_accounts();
+        let (_dir, store, hub) = with_accounts();
         let dave = log_in(&hub, "dave", Role::User, "10.0.0.1");
         dave.lines();
         hub.rename(dave.id, nick("David")).await;
         assert_eq!(dave.lines(), ["RENAME dave David"]);
         assert!(hub.password_hash(&nick("david")).is_some());
         assert!(hub.password_hash(&nick("dave")).is_none());
-        let file = std::fs::read_to_string(dir.path().join("accounts/accounts.txt")).unwrap();
-        assert!(file.contains("\nDavid $argon2id$"), "{file}");
-        assert!(!file.contains("\ndave "), "{file}");
+        let stored: Vec<String> = store
+            .accounts()
+            .unwrap()
+            .iter()
+            .map(|a| a.nick.to_string())
+            .collect();
+        assert_eq!(stored, ["admin", "David"]);
 
         // Not saved: the old name stays, the new one stays free.
-        std::fs::remove_dir_all(dir.path().join("accounts")).unwrap();
+        store.failing.store(true, Ordering::SeqCst);
         hub.rename(dave.id, nick("Davy")).await;
         let told = dave.lines();
         assert_eq!(told.len(), 1, "{told:?}");
-        assert!(
-            told[0].starts_with("INFO rename NOT saved: cannot write "),
-            "{told:?}"
-        );
+        assert!(told[0].starts_with("INFO rename NOT saved: "), "{told:?}");
         hub.who(dave.id);
         assert_eq!(dave.lines(), ["USERS #lobby David"]);
         let davy = log_in(&hub, "davy", Role::User, "10.0.0.2");
@@ -316,7 +293,7 @@ mod tests {
     /// is told to the one renaming only.
     #[tokio::test]
     async fn a_big_room_hears_no_renames() {
-        let (_dir, hub) = with_accounts();
+        let (_dir, _store, hub) = with_accounts();
         let observer = log_in(&hub, "observer", Role::User, "10.0.0.1");
         for i in 0..QUIET_ROOM_THRESHOLD {
             log_in(&hub, &format!("u{i}"), Role::User, "10.0.1.1");
@@ -333,7 +310,7 @@ mod tests {
     #[tokio::test]
     async fn an_invited_nicknames_binding_moves_with_it() {
         use crate::store::conformance::{at, invite, T0};
-        let (_dir, hub) = with_accounts();
+        let (_dir, _store, hub) = with_accounts();
         let store = hub.storage().store.clone();
         store
             .add_invite(&invite(7, "abcdef", 2, T0 + 86_400, "admin"))
@@ -351,10 +328,65 @@ mod tests {
         assert_eq!(live[0].uses_left, 1, "a move takes no use");
     }
 
+    /// An account's rename and an `/op` waiting for a slow store hold no
+    /// lock anyone else needs: a login and a message go through meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_account_write_holds_up_no_one_else() {
+        let (_dir, store, hub) = with_accounts();
+        hub.with_accounts(|a| a.set_password(&nick("erin"), "erin's password"))
+            .unwrap();
+        let admin = log_in(&hub, "admin", Role::Admin, "10.0.0.9");
+        let dave = log_in(&hub, "dave", Role::User, "10.0.0.1");
+        admin.lines();
+        dave.lines();
+        store.gate_closed.store(true, Ordering::SeqCst);
+        let (h1, h2) = (hub.clone(), hub.clone());
+        let (dave_id, admin_id) = (dave.id, admin.id);
+        let renaming = tokio::spawn(async move { h1.rename(dave_id, nick("David")).await });
+        let opping =
+            tokio::spawn(async move { h2.set_role(admin_id, "erin", Role::Moderator).await });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.at_gate.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.at_gate.load(Ordering::SeqCst), 2);
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h3 = hub.clone();
+        std::thread::spawn(move || {
+            let frank = log_in(&h3, "frank", Role::User, "10.0.0.3");
+            h3.private(frank.id, "admin", "привет 你好");
+            let _ = tx.send(frank.lines());
+        });
+        let meanwhile = rx.recv_timeout(Duration::from_secs(2));
+        store.gate_closed.store(false, Ordering::SeqCst);
+        renaming.await.unwrap();
+        opping.await.unwrap();
+        let frank = meanwhile.expect("the login waited for the store");
+        assert_eq!(frank[0], "WELCOME frank #lobby");
+        let mut told = admin.lines();
+        // The two writes finish in either order.
+        told[2..].sort();
+        assert_eq!(
+            told,
+            [
+                "JOIN #lobby frank",
+                "PRIVMSG frank admin привет 你好",
+                "INFO erin is now a moderator",
+                "RENAME dave David",
+            ]
+        );
+        assert_eq!(
+            hub.with_accounts(|a| a.role_of(&nick("ERIN"))),
+            Some(Role::Moderator)
+        );
+        assert!(hub.password_hash(&nick("david")).is_some());
+    }
+
     /// Two sessions renaming to one name at once: one gets it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_renames_to_one_name_give_it_to_one() {
-        let (_dir, hub) = with_accounts();
+        let (_dir, _store, hub) = with_accounts();
         let a = log_in(&hub, "a1", Role::User, "10.0.0.1");
         let b = log_in(&hub, "b1", Role::User, "10.0.0.2");
         a.lines();
