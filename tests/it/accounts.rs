@@ -74,11 +74,10 @@ async fn password_changes_under_the_lockout_and_unregister_frees_the_name() {
     bob.expect("INFO password changed").await;
     bob.send("/password only-one").await;
     bob.expect_prefix("ERROR bad-argument ").await;
-    // Two wrong OLDs in a row lock the address out, logins included.
-    for _ in 0..2 {
-        bob.send("/password wrong-again новый-пароль").await;
-        bob.expect("ERROR not-permitted wrong password").await;
-    }
+    // The right OLD in between cleared nothing: a second wrong one locks
+    // the address out, logins included.
+    bob.send("/password wrong-again новый-пароль").await;
+    bob.expect("ERROR not-permitted wrong password").await;
     bob.send("/password новый-пароль-🔐 третий-пароль").await;
     bob.expect_prefix("ERROR rate-limited ").await;
     let mut c = s.connect().await;
@@ -198,4 +197,26 @@ async fn registrations_are_capped_per_address_and_in_all() {
         register(&mut v2, PASSWORD).await,
         "ERROR not-permitted this server has all the accounts it takes; ask its operator"
     );
+}
+
+/// A right answer clears no wrong ones: an address that knows its own
+/// account's password cannot use it to reset its count of guesses at the
+/// admin's (all kinds of secret share one lockout record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_password_does_not_reset_the_guesses_at_another() {
+    let s = TestServer::start_with(|c| c.limits.lockout_after = 3).await;
+    let mut eve = s.login("eve").await;
+    register(&mut eve, "evepassword1").await;
+    for _ in 0..2 {
+        let (answer, _c) = admin_attempt(s.addr, &s.cert, "guess").await;
+        assert_eq!(answer, "REFUSE wrong password");
+    }
+    eve.send("/password evepassword1 evepassword2").await;
+    eve.expect("INFO password changed").await;
+    let (answer, _c) = admin_attempt(s.addr, &s.cert, "guess").await;
+    assert_eq!(answer, "REFUSE wrong password");
+    let mut c = s.connect().await;
+    c.expect("NICK").await;
+    c.send("admin").await;
+    c.expect_prefix("ERROR rate-limited ").await;
 }

@@ -373,3 +373,34 @@ async fn an_invitee_registers_and_then_logs_in_as_an_account() {
     c.send("пароль-密码-🔑").await;
     c.expect("WELCOME bob #lobby").await;
 }
+
+/// A nickname that becomes an account while another connection waits at
+/// its `PASS join` is not handed to that connection: the join password
+/// admits, but the nickname now asks its account's `PASS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nickname_registered_during_a_join_prompt_asks_its_password() {
+    let s = TestServer::start_with(|c| {
+        closed(c);
+        c.limits.lockout_after = 20;
+    })
+    .await;
+    let (mut alice, _) = join_with(&s, "alice", JOIN_PASSWORD).await;
+    let (mut bob, _) = join_with(&s, "bob", JOIN_PASSWORD).await;
+    alice.wait_for("JOIN #lobby bob").await;
+    let mut mallory = s.connect().await;
+    asked_to_join(&mut mallory, "bob").await;
+    bob.send("/register bobs-own-password").await;
+    bob.expect_prefix("INFO registered bob").await;
+    bob.send("/quit").await;
+    alice.wait_for("PART #lobby bob quit").await;
+
+    mallory.send(JOIN_PASSWORD).await;
+    mallory
+        .expect("ERROR nick-taken bob became an account meanwhile; send it again for its password")
+        .await;
+    mallory.expect("NICK").await;
+    mallory.send("bob").await;
+    mallory.expect("PASS").await;
+    mallory.send("guess").await;
+    mallory.expect("REFUSE wrong password").await;
+}

@@ -409,6 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         if hub.is_taken(&nick) {
             return again(ErrorCode::NickTaken, &taken());
         }
+        let checked = hash.is_some();
         match hash {
             Some(hash) => {
                 if let Some(refused) = self.check_password(&nick, hash).await? {
@@ -432,7 +433,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         }
         let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
         let role = SharedRole::new(role);
-        match hub.register(nick.clone(), role.clone(), ip, self.group, outbox.clone()) {
+        match hub.register(
+            nick.clone(),
+            role.clone(),
+            checked,
+            ip,
+            self.group,
+            outbox.clone(),
+        ) {
             Ok(id) => {
                 if let Some(row) = &invite {
                     self.tell_invitee(row, &outbox).await;
@@ -446,6 +454,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
                 })))
             }
             Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
+            // Asked again, the nickname gets its account's `PASS`.
+            Err(RegisterError::NowAccount) => {
+                let text =
+                    format!("{nick} became an account meanwhile; send it again for its password");
+                again(ErrorCode::NickTaken, &text)
+            }
             Err(RegisterError::ShuttingDown) => Ok(Try::Done(LoginEnd::Refused(
                 ServerLine::Info("the server is shutting down").encode(),
             ))),
@@ -1114,7 +1128,7 @@ mod tests {
         let nick = Nick::parse("alice").unwrap();
         let id = ctx
             .hub
-            .register(nick, Role::User, ip, ip, outbox.clone())
+            .register(nick, Role::User, false, ip, ip, outbox.clone())
             .unwrap();
         inbox.take_lines();
         let (mut client, server) = tokio::io::duplex(64 * 1024);
