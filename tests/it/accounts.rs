@@ -220,3 +220,62 @@ async fn a_right_password_does_not_reset_the_guesses_at_another() {
     c.send("admin").await;
     c.expect_prefix("ERROR rate-limited ").await;
 }
+
+/// Registrations running at once from one address cannot pass its cap
+/// together: the cap is checked where the account is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_registrations_from_one_address_stop_at_its_cap() {
+    let s = TestServer::start_with(|c| {
+        c.limits.registrations_per_address = 3;
+        c.limits.lockout_after = 50;
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..8 {
+        sessions.push(s.login(&format!("p{i}")).await);
+    }
+    for c in &mut sessions {
+        c.send(&format!("/register {PASSWORD}")).await;
+    }
+    let mut made = 0;
+    for c in &mut sessions {
+        let mut line = c.recv().await;
+        while line.starts_with("JOIN ") {
+            line = c.recv().await;
+        }
+        if line.starts_with("INFO registered ") {
+            made += 1;
+        } else {
+            assert_eq!(
+                line,
+                "ERROR rate-limited at most 3 registrations a day from your address"
+            );
+        }
+    }
+    assert_eq!(made, 3, "exactly the cap");
+}
+
+/// Under `invite-only`, a `/register PASSWORD CODE` refused for another
+/// reason spends none of the code's uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_spends_no_use_of_its_code() {
+    let s = TestServer::start_with(|c: &mut ServerConfig| {
+        c.access.registration = Registration::InviteOnly;
+        c.limits.max_accounts = 1;
+    })
+    .await;
+    let mut admin = s.login_admin().await;
+    admin.send("/invite 2").await;
+    let link = admin.wait_for("INFO invite tlschat://").await;
+    let terms = admin.wait_for("INFO invite ").await;
+    assert!(terms.contains(": 2 uses, until "), "{terms}");
+    let code = link.rsplit("code=").next().expect("a code").to_owned();
+    let mut carol = s.login("carol").await;
+    assert_eq!(
+        register(&mut carol, &format!("{PASSWORD} {code}")).await,
+        "ERROR not-permitted this server has all the accounts it takes; ask its operator"
+    );
+    admin.send("/invites").await;
+    let listed = admin.wait_for("INFO ").await;
+    assert!(listed.contains(" 2 uses left, "), "{listed}");
+}

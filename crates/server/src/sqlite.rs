@@ -43,7 +43,9 @@ use tlschat_protocol::names::Nick;
 
 use crate::accounts::{Accounts, Role, ADMIN};
 use crate::clock::Clock;
-use crate::store::{from_secs, prefix_key, to_secs, AccountRow, InviteRow, Store, StoreError};
+use crate::store::{
+    from_secs, prefix_key, to_secs, AccountRow, InviteRow, Refusal, Store, StoreError, Terms,
+};
 
 /// The database's name in the data directory.
 pub(crate) const DB_FILE: &str = "tlschat.db";
@@ -436,6 +438,95 @@ fn set_setting(tx: &Transaction<'_>, key: &str, value: Option<&str>) -> rusqlite
     Ok(())
 }
 
+/// Admits `nick_key` with the code hashed to `hash` inside `tx` (see
+/// [`Store::take_invite`]); whether it did.
+fn take_invite(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+    nick_key: &str,
+    now: SystemTime,
+) -> rusqlite::Result<bool> {
+    let now = to_secs(now);
+    let bound: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM invite_nicks JOIN invites USING (hash) \
+             WHERE hash = ?1 AND nick_key = ?2 AND expires > ?3",
+            params![&hash[..], nick_key, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if bound.is_some() {
+        return Ok(true);
+    }
+    let taken = tx.execute(
+        "UPDATE invites SET uses_left = uses_left - 1 \
+         WHERE hash = ?1 AND expires > ?2 AND uses_left > 0",
+        params![&hash[..], now],
+    )?;
+    if taken == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO invite_nicks (hash, nick_key) VALUES (?1, ?2)",
+        params![&hash[..], nick_key],
+    )?;
+    Ok(true)
+}
+
+fn insert_account(tx: &Transaction<'_>, row: &AccountRow) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO accounts (nick_key, nick, phc, role, created, created_from) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (nick_key) DO NOTHING",
+        params![
+            row.nick.key(),
+            row.nick.as_str(),
+            row.phc,
+            role_name(row.role),
+            to_secs(row.created),
+            row.created_from.map(|a| a.to_string()),
+        ],
+    )
+}
+
+/// The first check of `terms` (and the nickname) that `row` fails, inside
+/// the transaction that then inserts it.
+fn refusal(
+    tx: &Transaction<'_>,
+    row: &AccountRow,
+    terms: &Terms,
+) -> rusqlite::Result<Option<Refusal>> {
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
+        let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    if count(
+        "SELECT count(*) FROM accounts WHERE nick_key = ?1",
+        &[&row.nick.key()],
+    )? > 0
+    {
+        return Ok(Some(Refusal::Exists));
+    }
+    let max = u64::try_from(terms.max_accounts).unwrap_or(u64::MAX);
+    if max > 0 && count("SELECT count(*) FROM accounts", &[])? >= max {
+        return Ok(Some(Refusal::Full));
+    }
+    if let (Some(group), true) = (row.created_from, terms.per_group > 0) {
+        let made = count(
+            "SELECT count(*) FROM accounts WHERE created_from = ?1 AND created >= ?2",
+            &[&group.to_string(), &to_secs(terms.since)],
+        )?;
+        if made >= u64::from(terms.per_group) {
+            return Ok(Some(Refusal::AddressCap));
+        }
+    }
+    if let Some(hash) = &terms.code {
+        if !take_invite(tx, hash, row.nick.key(), terms.now)? {
+            return Ok(Some(Refusal::BadCode));
+        }
+    }
+    Ok(None)
+}
+
 impl Store for SqliteStore {
     fn accounts(&self) -> Result<Vec<AccountRow>, StoreError> {
         type Raw = (String, String, String, i64, Option<String>);
@@ -466,24 +557,20 @@ impl Store for SqliteStore {
     }
 
     fn create_account(&self, row: &AccountRow) -> Result<(), StoreError> {
-        let added = self.write(|tx| {
-            tx.execute(
-                "INSERT INTO accounts (nick_key, nick, phc, role, created, created_from) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (nick_key) DO NOTHING",
-                params![
-                    row.nick.key(),
-                    row.nick.as_str(),
-                    row.phc,
-                    role_name(row.role),
-                    to_secs(row.created),
-                    row.created_from.map(|a| a.to_string()),
-                ],
-            )
-        })?;
+        let added = self.write(|tx| insert_account(tx, row))?;
         if added == 0 {
             return Err(StoreError::Exists);
         }
         Ok(())
+    }
+
+    fn register_account(&self, row: &AccountRow, terms: &Terms) -> Result<(), Refusal> {
+        // A refusal found before anything was written commits nothing.
+        let refused = self.write(|tx| match refusal(tx, row, terms)? {
+            Some(refused) => Ok(Some(refused)),
+            None => insert_account(tx, row).map(|_| None),
+        })?;
+        refused.map_or(Ok(()), Err)
     }
 
     fn set_password(&self, key: &str, phc: &str) -> Result<(), StoreError> {
@@ -602,29 +689,9 @@ impl Store for SqliteStore {
         nick_key: &str,
         now: SystemTime,
     ) -> Result<Option<InviteRow>, StoreError> {
-        let now = to_secs(now);
         let raw = self.write(|tx| {
-            let bound: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM invite_nicks JOIN invites USING (hash) \
-                     WHERE hash = ?1 AND nick_key = ?2 AND expires > ?3",
-                    params![&hash[..], nick_key, now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if bound.is_none() {
-                let taken = tx.execute(
-                    "UPDATE invites SET uses_left = uses_left - 1 \
-                     WHERE hash = ?1 AND expires > ?2 AND uses_left > 0",
-                    params![&hash[..], now],
-                )?;
-                if taken == 0 {
-                    return Ok(Vec::new());
-                }
-                tx.execute(
-                    "INSERT INTO invite_nicks (hash, nick_key) VALUES (?1, ?2)",
-                    params![&hash[..], nick_key],
-                )?;
+            if !take_invite(tx, hash, nick_key, now)? {
+                return Ok(Vec::new());
             }
             self.select_invites(tx, "hash = ?1", [&hash[..]])
         })?;
