@@ -56,6 +56,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// Set, to the time of the import, in the transaction that imports
 /// `accounts.txt`.
 const IMPORTED_SETTING: &str = "accounts_imported";
+/// Set in the same transaction to the SHA-256 (hex) of the file imported:
+/// a start that finds the file again tells the one it imported (killed
+/// before the rename) from a new one written later.
+const IMPORTED_DIGEST_SETTING: &str = "accounts_imported_sha256";
 /// How long a write waits for another connection's (a `backup`, a `passwd`
 /// from the command line) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -282,6 +286,17 @@ impl SqliteStore {
                 );
                 return Ok(None);
             }
+            let digest = file_digest(file)?;
+            if self.setting(IMPORTED_DIGEST_SETTING)?.as_deref() != Some(digest.as_str()) {
+                warn!(
+                    "{} appeared after the accounts were imported into {}: its accounts were \
+                     NOT imported and it is left in place; add them with `tlschat-server passwd \
+                     --nick NICK`, then delete the file",
+                    file.display(),
+                    self.path.display()
+                );
+                return Ok(None);
+            }
             self.rename_imported(file, &kept_as)?;
             info!(
                 "the accounts of {} were imported into {} by an earlier start; the old file is \
@@ -295,6 +310,7 @@ impl SqliteStore {
                 kept_as,
             }));
         }
+        let digest = file_digest(file)?;
         let accounts = Accounts::load(file).map_err(|source| StoreError::Import { source })?;
         let created = to_secs(now);
         let count = self.write(|tx| {
@@ -316,6 +332,7 @@ impl SqliteStore {
                 IMPORTED_SETTING,
                 Some(&humantime::format_rfc3339_seconds(from_secs(created)).to_string()),
             )?;
+            set_setting(tx, IMPORTED_DIGEST_SETTING, Some(&digest))?;
             Ok(count)
         })?;
         self.rename_imported(file, &kept_as)?;
@@ -525,6 +542,18 @@ fn refusal(
         }
     }
     Ok(None)
+}
+
+/// The SHA-256 of `file`'s bytes, in hex.
+fn file_digest(file: &Path) -> Result<String, StoreError> {
+    let bytes = std::fs::read(file).map_err(|e| StoreError::Import {
+        source: crate::accounts::AccountsError::Read {
+            path: file.to_owned(),
+            source: e,
+        },
+    })?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Store for SqliteStore {
@@ -940,6 +969,15 @@ mod tests {
         let (store, imported) = open_store(dir.path(), clock()).unwrap();
         assert_eq!(imported, None);
         assert!(file.exists());
+        assert_eq!(store.accounts().unwrap().len(), 3);
+        drop(store);
+
+        // Also once the renamed copy is gone: not imported, not renamed as
+        // if it had been.
+        std::fs::remove_file(&kept_as).unwrap();
+        let (store, imported) = open_store(dir.path(), clock()).unwrap();
+        assert_eq!(imported, None);
+        assert!(file.exists() && !kept_as.exists());
         assert_eq!(store.accounts().unwrap().len(), 3);
     }
 
