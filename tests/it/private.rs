@@ -404,3 +404,35 @@ async fn a_nickname_registered_during_a_join_prompt_asks_its_password() {
     mallory.send("guess").await;
     mallory.expect("REFUSE wrong password").await;
 }
+
+/// A code the server cannot check (its database held by another writer
+/// past the busy timeout) gets an honest `server-full` and is no wrong
+/// guess: with a lockout after one wrong answer, the same code admits
+/// once the database is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_the_database_cannot_check_is_no_wrong_guess() {
+    let clock = manual_clock();
+    let s = {
+        let clock = clock.clone();
+        TestServer::start_with(move |c| {
+            c.access.private = true;
+            c.clock = clock;
+            c.limits.lockout_after = 1;
+        })
+        .await
+    };
+    let mut admin = s.login_admin().await;
+    let (link, _) = invite(&mut admin, "").await;
+    let code = code_of(&link);
+    let db = rusqlite::Connection::open(s.data_dir().join("tlschat.db")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (answer, _c) = join_attempt(&s, "dora", &code).await;
+    assert_eq!(
+        answer,
+        "ERROR server-full the server could not check the code (its database is unavailable); try again later"
+    );
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    let (_dora, extra) = join_with(&s, "dora", &code).await;
+    assert_eq!(extra.len(), 1, "{extra:?}");
+}

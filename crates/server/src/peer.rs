@@ -949,12 +949,15 @@ fn admitted_how(admitted: &Admitted) -> String {
 
 /// A login the store could not serve: told so and closed; the operator
 /// finds the reason in the log.
+/// The database could not be read to check an invite code: nobody's wrong
+/// guess. `server-full` is the protocol's closest code (the server cannot
+/// take the client now); the text says what went wrong.
 fn store_failed(e: &crate::store::StoreError) -> LoginEnd {
     warn!(error = %e, "the join gate cannot reach the database");
     LoginEnd::Refused(
         ServerLine::Error {
             code: ErrorCode::ServerFull,
-            text: "the server cannot check invites right now; try again later",
+            text: "the server could not check the code (its database is unavailable); try again later",
         }
         .encode(),
     )
