@@ -1050,6 +1050,31 @@ mod tests {
         )
     }
 
+    /// What the hub finds under its lock wins over what the login looked
+    /// at: a moderator whose account went away while its password was
+    /// checked comes in as a user, and a nickname that became an account
+    /// while no password was asked does not come in.
+    #[tokio::test]
+    async fn registration_rechecks_the_account_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, _gate) = bare_context(dir.path());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let (outbox, _inbox) = outbound::channel(0);
+        let role = SharedRole::new(Role::Moderator);
+        let nick = Nick::parse("mod1").unwrap();
+        ctx.hub
+            .register(nick, role.clone(), true, ip, ip, outbox)
+            .unwrap();
+        assert_eq!(role.get(), Role::User);
+
+        let bob = Nick::parse("bob").unwrap();
+        ctx.hub
+            .with_accounts(|a| a.cache_insert(bob.clone(), "$argon2id$x".into(), Role::User));
+        let (outbox, _inbox) = outbound::channel(0);
+        let refused = ctx.hub.register(bob, Role::User, false, ip, ip, outbox);
+        assert_eq!(refused, Err(RegisterError::NowAccount));
+    }
+
     /// The `admin` nickname never logs in without a password check, even if
     /// the accounts somehow lost the admin's.
     #[tokio::test]

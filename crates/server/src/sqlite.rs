@@ -813,6 +813,11 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_registration_terms() {
+        registration_terms_are_checked_with_the_insert(&temp().1);
+    }
+
+    #[test]
     fn sqlite_settings() {
         settings_are_set_and_cleared(&temp().1);
     }

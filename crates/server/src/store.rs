@@ -773,6 +773,52 @@ pub(crate) mod conformance {
         assert_eq!(count("192.0.2.0"), 0);
     }
 
+    /// `register_account` refuses what its terms refuse, in order, and
+    /// takes a code's use only for an account it makes.
+    pub(crate) fn registration_terms_are_checked_with_the_insert(store: &dyn Store) {
+        let a = "198.51.100.0";
+        let open = Terms {
+            max_accounts: 0,
+            per_group: 0,
+            since: at(T0 - 86_400),
+            code: None,
+            now: at(T0),
+        };
+        store
+            .register_account(&account("one", Role::User, Some(a), T0), &open)
+            .unwrap();
+        let again = store.register_account(&account("ONE", Role::User, Some(a), T0), &open);
+        assert!(matches!(again, Err(Refusal::Exists)), "{again:?}");
+        store
+            .add_invite(&invite(9, "abcdef", 1, T0 + 60, "admin"))
+            .unwrap();
+        let with_code = |max_accounts, per_group, seed| Terms {
+            max_accounts,
+            per_group,
+            code: Some([seed; 32]),
+            ..open.clone()
+        };
+        let two = account("two", Role::User, Some(a), T0);
+        let full = store.register_account(&two, &with_code(1, 0, 9));
+        assert!(matches!(full, Err(Refusal::Full)), "{full:?}");
+        let capped = store.register_account(&two, &with_code(0, 1, 9));
+        assert!(matches!(capped, Err(Refusal::AddressCap)), "{capped:?}");
+        let bad = store.register_account(&two, &with_code(0, 0, 8));
+        assert!(matches!(bad, Err(Refusal::BadCode)), "{bad:?}");
+        assert_eq!(store.accounts().unwrap().len(), 1);
+        assert_eq!(
+            store.invites(at(T0)).unwrap()[0].uses_left,
+            1,
+            "no use spent"
+        );
+        store.register_account(&two, &with_code(2, 2, 9)).unwrap();
+        let used = &store.invites(at(T0)).unwrap()[0];
+        assert_eq!(
+            (used.uses_left, used.bound.as_slice()),
+            (0, &["two".to_owned()][..])
+        );
+    }
+
     pub(crate) fn settings_are_set_and_cleared(store: &dyn Store) {
         assert_eq!(store.setting("registration").unwrap(), None);
         store
@@ -866,6 +912,11 @@ mod tests {
     #[test]
     fn mem_registrations() {
         registrations_are_counted_per_group_and_window(&MemStore::default());
+    }
+
+    #[test]
+    fn mem_registration_terms() {
+        registration_terms_are_checked_with_the_insert(&MemStore::default());
     }
 
     #[test]
