@@ -74,11 +74,10 @@ async fn password_changes_under_the_lockout_and_unregister_frees_the_name() {
     bob.expect("INFO password changed").await;
     bob.send("/password only-one").await;
     bob.expect_prefix("ERROR bad-argument ").await;
-    // Two wrong OLDs in a row lock the address out, logins included.
-    for _ in 0..2 {
-        bob.send("/password wrong-again новый-пароль").await;
-        bob.expect("ERROR not-permitted wrong password").await;
-    }
+    // The right OLD in between cleared nothing: a second wrong one locks
+    // the address out, logins included.
+    bob.send("/password wrong-again новый-пароль").await;
+    bob.expect("ERROR not-permitted wrong password").await;
     bob.send("/password новый-пароль-🔐 третий-пароль").await;
     bob.expect_prefix("ERROR rate-limited ").await;
     let mut c = s.connect().await;
@@ -198,4 +197,85 @@ async fn registrations_are_capped_per_address_and_in_all() {
         register(&mut v2, PASSWORD).await,
         "ERROR not-permitted this server has all the accounts it takes; ask its operator"
     );
+}
+
+/// A right answer clears no wrong ones: an address that knows its own
+/// account's password cannot use it to reset its count of guesses at the
+/// admin's (all kinds of secret share one lockout record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_password_does_not_reset_the_guesses_at_another() {
+    let s = TestServer::start_with(|c| c.limits.lockout_after = 3).await;
+    let mut eve = s.login("eve").await;
+    register(&mut eve, "evepassword1").await;
+    for _ in 0..2 {
+        let (answer, _c) = admin_attempt(s.addr, &s.cert, "guess").await;
+        assert_eq!(answer, "REFUSE wrong password");
+    }
+    eve.send("/password evepassword1 evepassword2").await;
+    eve.expect("INFO password changed").await;
+    let (answer, _c) = admin_attempt(s.addr, &s.cert, "guess").await;
+    assert_eq!(answer, "REFUSE wrong password");
+    let mut c = s.connect().await;
+    c.expect("NICK").await;
+    c.send("admin").await;
+    c.expect_prefix("ERROR rate-limited ").await;
+}
+
+/// Registrations running at once from one address cannot pass its cap
+/// together: the cap is checked where the account is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_registrations_from_one_address_stop_at_its_cap() {
+    let s = TestServer::start_with(|c| {
+        c.limits.registrations_per_address = 3;
+        c.limits.lockout_after = 50;
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..8 {
+        sessions.push(s.login(&format!("p{i}")).await);
+    }
+    for c in &mut sessions {
+        c.send(&format!("/register {PASSWORD}")).await;
+    }
+    let mut made = 0;
+    for c in &mut sessions {
+        let mut line = c.recv().await;
+        while line.starts_with("JOIN ") {
+            line = c.recv().await;
+        }
+        if line.starts_with("INFO registered ") {
+            made += 1;
+        } else {
+            assert_eq!(
+                line,
+                "ERROR rate-limited at most 3 registrations a day from your address"
+            );
+        }
+    }
+    assert_eq!(made, 3, "exactly the cap");
+}
+
+/// Under `invite-only`, a `/register PASSWORD CODE` refused for another
+/// reason spends none of the code's uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_spends_no_use_of_its_code() {
+    let s = TestServer::start_with(|c: &mut ServerConfig| {
+        c.access.registration = Registration::InviteOnly;
+        c.limits.max_accounts = 1;
+    })
+    .await;
+    let mut admin = s.login_admin().await;
+    admin.send("/invite 2").await;
+    let link = admin.wait_for("INFO invite tlschat://").await;
+    let terms = admin.wait_for("INFO invite ").await;
+    assert!(terms.contains(": 2 uses, until "), "{terms}");
+    let code = link.rsplit("code=").next().expect("a code").to_owned();
+    let mut carol = s.login("carol").await;
+    assert_eq!(
+        register(&mut carol, &format!("{PASSWORD} {code}")).await,
+        "ERROR not-permitted this server has all the accounts it takes; ask its operator"
+    );
+    admin.send("/invites").await;
+    let listed = admin.wait_for("INFO ").await;
+    assert!(listed.contains(" 2 uses left, "), "{listed}");
 }

@@ -374,3 +374,66 @@ async fn an_invitee_registers_and_then_logs_in_as_an_account() {
     c.send("пароль-密码-🔑").await;
     c.expect("WELCOME bob #lobby").await;
 }
+
+/// A nickname that becomes an account while another connection waits at
+/// its `PASS join` is not handed to that connection: the join password
+/// admits, but the nickname now asks its account's `PASS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nickname_registered_during_a_join_prompt_asks_its_password() {
+    let s = TestServer::start_with(|c| {
+        closed(c);
+        c.limits.lockout_after = 20;
+    })
+    .await;
+    let (mut alice, _) = join_with(&s, "alice", JOIN_PASSWORD).await;
+    let (mut bob, _) = join_with(&s, "bob", JOIN_PASSWORD).await;
+    alice.wait_for("JOIN #lobby bob").await;
+    let mut mallory = s.connect().await;
+    asked_to_join(&mut mallory, "bob").await;
+    bob.send("/register bobs-own-password").await;
+    bob.expect_prefix("INFO registered bob").await;
+    bob.send("/quit").await;
+    alice.wait_for("PART #lobby bob quit").await;
+
+    mallory.send(JOIN_PASSWORD).await;
+    mallory
+        .expect("ERROR nick-taken bob became an account meanwhile; send it again for its password")
+        .await;
+    mallory.expect("NICK").await;
+    mallory.send("bob").await;
+    mallory.expect("PASS").await;
+    mallory.send("guess").await;
+    mallory.expect("REFUSE wrong password").await;
+}
+
+/// A code the server cannot check (its database held by another writer
+/// past the busy timeout) gets an honest `server-full` and is no wrong
+/// guess: with a lockout after one wrong answer, the same code admits
+/// once the database is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_the_database_cannot_check_is_no_wrong_guess() {
+    let clock = manual_clock();
+    let s = {
+        let clock = clock.clone();
+        TestServer::start_with(move |c| {
+            c.access.private = true;
+            c.clock = clock;
+            c.limits.lockout_after = 1;
+        })
+        .await
+    };
+    let mut admin = s.login_admin().await;
+    let (link, _) = invite(&mut admin, "").await;
+    let code = code_of(&link);
+    let db = rusqlite::Connection::open(s.data_dir().join("tlschat.db")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (answer, _c) = join_attempt(&s, "dora", &code).await;
+    assert_eq!(
+        answer,
+        "ERROR server-full the server could not check the code (its database is unavailable); try again later"
+    );
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    let (_dora, extra) = join_with(&s, "dora", &code).await;
+    assert_eq!(extra.len(), 1, "{extra:?}");
+}

@@ -197,8 +197,10 @@ async fn join_password_file_reloads_and_public_name_goes_into_links() {
     );
     assert_eq!(join(ALICE).await, "REFUSE wrong password or invite code");
     assert_eq!(join("a new one").await, "WELCOME dora #lobby");
-    // A file that cannot be read keeps the password in force.
+    // A file that cannot be read keeps the password in force, and holds
+    // back none of the other access settings.
     std::fs::remove_file(&file).unwrap();
+    std::fs::write(data.join("tlschat.toml"), "registration = \"off\"\n").unwrap();
     server.signal_hup();
     assert!(
         server
@@ -210,6 +212,8 @@ async fn join_password_file_reloads_and_public_name_goes_into_links() {
     assert_eq!(join("a new one").await, "WELCOME dora #lobby");
 
     let mut admin = server.login_admin(ADMIN).await;
+    admin.send("/registration").await;
+    admin.expect("INFO registration is off (configured)").await;
     admin.send("/invite").await;
     let line = admin.wait_for("INFO invite tlschat://").await;
     let link = InviteLink::parse(line.strip_prefix("INFO invite ").unwrap()).unwrap();

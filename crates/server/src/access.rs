@@ -117,6 +117,16 @@ impl Access {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(AccessState::new(config));
     }
+
+    /// A reload that could not read the join password: `config` but the
+    /// join password in force (a file that cannot be read must neither
+    /// open the server nor hold back the other settings).
+    pub(crate) fn set_keeping_join_password(&self, config: &AccessConfig) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = AccessState::new(config);
+        next.gate.digest = current.gate.digest;
+        *current = Arc::new(next);
+    }
 }
 
 impl AccessState {

@@ -26,7 +26,7 @@ use crate::limits::{Guess, NoGuess};
 use crate::peer::PeerContext;
 use crate::room::ClientId;
 use crate::store::{
-    save_registration, saved_registration, AccountRow, InviteRow, Registration, StoreError,
+    save_registration, saved_registration, AccountRow, InviteRow, Refusal, Registration, Terms,
 };
 use tlschat_protocol::command::Secret;
 use tlschat_protocol::{
@@ -90,7 +90,10 @@ async fn hash(ctx: &PeerContext, password: String) -> Result<String, String> {
     job.await.unwrap_or_else(|e| Err(e.to_string()))
 }
 
-/// `/register PASSWORD [CODE]`.
+/// `/register PASSWORD [CODE]`. The cheap refusals come first; the caps
+/// and the code are checked again, and the code's use taken, in the
+/// transaction that makes the account (parallel sessions cannot pass a cap
+/// together, and a refused registration spends no use).
 pub(crate) async fn register(
     ctx: &PeerContext,
     caller: &Caller,
@@ -107,53 +110,56 @@ pub(crate) async fn register(
     }
     let storage = hub.storage();
     let now = storage.now();
-    match registration_policy(ctx).await {
-        Registration::Open => {}
+    let code = match registration_policy(ctx).await {
+        Registration::Open => None,
         Registration::Off => {
             return vec![error(
                 ErrorCode::NotPermitted,
                 "registration is off on this server; ask its operator",
             )]
         }
-        Registration::InviteOnly => {
-            let live = caller.invite.as_ref().is_some_and(|row| row.expires > now);
-            if !live {
-                let Some(code) = code else {
-                    return vec![error(
-                        ErrorCode::NotPermitted,
-                        "registration needs an invite here: /register PASSWORD CODE",
-                    )];
-                };
-                if let Err(line) = take_code(ctx, caller, &nick, &code).await {
-                    return vec![line];
-                }
+        Registration::InviteOnly if caller.invite.as_ref().is_some_and(|r| r.expires > now) => None,
+        Registration::InviteOnly => match code {
+            Some(code) => Some(code),
+            None => {
+                return vec![error(
+                    ErrorCode::NotPermitted,
+                    "registration needs an invite here: /register PASSWORD CODE",
+                )]
             }
-        }
-    }
+        },
+    };
     let limits = ctx.gate.limits();
-    if limits.max_accounts > 0 && hub.with_accounts(|a| a.len()) >= limits.max_accounts {
-        return vec![error(
-            ErrorCode::NotPermitted,
-            "this server has all the accounts it takes; ask its operator",
-        )];
+    let terms = Terms {
+        max_accounts: limits.max_accounts,
+        per_group: limits.registrations_per_address,
+        since: now - REGISTRATION_WINDOW,
+        code: code.as_ref().map(|c| code_hash(c.expose())),
+        now,
+    };
+    if terms.max_accounts > 0 && hub.with_accounts(|a| a.len()) >= terms.max_accounts {
+        return vec![refused(&Refusal::Full, &terms)];
     }
-    if limits.registrations_per_address > 0 {
-        let (group, since) = (caller.group, now - REGISTRATION_WINDOW);
+    if terms.per_group > 0 {
+        let (group, since) = (caller.group, terms.since);
         match storage
             .call(move |s| s.registrations_since(group, since))
             .await
         {
-            Ok(n) if n >= limits.registrations_per_address => {
-                let text = format!(
-                    "at most {} registrations a day from your address",
-                    limits.registrations_per_address
-                );
-                return vec![error(ErrorCode::RateLimited, &text)];
-            }
+            Ok(n) if n >= terms.per_group => return vec![refused(&Refusal::AddressCap, &terms)],
             Ok(_) => {}
             Err(e) => return vec![not_saved("registration", &e.to_string())],
         }
     }
+    // A wrong code is a wrong guess; reserved before argon2 runs.
+    let guess = match code
+        .is_some()
+        .then(|| reserve(ctx, caller.group))
+        .transpose()
+    {
+        Ok(guess) => guess,
+        Err(line) => return vec![line],
+    };
     let phc = match hash(ctx, password.expose().to_owned()).await {
         Ok(phc) => phc,
         Err(why) => return vec![not_saved("registration", &why)],
@@ -165,13 +171,30 @@ pub(crate) async fn register(
         created: now,
         created_from: Some(caller.group),
     };
-    match storage.call(move |s| s.create_account(&row)).await {
-        Ok(()) => {}
-        Err(StoreError::Exists) => {
+    let written = terms.clone();
+    let made = storage
+        .call(move |s| Ok(s.register_account(&row, &written)))
+        .await
+        .unwrap_or_else(|e| Err(Refusal::Store(e)));
+    match made {
+        Ok(()) => {
+            if let Some(guess) = guess {
+                guess.settle(true);
+            }
+        }
+        Err(Refusal::BadCode) => {
+            if let Some(guess) = guess {
+                lockout_warning(guess.settle(false), caller.ip);
+            }
+            return vec![refused(&Refusal::BadCode, &terms)];
+        }
+        // Any other refusal came before the code was looked at: the
+        // guess goes back unchecked when it is dropped.
+        Err(Refusal::Exists) => {
             let text = format!("{nick} is already an account");
             return vec![error(ErrorCode::NotPermitted, &text)];
         }
-        Err(e) => return vec![not_saved("registration", &e.to_string())],
+        Err(other) => return vec![refused(&other, &terms)],
     }
     hub.with_accounts(|a| a.cache_insert(nick.clone(), phc, Role::User));
     info!(nick = %nick, ip = %caller.ip, "registered");
@@ -179,34 +202,26 @@ pub(crate) async fn register(
     vec![info(&text)]
 }
 
-/// Takes a use of `code` for `nick` under the address's lockout (a wrong
-/// code is a wrong guess); the `ERROR` to answer otherwise.
-async fn take_code(
-    ctx: &PeerContext,
-    caller: &Caller,
-    nick: &Nick,
-    code: &InviteCode,
-) -> Result<(), Bytes> {
-    let guess = reserve(ctx, caller.group)?;
-    let storage = ctx.hub.storage();
-    let (hash, key, now) = (
-        code_hash(code.expose()),
-        nick.key().to_owned(),
-        storage.now(),
-    );
-    match storage.call(move |s| s.take_invite(&hash, &key, now)).await {
-        Ok(Some(_)) => {
-            guess.settle(true);
-            Ok(())
+/// The `ERROR` answering a refused registration.
+fn refused(why: &Refusal, terms: &Terms) -> Bytes {
+    match why {
+        Refusal::Exists => error(ErrorCode::NotPermitted, &why.to_string()),
+        Refusal::Full => error(
+            ErrorCode::NotPermitted,
+            "this server has all the accounts it takes; ask its operator",
+        ),
+        Refusal::AddressCap => {
+            let text = format!(
+                "at most {} registrations a day from your address",
+                terms.per_group
+            );
+            error(ErrorCode::RateLimited, &text)
         }
-        Ok(None) => {
-            lockout_warning(guess.settle(false), caller.ip);
-            Err(error(
-                ErrorCode::NotPermitted,
-                "that invite code is not valid (used up, expired or revoked)",
-            ))
-        }
-        Err(e) => Err(not_saved("registration", &e.to_string())),
+        Refusal::BadCode => error(
+            ErrorCode::NotPermitted,
+            "that invite code is not valid (used up, expired or revoked)",
+        ),
+        Refusal::Store(e) => not_saved("registration", &e.to_string()),
     }
 }
 

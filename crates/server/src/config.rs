@@ -481,9 +481,12 @@ pub struct Merged {
 pub struct Reload {
     /// The new limits, for [`Reloader::reload`](crate::Reloader::reload).
     pub limits: Limits,
-    /// Who gets in, with the join password read again; its error, if the
-    /// file could not be read (the running server keeps the old one).
-    pub access: Result<AccessConfig, String>,
+    /// Who gets in, with the join password read again.
+    pub access: AccessConfig,
+    /// Why the join password file could not be read: the running server
+    /// keeps its join password (`access.join_password` means nothing then)
+    /// and takes the rest of `access`.
+    pub join_password_unread: Option<String>,
     /// Set when settings that only a restart applies have changed.
     pub waiting_for_restart: Option<&'static str>,
 }
@@ -554,11 +557,19 @@ impl Merged {
         let now = self.command_line.effective(&self.data_dir)?;
         let restart_only_changed =
             now.listen != self.effective.listen || now.cert != self.effective.cert;
-        let access =
-            access_config(&now, std::env::var(JOIN_PASSWORD_ENV).ok()).map_err(|e| e.to_string());
+        let env_password = std::env::var(JOIN_PASSWORD_ENV).ok();
+        let (join_password, join_password_unread) = match join_password(&now, env_password) {
+            Ok(password) => (password, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let access = AccessConfig {
+            join_password,
+            ..access_settings(&now)
+        };
         Ok(Reload {
             limits: now.limits,
             access,
+            join_password_unread,
             waiting_for_restart: restart_only_changed.then_some(RESTART_ONLY),
         })
     }
@@ -585,19 +596,36 @@ fn access_config(
     eff: &Effective,
     env_password: Option<String>,
 ) -> Result<AccessConfig, ConfigError> {
-    let join_password = match (
-        &eff.join_password_file,
-        env_password.filter(|p| !p.is_empty()),
-    ) {
-        (Some(file), _) => Some(read_password_file(file)?),
-        (None, from_env) => from_env,
-    };
     Ok(AccessConfig {
-        join_password,
+        join_password: join_password(eff, env_password)?,
+        ..access_settings(eff)
+    })
+}
+
+fn join_password(
+    eff: &Effective,
+    env_password: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    Ok(
+        match (
+            &eff.join_password_file,
+            env_password.filter(|p| !p.is_empty()),
+        ) {
+            (Some(file), _) => Some(read_password_file(file)?),
+            (None, from_env) => from_env,
+        },
+    )
+}
+
+/// The access settings but the join password (which [`join_password`]
+/// reads).
+fn access_settings(eff: &Effective) -> AccessConfig {
+    AccessConfig {
+        join_password: None,
         private: eff.private,
         public_name: eff.public_name.clone(),
         registration: eff.registration,
-    })
+    }
 }
 
 /// `public_name`: a host (DNS name, IPv4, `[IPv6]`) as a link may carry it,
@@ -1052,7 +1080,13 @@ mod tests {
         let merged = command_line(dir.path(), &[]).merge().unwrap();
         std::fs::remove_file(&file).unwrap();
         let reload = merged.reload().unwrap();
-        assert!(reload.access.is_err(), "{:?}", reload.access);
+        assert!(
+            reload.join_password_unread.is_some(),
+            "{:?}",
+            reload.join_password_unread
+        );
+        let name = reload.access.public_name.as_ref().map(|n| n.host.as_str());
+        assert_eq!(name, None, "the other settings are read all the same");
         for bad in ["тест.рф", "host:0", "a b"] {
             assert!(parse_public_name(bad).is_err(), "{bad}");
         }

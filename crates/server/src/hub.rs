@@ -71,6 +71,10 @@ pub(crate) enum Speech {
 pub(crate) enum RegisterError {
     #[error("that nickname is in use")]
     Taken,
+    /// The nickname became an account after the login looked (a
+    /// `/register` or a rename into it): its password was never asked.
+    #[error("that nickname is an account now")]
+    NowAccount,
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -192,13 +196,15 @@ impl Hub {
         lock(&self.shared.accounts).hash_of(nick).map(str::to_owned)
     }
 
-    /// Enters a user that finished the handshake (password already checked)
-    /// into `#lobby`: queues `WELCOME`, `JOIN` and `USERS` to it and
-    /// announces it to the room. `group` is `addr`'s address group.
+    /// Enters a user that finished the handshake into `#lobby`: queues
+    /// `WELCOME`, `JOIN` and `USERS` to it and announces it to the room.
+    /// `group` is `addr`'s address group; `checked`: the nickname's account
+    /// password was asked and right.
     pub(crate) fn register(
         &self,
         nick: Nick,
         role: impl Into<SharedRole>,
+        checked: bool,
         addr: IpAddr,
         group: IpAddr,
         outbox: Outbox,
@@ -212,10 +218,16 @@ impl Hub {
             }
             // Read again under the state lock: an `/op` or `/deop` saved
             // since the login looked finds this session registered, or this
-            // finds the role it saved (see `moderation`).
+            // finds the role it saved (see `moderation`). A nickname that
+            // became an account while its login waited (at `PASS join`)
+            // was never asked that account's password; one whose account
+            // went away meanwhile keeps no role of it.
             let role: SharedRole = role.into();
-            if let Some(saved) = lock(&self.shared.accounts).role_of(&nick) {
-                role.set(saved);
+            match lock(&self.shared.accounts).role_of(&nick) {
+                Some(_) if !checked => return Err(RegisterError::NowAccount),
+                Some(saved) => role.set(saved),
+                None if checked => role.set(Role::of(&nick)),
+                None => {}
             }
             st.next_id += 1;
             let id = ClientId(st.next_id);
@@ -1032,7 +1044,14 @@ mod tests {
         let addr: IpAddr = addr.parse().unwrap();
         let group = crate::limits::address_group(addr, 64);
         let id = hub
-            .register(Nick::parse(nick).unwrap(), Role::User, addr, group, outbox)
+            .register(
+                Nick::parse(nick).unwrap(),
+                Role::User,
+                false,
+                addr,
+                group,
+                outbox,
+            )
             .unwrap();
         let mut peer = Piped {
             id,
@@ -1197,8 +1216,10 @@ mod routing {
         let (outbox, inbox) = channel(0);
         let addr: IpAddr = addr.parse().unwrap();
         let nick = Nick::parse(nick).unwrap();
+        // As if a registered nickname's password was right.
+        let checked = hub.with_accounts(|a| a.is_registered(&nick));
         let id = hub
-            .register(nick, role, addr, addr, outbox.clone())
+            .register(nick, role, checked, addr, addr, outbox.clone())
             .unwrap();
         Client { id, outbox, inbox }
     }

@@ -362,9 +362,14 @@ impl Reloader {
     pub fn reload(&self, reload: Reload) -> Vec<String> {
         let mut failed = Vec::new();
         self.ctx.gate.set_limits(reload.limits);
-        match reload.access {
-            Ok(access) => self.ctx.access.set(&access),
-            Err(e) => failed.push(format!("join password not reloaded: {e}")),
+        match reload.join_password_unread {
+            None => self.ctx.access.set(&reload.access),
+            Some(e) => {
+                self.ctx.access.set_keeping_join_password(&reload.access);
+                failed.push(format!(
+                    "join password not reloaded (the old one stays; the other access settings were): {e}"
+                ));
+            }
         }
         match BanList::load_with_clock(&config::bans_file(&self.data_dir), self.ctx.hub.clock()) {
             Ok(bans) => {

@@ -371,20 +371,13 @@ impl Gate {
                     length
                 })
             }
-            // A right password clears the record, doubling history too.
-            Outcome::Right => {
-                if let Some(entry) = table.entries.get_mut(&group) {
-                    *entry = Lockout {
-                        pending: entry.pending,
-                        expires: entry.expires,
-                        ..Lockout::default()
-                    };
-                }
-                None
-            }
-            Outcome::Wrong | Outcome::Unchecked => None,
+            // A right answer clears nothing: every kind of secret shares
+            // this record, and a right one the guesser knows (its own
+            // account's password) must not buy guesses at another (the
+            // admin's). Failures and lockouts go by retention alone.
+            Outcome::Right | Outcome::Wrong | Outcome::Unchecked => None,
         };
-        if counted || matches!(outcome, Outcome::Right) {
+        if counted {
             table.forget_if_empty(group, now, retention);
         }
         started
@@ -444,8 +437,8 @@ enum Outcome {
 }
 
 impl Guess {
-    /// Records the checked guess: a right one clears the address's record;
-    /// a wrong one counts and returns the lockout it started, if any.
+    /// Records the checked guess: a right one gives back its reservation
+    /// only; a wrong one counts and returns the lockout it started, if any.
     pub(crate) fn settle(mut self, right: bool) -> Option<Duration> {
         self.settled = true;
         let outcome = if right {
@@ -1222,13 +1215,45 @@ mod tests {
         gate.reserve_guess_at(good, after)
             .unwrap()
             .settle_at(true, after);
-        let later = after + Duration::from_secs(121);
-        gate.reserve_guess_at(bad, later)
+        assert!(gate.locked_out(good).is_none());
+    }
+
+    /// A right answer clears neither failures nor the doubling history:
+    /// an address that knows one secret (its own account's password)
+    /// gets no more guesses at another. One wrong answer and then the
+    /// right one still gets in.
+    #[test]
+    fn a_right_answer_clears_no_failures_and_no_lockout_history() {
+        let gate = lockout_gate(3, 60);
+        let group = ip("192.0.2.5");
+        let now = Instant::now();
+        assert_eq!(wrong(&gate, group, now), Ok(None));
+        let right = gate.reserve_guess_at(group, now).unwrap();
+        assert_eq!(
+            right.settle_at(true, now),
+            None,
+            "the typo costs no lockout"
+        );
+        assert_eq!(wrong(&gate, group, now), Ok(None));
+        gate.reserve_guess_at(group, now)
             .unwrap()
-            .settle_at(true, later);
-        assert!(
-            lock(&gate.lockouts).entries.is_empty(),
-            "a right password clears the record"
+            .settle_at(true, now);
+        assert_eq!(
+            wrong(&gate, group, now),
+            Ok(Some(Duration::from_secs(60))),
+            "the third wrong answer locks out, right ones in between or not"
+        );
+        let after = now + Duration::from_secs(61);
+        gate.reserve_guess_at(group, after)
+            .unwrap()
+            .settle_at(true, after);
+        for _ in 0..2 {
+            assert_eq!(wrong(&gate, group, after), Ok(None));
+        }
+        assert_eq!(
+            wrong(&gate, group, after),
+            Ok(Some(Duration::from_secs(120))),
+            "the doubling survives a right answer"
         );
     }
 
@@ -1260,7 +1285,7 @@ mod tests {
         ));
 
         // Unchecked guesses (dropped before their check) are given back;
-        // a right one releases its reservation and clears the record.
+        // a right one releases its reservation.
         let other = ip("192.0.2.10");
         let held: Vec<_> = (0..5)
             .map(|_| gate.reserve_guess_at(other, now).unwrap())

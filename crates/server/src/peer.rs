@@ -409,6 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         if hub.is_taken(&nick) {
             return again(ErrorCode::NickTaken, &taken());
         }
+        let checked = hash.is_some();
         match hash {
             Some(hash) => {
                 if let Some(refused) = self.check_password(&nick, hash).await? {
@@ -432,7 +433,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         }
         let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
         let role = SharedRole::new(role);
-        match hub.register(nick.clone(), role.clone(), ip, self.group, outbox.clone()) {
+        match hub.register(
+            nick.clone(),
+            role.clone(),
+            checked,
+            ip,
+            self.group,
+            outbox.clone(),
+        ) {
             Ok(id) => {
                 if let Some(row) = &invite {
                     self.tell_invitee(row, &outbox).await;
@@ -446,6 +454,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
                 })))
             }
             Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
+            // Asked again, the nickname gets its account's `PASS`.
+            Err(RegisterError::NowAccount) => {
+                let text =
+                    format!("{nick} became an account meanwhile; send it again for its password");
+                again(ErrorCode::NickTaken, &text)
+            }
             Err(RegisterError::ShuttingDown) => Ok(Try::Done(LoginEnd::Refused(
                 ServerLine::Info("the server is shutting down").encode(),
             ))),
@@ -941,12 +955,15 @@ fn admitted_how(admitted: &Admitted) -> String {
 
 /// A login the store could not serve: told so and closed; the operator
 /// finds the reason in the log.
+/// The database could not be read to check an invite code: nobody's wrong
+/// guess. `server-full` is the protocol's closest code (the server cannot
+/// take the client now); the text says what went wrong.
 fn store_failed(e: &crate::store::StoreError) -> LoginEnd {
     warn!(error = %e, "the join gate cannot reach the database");
     LoginEnd::Refused(
         ServerLine::Error {
             code: ErrorCode::ServerFull,
-            text: "the server cannot check invites right now; try again later",
+            text: "the server could not check the code (its database is unavailable); try again later",
         }
         .encode(),
     )
@@ -1039,6 +1056,31 @@ mod tests {
         )
     }
 
+    /// What the hub finds under its lock wins over what the login looked
+    /// at: a moderator whose account went away while its password was
+    /// checked comes in as a user, and a nickname that became an account
+    /// while no password was asked does not come in.
+    #[tokio::test]
+    async fn registration_rechecks_the_account_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, _gate) = bare_context(dir.path());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let (outbox, _inbox) = outbound::channel(0);
+        let role = SharedRole::new(Role::Moderator);
+        let nick = Nick::parse("mod1").unwrap();
+        ctx.hub
+            .register(nick, role.clone(), true, ip, ip, outbox)
+            .unwrap();
+        assert_eq!(role.get(), Role::User);
+
+        let bob = Nick::parse("bob").unwrap();
+        ctx.hub
+            .with_accounts(|a| a.cache_insert(bob.clone(), "$argon2id$x".into(), Role::User));
+        let (outbox, _inbox) = outbound::channel(0);
+        let refused = ctx.hub.register(bob, Role::User, false, ip, ip, outbox);
+        assert_eq!(refused, Err(RegisterError::NowAccount));
+    }
+
     /// The `admin` nickname never logs in without a password check, even if
     /// the accounts somehow lost the admin's.
     #[tokio::test]
@@ -1120,7 +1162,7 @@ mod tests {
         let nick = Nick::parse("alice").unwrap();
         let id = ctx
             .hub
-            .register(nick, Role::User, ip, ip, outbox.clone())
+            .register(nick, Role::User, false, ip, ip, outbox.clone())
             .unwrap();
         inbox.take_lines();
         let (mut client, server) = tokio::io::duplex(64 * 1024);

@@ -43,7 +43,9 @@ use tlschat_protocol::names::Nick;
 
 use crate::accounts::{Accounts, Role, ADMIN};
 use crate::clock::Clock;
-use crate::store::{from_secs, prefix_key, to_secs, AccountRow, InviteRow, Store, StoreError};
+use crate::store::{
+    from_secs, prefix_key, to_secs, AccountRow, InviteRow, Refusal, Store, StoreError, Terms,
+};
 
 /// The database's name in the data directory.
 pub(crate) const DB_FILE: &str = "tlschat.db";
@@ -54,6 +56,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// Set, to the time of the import, in the transaction that imports
 /// `accounts.txt`.
 const IMPORTED_SETTING: &str = "accounts_imported";
+/// Set in the same transaction to the SHA-256 (hex) of the file imported:
+/// a start that finds the file again tells the one it imported (killed
+/// before the rename) from a new one written later.
+const IMPORTED_DIGEST_SETTING: &str = "accounts_imported_sha256";
 /// How long a write waits for another connection's (a `backup`, a `passwd`
 /// from the command line) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -280,6 +286,17 @@ impl SqliteStore {
                 );
                 return Ok(None);
             }
+            let digest = file_digest(file)?;
+            if self.setting(IMPORTED_DIGEST_SETTING)?.as_deref() != Some(digest.as_str()) {
+                warn!(
+                    "{} appeared after the accounts were imported into {}: its accounts were \
+                     NOT imported and it is left in place; add them with `tlschat-server passwd \
+                     --nick NICK`, then delete the file",
+                    file.display(),
+                    self.path.display()
+                );
+                return Ok(None);
+            }
             self.rename_imported(file, &kept_as)?;
             info!(
                 "the accounts of {} were imported into {} by an earlier start; the old file is \
@@ -293,6 +310,7 @@ impl SqliteStore {
                 kept_as,
             }));
         }
+        let digest = file_digest(file)?;
         let accounts = Accounts::load(file).map_err(|source| StoreError::Import { source })?;
         let created = to_secs(now);
         let count = self.write(|tx| {
@@ -314,6 +332,7 @@ impl SqliteStore {
                 IMPORTED_SETTING,
                 Some(&humantime::format_rfc3339_seconds(from_secs(created)).to_string()),
             )?;
+            set_setting(tx, IMPORTED_DIGEST_SETTING, Some(&digest))?;
             Ok(count)
         })?;
         self.rename_imported(file, &kept_as)?;
@@ -436,6 +455,107 @@ fn set_setting(tx: &Transaction<'_>, key: &str, value: Option<&str>) -> rusqlite
     Ok(())
 }
 
+/// Admits `nick_key` with the code hashed to `hash` inside `tx` (see
+/// [`Store::take_invite`]); whether it did.
+fn take_invite(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+    nick_key: &str,
+    now: SystemTime,
+) -> rusqlite::Result<bool> {
+    let now = to_secs(now);
+    let bound: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM invite_nicks JOIN invites USING (hash) \
+             WHERE hash = ?1 AND nick_key = ?2 AND expires > ?3",
+            params![&hash[..], nick_key, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if bound.is_some() {
+        return Ok(true);
+    }
+    let taken = tx.execute(
+        "UPDATE invites SET uses_left = uses_left - 1 \
+         WHERE hash = ?1 AND expires > ?2 AND uses_left > 0",
+        params![&hash[..], now],
+    )?;
+    if taken == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO invite_nicks (hash, nick_key) VALUES (?1, ?2)",
+        params![&hash[..], nick_key],
+    )?;
+    Ok(true)
+}
+
+fn insert_account(tx: &Transaction<'_>, row: &AccountRow) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO accounts (nick_key, nick, phc, role, created, created_from) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (nick_key) DO NOTHING",
+        params![
+            row.nick.key(),
+            row.nick.as_str(),
+            row.phc,
+            role_name(row.role),
+            to_secs(row.created),
+            row.created_from.map(|a| a.to_string()),
+        ],
+    )
+}
+
+/// The first check of `terms` (and the nickname) that `row` fails, inside
+/// the transaction that then inserts it.
+fn refusal(
+    tx: &Transaction<'_>,
+    row: &AccountRow,
+    terms: &Terms,
+) -> rusqlite::Result<Option<Refusal>> {
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
+        let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    if count(
+        "SELECT count(*) FROM accounts WHERE nick_key = ?1",
+        &[&row.nick.key()],
+    )? > 0
+    {
+        return Ok(Some(Refusal::Exists));
+    }
+    let max = u64::try_from(terms.max_accounts).unwrap_or(u64::MAX);
+    if max > 0 && count("SELECT count(*) FROM accounts", &[])? >= max {
+        return Ok(Some(Refusal::Full));
+    }
+    if let (Some(group), true) = (row.created_from, terms.per_group > 0) {
+        let made = count(
+            "SELECT count(*) FROM accounts WHERE created_from = ?1 AND created >= ?2",
+            &[&group.to_string(), &to_secs(terms.since)],
+        )?;
+        if made >= u64::from(terms.per_group) {
+            return Ok(Some(Refusal::AddressCap));
+        }
+    }
+    if let Some(hash) = &terms.code {
+        if !take_invite(tx, hash, row.nick.key(), terms.now)? {
+            return Ok(Some(Refusal::BadCode));
+        }
+    }
+    Ok(None)
+}
+
+/// The SHA-256 of `file`'s bytes, in hex.
+fn file_digest(file: &Path) -> Result<String, StoreError> {
+    let bytes = std::fs::read(file).map_err(|e| StoreError::Import {
+        source: crate::accounts::AccountsError::Read {
+            path: file.to_owned(),
+            source: e,
+        },
+    })?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Store for SqliteStore {
     fn accounts(&self) -> Result<Vec<AccountRow>, StoreError> {
         type Raw = (String, String, String, i64, Option<String>);
@@ -466,24 +586,20 @@ impl Store for SqliteStore {
     }
 
     fn create_account(&self, row: &AccountRow) -> Result<(), StoreError> {
-        let added = self.write(|tx| {
-            tx.execute(
-                "INSERT INTO accounts (nick_key, nick, phc, role, created, created_from) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (nick_key) DO NOTHING",
-                params![
-                    row.nick.key(),
-                    row.nick.as_str(),
-                    row.phc,
-                    role_name(row.role),
-                    to_secs(row.created),
-                    row.created_from.map(|a| a.to_string()),
-                ],
-            )
-        })?;
+        let added = self.write(|tx| insert_account(tx, row))?;
         if added == 0 {
             return Err(StoreError::Exists);
         }
         Ok(())
+    }
+
+    fn register_account(&self, row: &AccountRow, terms: &Terms) -> Result<(), Refusal> {
+        // A refusal found before anything was written commits nothing.
+        let refused = self.write(|tx| match refusal(tx, row, terms)? {
+            Some(refused) => Ok(Some(refused)),
+            None => insert_account(tx, row).map(|_| None),
+        })?;
+        refused.map_or(Ok(()), Err)
     }
 
     fn set_password(&self, key: &str, phc: &str) -> Result<(), StoreError> {
@@ -608,29 +724,9 @@ impl Store for SqliteStore {
         nick_key: &str,
         now: SystemTime,
     ) -> Result<Option<InviteRow>, StoreError> {
-        let now = to_secs(now);
         let raw = self.write(|tx| {
-            let bound: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM invite_nicks JOIN invites USING (hash) \
-                     WHERE hash = ?1 AND nick_key = ?2 AND expires > ?3",
-                    params![&hash[..], nick_key, now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if bound.is_none() {
-                let taken = tx.execute(
-                    "UPDATE invites SET uses_left = uses_left - 1 \
-                     WHERE hash = ?1 AND expires > ?2 AND uses_left > 0",
-                    params![&hash[..], now],
-                )?;
-                if taken == 0 {
-                    return Ok(Vec::new());
-                }
-                tx.execute(
-                    "INSERT INTO invite_nicks (hash, nick_key) VALUES (?1, ?2)",
-                    params![&hash[..], nick_key],
-                )?;
+            if !take_invite(tx, hash, nick_key, now)? {
+                return Ok(Vec::new());
             }
             self.select_invites(tx, "hash = ?1", [&hash[..]])
         })?;
@@ -720,6 +816,11 @@ mod tests {
     #[test]
     fn sqlite_registrations() {
         registrations_are_counted_per_group_and_window(&temp().1);
+    }
+
+    #[test]
+    fn sqlite_registration_terms() {
+        registration_terms_are_checked_with_the_insert(&temp().1);
     }
 
     #[test]
@@ -879,6 +980,15 @@ mod tests {
         let (store, imported) = open_store(dir.path(), clock()).unwrap();
         assert_eq!(imported, None);
         assert!(file.exists());
+        assert_eq!(store.accounts().unwrap().len(), 3);
+        drop(store);
+
+        // Also once the renamed copy is gone: not imported, not renamed as
+        // if it had been.
+        std::fs::remove_file(&kept_as).unwrap();
+        let (store, imported) = open_store(dir.path(), clock()).unwrap();
+        assert_eq!(imported, None);
+        assert!(file.exists() && !kept_as.exists());
         assert_eq!(store.accounts().unwrap().len(), 3);
     }
 

@@ -174,6 +174,40 @@ impl Storage {
     }
 }
 
+/// What a `/register` must still meet when its account is written. The
+/// store checks it in the transaction that inserts the account, so
+/// registrations running at once cannot pass a cap together, and a code's
+/// use is taken only by a registration that is made.
+#[derive(Debug, Clone)]
+pub(crate) struct Terms {
+    /// At most this many accounts in all (`0`: no cap).
+    pub(crate) max_accounts: usize,
+    /// At most this many accounts made from the new one's `created_from`
+    /// at or after `since` (`0`: no cap).
+    pub(crate) per_group: u32,
+    pub(crate) since: SystemTime,
+    /// The hash of an invite code to take a use of for the nickname,
+    /// after every other check.
+    pub(crate) code: Option<[u8; 32]>,
+    pub(crate) now: SystemTime,
+}
+
+/// Why [`Store::register_account`] made no account.
+#[derive(Debug, Error)]
+pub(crate) enum Refusal {
+    #[error("that nickname is already an account")]
+    Exists,
+    #[error("the server has all the accounts it takes")]
+    Full,
+    #[error("the address has made all the accounts it may")]
+    AddressCap,
+    /// No such code, expired, used up or revoked.
+    #[error("that invite code is not valid")]
+    BadCode,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Accounts, roles, invites and settings. All methods block; see the module
 /// docs.
 pub(crate) trait Store: Send + Sync + 'static {
@@ -181,6 +215,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn accounts(&self) -> Result<Vec<AccountRow>, StoreError>;
     /// [`StoreError::Exists`] if the nickname (any case) is an account.
     fn create_account(&self, row: &AccountRow) -> Result<(), StoreError>;
+    /// Creates the account if `terms` allow it, in one transaction: the
+    /// nickname free, the caps not reached, then the code (if any) taken.
+    fn register_account(&self, row: &AccountRow, terms: &Terms) -> Result<(), Refusal>;
     fn set_password(&self, key: &str, phc: &str) -> Result<(), StoreError>;
     fn set_role(&self, key: &str, role: Role) -> Result<(), StoreError>;
     /// Whether there was such an account.
@@ -375,6 +412,33 @@ impl Store for MemStore {
             s.accounts.insert(row.nick.key().to_owned(), row);
             Ok(())
         })
+    }
+
+    /// Not one atomic section like the database's transaction: the tests
+    /// that use this store register from one thread.
+    fn register_account(&self, row: &AccountRow, terms: &Terms) -> Result<(), Refusal> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.accounts.contains_key(row.nick.key()) {
+            return Err(Refusal::Exists);
+        }
+        if terms.max_accounts > 0 && state.accounts.len() >= terms.max_accounts {
+            return Err(Refusal::Full);
+        }
+        drop(state);
+        if let (Some(group), true) = (row.created_from, terms.per_group > 0) {
+            if self.registrations_since(group, terms.since)? >= terms.per_group {
+                return Err(Refusal::AddressCap);
+            }
+        }
+        if let Some(hash) = &terms.code {
+            if self.take_invite(hash, row.nick.key(), terms.now)?.is_none() {
+                return Err(Refusal::BadCode);
+            }
+        }
+        Ok(self.create_account(row)?)
     }
 
     fn set_password(&self, key: &str, phc: &str) -> Result<(), StoreError> {
@@ -745,6 +809,52 @@ pub(crate) mod conformance {
         assert_eq!(count("192.0.2.0"), 0);
     }
 
+    /// `register_account` refuses what its terms refuse, in order, and
+    /// takes a code's use only for an account it makes.
+    pub(crate) fn registration_terms_are_checked_with_the_insert(store: &dyn Store) {
+        let a = "198.51.100.0";
+        let open = Terms {
+            max_accounts: 0,
+            per_group: 0,
+            since: at(T0 - 86_400),
+            code: None,
+            now: at(T0),
+        };
+        store
+            .register_account(&account("one", Role::User, Some(a), T0), &open)
+            .unwrap();
+        let again = store.register_account(&account("ONE", Role::User, Some(a), T0), &open);
+        assert!(matches!(again, Err(Refusal::Exists)), "{again:?}");
+        store
+            .add_invite(&invite(9, "abcdef", 1, T0 + 60, "admin"))
+            .unwrap();
+        let with_code = |max_accounts, per_group, seed| Terms {
+            max_accounts,
+            per_group,
+            code: Some([seed; 32]),
+            ..open.clone()
+        };
+        let two = account("two", Role::User, Some(a), T0);
+        let full = store.register_account(&two, &with_code(1, 0, 9));
+        assert!(matches!(full, Err(Refusal::Full)), "{full:?}");
+        let capped = store.register_account(&two, &with_code(0, 1, 9));
+        assert!(matches!(capped, Err(Refusal::AddressCap)), "{capped:?}");
+        let bad = store.register_account(&two, &with_code(0, 0, 8));
+        assert!(matches!(bad, Err(Refusal::BadCode)), "{bad:?}");
+        assert_eq!(store.accounts().unwrap().len(), 1);
+        assert_eq!(
+            store.invites(at(T0)).unwrap()[0].uses_left,
+            1,
+            "no use spent"
+        );
+        store.register_account(&two, &with_code(2, 2, 9)).unwrap();
+        let used = &store.invites(at(T0)).unwrap()[0];
+        assert_eq!(
+            (used.uses_left, used.bound.as_slice()),
+            (0, &["two".to_owned()][..])
+        );
+    }
+
     pub(crate) fn settings_are_set_and_cleared(store: &dyn Store) {
         assert_eq!(store.setting("registration").unwrap(), None);
         store
@@ -838,6 +948,11 @@ mod tests {
     #[test]
     fn mem_registrations() {
         registrations_are_counted_per_group_and_window(&MemStore::default());
+    }
+
+    #[test]
+    fn mem_registration_terms() {
+        registration_terms_are_checked_with_the_insert(&MemStore::default());
     }
 
     #[test]
