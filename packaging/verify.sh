@@ -819,7 +819,7 @@ want = {
     ("2", r"Software\Classes\tlschat", "", "URL:tlschat invite link", "GuiUrlProtocol"),
     ("2", r"Software\Classes\tlschat", "URL Protocol", "", "GuiUrlProtocol"),
     ("2", r"Software\Classes\tlschat\DefaultIcon", "", '"[#GuiExe]",0', "GuiUrlProtocol"),
-    ("2", r"Software\Classes\tlschat\shell\open\command", "", '"[#GuiExe]" "%1"', "GuiUrlProtocol"),
+    ("2", r"Software\Classes\tlschat\shell\open\command", "", '"[#GuiExe]" -- "%1"', "GuiUrlProtocol"),
 }
 missing = want - rows
 if missing:

@@ -2,7 +2,9 @@
 //! [--fingerprint SHA256:HEX | --ca FILE] [--known-hosts FILE]`, turned
 //! into what the window starts with: a [`Start`]. LINK is an invite link
 //! (`tlschat://HOST:PORT/?fp=…&code=…`), as a clicked link arrives
-//! (the `.desktop` file's `%u`, the Windows registry's `"%1"`).
+//! (the `.desktop` file's `%u`, the Windows registry's `-- "%1"`: after
+//! `--` a flag-like text is one more positional argument, which clap
+//! refuses).
 //!
 //! The flags mean what the terminal client's do. Bad input does not stop
 //! the program: a double-clicked app has no terminal to read an error on,
@@ -137,6 +139,15 @@ impl Start {
         if let Some(server) = self.server.take_if(|s| InviteLink::looks_like(s)) {
             // A broken link is not put into the Server field: its code
             // is a secret, and the field's text is remembered.
+            if server
+                .trim()
+                .contains(|c: char| c == '"' || c.is_whitespace())
+            {
+                // Windows pastes a clicked URL into its command line
+                // unescaped: a `"` or a space there means the URL was
+                // made to split into more arguments.
+                return Err("invite link: a link holds no quote or whitespace".into());
+            }
             let link = InviteLink::parse(&server).map_err(|e| format!("invite link: {e}"))?;
             if fingerprint.is_some() || ca.is_some() {
                 return Err(
@@ -261,6 +272,37 @@ mod tests {
         let error = s.error.clone().unwrap_or_default();
         assert!(error.contains("leave out --fingerprint"), "{error}");
         assert!(s.trust.is_none() && !s.connects());
+    }
+
+    #[test]
+    fn a_link_after_double_dash_is_the_one_positional() {
+        // The Windows registry runs `tlschat-gui.exe -- "%1"` with the
+        // clicked URL pasted in unescaped: a `"` in it ends the quoted
+        // argument, and what follows must not become flags.
+        let link = format!("tlschat://chat.example.org:4000/?fp={FP}&code={CODE}");
+        let s = start(&["--", &link]);
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert!(s.invite.is_some());
+
+        let s = start(&["--", &link, "--known-hosts", "\\\\evil\\share\\kh"]);
+        let error = s.error.clone().unwrap_or_default();
+        assert!(error.contains("unexpected argument"), "{error}");
+        assert!(s.known_hosts.is_none() && s.invite.is_none() && s.server.is_none());
+    }
+
+    #[test]
+    fn a_link_holding_a_quote_or_whitespace_is_refused() {
+        for link in [
+            format!("tlschat://chat.example.org:4000/?fp={FP}&x=\"&code={CODE}"),
+            format!("tlschat://chat.example.org:4000/?fp={FP}&x= --nick&code={CODE}"),
+            format!("tlschat://chat.example.org:4000/?fp={FP}&x=\t&code={CODE}"),
+        ] {
+            let s = start(&["--", &link]);
+            let error = s.error.clone().unwrap_or_default();
+            assert!(error.starts_with("invite link: "), "{error}");
+            assert!(error.contains("quote") && !error.contains(CODE), "{error}");
+            assert!(s.server.is_none() && s.invite.is_none());
+        }
     }
 
     #[test]
