@@ -814,6 +814,15 @@ impl ChatView {
                 cursor_to_end(ui.ctx(), id, &self.input);
             }
         }
+        // The field is no password field (the command before the secret
+        // is shown), so egui would copy the selected dots as the plain
+        // password: Copy and Cut are dropped while the line holds one.
+        if secret(&self.input).is_some() && ui.memory(|m| m.has_focus(id)) {
+            ui.input_mut(|i| {
+                i.events
+                    .retain(|e| !matches!(e, egui::Event::Copy | egui::Event::Cut));
+            });
+        }
         // Masks as the text is laid out, so that no frame shows a pasted
         // password.
         let mut masked = masked_layouter;

@@ -429,6 +429,49 @@ fn a_password_typed_in_register_is_masked_and_up_does_not_recall_it() {
     );
 }
 
+/// What the next frame copied to the clipboard after `event` (Copy or
+/// Cut), with all of the input line selected.
+fn copied_after(h: &mut Harness<'static, ChatView>, event: egui::Event) -> Vec<String> {
+    h.get_by_label("Message").focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run();
+    h.event(event);
+    h.step();
+    h.output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::OutputCommand::CopyText(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_masked_password_cannot_be_copied_or_cut() {
+    let mut h = chat_with(&[]);
+    h.run();
+    let input = h.get_by_label("Message");
+    input.focus();
+    input.type_text("hello");
+    h.run();
+    // The test's own check: a plain line is copied.
+    assert_eq!(copied_after(&mut h, egui::Event::Copy), ["hello"]);
+
+    h.key_press(egui::Key::Backspace);
+    h.run();
+    let line = "/register пароль-密码-🔑";
+    h.get_by_label("Message").type_text(line);
+    h.run();
+    for event in [egui::Event::Copy, egui::Event::Cut] {
+        let copied = copied_after(&mut h, event.clone());
+        assert!(copied.is_empty(), "{event:?} copied {copied:?}");
+    }
+    let shown = h.get_by_label("Message").value().unwrap_or_default();
+    assert!(shown.starts_with("/register •"), "{shown}");
+}
+
 #[test]
 fn a_moderator_has_an_at_badge_in_the_users_list() {
     let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
