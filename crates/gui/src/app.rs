@@ -71,15 +71,23 @@ impl ConnectForm {
     /// A link pasted into the Server field (alone, or after what was
     /// there) is taken in, or its error shown and the text left to fix.
     pub fn server_edited(&mut self) {
-        // ASCII lowercasing keeps every byte where it was.
-        let Some(at) = self.server.to_ascii_lowercase().find("tlschat://") else {
-            return;
-        };
-        match InviteLink::parse(self.server.get(at..).unwrap_or_default()) {
-            Ok(link) => self.take_invite(link),
-            Err(e) => self.error = Some(format!("invite link: {e}")),
+        match pasted_link(&self.server) {
+            Some(Ok(link)) => self.take_invite(link),
+            Some(Err(e)) => self.error = Some(e),
+            None => {}
         }
     }
+}
+
+/// The link in `server` (alone, or after other text), or its error, which
+/// never repeats the link (its code is a secret); `None` for no link.
+fn pasted_link(server: &str) -> Option<Result<InviteLink, String>> {
+    // ASCII lowercasing keeps every byte where it was.
+    let at = server.to_ascii_lowercase().find("tlschat://")?;
+    Some(
+        InviteLink::parse(server.get(at..).unwrap_or_default())
+            .map_err(|e| format!("invite link: {e}")),
+    )
 }
 
 /// A link that arrived while another screen than Connect was up.
@@ -265,6 +273,13 @@ impl App {
     /// Starts connecting with what the form holds.
     fn connect(&mut self) {
         self.form.error = None;
+        // A broken link left in the Server field is reported as a link:
+        // the host parser's error would repeat the text, code and all.
+        match pasted_link(&self.form.server) {
+            Some(Ok(link)) => self.form.take_invite(link),
+            Some(Err(e)) => return self.fail(e),
+            None => {}
+        }
         let server = self.form.server.trim().to_owned();
         let nickname = self.form.nickname.trim().to_owned();
         let host_port = match server.parse::<HostPort>() {

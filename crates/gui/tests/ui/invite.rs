@@ -94,6 +94,32 @@ fn a_bad_link_shows_its_error_and_a_pasted_one_fills_in_the_form() {
 }
 
 #[test]
+fn connect_with_a_broken_pasted_link_shows_the_links_error_not_its_code() {
+    let world = World::start();
+    let (mut gui, _) = world.gui();
+    let code = InviteCode::from_bytes(&[0x5a; 20]);
+    let bad = format!(
+        "tlschat://{}/?fp=SHA256:12zz&code={}",
+        world.server(),
+        code.expose()
+    );
+    type_into(&mut gui, "Server", &bad);
+    type_into(&mut gui, "Nickname", "invited");
+    gui.get_by_label("Connect").click();
+    gui.run_ok();
+    assert!(matches!(gui.state().screen(), Screen::Connect));
+    assert!(
+        shows(&gui, "invite link: bad fingerprint"),
+        "{:#?}",
+        gui.root()
+    );
+    assert!(!shows(&gui, "server:"), "{:#?}", gui.root());
+    // The field still holds the link to fix; no error repeats it.
+    assert!(field(&gui, "Server").contains(code.expose()));
+    assert!(!shows(&gui, code.expose()), "{:#?}", gui.root());
+}
+
+#[test]
 fn connect_with_a_link_reaches_the_chat_with_no_trust_question() {
     let world = World::start();
     let mut watcher = world.peer("watcher");
