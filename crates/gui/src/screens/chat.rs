@@ -31,7 +31,7 @@ use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
     UserLine, MAX_INPUT_BYTES,
 };
-use tlschat_protocol::Mark;
+use tlschat_protocol::{Mark, Nick};
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -299,9 +299,11 @@ impl ChatView {
 
     /// A private conversation with someone who took another nickname goes
     /// on under the new one (unless there is one with that name already).
+    /// A name that is no nickname is the server's junk, which the users
+    /// list ignores too.
     fn renamed(&mut self, old: &str, new: &str) {
         let new_key = ConversationKey::Private(new.to_owned());
-        if new.len() > MAX_NAME_BYTES || self.buffers.iter().any(|b| b.key.same(&new_key)) {
+        if Nick::parse(new).is_err() || self.buffers.iter().any(|b| b.key.same(&new_key)) {
             return;
         }
         let old_key = ConversationKey::Private(old.to_owned());
@@ -1314,6 +1316,33 @@ mod tests {
             .buffers
             .iter()
             .any(|b| matches!(&b.key, ConversationKey::Private(p) if p == "друг1")));
+    }
+
+    #[test]
+    fn a_private_conversation_follows_only_a_rename_to_a_valid_nickname() {
+        let rename = |old: &str, new: &str| {
+            ClientEvent::Line(EntryKind::Rename {
+                old: old.into(),
+                new: new.into(),
+            })
+        };
+        let peers = |chat: &ChatView| -> Vec<String> {
+            chat.buffers
+                .iter()
+                .filter_map(|b| match &b.key {
+                    ConversationKey::Private(p) => Some(p.clone()),
+                    ConversationKey::Room(_) => None,
+                })
+                .collect()
+        };
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.on_client_event(private("bob", "hi"), true);
+        for junk in ["", "bo b", "#room", "bob\u{202e}", "x\ty", "роберт"] {
+            chat.on_client_event(rename("bob", junk), true);
+            assert_eq!(peers(&chat), ["bob"], "renamed to {junk:?}");
+        }
+        chat.on_client_event(rename("bob", "Robert"), true);
+        assert_eq!(peers(&chat), ["Robert"]);
     }
 
     #[test]
