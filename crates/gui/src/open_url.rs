@@ -7,7 +7,7 @@
 //! ```
 //!
 //! On Linux and Windows a clicked link starts the program with the link as
-//! its argument (`.desktop` `%u`, the registry's `"%1"`), which `cli.rs`
+//! its argument (`.desktop` `%u`, the registry's `-- "%1"`), which `cli.rs`
 //! reads; only macOS delivers links to a running app, and it does so here.
 //! The inbox itself knows no platform, so the tests drive it everywhere.
 
