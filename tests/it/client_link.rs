@@ -194,6 +194,64 @@ fn known_hosts_disagreeing_with_the_link_is_refused_and_kept() {
     );
 }
 
+/// known_hosts keys an IPv6 server by its address, however it was spelled.
+/// The file pins `[0:0::1]:PORT` (typed so once and accepted) to one
+/// certificate; a server at `[::1]:PORT` showing another, named by a link,
+/// is refused as contradicting the file. The other way round, a file
+/// written as `[::1]:PORT` pins what `tlschat [0:0::1]:PORT --accept-new`
+/// connects to. Either way nothing is sent and the file is kept.
+#[test]
+fn an_ipv6_pin_holds_whatever_spelling_the_file_or_the_link_uses() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: ::1 is not available here");
+        return;
+    }
+    let pinned = Identity::self_signed(&["localhost"], false);
+    let impostor = Identity::self_signed(&["localhost"], false);
+    let seen = Seen::default();
+    let log = seen.clone();
+    let server = Hostile::start_on(&impostor, "[::1]:0", move |mut peer| {
+        let log = log.clone();
+        async move {
+            log.push("connection");
+            peer.login().await;
+            peer.until_quit().await;
+        }
+    });
+    let host = server.host();
+    let port = host.rsplit_once(':').map(|(_, p)| p).expect("a port");
+    let link = format!(
+        "tlschat://[::1]:{port}/?fp={}&code={CODE}",
+        impostor.fingerprint()
+    );
+    let typed = format!("[0:0::1]:{port}");
+    let cases = [
+        (
+            "0:0::1",
+            vec!["--nick", "alice", &link],
+            "INVITE LINK NAMES ANOTHER CERTIFICATE",
+        ),
+        (
+            "::1",
+            vec!["--nick", "alice", "--accept-new", &typed],
+            "CHANGED",
+        ),
+    ];
+    for (in_file, args, refusal) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = format!("[{in_file}]:{port} {}\n", pinned.fingerprint());
+        std::fs::write(known_hosts(dir.path()), &kh).unwrap();
+        let mut client = run_with(client_command(dir.path(), &args), "");
+        client.assert_exit(3);
+        assert!(client.err().text().contains(refusal), "{}", client.dump());
+        assert_eq!(
+            std::fs::read_to_string(known_hosts(dir.path())).unwrap(),
+            kh
+        );
+    }
+    assert!(seen.all().is_empty(), "{:?}", seen.all());
+}
+
 /// `RENAME` of us, then a lost connection: the client reconnects as the
 /// new nickname (and takes the `WELCOME` for it).
 #[test]
