@@ -220,8 +220,8 @@ async fn run(cli: Cli) -> u8 {
 async fn try_run(cli: Cli) -> Result<u8, Fail> {
     let interactive = std::io::stdin().is_terminal();
     let plain = cli.plain || !interactive || !std::io::stdout().is_terminal();
-    let opts = options(cli, interactive)?;
-    let first = first_connection(&opts, interactive).await?;
+    let mut opts = options(cli, interactive)?;
+    let first = first_connection(&mut opts, interactive).await?;
     let state = ChatState::new(opts.server.to_string(), opts.nick.clone());
     let (handle, events) = client::start(opts, first);
     if plain {
@@ -350,9 +350,10 @@ fn trust(
 }
 
 /// The first connection, made while the user can still be asked (an
-/// unknown certificate, a password) when at a terminal.
-async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Connected, Fail> {
-    let mut prompter = TerminalPrompter;
+/// unknown certificate, a password) when at a terminal. What the user
+/// typed goes into `opts`, for the reconnects, which cannot ask.
+async fn first_connection(opts: &mut ClientOptions, interactive: bool) -> Result<Connected, Fail> {
+    let mut prompter = TerminalPrompter::default();
     let mut asker: Option<&mut dyn Prompter> = if interactive {
         Some(&mut prompter)
     } else {
@@ -385,7 +386,14 @@ async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Con
             }
         );
     }
-    trusted.login(opts, asker).await.map_err(fail)
+    let connected = trusted.login(opts, asker).await.map_err(fail)?;
+    if let Some(password) = prompter.password {
+        opts.password = Some(password);
+    }
+    if let Some(secret) = prompter.join_secret {
+        opts.join_secret = Some(secret);
+    }
+    Ok(connected)
 }
 
 /// The terminal UI; after a session that ended badly, says why once more
@@ -450,8 +458,15 @@ fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
     })
 }
 
-/// Asks at the terminal (stdin is one: checked before this is used).
-struct TerminalPrompter;
+/// Asks at the terminal (stdin is one: checked before this is used), and
+/// keeps the secrets typed, in memory only, for the session's reconnects:
+/// they have no terminal to ask, and a server that still wants the secret
+/// would otherwise end the session at the first lost connection.
+#[derive(Default)]
+struct TerminalPrompter {
+    password: Option<String>,
+    join_secret: Option<String>,
+}
 
 impl Prompter for TerminalPrompter {
     fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool {
@@ -476,14 +491,19 @@ impl Prompter for TerminalPrompter {
     }
 
     fn password(&mut self, nick: &str) -> Option<String> {
-        rpassword::prompt_password(format!("password for {nick}: "))
-            .ok()
-            .filter(|p| !p.is_empty())
+        self.password = hidden_prompt(&format!("password for {nick}: "));
+        self.password.clone()
     }
 
     fn join_secret(&mut self, server: &str) -> Option<String> {
-        rpassword::prompt_password(format!("join password or invite code for {server}: "))
-            .ok()
-            .filter(|p| !p.is_empty())
+        self.join_secret = hidden_prompt(&format!("join password or invite code for {server}: "));
+        self.join_secret.clone()
     }
+}
+
+/// A line read without echo; nothing (or nothing readable) is `None`.
+fn hidden_prompt(question: &str) -> Option<String> {
+    rpassword::prompt_password(question)
+        .ok()
+        .filter(|p| !p.is_empty())
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::harness::WAIT;
 use crate::hostile_server::{
     assert_no_control_characters, client_command, pinned_command, run_with, spawn, Hostile,
-    Identity, Seen, WORLD,
+    Identity, Peer, Seen, WORLD,
 };
 
 /// A well-formed invite code.
@@ -44,21 +44,30 @@ fn closed_server(id: &Identity, seen: &Seen) -> Hostile {
         let log = log.clone();
         async move {
             log.push("connection");
-            peer.send("NICK").await;
-            let Some(nick) = peer.recv().await else {
-                return;
-            };
-            peer.send("PASS join").await;
-            let Some(answer) = peer.recv().await else {
-                return;
-            };
-            log.push(format!("PASS join: {answer}"));
-            peer.send(&format!("WELCOME {nick} #lobby")).await;
-            peer.send(&format!("JOIN #lobby {nick}")).await;
-            peer.send(&format!("USERS #lobby {nick}")).await;
-            peer.until_quit().await;
+            if login_asking(&mut peer, "PASS join", &log).await {
+                peer.until_quit().await;
+            }
         }
     })
+}
+
+/// `NICK`, then `prompt` (`PASS` or `PASS join`), whose answer is recorded
+/// as `PROMPT: ANSWER`, then `WELCOME`, `JOIN`, `USERS`. False if the
+/// client left before answering.
+async fn login_asking(peer: &mut Peer, prompt: &str, log: &Seen) -> bool {
+    peer.send("NICK").await;
+    let Some(nick) = peer.recv().await else {
+        return false;
+    };
+    peer.send(prompt).await;
+    let Some(answer) = peer.recv().await else {
+        return false;
+    };
+    log.push(format!("{prompt}: {answer}"));
+    peer.send(&format!("WELCOME {nick} #lobby")).await;
+    peer.send(&format!("JOIN #lobby {nick}")).await;
+    peer.send(&format!("USERS #lobby {nick}")).await;
+    true
 }
 
 /// The link's certificate is trusted with no question (there is no
@@ -250,6 +259,73 @@ fn an_ipv6_pin_holds_whatever_spelling_the_file_or_the_link_uses() {
         );
     }
     assert!(seen.all().is_empty(), "{:?}", seen.all());
+}
+
+/// A secret typed at the terminal's hidden prompt (the join password, or
+/// an account's password) is kept in memory for the session's reconnects:
+/// after the server drops the connection, the client logs in again with
+/// it and does not ask a second time.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_secret_typed_at_the_prompt_answers_the_reconnects() {
+    use crate::tui_tmux::Tmux;
+    if !crate::harness::outside_program("tmux", &["-V"]) {
+        return;
+    }
+    let secret = format!("пароль {WORLD}");
+    for (nick, prompt, question) in [
+        ("alice", "PASS join", "join password or invite code for"),
+        ("admin", "PASS", "password for admin"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::self_signed(&["localhost"], false);
+        let seen = Seen::default();
+        let log = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let server = Hostile::start(&id, move |mut peer| {
+            let log = log.clone();
+            let n = connections.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if !login_asking(&mut peer, prompt, &log).await {
+                    return;
+                }
+                if n == 0 {
+                    // A network blip: the first connection is dropped.
+                    peer.close().await;
+                } else {
+                    peer.until_quit().await;
+                }
+            }
+        });
+        let cmd = format!(
+            "{} --plain --nick {nick} --fingerprint {} --known-hosts {} {}; echo EXIT=$?; sleep 60",
+            env!("CARGO_BIN_EXE_tlschat"),
+            id.fingerprint(),
+            known_hosts(dir.path()).display(),
+            server.host(),
+        );
+        let tmux = Tmux::start(&cmd);
+        tmux.wait_for(question);
+        tmux.type_text(&secret);
+        tmux.keys(&["Enter"]);
+        let deadline = Instant::now() + WAIT;
+        while seen.all().len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answer = format!("{prompt}: {secret}");
+        assert_eq!(seen.all(), [answer.clone(), answer], "{}", tmux.screen());
+        tmux.wait_for("in #lobby");
+        let screen = tmux.screen();
+        assert_eq!(screen.matches(question).count(), 1, "{screen}");
+        assert!(!screen.contains(&secret), "{screen}");
+        tmux.type_text("/quit");
+        tmux.keys(&["Enter"]);
+        assert!(
+            tmux.wait_for("EXIT=").contains("EXIT=0"),
+            "{}",
+            tmux.screen()
+        );
+    }
 }
 
 /// `RENAME` of us, then a lost connection: the client reconnects as the
