@@ -49,9 +49,12 @@ Invite links: give a tlschat://HOST:PORT/?fp=SHA256:...&code=... link in
 place of HOST[:PORT], in single quotes (the shell ends a command at `&`).
 Its certificate is trusted without asking and stored in known_hosts (a
 different one, or one that known_hosts contradicts, is refused as a changed
-certificate), and its code answers the server's join question. A server
-that asks for a join password without a link: --join-password-file,
-TLSCHAT_JOIN_PASSWORD, or a hidden prompt at a terminal.
+certificate), and its code answers the server's join question. A command
+line is visible to other local users (ps) and kept in the shell's history:
+on a shared machine give the link without its &code=... and the code in
+--join-password-file FILE. A server that asks for a join password without
+a link: --join-password-file, TLSCHAT_JOIN_PASSWORD, or a hidden prompt at
+a terminal.
 
 Passwords: the terminal UI masks what you type after /register and
 /password and keeps those lines out of its history; plain mode cannot mask
