@@ -49,9 +49,12 @@ Invite links: give a tlschat://HOST:PORT/?fp=SHA256:...&code=... link in
 place of HOST[:PORT], in single quotes (the shell ends a command at `&`).
 Its certificate is trusted without asking and stored in known_hosts (a
 different one, or one that known_hosts contradicts, is refused as a changed
-certificate), and its code answers the server's join question. A server
-that asks for a join password without a link: --join-password-file,
-TLSCHAT_JOIN_PASSWORD, or a hidden prompt at a terminal.
+certificate), and its code answers the server's join question. A command
+line is visible to other local users (ps) and kept in the shell's history:
+on a shared machine give the link without its &code=... and the code in
+--join-password-file FILE. A server that asks for a join password without
+a link: --join-password-file, TLSCHAT_JOIN_PASSWORD, or a hidden prompt at
+a terminal.
 
 Passwords: the terminal UI masks what you type after /register and
 /password and keeps those lines out of its history; plain mode cannot mask
@@ -220,8 +223,8 @@ async fn run(cli: Cli) -> u8 {
 async fn try_run(cli: Cli) -> Result<u8, Fail> {
     let interactive = std::io::stdin().is_terminal();
     let plain = cli.plain || !interactive || !std::io::stdout().is_terminal();
-    let opts = options(cli, interactive)?;
-    let first = first_connection(&opts, interactive).await?;
+    let mut opts = options(cli, interactive)?;
+    let first = first_connection(&mut opts, interactive).await?;
     let state = ChatState::new(opts.server.to_string(), opts.nick.clone());
     let (handle, events) = client::start(opts, first);
     if plain {
@@ -350,9 +353,10 @@ fn trust(
 }
 
 /// The first connection, made while the user can still be asked (an
-/// unknown certificate, a password) when at a terminal.
-async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Connected, Fail> {
-    let mut prompter = TerminalPrompter;
+/// unknown certificate, a password) when at a terminal. What the user
+/// typed goes into `opts`, for the reconnects, which cannot ask.
+async fn first_connection(opts: &mut ClientOptions, interactive: bool) -> Result<Connected, Fail> {
+    let mut prompter = TerminalPrompter::default();
     let mut asker: Option<&mut dyn Prompter> = if interactive {
         Some(&mut prompter)
     } else {
@@ -385,7 +389,14 @@ async fn first_connection(opts: &ClientOptions, interactive: bool) -> Result<Con
             }
         );
     }
-    trusted.login(opts, asker).await.map_err(fail)
+    let connected = trusted.login(opts, asker).await.map_err(fail)?;
+    if let Some(password) = prompter.password {
+        opts.password = Some(password);
+    }
+    if let Some(secret) = prompter.join_secret {
+        opts.join_secret = Some(secret);
+    }
+    Ok(connected)
 }
 
 /// The terminal UI; after a session that ended badly, says why once more
@@ -450,8 +461,15 @@ fn read_password_file(path: &std::path::Path) -> Result<String, Fail> {
     })
 }
 
-/// Asks at the terminal (stdin is one: checked before this is used).
-struct TerminalPrompter;
+/// Asks at the terminal (stdin is one: checked before this is used), and
+/// keeps the secrets typed, in memory only, for the session's reconnects:
+/// they have no terminal to ask, and a server that still wants the secret
+/// would otherwise end the session at the first lost connection.
+#[derive(Default)]
+struct TerminalPrompter {
+    password: Option<String>,
+    join_secret: Option<String>,
+}
 
 impl Prompter for TerminalPrompter {
     fn confirm_new_host(&mut self, server: &str, fingerprint: &Fingerprint) -> bool {
@@ -476,14 +494,19 @@ impl Prompter for TerminalPrompter {
     }
 
     fn password(&mut self, nick: &str) -> Option<String> {
-        rpassword::prompt_password(format!("password for {nick}: "))
-            .ok()
-            .filter(|p| !p.is_empty())
+        self.password = hidden_prompt(&format!("password for {nick}: "));
+        self.password.clone()
     }
 
     fn join_secret(&mut self, server: &str) -> Option<String> {
-        rpassword::prompt_password(format!("join password or invite code for {server}: "))
-            .ok()
-            .filter(|p| !p.is_empty())
+        self.join_secret = hidden_prompt(&format!("join password or invite code for {server}: "));
+        self.join_secret.clone()
     }
+}
+
+/// A line read without echo; nothing (or nothing readable) is `None`.
+fn hidden_prompt(question: &str) -> Option<String> {
+    rpassword::prompt_password(question)
+        .ok()
+        .filter(|p| !p.is_empty())
 }

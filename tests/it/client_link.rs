@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::harness::WAIT;
 use crate::hostile_server::{
     assert_no_control_characters, client_command, pinned_command, run_with, spawn, Hostile,
-    Identity, Seen, WORLD,
+    Identity, Peer, Seen, WORLD,
 };
 
 /// A well-formed invite code.
@@ -44,21 +44,30 @@ fn closed_server(id: &Identity, seen: &Seen) -> Hostile {
         let log = log.clone();
         async move {
             log.push("connection");
-            peer.send("NICK").await;
-            let Some(nick) = peer.recv().await else {
-                return;
-            };
-            peer.send("PASS join").await;
-            let Some(answer) = peer.recv().await else {
-                return;
-            };
-            log.push(format!("PASS join: {answer}"));
-            peer.send(&format!("WELCOME {nick} #lobby")).await;
-            peer.send(&format!("JOIN #lobby {nick}")).await;
-            peer.send(&format!("USERS #lobby {nick}")).await;
-            peer.until_quit().await;
+            if login_asking(&mut peer, "PASS join", &log).await {
+                peer.until_quit().await;
+            }
         }
     })
+}
+
+/// `NICK`, then `prompt` (`PASS` or `PASS join`), whose answer is recorded
+/// as `PROMPT: ANSWER`, then `WELCOME`, `JOIN`, `USERS`. False if the
+/// client left before answering.
+async fn login_asking(peer: &mut Peer, prompt: &str, log: &Seen) -> bool {
+    peer.send("NICK").await;
+    let Some(nick) = peer.recv().await else {
+        return false;
+    };
+    peer.send(prompt).await;
+    let Some(answer) = peer.recv().await else {
+        return false;
+    };
+    log.push(format!("{prompt}: {answer}"));
+    peer.send(&format!("WELCOME {nick} #lobby")).await;
+    peer.send(&format!("JOIN #lobby {nick}")).await;
+    peer.send(&format!("USERS #lobby {nick}")).await;
+    true
 }
 
 /// The link's certificate is trusted with no question (there is no
@@ -192,6 +201,131 @@ fn known_hosts_disagreeing_with_the_link_is_refused_and_kept() {
         "{:?}",
         seen.all()
     );
+}
+
+/// known_hosts keys an IPv6 server by its address, however it was spelled.
+/// The file pins `[0:0::1]:PORT` (typed so once and accepted) to one
+/// certificate; a server at `[::1]:PORT` showing another, named by a link,
+/// is refused as contradicting the file. The other way round, a file
+/// written as `[::1]:PORT` pins what `tlschat [0:0::1]:PORT --accept-new`
+/// connects to. Either way nothing is sent and the file is kept.
+#[test]
+fn an_ipv6_pin_holds_whatever_spelling_the_file_or_the_link_uses() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: ::1 is not available here");
+        return;
+    }
+    let pinned = Identity::self_signed(&["localhost"], false);
+    let impostor = Identity::self_signed(&["localhost"], false);
+    let seen = Seen::default();
+    let log = seen.clone();
+    let server = Hostile::start_on(&impostor, "[::1]:0", move |mut peer| {
+        let log = log.clone();
+        async move {
+            log.push("connection");
+            peer.login().await;
+            peer.until_quit().await;
+        }
+    });
+    let host = server.host();
+    let port = host.rsplit_once(':').map(|(_, p)| p).expect("a port");
+    let link = format!(
+        "tlschat://[::1]:{port}/?fp={}&code={CODE}",
+        impostor.fingerprint()
+    );
+    let typed = format!("[0:0::1]:{port}");
+    let cases = [
+        (
+            "0:0::1",
+            vec!["--nick", "alice", &link],
+            "INVITE LINK NAMES ANOTHER CERTIFICATE",
+        ),
+        (
+            "::1",
+            vec!["--nick", "alice", "--accept-new", &typed],
+            "CHANGED",
+        ),
+    ];
+    for (in_file, args, refusal) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = format!("[{in_file}]:{port} {}\n", pinned.fingerprint());
+        std::fs::write(known_hosts(dir.path()), &kh).unwrap();
+        let mut client = run_with(client_command(dir.path(), &args), "");
+        client.assert_exit(3);
+        assert!(client.err().text().contains(refusal), "{}", client.dump());
+        assert_eq!(
+            std::fs::read_to_string(known_hosts(dir.path())).unwrap(),
+            kh
+        );
+    }
+    assert!(seen.all().is_empty(), "{:?}", seen.all());
+}
+
+/// A secret typed at the terminal's hidden prompt (the join password, or
+/// an account's password) is kept in memory for the session's reconnects:
+/// after the server drops the connection, the client logs in again with
+/// it and does not ask a second time.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_secret_typed_at_the_prompt_answers_the_reconnects() {
+    use crate::tui_tmux::Tmux;
+    if !crate::harness::outside_program("tmux", &["-V"]) {
+        return;
+    }
+    let secret = format!("пароль {WORLD}");
+    for (nick, prompt, question) in [
+        ("alice", "PASS join", "join password or invite code for"),
+        ("admin", "PASS", "password for admin"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::self_signed(&["localhost"], false);
+        let seen = Seen::default();
+        let log = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let server = Hostile::start(&id, move |mut peer| {
+            let log = log.clone();
+            let n = connections.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if !login_asking(&mut peer, prompt, &log).await {
+                    return;
+                }
+                if n == 0 {
+                    // A network blip: the first connection is dropped.
+                    peer.close().await;
+                } else {
+                    peer.until_quit().await;
+                }
+            }
+        });
+        let cmd = format!(
+            "{} --plain --nick {nick} --fingerprint {} --known-hosts {} {}; echo EXIT=$?; sleep 60",
+            env!("CARGO_BIN_EXE_tlschat"),
+            id.fingerprint(),
+            known_hosts(dir.path()).display(),
+            server.host(),
+        );
+        let tmux = Tmux::start(&cmd);
+        tmux.wait_for(question);
+        tmux.type_text(&secret);
+        tmux.keys(&["Enter"]);
+        let deadline = Instant::now() + WAIT;
+        while seen.all().len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answer = format!("{prompt}: {secret}");
+        assert_eq!(seen.all(), [answer.clone(), answer], "{}", tmux.screen());
+        tmux.wait_for("in #lobby");
+        let screen = tmux.screen();
+        assert_eq!(screen.matches(question).count(), 1, "{screen}");
+        assert!(!screen.contains(&secret), "{screen}");
+        tmux.type_text("/quit");
+        tmux.keys(&["Enter"]);
+        assert!(
+            tmux.wait_for("EXIT=").contains("EXIT=0"),
+            "{}",
+            tmux.screen()
+        );
+    }
 }
 
 /// `RENAME` of us, then a lost connection: the client reconnects as the

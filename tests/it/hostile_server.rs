@@ -185,7 +185,7 @@ impl Peer {
     }
 }
 
-/// A TLS server on 127.0.0.1 that runs `script` for every connection, on its
+/// A TLS server on loopback (127.0.0.1 unless told) that runs `script` for every connection, on its
 /// own runtime (the test thread stays free to drive the client child).
 pub(crate) struct Hostile {
     addr: SocketAddr,
@@ -198,7 +198,17 @@ impl Hostile {
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self::start_gated(identity, None, script)
+        Self::start_gated(identity, None, "127.0.0.1:0", script)
+    }
+
+    /// As [`Hostile::start`], listening on `bind` (a loopback address with
+    /// port 0).
+    pub(crate) fn start_on<F, Fut>(identity: &Identity, bind: &str, script: F) -> Hostile
+    where
+        F: Fn(Peer) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start_gated(identity, None, bind, script)
     }
 
     /// As [`Hostile::start`]; with a `gate`, each TLS handshake waits until
@@ -207,6 +217,7 @@ impl Hostile {
     fn start_gated<F, Fut>(
         identity: &Identity,
         gate: Option<Arc<std::sync::Barrier>>,
+        bind: &str,
         script: F,
     ) -> Hostile
     where
@@ -225,8 +236,8 @@ impl Hostile {
             .expect("server certificate");
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1:0");
+            .block_on(TcpListener::bind(bind))
+            .unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let script = Arc::new(script);
         runtime.spawn(async move {
@@ -867,10 +878,15 @@ fn parallel_accept_new_keeps_every_host() {
     let servers: Vec<(Identity, Hostile)> = (0..N)
         .map(|_| {
             let id = Identity::self_signed(&["localhost"], false);
-            let server = Hostile::start_gated(&id, Some(gate.clone()), |mut peer| async move {
-                peer.login().await;
-                peer.until_quit().await;
-            });
+            let server = Hostile::start_gated(
+                &id,
+                Some(gate.clone()),
+                "127.0.0.1:0",
+                |mut peer| async move {
+                    peer.login().await;
+                    peer.until_quit().await;
+                },
+            );
             (id, server)
         })
         .collect();

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use crate::harness::{outside_program, Client, TestServer, STEP};
 
 /// A tmux server of its own (`-L`), so the test never touches a user's tmux.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(cmd: &str) -> Tmux {
+    pub(crate) fn start(cmd: &str) -> Tmux {
         // One tmux server per test: tests run in parallel.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -43,7 +43,7 @@ impl Tmux {
         Tmux { socket }
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "0"])
             .args(keys)
@@ -52,7 +52,7 @@ impl Tmux {
         assert!(status.success());
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
             .output()
@@ -61,7 +61,7 @@ impl Tmux {
     }
 
     /// Waits until the screen shows `text`; returns the screen.
-    fn wait_for(&self, text: &str) -> String {
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
@@ -133,7 +133,7 @@ async fn typing_a_message_renders_it_and_others_appear() {
 
 impl Tmux {
     /// Types `text` literally (`send-keys -l`): each character as a key.
-    fn type_text(&self, text: &str) {
+    pub(crate) fn type_text(&self, text: &str) {
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
             .status()

@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -187,7 +188,7 @@ impl KnownHosts {
                 return Err(malformed("expected `HOST:PORT SHA256:<hex>`".into()));
             };
             let fp = Fingerprint::parse(fp).map_err(|e| malformed(e.to_string()))?;
-            entries.push((host.to_ascii_lowercase(), fp));
+            entries.push((canonical_key(host), fp));
         }
         Ok(KnownHosts {
             path: path.to_path_buf(),
@@ -196,7 +197,7 @@ impl KnownHosts {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Fingerprint> {
-        let key = key.to_ascii_lowercase();
+        let key = canonical_key(key);
         self.entries
             .iter()
             .find(|(k, _)| *k == key)
@@ -222,7 +223,7 @@ impl KnownHosts {
     /// that other clients added since [`KnownHosts::load`] are kept, and if
     /// one of them added this host first, its entry stays and is returned.
     pub(crate) fn add(&mut self, key: &str, fp: Fingerprint) -> Result<Added, TrustError> {
-        let key = key.to_ascii_lowercase();
+        let key = canonical_key(key);
         if let Some(known) = self.get(&key) {
             return Ok(Added::Present(known));
         }
@@ -293,6 +294,22 @@ impl KnownHosts {
                 }
             }
         }
+    }
+}
+
+/// The form a known_hosts key is compared in: lower case, and an IPv6
+/// address (`[ADDRESS]:PORT`) in its canonical spelling, so that a line
+/// written as `[0:0::1]:6000` pins the server a link names as
+/// `[::1]:6000`, and the other way round.
+fn canonical_key(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    let v6 = key
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("]:"))
+        .and_then(|(addr, port)| Some((addr.parse::<Ipv6Addr>().ok()?, port)));
+    match v6 {
+        Some((addr, port)) => format!("[{addr}]:{port}"),
+        None => key,
     }
 }
 
@@ -619,6 +636,32 @@ mod tests {
         assert_eq!(kh.get("HOST:1"), Some(Fingerprint([1; 32])));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(&format!("host:1 {}", Fingerprint([1; 32]))));
+    }
+
+    /// An IPv6 key is one address whatever its spelling, in the file
+    /// (lines written before keys were canonical) and in a lookup.
+    #[test]
+    fn ipv6_keys_match_in_any_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            format!(
+                "[0:0::1]:6000 {}\n[2001:DB8::0:1]:7 {}\n",
+                Fingerprint([1; 32]),
+                Fingerprint([2; 32])
+            ),
+        )
+        .unwrap();
+        let mut kh = KnownHosts::load(&path).unwrap();
+        assert_eq!(kh.get("[::1]:6000"), Some(Fingerprint([1; 32])));
+        assert_eq!(kh.get("[0::0:1]:6000"), Some(Fingerprint([1; 32])));
+        assert_eq!(kh.get("[2001:db8::1]:7"), Some(Fingerprint([2; 32])));
+        assert_eq!(kh.get("[::1]:6001"), None);
+        assert_eq!(
+            kh.add("[::1]:6000", Fingerprint([3; 32])).unwrap(),
+            Added::Present(Fingerprint([1; 32]))
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::DEFAULT_PORT;
 /// Longest DNS name, in bytes (all ASCII).
 pub const MAX_HOST_LEN: usize = 253;
 
-/// `HOST[:PORT]`, with IPv6 as `[::1]:55555` (or a bare `::1`).
+/// `HOST[:PORT]`, with IPv6 as `[::1]:55555` (or a bare `::1`). An IP
+/// address is stored in its canonical spelling (`[0:0::1]` is `::1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
     host: String,
@@ -99,7 +100,8 @@ impl FromStr for HostPort {
             let (host, after) = rest
                 .split_once(']')
                 .ok_or_else(|| format!("`{s}`: missing `]` after an IPv6 address"))?;
-            host.parse::<Ipv6Addr>()
+            let v6 = host
+                .parse::<Ipv6Addr>()
                 .map_err(|_| format!("`{host}` is not an IPv6 address"))?;
             let port = match after {
                 "" => DEFAULT_PORT,
@@ -109,13 +111,13 @@ impl FromStr for HostPort {
                 )?,
             };
             return Ok(HostPort {
-                host: host.to_owned(),
+                host: v6.to_string(),
                 port,
             });
         }
-        if s.parse::<Ipv6Addr>().is_ok() {
+        if let Ok(v6) = s.parse::<Ipv6Addr>() {
             return Ok(HostPort {
-                host: s.to_owned(),
+                host: v6.to_string(),
                 port: DEFAULT_PORT,
             });
         }
@@ -131,6 +133,8 @@ impl FromStr for HostPort {
                 "`{host}` is not an IPv6 address; an IPv6 address with a port is written [ADDRESS]:PORT"
             ));
         }
+        // An IPv4 address has one spelling already (its parser takes no
+        // other), so the known_hosts key is the same however it is typed.
         Ok(HostPort {
             host: host.to_owned(),
             port,
@@ -184,6 +188,14 @@ mod tests {
         assert!(hp("a:b:7").is_err());
         assert!(hp("1::2::3:7").is_err());
         assert_eq!(hp("[::1]:6000").unwrap().to_string(), "[::1]:6000");
+        // An address is stored in one spelling, whatever was typed: it is
+        // the known_hosts key.
+        assert_eq!(hp("[0:0::1]:6000").unwrap().to_string(), "[::1]:6000");
+        assert_eq!(hp("2001:DB8:0:0::1").unwrap().host(), "2001:db8::1");
+        assert_eq!(
+            hp("[::ffff:7f00:1]:6000").unwrap().to_string(),
+            "[::ffff:127.0.0.1]:6000"
+        );
         assert_eq!(hp("h:1").unwrap().to_string(), "h:1");
         // Typed hosts are the resolver's business, non-ASCII included.
         assert_eq!(hp("тест.рф:7").unwrap().host(), "тест.рф");
