@@ -148,16 +148,22 @@ impl fmt::Debug for Secret<'_> {
     }
 }
 
-/// Who may make an account with `/register`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who may make their nickname an account with `/register`: the server's
+/// configured policy, the one `/registration` saves, and its argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Registration {
+    /// Anyone connected (the default).
+    #[default]
     Open,
     /// Only a session that came in with an invite (or gives a code).
     InviteOnly,
+    /// Nobody; the admin makes accounts with `tlschat-server passwd --nick`.
     Off,
 }
 
 impl Registration {
+    /// The word in the config file, the `/registration` command and the
+    /// server's store.
     pub fn as_str(self) -> &'static str {
         match self {
             Registration::Open => "open",

@@ -341,10 +341,7 @@ pub(crate) async fn registration(
             }]
         }
         Some(RegistrationChange::Default) => None,
-        Some(RegistrationChange::Set(policy)) => match policy.as_str().parse::<Registration>() {
-            Ok(policy) => Some(policy),
-            Err(why) => return vec![error(ErrorCode::BadArgument, &why)],
-        },
+        Some(RegistrationChange::Set(policy)) => Some(policy),
     };
     if let Err(e) = storage.call(move |s| save_registration(s, saved)).await {
         return vec![not_saved("registration policy", &e.to_string())];

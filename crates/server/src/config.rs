@@ -451,7 +451,11 @@ impl Settings {
             .map(|name| parse_public_name(&name))
             .transpose()?;
         let registration = match self.registration {
-            Some(word) => word.parse().map_err(ConfigError::Invalid)?,
+            Some(word) => word.parse().map_err(|()| {
+                ConfigError::Invalid(format!(
+                    "unknown registration policy `{word}`: open, invite-only or off"
+                ))
+            })?,
             None => Registration::default(),
         };
         Ok(Effective {

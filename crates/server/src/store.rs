@@ -253,49 +253,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
 }
 
-/// Who may make their nickname an account with `/register`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Registration {
-    /// Anyone connected (the default).
-    #[default]
-    Open,
-    /// Only a session that came in with an invite (or names a live code).
-    InviteOnly,
-    /// Nobody; the admin makes accounts with `tlschat-server passwd --nick`.
-    Off,
-}
-
-impl Registration {
-    /// The word in the config file, the `/registration` command and the
-    /// store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Registration::Open => "open",
-            Registration::InviteOnly => "invite-only",
-            Registration::Off => "off",
-        }
-    }
-}
-
-impl fmt::Display for Registration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Registration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Registration, String> {
-        match s {
-            "open" => Ok(Registration::Open),
-            "invite-only" => Ok(Registration::InviteOnly),
-            "off" => Ok(Registration::Off),
-            _ => Err(format!(
-                "unknown registration policy `{s}`: open, invite-only or off"
-            )),
-        }
-    }
-}
+/// Who may make their nickname an account; one type with the
+/// `/registration` command's argument, so the word means the same in the
+/// config file, the command and the store.
+pub use tlschat_protocol::Registration;
 
 /// The setting under which `/registration` saves its choice.
 const REGISTRATION_SETTING: &str = "registration";
@@ -982,7 +943,7 @@ mod tests {
         save_registration(&store, None).unwrap();
         assert_eq!(saved_registration(&store).unwrap(), None);
         assert_eq!(Registration::default(), Registration::Open);
-        for bad in ["", "Open", "invite_only", "закрыто", "off "] {
+        for bad in ["", "invite_only", "закрыто", "off "] {
             assert!(bad.parse::<Registration>().is_err(), "{bad}");
         }
         store
