@@ -150,7 +150,11 @@ async fn op_applies_live_and_a_moderator_stays_within_its_limits() {
 
     adm.send("/op MOD1").await;
     adm.expect("INFO mod1 is now a moderator").await;
+    // The room sees the new `@` at once, without asking.
+    adm.expect("USERS #lobby alice @mod1 admin").await;
     m.expect("INFO you are now a moderator").await;
+    m.expect("USERS #lobby alice @mod1 admin").await;
+    alice.expect("USERS #lobby alice @mod1 admin").await;
     alice.send("/who").await;
     alice.expect("USERS #lobby alice @mod1 admin").await;
     alice.send("/ops").await;
@@ -209,7 +213,9 @@ async fn op_applies_live_and_a_moderator_stays_within_its_limits() {
         .await;
     adm.send("/deop mod1").await;
     adm.expect("INFO mod1 is no longer a moderator").await;
+    adm.expect("USERS #lobby admin mod1").await;
     m.expect("INFO you are no longer a moderator").await;
+    m.expect("USERS #lobby admin mod1").await;
     m.send("/kick admin").await;
     m.expect(not_mod).await;
     s.stop().await;

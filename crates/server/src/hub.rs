@@ -764,6 +764,23 @@ impl State {
         .encode()
     }
 
+    /// A fresh `USERS` to the room `id` is in, so every member list shows
+    /// its new `@` (or loses it) at once; not in a big room, where joins and
+    /// parts are not told either.
+    pub(crate) fn users_to_room_of(&self, id: ClientId, lagging: &mut Vec<ClientId>) {
+        let Some(room) = self.users.get(&id).map(|u| u.room.clone()) else {
+            return;
+        };
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|r| r.len() <= QUIET_ROOM_THRESHOLD)
+        {
+            let line = self.users_line(&room);
+            self.to_room(&room, &line, lagging);
+        }
+    }
+
     /// Puts `id` into `room`: `JOIN` to the room (only to the joiner in a
     /// big room), then `USERS` to the joiner.
     fn enter(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {

@@ -113,11 +113,12 @@ impl Hub {
         info!(nick = %spelt, "{told}");
         let holder = self.set_holder_role(&spelt, role);
         self.section(|st, lagging| {
-            if let Some(t) = holder {
-                st.send(t, ServerLine::Info(you).encode(), lagging);
-            }
             let text = format!("{spelt} {told}");
             st.send(id, ServerLine::Info(&text).encode(), lagging);
+            if let Some(t) = holder {
+                st.send(t, ServerLine::Info(you).encode(), lagging);
+                st.users_to_room_of(t, lagging);
+            }
         });
     }
 
