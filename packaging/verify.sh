@@ -400,7 +400,7 @@ for f in /usr/bin/tlschat-server /usr/bin/tlschat /lib/systemd/system/tlschat-se
     /etc/tlschat/tlschat.toml /usr/share/tlschat/certbot-deploy-hook "${deb_assets[@]}"; do
     grep -qx ".$f" "$work/deb.files" || fail "$(basename "$deb") lacks $f"
 done
-dpkg-deb --info "$deb" conffiles 2>/dev/null | grep -qx /etc/tlschat/tlschat.toml ||
+dpkg-deb --info "$deb" conffiles 2>/dev/null | grep -x /etc/tlschat/tlschat.toml >/dev/null ||
     fail "/etc/tlschat/tlschat.toml is not a conffile of $(basename "$deb")"
 dpkg-deb --field "$deb" Package Version Architecture Depends
 for s in postinst prerm postrm; do
@@ -444,7 +444,7 @@ fi
 diff <(sed -n '/^# Address and port to listen on/,$p' packaging/tlschat.toml.example | sed -E 's/^([^#[:space:]].*)$/#\1/') \
     <(sed -n '/^# Address and port to listen on/,$p' /etc/tlschat/tlschat.toml) >/dev/null ||
     fail "packaging/etc/tlschat.toml is out of step with packaging/tlschat.toml.example (regenerate it as verify.sh compares)"
-dpkg-query --showformat='${Conffiles}\n' --show tlschat | grep -q '/etc/tlschat/tlschat.toml' ||
+dpkg-query --showformat='${Conffiles}\n' --show tlschat | grep '/etc/tlschat/tlschat.toml' >/dev/null ||
     fail "dpkg does not record /etc/tlschat/tlschat.toml as a conffile"
 ok "/etc/tlschat/tlschat.toml: a conffile, all commented out, passes check-config, in step with tlschat.toml.example"
 # Installed completions load; the man pages render.
@@ -679,7 +679,7 @@ done
 if ldd /usr/bin/tlschat-gui | grep 'not found'; then
     fail "/usr/bin/tlschat-gui lacks a library (above)"
 fi
-ldconfig -p | grep -q libxkbcommon.so.0 || fail "libxkbcommon.so.0 is not installed with tlschat-gui"
+ldconfig -p | grep libxkbcommon.so.0 >/dev/null || fail "libxkbcommon.so.0 is not installed with tlschat-gui"
 [ "$(dpkg-query --showformat='${Status}' --show tlschat-gui)" = "install ok installed" ] || fail "tlschat-gui is not installed"
 ok "installed with its dependencies: /usr/bin/tlschat-gui (all libraries found), the .desktop file (valid, registered for tlschat://), the icons"
 as_root dpkg --purge tlschat-gui > "$work/gui-purge.log" 2>&1 || { cat "$work/gui-purge.log"; fail "dpkg --purge tlschat-gui"; }
@@ -739,9 +739,9 @@ if grep -E 'systemd|^/etc/|tlschat-server|^/usr/bin/tlschat$' "$work/gui-rpm.fil
     fail "$(basename "$gui_rpm") carries parts of the server's package (the lines above)"
 fi
 [ -z "$(rpm -qp --scripts "$gui_rpm" 2>/dev/null)" ] || fail "$(basename "$gui_rpm") has scriptlets; it needs none"
-rpm -qp --requires "$gui_rpm" 2>/dev/null | grep -qx 'libxkbcommon.so.0()(64bit)' || fail "$(basename "$gui_rpm") does not require libxkbcommon.so.0"
+rpm -qp --requires "$gui_rpm" 2>/dev/null | grep -x 'libxkbcommon.so.0()(64bit)' >/dev/null || fail "$(basename "$gui_rpm") does not require libxkbcommon.so.0"
 for lib in 'libxkbcommon-x11.so.0()(64bit)' 'libwayland-client.so.0()(64bit)' 'libEGL.so.1()(64bit)' 'libvulkan.so.1()(64bit)'; do
-    rpm -qp --recommends "$gui_rpm" 2>/dev/null | grep -qxF "$lib" || fail "$(basename "$gui_rpm") does not recommend $lib"
+    rpm -qp --recommends "$gui_rpm" 2>/dev/null | grep -xF "$lib" >/dev/null || fail "$(basename "$gui_rpm") does not recommend $lib"
 done
 ok "$(basename "$gui_rpm"): tlschat-gui, .desktop, icons, licenses; no server files, no scriptlets; requires libxkbcommon.so.0, recommends X11/Wayland and Vulkan/EGL"
 
@@ -782,9 +782,9 @@ msi_pre_version=$(bash packaging/msi-version.sh 0.2.0-rc.1)
 # (wixl warns that it does not know AllowSameVersionUpgrades: see below.)
 wixl -a x64 -D Wixl=1 -D "Version=$msi_pre_version" -D DisplayVersion=0.2.0-rc.1 -D CargoTargetBinDir=target/verify-msi \
     -o "$work/tlschat-pre.msi" packaging/wix/main.wxs 2> "$work/wixl.err" || { cat "$work/wixl.err"; fail "wixl (pre-release)"; }
-msiinfo export "$work/tlschat-pre.msi" Property | tr -d '\r' | grep -qx $'ProductVersion\t'"$msi_pre_version" ||
+msiinfo export "$work/tlschat-pre.msi" Property | tr -d '\r' | grep -x $'ProductVersion\t'"$msi_pre_version" >/dev/null ||
     fail "the pre-release MSI's ProductVersion is not $msi_pre_version"
-msiinfo suminfo "$work/tlschat-pre.msi" | grep -q 'tlschat 0.2.0-rc.1' || fail "the pre-release MSI does not describe itself as 0.2.0-rc.1"
+msiinfo suminfo "$work/tlschat-pre.msi" | grep 'tlschat 0.2.0-rc.1' >/dev/null || fail "the pre-release MSI does not describe itself as 0.2.0-rc.1"
 # AllowSameVersionUpgrades: msitools' wixl ignores it (its Upgrade table
 # excludes the same version), so the source is checked; WiX 3 compiles it
 # into a VersionMax-inclusive Upgrade row.
@@ -802,11 +802,11 @@ for f in tlschat-server.exe tlschat.exe tlschat-gui.exe LICENSE-MIT LICENSE-APAC
     grep -q $'\t'"$f"$'\t' "$work/msi.files" || fail "the MSI lacks $f"
 done
 # The desktop client's Start menu entry, and the product's icon.
-msiinfo export "$work/tlschat.msi" Shortcut | tr -d '\r' | awk -F '\t' '$2 == "ProgramMenuFolder" && $3 == "tlschat" && $5 == "[#GuiExe]"' | grep -q . ||
+msiinfo export "$work/tlschat.msi" Shortcut | tr -d '\r' | awk -F '\t' '$2 == "ProgramMenuFolder" && $3 == "tlschat" && $5 == "[#GuiExe]"' | grep . >/dev/null ||
     fail "the MSI has no Start menu shortcut tlschat to tlschat-gui.exe"
 # (msiinfo writes the table's icon streams into ./Icon/: run it in $work.)
-(cd "$work" && msiinfo export tlschat.msi Icon) | tr -d '\r' | grep -q $'^TlschatIcon.ico\t' || fail "the MSI has no icon"
-msiinfo export "$work/tlschat.msi" Property | tr -d '\r' | grep -qx $'ARPPRODUCTICON\tTlschatIcon.ico' || fail "the MSI does not show its icon in Apps and features"
+(cd "$work" && msiinfo export tlschat.msi Icon) | tr -d '\r' | grep $'^TlschatIcon.ico\t' >/dev/null || fail "the MSI has no icon"
+msiinfo export "$work/tlschat.msi" Property | tr -d '\r' | grep -x $'ARPPRODUCTICON\tTlschatIcon.ico' >/dev/null || fail "the MSI does not show its icon in Apps and features"
 [[ "$(msiinfo export "$work/tlschat.msi" Directory)" == *ProgramFiles64Folder* ]] || fail "the MSI does not install into Program Files"
 [[ "$(msiinfo export "$work/tlschat.msi" Upgrade)" == *EB67B6F9-8190-4046-BA16-A720A06D2759* ]] || fail "the MSI has no upgrade code"
 # tlschat:// links open tlschat-gui.exe: the URL protocol's four rows
