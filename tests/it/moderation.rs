@@ -253,7 +253,11 @@ async fn an_unregistered_moderator_stays_connected_as_a_user() {
     m.send("/bans").await;
     m.expect("INFO no bans").await;
     adm.send("/unregister mod1").await;
+    // The room sees the `@` go at once (the admin too, just before its
+    // confirmation).
+    adm.expect("USERS #lobby admin mod1").await;
     adm.expect("INFO unregistered mod1").await;
+    m.expect("USERS #lobby admin mod1").await;
     m.send("/bans").await;
     m.expect("ERROR not-permitted only moderators and the admin may do that")
         .await;

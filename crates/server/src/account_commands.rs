@@ -316,9 +316,18 @@ pub(crate) async fn unregister(ctx: &PeerContext, target: &str) -> Vec<Bytes> {
         Ok(false) => return no_such(),
         Err(e) => return vec![not_saved("unregister", &e.to_string())],
     }
-    ctx.hub.with_accounts(|a| a.cache_remove(nick.key()));
-    // A connected holder stays, now a user (a moderator no more).
-    ctx.hub.set_holder_role(&nick, Role::User);
+    let was = ctx.hub.with_accounts(|a| {
+        let was = a.role_of(&nick);
+        a.cache_remove(nick.key());
+        was
+    });
+    // A connected holder stays, now a user (a moderator no more); its room
+    // sees the `@` go at once, as after `/deop`.
+    if let Some(holder) = ctx.hub.set_holder_role(&nick, Role::User) {
+        if was == Some(Role::Moderator) {
+            ctx.hub.refresh_users_of(holder);
+        }
+    }
     info!(nick = %nick, "unregistered");
     vec![info(&format!("unregistered {nick}"))]
 }

@@ -134,6 +134,11 @@ impl Hub {
         Some(t)
     }
 
+    /// A fresh `USERS` to the room of `id`, after its role changed.
+    pub(crate) fn refresh_users_of(&self, id: ClientId) {
+        self.section(|st, lagging| st.users_to_room_of(id, lagging));
+    }
+
     /// `/ops`: the moderators' accounts, for everyone.
     pub(crate) fn ops(&self, id: ClientId) {
         let names: Vec<String> = lock(&self.shared.accounts)
