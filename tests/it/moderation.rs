@@ -294,3 +294,28 @@ async fn a_moderator_invites_within_its_caps() {
     m.expect_quiet("own").await;
     s.stop().await;
 }
+
+/// A timed ban's reason in right-to-left scripts, with a ZWJ emoji sequence
+/// and a combining mark, reaches the kicked user, `/bans` and `bans.txt`
+/// unchanged.
+#[tokio::test]
+async fn a_timed_bans_reason_keeps_every_script() {
+    let reason = "שלום مرحبا 👩🏽‍💻 é";
+    let (s, _clock) = TestServer::start_clocked().await;
+    let mut adm = s.login_admin().await;
+    let mut bob = s.login("bob").await;
+    adm.wait_for("JOIN #lobby bob").await;
+    adm.send(&format!("/ban bob 2h {reason}")).await;
+    adm.wait_for("INFO banned bob (127.0.0.1) until 2026-11-24T16:00:00Z")
+        .await;
+    bob.expect(&format!("KICK bob admin banned: {reason}"))
+        .await;
+    adm.send("/bans").await;
+    adm.expect(&format!(
+        "INFO bob 127.0.0.1 since 2026-11-24T14:00:00Z until 2026-11-24T16:00:00Z by admin: {reason}"
+    ))
+    .await;
+    let text = std::fs::read_to_string(s.data_dir().join("bans.txt")).unwrap();
+    assert!(text.contains(reason), "{text}");
+    s.stop().await;
+}
