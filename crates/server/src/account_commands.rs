@@ -26,7 +26,7 @@ use crate::limits::{Guess, NoGuess};
 use crate::peer::PeerContext;
 use crate::room::ClientId;
 use crate::store::{
-    save_registration, saved_registration, AccountRow, InviteRow, Refusal, Registration, Terms,
+    save_registration, saved_registration, AccountRow, Refusal, Registration, Terms,
 };
 use tlschat_protocol::command::Secret;
 use tlschat_protocol::{
@@ -53,8 +53,8 @@ pub(crate) async fn registration_policy(ctx: &PeerContext) -> Registration {
 pub(crate) struct Caller {
     pub(crate) id: ClientId,
     pub(crate) role: Role,
-    /// The invite the session came in with.
-    pub(crate) invite: Option<InviteRow>,
+    /// Until when the invite the session came in with is valid.
+    pub(crate) invite_until: Option<SystemTime>,
     pub(crate) ip: IpAddr,
     /// The address group: the registration cap and the lockout count here.
     pub(crate) group: IpAddr,
@@ -118,7 +118,7 @@ pub(crate) async fn register(
                 "registration is off on this server; ask its operator",
             )]
         }
-        Registration::InviteOnly if caller.invite.as_ref().is_some_and(|r| r.expires > now) => None,
+        Registration::InviteOnly if caller.invite_until.is_some_and(|until| until > now) => None,
         Registration::InviteOnly => match code {
             Some(code) => Some(code),
             None => {

@@ -18,7 +18,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -158,7 +158,7 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
         ticket,
         id: login.id,
         role: login.role,
-        invite: login.invite,
+        invite_until: login.invite_until,
         ip: canonical_ip(addr.ip()),
         local,
         reader,
@@ -290,8 +290,9 @@ async fn accept_tls(
 struct LoggedIn {
     id: ClientId,
     role: SharedRole,
-    /// The invite this session's nickname came in with.
-    invite: Option<InviteRow>,
+    /// Until when the invite this session's nickname came in with is
+    /// valid (only the expiry: a row's bound nicknames may be many).
+    invite_until: Option<SystemTime>,
     outbox: Outbox,
     inbox: Inbox,
 }
@@ -448,7 +449,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
                 Ok(Try::Done(LoginEnd::In(LoggedIn {
                     id,
                     role,
-                    invite,
+                    invite_until: invite.map(|row| row.expires),
                     outbox,
                     inbox,
                 })))
@@ -690,9 +691,9 @@ struct Peer<R> {
     id: ClientId,
     /// Changed by `/op` and `/deop` while the session runs.
     role: SharedRole,
-    /// The invite this session came in with (for `/register` under
-    /// `invite-only`).
-    invite: Option<InviteRow>,
+    /// Until when the invite this session came in with is valid (for
+    /// `/register` under `invite-only`).
+    invite_until: Option<SystemTime>,
     ip: IpAddr,
     /// The address this connection reached: the host of last resort for
     /// the invite links this client asks for.
@@ -920,7 +921,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         Caller {
             id: self.id,
             role: self.role.get(),
-            invite: self.invite.clone(),
+            invite_until: self.invite_until,
             ip: self.ip,
             group: self.ticket.group(),
             local: self.local,
@@ -1172,7 +1173,7 @@ mod tests {
             ticket,
             id,
             role: SharedRole::new(Role::User),
-            invite: None,
+            invite_until: None,
             ip,
             local: None,
             reader: LineReader::new(server, MAX_CLIENT_LINE),
