@@ -152,6 +152,10 @@ impl EntryKind {
             | ServerLine::Pass(_)
             | ServerLine::Refuse(_)
             | ServerLine::Ban(_)
+            | ServerLine::History(_)
+            | ServerLine::HistoryEnd { .. }
+            | ServerLine::Found(_)
+            | ServerLine::FoundEnd { .. }
             | ServerLine::Unknown(_) => return None,
         })
     }

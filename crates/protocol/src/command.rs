@@ -16,6 +16,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::duration;
+use super::history::{
+    parse_stamp, HistoryAsk, MAX_CATCH_UP, MAX_HISTORY_LINES, MAX_SEARCH_WORDS,
+    MAX_SEARCH_WORD_CHARS, REPLAY_LINES,
+};
 use super::invite::{InviteCode, InvitePrefix};
 use super::names::{Nick, RoomName};
 use super::server_line::ErrorCode;
@@ -87,6 +91,12 @@ pub enum Command<'a> {
     Invites,
     /// `/uninvite PREFIX`.
     Uninvite(InvitePrefix),
+    /// `/history [n]`, `/history before|since <at> [n]`: kept lines of the
+    /// sender's room.
+    History(HistoryAsk),
+    /// `/search WORDS`: the words (1 to [`MAX_SEARCH_WORDS`], each at most
+    /// [`MAX_SEARCH_WORD_CHARS`] characters) to find in the sender's room.
+    Search(Vec<&'a str>),
 }
 
 /// Who may use a command.
@@ -126,7 +136,9 @@ impl Command<'_> {
             | Command::Nick(_)
             | Command::Register { .. }
             | Command::Password { .. }
-            | Command::Ops => Privilege::Anyone,
+            | Command::Ops
+            | Command::History(_)
+            | Command::Search(_) => Privilege::Anyone,
         }
     }
 }
@@ -251,6 +263,13 @@ pub const HELP: &[&str] = &[
     "/ops               list the moderators",
 ];
 
+/// The history commands, which `/help` lists when the server keeps history.
+pub const HISTORY_HELP: &[&str] = &[
+    "/history [N]       the room's last N kept lines (at most 200)",
+    "/history before|since TIME [N]  kept lines before or after a stamp",
+    "/search WORDS      kept lines of the room with all the words, newest first",
+];
+
 const KICK_HELP: &str = "/kick NICK [REASON]  disconnect NICK (they may come back)";
 const BAN_HELP: &str = "/ban NICK|ADDRESS[/LEN] [DURATION] [REASON]  ban NICK and its address (or an address or prefix), then kick; DURATION like 30m, 12h, 7d";
 const BANS_HELP: &str = "/bans                list the bans";
@@ -316,7 +335,10 @@ impl<'a> Command<'a> {
             "msg" => {
                 let (to, text) = split_word(args);
                 if to.is_empty() {
-                    return Err(CommandError::new(ErrorCode::NoSuchNick, "usage: /msg NICK TEXT"));
+                    return Err(CommandError::new(
+                        ErrorCode::NoSuchNick,
+                        "usage: /msg NICK TEXT",
+                    ));
                 }
                 if text.trim().is_empty() {
                     return Err(CommandError::new(
@@ -340,7 +362,10 @@ impl<'a> Command<'a> {
             "kick" => {
                 let (nick, reason) = split_word(args);
                 if nick.is_empty() {
-                    return Err(moderator_usage(ErrorCode::NoSuchNick, "/kick NICK [REASON]"));
+                    return Err(moderator_usage(
+                        ErrorCode::NoSuchNick,
+                        "/kick NICK [REASON]",
+                    ));
                 }
                 Command::Kick {
                     nick,
@@ -441,8 +466,12 @@ impl<'a> Command<'a> {
             "ops" => Command::Ops,
             "registration" => {
                 let (value, extra) = split_word(args);
-                let usage =
-                    || admin_usage(ErrorCode::BadArgument, "/registration [open|invite-only|off|default]");
+                let usage = || {
+                    admin_usage(
+                        ErrorCode::BadArgument,
+                        "/registration [open|invite-only|off|default]",
+                    )
+                };
                 if !extra.is_empty() {
                     return Err(usage());
                 }
@@ -460,18 +489,98 @@ impl<'a> Command<'a> {
                     return Err(moderator_usage(ErrorCode::BadArgument, "/uninvite PREFIX"));
                 }
                 let prefix = InvitePrefix::parse(prefix).map_err(|e| {
-                    CommandError::for_only(Privilege::Moderator, ErrorCode::BadArgument, e.to_string())
+                    CommandError::for_only(
+                        Privilege::Moderator,
+                        ErrorCode::BadArgument,
+                        e.to_string(),
+                    )
                 })?;
                 Command::Uninvite(prefix)
             }
-            _ => {
-                return Err(CommandError::new(
-                    ErrorCode::UnknownCommand,
-                    format!("/{word} is not a command; /help lists them, //text sends a message starting with /"),
-                ))
-            }
+            "history" => Command::History(parse_history(args)?),
+            "search" => Command::Search(parse_search(args)?),
+            _ => return Err(unknown_command(word)),
         })
     }
+}
+
+/// The answer to `/WORD` when the server has no such command (also what a
+/// server without history answers to `/history` and `/search`).
+pub fn unknown_command(word: &str) -> CommandError {
+    CommandError::new(
+        ErrorCode::UnknownCommand,
+        format!(
+            "/{word} is not a command; /help lists them, //text sends a message starting with /"
+        ),
+    )
+}
+
+/// `/history [N]`, `/history before AT [N]`, `/history since AT [N]`.
+fn parse_history(args: &str) -> Result<HistoryAsk, CommandError> {
+    const USAGE: &str = "usage: /history [N] or /history before|since TIME [N]";
+    let (first, rest) = split_word(args);
+    let count = |word: &str, default: u32, max: u32| -> Result<u32, CommandError> {
+        if word.is_empty() {
+            return Ok(default);
+        }
+        if !word.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CommandError::bad_argument(format!(
+                "{word} is not a number; {USAGE}"
+            )));
+        }
+        // Too many digits for a u32 is "as many as there are".
+        let n = word.parse::<u32>().unwrap_or(u32::MAX);
+        if n == 0 {
+            return Err(CommandError::bad_argument(format!(
+                "ask for at least 1 line; {USAGE}"
+            )));
+        }
+        Ok(n.min(max))
+    };
+    let lower = first.to_ascii_lowercase();
+    let (default, max) = match lower.as_str() {
+        "since" => (MAX_CATCH_UP, MAX_CATCH_UP),
+        _ => (REPLAY_LINES, MAX_HISTORY_LINES),
+    };
+    match lower.as_str() {
+        "before" | "since" => {
+            let (at, rest) = split_word(rest);
+            let (n, extra) = split_word(rest);
+            if !extra.is_empty() {
+                return Err(CommandError::bad_argument(USAGE));
+            }
+            let at = parse_stamp(at).ok_or_else(|| {
+                CommandError::bad_argument(format!("TIME is a stamp in unix milliseconds; {USAGE}"))
+            })?;
+            let n = count(n, default, max)?;
+            Ok(if lower == "before" {
+                HistoryAsk::Before { at, n }
+            } else {
+                HistoryAsk::Since { at, n }
+            })
+        }
+        _ if !rest.is_empty() => Err(CommandError::bad_argument(USAGE)),
+        _ => Ok(HistoryAsk::Last(count(first, default, max)?)),
+    }
+}
+
+/// `/search WORDS`: split on spaces and tabs, bounded in count and length.
+fn parse_search(args: &str) -> Result<Vec<&str>, CommandError> {
+    const USAGE: &str = "usage: /search WORDS (at most 8 words)";
+    let words: Vec<&str> = args.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() || words.len() > MAX_SEARCH_WORDS {
+        return Err(CommandError::bad_argument(USAGE));
+    }
+    if let Some(long) = words
+        .iter()
+        .find(|w| w.chars().count() > MAX_SEARCH_WORD_CHARS)
+    {
+        let shown: String = long.chars().take(16).collect();
+        return Err(CommandError::bad_argument(format!(
+            "{shown}… is longer than {MAX_SEARCH_WORD_CHARS} characters; {USAGE}"
+        )));
+    }
+    Ok(words)
 }
 
 /// `/invite [USES] [DURATION]`: either, both (in that order) or neither.
@@ -965,5 +1074,100 @@ mod tests {
         assert_eq!(err("/register"), ErrorCode::BadArgument);
         assert_eq!(err("/frobnicate"), ErrorCode::UnknownCommand);
         assert_eq!(err("/"), ErrorCode::UnknownCommand);
+    }
+
+    #[test]
+    fn history_requests_are_bounded() {
+        fn ask(line: &str) -> HistoryAsk {
+            match Command::parse(line) {
+                Ok(Command::History(a)) => a,
+                other => panic!("{line:?}: {other:?}"),
+            }
+        }
+        assert_eq!(ask("/history"), HistoryAsk::Last(50));
+        assert_eq!(ask("/HISTORY 7"), HistoryAsk::Last(7));
+        assert_eq!(ask("/history 1000"), HistoryAsk::Last(200));
+        assert_eq!(ask("/history 99999999999999999999"), HistoryAsk::Last(200));
+        assert_eq!(
+            ask("/history before 1764907200123"),
+            HistoryAsk::Before {
+                at: 1_764_907_200_123,
+                n: 50
+            }
+        );
+        assert_eq!(
+            ask("/history  since  17 9000"),
+            HistoryAsk::Since { at: 17, n: 500 }
+        );
+        assert_eq!(
+            ask("/history since 17"),
+            HistoryAsk::Since { at: 17, n: 500 }
+        );
+        assert_eq!(
+            ask("/history Before 5 3"),
+            HistoryAsk::Before { at: 5, n: 3 }
+        );
+        for a in [
+            HistoryAsk::Last(3),
+            HistoryAsk::Before { at: 9, n: 200 },
+            HistoryAsk::Since { at: 1, n: 500 },
+        ] {
+            assert_eq!(ask(&a.to_command()), a);
+        }
+        for bad in [
+            "/history 0",
+            "/history -1",
+            "/history +5",
+            "/history x",
+            "/history пять",
+            "/history 5 6",
+            "/history before",
+            "/history since x",
+            "/history since 1234567890123456",
+            "/history before 12 0",
+            "/history before 12 3 4",
+            "/history after 12",
+        ] {
+            assert_eq!(err(bad), ErrorCode::BadArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_words_are_bounded() {
+        assert_eq!(
+            Command::parse("/search  привет\tмир 日本語 👩‍👩‍👧 e\u{301}te "),
+            Ok(Command::Search(vec![
+                "привет",
+                "мир",
+                "日本語",
+                "👩‍👩‍👧",
+                "e\u{301}te"
+            ]))
+        );
+        assert_eq!(
+            Command::parse("/search a b c d e f g h").map(|c| c.privilege()),
+            Ok(Privilege::Anyone)
+        );
+        assert_eq!(err("/search"), ErrorCode::BadArgument);
+        assert_eq!(err("/search    "), ErrorCode::BadArgument);
+        assert_eq!(err("/search a b c d e f g h i"), ErrorCode::BadArgument);
+        let long = "ж".repeat(65);
+        assert_eq!(err(&format!("/search {long}")), ErrorCode::BadArgument);
+        assert!(Command::parse(&format!("/search {}", "ж".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn unknown_command_text_is_the_same_for_every_word() {
+        assert_eq!(
+            unknown_command("history"),
+            CommandError::new(
+                ErrorCode::UnknownCommand,
+                "/history is not a command; /help lists them, //text sends a message starting with /"
+            )
+        );
+        assert_eq!(
+            Command::parse("/frobnicate"),
+            Err(unknown_command("frobnicate"))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! tlschat-protocol: what the server and the clients agree on, protocol v1
-//! and its private-server additions, with no server, hashing or terminal
+//! and its private-server and history additions, with no server, hashing or terminal
 //! code in it.
 //!
 //! ```text
@@ -11,10 +11,11 @@
 //! tls::provider() → the one rustls crypto provider both ends build from
 //! "HOST[:PORT]" → HostPort; "tlschat://…" → InviteLink (host, fingerprint, code)
 //! "30m" / "7d" → duration::parse → Duration (bans, invites)
+//! "@<at> MSG …" → history::split_stamp → (stamp, v1 line)  (history mode)
 //! ```
 //!
 //! [`line`], [`command`], [`names`], [`server_line`], [`duration`],
-//! [`hostport`] and [`invite`] are pure (no I/O),
+//! [`hostport`], [`invite`] and [`history`] are pure (no I/O),
 //! so they are unit-, property- and fuzz-tested without sockets;
 //! [`connection`] is the only module that touches a stream. The normative
 //! description is `docs/protocol.md`.
@@ -29,6 +30,7 @@ pub mod command;
 pub mod connection;
 pub mod duration;
 pub mod fingerprint;
+pub mod history;
 pub mod hostport;
 pub mod invite;
 pub mod line;
@@ -39,11 +41,12 @@ pub mod tls;
 pub use command::{Command, CommandError, Privilege, Registration, RegistrationChange, Secret};
 pub use connection::Connection;
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use history::HistoryAsk;
 pub use hostport::HostPort;
 pub use invite::{InviteCode, InviteLink, InvitePrefix, LinkError};
 pub use line::{Frame, LineDecoder};
 pub use names::{Mark, NameError, Nick, RoomName};
-pub use server_line::{ErrorCode, PassFor, ServerLine};
+pub use server_line::{ErrorCode, Kept, PassFor, ServerLine};
 
 /// Default TCP port.
 pub const DEFAULT_PORT: u16 = 55555;

@@ -149,6 +149,26 @@ pub enum ServerLine<'a> {
         new: &'a str,
     },
     Rooms(Vec<(&'a str, usize)>),
+    /// `HISTORY <room> <at> <nick> <text>` (a kept `MSG`) or
+    /// `HISTORY <room> <at> *<nick> <text>` (a kept `ACTION`).
+    History(Kept<'a>),
+    /// `HISTORYEND <room> <sent> <left>`: the end of a replay or of a
+    /// `/history` answer; `left` older kept lines of the asked range were
+    /// not sent.
+    HistoryEnd {
+        room: &'a str,
+        sent: u32,
+        left: u32,
+    },
+    /// `FOUND <room> <at> <nick>|*<nick> <text>`: one `/search` hit.
+    Found(Kept<'a>),
+    /// `FOUNDEND <room> <count> <more>`: the end of a `/search` answer;
+    /// `more`: there were further hits.
+    FoundEnd {
+        room: &'a str,
+        count: u32,
+        more: bool,
+    },
     Info(&'a str),
     Pong(Option<&'a str>),
     Error {
@@ -157,6 +177,49 @@ pub enum ServerLine<'a> {
     },
     /// A word this version does not know (clients ignore it).
     Unknown(&'a str),
+}
+
+/// A kept room line, as `HISTORY` and `FOUND` carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept<'a> {
+    pub room: &'a str,
+    /// The server's stamp (unix milliseconds, unique within the room).
+    pub at: u64,
+    /// The nickname it was said under.
+    pub nick: &'a str,
+    /// Said with `/me`.
+    pub action: bool,
+    pub text: &'a str,
+}
+
+impl<'a> Kept<'a> {
+    fn write(&self, word: &str, b: &mut BytesMut) {
+        b.put_slice(word.as_bytes());
+        b.put_u8(b' ');
+        b.put_slice(self.room.as_bytes());
+        b.put_u8(b' ');
+        b.put_slice(self.at.to_string().as_bytes());
+        b.put_slice(if self.action { b" *" } else { b" " });
+        b.put_slice(self.nick.as_bytes());
+        b.put_u8(b' ');
+        b.put_slice(self.text.as_bytes());
+    }
+
+    fn parse(rest: &'a str) -> Option<Kept<'a>> {
+        let ([room, at, who], text) = text_after::<3>(rest)?;
+        let at = crate::history::parse_stamp(at)?;
+        let (action, nick) = match who.strip_prefix('*') {
+            Some(nick) => (true, nick),
+            None => (false, who),
+        };
+        (!nick.is_empty()).then_some(Kept {
+            room,
+            at,
+            nick,
+            action,
+            text,
+        })
+    }
 }
 
 impl ServerLine<'_> {
@@ -181,6 +244,9 @@ impl ServerLine<'_> {
                 to: nick,
                 text,
             } => room.len() + nick.len() + text.len() + 2,
+            ServerLine::History(k) | ServerLine::Found(k) => {
+                k.room.len() + k.nick.len() + k.text.len() + 24
+            }
             _ => 64,
         };
         fields + 16
@@ -225,6 +291,21 @@ impl ServerLine<'_> {
                     b.put_slice(count.to_string().as_bytes());
                 }
             }
+            ServerLine::History(k) => k.write("HISTORY", b),
+            ServerLine::Found(k) => k.write("FOUND", b),
+            ServerLine::HistoryEnd { room, sent, left } => put(
+                b,
+                &["HISTORYEND", room, &sent.to_string(), &left.to_string()],
+            ),
+            ServerLine::FoundEnd { room, count, more } => put(
+                b,
+                &[
+                    "FOUNDEND",
+                    room,
+                    &count.to_string(),
+                    if *more { "1" } else { "0" },
+                ],
+            ),
             ServerLine::Info(t) => put(b, &["INFO", t]),
             ServerLine::Pong(None) => put(b, &["PONG"]),
             ServerLine::Pong(Some(t)) => put(b, &["PONG", t]),
@@ -291,6 +372,26 @@ impl ServerLine<'_> {
                 })
                 .collect::<Option<Vec<_>>>()
                 .map(ServerLine::Rooms),
+            "HISTORY" => Kept::parse(rest).map(ServerLine::History),
+            "FOUND" => Kept::parse(rest).map(ServerLine::Found),
+            "HISTORYEND" => fields::<3>(rest).and_then(|[room, sent, left]| {
+                Some(ServerLine::HistoryEnd {
+                    room,
+                    sent: count(sent)?,
+                    left: count(left)?,
+                })
+            }),
+            "FOUNDEND" => fields::<3>(rest).and_then(|[room, n, more]| {
+                Some(ServerLine::FoundEnd {
+                    room,
+                    count: count(n)?,
+                    more: match more {
+                        "0" => false,
+                        "1" => true,
+                        _ => None?,
+                    },
+                })
+            }),
             "INFO" => Some(ServerLine::Info(rest)),
             "PONG" => Some(ServerLine::Pong((!rest.is_empty()).then_some(rest))),
             "ERROR" => {
@@ -308,6 +409,14 @@ impl ServerLine<'_> {
 /// Splits off the first space-separated word.
 fn split1(s: &str) -> (&str, &str) {
     s.split_once(' ').unwrap_or((s, ""))
+}
+
+/// A count: ASCII digits only (`str::parse` would take a `+`).
+fn count(s: &str) -> Option<u32> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// Exactly N space-separated fields.
@@ -456,6 +565,72 @@ mod tests {
                 new: "密码"
             }
         );
+    }
+
+    #[test]
+    fn history_lines_round_trip() {
+        let kept = |action, text| Kept {
+            room: "#комната",
+            at: 1_764_907_200_123,
+            nick: "Алиса",
+            action,
+            text,
+        };
+        let cases: Vec<(ServerLine, &str)> = vec![
+            (
+                ServerLine::History(kept(false, "שלום 👩‍👩‍👧 e\u{301}")),
+                "HISTORY #комната 1764907200123 Алиса שלום 👩‍👩‍👧 e\u{301}",
+            ),
+            (
+                ServerLine::History(kept(true, "waves 👋🏽")),
+                "HISTORY #комната 1764907200123 *Алиса waves 👋🏽",
+            ),
+            (
+                ServerLine::Found(kept(false, "")),
+                "FOUND #комната 1764907200123 Алиса ",
+            ),
+            (
+                ServerLine::HistoryEnd {
+                    room: "#r",
+                    sent: 50,
+                    left: 12,
+                },
+                "HISTORYEND #r 50 12",
+            ),
+            (
+                ServerLine::FoundEnd {
+                    room: "#r",
+                    count: 20,
+                    more: true,
+                },
+                "FOUNDEND #r 20 1",
+            ),
+            (
+                ServerLine::FoundEnd {
+                    room: "#r",
+                    count: 0,
+                    more: false,
+                },
+                "FOUNDEND #r 0 0",
+            ),
+        ];
+        for (line, text) in cases {
+            assert_eq!(line.encode(), format!("{text}\n").as_bytes());
+            assert_eq!(ServerLine::parse(text), line);
+        }
+        for odd in [
+            "HISTORY #r x bob hi",
+            "HISTORY #r 1234567890123456 bob hi",
+            "HISTORY #r -1 bob hi",
+            "HISTORY #r 12 * hi",
+            "HISTORYEND #r 1",
+            "HISTORYEND #r 1 +2",
+            "HISTORYEND #r 1 2 3",
+            "FOUNDEND #r 1 2",
+            "FOUNDEND #r 99999999999 0",
+        ] {
+            assert_eq!(ServerLine::parse(odd), ServerLine::Unknown(odd), "{odd:?}");
+        }
     }
 
     #[test]

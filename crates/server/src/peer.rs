@@ -865,6 +865,16 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Op(nick) => hub.set_role(id, nick, Role::Moderator).await,
             Command::Deop(nick) => hub.set_role(id, nick, Role::User).await,
             Command::Ops => hub.ops(id),
+            // This server keeps no history: answered as a server that has
+            // never heard of the words.
+            Command::History(_) => {
+                let e = tlschat_protocol::command::unknown_command("history");
+                self.error(e.code, &e.text);
+            }
+            Command::Search(_) => {
+                let e = tlschat_protocol::command::unknown_command("search");
+                self.error(e.code, &e.text);
+            }
             Command::Register { password, code } => {
                 let caller = &self.caller();
                 let lines = account_commands::register(&self.ctx, caller, password, code);
