@@ -606,8 +606,13 @@ impl History {
         let full = queue.pending.len() >= shared.queue_rows
             || queue.pending_bytes + bytes > shared.queue_bytes;
         if full || queue.stop_by.is_some() {
+            let why = if full {
+                "the history queue is full (the disk is slow or stalled)"
+            } else {
+                "the history is shut down"
+            };
             drop(queue);
-            shared.count_lost(1, "the history queue is full (the disk is slow or stalled)");
+            shared.count_lost(1, why);
             return;
         }
         let was_empty = queue.pending.is_empty();
@@ -1157,6 +1162,69 @@ pub(crate) mod tests {
         assert_eq!(stamps(&page.rows), (1..=11).collect::<Vec<u64>>());
         history.shutdown().await;
         small.shutdown().await;
+    }
+
+    /// A store whose writes fail while told to.
+    #[derive(Default)]
+    struct Flaky {
+        kept: MemHistory,
+        failing: AtomicBool,
+    }
+
+    impl HistoryStore for Flaky {
+        fn high_water(&self) -> Result<u64, StoreError> {
+            self.kept.high_water()
+        }
+        fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Write {
+                    path: "history.db".into(),
+                    reason: "диск полон".to_owned(),
+                });
+            }
+            self.kept.append(rows, lines_per_room)
+        }
+        fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError> {
+            self.kept.retain(oldest_ms, lines_per_room)
+        }
+        fn slice(
+            &self,
+            room_key: &str,
+            range: Range,
+            limit: usize,
+            known: &[u64],
+        ) -> Result<Slice, HistoryError> {
+            self.kept.slice(room_key, range, limit, known)
+        }
+        fn search(
+            &self,
+            room_key: &str,
+            words: &[SearchWord],
+            limit: usize,
+        ) -> Result<Vec<Row>, HistoryError> {
+            self.kept.search(room_key, words, limit)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_counted_and_the_writer_goes_on() {
+        let store = Arc::new(Flaky::default());
+        store.failing.store(true, Ordering::SeqCst);
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        for at in 1..=3 {
+            history.offer(row("#r", at, "שלום עולם"));
+        }
+        settled(&history).await;
+        assert_eq!(history.dropped(), 3);
+        store.failing.store(false, Ordering::SeqCst);
+        for at in 4..=5 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        settled(&history).await;
+        let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![4, 5], 0));
+        assert_eq!(history.dropped(), 3);
+        history.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -472,8 +472,16 @@ mod tests {
     #[test]
     fn the_bundled_sqlite_has_fts5() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE VIRTUAL TABLE t USING fts5(x)")
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(x); INSERT INTO t VALUES ('Привет, мир')",
+        )
+        .unwrap();
+        let hit: String = conn
+            .query_row("SELECT x FROM t WHERE t MATCH 'привет'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
+        assert_eq!(hit, "Привет, мир");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,7 +563,16 @@ mod tests {
             .map(|r| r.at)
             .collect();
         assert_eq!(left, [150, 149]);
-        // The index forgot the deleted rows.
+        // The index forgot the deleted rows (`1`: checked against the
+        // content table).
+        history
+            .writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
+            )
+            .unwrap();
         assert_eq!(found(&history, "#ב", &["привет"]), Vec::<u64>::new());
         assert_eq!(found(&history, "#日", &["e\u{301}te"]), [149]);
         assert_eq!(found(&history, "#ä", &["привет"]), [150]);
@@ -712,11 +729,9 @@ mod tests {
         history.shutdown().await;
     }
 
-    /// Prints the size of 100 000 lines of 80 bytes over 20 rooms (the
-    /// figure docs/storage.md gives). Run it with `--release --ignored
-    /// --nocapture`.
+    /// The size of 100 000 lines of 80 bytes over 20 rooms, printed (the
+    /// figure docs/storage.md gives; `--nocapture` shows it) and bounded.
     #[test]
-    #[ignore = "slow in a debug build; prints a figure for the docs"]
     fn size_of_100k_lines() {
         let dir = tempfile::tempdir().unwrap();
         let history = open(dir.path());
@@ -777,5 +792,7 @@ mod tests {
             "history.db with 100000 lines of 80 bytes over 20 rooms: {size} bytes ({:.1} MiB)",
             size as f64 / (1 << 20) as f64
         );
+        assert!(size < 32 << 20, "{size} bytes");
+        assert_eq!(history.high_water().unwrap(), base + 99_999);
     }
 }
