@@ -300,6 +300,11 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// Deletes the rows stamped before `oldest_ms` and all but the newest
     /// `lines_per_room` of every room; returns how many went.
     fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError>;
+    /// Called by the writer once it has written its last batch: leaves
+    /// the file complete on its own (no log beside it to copy).
+    fn finish(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The newest `limit` rows of the room in `range`, with counts (see
     /// [`Slice`]); `known` are stamps (in `range`) the caller holds.
     fn slice(
@@ -869,7 +874,12 @@ impl Shared {
                     self.lock_queue().in_flight = Arc::new([]);
                     paced_until = Instant::now() + MIN_COMMIT_GAP;
                 }
-                Job::Stop => return,
+                Job::Stop => {
+                    if let Err(e) = self.store.finish() {
+                        error!("history not tidied at stop: {e}");
+                    }
+                    return;
+                }
             }
         }
     }
