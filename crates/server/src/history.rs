@@ -297,9 +297,10 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// keeps the newest `lines_per_room` of each room touched, in one
     /// transaction.
     fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError>;
-    /// Deletes the rows stamped before `oldest_ms` and all but the newest
-    /// `lines_per_room` of every room; returns how many went.
-    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError>;
+    /// Deletes the rows stamped before `oldest_ms` and, given a count, all
+    /// but the newest `lines_per_room` of every room (a full pass, so only
+    /// at start and after a change); returns how many went.
+    fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError>;
     /// Called by the writer once it has written its last batch: leaves
     /// the file complete on its own (no log beside it to copy).
     fn finish(&self) -> Result<(), StoreError> {
@@ -370,15 +371,17 @@ impl HistoryStore for MemHistory {
         Ok(())
     }
 
-    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError> {
+    fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
         let mut kept = self.lock();
         let before = kept.len();
         kept.retain(|_, row| row.at >= oldest_ms);
         let mut deleted = (before - kept.len()) as u64;
-        let mut rooms: Vec<Arc<str>> = kept.keys().map(|(k, _)| k.clone()).collect();
-        rooms.dedup();
-        for room_key in &rooms {
-            deleted += keep_newest(&mut kept, room_key, lines_per_room);
+        if let Some(lines) = lines_per_room {
+            let mut rooms: Vec<Arc<str>> = kept.keys().map(|(k, _)| k.clone()).collect();
+            rooms.dedup();
+            for room_key in &rooms {
+                deleted += keep_newest(&mut kept, room_key, lines);
+            }
         }
         Ok(deleted)
     }
@@ -569,7 +572,7 @@ impl History {
                 lines_per_room: settings.lines_per_room.max(1),
                 max_age: settings.max_age,
             }),
-            retention_asked: AtomicBool::new(false),
+            retention_asked: AtomicBool::new(true),
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
@@ -798,7 +801,10 @@ fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page
 /// What the writer does next.
 enum Job {
     Write(Arc<[Row]>),
-    Retain,
+    /// Age retention; with `every_room`, the line count too.
+    Retain {
+        every_room: bool,
+    },
     Stop,
 }
 
@@ -843,12 +849,13 @@ impl Shared {
     }
 
     fn run_writer(&self) {
-        let mut next_retention = Instant::now();
+        // At start, retention is asked for (`retention_asked`).
+        let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
             match self.next_job(next_retention, paced_until) {
-                Job::Retain => {
-                    self.apply_retention();
+                Job::Retain { every_room } => {
+                    self.apply_retention(every_room);
                     next_retention = Instant::now() + RETENTION_EVERY;
                 }
                 Job::Write(batch) => {
@@ -900,8 +907,11 @@ impl Shared {
                     self.count_lost(lost, "the server stopped before they were written");
                     return Job::Stop;
                 }
-            } else if now >= next_retention || self.retention_asked.swap(false, Ordering::SeqCst) {
-                return Job::Retain;
+            } else {
+                let asked = self.retention_asked.swap(false, Ordering::SeqCst);
+                if asked || now >= next_retention {
+                    return Job::Retain { every_room: asked };
+                }
             }
             let paced = queue.stop_by.is_none() && now < paced_until;
             if !queue.pending.is_empty() && !paced {
@@ -924,7 +934,7 @@ impl Shared {
         }
     }
 
-    fn apply_retention(&self) {
+    fn apply_retention(&self, every_room: bool) {
         let Retention {
             lines_per_room,
             max_age,
@@ -935,7 +945,8 @@ impl Shared {
             .checked_sub(max_age)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        if let Err(e) = self.store.retain(oldest, lines_per_room) {
+        let lines = every_room.then_some(lines_per_room);
+        if let Err(e) = self.store.retain(oldest, lines) {
             if self.failure_warning.due() {
                 error!("history retention failed: {e}");
             }
@@ -1102,6 +1113,21 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lowered_line_count_applies_at_start() {
+        let store = Arc::new(MemHistory::default());
+        let rows: Vec<Row> = (1..=10)
+            .map(|at| row("#Ωμέγα", at, TEXTS[at as usize % 6]))
+            .collect();
+        store.append(&rows, 500).unwrap();
+        let mut settings = settings();
+        settings.lines_per_room = 4;
+        let history = History::start(store, settings, Arc::new(SystemClock)).unwrap();
+        assert_eq!(kept_when(&history, "#ωμέγα", 4).await, [7, 8, 9, 10]);
+        assert_eq!(history.high_water(), 10);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn age_retention_follows_the_injected_clock() {
         let start = UNIX_EPOCH + Duration::from_secs(1_795_528_800);
         let clock = Arc::new(ManualClock::new(start));
@@ -1194,7 +1220,7 @@ pub(crate) mod tests {
             }
             self.kept.append(rows, lines_per_room)
         }
-        fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError> {
+        fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
             self.kept.retain(oldest_ms, lines_per_room)
         }
         fn slice(
