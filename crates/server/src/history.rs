@@ -24,11 +24,12 @@
 //! queue and on disk: the merge keeps one per stamp, stamps being unique
 //! per room).
 //!
-//! Age retention runs in the writer at start, every [`RETENTION_EVERY`]
-//! and when the limits change, against the injected [`Clock`]; count
-//! retention also runs in every batch's transaction for the rooms it
-//! touched. A database error never stops the writer: the batch is counted
-//! as lost, logged, and the next one is tried.
+//! Retention runs in the writer: the line count in every batch's
+//! transaction for the rooms it touched, and for every room at start and
+//! when the limits change; the age limit at start, when the limits change
+//! and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
+//! database error never stops the writer: the batch is counted as lost,
+//! logged, and the next one is tried.
 //!
 //! Reads block (SQLite), so they run on the blocking pool, at most
 //! [`CONCURRENT_READS`] at a time server-wide, never under the hub's lock.

@@ -815,7 +815,10 @@ mod tests {
         drop(history);
         let started = Instant::now();
         let history = open(dir.path());
-        println!("reopened (with its integrity check) in {:?}", started.elapsed());
+        println!(
+            "reopened (with its integrity check) in {:?}",
+            started.elapsed()
+        );
         assert_eq!(history.high_water().unwrap(), base + 99_999);
     }
 }
