@@ -249,12 +249,15 @@ impl Range {
 
 /// What a backend found for a [`Range`]: its newest rows, newest first,
 /// at most the limit asked; how many it holds in the range in all; and
-/// how many of the stamps it was told the caller already has it holds too.
+/// how many of those are stamped at or after the `queued_from` it was
+/// given (rows the caller also holds queued: a room's rows reach the
+/// database in the order they were stamped, so the ones stamped from the
+/// oldest queued row on are all in the queue).
 #[derive(Debug, Default)]
 pub(crate) struct Slice {
     pub(crate) rows: Vec<Row>,
     pub(crate) total: u64,
-    pub(crate) known_present: u64,
+    pub(crate) queued_present: u64,
 }
 
 /// One search word: quoted text, perhaps a prefix. Built only by
@@ -297,7 +300,7 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// Inserts the rows (a stamp already kept in its room is skipped) and
     /// keeps the newest `lines_per_room` of each room touched, in one
     /// transaction.
-    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError>;
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError>;
     /// Deletes the rows stamped before `oldest_ms` and, given a count, all
     /// but the newest `lines_per_room` of every room (a full pass, so only
     /// at start and after a change); returns how many went.
@@ -308,13 +311,14 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
         Ok(())
     }
     /// The newest `limit` rows of the room in `range`, with counts (see
-    /// [`Slice`]); `known` are stamps (in `range`) the caller holds.
+    /// [`Slice`]); `queued_from` is the oldest stamp (in `range`) the
+    /// caller holds queued.
     fn slice(
         &self,
         room_key: &str,
         range: Range,
         limit: usize,
-        known: &[u64],
+        queued_from: Option<u64>,
     ) -> Result<Slice, HistoryError>;
     /// The newest `limit` rows of the room holding every word (whole words,
     /// case and diacritics ignored), newest first.
@@ -357,11 +361,11 @@ impl HistoryStore for MemHistory {
         Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
     }
 
-    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
         let mut kept = self.lock();
         for row in rows {
             kept.entry((row.room_key.clone(), row.at))
-                .or_insert_with(|| row.clone());
+                .or_insert_with(|| Row::clone(row));
         }
         let mut touched: Vec<&Arc<str>> = rows.iter().map(|r| &r.room_key).collect();
         touched.sort();
@@ -392,7 +396,7 @@ impl HistoryStore for MemHistory {
         room_key: &str,
         range: Range,
         limit: usize,
-        known: &[u64],
+        queued_from: Option<u64>,
     ) -> Result<Slice, HistoryError> {
         let kept = self.lock();
         let in_range: Vec<&Row> = kept
@@ -407,10 +411,9 @@ impl HistoryStore for MemHistory {
                 .map(|r| (*r).clone())
                 .collect(),
             total: in_range.len() as u64,
-            known_present: known
-                .iter()
-                .filter(|at| in_range.iter().any(|r| r.at == **at))
-                .count() as u64,
+            queued_present: queued_from.map_or(0, |from| {
+                in_range.iter().filter(|r| r.at >= from).count() as u64
+            }),
         })
     }
 
@@ -447,10 +450,11 @@ impl HistoryStore for MemHistory {
 /// The queue between the hub and the writer.
 #[derive(Default)]
 struct Queue {
-    pending: VecDeque<Row>,
+    /// Shared with the readers' snapshots, which copy pointers only.
+    pending: VecDeque<Arc<Row>>,
     pending_bytes: usize,
     /// The batch being committed; readers see it until the commit is done.
-    in_flight: Arc<[Row]>,
+    in_flight: Arc<[Arc<Row>]>,
     /// Set by a shutdown: write what is queued until this instant, then stop.
     stop_by: Option<Instant>,
 }
@@ -625,7 +629,7 @@ impl History {
             return;
         }
         let was_empty = queue.pending.is_empty();
-        queue.pending.push_back(row);
+        queue.pending.push_back(Arc::new(row));
         queue.pending_bytes += bytes;
         drop(queue);
         if was_empty {
@@ -675,8 +679,9 @@ impl History {
         }
         let n = n as usize;
         let room_key = room_key.to_owned();
+        let permit = self.read_permit().await?;
         let mut rows = self
-            .blocking(move |store| store.search(&room_key, &words, n + 1))
+            .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
         let more = rows.len() > n;
         rows.truncate(n);
@@ -739,32 +744,41 @@ impl History {
         n: u32,
         max_bytes: usize,
     ) -> Result<Page, HistoryError> {
-        // The queue first: a row committed after this look is in the
-        // database by the time the query below reads it.
-        let queued = self.inner.shared.queued(room_key, range);
-        let known: Vec<u64> = queued.iter().map(|r| r.at).collect();
-        let key = room_key.to_owned();
         let limit = n as usize;
+        let permit = self.read_permit().await?;
+        // The queue after the permit (a read waiting for one holds no
+        // copy) and before the database: a row committed after this look
+        // is in the database by the time the query below reads it.
+        let queued = self.inner.shared.queued(room_key, range, limit);
+        let key = room_key.to_owned();
+        let from = queued.oldest;
         let slice = self
-            .blocking(move |store| store.slice(&key, range, limit, &known))
+            .blocking(permit, move |store| store.slice(&key, range, limit, from))
             .await?;
         Ok(merge(slice, queued, limit, max_bytes))
     }
 
-    /// Runs `f` on the blocking pool once a read permit is free. The permit
-    /// goes with it, so a caller that stops waiting does not free a place
-    /// while its query still runs.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn HistoryStore) -> Result<T, HistoryError> + Send + 'static,
-    ) -> Result<T, HistoryError> {
-        let shared = self.inner.shared.clone();
-        let permit = shared
+    /// A place among the [`CONCURRENT_READS`].
+    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
+        let permit = self
+            .inner
+            .shared
             .reads
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(permit)
+    }
+
+    /// Runs `f` on the blocking pool. The permit goes with it, so a caller
+    /// that stops waiting does not free a place while its query still runs.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        f: impl FnOnce(&dyn HistoryStore) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, HistoryError> {
+        let shared = self.inner.shared.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(shared.store.as_ref())
@@ -774,13 +788,26 @@ impl History {
     }
 }
 
+/// A read's look at the queue: the newest rows of a room in a range.
+#[derive(Debug, Default)]
+struct Queued {
+    /// At most the read's limit, newest first.
+    newest: Vec<Arc<Row>>,
+    /// All the queued rows of the room in the range.
+    count: u64,
+    /// The oldest stamp among them.
+    oldest: Option<u64>,
+}
+
 /// The newest `limit` of the database's rows and the queued ones (one per
 /// stamp), cut to `max_bytes` of `HISTORY` lines, oldest first.
-fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page {
-    let total = slice.total + queued.len() as u64 - slice.known_present.min(queued.len() as u64);
+fn merge(slice: Slice, queued: Queued, limit: usize, max_bytes: usize) -> Page {
+    let total = slice.total + queued.count - slice.queued_present.min(queued.count);
     let mut by_stamp: BTreeMap<u64, Row> = slice.rows.into_iter().map(|r| (r.at, r)).collect();
-    for row in queued {
-        by_stamp.entry(row.at).or_insert(row);
+    for row in queued.newest {
+        by_stamp
+            .entry(row.at)
+            .or_insert_with(|| Arc::unwrap_or_clone(row));
     }
     let mut rows = Vec::new();
     let mut bytes = 0;
@@ -801,7 +828,7 @@ fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page
 
 /// What the writer does next.
 enum Job {
-    Write(Arc<[Row]>),
+    Write(Arc<[Arc<Row>]>),
     /// Age retention; with `every_room`, the line count too.
     Retain {
         every_room: bool,
@@ -823,16 +850,27 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// The queued and in-flight rows of the room in `range`.
-    fn queued(&self, room_key: &str, range: Range) -> Vec<Row> {
+    /// The newest `limit` queued and in-flight rows of the room in
+    /// `range` (pointers, so the hub's [`History::offer`] waits for a scan
+    /// of the queue at most), with their count.
+    fn queued(&self, room_key: &str, range: Range, limit: usize) -> Queued {
         let queue = self.lock_queue();
-        queue
-            .in_flight
+        let mut queued = Queued::default();
+        // Newest first: the queue holds each room's rows in stamp order.
+        let matching = queue
+            .pending
             .iter()
-            .chain(queue.pending.iter())
-            .filter(|r| &*r.room_key == room_key && range.contains(r.at))
-            .cloned()
-            .collect()
+            .rev()
+            .chain(queue.in_flight.iter().rev())
+            .filter(|r| &*r.room_key == room_key && range.contains(r.at));
+        for row in matching {
+            if queued.newest.len() < limit {
+                queued.newest.push(row.clone());
+            }
+            queued.count += 1;
+            queued.oldest = Some(row.at);
+        }
+        queued
     }
 
     fn count_lost(&self, rows: u64, why: &str) {
@@ -917,8 +955,8 @@ impl Shared {
             let paced = queue.stop_by.is_none() && now < paced_until;
             if !queue.pending.is_empty() && !paced {
                 let take = queue.pending.len().min(BATCH_ROWS);
-                let batch: Arc<[Row]> = queue.pending.drain(..take).collect();
-                queue.pending_bytes -= batch.iter().map(Row::queued_bytes).sum::<usize>();
+                let batch: Arc<[Arc<Row>]> = queue.pending.drain(..take).collect();
+                queue.pending_bytes -= batch.iter().map(|r| r.queued_bytes()).sum::<usize>();
                 queue.in_flight = batch.clone();
                 return Job::Write(batch);
             }
@@ -978,6 +1016,11 @@ pub(crate) mod tests {
             action: at.is_multiple_of(3),
             text: text.into(),
         }
+    }
+
+    /// The rows as the writer hands them to a store.
+    pub(crate) fn shared(rows: impl IntoIterator<Item = Row>) -> Vec<Arc<Row>> {
+        rows.into_iter().map(Arc::new).collect()
     }
 
     /// 500 lines per room, no age limit (the test stamps are near 1970).
@@ -1119,7 +1162,7 @@ pub(crate) mod tests {
         let rows: Vec<Row> = (1..=10)
             .map(|at| row("#Ωμέγα", at, TEXTS[at as usize % 6]))
             .collect();
-        store.append(&rows, 500).unwrap();
+        store.append(&shared(rows), 500).unwrap();
         let mut settings = settings();
         settings.lines_per_room = 4;
         let history = History::start(store, settings, Arc::new(SystemClock)).unwrap();
@@ -1143,7 +1186,7 @@ pub(crate) mod tests {
                 )
             })
             .collect();
-        store.append(&rows, 500).unwrap();
+        store.append(&shared(rows), 500).unwrap();
         clock.advance(Duration::from_secs(12 * 86_400));
         let history = History::start(
             store.clone(),
@@ -1212,7 +1255,7 @@ pub(crate) mod tests {
         fn high_water(&self) -> Result<u64, StoreError> {
             self.kept.high_water()
         }
-        fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Write {
                     path: "history.db".into(),
@@ -1229,9 +1272,9 @@ pub(crate) mod tests {
             room_key: &str,
             range: Range,
             limit: usize,
-            known: &[u64],
+            queued_from: Option<u64>,
         ) -> Result<Slice, HistoryError> {
-            self.kept.slice(room_key, range, limit, known)
+            self.kept.slice(room_key, range, limit, queued_from)
         }
         fn search(
             &self,
@@ -1290,7 +1333,9 @@ pub(crate) mod tests {
         }
         // In flight and already in the store (a commit racing the read):
         // still one row per stamp, counted once.
-        store.append(&[row("#r", 7, "مرحبا")], 500).unwrap();
+        store
+            .append(&[Arc::new(row("#r", 7, "مرحبا"))], 500)
+            .unwrap();
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), ((1..=10).collect(), 0));
         let page = history.recent("#r", None, 4, usize::MAX).await.unwrap();
@@ -1301,8 +1346,72 @@ pub(crate) mod tests {
         assert_eq!((stamps(&page.rows), page.left), (vec![5, 6, 7], 4));
         gate.open();
         history.shutdown().await;
-        let page = store.slice("#r", Range::Before(None), 50, &[]).unwrap();
+        let page = store.slice("#r", Range::Before(None), 50, None).unwrap();
         assert_eq!(page.total, 10);
+    }
+
+    /// Waits (bounded) until the writer holds `n` rows at the gate.
+    async fn in_flight(history: &History, n: usize) {
+        for _ in 0..200 {
+            if history.inner.shared.lock_queue().in_flight.len() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the writer did not take {n} rows");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_looks_at_the_queue_once_it_may_run_and_copies_only_its_rows() {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.gate = Some(gate.clone());
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        in_flight(&history, 1).await;
+        for at in 2..=100 {
+            history.offer(row("#r", at, TEXTS[at as usize % 6]));
+            history.offer(row("#other", at, "שלום"));
+        }
+        let queued = history
+            .inner
+            .shared
+            .queued("#r", Range::Before(Some(100)), 5);
+        assert_eq!(
+            stamps(
+                &queued
+                    .newest
+                    .iter()
+                    .map(|r| Row::clone(r))
+                    .collect::<Vec<_>>()
+            ),
+            [99, 98, 97, 96, 95]
+        );
+        assert_eq!((queued.count, queued.oldest), (99, Some(1)));
+        // Every read place taken: a read waits without a look at the queue,
+        // so rows offered meanwhile are in its answer.
+        let busy = history
+            .inner
+            .shared
+            .reads
+            .clone()
+            .acquire_many_owned(2)
+            .await
+            .unwrap();
+        let reader = {
+            let history = history.clone();
+            tokio::spawn(async move { history.recent("#r", None, 3, usize::MAX).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for at in 101..=102 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        drop(busy);
+        let page = reader.await.unwrap().unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![100, 101, 102], 99));
+        gate.open();
+        history.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,7 +332,7 @@ impl HistoryStore for SqliteHistory {
         })
     }
 
-    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut insert = tx.prepare(
                 "INSERT INTO messages (room_key, room, at, nick, action, text) \
@@ -392,7 +392,7 @@ impl HistoryStore for SqliteHistory {
         room_key: &str,
         range: Range,
         limit: usize,
-        known: &[u64],
+        queued_from: Option<u64>,
     ) -> Result<Slice, HistoryError> {
         let (after, before) = bounds(range);
         let key: Arc<str> = room_key.into();
@@ -417,17 +417,19 @@ impl HistoryStore for SqliteHistory {
                 params![room_key, after, before],
                 |r| r.get(0),
             )?;
-            let mut present =
-                tx.prepare("SELECT count(*) FROM messages WHERE room_key = ?1 AND at = ?2")?;
-            let mut known_present = 0;
-            for at in known {
-                known_present +=
-                    present.query_row(params![room_key, to_sql(*at)], |r| r.get::<_, i64>(0))?;
-            }
+            let queued_present: i64 = match queued_from {
+                Some(from) => tx.query_row(
+                    "SELECT count(*) FROM messages WHERE room_key = ?1 AND at > ?2 AND at < ?3 \
+                     AND at >= ?4",
+                    params![room_key, after, before, to_sql(from)],
+                    |r| r.get(0),
+                )?,
+                None => 0,
+            };
             Ok(Slice {
                 rows,
                 total: u64::try_from(total).unwrap_or(0),
-                known_present: u64::try_from(known_present).unwrap_or(0),
+                queued_present: u64::try_from(queued_present).unwrap_or(0),
             })
         })
     }
@@ -458,7 +460,7 @@ impl HistoryStore for SqliteHistory {
 mod tests {
     use super::*;
     use crate::clock::{ManualClock, SystemClock};
-    use crate::history::tests::{reads_with_left, row, settings, TEXTS};
+    use crate::history::tests::{reads_with_left, row, settings, shared, TEXTS};
     use crate::history::History;
 
     fn open(dir: &Path) -> SqliteHistory {
@@ -511,7 +513,7 @@ mod tests {
         let rows: Vec<Row> = (1..=6)
             .map(|at| row("#Мир", at, TEXTS[at as usize - 1]))
             .collect();
-        history.append(&rows, 500).unwrap();
+        history.append(&shared(rows.iter().cloned()), 500).unwrap();
         drop(history);
         #[cfg(unix)]
         {
@@ -524,15 +526,19 @@ mod tests {
         }
         let history = open(dir.path());
         assert_eq!(history.high_water().unwrap(), 6);
-        let slice = history.slice("#мир", Range::Before(None), 50, &[]).unwrap();
+        let slice = history
+            .slice("#мир", Range::Before(None), 50, None)
+            .unwrap();
         let mut back = slice.rows;
         back.reverse();
         assert_eq!(back, rows);
         // A stamp already kept is skipped, not an error.
-        history.append(&rows[..1], 500).unwrap();
+        history
+            .append(&shared(rows[..1].iter().cloned()), 500)
+            .unwrap();
         assert_eq!(
             history
-                .slice("#мир", Range::Before(None), 50, &[])
+                .slice("#мир", Range::Before(None), 50, None)
                 .unwrap()
                 .total,
             6
@@ -554,10 +560,10 @@ mod tests {
                     )
                 })
                 .collect();
-            history.append(&rows, 11).unwrap();
+            history.append(&shared(rows.iter().cloned()), 11).unwrap();
         }
         for room in ["#ä", "#ב", "#日"] {
-            let slice = history.slice(room, Range::Before(None), 500, &[]).unwrap();
+            let slice = history.slice(room, Range::Before(None), 500, None).unwrap();
             assert_eq!(slice.total, 11, "{room}");
             assert!(slice.rows.iter().all(|r| r.at > 150 - 33), "{room}");
         }
@@ -568,7 +574,7 @@ mod tests {
             .iter()
             .flat_map(|room| {
                 history
-                    .slice(room, Range::Before(None), 9, &[])
+                    .slice(room, Range::Before(None), 9, None)
                     .unwrap()
                     .rows
             })
@@ -610,9 +616,9 @@ mod tests {
             .enumerate()
             .map(|(i, t)| row("#Все", i as u64 + 1, t))
             .collect();
-        history.append(&rows, 500).unwrap();
+        history.append(&shared(rows.iter().cloned()), 500).unwrap();
         history
-            .append(&[row("#other", 100, "привет мир")], 500)
+            .append(&[Arc::new(row("#other", 100, "привет мир"))], 500)
             .unwrap();
         let room = "#все";
         assert_eq!(found(&history, room, &["привет"]), [1]);
@@ -654,13 +660,13 @@ mod tests {
         let history =
             SqliteHistory::open_with_limit(dir.path(), &SystemClock, Duration::ZERO).unwrap();
         let rows: Vec<Row> = (1..=3000).map(|at| row("#r", at, "привет мир")).collect();
-        history.append(&rows, 5000).unwrap();
+        history.append(&shared(rows.iter().cloned()), 5000).unwrap();
         assert!(matches!(
             history.search("#r", &words(&["привет"]), 20),
             Err(HistoryError::TooSlow(Duration::ZERO))
         ));
         assert!(matches!(
-            history.slice("#r", Range::Before(None), 20, &[]),
+            history.slice("#r", Range::Before(None), 20, None),
             Err(HistoryError::TooSlow(_))
         ));
         // The connection went back to the pool usable: a normal limit answers.
@@ -701,7 +707,7 @@ mod tests {
             assert_eq!(std::fs::read(&aside).unwrap(), before, "{what}");
             assert_eq!(history.high_water().unwrap(), 0, "{what}");
             history
-                .append(&[row("#r", 1, "日本語 テキスト")], 500)
+                .append(&[Arc::new(row("#r", 1, "日本語 テキスト"))], 500)
                 .unwrap();
             assert_eq!(found(&history, "#r", &["テキスト"]), [1], "{what}");
             drop(history);
@@ -796,7 +802,9 @@ mod tests {
                     }
                 })
                 .collect();
-            history.append(&rows, 500_000).unwrap();
+            history
+                .append(&shared(rows.iter().cloned()), 500_000)
+                .unwrap();
         }
         history
             .writer
