@@ -16,9 +16,9 @@
 //! [`History::offer`] takes one small mutex and never waits for the disk:
 //! when the queue is full (a stalled or slow disk), the row is dropped and
 //! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
-//! delayed by history. The writer commits at most once per
-//! [`MIN_COMMIT_GAP`], so a line is on disk within that window plus one
-//! commit of being offered. Rows leave `in_flight` only after their commit,
+//! delayed by history. The writer starts a commit at most once per
+//! [`MIN_COMMIT_GAP`] (at once when a full batch waits), so a line is on
+//! disk within that window plus one commit of being offered. Rows leave `in_flight` only after their commit,
 //! and a read looks at the queue before the database, so a read returns
 //! every row offered before it started (a row may be seen twice, in the
 //! queue and on disk: the merge keeps one per stamp, stamps being unique
@@ -57,8 +57,9 @@ pub(crate) const QUEUE_ROWS: usize = 8192;
 pub(crate) const QUEUE_BYTES: usize = 4 << 20;
 /// Rows written in one transaction at most.
 const BATCH_ROWS: usize = 1000;
-/// The writer commits at most once per this long, gathering the rows
-/// offered meanwhile into the next batch.
+/// A commit starts at least this long after the previous one started,
+/// gathering the rows offered meanwhile into the next batch, unless a
+/// full batch is waiting.
 pub(crate) const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
 /// How often age retention runs (besides at start and on a change).
 const RETENTION_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -906,6 +907,7 @@ impl Shared {
                         })
                     });
                     if passed {
+                        paced_until = Instant::now() + MIN_COMMIT_GAP;
                         let lines = self.retention().lines_per_room;
                         if let Err(e) = self.store.append(&batch, lines) {
                             self.dropped
@@ -918,7 +920,6 @@ impl Shared {
                         self.count_lost(batch.len() as u64, "the server stopped first");
                     }
                     self.lock_queue().in_flight = Arc::new([]);
-                    paced_until = Instant::now() + MIN_COMMIT_GAP;
                 }
                 Job::Stop => {
                     if let Err(e) = self.store.finish() {
@@ -952,7 +953,9 @@ impl Shared {
                     return Job::Retain { every_room: asked };
                 }
             }
-            let paced = queue.stop_by.is_none() && now < paced_until;
+            // A full batch goes at once: the gap only gathers small ones.
+            let paced =
+                queue.stop_by.is_none() && now < paced_until && queue.pending.len() < BATCH_ROWS;
             if !queue.pending.is_empty() && !paced {
                 let take = queue.pending.len().min(BATCH_ROWS);
                 let batch: Arc<[Arc<Row>]> = queue.pending.drain(..take).collect();
@@ -1244,11 +1247,13 @@ pub(crate) mod tests {
         small.shutdown().await;
     }
 
-    /// A store whose writes fail while told to.
+    /// A store whose writes fail while told to, and which notes when
+    /// each write started and how many rows it had.
     #[derive(Default)]
     struct Flaky {
         kept: MemHistory,
         failing: AtomicBool,
+        appends: Mutex<Vec<(Instant, usize)>>,
     }
 
     impl HistoryStore for Flaky {
@@ -1256,6 +1261,10 @@ pub(crate) mod tests {
             self.kept.high_water()
         }
         fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+            self.appends
+                .lock()
+                .unwrap()
+                .push((Instant::now(), rows.len()));
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Write {
                     path: "history.db".into(),
@@ -1304,6 +1313,34 @@ pub(crate) mod tests {
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![4, 5], 0));
         assert_eq!(history.dropped(), 3);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_batches_are_written_without_a_pause() {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.gate = Some(gate.clone());
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings, Arc::new(SystemClock)).unwrap();
+        history.offer(row("#r", 1, "привет мир"));
+        in_flight(&history, 1).await;
+        for at in 2..=4001 {
+            history.offer(row("#r", at, TEXTS[at as usize % 6]));
+        }
+        gate.open();
+        settled(&history).await;
+        let appends = store.appends.lock().unwrap().clone();
+        let sizes: Vec<usize> = appends.iter().map(|(_, n)| *n).collect();
+        assert_eq!(sizes, [1, BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, BATCH_ROWS]);
+        let quickest = appends[1..]
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .min()
+            .unwrap();
+        assert!(quickest < MIN_COMMIT_GAP, "{quickest:?}");
+        assert_eq!(history.dropped(), 0);
         history.shutdown().await;
     }
 
