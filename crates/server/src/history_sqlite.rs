@@ -88,6 +88,23 @@ enum OpenFailure {
     Other(StoreError),
 }
 
+impl OpenFailure {
+    /// An error reading the file: only one saying its content is not a
+    /// database (or a damaged one) makes it unusable; a busy lock, a
+    /// failing disk or too little memory say nothing about the file.
+    fn reading(path: &Path, e: rusqlite::Error) -> OpenFailure {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                OpenFailure::Unusable(e.to_string())
+            }
+            _ => OpenFailure::Other(StoreError::Open {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
 impl SqliteHistory {
     /// Opens `<data_dir>/history.db`, creating it owner-only if needed. A
     /// damaged, foreign or newer file is renamed
@@ -134,7 +151,7 @@ impl SqliteHistory {
         // The first read of the file: garbage fails here ("not a database").
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| OpenFailure::Unusable(e.to_string()))?;
+            .map_err(|e| OpenFailure::reading(path, e))?;
         if version > SCHEMA_VERSION {
             return Err(OpenFailure::Unusable(format!(
                 "written by a newer tlschat (schema {version})"
@@ -142,14 +159,14 @@ impl SqliteHistory {
         }
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| OpenFailure::Unusable(e.to_string()))?;
+            .map_err(|e| OpenFailure::reading(path, e))?;
         if check != "ok" {
             return Err(OpenFailure::Unusable(format!("integrity check: {check}")));
         }
         if version == 0 {
             let objects: i64 = conn
                 .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(|e| OpenFailure::Unusable(e.to_string()))?;
+                .map_err(|e| OpenFailure::reading(path, e))?;
             if objects > 0 {
                 return Err(OpenFailure::Unusable(
                     "an SQLite database without tlschat's schema version".to_owned(),
@@ -716,6 +733,30 @@ mod tests {
                 let _ = std::fs::remove_file(dir.path().join(file));
             }
         }
+    }
+
+    #[test]
+    fn a_locked_file_is_an_open_error_and_stays_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(dir.path());
+        history
+            .append(&[Arc::new(row("#Мир", 1, "привет мир"))], 500)
+            .unwrap();
+        drop(history);
+        // Another process holding the file: reading it answers "busy".
+        let other = Connection::open(dir.path().join(HISTORY_FILE)).unwrap();
+        other
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let failed = SqliteHistory::open(dir.path(), &SystemClock);
+        assert!(matches!(failed, Err(StoreError::Open { .. })), "{failed:?}");
+        drop(other);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("damaged")), "{names:?}");
+        assert_eq!(open(dir.path()).high_water().unwrap(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
