@@ -547,7 +547,9 @@ impl Drop for Inner {
 impl History {
     /// Opens (creating it if needed, setting a damaged one aside)
     /// `<data_dir>/history.db` and starts the writer. Blocks: call it at
-    /// startup, not on a runtime worker.
+    /// startup, not on a runtime worker. An error (never
+    /// advice to restore a backup, which does not hold history) means history cannot be used this run: the
+    /// server logs it and runs without.
     pub(crate) fn open(
         data_dir: &Path,
         settings: HistorySettings,

@@ -124,7 +124,15 @@ impl SqliteHistory {
             Ok(history) => Ok(history),
             Err(OpenFailure::Other(e)) => Err(e),
             Err(OpenFailure::Unusable(reason)) => {
-                let aside = set_aside(&path, clock.now())?;
+                // Never `StoreError::Corrupt`: its advice (restore a backup)
+                // is for the accounts database; history is not in backups.
+                let aside = set_aside(&path, clock.now()).map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    reason: format!(
+                        "it is damaged or not tlschat's ({reason}) and could not be set \
+                         aside ({e})"
+                    ),
+                })?;
                 error!(
                     "the history database {} is damaged or not tlschat's ({reason}); it is kept \
                      as {} and history starts empty",
@@ -133,7 +141,12 @@ impl SqliteHistory {
                 );
                 SqliteHistory::open_file(&path, time_limit).map_err(|e| match e {
                     OpenFailure::Other(e) => e,
-                    OpenFailure::Unusable(reason) => StoreError::Corrupt { path, reason },
+                    OpenFailure::Unusable(reason) => StoreError::Open {
+                        path,
+                        reason: format!(
+                            "the new file made in its place is unusable too ({reason})"
+                        ),
+                    },
                 })
             }
         }
@@ -733,6 +746,29 @@ mod tests {
                 let _ = std::fs::remove_file(dir.path().join(file));
             }
         }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_set_aside_is_an_open_error_without_backup_advice() {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_795_528_800));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(HISTORY_FILE),
+            "это не база данных".repeat(100),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("history.db-wal"), "").unwrap();
+        // Where its log would go, a directory that is not empty.
+        let blocker = dir.path().join("history.db.damaged-1795528800-wal");
+        std::fs::create_dir(&blocker).unwrap();
+        std::fs::write(blocker.join("x"), "").unwrap();
+        let failed = SqliteHistory::open(dir.path(), &clock);
+        let Err(e @ StoreError::Open { .. }) = failed else {
+            panic!("{failed:?}");
+        };
+        let message = e.to_string();
+        assert!(message.contains("could not be set aside"), "{message}");
+        assert!(!message.contains("backup"), "{message}");
     }
 
     #[test]
