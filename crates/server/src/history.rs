@@ -69,6 +69,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// History reads running at once, server-wide.
 const CONCURRENT_READS: usize = 2;
+/// How long a read waits for its turn before it is answered
+/// [`HistoryError::Busy`].
+const READ_WAIT: Duration = Duration::from_secs(1);
 /// A prefix search word needs this many characters before its `*`.
 pub(crate) const MIN_PREFIX_CHARS: usize = 3;
 
@@ -139,6 +142,10 @@ pub(crate) enum HistoryError {
     /// The search words cannot be searched for (a `bad-argument`).
     #[error("{0}")]
     Words(&'static str),
+    /// Other reads held every place for [`READ_WAIT`]: answered like a
+    /// read over its budget (a replay: `HISTORYEND <room> 0 <left>`).
+    #[error("the history is busy; try again in a moment")]
+    Busy,
     /// The query ran past its time limit and was stopped.
     #[error("the history query took longer than {} ms and was stopped", .0.as_millis())]
     TooSlow(Duration),
@@ -761,15 +768,13 @@ impl History {
         Ok(merge(slice, queued, limit, max_bytes))
     }
 
-    /// A place among the [`CONCURRENT_READS`].
+    /// A place among the [`CONCURRENT_READS`], waited for at most
+    /// [`READ_WAIT`].
     async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
-        let permit = self
-            .inner
-            .shared
-            .reads
-            .clone()
-            .acquire_owned()
+        let wait = self.inner.shared.reads.clone().acquire_owned();
+        let permit = tokio::time::timeout(READ_WAIT, wait)
             .await
+            .map_err(|_| HistoryError::Busy)?
             .map_err(|e| StoreError::Task(e.to_string()))?;
         Ok(permit)
     }
@@ -1400,6 +1405,14 @@ pub(crate) mod tests {
         panic!("the writer did not take {n} rows");
     }
 
+    async fn every_read_place(history: &History) -> tokio::sync::OwnedSemaphorePermit {
+        let reads = history.inner.shared.reads.clone();
+        reads
+            .acquire_many_owned(CONCURRENT_READS as u32)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_looks_at_the_queue_once_it_may_run_and_copies_only_its_rows() {
         let gate = Arc::new(HistoryGate::new());
@@ -1430,14 +1443,7 @@ pub(crate) mod tests {
         assert_eq!((queued.count, queued.oldest), (99, Some(1)));
         // Every read place taken: a read waits without a look at the queue,
         // so rows offered meanwhile are in its answer.
-        let busy = history
-            .inner
-            .shared
-            .reads
-            .clone()
-            .acquire_many_owned(2)
-            .await
-            .unwrap();
+        let busy = every_read_place(&history).await;
         let reader = {
             let history = history.clone();
             tokio::spawn(async move { history.recent("#r", None, 3, usize::MAX).await })
@@ -1450,6 +1456,25 @@ pub(crate) mod tests {
         let page = reader.await.unwrap().unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![100, 101, 102], 99));
         gate.open();
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_for_its_turn_a_bounded_time() {
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        settled(&history).await;
+        let busy = every_read_place(&history).await;
+        let started = Instant::now();
+        let waited =
+            tokio::time::timeout(READ_WAIT * 3, history.recent("#r", None, 5, usize::MAX)).await;
+        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        assert!(started.elapsed() >= READ_WAIT);
+        let waited = tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5)).await;
+        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        drop(busy);
+        let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&page.rows), [1]);
         history.shutdown().await;
     }
 
