@@ -72,8 +72,10 @@ const CONCURRENT_READS: usize = 2;
 /// How long a read waits for its turn before it is answered
 /// [`HistoryError::Busy`].
 const READ_WAIT: Duration = Duration::from_secs(1);
-/// A prefix search word needs this many characters before its `*`.
+/// A prefix search word needs this many letters or digits before its `*`.
 pub(crate) const MIN_PREFIX_CHARS: usize = 3;
+// The refusal's text says the number.
+const _: () = assert!(MIN_PREFIX_CHARS == 3);
 
 /// One kept room line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,16 +279,25 @@ pub(crate) struct SearchWord {
 }
 
 impl SearchWord {
-    /// A trailing `*` after at least [`MIN_PREFIX_CHARS`] characters makes
-    /// a prefix; every other character is searched as text.
+    /// A trailing `*` makes a prefix of the word's last token (its last
+    /// run of letters and digits, what the index splits text into), which
+    /// needs at least [`MIN_PREFIX_CHARS`] characters: `a.b*` would ask
+    /// for every word starting with `b`. Every other character is
+    /// searched as text.
     pub(crate) fn parse(word: &str) -> Result<SearchWord, HistoryError> {
         let (text, prefix) = match word.strip_suffix('*') {
             Some(text) => (text, true),
             None => (word, false),
         };
-        if prefix && text.chars().count() < MIN_PREFIX_CHARS {
+        let last_token = text
+            .chars()
+            .rev()
+            .skip_while(|c| !c.is_alphanumeric())
+            .take_while(|c| c.is_alphanumeric())
+            .count();
+        if prefix && last_token < MIN_PREFIX_CHARS {
             return Err(HistoryError::Words(
-                "a search word ending in * needs at least 3 characters before it",
+                "a search word ending in * needs at least 3 letters or digits before it",
             ));
         }
         if text.is_empty() {
@@ -1535,6 +1546,13 @@ pub(crate) mod tests {
         assert_eq!((word.text.as_str(), word.prefix), ("日本語", true));
         assert!(SearchWord::parse("日本*").is_err());
         assert!(SearchWord::parse("e\u{301}*").is_err());
+        // The prefix is the last token's: too short after a separator.
+        for short in ["a.b*", "x--*", "日本語.ть*", "abc-de*", "--*", "ab\u{301}*"] {
+            assert!(SearchWord::parse(short).is_err(), "{short}");
+        }
+        let word = SearchWord::parse("x.при*").unwrap();
+        assert_eq!((word.text.as_str(), word.prefix), ("x.при", true));
+        assert!(SearchWord::parse("abc--*").is_ok());
         let word = SearchWord::parse("OR").unwrap();
         assert_eq!((word.text.as_str(), word.prefix), ("OR", false));
     }
