@@ -1091,8 +1091,14 @@ mod tests {
         ] {
             feed(lines, &mut s, l);
         }
-        let order: Vec<String> = s.entries.iter().map(|e| format!("{:?}", e.kind)).collect();
-        let at = |needle: &str| order.iter().position(|e| e.contains(needle)).unwrap();
+        /// The entries, each as its debug text, and where `needle` is first.
+        fn entries(s: &ChatState) -> (Vec<String>, impl Fn(&str) -> usize) {
+            let order: Vec<String> = s.entries.iter().map(|e| format!("{:?}", e.kind)).collect();
+            let copy = order.clone();
+            let at = move |needle: &str| copy.iter().position(|e| e.contains(needle)).unwrap();
+            (order, at)
+        }
+        let (order, at) = entries(&s);
         assert!(at("at: 200") < at("at: 250"), "{order:#?}");
         assert!(at("at: 250") < at("HistoryEnd"), "{order:#?}");
         assert!(at("HistoryEnd") < at("Some(300)"), "{order:#?}");
@@ -1116,8 +1122,7 @@ mod tests {
             feed(lines, &mut s, l);
         }
         // The answer lands above; a line already there is not shown twice.
-        let order: Vec<String> = s.entries.iter().map(|e| format!("{:?}", e.kind)).collect();
-        let at = |needle: &str| order.iter().position(|e| e.contains(needle)).unwrap();
+        let (order, at) = entries(&s);
         assert!(at("at: 100") < at("at: 200"), "{order:#?}");
         assert_eq!(order.iter().filter(|e| e.contains("at: 250")).count(), 1);
         assert_eq!(s.older_history(), None, "nothing older is left");
