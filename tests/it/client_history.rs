@@ -309,12 +309,29 @@ fn greyness(styled: &str) -> Vec<(String, Vec<bool>)> {
     rows
 }
 
+/// Whether a captured row's message-pane text is all grey, and whether
+/// any of it is not.
+#[cfg(target_os = "linux")]
+fn dim((text, grey): &(String, Vec<bool>)) -> (bool, bool) {
+    // The message pane ends where the sidebar's rule begins.
+    let end = text.chars().position(|c| c == '│').unwrap_or(grey.len());
+    let shown: Vec<bool> = text
+        .chars()
+        .zip(grey)
+        .take(end)
+        .filter(|(c, _)| *c != ' ')
+        .map(|(_, g)| *g)
+        .collect();
+    (shown.iter().all(|g| *g), shown.iter().any(|g| !*g))
+}
+
 /// The terminal UI shows kept lines dimmed with their date and time, in
 /// stamp order before the live lines that overlapped the replay, then a
-/// dim separator saying how many earlier lines are left.
+/// dim separator saying how many earlier lines are left; `/search` hits
+/// come as a dim block of their own.
 #[cfg(target_os = "linux")]
 #[test]
-fn the_terminal_ui_shows_history_dimmed_and_dated_above_a_separator() {
+fn the_terminal_ui_dims_and_dates_history_and_search_hits() {
     use crate::harness::outside_program;
     use crate::tui_tmux::Tmux;
 
@@ -324,7 +341,18 @@ fn the_terminal_ui_shows_history_dimmed_and_dated_above_a_separator() {
     let (dir, id, _, server) = serve(true, |mut peer, _, _| async move {
         peer.login().await;
         say(&mut peer, &overlapping_replay(12)).await;
-        peer.until_quit().await;
+        while let Some(line) = peer.recv().await {
+            if line.starts_with("/quit") {
+                break;
+            }
+            if line == "/search Привет" {
+                let hit =
+                    |n: u64, nick: &str| format!("FOUND #lobby {} {nick} {}", BASE + n, text(n));
+                let end = "FOUNDEND #lobby 2 0".to_owned();
+                say(&mut peer, &[hit(450, "*bob"), hit(400, "bob"), end]).await;
+            }
+        }
+        peer.close().await;
     });
     let cmd = format!(
         "{} --nick alice --fingerprint {} --known-hosts {} {}; echo EXIT=$?; sleep 60",
@@ -361,26 +389,39 @@ fn the_terminal_ui_shows_history_dimmed_and_dated_above_a_separator() {
     // Dimmed: every character of a kept line and of the separator is grey,
     // a live line's text is not.
     let styled = greyness(&tmux.styled_screen());
-    let grey = |needle: &str| {
-        let (text, grey) = styled
+    let row_of = |needle: &str| {
+        styled
             .iter()
             .find(|(text, _)| text.contains(needle))
-            .unwrap_or_else(|| panic!("`{needle}`:\n{screen}"));
-        // The message pane ends where the sidebar's rule begins.
-        let end = text.chars().position(|c| c == '│').unwrap_or(grey.len());
-        let shown: Vec<bool> = text
-            .chars()
-            .zip(grey)
-            .take(end)
-            .filter(|(c, _)| *c != ' ')
-            .map(|(_, g)| *g)
-            .collect();
-        (shown.iter().all(|g| *g), shown.iter().any(|g| !*g))
+            .unwrap_or_else(|| panic!("`{needle}`:\n{screen}"))
     };
     for needle in ["m400", "m450", "earlier lines"] {
-        assert_eq!(grey(needle), (true, false), "{needle} is dim:\n{screen}");
+        assert_eq!(
+            dim(row_of(needle)),
+            (true, false),
+            "{needle} is dim:\n{screen}"
+        );
     }
-    assert!(grey("m500").1, "a live line is not dim:\n{screen}");
+    assert!(dim(row_of("m500")).1, "a live line is not dim:\n{screen}");
+
+    // A search typed by the user reaches the server; its hits are a dim
+    // block of their own, newest first, after what was there.
+    tmux.type_text("/search Привет");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("2 found in #lobby");
+    let styled = greyness(&tmux.styled_screen());
+    let hits: Vec<&(String, Vec<bool>)> = styled
+        .iter()
+        .filter(|(text, _)| text.contains('⌕'))
+        .collect();
+    assert_eq!(hits.len(), 2, "{screen}");
+    assert!(
+        hits[0].0.contains("m450") && hits[1].0.contains("m400"),
+        "{screen}"
+    );
+    assert!(hits.iter().all(|h| dim(h) == (true, false)), "{screen}");
+    let below = |needle: &str| styled.iter().position(|(t, _)| t.contains(needle));
+    assert!(below("m501") < below("⌕"), "{screen}");
     tmux.keys(&["/quit", "Enter"]);
     let screen = tmux.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
