@@ -72,6 +72,18 @@ struct Open {
 }
 
 impl Open {
+    /// A replay that left `left` older lines out and whose oldest line is
+    /// newer than the floor (or that sent none): lines between the floor
+    /// and what it sent are missing.
+    fn left_a_gap(&self, left: u32) -> bool {
+        left > 0
+            && match (self.floor, self.oldest) {
+                (Some(floor), Some(oldest)) => oldest > floor,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
+
     fn new(kind: Batch, floor: Option<u64>) -> Open {
         Open {
             kind,
@@ -234,52 +246,39 @@ impl Tracker {
     /// catch-up `/history since <cursor>` is queued (once).
     pub(crate) fn history_end(&mut self, room: &str, sent: u32, left: u32) -> Option<HistoryEnd> {
         let history_mode = self.history_mode;
-        let mut asked = self.asks > 0;
+        let asked = self.asks > 0;
         let r = self.room(room);
         let open = match r.batch.take() {
             Some(open) => open,
             None if asked => Open::new(Batch::Asked, None),
             None => return None,
         };
-        let mut catch_up = None;
-        match open.kind {
-            Batch::Asked => {}
-            Batch::Replay => {
-                let gap = match (open.floor, open.oldest) {
-                    (Some(floor), Some(oldest)) => left > 0 && oldest > floor,
-                    (Some(_), None) => left > 0,
-                    (None, _) => false,
-                };
-                if gap && open.may_catch_up && history_mode {
-                    catch_up = open.floor;
-                }
+        let catch_up = open
+            .floor
+            .filter(|_| open.kind == Batch::Replay && open.may_catch_up && history_mode)
+            .filter(|_| open.left_a_gap(left));
+        match (open.kind, catch_up) {
+            (_, Some(floor)) => {
+                r.batch = Some(Open {
+                    ceiling: open.oldest,
+                    ..Open::new(Batch::CatchUp, Some(floor))
+                });
             }
-            Batch::CatchUp => {}
-        }
-        asked &= open.kind == Batch::Asked;
-        match catch_up {
-            Some(floor) => {
-                let mut next = Open::new(Batch::CatchUp, Some(floor));
-                next.ceiling = open.oldest;
-                r.batch = Some(next);
-            }
-            None if open.kind != Batch::Asked => {
+            (Batch::Asked, None) => {}
+            (Batch::Replay | Batch::CatchUp, None) => {
                 r.unsettled = false;
                 r.cursor = r.cursor.max(r.newest);
             }
-            None => {}
         }
         if let Some(floor) = catch_up {
-            self.requests.push(
-                HistoryAsk::Since {
-                    at: floor,
-                    n: MAX_CATCH_UP,
-                }
-                .to_command(),
-            );
+            let ask = HistoryAsk::Since {
+                at: floor,
+                n: MAX_CATCH_UP,
+            };
+            self.requests.push(ask.to_command());
         }
-        if asked {
-            self.asks -= 1;
+        if open.kind == Batch::Asked {
+            self.asks = self.asks.saturating_sub(1);
         }
         Some(HistoryEnd {
             room: room.to_owned(),
