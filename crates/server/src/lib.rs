@@ -56,6 +56,8 @@ pub mod certs;
 pub mod clock;
 pub mod config;
 mod farewell;
+mod history;
+mod history_sqlite;
 mod hub;
 // Only tests reach the invites until the hub's `/invite` and the join gate
 // call them.

@@ -1,0 +1,1263 @@
+//! Room history: the lines of each room kept for replays, `/history` and
+//! `/search`, written off the broadcast path.
+//!
+//! ```text
+//! hub ─offer(Row)─▶ pending (bounded; full: dropped and counted)
+//!                     │ writer thread `tlschat-history`: up to BATCH_ROWS at a time
+//!                     ▼
+//!                   in_flight ─[HistoryGate]─▶ HistoryStore::append (one transaction:
+//!                     │                         insert + keep the newest N per room)
+//!                     ▼ cleared once committed
+//! peer ─recent/since/search─▶ Semaphore(2) ─▶ snapshot pending + in_flight
+//!                                          ─▶ blocking pool: HistoryStore query
+//!                                          ─▶ merge by stamp, cut to n lines and max_bytes
+//! ```
+//!
+//! [`History::offer`] takes one small mutex and never waits for the disk:
+//! when the queue is full (a stalled or slow disk), the row is dropped and
+//! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
+//! delayed by history. The writer commits at most once per
+//! [`MIN_COMMIT_GAP`], so a line is on disk within that window plus one
+//! commit of being offered. Rows leave `in_flight` only after their commit,
+//! and a read looks at the queue before the database, so a read returns
+//! every row offered before it started (a row may be seen twice, in the
+//! queue and on disk: the merge keeps one per stamp, stamps being unique
+//! per room).
+//!
+//! Age retention runs in the writer at start, every [`RETENTION_EVERY`]
+//! and when the limits change, against the injected [`Clock`]; count
+//! retention also runs in every batch's transaction for the rooms it
+//! touched. A database error never stops the writer: the batch is counted
+//! as lost, logged, and the next one is tried.
+//!
+//! Reads block (SQLite), so they run on the blocking pool, at most
+//! [`CONCURRENT_READS`] at a time server-wide, never under the hub's lock.
+
+// Only the tests reach the history until the hub and the peers use it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use thiserror::Error;
+use tracing::{error, warn};
+
+use crate::clock::Clock;
+use crate::store::StoreError;
+
+/// Rows the queue holds before it drops.
+pub(crate) const QUEUE_ROWS: usize = 8192;
+/// Bytes of text (room, nickname, line) the queue holds before it drops.
+pub(crate) const QUEUE_BYTES: usize = 4 << 20;
+/// Rows written in one transaction at most.
+const BATCH_ROWS: usize = 1000;
+/// The writer commits at most once per this long, gathering the rows
+/// offered meanwhile into the next batch.
+pub(crate) const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
+/// How often age retention runs (besides at start and on a change).
+const RETENTION_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How long a shutdown keeps writing what is queued before it gives up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// At most one warning about dropped rows (or failed batches) this often.
+const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// History reads running at once, server-wide.
+const CONCURRENT_READS: usize = 2;
+/// A prefix search word needs this many characters before its `*`.
+pub(crate) const MIN_PREFIX_CHARS: usize = 3;
+
+/// One kept room line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Row {
+    /// The room's case-folded key, as the hub's room map has it.
+    pub(crate) room_key: Arc<str>,
+    /// The room's name as spelt when the line was sent.
+    pub(crate) room: Arc<str>,
+    /// The line's stamp, unix milliseconds, unique in its room.
+    pub(crate) at: u64,
+    pub(crate) nick: Box<str>,
+    /// A `/me` line.
+    pub(crate) action: bool,
+    pub(crate) text: Box<str>,
+}
+
+impl Row {
+    /// The length of its `HISTORY <room> <at> [*]<nick> <text>\n` line,
+    /// what the byte bound of an answer counts.
+    pub(crate) fn history_line_len(&self) -> usize {
+        const WORD_AND_SPACES: usize = "HISTORY ".len() + 3 + 1;
+        WORD_AND_SPACES
+            + self.room.len()
+            + decimal_digits(self.at)
+            + usize::from(self.action)
+            + self.nick.len()
+            + self.text.len()
+    }
+
+    /// What the row weighs in the queue's byte bound.
+    fn queued_bytes(&self) -> usize {
+        self.room.len() + self.nick.len() + self.text.len()
+    }
+}
+
+fn decimal_digits(mut n: u64) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+/// An answer to [`History::recent`] or [`History::since`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// Oldest first.
+    pub(crate) rows: Vec<Row>,
+    /// Kept rows in the asked range left out (older than `rows`), by the
+    /// line count or the byte bound.
+    pub(crate) left: u32,
+}
+
+/// The answer to [`History::search`]: hits newest first, and whether there
+/// were more than asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hits {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) more: bool,
+}
+
+/// Why a history read gave no answer.
+#[derive(Debug, Error)]
+pub(crate) enum HistoryError {
+    /// The search words cannot be searched for (a `bad-argument`).
+    #[error("{0}")]
+    Words(&'static str),
+    /// The query ran past its time limit and was stopped.
+    #[error("the history query took longer than {} ms and was stopped", .0.as_millis())]
+    TooSlow(Duration),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How much history is kept and how much may wait for the disk.
+#[derive(Clone)]
+pub(crate) struct HistorySettings {
+    /// Lines kept per room (at least one).
+    pub(crate) lines_per_room: u32,
+    /// Lines older than this are deleted.
+    pub(crate) max_age: Duration,
+    /// The queue's bound in rows ([`QUEUE_ROWS`]).
+    pub(crate) queue_rows: usize,
+    /// The queue's bound in bytes of text ([`QUEUE_BYTES`]).
+    pub(crate) queue_bytes: usize,
+    /// Where the writer waits before each commit (tests, benchmarks).
+    pub(crate) gate: Option<Arc<HistoryGate>>,
+}
+
+impl HistorySettings {
+    /// The given retention with the default queue bounds and no gate.
+    pub(crate) fn new(lines_per_room: u32, max_age: Duration) -> HistorySettings {
+        HistorySettings {
+            lines_per_room,
+            max_age,
+            queue_rows: QUEUE_ROWS,
+            queue_bytes: QUEUE_BYTES,
+            gate: None,
+        }
+    }
+}
+
+impl fmt::Debug for HistorySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HistorySettings")
+            .field("lines_per_room", &self.lines_per_room)
+            .field("max_age", &self.max_age)
+            .field("queue_rows", &self.queue_rows)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("gate", &self.gate.is_some())
+            .finish()
+    }
+}
+
+/// A door the history writer waits at before each commit: closed, it
+/// behaves like a stalled disk (the queue fills, rows are dropped). A
+/// test and benchmark hook; a server runs with none.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct HistoryGate {
+    closed: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl HistoryGate {
+    /// A gate that starts open.
+    pub fn new() -> HistoryGate {
+        HistoryGate::default()
+    }
+
+    pub fn open(&self) {
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.changed.notify_all();
+    }
+
+    pub fn close(&self) {
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Waits until the gate is open (true) or `give_up` says to stop
+    /// waiting (false); `give_up` is asked every few milliseconds.
+    fn pass(&self, give_up: impl Fn() -> bool) -> bool {
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        while *closed {
+            if give_up() {
+                return false;
+            }
+            closed = self
+                .changed
+                .wait_timeout(closed, Duration::from_millis(20))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+/// Which kept lines of a room a read asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Range {
+    /// Older than the stamp (all with `None`).
+    Before(Option<u64>),
+    /// Newer than the stamp.
+    After(u64),
+}
+
+impl Range {
+    pub(crate) fn contains(self, at: u64) -> bool {
+        match self {
+            Range::Before(None) => true,
+            Range::Before(Some(before)) => at < before,
+            Range::After(after) => at > after,
+        }
+    }
+}
+
+/// What a backend found for a [`Range`]: its newest rows, newest first,
+/// at most the limit asked; how many it holds in the range in all; and
+/// how many of the stamps it was told the caller already has it holds too.
+#[derive(Debug, Default)]
+pub(crate) struct Slice {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) total: u64,
+    pub(crate) known_present: u64,
+}
+
+/// One search word: quoted text, perhaps a prefix. Built only by
+/// [`SearchWord::parse`], so no backend sees raw search syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SearchWord {
+    pub(crate) text: String,
+    pub(crate) prefix: bool,
+}
+
+impl SearchWord {
+    /// A trailing `*` after at least [`MIN_PREFIX_CHARS`] characters makes
+    /// a prefix; every other character is searched as text.
+    pub(crate) fn parse(word: &str) -> Result<SearchWord, HistoryError> {
+        let (text, prefix) = match word.strip_suffix('*') {
+            Some(text) => (text, true),
+            None => (word, false),
+        };
+        if prefix && text.chars().count() < MIN_PREFIX_CHARS {
+            return Err(HistoryError::Words(
+                "a search word ending in * needs at least 3 characters before it",
+            ));
+        }
+        if text.is_empty() {
+            return Err(HistoryError::Words("an empty search word"));
+        }
+        Ok(SearchWord {
+            text: text.to_owned(),
+            prefix,
+        })
+    }
+}
+
+/// Where history is kept. Writes come from the writer thread alone;
+/// reads from the blocking pool, at most [`CONCURRENT_READS`] at once.
+/// Every method blocks.
+pub(crate) trait HistoryStore: Send + Sync + 'static {
+    /// The largest stamp kept (0 when empty).
+    fn high_water(&self) -> Result<u64, StoreError>;
+    /// Inserts the rows (a stamp already kept in its room is skipped) and
+    /// keeps the newest `lines_per_room` of each room touched, in one
+    /// transaction.
+    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError>;
+    /// Deletes the rows stamped before `oldest_ms` and all but the newest
+    /// `lines_per_room` of every room; returns how many went.
+    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError>;
+    /// The newest `limit` rows of the room in `range`, with counts (see
+    /// [`Slice`]); `known` are stamps (in `range`) the caller holds.
+    fn slice(
+        &self,
+        room_key: &str,
+        range: Range,
+        limit: usize,
+        known: &[u64],
+    ) -> Result<Slice, HistoryError>;
+    /// The newest `limit` rows of the room holding every word (whole words,
+    /// case and diacritics ignored), newest first.
+    fn search(
+        &self,
+        room_key: &str,
+        words: &[SearchWord],
+        limit: usize,
+    ) -> Result<Vec<Row>, HistoryError>;
+}
+
+/// History in memory, for tests: the same answers as SQLite, with a
+/// simpler idea of a word (split at whitespace, case folded, diacritics
+/// kept).
+#[derive(Debug, Default)]
+pub(crate) struct MemHistory {
+    rows: Mutex<BTreeMap<(Arc<str>, u64), Row>>,
+}
+
+impl MemHistory {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(Arc<str>, u64), Row>> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn keep_newest(rows: &mut BTreeMap<(Arc<str>, u64), Row>, room_key: &Arc<str>, keep: u32) -> u64 {
+    let stamps: Vec<u64> = rows
+        .range((room_key.clone(), 0)..=(room_key.clone(), u64::MAX))
+        .map(|((_, at), _)| *at)
+        .collect();
+    let excess = stamps.len().saturating_sub(keep.max(1) as usize);
+    for at in &stamps[..excess] {
+        rows.remove(&(room_key.clone(), *at));
+    }
+    excess as u64
+}
+
+impl HistoryStore for MemHistory {
+    fn high_water(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
+    }
+
+    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+        let mut kept = self.lock();
+        for row in rows {
+            kept.entry((row.room_key.clone(), row.at))
+                .or_insert_with(|| row.clone());
+        }
+        let mut touched: Vec<&Arc<str>> = rows.iter().map(|r| &r.room_key).collect();
+        touched.sort();
+        touched.dedup();
+        for room_key in touched {
+            keep_newest(&mut kept, room_key, lines_per_room);
+        }
+        Ok(())
+    }
+
+    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError> {
+        let mut kept = self.lock();
+        let before = kept.len();
+        kept.retain(|_, row| row.at >= oldest_ms);
+        let mut deleted = (before - kept.len()) as u64;
+        let mut rooms: Vec<Arc<str>> = kept.keys().map(|(k, _)| k.clone()).collect();
+        rooms.dedup();
+        for room_key in &rooms {
+            deleted += keep_newest(&mut kept, room_key, lines_per_room);
+        }
+        Ok(deleted)
+    }
+
+    fn slice(
+        &self,
+        room_key: &str,
+        range: Range,
+        limit: usize,
+        known: &[u64],
+    ) -> Result<Slice, HistoryError> {
+        let kept = self.lock();
+        let in_range: Vec<&Row> = kept
+            .values()
+            .filter(|r| &*r.room_key == room_key && range.contains(r.at))
+            .collect();
+        Ok(Slice {
+            rows: in_range
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|r| (*r).clone())
+                .collect(),
+            total: in_range.len() as u64,
+            known_present: known
+                .iter()
+                .filter(|at| in_range.iter().any(|r| r.at == **at))
+                .count() as u64,
+        })
+    }
+
+    fn search(
+        &self,
+        room_key: &str,
+        words: &[SearchWord],
+        limit: usize,
+    ) -> Result<Vec<Row>, HistoryError> {
+        let matches = |row: &Row| {
+            let text = row.text.to_lowercase();
+            words.iter().all(|w| {
+                let word = w.text.to_lowercase();
+                text.split_whitespace().any(|t| {
+                    if w.prefix {
+                        t.starts_with(&word)
+                    } else {
+                        t == word
+                    }
+                })
+            })
+        };
+        Ok(self
+            .lock()
+            .values()
+            .rev()
+            .filter(|r| &*r.room_key == room_key && matches(r))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+/// The queue between the hub and the writer.
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Row>,
+    pending_bytes: usize,
+    /// The batch being committed; readers see it until the commit is done.
+    in_flight: Arc<[Row]>,
+    /// Set by a shutdown: write what is queued until this instant, then stop.
+    stop_by: Option<Instant>,
+}
+
+/// Retention limits, changed on reload.
+#[derive(Clone, Copy, Debug)]
+struct Retention {
+    lines_per_room: u32,
+    max_age: Duration,
+}
+
+/// A warning logged at most once per [`DROP_WARN_EVERY`].
+struct RareWarning {
+    start: Instant,
+    /// Milliseconds after `start` of the last warning, plus one (0: none).
+    last: AtomicU64,
+}
+
+impl RareWarning {
+    fn new() -> RareWarning {
+        RareWarning {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether to warn now (and take the turn).
+    fn due(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let every = DROP_WARN_EVERY.as_millis() as u64;
+        (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer: rows after an empty queue, a shutdown, a change of
+    /// retention.
+    wake: Condvar,
+    store: Arc<dyn HistoryStore>,
+    clock: Arc<dyn Clock>,
+    retention: Mutex<Retention>,
+    retention_asked: AtomicBool,
+    queue_rows: usize,
+    queue_bytes: usize,
+    gate: Option<Arc<HistoryGate>>,
+    /// Rows offered but never kept: dropped at a full queue, or lost with
+    /// a failed batch or at shutdown.
+    dropped: AtomicU64,
+    drop_warning: RareWarning,
+    failure_warning: RareWarning,
+    reads: Arc<tokio::sync::Semaphore>,
+}
+
+/// The history of every room: cheap to clone, shared by the hub (which
+/// offers lines) and the peers (which read). Dropping the last clone
+/// without [`History::shutdown`] lets the writer finish in the background.
+#[derive(Clone)]
+pub(crate) struct History {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    high_water: u64,
+}
+
+impl fmt::Debug for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("History")
+            .field("high_water", &self.inner.high_water)
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.ask_stop();
+    }
+}
+
+impl History {
+    /// Opens (creating it if needed, setting a damaged one aside)
+    /// `<data_dir>/history.db` and starts the writer. Blocks: call it at
+    /// startup, not on a runtime worker.
+    pub(crate) fn open(
+        data_dir: &Path,
+        settings: HistorySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<History, StoreError> {
+        let store = crate::history_sqlite::SqliteHistory::open(data_dir, clock.as_ref())?;
+        History::start(Arc::new(store), settings, clock)
+    }
+
+    /// History kept in memory ([`MemHistory`]), for tests.
+    pub(crate) fn in_memory(settings: HistorySettings, clock: Arc<dyn Clock>) -> History {
+        History::start(Arc::new(MemHistory::default()), settings, clock)
+            .unwrap_or_else(|e| unreachable!("memory history cannot fail to open: {e}"))
+    }
+
+    fn start(
+        store: Arc<dyn HistoryStore>,
+        settings: HistorySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<History, StoreError> {
+        let high_water = store.high_water()?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            store,
+            clock,
+            retention: Mutex::new(Retention {
+                lines_per_room: settings.lines_per_room.max(1),
+                max_age: settings.max_age,
+            }),
+            retention_asked: AtomicBool::new(false),
+            queue_rows: settings.queue_rows,
+            queue_bytes: settings.queue_bytes,
+            gate: settings.gate,
+            dropped: AtomicU64::new(0),
+            drop_warning: RareWarning::new(),
+            failure_warning: RareWarning::new(),
+            reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("tlschat-history".to_owned())
+                .spawn(move || shared.run_writer())
+                .map_err(|e| StoreError::Open {
+                    path: "history writer thread".into(),
+                    reason: e.to_string(),
+                })?
+        };
+        Ok(History {
+            inner: Arc::new(Inner {
+                shared,
+                writer: Mutex::new(Some(writer)),
+                high_water,
+            }),
+        })
+    }
+
+    /// The largest stamp kept when the history was opened (0: none).
+    pub(crate) fn high_water(&self) -> u64 {
+        self.inner.high_water
+    }
+
+    /// Queues a room line for the writer. Never waits for the disk: when
+    /// the queue is full (or shut down), the row is dropped and counted.
+    pub(crate) fn offer(&self, row: Row) {
+        let shared = &self.inner.shared;
+        let bytes = row.queued_bytes();
+        let mut queue = shared.lock_queue();
+        let full = queue.pending.len() >= shared.queue_rows
+            || queue.pending_bytes + bytes > shared.queue_bytes;
+        if full || queue.stop_by.is_some() {
+            drop(queue);
+            shared.count_lost(1, "the history queue is full (the disk is slow or stalled)");
+            return;
+        }
+        let was_empty = queue.pending.is_empty();
+        queue.pending.push_back(row);
+        queue.pending_bytes += bytes;
+        drop(queue);
+        if was_empty {
+            shared.wake.notify_one();
+        }
+    }
+
+    /// The newest `n` kept lines of the room (older than `before`, if
+    /// given) whose `HISTORY` lines fit in `max_bytes` together.
+    pub(crate) async fn recent(
+        &self,
+        room_key: &str,
+        before: Option<u64>,
+        n: u32,
+        max_bytes: usize,
+    ) -> Result<Page, HistoryError> {
+        self.page(room_key, Range::Before(before), n, max_bytes)
+            .await
+    }
+
+    /// The kept lines of the room newer than `after`: the newest `n` of
+    /// them that fit in `max_bytes`, the rest counted in `left`.
+    pub(crate) async fn since(
+        &self,
+        room_key: &str,
+        after: u64,
+        n: u32,
+        max_bytes: usize,
+    ) -> Result<Page, HistoryError> {
+        self.page(room_key, Range::After(after), n, max_bytes).await
+    }
+
+    /// The newest `n` kept lines of the room holding every word, newest
+    /// first. Lines still queued (not yet committed) are not searched.
+    pub(crate) async fn search(
+        &self,
+        room_key: &str,
+        words: &[&str],
+        n: u32,
+    ) -> Result<Hits, HistoryError> {
+        let words = words
+            .iter()
+            .map(|w| SearchWord::parse(w))
+            .collect::<Result<Vec<SearchWord>, HistoryError>>()?;
+        if words.is_empty() {
+            return Err(HistoryError::Words("nothing to search for"));
+        }
+        let n = n as usize;
+        let room_key = room_key.to_owned();
+        let mut rows = self
+            .blocking(move |store| store.search(&room_key, &words, n + 1))
+            .await?;
+        let more = rows.len() > n;
+        rows.truncate(n);
+        Ok(Hits { rows, more })
+    }
+
+    /// Rows offered but not kept since the start.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.inner.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// New limits (a reload); the writer applies them to what is kept at
+    /// once.
+    pub(crate) fn set_retention(&self, lines_per_room: u32, max_age: Duration) {
+        let shared = &self.inner.shared;
+        *shared
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Retention {
+            lines_per_room: lines_per_room.max(1),
+            max_age,
+        };
+        shared.retention_asked.store(true, Ordering::SeqCst);
+        let _queue = shared.lock_queue();
+        shared.wake.notify_one();
+    }
+
+    /// Writes what is queued (for at most [`DRAIN_LIMIT`]), stops the
+    /// writer and waits for it. Rows offered afterwards are dropped.
+    pub(crate) async fn shutdown(&self) {
+        self.inner.shared.ask_stop();
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(writer) = writer else {
+            return;
+        };
+        // Polled, not joined on the blocking pool: a writer stuck in the
+        // disk must not hold up the runtime's own shutdown.
+        let give_up = Instant::now() + DRAIN_LIMIT + Duration::from_secs(1);
+        while !writer.is_finished() {
+            if Instant::now() >= give_up {
+                error!("the history writer did not stop; lines still queued are lost");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if writer.join().is_err() {
+            error!("the history writer panicked; lines still queued are lost");
+        }
+    }
+
+    async fn page(
+        &self,
+        room_key: &str,
+        range: Range,
+        n: u32,
+        max_bytes: usize,
+    ) -> Result<Page, HistoryError> {
+        // The queue first: a row committed after this look is in the
+        // database by the time the query below reads it.
+        let queued = self.inner.shared.queued(room_key, range);
+        let known: Vec<u64> = queued.iter().map(|r| r.at).collect();
+        let key = room_key.to_owned();
+        let limit = n as usize;
+        let slice = self
+            .blocking(move |store| store.slice(&key, range, limit, &known))
+            .await?;
+        Ok(merge(slice, queued, limit, max_bytes))
+    }
+
+    /// Runs `f` on the blocking pool once a read permit is free. The permit
+    /// goes with it, so a caller that stops waiting does not free a place
+    /// while its query still runs.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn HistoryStore) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, HistoryError> {
+        let shared = self.inner.shared.clone();
+        let permit = shared
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(shared.store.as_ref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()).into()))
+    }
+}
+
+/// The newest `limit` of the database's rows and the queued ones (one per
+/// stamp), cut to `max_bytes` of `HISTORY` lines, oldest first.
+fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page {
+    let total = slice.total + queued.len() as u64 - slice.known_present.min(queued.len() as u64);
+    let mut by_stamp: BTreeMap<u64, Row> = slice.rows.into_iter().map(|r| (r.at, r)).collect();
+    for row in queued {
+        by_stamp.entry(row.at).or_insert(row);
+    }
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    for row in by_stamp.into_values().rev().take(limit) {
+        bytes += row.history_line_len();
+        if bytes > max_bytes {
+            break;
+        }
+        rows.push(row);
+    }
+    rows.reverse();
+    let left = total.saturating_sub(rows.len() as u64);
+    Page {
+        rows,
+        left: u32::try_from(left).unwrap_or(u32::MAX),
+    }
+}
+
+/// What the writer does next.
+enum Job {
+    Write(Arc<[Row]>),
+    Retain,
+    Stop,
+}
+
+impl Shared {
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ask_stop(&self) {
+        let mut queue = self.lock_queue();
+        if queue.stop_by.is_none() {
+            queue.stop_by = Some(Instant::now() + DRAIN_LIMIT);
+        }
+        drop(queue);
+        self.wake.notify_all();
+    }
+
+    /// The queued and in-flight rows of the room in `range`.
+    fn queued(&self, room_key: &str, range: Range) -> Vec<Row> {
+        let queue = self.lock_queue();
+        queue
+            .in_flight
+            .iter()
+            .chain(queue.pending.iter())
+            .filter(|r| &*r.room_key == room_key && range.contains(r.at))
+            .cloned()
+            .collect()
+    }
+
+    fn count_lost(&self, rows: u64, why: &str) {
+        let total = self.dropped.fetch_add(rows, Ordering::Relaxed) + rows;
+        if self.drop_warning.due() {
+            warn!(dropped_total = total, "history lines dropped: {why}");
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        *self
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run_writer(&self) {
+        let mut next_retention = Instant::now();
+        let mut paced_until = Instant::now();
+        loop {
+            match self.next_job(next_retention, paced_until) {
+                Job::Retain => {
+                    self.apply_retention();
+                    next_retention = Instant::now() + RETENTION_EVERY;
+                }
+                Job::Write(batch) => {
+                    let passed = self.gate.as_ref().is_none_or(|gate| {
+                        gate.pass(|| {
+                            self.lock_queue()
+                                .stop_by
+                                .is_some_and(|by| Instant::now() >= by)
+                        })
+                    });
+                    if passed {
+                        let lines = self.retention().lines_per_room;
+                        if let Err(e) = self.store.append(&batch, lines) {
+                            self.dropped
+                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            if self.failure_warning.due() {
+                                error!("history lines lost: {e}");
+                            }
+                        }
+                    } else {
+                        self.count_lost(batch.len() as u64, "the server stopped first");
+                    }
+                    self.lock_queue().in_flight = Arc::new([]);
+                    paced_until = Instant::now() + MIN_COMMIT_GAP;
+                }
+                Job::Stop => return,
+            }
+        }
+    }
+
+    fn next_job(&self, next_retention: Instant, paced_until: Instant) -> Job {
+        let mut queue = self.lock_queue();
+        loop {
+            let now = Instant::now();
+            if let Some(by) = queue.stop_by {
+                if queue.pending.is_empty() {
+                    return Job::Stop;
+                }
+                if now >= by {
+                    let lost = queue.pending.len() as u64;
+                    queue.pending.clear();
+                    queue.pending_bytes = 0;
+                    drop(queue);
+                    self.count_lost(lost, "the server stopped before they were written");
+                    return Job::Stop;
+                }
+            } else if now >= next_retention || self.retention_asked.swap(false, Ordering::SeqCst) {
+                return Job::Retain;
+            }
+            let paced = queue.stop_by.is_none() && now < paced_until;
+            if !queue.pending.is_empty() && !paced {
+                let take = queue.pending.len().min(BATCH_ROWS);
+                let batch: Arc<[Row]> = queue.pending.drain(..take).collect();
+                queue.pending_bytes -= batch.iter().map(Row::queued_bytes).sum::<usize>();
+                queue.in_flight = batch.clone();
+                return Job::Write(batch);
+            }
+            let until = if queue.pending.is_empty() {
+                next_retention
+            } else {
+                paced_until
+            };
+            queue = self
+                .wake
+                .wait_timeout(queue, until.saturating_duration_since(now))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn apply_retention(&self) {
+        let Retention {
+            lines_per_room,
+            max_age,
+        } = self.retention();
+        let oldest = self
+            .clock
+            .now()
+            .checked_sub(max_age)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if let Err(e) = self.store.retain(oldest, lines_per_room) {
+            if self.failure_warning.due() {
+                error!("history retention failed: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, SystemClock};
+
+    pub(crate) const TEXTS: [&str; 6] = [
+        "привет мир",
+        "שלום עולם",
+        "مرحبا",
+        "日本語 テキスト",
+        "👩‍👩‍👧 👍🏽",
+        "e\u{301}te",
+    ];
+
+    pub(crate) fn row(room: &str, at: u64, text: &str) -> Row {
+        Row {
+            room_key: room.to_lowercase().into(),
+            room: room.into(),
+            at,
+            nick: "ällice".into(),
+            action: at.is_multiple_of(3),
+            text: text.into(),
+        }
+    }
+
+    /// 500 lines per room, no age limit (the test stamps are near 1970).
+    pub(crate) fn settings() -> HistorySettings {
+        HistorySettings::new(500, Duration::MAX)
+    }
+
+    fn stamps(rows: &[Row]) -> Vec<u64> {
+        rows.iter().map(|r| r.at).collect()
+    }
+
+    /// Waits (bounded) until nothing is queued or in flight.
+    pub(crate) async fn settled(history: &History) {
+        for _ in 0..500 {
+            {
+                let q = history.inner.shared.lock_queue();
+                if q.pending.is_empty() && q.in_flight.is_empty() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the history writer did not catch up");
+    }
+
+    /// The shared read checks, run against any backend through a History.
+    pub(crate) async fn reads_with_left(history: &History) {
+        for at in 1..=30 {
+            history.offer(row("#Лобби", at * 10, TEXTS[(at % 6) as usize]));
+            history.offer(row("#other", at * 10 + 1, "שלום"));
+        }
+        settled(history).await;
+        let page = history.recent("#лобби", None, 5, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&page.rows), [260, 270, 280, 290, 300]);
+        assert_eq!(page.left, 25);
+        assert_eq!(&*page.rows[0].room, "#Лобби");
+        assert!(page.rows.iter().all(|r| TEXTS.contains(&&*r.text)));
+        assert!(page.rows[4].action && !page.rows[0].action);
+
+        let page = history
+            .recent("#лобби", Some(30), 50, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![10, 20], 0));
+
+        let page = history.since("#лобби", 250, 3, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![280, 290, 300], 2));
+        let page = history.since("#лобби", 300, 3, usize::MAX).await.unwrap();
+        assert_eq!(page, Page::default());
+        let page = history
+            .recent("#nowhere", None, 50, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(page, Page::default());
+
+        // The byte bound keeps the newest lines that fit, counting the rest.
+        let newest_two: usize = page_len(history, 2).await;
+        let page = history
+            .recent("#лобби", None, 10, newest_two)
+            .await
+            .unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![290, 300], 28));
+        let page = history
+            .recent("#лобби", None, 10, newest_two - 1)
+            .await
+            .unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
+        let page = history.recent("#лобби", None, 10, 0).await.unwrap();
+        assert_eq!((page.rows.len(), page.left), (0, 30));
+    }
+
+    /// The room's kept stamps, read again (bounded) until there are `n`.
+    async fn kept_when(history: &History, room_key: &str, n: usize) -> Vec<u64> {
+        let mut kept = Vec::new();
+        for _ in 0..200 {
+            let page = history
+                .recent(room_key, None, 500, usize::MAX)
+                .await
+                .unwrap();
+            kept = stamps(&page.rows);
+            if kept.len() == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        kept
+    }
+
+    async fn page_len(history: &History, n: u32) -> usize {
+        let page = history.recent("#лобби", None, n, usize::MAX).await.unwrap();
+        page.rows.iter().map(Row::history_line_len).sum()
+    }
+
+    #[test]
+    fn history_line_len_is_the_encoded_length() {
+        let mut r = row("#Лобби", 1_764_907_200_123, "👩‍👩‍👧 привет");
+        r.action = true;
+        let line = format!("HISTORY {} {} *{} {}\n", r.room, r.at, r.nick, r.text);
+        assert_eq!(r.history_line_len(), line.len());
+        r.action = false;
+        r.at = 7;
+        let line = format!("HISTORY {} {} {} {}\n", r.room, r.at, r.nick, r.text);
+        assert_eq!(r.history_line_len(), line.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_reads_count_what_they_leave_out() {
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        reads_with_left(&history).await;
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn count_retention_keeps_exactly_the_newest_n_per_room() {
+        let mut settings = settings();
+        settings.lines_per_room = 7;
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        for at in 1..=40 {
+            history.offer(row("#Ünï", at, TEXTS[(at % 6) as usize]));
+            if at.is_multiple_of(2) {
+                history.offer(row("#二", at, "日本語 テキスト"));
+            }
+        }
+        settled(&history).await;
+        let page = history.recent("#ünï", None, 100, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), ((34..=40).collect(), 0));
+        let page = history.recent("#二", None, 100, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&page.rows), [28, 30, 32, 34, 36, 38, 40]);
+        // A lower limit applies to what is kept at once.
+        history.set_retention(3, Duration::MAX);
+        assert_eq!(kept_when(&history, "#二", 3).await, [36, 38, 40]);
+        assert_eq!(kept_when(&history, "#ünï", 3).await, [38, 39, 40]);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn age_retention_follows_the_injected_clock() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_795_528_800);
+        let clock = Arc::new(ManualClock::new(start));
+        let ms = |t: Duration| (start + t).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let store = Arc::new(MemHistory::default());
+        let rows: Vec<Row> = (0..10)
+            .map(|day| {
+                row(
+                    "#мир",
+                    ms(Duration::from_secs(day * 86_400)),
+                    TEXTS[day as usize % 6],
+                )
+            })
+            .collect();
+        store.append(&rows, 500).unwrap();
+        clock.advance(Duration::from_secs(12 * 86_400));
+        let history = History::start(
+            store.clone(),
+            HistorySettings::new(500, Duration::from_secs(5 * 86_400)),
+            clock.clone(),
+        )
+        .unwrap();
+        // At start: days 0..=6 are older than 5 days at day 12.
+        let expect_days = |days: std::ops::RangeInclusive<u64>| -> Vec<u64> {
+            days.map(|d| ms(Duration::from_secs(d * 86_400))).collect()
+        };
+        assert_eq!(kept_when(&history, "#мир", 3).await, expect_days(7..=9));
+        assert_eq!(history.high_water(), ms(Duration::from_secs(9 * 86_400)));
+        // A reload runs it again at the clock's new time.
+        clock.advance(Duration::from_secs(86_400));
+        history.set_retention(500, Duration::from_secs(5 * 86_400));
+        assert_eq!(kept_when(&history, "#мир", 2).await, expect_days(8..=9));
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_and_counts_without_blocking() {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.queue_rows = 10;
+        settings.gate = Some(gate.clone());
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        // The writer takes the first row and waits at the gate with it.
+        for _ in 0..200 {
+            if !history.inner.shared.lock_queue().in_flight.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        for at in 2..=1000 {
+            history.offer(row("#r", at, "שלום עולם"));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(history.dropped(), 1000 - 1 - 10);
+        // By bytes too.
+        let mut settings = self::settings();
+        settings.queue_bytes = 200;
+        let small = History::in_memory(settings, Arc::new(SystemClock));
+        small.offer(row("#r", 1, &"ж".repeat(60)));
+        small.offer(row("#r", 2, &"ж".repeat(60)));
+        assert_eq!(small.dropped(), 1);
+        gate.open();
+        settled(&history).await;
+        let page = history.recent("#r", None, 100, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&page.rows), (1..=11).collect::<Vec<u64>>());
+        history.shutdown().await;
+        small.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_merge_queued_and_in_flight_rows_once() {
+        let gate = Arc::new(HistoryGate::new());
+        let mut settings = settings();
+        settings.gate = Some(gate.clone());
+        let store = Arc::new(MemHistory::default());
+        let history = History::start(store.clone(), settings, Arc::new(SystemClock)).unwrap();
+        for at in 1..=5 {
+            history.offer(row("#r", at, TEXTS[at as usize % 6]));
+        }
+        settled(&history).await;
+        gate.close();
+        for at in 6..=8 {
+            history.offer(row("#r", at, "مرحبا"));
+        }
+        for _ in 0..200 {
+            if history.inner.shared.lock_queue().in_flight.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for at in 9..=10 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        // In flight and already in the store (a commit racing the read):
+        // still one row per stamp, counted once.
+        store.append(&[row("#r", 7, "مرحبا")], 500).unwrap();
+        let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), ((1..=10).collect(), 0));
+        let page = history.recent("#r", None, 4, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![7, 8, 9, 10], 6));
+        let page = history.since("#r", 6, 2, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![9, 10], 2));
+        let page = history.recent("#r", Some(8), 3, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![5, 6, 7], 4));
+        gate.open();
+        history.shutdown().await;
+        let page = store.slice("#r", Range::Before(None), 50, &[]).unwrap();
+        assert_eq!(page.total, 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_drains_the_queue_and_refuses_later_rows() {
+        let store = Arc::new(MemHistory::default());
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        for at in 1..=3000 {
+            history.offer(row(&format!("#r{}", at % 20), at, TEXTS[at as usize % 6]));
+        }
+        history.shutdown().await;
+        assert_eq!(store.lock().len(), 3000);
+        history.offer(row("#r1", 5000, "поздно"));
+        assert_eq!(history.dropped(), 1);
+        // A closed gate at shutdown: it gives up after the drain limit.
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.gate = Some(gate);
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "e\u{301}te"));
+        history.offer(row("#r", 2, "e\u{301}te"));
+        let started = Instant::now();
+        history.shutdown().await;
+        assert!(started.elapsed() < DRAIN_LIMIT + Duration::from_secs(1));
+        assert_eq!(history.dropped(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_words_are_checked_and_bounded() {
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        for at in 1..=30 {
+            history.offer(row("#r", at, "привет мир"));
+        }
+        settled(&history).await;
+        let hits = history.search("#r", &["ПРИВЕТ"], 20).await.unwrap();
+        assert_eq!(hits.rows.len(), 20);
+        assert!(hits.more);
+        assert_eq!(hits.rows[0].at, 30);
+        let hits = history.search("#r", &["при*", "мир"], 20).await.unwrap();
+        assert_eq!((hits.rows.len(), hits.more), (20, true));
+        let hits = history.search("#r", &["мир"], 30).await.unwrap();
+        assert_eq!((hits.rows.len(), hits.more), (30, false));
+        for bad in [&["пр*"][..], &["*"], &[""], &[]] {
+            assert!(matches!(
+                history.search("#r", bad, 20).await,
+                Err(HistoryError::Words(_))
+            ));
+        }
+        history.shutdown().await;
+    }
+
+    #[test]
+    fn search_words_keep_their_text_and_mark_prefixes() {
+        let word = SearchWord::parse("\"NEAR*\"*").unwrap();
+        assert_eq!((word.text.as_str(), word.prefix), ("\"NEAR*\"", true));
+        let word = SearchWord::parse("日本語*").unwrap();
+        assert_eq!((word.text.as_str(), word.prefix), ("日本語", true));
+        assert!(SearchWord::parse("日本*").is_err());
+        assert!(SearchWord::parse("e\u{301}*").is_err());
+        let word = SearchWord::parse("OR").unwrap();
+        assert_eq!((word.text.as_str(), word.prefix), ("OR", false));
+    }
+}
