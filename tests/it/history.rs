@@ -694,3 +694,83 @@ async fn help_lists_the_history_commands_to_history_sessions() {
         .all(|l| !l.contains("/history") && !l.contains("/search")));
     server.stop().await;
 }
+
+/// The real binary: a SIGHUP applies a new `history_lines` to what is kept
+/// and the reloaded certificate still offers ALPN `tlschat/2`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_retention_and_keeps_history_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("настройки.toml");
+    std::fs::write(&config, "history_lines = 50\nhistory_days = 0\n").unwrap();
+    let mut cmd = run_command(&tmp.path().join("data"));
+    cmd.arg("--config").arg(&config);
+    let server = ServerProcess::spawn(cmd);
+    let cert = server.cert();
+    let mut alice = login(server.addr, &cert, "alice").await;
+    let said = say(&mut alice, 0, 5).await;
+    std::fs::write(&config, "history_lines = 2\nhistory_days = 7\n").unwrap();
+    server.signal_hup();
+    for logged in [
+        "history retention reloaded",
+        "certificate reloaded",
+        "reload complete",
+    ] {
+        assert!(
+            server.wait_stderr(logged, STEP).is_some(),
+            "{logged}: {}",
+            server.stderr()
+        );
+    }
+    let (mut bob, alpn) = connect_tls_history(server.addr, &cert, None).await;
+    assert_eq!(alpn.as_deref(), Some(&b"tlschat/2"[..]));
+    bob.finish_login("bob").await;
+    replay(&mut bob).await;
+    // The writer applies the new count at once; a few polls at most.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        bob.send("/history 200").await;
+        let got = read_answer(&mut bob, "HISTORY", "HISTORYEND", &[]).await;
+        if got.end == "HISTORYEND #lobby 2 0" {
+            assert_eq!(texts(&got.kept), said[3..]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {}", got.end);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The real binary with `--history-stall` (the benchmark's stalled disk):
+/// chat goes on, the lines past the full queue are dropped, and the count
+/// is logged.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_binary_delivers_everything_and_logs_what_it_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = run_command(tmp.path());
+    cmd.arg("--history-stall");
+    let mut server = ServerProcess::spawn(cmd);
+    assert!(server.wait_stderr("--history-stall", STEP).is_some());
+    let mut alice = login(server.addr, &server.cert(), "alice").await;
+    let total = 8192 + 1000 + 200;
+    for i in 0..total {
+        alice.send(&format!("{i} Ж")).await;
+    }
+    for i in 0..total {
+        alice.expect(&format!("MSG #lobby alice {i} Ж")).await;
+    }
+    assert!(
+        server
+            .wait_stderr("history lines dropped: the history queue is full", STEP)
+            .is_some(),
+        "{}",
+        server.stderr()
+    );
+    drop(alice);
+    server.terminate();
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("room lines since the start were not kept"),
+        "{stderr}"
+    );
+}

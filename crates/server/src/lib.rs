@@ -324,8 +324,8 @@ impl Server {
             // After the clients: every line they said is queued by now.
             history.shutdown().await;
             match history.dropped() {
-                0 => info!("history written"),
-                n => warn!("history written; {n} room lines were dropped from it while the disk fell behind"),
+                0 => info!("history closed"),
+                n => warn!("history closed; {n} room lines since the start were not kept (the disk fell behind)"),
             }
         }
         Ok(())
