@@ -1634,6 +1634,75 @@ mod routing {
         assert_eq!(bob.lines(), none());
     }
 
+    /// With history on, a history-mode member gets each room line with a
+    /// stamp and a v1 member the same line without; a room that empties
+    /// and comes back starts past every stamp issued, even with the clock
+    /// standing still; private lines are never stamped or kept.
+    #[test]
+    fn room_lines_are_stamped_for_history_members_and_never_repeat_a_stamp() {
+        use crate::clock::ManualClock;
+        use crate::history::{History, HistorySettings};
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(start));
+        let history = History::in_memory(
+            HistorySettings::new(500, Duration::from_secs(3600)),
+            clock.clone(),
+        );
+        let storage = Storage {
+            store: Arc::new(crate::store::MemStore::default()),
+            clock,
+        };
+        let hub = Hub::with_history(
+            BanList::load(&dir.path().join("bans.txt")).unwrap(),
+            Accounts::load(&dir.path().join("accounts.txt")).unwrap(),
+            storage,
+            Some(history),
+        );
+        let enter = |nick: &str, mode: Mode| {
+            let (outbox, inbox) = channel(0);
+            let addr: IpAddr = "10.0.0.1".parse().unwrap();
+            let from = Origin {
+                addr,
+                group: addr,
+                mode,
+            };
+            let nick = Nick::parse(nick).unwrap();
+            let id = hub.register(nick, Role::User, false, from, outbox.clone());
+            let client = Client {
+                id: id.unwrap(),
+                outbox,
+                inbox,
+            };
+            hub.join(client.id, room("#r"));
+            client.lines();
+            client
+        };
+        let h = enter("alice", Mode::History);
+        let v1 = enter("bob", Mode::V1);
+        h.lines();
+        hub.say(v1.id, Speech::Action, TEXT);
+        assert_eq!(h.lines(), [format!("@1000000 ACTION #r bob {TEXT}")]);
+        assert_eq!(v1.lines(), [format!("ACTION #r bob {TEXT}")]);
+        hub.private(h.id, "bob", TEXT);
+        assert_eq!(v1.lines(), [format!("PRIVMSG alice bob {TEXT}")]);
+        for c in [&h, &v1] {
+            hub.join(c.id, RoomName::lobby());
+        }
+        hub.rooms(h.id);
+        assert_eq!(h.lines().last().unwrap(), "ROOMS #lobby=2");
+        hub.join(h.id, room("#r"));
+        h.lines();
+        hub.say(h.id, Speech::Msg, TEXT);
+        assert_eq!(h.lines(), [format!("@1000001 MSG #r alice {TEXT}")]);
+        // Only the v1 member left: nothing is stamped.
+        hub.join(v1.id, room("#r"));
+        hub.disconnected(h.id);
+        v1.lines();
+        hub.say(v1.id, Speech::Msg, TEXT);
+        assert_eq!(v1.lines(), [format!("MSG #r bob {TEXT}")]);
+    }
+
     /// A client whose own reply overflows its queue is dropped like any
     /// other laggard: its room sees it leave.
     #[test]

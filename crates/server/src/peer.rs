@@ -178,8 +178,10 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
         outbox: login.outbox,
         mode,
     };
-    if let Some(lobby) = peer.ctx.hub.room_of(peer.id) {
-        peer.replay(&lobby).await;
+    if mode == Mode::History {
+        if let Some(lobby) = peer.ctx.hub.room_of(peer.id) {
+            peer.replay(&lobby).await;
+        }
     }
     peer.run().await;
     peer.leave();
