@@ -16,19 +16,20 @@
 //! [`History::offer`] takes one small mutex and never waits for the disk:
 //! when the queue is full (a stalled or slow disk), the row is dropped and
 //! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
-//! delayed by history. The writer commits at most once per
-//! [`MIN_COMMIT_GAP`], so a line is on disk within that window plus one
-//! commit of being offered. Rows leave `in_flight` only after their commit,
+//! delayed by history. The writer starts a commit at most once per
+//! [`MIN_COMMIT_GAP`] (at once when a full batch waits), so a line is on
+//! disk within that window plus one commit of being offered. Rows leave `in_flight` only after their commit,
 //! and a read looks at the queue before the database, so a read returns
 //! every row offered before it started (a row may be seen twice, in the
 //! queue and on disk: the merge keeps one per stamp, stamps being unique
 //! per room).
 //!
-//! Age retention runs in the writer at start, every [`RETENTION_EVERY`]
-//! and when the limits change, against the injected [`Clock`]; count
-//! retention also runs in every batch's transaction for the rooms it
-//! touched. A database error never stops the writer: the batch is counted
-//! as lost, logged, and the next one is tried.
+//! Retention runs in the writer: the line count in every batch's
+//! transaction for the rooms it touched, and for every room at start and
+//! when the limits change; the age limit at start, when the limits change
+//! and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
+//! database error never stops the writer: the batch is counted as lost,
+//! logged, and the next one is tried.
 //!
 //! Reads block (SQLite), so they run on the blocking pool, at most
 //! [`CONCURRENT_READS`] at a time server-wide, never under the hub's lock.
@@ -56,8 +57,9 @@ pub(crate) const QUEUE_ROWS: usize = 8192;
 pub(crate) const QUEUE_BYTES: usize = 4 << 20;
 /// Rows written in one transaction at most.
 const BATCH_ROWS: usize = 1000;
-/// The writer commits at most once per this long, gathering the rows
-/// offered meanwhile into the next batch.
+/// A commit starts at least this long after the previous one started,
+/// gathering the rows offered meanwhile into the next batch, unless a
+/// full batch is waiting.
 pub(crate) const MIN_COMMIT_GAP: Duration = Duration::from_millis(20);
 /// How often age retention runs (besides at start and on a change).
 const RETENTION_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -248,12 +250,15 @@ impl Range {
 
 /// What a backend found for a [`Range`]: its newest rows, newest first,
 /// at most the limit asked; how many it holds in the range in all; and
-/// how many of the stamps it was told the caller already has it holds too.
+/// how many of those are stamped at or after the `queued_from` it was
+/// given (rows the caller also holds queued: a room's rows reach the
+/// database in the order they were stamped, so the ones stamped from the
+/// oldest queued row on are all in the queue).
 #[derive(Debug, Default)]
 pub(crate) struct Slice {
     pub(crate) rows: Vec<Row>,
     pub(crate) total: u64,
-    pub(crate) known_present: u64,
+    pub(crate) queued_present: u64,
 }
 
 /// One search word: quoted text, perhaps a prefix. Built only by
@@ -296,18 +301,25 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// Inserts the rows (a stamp already kept in its room is skipped) and
     /// keeps the newest `lines_per_room` of each room touched, in one
     /// transaction.
-    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError>;
-    /// Deletes the rows stamped before `oldest_ms` and all but the newest
-    /// `lines_per_room` of every room; returns how many went.
-    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError>;
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError>;
+    /// Deletes the rows stamped before `oldest_ms` and, given a count, all
+    /// but the newest `lines_per_room` of every room (a full pass, so only
+    /// at start and after a change); returns how many went.
+    fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError>;
+    /// Called by the writer once it has written its last batch: leaves
+    /// the file complete on its own (no log beside it to copy).
+    fn finish(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The newest `limit` rows of the room in `range`, with counts (see
-    /// [`Slice`]); `known` are stamps (in `range`) the caller holds.
+    /// [`Slice`]); `queued_from` is the oldest stamp (in `range`) the
+    /// caller holds queued.
     fn slice(
         &self,
         room_key: &str,
         range: Range,
         limit: usize,
-        known: &[u64],
+        queued_from: Option<u64>,
     ) -> Result<Slice, HistoryError>;
     /// The newest `limit` rows of the room holding every word (whole words,
     /// case and diacritics ignored), newest first.
@@ -350,11 +362,11 @@ impl HistoryStore for MemHistory {
         Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
     }
 
-    fn append(&self, rows: &[Row], lines_per_room: u32) -> Result<(), StoreError> {
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
         let mut kept = self.lock();
         for row in rows {
             kept.entry((row.room_key.clone(), row.at))
-                .or_insert_with(|| row.clone());
+                .or_insert_with(|| Row::clone(row));
         }
         let mut touched: Vec<&Arc<str>> = rows.iter().map(|r| &r.room_key).collect();
         touched.sort();
@@ -365,15 +377,17 @@ impl HistoryStore for MemHistory {
         Ok(())
     }
 
-    fn retain(&self, oldest_ms: u64, lines_per_room: u32) -> Result<u64, StoreError> {
+    fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
         let mut kept = self.lock();
         let before = kept.len();
         kept.retain(|_, row| row.at >= oldest_ms);
         let mut deleted = (before - kept.len()) as u64;
-        let mut rooms: Vec<Arc<str>> = kept.keys().map(|(k, _)| k.clone()).collect();
-        rooms.dedup();
-        for room_key in &rooms {
-            deleted += keep_newest(&mut kept, room_key, lines_per_room);
+        if let Some(lines) = lines_per_room {
+            let mut rooms: Vec<Arc<str>> = kept.keys().map(|(k, _)| k.clone()).collect();
+            rooms.dedup();
+            for room_key in &rooms {
+                deleted += keep_newest(&mut kept, room_key, lines);
+            }
         }
         Ok(deleted)
     }
@@ -383,7 +397,7 @@ impl HistoryStore for MemHistory {
         room_key: &str,
         range: Range,
         limit: usize,
-        known: &[u64],
+        queued_from: Option<u64>,
     ) -> Result<Slice, HistoryError> {
         let kept = self.lock();
         let in_range: Vec<&Row> = kept
@@ -398,10 +412,9 @@ impl HistoryStore for MemHistory {
                 .map(|r| (*r).clone())
                 .collect(),
             total: in_range.len() as u64,
-            known_present: known
-                .iter()
-                .filter(|at| in_range.iter().any(|r| r.at == **at))
-                .count() as u64,
+            queued_present: queued_from.map_or(0, |from| {
+                in_range.iter().filter(|r| r.at >= from).count() as u64
+            }),
         })
     }
 
@@ -438,10 +451,11 @@ impl HistoryStore for MemHistory {
 /// The queue between the hub and the writer.
 #[derive(Default)]
 struct Queue {
-    pending: VecDeque<Row>,
+    /// Shared with the readers' snapshots, which copy pointers only.
+    pending: VecDeque<Arc<Row>>,
     pending_bytes: usize,
     /// The batch being committed; readers see it until the commit is done.
-    in_flight: Arc<[Row]>,
+    in_flight: Arc<[Arc<Row>]>,
     /// Set by a shutdown: write what is queued until this instant, then stop.
     stop_by: Option<Instant>,
 }
@@ -564,7 +578,7 @@ impl History {
                 lines_per_room: settings.lines_per_room.max(1),
                 max_age: settings.max_age,
             }),
-            retention_asked: AtomicBool::new(false),
+            retention_asked: AtomicBool::new(true),
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
@@ -606,12 +620,17 @@ impl History {
         let full = queue.pending.len() >= shared.queue_rows
             || queue.pending_bytes + bytes > shared.queue_bytes;
         if full || queue.stop_by.is_some() {
+            let why = if full {
+                "the history queue is full (the disk is slow or stalled)"
+            } else {
+                "the history is shut down"
+            };
             drop(queue);
-            shared.count_lost(1, "the history queue is full (the disk is slow or stalled)");
+            shared.count_lost(1, why);
             return;
         }
         let was_empty = queue.pending.is_empty();
-        queue.pending.push_back(row);
+        queue.pending.push_back(Arc::new(row));
         queue.pending_bytes += bytes;
         drop(queue);
         if was_empty {
@@ -661,8 +680,9 @@ impl History {
         }
         let n = n as usize;
         let room_key = room_key.to_owned();
+        let permit = self.read_permit().await?;
         let mut rows = self
-            .blocking(move |store| store.search(&room_key, &words, n + 1))
+            .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
         let more = rows.len() > n;
         rows.truncate(n);
@@ -725,32 +745,41 @@ impl History {
         n: u32,
         max_bytes: usize,
     ) -> Result<Page, HistoryError> {
-        // The queue first: a row committed after this look is in the
-        // database by the time the query below reads it.
-        let queued = self.inner.shared.queued(room_key, range);
-        let known: Vec<u64> = queued.iter().map(|r| r.at).collect();
-        let key = room_key.to_owned();
         let limit = n as usize;
+        let permit = self.read_permit().await?;
+        // The queue after the permit (a read waiting for one holds no
+        // copy) and before the database: a row committed after this look
+        // is in the database by the time the query below reads it.
+        let queued = self.inner.shared.queued(room_key, range, limit);
+        let key = room_key.to_owned();
+        let from = queued.oldest;
         let slice = self
-            .blocking(move |store| store.slice(&key, range, limit, &known))
+            .blocking(permit, move |store| store.slice(&key, range, limit, from))
             .await?;
         Ok(merge(slice, queued, limit, max_bytes))
     }
 
-    /// Runs `f` on the blocking pool once a read permit is free. The permit
-    /// goes with it, so a caller that stops waiting does not free a place
-    /// while its query still runs.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn HistoryStore) -> Result<T, HistoryError> + Send + 'static,
-    ) -> Result<T, HistoryError> {
-        let shared = self.inner.shared.clone();
-        let permit = shared
+    /// A place among the [`CONCURRENT_READS`].
+    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
+        let permit = self
+            .inner
+            .shared
             .reads
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(permit)
+    }
+
+    /// Runs `f` on the blocking pool. The permit goes with it, so a caller
+    /// that stops waiting does not free a place while its query still runs.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        f: impl FnOnce(&dyn HistoryStore) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, HistoryError> {
+        let shared = self.inner.shared.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(shared.store.as_ref())
@@ -760,13 +789,26 @@ impl History {
     }
 }
 
+/// A read's look at the queue: the newest rows of a room in a range.
+#[derive(Debug, Default)]
+struct Queued {
+    /// At most the read's limit, newest first.
+    newest: Vec<Arc<Row>>,
+    /// All the queued rows of the room in the range.
+    count: u64,
+    /// The oldest stamp among them.
+    oldest: Option<u64>,
+}
+
 /// The newest `limit` of the database's rows and the queued ones (one per
 /// stamp), cut to `max_bytes` of `HISTORY` lines, oldest first.
-fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page {
-    let total = slice.total + queued.len() as u64 - slice.known_present.min(queued.len() as u64);
+fn merge(slice: Slice, queued: Queued, limit: usize, max_bytes: usize) -> Page {
+    let total = slice.total + queued.count - slice.queued_present.min(queued.count);
     let mut by_stamp: BTreeMap<u64, Row> = slice.rows.into_iter().map(|r| (r.at, r)).collect();
-    for row in queued {
-        by_stamp.entry(row.at).or_insert(row);
+    for row in queued.newest {
+        by_stamp
+            .entry(row.at)
+            .or_insert_with(|| Arc::unwrap_or_clone(row));
     }
     let mut rows = Vec::new();
     let mut bytes = 0;
@@ -787,8 +829,11 @@ fn merge(slice: Slice, queued: Vec<Row>, limit: usize, max_bytes: usize) -> Page
 
 /// What the writer does next.
 enum Job {
-    Write(Arc<[Row]>),
-    Retain,
+    Write(Arc<[Arc<Row>]>),
+    /// Age retention; with `every_room`, the line count too.
+    Retain {
+        every_room: bool,
+    },
     Stop,
 }
 
@@ -806,16 +851,27 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// The queued and in-flight rows of the room in `range`.
-    fn queued(&self, room_key: &str, range: Range) -> Vec<Row> {
+    /// The newest `limit` queued and in-flight rows of the room in
+    /// `range` (pointers, so the hub's [`History::offer`] waits for a scan
+    /// of the queue at most), with their count.
+    fn queued(&self, room_key: &str, range: Range, limit: usize) -> Queued {
         let queue = self.lock_queue();
-        queue
-            .in_flight
+        let mut queued = Queued::default();
+        // Newest first: the queue holds each room's rows in stamp order.
+        let matching = queue
+            .pending
             .iter()
-            .chain(queue.pending.iter())
-            .filter(|r| &*r.room_key == room_key && range.contains(r.at))
-            .cloned()
-            .collect()
+            .rev()
+            .chain(queue.in_flight.iter().rev())
+            .filter(|r| &*r.room_key == room_key && range.contains(r.at));
+        for row in matching {
+            if queued.newest.len() < limit {
+                queued.newest.push(row.clone());
+            }
+            queued.count += 1;
+            queued.oldest = Some(row.at);
+        }
+        queued
     }
 
     fn count_lost(&self, rows: u64, why: &str) {
@@ -833,12 +889,13 @@ impl Shared {
     }
 
     fn run_writer(&self) {
-        let mut next_retention = Instant::now();
+        // At start, retention is asked for (`retention_asked`).
+        let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
             match self.next_job(next_retention, paced_until) {
-                Job::Retain => {
-                    self.apply_retention();
+                Job::Retain { every_room } => {
+                    self.apply_retention(every_room);
                     next_retention = Instant::now() + RETENTION_EVERY;
                 }
                 Job::Write(batch) => {
@@ -850,6 +907,7 @@ impl Shared {
                         })
                     });
                     if passed {
+                        paced_until = Instant::now() + MIN_COMMIT_GAP;
                         let lines = self.retention().lines_per_room;
                         if let Err(e) = self.store.append(&batch, lines) {
                             self.dropped
@@ -862,9 +920,13 @@ impl Shared {
                         self.count_lost(batch.len() as u64, "the server stopped first");
                     }
                     self.lock_queue().in_flight = Arc::new([]);
-                    paced_until = Instant::now() + MIN_COMMIT_GAP;
                 }
-                Job::Stop => return,
+                Job::Stop => {
+                    if let Err(e) = self.store.finish() {
+                        error!("history not tidied at stop: {e}");
+                    }
+                    return;
+                }
             }
         }
     }
@@ -885,14 +947,19 @@ impl Shared {
                     self.count_lost(lost, "the server stopped before they were written");
                     return Job::Stop;
                 }
-            } else if now >= next_retention || self.retention_asked.swap(false, Ordering::SeqCst) {
-                return Job::Retain;
+            } else {
+                let asked = self.retention_asked.swap(false, Ordering::SeqCst);
+                if asked || now >= next_retention {
+                    return Job::Retain { every_room: asked };
+                }
             }
-            let paced = queue.stop_by.is_none() && now < paced_until;
+            // A full batch goes at once: the gap only gathers small ones.
+            let paced =
+                queue.stop_by.is_none() && now < paced_until && queue.pending.len() < BATCH_ROWS;
             if !queue.pending.is_empty() && !paced {
                 let take = queue.pending.len().min(BATCH_ROWS);
-                let batch: Arc<[Row]> = queue.pending.drain(..take).collect();
-                queue.pending_bytes -= batch.iter().map(Row::queued_bytes).sum::<usize>();
+                let batch: Arc<[Arc<Row>]> = queue.pending.drain(..take).collect();
+                queue.pending_bytes -= batch.iter().map(|r| r.queued_bytes()).sum::<usize>();
                 queue.in_flight = batch.clone();
                 return Job::Write(batch);
             }
@@ -909,7 +976,7 @@ impl Shared {
         }
     }
 
-    fn apply_retention(&self) {
+    fn apply_retention(&self, every_room: bool) {
         let Retention {
             lines_per_room,
             max_age,
@@ -920,7 +987,8 @@ impl Shared {
             .checked_sub(max_age)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        if let Err(e) = self.store.retain(oldest, lines_per_room) {
+        let lines = every_room.then_some(lines_per_room);
+        if let Err(e) = self.store.retain(oldest, lines) {
             if self.failure_warning.due() {
                 error!("history retention failed: {e}");
             }
@@ -951,6 +1019,11 @@ pub(crate) mod tests {
             action: at.is_multiple_of(3),
             text: text.into(),
         }
+    }
+
+    /// The rows as the writer hands them to a store.
+    pub(crate) fn shared(rows: impl IntoIterator<Item = Row>) -> Vec<Arc<Row>> {
+        rows.into_iter().map(Arc::new).collect()
     }
 
     /// 500 lines per room, no age limit (the test stamps are near 1970).
@@ -1087,6 +1160,21 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lowered_line_count_applies_at_start() {
+        let store = Arc::new(MemHistory::default());
+        let rows: Vec<Row> = (1..=10)
+            .map(|at| row("#Ωμέγα", at, TEXTS[at as usize % 6]))
+            .collect();
+        store.append(&shared(rows), 500).unwrap();
+        let mut settings = settings();
+        settings.lines_per_room = 4;
+        let history = History::start(store, settings, Arc::new(SystemClock)).unwrap();
+        assert_eq!(kept_when(&history, "#ωμέγα", 4).await, [7, 8, 9, 10]);
+        assert_eq!(history.high_water(), 10);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn age_retention_follows_the_injected_clock() {
         let start = UNIX_EPOCH + Duration::from_secs(1_795_528_800);
         let clock = Arc::new(ManualClock::new(start));
@@ -1101,7 +1189,7 @@ pub(crate) mod tests {
                 )
             })
             .collect();
-        store.append(&rows, 500).unwrap();
+        store.append(&shared(rows), 500).unwrap();
         clock.advance(Duration::from_secs(12 * 86_400));
         let history = History::start(
             store.clone(),
@@ -1159,6 +1247,103 @@ pub(crate) mod tests {
         small.shutdown().await;
     }
 
+    /// A store whose writes fail while told to, and which notes when
+    /// each write started and how many rows it had.
+    #[derive(Default)]
+    struct Flaky {
+        kept: MemHistory,
+        failing: AtomicBool,
+        appends: Mutex<Vec<(Instant, usize)>>,
+    }
+
+    impl HistoryStore for Flaky {
+        fn high_water(&self) -> Result<u64, StoreError> {
+            self.kept.high_water()
+        }
+        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+            self.appends
+                .lock()
+                .unwrap()
+                .push((Instant::now(), rows.len()));
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Write {
+                    path: "history.db".into(),
+                    reason: "диск полон".to_owned(),
+                });
+            }
+            self.kept.append(rows, lines_per_room)
+        }
+        fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
+            self.kept.retain(oldest_ms, lines_per_room)
+        }
+        fn slice(
+            &self,
+            room_key: &str,
+            range: Range,
+            limit: usize,
+            queued_from: Option<u64>,
+        ) -> Result<Slice, HistoryError> {
+            self.kept.slice(room_key, range, limit, queued_from)
+        }
+        fn search(
+            &self,
+            room_key: &str,
+            words: &[SearchWord],
+            limit: usize,
+        ) -> Result<Vec<Row>, HistoryError> {
+            self.kept.search(room_key, words, limit)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_counted_and_the_writer_goes_on() {
+        let store = Arc::new(Flaky::default());
+        store.failing.store(true, Ordering::SeqCst);
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        for at in 1..=3 {
+            history.offer(row("#r", at, "שלום עולם"));
+        }
+        settled(&history).await;
+        assert_eq!(history.dropped(), 3);
+        store.failing.store(false, Ordering::SeqCst);
+        for at in 4..=5 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        settled(&history).await;
+        let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![4, 5], 0));
+        assert_eq!(history.dropped(), 3);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_batches_are_written_without_a_pause() {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.gate = Some(gate.clone());
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings, Arc::new(SystemClock)).unwrap();
+        history.offer(row("#r", 1, "привет мир"));
+        in_flight(&history, 1).await;
+        for at in 2..=4001 {
+            history.offer(row("#r", at, TEXTS[at as usize % 6]));
+        }
+        gate.open();
+        settled(&history).await;
+        let appends = store.appends.lock().unwrap().clone();
+        let sizes: Vec<usize> = appends.iter().map(|(_, n)| *n).collect();
+        assert_eq!(sizes, [1, BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, BATCH_ROWS]);
+        let quickest = appends[1..]
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .min()
+            .unwrap();
+        assert!(quickest < MIN_COMMIT_GAP, "{quickest:?}");
+        assert_eq!(history.dropped(), 0);
+        history.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_merge_queued_and_in_flight_rows_once() {
         let gate = Arc::new(HistoryGate::new());
@@ -1185,7 +1370,9 @@ pub(crate) mod tests {
         }
         // In flight and already in the store (a commit racing the read):
         // still one row per stamp, counted once.
-        store.append(&[row("#r", 7, "مرحبا")], 500).unwrap();
+        store
+            .append(&[Arc::new(row("#r", 7, "مرحبا"))], 500)
+            .unwrap();
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), ((1..=10).collect(), 0));
         let page = history.recent("#r", None, 4, usize::MAX).await.unwrap();
@@ -1196,8 +1383,72 @@ pub(crate) mod tests {
         assert_eq!((stamps(&page.rows), page.left), (vec![5, 6, 7], 4));
         gate.open();
         history.shutdown().await;
-        let page = store.slice("#r", Range::Before(None), 50, &[]).unwrap();
+        let page = store.slice("#r", Range::Before(None), 50, None).unwrap();
         assert_eq!(page.total, 10);
+    }
+
+    /// Waits (bounded) until the writer holds `n` rows at the gate.
+    async fn in_flight(history: &History, n: usize) {
+        for _ in 0..200 {
+            if history.inner.shared.lock_queue().in_flight.len() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the writer did not take {n} rows");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_looks_at_the_queue_once_it_may_run_and_copies_only_its_rows() {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.gate = Some(gate.clone());
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        in_flight(&history, 1).await;
+        for at in 2..=100 {
+            history.offer(row("#r", at, TEXTS[at as usize % 6]));
+            history.offer(row("#other", at, "שלום"));
+        }
+        let queued = history
+            .inner
+            .shared
+            .queued("#r", Range::Before(Some(100)), 5);
+        assert_eq!(
+            stamps(
+                &queued
+                    .newest
+                    .iter()
+                    .map(|r| Row::clone(r))
+                    .collect::<Vec<_>>()
+            ),
+            [99, 98, 97, 96, 95]
+        );
+        assert_eq!((queued.count, queued.oldest), (99, Some(1)));
+        // Every read place taken: a read waits without a look at the queue,
+        // so rows offered meanwhile are in its answer.
+        let busy = history
+            .inner
+            .shared
+            .reads
+            .clone()
+            .acquire_many_owned(2)
+            .await
+            .unwrap();
+        let reader = {
+            let history = history.clone();
+            tokio::spawn(async move { history.recent("#r", None, 3, usize::MAX).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for at in 101..=102 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        drop(busy);
+        let page = reader.await.unwrap().unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![100, 101, 102], 99));
+        gate.open();
+        history.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
