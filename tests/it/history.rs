@@ -774,3 +774,30 @@ async fn a_stalled_binary_delivers_everything_and_logs_what_it_dropped() {
         "{stderr}"
     );
 }
+
+/// A `/search` answer is bounded in bytes like `/history`: a quarter of the
+/// client's queue, the newest hits first, `more` set for the rest.
+#[tokio::test]
+async fn search_answers_are_bounded_in_bytes() {
+    let server = TestServer::start_with(|c| c.limits.outbound_queue = 64 * 1024).await;
+    let mut alice = server.login("alice").await;
+    let long = format!("поиск {TEXT} {}", "ж".repeat(1500));
+    for _ in 0..12 {
+        alice.send(&long).await;
+    }
+    alice.sync("said").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.send("/search ПОИСК").await;
+    let got = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await;
+    let bytes: usize = got
+        .kept
+        .iter()
+        .map(|k| format!("FOUND #lobby {} alice {}\n", k.at, k.text).len())
+        .sum();
+    assert!(bytes <= 16 * 1024, "{bytes} bytes");
+    let count = got.kept.len();
+    assert!(count >= 4, "{count} hits");
+    assert_eq!(got.end, format!("FOUNDEND #lobby {count} 1"));
+    assert!(got.kept.windows(2).all(|w| w[0].at > w[1].at), "newest first");
+    server.stop().await;
+}

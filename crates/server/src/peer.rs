@@ -979,7 +979,8 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
-    /// first, then `FOUNDEND`.
+    /// first, as many as fit in the answer's bytes, then `FOUNDEND` (`more`
+    /// also when the bytes cut hits off).
     async fn search(&self, words: &[&str]) {
         let Some((history, room)) = self.history_room("search", SEARCH_READS) else {
             return;
@@ -992,13 +993,21 @@ impl<R: AsyncRead + Unpin> Peer<R> {
                 Hits::default()
             }
         };
+        let mut bytes_left = self.answer_bytes();
+        let mut sent = 0;
         for row in &rows {
-            self.send(ServerLine::Found(kept(&room.name, row)).encode());
+            let line = ServerLine::Found(kept(&room.name, row)).encode();
+            let Some(left) = bytes_left.checked_sub(line.len()) else {
+                break;
+            };
+            bytes_left = left;
+            self.send(line);
+            sent += 1;
         }
         let end = ServerLine::FoundEnd {
             room: &room.name,
-            count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-            more,
+            count: u32::try_from(sent).unwrap_or(u32::MAX),
+            more: more || sent < rows.len(),
         };
         self.send(end.encode());
     }
@@ -1038,10 +1047,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     fn send_page(&self, room: &str, page: Result<Page, HistoryError>) {
         let page = page.unwrap_or_else(|e| {
             self.history_failed(&e);
-            Page {
-                rows: Vec::new(),
-                left: 0,
-            }
+            Page::default()
         });
         for row in &page.rows {
             self.send(ServerLine::History(kept(room, row)).encode());
@@ -1054,8 +1060,16 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.send(ServerLine::HistoryEnd { room, sent, left }.encode());
     }
 
+    /// A read that gave no answer: told to the client; logged as a
+    /// warning when the store failed (a query stopped for its time limit is
+    /// the asker's, and only debug).
     fn history_failed(&self, e: &HistoryError) {
-        warn!(error = %e, "cannot read history");
+        match e {
+            HistoryError::TooSlow(_) => {
+                debug!(client = self.id.0, error = %e, "history read stopped")
+            }
+            _ => warn!(error = %e, "cannot read history"),
+        }
         self.send(ServerLine::Info("the history could not be read; try again later").encode());
     }
 
