@@ -139,7 +139,8 @@ impl Origin {
     }
 }
 
-/// The room a `/join` entered, as history keys and names it.
+/// A room as history keys and names it: the one a `/join` entered, or
+/// the one a client is in.
 #[derive(Debug, Clone)]
 pub(crate) struct Entered {
     pub key: Arc<str>,
