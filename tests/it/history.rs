@@ -798,6 +798,9 @@ async fn search_answers_are_bounded_in_bytes() {
     let count = got.kept.len();
     assert!(count >= 4, "{count} hits");
     assert_eq!(got.end, format!("FOUNDEND #lobby {count} 1"));
-    assert!(got.kept.windows(2).all(|w| w[0].at > w[1].at), "newest first");
+    assert!(
+        got.kept.windows(2).all(|w| w[0].at > w[1].at),
+        "newest first"
+    );
     server.stop().await;
 }
