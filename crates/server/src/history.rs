@@ -1238,12 +1238,7 @@ pub(crate) mod tests {
         let history = History::in_memory(settings, Arc::new(SystemClock));
         history.offer(row("#r", 1, "привет мир"));
         // The writer takes the first row and waits at the gate with it.
-        for _ in 0..200 {
-            if !history.inner.shared.lock_queue().in_flight.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        in_flight(&history, 1).await;
         let started = Instant::now();
         for at in 2..=1000 {
             history.offer(row("#r", at, "שלום עולם"));
@@ -1251,12 +1246,18 @@ pub(crate) mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(history.dropped(), 1000 - 1 - 10);
         // By bytes too.
+        let small_gate = Arc::new(HistoryGate::new());
+        small_gate.close();
         let mut settings = self::settings();
         settings.queue_bytes = 200;
+        settings.gate = Some(small_gate.clone());
         let small = History::in_memory(settings, Arc::new(SystemClock));
-        small.offer(row("#r", 1, &"ж".repeat(60)));
+        small.offer(row("#r", 1, "e\u{301}te"));
+        in_flight(&small, 1).await;
         small.offer(row("#r", 2, &"ж".repeat(60)));
+        small.offer(row("#r", 3, &"ж".repeat(60)));
         assert_eq!(small.dropped(), 1);
+        small_gate.open();
         gate.open();
         settled(&history).await;
         let page = history.recent("#r", None, 100, usize::MAX).await.unwrap();
@@ -1377,12 +1378,7 @@ pub(crate) mod tests {
         for at in 6..=8 {
             history.offer(row("#r", at, "مرحبا"));
         }
-        for _ in 0..200 {
-            if history.inner.shared.lock_queue().in_flight.len() == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        in_flight(&history, 3).await;
         for at in 9..=10 {
             history.offer(row("#r", at, "日本語 テキスト"));
         }
