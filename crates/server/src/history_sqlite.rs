@@ -244,7 +244,7 @@ impl SqliteHistory {
         let idle = self.lock_readers().pop();
         let mut conn = match idle {
             Some(conn) => conn,
-            None => connect(&self.path).map_err(read_error)?,
+            None => connect_reader(&self.path, self.time_limit).map_err(read_error)?,
         };
         let deadline = Instant::now() + self.time_limit;
         let out = conn
@@ -270,6 +270,15 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// A read connection: it writes nothing, and waits for another
+/// connection's lock no longer than a read may run.
+fn connect_reader(path: &Path, time_limit: Duration) -> rusqlite::Result<Connection> {
+    let conn = connect(path)?;
+    conn.busy_timeout(time_limit.min(BUSY_TIMEOUT))?;
+    conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
 }
 
@@ -746,6 +755,32 @@ mod tests {
                 let _ = std::fs::remove_file(dir.path().join(file));
             }
         }
+    }
+
+    #[test]
+    fn reads_write_nothing_and_wait_for_a_lock_no_longer_than_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = Duration::from_millis(100);
+        let history = SqliteHistory::open_with_limit(dir.path(), &SystemClock, limit).unwrap();
+        history
+            .append(&[Arc::new(row("#Мир", 1, "привет мир"))], 500)
+            .unwrap();
+        let wrote = history.read(|tx| tx.execute("DELETE FROM messages", []));
+        assert!(wrote.is_err(), "{wrote:?}");
+        let waits = history
+            .read(|tx| tx.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0)))
+            .unwrap();
+        assert_eq!(waits, 100);
+        // The writer waits longer: it must not lose a batch to a reader.
+        let waits: i64 = history
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(waits, BUSY_TIMEOUT.as_millis() as i64);
+        let read = history.slice("#мир", Range::Before(None), 5, None).unwrap();
+        assert_eq!(read.total, 1);
     }
 
     #[test]
