@@ -105,6 +105,12 @@ impl Row {
             + self.text.len()
     }
 
+    /// The length of its `FOUND` line (`FOUND` is two bytes shorter than
+    /// `HISTORY`, the rest is the same).
+    pub(crate) fn found_line_len(&self) -> usize {
+        self.history_line_len() - ("HISTORY".len() - "FOUND".len())
+    }
+
     /// What the row weighs in the queue's byte bound.
     fn queued_bytes(&self) -> usize {
         self.room.len() + self.nick.len() + self.text.len()
@@ -684,12 +690,15 @@ impl History {
     }
 
     /// The newest `n` kept lines of the room holding every word, newest
-    /// first. Lines still queued (not yet committed) are not searched.
+    /// first, as many as fit in `max_bytes` of `FOUND` lines (`more` when
+    /// some were left out). Lines still queued (not yet committed) are not
+    /// searched.
     pub(crate) async fn search(
         &self,
         room_key: &str,
         words: &[&str],
         n: u32,
+        max_bytes: usize,
     ) -> Result<Hits, HistoryError> {
         let words = words
             .iter()
@@ -704,8 +713,11 @@ impl History {
         let mut rows = self
             .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
-        let more = rows.len() > n;
+        let mut more = rows.len() > n;
         rows.truncate(n);
+        let fit = fitting(rows.iter(), Row::found_line_len, max_bytes);
+        more |= fit < rows.len();
+        rows.truncate(fit);
         Ok(Hits { rows, more })
     }
 
@@ -828,21 +840,29 @@ fn merge(slice: Slice, queued: Queued, limit: usize, max_bytes: usize) -> Page {
             .entry(row.at)
             .or_insert_with(|| Arc::unwrap_or_clone(row));
     }
-    let mut rows = Vec::new();
-    let mut bytes = 0;
-    for row in by_stamp.into_values().rev().take(limit) {
-        bytes += row.history_line_len();
-        if bytes > max_bytes {
-            break;
-        }
-        rows.push(row);
-    }
+    let mut rows: Vec<Row> = by_stamp.into_values().rev().take(limit).collect();
+    rows.truncate(fitting(rows.iter(), Row::history_line_len, max_bytes));
     rows.reverse();
     let left = total.saturating_sub(rows.len() as u64);
     Page {
         rows,
         left: u32::try_from(left).unwrap_or(u32::MAX),
     }
+}
+
+/// How many of the rows, from the first, fit in `max_bytes` of lines of
+/// `line_len`.
+fn fitting<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    line_len: impl Fn(&Row) -> usize,
+    max_bytes: usize,
+) -> usize {
+    let mut bytes = 0;
+    rows.take_while(|row| {
+        bytes += line_len(row);
+        bytes <= max_bytes
+    })
+    .count()
 }
 
 /// What the writer does next.
@@ -1477,7 +1497,9 @@ pub(crate) mod tests {
             tokio::time::timeout(READ_WAIT * 3, history.recent("#r", None, 5, usize::MAX)).await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
-        let waited = tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5)).await;
+        let waited =
+            tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5, usize::MAX))
+                .await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         drop(busy);
         let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
@@ -1517,17 +1539,33 @@ pub(crate) mod tests {
             history.offer(row("#r", at, "привет мир"));
         }
         settled(&history).await;
-        let hits = history.search("#r", &["ПРИВЕТ"], 20).await.unwrap();
+        let hits = history
+            .search("#r", &["ПРИВЕТ"], 20, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(hits.rows.len(), 20);
         assert!(hits.more);
         assert_eq!(hits.rows[0].at, 30);
-        let hits = history.search("#r", &["при*", "мир"], 20).await.unwrap();
+        let hits = history
+            .search("#r", &["при*", "мир"], 20, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (20, true));
-        let hits = history.search("#r", &["мир"], 30).await.unwrap();
+        let hits = history
+            .search("#r", &["мир"], 30, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (30, false));
+        // Bounded in bytes of FOUND lines too: the newest that fit, and more.
+        let three =
+            "FOUND #r 30 *ällice привет мир\n".len() + 2 * "FOUND #r 29 ällice привет мир\n".len();
+        let hits = history.search("#r", &["мир"], 30, three).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29, 28], true));
+        let hits = history.search("#r", &["мир"], 30, three - 1).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29], true));
         for bad in [&["пр*"][..], &["*"], &[""], &[]] {
             assert!(matches!(
-                history.search("#r", bad, 20).await,
+                history.search("#r", bad, 20, usize::MAX).await,
                 Err(HistoryError::Words(_))
             ));
         }
