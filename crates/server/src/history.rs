@@ -537,6 +537,34 @@ struct Shared {
     drop_warning: RareWarning,
     failure_warning: RareWarning,
     reads: Arc<tokio::sync::Semaphore>,
+    /// The writer thread died (a panic): nothing more is queued.
+    writer_dead: AtomicBool,
+}
+
+/// Lives on the writer thread's stack: if the thread unwinds, the history
+/// stops taking rows (they would only fill the queue) and says why once.
+struct WriterAlive<'a>(&'a Shared);
+
+impl Drop for WriterAlive<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let shared = self.0;
+        shared.writer_dead.store(true, Ordering::SeqCst);
+        let mut queue = shared.lock_queue();
+        let lost = queue.pending.len() + queue.in_flight.len();
+        queue.pending.clear();
+        queue.pending_bytes = 0;
+        queue.in_flight = Arc::new([]);
+        drop(queue);
+        let total = shared.dropped.fetch_add(lost as u64, Ordering::Relaxed) + lost as u64;
+        error!(
+            dropped_total = total,
+            "the history writer failed; no more lines are kept until the server restarts \
+             (history reads still work)"
+        );
+    }
 }
 
 /// The history of every room: cheap to clone, shared by the hub (which
@@ -612,6 +640,7 @@ impl History {
             drop_warning: RareWarning::new(),
             failure_warning: RareWarning::new(),
             reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
+            writer_dead: AtomicBool::new(false),
         });
         let writer = {
             let shared = shared.clone();
@@ -645,8 +674,11 @@ impl History {
         let mut queue = shared.lock_queue();
         let full = queue.pending.len() >= shared.queue_rows
             || queue.pending_bytes + bytes > shared.queue_bytes;
-        if full || queue.stop_by.is_some() {
-            let why = if full {
+        let dead = shared.writer_dead.load(Ordering::Relaxed);
+        if full || dead || queue.stop_by.is_some() {
+            let why = if dead {
+                "the history writer failed"
+            } else if full {
                 "the history queue is full (the disk is slow or stalled)"
             } else {
                 "the history is shut down"
@@ -927,6 +959,7 @@ impl Shared {
     }
 
     fn run_writer(&self) {
+        let _alive = WriterAlive(self);
         // At start, retention is asked for (`retention_asked`).
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
@@ -1292,6 +1325,7 @@ pub(crate) mod tests {
     struct Flaky {
         kept: MemHistory,
         failing: AtomicBool,
+        panicking: AtomicBool,
         appends: Mutex<Vec<(Instant, usize)>>,
     }
 
@@ -1304,6 +1338,7 @@ pub(crate) mod tests {
                 .lock()
                 .unwrap()
                 .push((Instant::now(), rows.len()));
+            assert!(!self.panicking.load(Ordering::SeqCst), "a bug in the store");
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Write {
                     path: "history.db".into(),
@@ -1352,6 +1387,30 @@ pub(crate) mod tests {
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![4, 5], 0));
         assert_eq!(history.dropped(), 3);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_writer_stops_the_queue_and_reads_go_on() {
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        history.offer(row("#r", 1, "привет мир"));
+        settled(&history).await;
+        store.panicking.store(true, Ordering::SeqCst);
+        history.offer(row("#r", 2, "שלום עולם"));
+        for _ in 0..200 {
+            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for at in 3..=5 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        assert_eq!(history.dropped(), 4);
+        assert!(history.inner.shared.lock_queue().pending.is_empty());
+        let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![1], 0));
         history.shutdown().await;
     }
 
