@@ -26,8 +26,8 @@
 //!
 //! Retention runs in the writer: the line count in every batch's
 //! transaction for the rooms it touched, and for every room at start and
-//! when the limits change; the age limit at start, when the limits change
-//! and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
+//! when a reload lowers it; the age limit at start, when a reload changes
+//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
 //! database error never stops the writer: the batch is counted as lost,
 //! logged, and the next one is tried.
 //!
@@ -527,7 +527,11 @@ struct Shared {
     store: Arc<dyn HistoryStore>,
     clock: Arc<dyn Clock>,
     retention: Mutex<Retention>,
-    retention_asked: AtomicBool,
+    /// A pass over every room by age is due (at start, a changed age).
+    age_pass_asked: AtomicBool,
+    /// A pass over every room by line count is due (at start, a lowered
+    /// count).
+    count_pass_asked: AtomicBool,
     queue_rows: usize,
     queue_bytes: usize,
     gate: Option<Arc<HistoryGate>>,
@@ -632,7 +636,8 @@ impl History {
                 lines_per_room: settings.lines_per_room.max(1),
                 max_age: settings.max_age,
             }),
-            retention_asked: AtomicBool::new(true),
+            age_pass_asked: AtomicBool::new(true),
+            count_pass_asked: AtomicBool::new(true),
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
@@ -758,18 +763,33 @@ impl History {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// New limits (a reload); the writer applies them to what is kept at
-    /// once.
+    /// New limits (a reload). A lowered line count or a changed age
+    /// applies to what is kept at once; unchanged limits (every reload)
+    /// cost nothing.
     pub(crate) fn set_retention(&self, lines_per_room: u32, max_age: Duration) {
         let shared = &self.inner.shared;
-        *shared
-            .retention
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Retention {
+        let new = Retention {
             lines_per_room: lines_per_room.max(1),
             max_age,
         };
-        shared.retention_asked.store(true, Ordering::SeqCst);
+        let old = std::mem::replace(
+            &mut *shared
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            new,
+        );
+        let count_pass = new.lines_per_room < old.lines_per_room;
+        let age_pass = new.max_age != old.max_age;
+        if !(count_pass || age_pass) {
+            return;
+        }
+        if count_pass {
+            shared.count_pass_asked.store(true, Ordering::SeqCst);
+        }
+        if age_pass {
+            shared.age_pass_asked.store(true, Ordering::SeqCst);
+        }
         let _queue = shared.lock_queue();
         shared.wake.notify_one();
     }
@@ -960,7 +980,7 @@ impl Shared {
 
     fn run_writer(&self) {
         let _alive = WriterAlive(self);
-        // At start, retention is asked for (`retention_asked`).
+        // At start, both passes are asked for.
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
@@ -1019,9 +1039,12 @@ impl Shared {
                     return Job::Stop;
                 }
             } else {
-                let asked = self.retention_asked.swap(false, Ordering::SeqCst);
-                if asked || now >= next_retention {
-                    return Job::Retain { every_room: asked };
+                let count_pass = self.count_pass_asked.swap(false, Ordering::SeqCst);
+                let age_pass = self.age_pass_asked.swap(false, Ordering::SeqCst);
+                if count_pass || age_pass || now >= next_retention {
+                    return Job::Retain {
+                        every_room: count_pass,
+                    };
                 }
             }
             // A full batch goes at once: the gap only gathers small ones.
@@ -1274,9 +1297,9 @@ pub(crate) mod tests {
         };
         assert_eq!(kept_when(&history, "#мир", 3).await, expect_days(7..=9));
         assert_eq!(history.high_water(), ms(Duration::from_secs(9 * 86_400)));
-        // A reload runs it again at the clock's new time.
+        // A reload changing the age runs it again at the clock's new time.
         clock.advance(Duration::from_secs(86_400));
-        history.set_retention(500, Duration::from_secs(5 * 86_400));
+        history.set_retention(500, Duration::from_secs(5 * 86_400 + 1));
         assert_eq!(kept_when(&history, "#мир", 2).await, expect_days(8..=9));
         history.shutdown().await;
     }
@@ -1327,6 +1350,8 @@ pub(crate) mod tests {
         failing: AtomicBool,
         panicking: AtomicBool,
         appends: Mutex<Vec<(Instant, usize)>>,
+        /// The line counts of the retention passes asked for.
+        retains: Mutex<Vec<Option<u32>>>,
     }
 
     impl HistoryStore for Flaky {
@@ -1348,6 +1373,7 @@ pub(crate) mod tests {
             self.kept.append(rows, lines_per_room)
         }
         fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
+            self.retains.lock().unwrap().push(lines_per_room);
             self.kept.retain(oldest_ms, lines_per_room)
         }
         fn slice(
@@ -1411,6 +1437,36 @@ pub(crate) mod tests {
         assert!(history.inner.shared.lock_queue().pending.is_empty());
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![1], 0));
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_runs_a_retention_pass_only_when_the_limits_tighten_or_the_age_changes() {
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        let passes = |n: usize| {
+            let store = store.clone();
+            async move {
+                for _ in 0..100 {
+                    if store.retains.lock().unwrap().len() >= n {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // Time for a pass that should not come.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                store.retains.lock().unwrap().clone()
+            }
+        };
+        assert_eq!(passes(1).await, [Some(500)]);
+        history.set_retention(500, Duration::MAX);
+        history.set_retention(900, Duration::MAX);
+        history.offer(row("#Мир", 1, "привет мир"));
+        assert_eq!(passes(2).await, [Some(500)]);
+        history.set_retention(300, Duration::MAX);
+        assert_eq!(passes(2).await, [Some(500), Some(300)]);
+        history.set_retention(300, Duration::from_secs(86_400));
+        assert_eq!(passes(3).await, [Some(500), Some(300), None]);
         history.shutdown().await;
     }
 

@@ -42,6 +42,8 @@ const TIME_LIMIT: Duration = Duration::from_millis(250);
 const PROGRESS_STEPS: i32 = 1000;
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows deleted by age in one transaction at most.
+const DELETE_CHUNK: u32 = 5000;
 /// The write-ahead log is cut back to this size after a checkpoint.
 const WAL_LIMIT_BYTES: i64 = 4 << 20;
 
@@ -402,19 +404,34 @@ impl HistoryStore for SqliteHistory {
     }
 
     fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
-        self.write(|tx| {
-            let old = tx.execute("DELETE FROM messages WHERE at < ?1", [to_sql(oldest_ms)])?;
-            let over = match lines_per_room {
-                Some(lines) => tx.execute(
+        // By age in chunks, each its own transaction: a first start after
+        // a long stop may delete much, and batches wait meanwhile.
+        let mut deleted = 0;
+        loop {
+            let chunk = self.write(|tx| {
+                tx.execute(
+                    "DELETE FROM messages WHERE id IN \
+                     (SELECT id FROM messages WHERE at < ?1 LIMIT ?2)",
+                    params![to_sql(oldest_ms), DELETE_CHUNK],
+                )
+            })?;
+            deleted += chunk as u64;
+            if chunk < DELETE_CHUNK as usize {
+                break;
+            }
+        }
+        if let Some(lines) = lines_per_room {
+            let over = self.write(|tx| {
+                tx.execute(
                     "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, row_number() \
                      OVER (PARTITION BY room_key ORDER BY at DESC) AS newer FROM messages) \
                      WHERE newer > ?1)",
                     [lines.max(1)],
-                )?,
-                None => 0,
-            };
-            Ok((old + over) as u64)
-        })
+                )
+            })?;
+            deleted += over as u64;
+        }
+        Ok(deleted)
     }
 
     fn finish(&self) -> Result<(), StoreError> {
@@ -633,6 +650,10 @@ mod tests {
         assert_eq!(found(&history, "#ב", &["привет"]), Vec::<u64>::new());
         assert_eq!(found(&history, "#日", &["e\u{301}te"]), [149]);
         assert_eq!(found(&history, "#ä", &["привет"]), [150]);
+        // More old rows than one delete takes.
+        let many: Vec<Row> = (1000..13_001).map(|at| row("#Ä", at, "日本語")).collect();
+        history.append(&shared(many), 20_000).unwrap();
+        assert_eq!(history.retain(12_990, None).unwrap(), 11_990 + 2);
     }
 
     #[test]
