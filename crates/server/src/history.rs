@@ -903,18 +903,20 @@ fn merge(slice: Slice, queued: Queued, limit: usize, max_bytes: usize) -> Page {
 }
 
 /// How many of the rows, from the first, fit in `max_bytes` of lines of
-/// `line_len`.
+/// `line_len`; always the first, so that paging back (`/history before`)
+/// moves on even past a line longer than the bound.
 fn fitting<'a>(
     rows: impl Iterator<Item = &'a Row>,
     line_len: impl Fn(&Row) -> usize,
     max_bytes: usize,
 ) -> usize {
     let mut bytes = 0;
-    rows.take_while(|row| {
-        bytes += line_len(row);
-        bytes <= max_bytes
-    })
-    .count()
+    rows.enumerate()
+        .take_while(|(i, row)| {
+            bytes += line_len(row);
+            *i == 0 || bytes <= max_bytes
+        })
+        .count()
 }
 
 /// What the writer does next.
@@ -1185,8 +1187,9 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
+        // The newest line goes even when it alone is over the bound.
         let page = history.recent("#лобби", None, 10, 0).await.unwrap();
-        assert_eq!((page.rows.len(), page.left), (0, 30));
+        assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
     }
 
     /// The room's kept stamps, read again (bounded) until there are `n`.
@@ -1678,6 +1681,8 @@ pub(crate) mod tests {
         assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29, 28], true));
         let hits = history.search("#r", &["мир"], 30, three - 1).await.unwrap();
         assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29], true));
+        let hits = history.search("#r", &["мир"], 30, 1).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30], true));
         for bad in [&["пр*"][..], &["*"], &[""], &[]] {
             assert!(matches!(
                 history.search("#r", bad, 20, usize::MAX).await,
