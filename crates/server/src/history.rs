@@ -166,7 +166,8 @@ pub(crate) enum HistoryError {
 pub(crate) struct HistorySettings {
     /// Lines kept per room (at least one).
     pub(crate) lines_per_room: u32,
-    /// Lines older than this are deleted.
+    /// Lines older than this are deleted; [`Duration::ZERO`] (what
+    /// `history_days = 0` gives) means no age limit, only the line count.
     pub(crate) max_age: Duration,
     /// The queue's bound in rows ([`QUEUE_ROWS`]).
     pub(crate) queue_rows: usize,
@@ -702,7 +703,8 @@ impl History {
     }
 
     /// The newest `n` kept lines of the room (older than `before`, if
-    /// given) whose `HISTORY` lines fit in `max_bytes` together.
+    /// given) whose `HISTORY` lines fit in `max_bytes` together (the
+    /// newest always goes).
     pub(crate) async fn recent(
         &self,
         room_key: &str,
@@ -1077,12 +1079,15 @@ impl Shared {
             lines_per_room,
             max_age,
         } = self.retention();
-        let oldest = self
-            .clock
-            .now()
-            .checked_sub(max_age)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let oldest = if max_age.is_zero() {
+            0
+        } else {
+            self.clock
+                .now()
+                .checked_sub(max_age)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
         let lines = every_room.then_some(lines_per_room);
         if let Err(e) = self.store.retain(oldest, lines) {
             if self.failure_warning.due() {
@@ -1304,6 +1309,12 @@ pub(crate) mod tests {
         clock.advance(Duration::from_secs(86_400));
         history.set_retention(500, Duration::from_secs(5 * 86_400 + 1));
         assert_eq!(kept_when(&history, "#мир", 2).await, expect_days(8..=9));
+        // Zero is no age limit (not "older than now").
+        history.set_retention(500, Duration::ZERO);
+        history.offer(row("#мир", ms(Duration::from_secs(10 * 86_400)), "שלום"));
+        assert_eq!(kept_when(&history, "#мир", 3).await.len(), 3);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(kept_when(&history, "#мир", 3).await.len(), 3);
         history.shutdown().await;
     }
 
