@@ -42,6 +42,9 @@ const TIME_LIMIT: Duration = Duration::from_millis(250);
 const PROGRESS_STEPS: i32 = 1000;
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Names `history.db.damaged-<unix-s>[-<n>]` tried when setting a file
+/// aside.
+const SET_ASIDE_NAMES: u32 = 100;
 /// Rows deleted by age in one transaction at most.
 const DELETE_CHUNK: u32 = 5000;
 /// The write-ahead log is cut back to this size after a checkpoint.
@@ -302,8 +305,19 @@ fn set_aside(path: &Path, now: SystemTime) -> Result<PathBuf, StoreError> {
     };
     let mut aside = with_suffix(path, &format!(".damaged-{secs}"));
     let mut n = 1;
+    // A name that cannot be looked at counts as taken; a bounded search,
+    // as that may be true of every name.
     while aside.try_exists().unwrap_or(true) {
         n += 1;
+        if n > SET_ASIDE_NAMES {
+            return Err(StoreError::Write {
+                path: path.to_owned(),
+                reason: format!(
+                    "no free name to set it aside as (up to {})",
+                    aside.display()
+                ),
+            });
+        }
         aside = with_suffix(path, &format!(".damaged-{secs}-{n}"));
     }
     for suffix in ["-wal", "-shm"] {
@@ -871,6 +885,17 @@ mod tests {
         let message = e.to_string();
         assert!(message.contains("could not be set aside"), "{message}");
         assert!(!message.contains("backup"), "{message}");
+        // Every name to set it aside as taken: an error, not an endless
+        // search.
+        std::fs::remove_file(dir.path().join("history.db-wal")).unwrap();
+        std::fs::write(dir.path().join("history.db.damaged-1795528800"), "").unwrap();
+        for n in 2..=SET_ASIDE_NAMES {
+            let name = format!("history.db.damaged-1795528800-{n}");
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let failed = SqliteHistory::open(dir.path(), &clock);
+        assert!(matches!(failed, Err(StoreError::Open { .. })), "{failed:?}");
+        assert!(dir.path().join(HISTORY_FILE).exists());
     }
 
     #[test]
