@@ -171,7 +171,10 @@ impl SqliteHistory {
                 reason,
             })
         };
-        tlschat_fs::create_private_file(path).map_err(|e| other(e.to_string()))?;
+        let created = tlschat_fs::create_private_file(path).map_err(|e| other(e.to_string()))?;
+        if !created {
+            owner_only(path).map_err(|e| other(e.to_string()))?;
+        }
         let conn = connect(path).map_err(|e| other(e.to_string()))?;
         // The first read of the file: garbage fails here ("not a database").
         let version: i64 = conn
@@ -283,6 +286,30 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
+}
+
+/// Makes a file made before (perhaps by hand, or copied with a loose
+/// mode) owner-only again, with its `-wal` and `-shm`: history holds every
+/// room's lines.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let meta = match std::fs::metadata(&file) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// A read connection: it writes nothing, and waits for another
@@ -598,7 +625,23 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let loose = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(dir.path().join(HISTORY_FILE), loose).unwrap();
+        }
         let history = open(dir.path());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for name in ["history.db", "history.db-wal", "history.db-shm"] {
+                let Ok(meta) = std::fs::metadata(dir.path().join(name)) else {
+                    continue;
+                };
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+            }
+        }
         assert_eq!(history.high_water().unwrap(), 6);
         let slice = history
             .slice("#мир", Range::Before(None), 50, None)
