@@ -653,10 +653,7 @@ impl History {
             std::thread::Builder::new()
                 .name("tlschat-history".to_owned())
                 .spawn(move || shared.run_writer())
-                .map_err(|e| StoreError::Open {
-                    path: "history writer thread".into(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| StoreError::Task(format!("cannot start the history writer: {e}")))?
         };
         Ok(History {
             inner: Arc::new(Inner {
