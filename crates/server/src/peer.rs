@@ -979,13 +979,14 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
-    /// first, as many as fit in the answer's bytes, then `FOUNDEND` (`more`
-    /// also when the bytes cut hits off).
+    /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
     async fn search(&self, words: &[&str]) {
         let Some((history, room)) = self.history_room("search", SEARCH_READS) else {
             return;
         };
-        let Hits { rows, more } = match history.search(&room.key, words, MAX_SEARCH_HITS).await {
+        let bytes = self.answer_bytes();
+        let found = history.search(&room.key, words, MAX_SEARCH_HITS, bytes);
+        let Hits { rows, more } = match found.await {
             Ok(hits) => hits,
             Err(HistoryError::Words(why)) => return self.error(ErrorCode::BadArgument, why),
             Err(e) => {
@@ -993,21 +994,13 @@ impl<R: AsyncRead + Unpin> Peer<R> {
                 Hits::default()
             }
         };
-        let mut bytes_left = self.answer_bytes();
-        let mut sent = 0;
         for row in &rows {
-            let line = ServerLine::Found(kept(&room.name, row)).encode();
-            let Some(left) = bytes_left.checked_sub(line.len()) else {
-                break;
-            };
-            bytes_left = left;
-            self.send(line);
-            sent += 1;
+            self.send(ServerLine::Found(kept(&room.name, row)).encode());
         }
         let end = ServerLine::FoundEnd {
             room: &room.name,
-            count: u32::try_from(sent).unwrap_or(u32::MAX),
-            more: more || sent < rows.len(),
+            count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+            more,
         };
         self.send(end.encode());
     }
