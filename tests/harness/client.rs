@@ -24,6 +24,27 @@ pub fn trusting(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
         .expect("client config")
 }
 
+/// [`trusting`] that also offers ALPN `tlschat/2`: a history-mode client.
+pub fn trusting_for_history(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut config = (*trusting(cert)).clone();
+    config.alpn_protocols = vec![tlschat_protocol::history::HISTORY_ALPN.to_vec()];
+    Arc::new(config)
+}
+
+/// A TLS connection (no login yet) in history mode, from `local` if given;
+/// also the ALPN protocol the server selected.
+pub async fn connect_tls_history(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    local: Option<IpAddr>,
+) -> (Client, Option<Vec<u8>>) {
+    let tls = tls_connect(socket_for(addr, local), addr, trusting_for_history(cert))
+        .await
+        .expect("TLS handshake offering tlschat/2");
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    (Client::new(tls), alpn)
+}
+
 /// A socket of `addr`'s family, bound to `local` first if given (e.g.
 /// 127.0.0.2, for tests of per-address limits).
 pub fn socket_for(addr: SocketAddr, local: Option<IpAddr>) -> TcpSocket {

@@ -15,7 +15,7 @@ use tlschat_server_core::clock::ManualClock;
 use tlschat_server_core::config::ServerConfig;
 use tlschat_server_core::Server;
 
-use super::client::{connect_tls, login, login_admin, Client};
+use super::client::{connect_tls, connect_tls_history, login, login_admin, Client};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
@@ -138,6 +138,20 @@ impl TestServer {
     /// Logs in as `nick` and reads `WELCOME`, `JOIN`, `USERS`.
     pub async fn login(&self, nick: &str) -> Client {
         login(self.addr, &self.cert, nick).await
+    }
+
+    /// Logs in as `nick` in history mode (ALPN `tlschat/2`, which the
+    /// server must select) and reads `WELCOME`, `JOIN`, `USERS`; the
+    /// replay comes next.
+    pub async fn login_history(&self, nick: &str) -> Client {
+        let (mut c, alpn) = connect_tls_history(self.addr, &self.cert, None).await;
+        assert_eq!(
+            alpn.as_deref(),
+            Some(&b"tlschat/2"[..]),
+            "history mode selected"
+        );
+        c.finish_login(nick).await;
+        c
     }
 
     /// Logs in as the account `nick` with [`ACCOUNT_PASSWORD`].

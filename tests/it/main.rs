@@ -20,6 +20,7 @@ mod client_text_props;
 mod client_unicode;
 mod crash_safety;
 mod generate;
+mod history;
 mod hostile_server;
 mod isolation;
 mod key_exchange;

@@ -28,9 +28,10 @@
 //! The reload policy ([`Merged::reload`]): a SIGHUP re-reads the config file
 //! and merges it with the command line of the start, which cannot change.
 //! The limits and the access settings (join password file, private,
-//! public name, registration) are applied; `listen`, `cert`, `key` and
-//! `san` wait for a restart (a reload that finds them changed says so), as do the data
-//! directory and the admin password.
+//! public name, registration) are applied, and so is history's retention
+//! (`history_lines`, `history_days`); `listen`, `cert`, `key`, `san` and
+//! `history` itself wait for a restart (a reload that finds them changed
+//! says so), as do the data directory and the admin password.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::certs::{self, CertError, CertPaths};
 use crate::clock::{Clock, SystemClock};
+use crate::history::HistoryGate;
 use crate::store::Registration;
 use tlschat_fs::{read_password_file, PasswordFileError};
 use tlschat_protocol::HostPort;
@@ -65,6 +67,13 @@ pub(crate) const DEFAULT_LISTEN: SocketAddr =
 
 /// The prefix lengths `ipv6_prefix_len` may name.
 const IPV6_PREFIX_LENS: RangeInclusive<u8> = 1..=128;
+
+/// Kept lines per room unless told otherwise, and the bounds of
+/// `history_lines` (history itself is switched off with `history = false`).
+const DEFAULT_HISTORY_LINES: u32 = 500;
+const HISTORY_LINES: RangeInclusive<u32> = 1..=100_000;
+/// Days a kept line lives unless told otherwise (`0`: no age limit).
+const DEFAULT_HISTORY_DAYS: u32 = 30;
 
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +329,24 @@ pub struct Settings {
     /// invite-only or off [default: open]
     #[arg(long, env = "TLSCHAT_REGISTRATION", value_name = "POLICY")]
     pub(crate) registration: Option<String>,
+    /// Keep no room history (the file's key is `history = false`).
+    #[arg(long = "no-history", num_args = 0, default_missing_value = "false",
+          action = clap::ArgAction::Set)]
+    pub(crate) history: Option<bool>,
+    #[arg(long, env = "TLSCHAT_HISTORY_LINES", value_name = "N", help = format!(
+        "Lines kept per room, {}-{} [default: {DEFAULT_HISTORY_LINES}]",
+        HISTORY_LINES.start(), HISTORY_LINES.end()
+    ))]
+    pub(crate) history_lines: Option<u32>,
+    #[arg(long, env = "TLSCHAT_HISTORY_DAYS", value_name = "DAYS", help = format!(
+        "Days a kept line lives (0 = no age limit) [default: {DEFAULT_HISTORY_DAYS}]"
+    ))]
+    pub(crate) history_days: Option<u32>,
+    /// Start with history's writer stalled, as on a disk that stopped: a
+    /// test and benchmark hook, not a setting.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub(crate) history_stall: bool,
     #[command(flatten)]
     #[serde(default)]
     pub(crate) limits: LimitSettings,
@@ -417,6 +444,10 @@ impl Settings {
             private: self.private.or(lower.private),
             public_name: self.public_name.or(lower.public_name),
             registration: self.registration.or(lower.registration),
+            history: self.history.or(lower.history),
+            history_lines: self.history_lines.or(lower.history_lines),
+            history_days: self.history_days.or(lower.history_days),
+            history_stall: self.history_stall,
             limits: self.limits.over(lower.limits),
         }
     }
@@ -458,6 +489,14 @@ impl Settings {
             })?,
             None => Registration::default(),
         };
+        let history_lines = self.history_lines.unwrap_or(DEFAULT_HISTORY_LINES);
+        if !HISTORY_LINES.contains(&history_lines) {
+            return Err(ConfigError::Invalid(format!(
+                "`history_lines` is {history_lines}; it must be from {} to {} (`history = false` keeps none)",
+                HISTORY_LINES.start(),
+                HISTORY_LINES.end()
+            )));
+        }
         Ok(Effective {
             listen: self.listen.unwrap_or(DEFAULT_LISTEN),
             cert,
@@ -466,8 +505,41 @@ impl Settings {
             private: self.private.unwrap_or(false),
             public_name,
             registration,
+            history: HistoryConfig {
+                on: self.history.unwrap_or(true),
+                lines: history_lines,
+                days: self.history_days.unwrap_or(DEFAULT_HISTORY_DAYS),
+            },
             limits: self.limits.resolve()?,
         })
+    }
+}
+
+/// What history keeps, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Room lines are kept and replayed at all (a restart applies a change).
+    pub on: bool,
+    /// Lines kept per room.
+    pub lines: u32,
+    /// Days a kept line lives; `0`: no age limit.
+    pub days: u32,
+}
+
+impl HistoryConfig {
+    /// `days` as a duration; `None`: no age limit.
+    pub fn max_age(&self) -> Option<Duration> {
+        (self.days > 0).then(|| Duration::from_secs(u64::from(self.days) * 24 * 60 * 60))
+    }
+}
+
+impl Default for HistoryConfig {
+    fn default() -> HistoryConfig {
+        HistoryConfig {
+            on: true,
+            lines: DEFAULT_HISTORY_LINES,
+            days: DEFAULT_HISTORY_DAYS,
+        }
     }
 }
 
@@ -491,13 +563,15 @@ pub struct Reload {
     /// keeps its join password (`access.join_password` means nothing then)
     /// and takes the rest of `access`.
     pub join_password_unread: Option<String>,
+    /// History's retention (whether history is on at all stays as started).
+    pub history: HistoryConfig,
     /// Set when settings that only a restart applies have changed.
     pub waiting_for_restart: Option<&'static str>,
 }
 
 /// The warning of a reload that finds restart-only settings changed.
 const RESTART_ONLY: &str =
-    "listen, cert, key and san changes take effect at the next restart; reloading the rest";
+    "listen, cert, key, san and history on/off changes take effect at the next restart; reloading the rest";
 
 impl Merged {
     /// What `check-config` checks beyond the merge: the files the settings
@@ -550,6 +624,9 @@ impl Merged {
             clock: Arc::new(SystemClock),
             access: access_config(eff, std::env::var(JOIN_PASSWORD_ENV).ok())?,
             sweep_every: SWEEP_EVERY,
+            history: eff.history,
+            history_gate: None,
+            history_stalled: self.command_line.history_stall,
         })
     }
 
@@ -559,8 +636,9 @@ impl Merged {
     /// directory and the admin password, which a reload does not read.
     pub fn reload(&self) -> Result<Reload, ConfigError> {
         let now = self.command_line.effective(&self.data_dir)?;
-        let restart_only_changed =
-            now.listen != self.effective.listen || now.cert != self.effective.cert;
+        let restart_only_changed = now.listen != self.effective.listen
+            || now.cert != self.effective.cert
+            || now.history.on != self.effective.history.on;
         let env_password = std::env::var(JOIN_PASSWORD_ENV).ok();
         let (join_password, join_password_unread) = match join_password(&now, env_password) {
             Ok(password) => (password, None),
@@ -574,6 +652,10 @@ impl Merged {
             limits: now.limits,
             access,
             join_password_unread,
+            history: HistoryConfig {
+                on: self.effective.history.on,
+                ..now.history
+            },
             waiting_for_restart: restart_only_changed.then_some(RESTART_ONLY),
         })
     }
@@ -589,6 +671,7 @@ pub struct Effective {
     pub private: bool,
     pub public_name: Option<PublicName>,
     pub registration: Registration,
+    pub history: HistoryConfig,
     pub limits: Limits,
 }
 
@@ -715,6 +798,9 @@ impl Effective {
             #[serde(skip_serializing_if = "Option::is_none")]
             public_name: Option<String>,
             registration: &'a str,
+            history: bool,
+            history_lines: u32,
+            history_days: u32,
             limits: LimitSettings,
         }
         let (cert, key, san) = match &self.cert {
@@ -731,6 +817,9 @@ impl Effective {
             private: self.private,
             public_name: self.public_name.as_ref().map(ToString::to_string),
             registration: self.registration.as_str(),
+            history: self.history.on,
+            history_lines: self.history.lines,
+            history_days: self.history.days,
             limits: self.limits.settings(),
         };
         // Plain data with string keys: serialization cannot fail.
@@ -758,6 +847,16 @@ pub struct ServerConfig {
     /// never. For tests.
     #[doc(hidden)]
     pub sweep_every: Duration,
+    /// Whether room lines are kept, how many, how long.
+    pub history: HistoryConfig,
+    /// A gate history's writer waits at before each commit (closed: a
+    /// stalled disk). For tests.
+    #[doc(hidden)]
+    pub history_gate: Option<Arc<HistoryGate>>,
+    /// Start with history's writer stalled (`--history-stall`): a closed
+    /// gate nobody opens. For benchmarks.
+    #[doc(hidden)]
+    pub history_stalled: bool,
 }
 
 /// Stands for a password in `Debug` output: whether one is set, never what.
@@ -778,6 +877,9 @@ impl std::fmt::Debug for ServerConfig {
             clock,
             access,
             sweep_every,
+            history,
+            history_gate,
+            history_stalled,
         } = self;
         f.debug_struct("ServerConfig")
             .field("listen", listen)
@@ -788,6 +890,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("clock", clock)
             .field("access", access)
             .field("sweep_every", sweep_every)
+            .field("history", history)
+            .field("history_gate", &history_gate.is_some())
+            .field("history_stalled", history_stalled)
             .finish()
     }
 }
@@ -806,6 +911,9 @@ impl ServerConfig {
             clock: Arc::new(SystemClock),
             access: AccessConfig::default(),
             sweep_every: SWEEP_EVERY,
+            history: HistoryConfig::default(),
+            history_gate: None,
+            history_stalled: false,
         }
     }
 
@@ -1039,6 +1147,53 @@ mod tests {
 
         // A broken file is refused as a whole.
         assert!(reload_with("[limits]\nrate_limit = -1\n").is_err());
+    }
+
+    /// History's three settings: flags over the file over the defaults;
+    /// `--no-history` is the file's `history = false`; a reload takes new
+    /// retention but leaves history on or off as started.
+    #[test]
+    fn history_settings_merge_bound_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let eff = |args: &[&str]| command_line(dir.path(), args).merge().map(|m| m.effective);
+        assert_eq!(eff(&[]).unwrap().history, HistoryConfig::default());
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "history_lines = 1000\nhistory_days = 0\n",
+        )
+        .unwrap();
+        let h = eff(&["--history-lines", "7"]).unwrap().history;
+        assert_eq!((h.on, h.lines, h.days), (true, 7, 0));
+        assert_eq!(h.max_age(), None, "0 days: no age limit");
+        assert!(!eff(&["--no-history"]).unwrap().history.on);
+        assert!(eff(&["--history-lines", "0"]).is_err());
+        assert!(eff(&["--history-lines", "100001"]).is_err());
+        let shown = eff(&["--no-history"]).unwrap().to_toml();
+        assert!(
+            shown.contains("history = false\nhistory_lines = 1000\nhistory_days = 0\n"),
+            "{shown}"
+        );
+
+        let merged = command_line(dir.path(), &[]).merge().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "history = false\nhistory_lines = 20\nhistory_days = 2\n",
+        )
+        .unwrap();
+        let reload = merged.reload().unwrap();
+        assert_eq!(
+            reload.history,
+            HistoryConfig {
+                on: true,
+                lines: 20,
+                days: 2
+            }
+        );
+        assert_eq!(reload.waiting_for_restart, Some(RESTART_ONLY));
+        assert_eq!(
+            reload.history.max_age(),
+            Some(Duration::from_secs(2 * 86400))
+        );
     }
 
     /// The join password: the file over the variable (the file is what a

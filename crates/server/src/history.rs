@@ -26,8 +26,8 @@
 //!
 //! Retention runs in the writer: the line count in every batch's
 //! transaction for the rooms it touched, and for every room at start and
-//! when the limits change; the age limit at start, when the limits change
-//! and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
+//! when a reload lowers it; the age limit at start, when a reload changes
+//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
 //! database error never stops the writer: the batch is counted as lost,
 //! logged, and the next one is tried.
 //!
@@ -105,6 +105,12 @@ impl Row {
             + self.text.len()
     }
 
+    /// The length of its `FOUND` line (`FOUND` is two bytes shorter than
+    /// `HISTORY`, the rest is the same).
+    pub(crate) fn found_line_len(&self) -> usize {
+        self.history_line_len() - ("HISTORY".len() - "FOUND".len())
+    }
+
     /// What the row weighs in the queue's byte bound.
     fn queued_bytes(&self) -> usize {
         self.room.len() + self.nick.len() + self.text.len()
@@ -160,7 +166,8 @@ pub(crate) enum HistoryError {
 pub(crate) struct HistorySettings {
     /// Lines kept per room (at least one).
     pub(crate) lines_per_room: u32,
-    /// Lines older than this are deleted.
+    /// Lines older than this are deleted; [`Duration::ZERO`] (what
+    /// `history_days = 0` gives) means no age limit, only the line count.
     pub(crate) max_age: Duration,
     /// The queue's bound in rows ([`QUEUE_ROWS`]).
     pub(crate) queue_rows: usize,
@@ -521,7 +528,11 @@ struct Shared {
     store: Arc<dyn HistoryStore>,
     clock: Arc<dyn Clock>,
     retention: Mutex<Retention>,
-    retention_asked: AtomicBool,
+    /// A pass over every room by age is due (at start, a changed age).
+    age_pass_asked: AtomicBool,
+    /// A pass over every room by line count is due (at start, a lowered
+    /// count).
+    count_pass_asked: AtomicBool,
     queue_rows: usize,
     queue_bytes: usize,
     gate: Option<Arc<HistoryGate>>,
@@ -531,6 +542,34 @@ struct Shared {
     drop_warning: RareWarning,
     failure_warning: RareWarning,
     reads: Arc<tokio::sync::Semaphore>,
+    /// The writer thread died (a panic): nothing more is queued.
+    writer_dead: AtomicBool,
+}
+
+/// Lives on the writer thread's stack: if the thread unwinds, the history
+/// stops taking rows (they would only fill the queue) and says why once.
+struct WriterAlive<'a>(&'a Shared);
+
+impl Drop for WriterAlive<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let shared = self.0;
+        shared.writer_dead.store(true, Ordering::SeqCst);
+        let mut queue = shared.lock_queue();
+        let lost = queue.pending.len() + queue.in_flight.len();
+        queue.pending.clear();
+        queue.pending_bytes = 0;
+        queue.in_flight = Arc::new([]);
+        drop(queue);
+        let total = shared.dropped.fetch_add(lost as u64, Ordering::Relaxed) + lost as u64;
+        error!(
+            dropped_total = total,
+            "the history writer failed; no more lines are kept until the server restarts \
+             (history reads still work)"
+        );
+    }
 }
 
 /// The history of every room: cheap to clone, shared by the hub (which
@@ -598,7 +637,8 @@ impl History {
                 lines_per_room: settings.lines_per_room.max(1),
                 max_age: settings.max_age,
             }),
-            retention_asked: AtomicBool::new(true),
+            age_pass_asked: AtomicBool::new(true),
+            count_pass_asked: AtomicBool::new(true),
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
@@ -606,16 +646,14 @@ impl History {
             drop_warning: RareWarning::new(),
             failure_warning: RareWarning::new(),
             reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
+            writer_dead: AtomicBool::new(false),
         });
         let writer = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("tlschat-history".to_owned())
                 .spawn(move || shared.run_writer())
-                .map_err(|e| StoreError::Open {
-                    path: "history writer thread".into(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| StoreError::Task(format!("cannot start the history writer: {e}")))?
         };
         Ok(History {
             inner: Arc::new(Inner {
@@ -639,8 +677,11 @@ impl History {
         let mut queue = shared.lock_queue();
         let full = queue.pending.len() >= shared.queue_rows
             || queue.pending_bytes + bytes > shared.queue_bytes;
-        if full || queue.stop_by.is_some() {
-            let why = if full {
+        let dead = shared.writer_dead.load(Ordering::Relaxed);
+        if full || dead || queue.stop_by.is_some() {
+            let why = if dead {
+                "the history writer failed"
+            } else if full {
                 "the history queue is full (the disk is slow or stalled)"
             } else {
                 "the history is shut down"
@@ -659,7 +700,8 @@ impl History {
     }
 
     /// The newest `n` kept lines of the room (older than `before`, if
-    /// given) whose `HISTORY` lines fit in `max_bytes` together.
+    /// given) whose `HISTORY` lines fit in `max_bytes` together (the
+    /// newest always goes).
     pub(crate) async fn recent(
         &self,
         room_key: &str,
@@ -684,12 +726,15 @@ impl History {
     }
 
     /// The newest `n` kept lines of the room holding every word, newest
-    /// first. Lines still queued (not yet committed) are not searched.
+    /// first, as many as fit in `max_bytes` of `FOUND` lines (`more` when
+    /// some were left out). Lines still queued (not yet committed) are not
+    /// searched.
     pub(crate) async fn search(
         &self,
         room_key: &str,
         words: &[&str],
         n: u32,
+        max_bytes: usize,
     ) -> Result<Hits, HistoryError> {
         let words = words
             .iter()
@@ -704,8 +749,11 @@ impl History {
         let mut rows = self
             .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
-        let more = rows.len() > n;
+        let mut more = rows.len() > n;
         rows.truncate(n);
+        let fit = fitting(rows.iter(), Row::found_line_len, max_bytes);
+        more |= fit < rows.len();
+        rows.truncate(fit);
         Ok(Hits { rows, more })
     }
 
@@ -714,18 +762,33 @@ impl History {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// New limits (a reload); the writer applies them to what is kept at
-    /// once.
+    /// New limits (a reload). A lowered line count or a changed age
+    /// applies to what is kept at once; unchanged limits (every reload)
+    /// cost nothing.
     pub(crate) fn set_retention(&self, lines_per_room: u32, max_age: Duration) {
         let shared = &self.inner.shared;
-        *shared
-            .retention
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Retention {
+        let new = Retention {
             lines_per_room: lines_per_room.max(1),
             max_age,
         };
-        shared.retention_asked.store(true, Ordering::SeqCst);
+        let old = std::mem::replace(
+            &mut *shared
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            new,
+        );
+        let count_pass = new.lines_per_room < old.lines_per_room;
+        let age_pass = new.max_age != old.max_age;
+        if !(count_pass || age_pass) {
+            return;
+        }
+        if count_pass {
+            shared.count_pass_asked.store(true, Ordering::SeqCst);
+        }
+        if age_pass {
+            shared.age_pass_asked.store(true, Ordering::SeqCst);
+        }
         let _queue = shared.lock_queue();
         shared.wake.notify_one();
     }
@@ -828,21 +891,31 @@ fn merge(slice: Slice, queued: Queued, limit: usize, max_bytes: usize) -> Page {
             .entry(row.at)
             .or_insert_with(|| Arc::unwrap_or_clone(row));
     }
-    let mut rows = Vec::new();
-    let mut bytes = 0;
-    for row in by_stamp.into_values().rev().take(limit) {
-        bytes += row.history_line_len();
-        if bytes > max_bytes {
-            break;
-        }
-        rows.push(row);
-    }
+    let mut rows: Vec<Row> = by_stamp.into_values().rev().take(limit).collect();
+    rows.truncate(fitting(rows.iter(), Row::history_line_len, max_bytes));
     rows.reverse();
     let left = total.saturating_sub(rows.len() as u64);
     Page {
         rows,
         left: u32::try_from(left).unwrap_or(u32::MAX),
     }
+}
+
+/// How many of the rows, from the first, fit in `max_bytes` of lines of
+/// `line_len`; always the first, so that paging back (`/history before`)
+/// moves on even past a line longer than the bound.
+fn fitting<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    line_len: impl Fn(&Row) -> usize,
+    max_bytes: usize,
+) -> usize {
+    let mut bytes = 0;
+    rows.enumerate()
+        .take_while(|(i, row)| {
+            bytes += line_len(row);
+            *i == 0 || bytes <= max_bytes
+        })
+        .count()
 }
 
 /// What the writer does next.
@@ -907,7 +980,8 @@ impl Shared {
     }
 
     fn run_writer(&self) {
-        // At start, retention is asked for (`retention_asked`).
+        let _alive = WriterAlive(self);
+        // At start, both passes are asked for.
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
@@ -966,9 +1040,12 @@ impl Shared {
                     return Job::Stop;
                 }
             } else {
-                let asked = self.retention_asked.swap(false, Ordering::SeqCst);
-                if asked || now >= next_retention {
-                    return Job::Retain { every_room: asked };
+                let count_pass = self.count_pass_asked.swap(false, Ordering::SeqCst);
+                let age_pass = self.age_pass_asked.swap(false, Ordering::SeqCst);
+                if count_pass || age_pass || now >= next_retention {
+                    return Job::Retain {
+                        every_room: count_pass,
+                    };
                 }
             }
             // A full batch goes at once: the gap only gathers small ones.
@@ -999,12 +1076,15 @@ impl Shared {
             lines_per_room,
             max_age,
         } = self.retention();
-        let oldest = self
-            .clock
-            .now()
-            .checked_sub(max_age)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let oldest = if max_age.is_zero() {
+            0
+        } else {
+            self.clock
+                .now()
+                .checked_sub(max_age)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
         let lines = every_room.then_some(lines_per_room);
         if let Err(e) = self.store.retain(oldest, lines) {
             if self.failure_warning.due() {
@@ -1109,8 +1189,9 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
+        // The newest line goes even when it alone is over the bound.
         let page = history.recent("#лобби", None, 10, 0).await.unwrap();
-        assert_eq!((page.rows.len(), page.left), (0, 30));
+        assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
     }
 
     /// The room's kept stamps, read again (bounded) until there are `n`.
@@ -1221,10 +1302,16 @@ pub(crate) mod tests {
         };
         assert_eq!(kept_when(&history, "#мир", 3).await, expect_days(7..=9));
         assert_eq!(history.high_water(), ms(Duration::from_secs(9 * 86_400)));
-        // A reload runs it again at the clock's new time.
+        // A reload changing the age runs it again at the clock's new time.
         clock.advance(Duration::from_secs(86_400));
-        history.set_retention(500, Duration::from_secs(5 * 86_400));
+        history.set_retention(500, Duration::from_secs(5 * 86_400 + 1));
         assert_eq!(kept_when(&history, "#мир", 2).await, expect_days(8..=9));
+        // Zero is no age limit (not "older than now").
+        history.set_retention(500, Duration::ZERO);
+        history.offer(row("#мир", ms(Duration::from_secs(10 * 86_400)), "שלום"));
+        assert_eq!(kept_when(&history, "#мир", 3).await.len(), 3);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(kept_when(&history, "#мир", 3).await.len(), 3);
         history.shutdown().await;
     }
 
@@ -1238,12 +1325,7 @@ pub(crate) mod tests {
         let history = History::in_memory(settings, Arc::new(SystemClock));
         history.offer(row("#r", 1, "привет мир"));
         // The writer takes the first row and waits at the gate with it.
-        for _ in 0..200 {
-            if !history.inner.shared.lock_queue().in_flight.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        in_flight(&history, 1).await;
         let started = Instant::now();
         for at in 2..=1000 {
             history.offer(row("#r", at, "שלום עולם"));
@@ -1251,12 +1333,18 @@ pub(crate) mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(history.dropped(), 1000 - 1 - 10);
         // By bytes too.
+        let small_gate = Arc::new(HistoryGate::new());
+        small_gate.close();
         let mut settings = self::settings();
         settings.queue_bytes = 200;
+        settings.gate = Some(small_gate.clone());
         let small = History::in_memory(settings, Arc::new(SystemClock));
-        small.offer(row("#r", 1, &"ж".repeat(60)));
+        small.offer(row("#r", 1, "e\u{301}te"));
+        in_flight(&small, 1).await;
         small.offer(row("#r", 2, &"ж".repeat(60)));
+        small.offer(row("#r", 3, &"ж".repeat(60)));
         assert_eq!(small.dropped(), 1);
+        small_gate.open();
         gate.open();
         settled(&history).await;
         let page = history.recent("#r", None, 100, usize::MAX).await.unwrap();
@@ -1271,7 +1359,10 @@ pub(crate) mod tests {
     struct Flaky {
         kept: MemHistory,
         failing: AtomicBool,
+        panicking: AtomicBool,
         appends: Mutex<Vec<(Instant, usize)>>,
+        /// The line counts of the retention passes asked for.
+        retains: Mutex<Vec<Option<u32>>>,
     }
 
     impl HistoryStore for Flaky {
@@ -1283,6 +1374,7 @@ pub(crate) mod tests {
                 .lock()
                 .unwrap()
                 .push((Instant::now(), rows.len()));
+            assert!(!self.panicking.load(Ordering::SeqCst), "a bug in the store");
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Write {
                     path: "history.db".into(),
@@ -1292,6 +1384,7 @@ pub(crate) mod tests {
             self.kept.append(rows, lines_per_room)
         }
         fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
+            self.retains.lock().unwrap().push(lines_per_room);
             self.kept.retain(oldest_ms, lines_per_room)
         }
         fn slice(
@@ -1331,6 +1424,60 @@ pub(crate) mod tests {
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![4, 5], 0));
         assert_eq!(history.dropped(), 3);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_writer_stops_the_queue_and_reads_go_on() {
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        history.offer(row("#r", 1, "привет мир"));
+        settled(&history).await;
+        store.panicking.store(true, Ordering::SeqCst);
+        history.offer(row("#r", 2, "שלום עולם"));
+        for _ in 0..200 {
+            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for at in 3..=5 {
+            history.offer(row("#r", at, "日本語 テキスト"));
+        }
+        assert_eq!(history.dropped(), 4);
+        assert!(history.inner.shared.lock_queue().pending.is_empty());
+        let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
+        assert_eq!((stamps(&page.rows), page.left), (vec![1], 0));
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_runs_a_retention_pass_only_when_the_limits_tighten_or_the_age_changes() {
+        let store = Arc::new(Flaky::default());
+        let history = History::start(store.clone(), settings(), Arc::new(SystemClock)).unwrap();
+        let passes = |n: usize| {
+            let store = store.clone();
+            async move {
+                for _ in 0..100 {
+                    if store.retains.lock().unwrap().len() >= n {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // Time for a pass that should not come.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                store.retains.lock().unwrap().clone()
+            }
+        };
+        assert_eq!(passes(1).await, [Some(500)]);
+        history.set_retention(500, Duration::MAX);
+        history.set_retention(900, Duration::MAX);
+        history.offer(row("#Мир", 1, "привет мир"));
+        assert_eq!(passes(2).await, [Some(500)]);
+        history.set_retention(300, Duration::MAX);
+        assert_eq!(passes(2).await, [Some(500), Some(300)]);
+        history.set_retention(300, Duration::from_secs(86_400));
+        assert_eq!(passes(3).await, [Some(500), Some(300), None]);
         history.shutdown().await;
     }
 
@@ -1377,12 +1524,7 @@ pub(crate) mod tests {
         for at in 6..=8 {
             history.offer(row("#r", at, "مرحبا"));
         }
-        for _ in 0..200 {
-            if history.inner.shared.lock_queue().in_flight.len() == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        in_flight(&history, 3).await;
         for at in 9..=10 {
             history.offer(row("#r", at, "日本語 テキスト"));
         }
@@ -1481,7 +1623,9 @@ pub(crate) mod tests {
             tokio::time::timeout(READ_WAIT * 3, history.recent("#r", None, 5, usize::MAX)).await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
-        let waited = tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5)).await;
+        let waited =
+            tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5, usize::MAX))
+                .await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         drop(busy);
         let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
@@ -1521,17 +1665,35 @@ pub(crate) mod tests {
             history.offer(row("#r", at, "привет мир"));
         }
         settled(&history).await;
-        let hits = history.search("#r", &["ПРИВЕТ"], 20).await.unwrap();
+        let hits = history
+            .search("#r", &["ПРИВЕТ"], 20, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(hits.rows.len(), 20);
         assert!(hits.more);
         assert_eq!(hits.rows[0].at, 30);
-        let hits = history.search("#r", &["при*", "мир"], 20).await.unwrap();
+        let hits = history
+            .search("#r", &["при*", "мир"], 20, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (20, true));
-        let hits = history.search("#r", &["мир"], 30).await.unwrap();
+        let hits = history
+            .search("#r", &["мир"], 30, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (30, false));
+        // Bounded in bytes of FOUND lines too: the newest that fit, and more.
+        let three =
+            "FOUND #r 30 *ällice привет мир\n".len() + 2 * "FOUND #r 29 ällice привет мир\n".len();
+        let hits = history.search("#r", &["мир"], 30, three).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29, 28], true));
+        let hits = history.search("#r", &["мир"], 30, three - 1).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29], true));
+        let hits = history.search("#r", &["мир"], 30, 1).await.unwrap();
+        assert_eq!((stamps(&hits.rows), hits.more), (vec![30], true));
         for bad in [&["пр*"][..], &["*"], &[""], &[]] {
             assert!(matches!(
-                history.search("#r", bad, 20).await,
+                history.search("#r", bad, 20, usize::MAX).await,
                 Err(HistoryError::Words(_))
             ));
         }

@@ -42,6 +42,11 @@ const TIME_LIMIT: Duration = Duration::from_millis(250);
 const PROGRESS_STEPS: i32 = 1000;
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Names `history.db.damaged-<unix-s>[-<n>]` tried when setting a file
+/// aside.
+const SET_ASIDE_NAMES: u32 = 100;
+/// Rows deleted by age in one transaction at most.
+const DELETE_CHUNK: u32 = 5000;
 /// The write-ahead log is cut back to this size after a checkpoint.
 const WAL_LIMIT_BYTES: i64 = 4 << 20;
 
@@ -61,6 +66,13 @@ END;
 ";
 
 const ROW_COLUMNS: &str = "m.room, m.at, m.nick, m.action, m.text";
+
+/// Hits newest first in the index's own (rowid) order, so it stops at the
+/// limit instead of reading and sorting every hit: within a room, rows are
+/// inserted in stamp order, so a larger id is a newer line.
+const SEARCH: &str = "SELECT m.room, m.at, m.nick, m.action, m.text \
+     FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+     WHERE messages_fts MATCH ?1 AND m.room_key = ?2 ORDER BY f.rowid DESC LIMIT ?3";
 
 /// Room history in `<data-dir>/history.db`.
 pub(crate) struct SqliteHistory {
@@ -159,7 +171,10 @@ impl SqliteHistory {
                 reason,
             })
         };
-        tlschat_fs::create_private_file(path).map_err(|e| other(e.to_string()))?;
+        let created = tlschat_fs::create_private_file(path).map_err(|e| other(e.to_string()))?;
+        if !created {
+            owner_only(path).map_err(|e| other(e.to_string()))?;
+        }
         let conn = connect(path).map_err(|e| other(e.to_string()))?;
         // The first read of the file: garbage fails here ("not a database").
         let version: i64 = conn
@@ -244,7 +259,7 @@ impl SqliteHistory {
         let idle = self.lock_readers().pop();
         let mut conn = match idle {
             Some(conn) => conn,
-            None => connect(&self.path).map_err(read_error)?,
+            None => connect_reader(&self.path, self.time_limit).map_err(read_error)?,
         };
         let deadline = Instant::now() + self.time_limit;
         let out = conn
@@ -273,6 +288,39 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Makes a file made before (perhaps by hand, or copied with a loose
+/// mode) owner-only again, with its `-wal` and `-shm`: history holds every
+/// room's lines.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let meta = match std::fs::metadata(&file) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// A read connection: it writes nothing, and waits for another
+/// connection's lock no longer than a read may run.
+fn connect_reader(path: &Path, time_limit: Duration) -> rusqlite::Result<Connection> {
+    let conn = connect(path)?;
+    conn.busy_timeout(time_limit.min(BUSY_TIMEOUT))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
 /// Renames the file (and its `-wal` and `-shm`, which belong to it) to
 /// `<name>.damaged-<unix-seconds>`; returns the new name.
 fn set_aside(path: &Path, now: SystemTime) -> Result<PathBuf, StoreError> {
@@ -284,8 +332,19 @@ fn set_aside(path: &Path, now: SystemTime) -> Result<PathBuf, StoreError> {
     };
     let mut aside = with_suffix(path, &format!(".damaged-{secs}"));
     let mut n = 1;
+    // A name that cannot be looked at counts as taken; a bounded search,
+    // as that may be true of every name.
     while aside.try_exists().unwrap_or(true) {
         n += 1;
+        if n > SET_ASIDE_NAMES {
+            return Err(StoreError::Write {
+                path: path.to_owned(),
+                reason: format!(
+                    "no free name to set it aside as (up to {})",
+                    aside.display()
+                ),
+            });
+        }
         aside = with_suffix(path, &format!(".damaged-{secs}-{n}"));
     }
     for suffix in ["-wal", "-shm"] {
@@ -393,19 +452,34 @@ impl HistoryStore for SqliteHistory {
     }
 
     fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
-        self.write(|tx| {
-            let old = tx.execute("DELETE FROM messages WHERE at < ?1", [to_sql(oldest_ms)])?;
-            let over = match lines_per_room {
-                Some(lines) => tx.execute(
+        // By age in chunks, each its own transaction: a first start after
+        // a long stop may delete much, and batches wait meanwhile.
+        let mut deleted = 0;
+        loop {
+            let chunk = self.write(|tx| {
+                tx.execute(
+                    "DELETE FROM messages WHERE id IN \
+                     (SELECT id FROM messages WHERE at < ?1 LIMIT ?2)",
+                    params![to_sql(oldest_ms), DELETE_CHUNK],
+                )
+            })?;
+            deleted += chunk as u64;
+            if chunk < DELETE_CHUNK as usize {
+                break;
+            }
+        }
+        if let Some(lines) = lines_per_room {
+            let over = self.write(|tx| {
+                tx.execute(
                     "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, row_number() \
                      OVER (PARTITION BY room_key ORDER BY at DESC) AS newer FROM messages) \
                      WHERE newer > ?1)",
                     [lines.max(1)],
-                )?,
-                None => 0,
-            };
-            Ok((old + over) as u64)
-        })
+                )
+            })?;
+            deleted += over as u64;
+        }
+        Ok(deleted)
     }
 
     fn finish(&self) -> Result<(), StoreError> {
@@ -473,15 +547,12 @@ impl HistoryStore for SqliteHistory {
         let query = match_query(words);
         let key: Arc<str> = room_key.into();
         self.read(|tx| {
-            tx.prepare(&format!(
-                "SELECT {ROW_COLUMNS} FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-                 WHERE messages_fts MATCH ?1 AND m.room_key = ?2 ORDER BY m.at DESC LIMIT ?3"
-            ))?
-            .query_map(
-                params![query, room_key, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |r| read_row(&key, r),
-            )?
-            .collect()
+            tx.prepare(SEARCH)?
+                .query_map(
+                    params![query, room_key, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| read_row(&key, r),
+                )?
+                .collect()
         })
     }
 }
@@ -554,7 +625,23 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let loose = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(dir.path().join(HISTORY_FILE), loose).unwrap();
+        }
         let history = open(dir.path());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for name in ["history.db", "history.db-wal", "history.db-shm"] {
+                let Ok(meta) = std::fs::metadata(dir.path().join(name)) else {
+                    continue;
+                };
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+            }
+        }
         assert_eq!(history.high_water().unwrap(), 6);
         let slice = history
             .slice("#мир", Range::Before(None), 50, None)
@@ -624,6 +711,10 @@ mod tests {
         assert_eq!(found(&history, "#ב", &["привет"]), Vec::<u64>::new());
         assert_eq!(found(&history, "#日", &["e\u{301}te"]), [149]);
         assert_eq!(found(&history, "#ä", &["привет"]), [150]);
+        // More old rows than one delete takes.
+        let many: Vec<Row> = (1000..13_001).map(|at| row("#Ä", at, "日本語")).collect();
+        history.append(&shared(many), 20_000).unwrap();
+        assert_eq!(history.retain(12_990, None).unwrap(), 11_990 + 2);
     }
 
     #[test]
@@ -685,14 +776,56 @@ mod tests {
     }
 
     #[test]
+    fn search_reads_hits_newest_first_without_sorting_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(dir.path());
+        let conn = history.writer.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {SEARCH}"))
+            .unwrap()
+            .query_map(params!["\"x\"", "#r", 21], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        drop(conn);
+        assert!(
+            plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+        assert!(plan[0].starts_with("SCAN f VIRTUAL TABLE"), "{plan:?}");
+        // Many newer hits in another room do not crowd out this room's.
+        let mut rows = Vec::new();
+        for at in 1..=5 {
+            rows.push(row("#Тихо", at, "привет мир"));
+        }
+        for at in 6..=400 {
+            rows.push(row("#Шумно", at, "привет всем"));
+            if at % 100 == 0 {
+                rows.push(row("#Тихо", at, "привет снова"));
+            }
+        }
+        history.append(&shared(rows), 1000).unwrap();
+        assert_eq!(
+            found(&history, "#тихо", &["привет"]),
+            [400, 300, 200, 100, 5, 4, 3, 2, 1]
+        );
+        let hits = history.search("#тихо", &words(&["привет"]), 6).unwrap();
+        let stamps: Vec<u64> = hits.iter().map(|r| r.at).collect();
+        assert_eq!(stamps, [400, 300, 200, 100, 5, 4]);
+        assert_eq!(found(&history, "#тихо", &["мир"]), [5, 4, 3, 2, 1]);
+        assert_eq!(found(&history, "#шумно", &["снова"]), Vec::<u64>::new());
+    }
+
+    #[test]
     fn a_slow_query_is_stopped_at_the_time_limit() {
         let dir = tempfile::tempdir().unwrap();
         let history =
             SqliteHistory::open_with_limit(dir.path(), &SystemClock, Duration::ZERO).unwrap();
         let rows: Vec<Row> = (1..=3000).map(|at| row("#r", at, "привет мир")).collect();
         history.append(&shared(rows.iter().cloned()), 5000).unwrap();
+        // Hits in another room only: every one of them is looked at.
         assert!(matches!(
-            history.search("#r", &words(&["привет"]), 20),
+            history.search("#other", &words(&["привет"]), 20),
             Err(HistoryError::TooSlow(Duration::ZERO))
         ));
         assert!(matches!(
@@ -749,6 +882,32 @@ mod tests {
     }
 
     #[test]
+    fn reads_write_nothing_and_wait_for_a_lock_no_longer_than_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = Duration::from_millis(100);
+        let history = SqliteHistory::open_with_limit(dir.path(), &SystemClock, limit).unwrap();
+        history
+            .append(&[Arc::new(row("#Мир", 1, "привет мир"))], 500)
+            .unwrap();
+        let wrote = history.read(|tx| tx.execute("DELETE FROM messages", []));
+        assert!(wrote.is_err(), "{wrote:?}");
+        let waits = history
+            .read(|tx| tx.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0)))
+            .unwrap();
+        assert_eq!(waits, 100);
+        // The writer waits longer: it must not lose a batch to a reader.
+        let waits: i64 = history
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(waits, BUSY_TIMEOUT.as_millis() as i64);
+        let read = history.slice("#мир", Range::Before(None), 5, None).unwrap();
+        assert_eq!(read.total, 1);
+    }
+
+    #[test]
     fn a_file_that_cannot_be_set_aside_is_an_open_error_without_backup_advice() {
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_795_528_800));
         let dir = tempfile::tempdir().unwrap();
@@ -769,6 +928,17 @@ mod tests {
         let message = e.to_string();
         assert!(message.contains("could not be set aside"), "{message}");
         assert!(!message.contains("backup"), "{message}");
+        // Every name to set it aside as taken: an error, not an endless
+        // search.
+        std::fs::remove_file(dir.path().join("history.db-wal")).unwrap();
+        std::fs::write(dir.path().join("history.db.damaged-1795528800"), "").unwrap();
+        for n in 2..=SET_ASIDE_NAMES {
+            let name = format!("history.db.damaged-1795528800-{n}");
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let failed = SqliteHistory::open(dir.path(), &clock);
+        assert!(matches!(failed, Err(StoreError::Open { .. })), "{failed:?}");
+        assert!(dir.path().join(HISTORY_FILE).exists());
     }
 
     #[test]

@@ -28,6 +28,17 @@
 //! room lines and server replies are what everyone gets, and a recipient
 //! that cannot keep up with those is dropped as before.
 //!
+//! Room lines are stamped here, in the same section as their fan-out:
+//! each room hands out strictly increasing unix milliseconds
+//! ([`Room::stamp`]), and a new room starts past the largest stamp the
+//! server ever issued ([`State::high_water`], loaded from history at
+//! start), so a stamp never repeats in a room. Members in history mode get
+//! the line with its stamp in front (encoded once, and only when the room
+//! has such a member); every member else gets protocol v1's bytes. With
+//! history on, each `MSG`/`ACTION` is offered to [`History`], which never
+//! blocks (a full queue drops the row and counts it). Private messages are
+//! never offered.
+//!
 //! Ban changes are written to disk (fsync) outside the state lock, on the
 //! blocking pool, before they are confirmed; so is an account's move by
 //! `/nick` ([`rename`]), whose new name is reserved meanwhile. Expired bans
@@ -52,9 +63,11 @@ use tracing::{info, warn};
 use super::accounts::{Accounts, Role};
 use super::bans::{canonical_ip, format_time, AddrRange, Ban, BanList};
 use super::clock::Clock;
+use super::history::{History, Row};
 use super::outbound::{Busy, Outbox};
-use super::room::{ClientId, Room};
+use super::room::{ClientId, Mode, Room};
 use super::store::Storage;
+use tlschat_protocol::history::stamped;
 use tlschat_protocol::{ErrorCode, Nick, RoomName, ServerLine, QUIET_ROOM_THRESHOLD};
 
 pub(crate) use self::moderation::{help, may, SharedRole};
@@ -64,6 +77,17 @@ pub(crate) use self::moderation::{help, may, SharedRole};
 pub(crate) enum Speech {
     Msg,
     Action,
+}
+
+impl Speech {
+    /// The encoded `MSG` or `ACTION` of `nick` in `room`.
+    fn line(self, room: &str, nick: &str, text: &str) -> Bytes {
+        match self {
+            Speech::Msg => ServerLine::Msg { room, nick, text },
+            Speech::Action => ServerLine::Action { room, nick, text },
+        }
+        .encode()
+    }
 }
 
 /// Why a nickname could not be registered.
@@ -90,6 +114,37 @@ struct Shared {
     bans: Mutex<BanList>,
     accounts: Mutex<Accounts>,
     storage: Storage,
+    /// Where room lines are kept; `None`: history is off.
+    history: Option<History>,
+}
+
+/// Where a connection comes from and what it asked for at its handshake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub addr: IpAddr,
+    /// `addr`'s address group (`limits::address_group`).
+    pub group: IpAddr,
+    pub mode: Mode,
+}
+
+impl Origin {
+    /// A protocol v1 connection from `addr` in `group`.
+    #[cfg(test)]
+    pub(crate) fn v1(addr: IpAddr, group: IpAddr) -> Origin {
+        Origin {
+            addr,
+            group,
+            mode: Mode::V1,
+        }
+    }
+}
+
+/// A room as history keys and names it: the one a `/join` entered, or
+/// the one a client is in.
+#[derive(Debug, Clone)]
+pub(crate) struct Entered {
+    pub key: Arc<str>,
+    pub name: Arc<str>,
 }
 
 #[derive(Default)]
@@ -100,6 +155,9 @@ struct State {
     nicks: HashMap<Box<str>, ClientId>,
     /// Folded room name → room; a room exists while it has members.
     rooms: HashMap<Box<str>, Room>,
+    /// The largest stamp ever issued (from history at start): where a new
+    /// room's stamps start.
+    high_water: u64,
     shutting_down: bool,
 }
 
@@ -113,6 +171,7 @@ struct User {
     /// Folded name of the user's room (always a key of `rooms`).
     room: Box<str>,
     outbox: Outbox,
+    mode: Mode,
     role: SharedRole,
     /// A new nickname's key held in `nicks` while a `/nick` saves the
     /// account's move (see [`rename`]).
@@ -138,6 +197,12 @@ fn deliver(id: ClientId, outbox: &Outbox, line: Bytes, lagging: &mut Vec<ClientI
     }
 }
 
+/// `t` in unix milliseconds (a time before 1970 is 0).
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Locks a mutex even if a panicking thread poisoned it: every section
 /// below leaves the state consistent before anything that could panic.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,15 +210,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
+    #[cfg(test)]
     pub(crate) fn new(bans: BanList, accounts: Accounts, storage: Storage) -> Hub {
+        Hub::with_history(bans, accounts, storage, None)
+    }
+
+    /// A hub that keeps room lines in `history` (`None`: history off).
+    pub(crate) fn with_history(
+        bans: BanList,
+        accounts: Accounts,
+        storage: Storage,
+        history: Option<History>,
+    ) -> Hub {
+        let state = State {
+            high_water: history.as_ref().map_or(0, History::high_water),
+            ..State::default()
+        };
         Hub {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 bans: Mutex::new(bans),
                 accounts: Mutex::new(accounts),
                 storage,
+                history,
             }),
         }
+    }
+
+    /// Where room lines are kept, if history is on.
+    pub(crate) fn history(&self) -> Option<&History> {
+        self.shared.history.as_ref()
     }
 
     /// The store (accounts, roles, invites, settings) and the clock. Store
@@ -198,17 +284,16 @@ impl Hub {
 
     /// Enters a user that finished the handshake into `#lobby`: queues
     /// `WELCOME`, `JOIN` and `USERS` to it and announces it to the room.
-    /// `group` is `addr`'s address group; `checked`: the nickname's account
-    /// password was asked and right.
+    /// `checked`: the nickname's account password was asked and right.
     pub(crate) fn register(
         &self,
         nick: Nick,
         role: impl Into<SharedRole>,
         checked: bool,
-        addr: IpAddr,
-        group: IpAddr,
+        from: Origin,
         outbox: Outbox,
     ) -> Result<ClientId, RegisterError> {
+        let Origin { addr, group, mode } = from;
         self.section(|st, lagging| {
             if st.shutting_down {
                 return Err(RegisterError::ShuttingDown);
@@ -251,6 +336,7 @@ impl Hub {
                     group,
                     room: lobby.key().into(),
                     outbox,
+                    mode,
                 },
             );
             st.enter(id, lobby, lagging);
@@ -285,9 +371,23 @@ impl Hub {
         self.reply(id, &ServerLine::Error { code, text });
     }
 
-    /// A line to the speaker's room, the speaker included.
+    /// A line to the speaker's room, the speaker included; stamped, and
+    /// offered to history, when history is on.
     pub(crate) fn say(&self, id: ClientId, speech: Speech, text: &str) {
-        self.section(|st, lagging| st.say(id, speech, text, lagging));
+        let history = self.shared.history.as_ref();
+        // Read before the lock: the room's stamp is at least one past its
+        // last anyway, so a clock read a little early changes no order.
+        let now = history.map(|_| unix_ms(self.shared.storage.clock.now()));
+        self.section(|st, lagging| {
+            let Some(now) = now else {
+                return st.say(id, speech, text, lagging);
+            };
+            if let Some(row) = st.say_stamped(id, speech, text, now, lagging) {
+                if let Some(history) = history {
+                    history.offer(row);
+                }
+            }
+        });
     }
 
     /// `/msg NICK TEXT`.
@@ -295,9 +395,19 @@ impl Hub {
         self.section(|st, lagging| st.private(id, to, text, lagging));
     }
 
-    /// `/join #ROOM`.
-    pub(crate) fn join(&self, id: ClientId, room: RoomName) {
-        self.section(|st, lagging| st.join(id, room, lagging));
+    /// `/join #ROOM`: the room entered, if the client moved.
+    pub(crate) fn join(&self, id: ClientId, room: RoomName) -> Option<Entered> {
+        self.section(|st, lagging| st.join(id, room, lagging))
+    }
+
+    /// The room `id` is in, as history keys and names it.
+    pub(crate) fn room_of(&self, id: ClientId) -> Option<Entered> {
+        let st = lock(&self.shared.state);
+        let room = st.rooms.get(&st.users.get(&id)?.room)?;
+        Some(Entered {
+            key: room.key().clone(),
+            name: room.shown().clone(),
+        })
     }
 
     /// `/who`: the `USERS` of the client's room.
@@ -657,7 +767,7 @@ impl State {
         let Some(room) = self.rooms.get(room) else {
             return;
         };
-        for (id, outbox) in room.outboxes() {
+        for (id, outbox, _) in room.outboxes() {
             deliver(id, outbox, line.clone(), lagging);
         }
     }
@@ -671,22 +781,45 @@ impl State {
             return;
         };
         let (nick, name) = (me.nick.as_str(), room.name().as_str());
-        let line = match speech {
-            Speech::Msg => ServerLine::Msg {
-                room: name,
-                nick,
-                text,
-            },
-            Speech::Action => ServerLine::Action {
-                room: name,
-                nick,
-                text,
-            },
-        }
-        .encode();
-        for (member, outbox) in room.outboxes() {
+        let line = speech.line(name, nick, text);
+        for (member, outbox, _) in room.outboxes() {
             deliver(member, outbox, line.clone(), lagging);
         }
+    }
+
+    /// [`State::say`] with history on: the line gets the room's next
+    /// stamp (members in history mode see it), and the returned row is
+    /// what history keeps.
+    fn say_stamped(
+        &mut self,
+        id: ClientId,
+        speech: Speech,
+        text: &str,
+        now_ms: u64,
+        lagging: &mut Vec<ClientId>,
+    ) -> Option<Row> {
+        let me = self.users.get(&id)?;
+        let room = self.rooms.get_mut(&me.room)?;
+        let at = room.stamp(now_ms);
+        self.high_water = self.high_water.max(at);
+        let (nick, name) = (me.nick.as_str(), room.name().as_str());
+        let line = speech.line(name, nick, text);
+        let with_stamp = room.has_history_members().then(|| stamped(at, &line));
+        for (member, outbox, mode) in room.outboxes() {
+            let line = match (&with_stamp, mode) {
+                (Some(s), Mode::History) => s.clone(),
+                _ => line.clone(),
+            };
+            deliver(member, outbox, line, lagging);
+        }
+        Some(Row {
+            room_key: room.key().clone(),
+            room: room.shown().clone(),
+            at,
+            nick: nick.into(),
+            action: speech == Speech::Action,
+            text: text.into(),
+        })
     }
 
     /// `PRIVMSG` from `id` to `to`, echoed to the sender (once, if it is
@@ -720,16 +853,20 @@ impl State {
     }
 
     /// Moves `id` into `room`, unless it is there already.
-    fn join(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
-        let Some(me) = self.users.get(&id) else {
-            return;
-        };
+    fn join(
+        &mut self,
+        id: ClientId,
+        room: RoomName,
+        lagging: &mut Vec<ClientId>,
+    ) -> Option<Entered> {
+        let me = self.users.get(&id)?;
         if room.key() == &*me.room {
             let text = format!("you are already in {}", self.room_of(id));
-            return self.send(id, ServerLine::Info(&text).encode(), lagging);
+            self.send(id, ServerLine::Info(&text).encode(), lagging);
+            return None;
         }
         self.exit(id, "moved", true, lagging);
-        self.enter(id, room, lagging);
+        self.enter(id, room, lagging)
     }
 
     /// `ROOMS`: every room with its head count, by name.
@@ -783,17 +920,25 @@ impl State {
 
     /// Puts `id` into `room`: `JOIN` to the room (only to the joiner in a
     /// big room), then `USERS` to the joiner.
-    fn enter(&mut self, id: ClientId, room: RoomName, lagging: &mut Vec<ClientId>) {
-        let Some(user) = self.users.get_mut(&id) else {
-            return;
-        };
+    fn enter(
+        &mut self,
+        id: ClientId,
+        room: RoomName,
+        lagging: &mut Vec<ClientId>,
+    ) -> Option<Entered> {
+        let user = self.users.get_mut(&id)?;
         let key: Box<str> = room.key().into();
         user.room = key.clone();
+        let after = self.high_water;
         let r = self
             .rooms
             .entry(key.clone())
-            .or_insert_with(|| Room::new(room));
-        r.insert(id, user.outbox.clone());
+            .or_insert_with(|| Room::new(room, after));
+        r.insert(id, user.outbox.clone(), user.mode);
+        let entered = Entered {
+            key: r.key().clone(),
+            name: r.shown().clone(),
+        };
         let quiet = r.len() > QUIET_ROOM_THRESHOLD;
         let line = ServerLine::Join {
             room: self.rooms[&key].name().as_str(),
@@ -807,6 +952,7 @@ impl State {
         }
         let users = self.users_line(&key);
         self.send(id, users, lagging);
+        Some(entered)
     }
 
     /// Takes `id` out of its room with a `PART` to the others (not in a big
@@ -1065,8 +1211,7 @@ mod tests {
                 Nick::parse(nick).unwrap(),
                 Role::User,
                 false,
-                addr,
-                group,
+                Origin::v1(addr, group),
                 outbox,
             )
             .unwrap();
@@ -1236,7 +1381,7 @@ mod routing {
         // As if a registered nickname's password was right.
         let checked = hub.with_accounts(|a| a.is_registered(&nick));
         let id = hub
-            .register(nick, role, checked, addr, addr, outbox.clone())
+            .register(nick, role, checked, Origin::v1(addr, addr), outbox.clone())
             .unwrap();
         Client { id, outbox, inbox }
     }
@@ -1488,6 +1633,75 @@ mod routing {
             ["ERROR not-permitted the admin account cannot be banned"]
         );
         assert_eq!(bob.lines(), none());
+    }
+
+    /// With history on, a history-mode member gets each room line with a
+    /// stamp and a v1 member the same line without; a room that empties
+    /// and comes back starts past every stamp issued, even with the clock
+    /// standing still; private lines are never stamped or kept.
+    #[test]
+    fn room_lines_are_stamped_for_history_members_and_never_repeat_a_stamp() {
+        use crate::clock::ManualClock;
+        use crate::history::{History, HistorySettings};
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(start));
+        let history = History::in_memory(
+            HistorySettings::new(500, Duration::from_secs(3600)),
+            clock.clone(),
+        );
+        let storage = Storage {
+            store: Arc::new(crate::store::MemStore::default()),
+            clock,
+        };
+        let hub = Hub::with_history(
+            BanList::load(&dir.path().join("bans.txt")).unwrap(),
+            Accounts::load(&dir.path().join("accounts.txt")).unwrap(),
+            storage,
+            Some(history),
+        );
+        let enter = |nick: &str, mode: Mode| {
+            let (outbox, inbox) = channel(0);
+            let addr: IpAddr = "10.0.0.1".parse().unwrap();
+            let from = Origin {
+                addr,
+                group: addr,
+                mode,
+            };
+            let nick = Nick::parse(nick).unwrap();
+            let id = hub.register(nick, Role::User, false, from, outbox.clone());
+            let client = Client {
+                id: id.unwrap(),
+                outbox,
+                inbox,
+            };
+            hub.join(client.id, room("#r"));
+            client.lines();
+            client
+        };
+        let h = enter("alice", Mode::History);
+        let v1 = enter("bob", Mode::V1);
+        h.lines();
+        hub.say(v1.id, Speech::Action, TEXT);
+        assert_eq!(h.lines(), [format!("@1000000 ACTION #r bob {TEXT}")]);
+        assert_eq!(v1.lines(), [format!("ACTION #r bob {TEXT}")]);
+        hub.private(h.id, "bob", TEXT);
+        assert_eq!(v1.lines(), [format!("PRIVMSG alice bob {TEXT}")]);
+        for c in [&h, &v1] {
+            hub.join(c.id, RoomName::lobby());
+        }
+        hub.rooms(h.id);
+        assert_eq!(h.lines().last().unwrap(), "ROOMS #lobby=2");
+        hub.join(h.id, room("#r"));
+        h.lines();
+        hub.say(h.id, Speech::Msg, TEXT);
+        assert_eq!(h.lines(), [format!("@1000001 MSG #r alice {TEXT}")]);
+        // Only the v1 member left: nothing is stamped.
+        hub.join(v1.id, room("#r"));
+        hub.disconnected(h.id);
+        v1.lines();
+        hub.say(v1.id, Speech::Msg, TEXT);
+        assert_eq!(v1.lines(), [format!("MSG #r bob {TEXT}")]);
     }
 
     /// A client whose own reply overflows its queue is dropped like any

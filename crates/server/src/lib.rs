@@ -19,8 +19,11 @@
 //! ```
 //!
 //! The store is entered from the hub off the broadcast path (blocking
-//! pool); history would be another table behind it, and a cluster's store
-//! another implementation. A link to other server nodes would sit beside
+//! pool), and a cluster's store would be another implementation of it.
+//! History (history.rs, `<data-dir>/history.db`) is its own file with its
+//! own writer thread: the hub offers each room line to its bounded queue
+//! and never waits for it; peers read it for replays, `/history` and
+//! `/search`. A link to other server nodes would sit beside
 //! the hub as another recipient kind.
 //!
 //! [`Server::bind`] prepares everything that can fail at startup (data
@@ -76,6 +79,8 @@ mod store;
 pub mod tls;
 
 pub use self::bans::BanFileError;
+#[doc(hidden)]
+pub use self::history::HistoryGate;
 pub use self::sqlite::{backup, open_store, Imported, SqliteStore};
 pub use self::store::{Registration, StoreError};
 
@@ -94,12 +99,13 @@ use self::access::{Access, Identity};
 use self::accounts::{Accounts, AccountsError, AdminSetup};
 use self::bans::{canonical_ip, BanList};
 use self::clock::Clock;
+use self::history::History;
 use self::hub::Hub;
 use self::limits::{Admission, Gate, Refusal};
 use self::peer::PeerContext;
 use self::store::Storage;
 use crate::certs::{CertError, CertPaths};
-use crate::config::{CertSource, Reload, ServerConfig};
+use crate::config::{CertSource, HistoryConfig, Reload, ServerConfig};
 use crate::tls::TlsError;
 use tlschat_protocol::Fingerprint;
 
@@ -184,7 +190,7 @@ impl Server {
                 false,
             ),
         };
-        let tls_config = tls::server_config(&cert)?;
+        let tls_config = tls::server_config_for(&cert, config.history.on)?;
         let first_san = match &config.cert {
             CertSource::Generated { extra_sans } => extra_sans.first().cloned(),
             CertSource::Files { .. } => None,
@@ -196,6 +202,7 @@ impl Server {
         let mut accounts = Accounts::from_store(storage.store.clone(), storage.clock.clone())?;
         let admin =
             accounts::ensure_admin(&data_dir, &mut accounts, config.admin_password.as_deref())?;
+        let history = open_history(&config)?;
 
         let listener =
             TcpListener::bind(config.listen)
@@ -213,7 +220,7 @@ impl Server {
         Ok(Server {
             listener,
             ctx: Arc::new(PeerContext::new(
-                Hub::new(bans, accounts, storage),
+                Hub::with_history(bans, accounts, storage, history),
                 TlsAcceptor::from(tls_config),
                 Gate::new(config.limits),
                 Access::new(&config.access, Identity::of(&cert, first_san.as_deref())),
@@ -313,6 +320,14 @@ impl Server {
         {
             warn!("some connections did not close in time; dropping them");
         }
+        if let Some(history) = ctx.hub.history() {
+            // After the clients: every line they said is queued by now.
+            history.shutdown().await;
+            match history.dropped() {
+                0 => info!("history closed"),
+                n => warn!("history closed; {n} room lines since the start were not kept (the disk fell behind)"),
+            }
+        }
         Ok(())
     }
 }
@@ -396,8 +411,18 @@ impl Reloader {
             )),
             Err(e) => failed.push(format!("accounts not reloaded: {e}")),
         }
+        if let Some(history) = self.ctx.hub.history() {
+            let HistoryConfig { lines, .. } = reload.history;
+            history.set_retention(lines, history_age(&reload.history));
+            info!(
+                lines,
+                days = reload.history.days,
+                "history retention reloaded"
+            );
+        }
+        let history_on = self.ctx.hub.history().is_some();
         let cert = certs::load(&self.cert).map_err(ServerError::from);
-        match cert.and_then(|c| Ok((tls::server_config(&c)?, c))) {
+        match cert.and_then(|c| Ok((tls::server_config_for(&c, history_on)?, c))) {
             Ok((config, cert)) => {
                 info!(fingerprint = %cert.fingerprint, "certificate reloaded");
                 self.ctx.set_acceptor(TlsAcceptor::from(config));
@@ -453,6 +478,40 @@ fn open_storage(data_dir: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Sto
         store: Arc::new(store),
         clock,
     })
+}
+
+/// Opens `<data_dir>/history.db` and starts its writer, if history is on.
+fn open_history(config: &ServerConfig) -> Result<Option<History>, StoreError> {
+    if !config.history.on {
+        return Ok(None);
+    }
+    let gate = match (&config.history_gate, config.history_stalled) {
+        (Some(gate), _) => Some(gate.clone()),
+        (None, true) => {
+            warn!("--history-stall: history's writer waits forever; lines are only queued and dropped");
+            let gate = Arc::new(HistoryGate::new());
+            gate.close();
+            Some(gate)
+        }
+        (None, false) => None,
+    };
+    let settings = history::HistorySettings {
+        gate,
+        ..history::HistorySettings::new(config.history.lines, history_age(&config.history))
+    };
+    let history = History::open(&config.data_dir, settings, config.clock.clone())?;
+    info!(
+        lines = config.history.lines,
+        days = config.history.days,
+        "history kept in {}",
+        config.data_dir.join("history.db").display()
+    );
+    Ok(Some(history))
+}
+
+/// How long kept lines live: `days`, or (0) as long as the count allows.
+fn history_age(config: &HistoryConfig) -> Duration {
+    config.max_age().unwrap_or(Duration::MAX)
 }
 
 /// Creates the data directory (owner-only on Unix: it holds the private

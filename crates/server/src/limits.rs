@@ -17,7 +17,10 @@
 //! so parallel logins cannot outrun the lockout. Peer tasks read the
 //! current [`Limits`] from the gate, so a SIGHUP reload applies to
 //! connections already open. [`TokenBucket`] is the rate limit, per client
-//! and per group.
+//! and per group. History reads (replays, `/history`, `/search`) are paid
+//! from a second budget of the group ([`Ticket::take_history_read`]), so
+//! many connections from one address cannot make the server read its
+//! history database for all of them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -49,6 +52,12 @@ pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(60);
 const WARN_TABLE_CAP: usize = 4096;
 /// Line budgets of groups with no connection kept at once.
 const RESTING_BUDGETS_CAP: usize = 4096;
+/// History reads an address group may make at once, then one per
+/// [`HISTORY_READ_EVERY`].
+const HISTORY_READ_BURST: u32 = 20;
+const HISTORY_READ_EVERY: Duration = Duration::from_secs(3);
+/// What a `/search` costs in history reads (it reads the full-text index).
+pub(crate) const SEARCH_READS: u32 = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -96,24 +105,34 @@ struct Groups {
     resting: RestingBudgets,
 }
 
-/// Line budgets of groups with no connection left, each until it would be
+/// What all connections of one address group spend together: lines and
+/// history reads.
+struct Budgets {
+    lines: Mutex<TokenBucket>,
+    reads: Mutex<ReadBudget>,
+}
+
+impl Budgets {
+    fn new(address_rate_limit: u32, now: Instant) -> Arc<Budgets> {
+        Arc::new(Budgets {
+            lines: Mutex::new(TokenBucket::new(address_burst(address_rate_limit), now)),
+            reads: Mutex::new(ReadBudget::new(now)),
+        })
+    }
+}
+
+/// Budgets of groups with no connection left, each until it would be
 /// full again, at most [`RESTING_BUDGETS_CAP`] (the oldest go first).
 #[derive(Default)]
 struct RestingBudgets {
-    by_group: HashMap<IpAddr, (Instant, Arc<Mutex<TokenBucket>>)>,
+    by_group: HashMap<IpAddr, (Instant, Arc<Budgets>)>,
     /// `(until, group)` in the order they were put to rest; an entry whose
     /// group was taken back or put to rest again later is skipped.
     order: VecDeque<(Instant, IpAddr)>,
 }
 
 impl RestingBudgets {
-    fn put(
-        &mut self,
-        group: IpAddr,
-        budget: Arc<Mutex<TokenBucket>>,
-        until: Instant,
-        now: Instant,
-    ) {
+    fn put(&mut self, group: IpAddr, budget: Arc<Budgets>, until: Instant, now: Instant) {
         self.prune(now);
         while self.by_group.len() >= RESTING_BUDGETS_CAP {
             let Some((until, oldest)) = self.order.pop_front() else {
@@ -125,7 +144,7 @@ impl RestingBudgets {
         self.order.push_back((until, group));
     }
 
-    fn take(&mut self, group: IpAddr, now: Instant) -> Option<Arc<Mutex<TokenBucket>>> {
+    fn take(&mut self, group: IpAddr, now: Instant) -> Option<Arc<Budgets>> {
         self.prune(now);
         self.by_group.remove(&group).map(|(_, budget)| budget)
     }
@@ -151,8 +170,8 @@ impl RestingBudgets {
 
 struct Group {
     connections: usize,
-    /// Lines per second for all of the group's connections together.
-    budget: Arc<Mutex<TokenBucket>>,
+    /// Lines and history reads of all the group's connections together.
+    budget: Arc<Budgets>,
 }
 
 /// Why a connection may not come in; the text of its `ERROR server-full`.
@@ -176,7 +195,7 @@ pub(crate) struct Ticket {
     group: IpAddr,
     seq: u64,
     evicted: CancellationToken,
-    budget: Arc<Mutex<TokenBucket>>,
+    budget: Arc<Budgets>,
 }
 
 /// One refused connection's lingering place, released on drop.
@@ -248,12 +267,9 @@ impl Gate {
                 let now = Instant::now();
                 Group {
                     connections: 0,
-                    budget: resting.take(group, now).unwrap_or_else(|| {
-                        Arc::new(Mutex::new(TokenBucket::new(
-                            address_burst(limits.address_rate_limit),
-                            now,
-                        )))
-                    }),
+                    budget: resting
+                        .take(group, now)
+                        .unwrap_or_else(|| Budgets::new(limits.address_rate_limit, now)),
                 }
             });
             entry.connections += 1;
@@ -726,10 +742,51 @@ impl Ticket {
             // group would otherwise contend for on each line.
             return Rate::Pass;
         }
-        match lock(&self.budget).take(rate, address_burst(rate), now) {
+        match lock(&self.budget.lines).take(rate, address_burst(rate), now) {
             Rate::Pass => Rate::Pass,
             Rate::Limited | Rate::Flooding => Rate::Limited,
         }
+    }
+
+    /// Takes `reads` history reads from the address group's shared budget
+    /// ([`HISTORY_READ_BURST`] deep, one back per [`HISTORY_READ_EVERY`]);
+    /// over it, how long until they would be there.
+    pub(crate) fn take_history_read(&self, reads: u32, now: Instant) -> Result<(), Duration> {
+        lock(&self.budget.reads).take(reads, now)
+    }
+}
+
+/// A token bucket of history reads.
+#[derive(Debug)]
+struct ReadBudget {
+    reads: f64,
+    last: Instant,
+}
+
+impl ReadBudget {
+    fn new(now: Instant) -> ReadBudget {
+        ReadBudget {
+            reads: f64::from(HISTORY_READ_BURST),
+            last: now,
+        }
+    }
+
+    /// From empty to full.
+    fn refill_time() -> Duration {
+        HISTORY_READ_EVERY * HISTORY_READ_BURST
+    }
+
+    fn take(&mut self, reads: u32, now: Instant) -> Result<(), Duration> {
+        let every = HISTORY_READ_EVERY.as_secs_f64();
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() / every;
+        self.last = now;
+        self.reads = (self.reads + refill).min(f64::from(HISTORY_READ_BURST));
+        let want = f64::from(reads);
+        if self.reads >= want {
+            self.reads -= want;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((want - self.reads) * every))
     }
 }
 
@@ -744,15 +801,18 @@ impl Drop for Ticket {
             g.connections -= 1;
             if g.connections == 0 {
                 groups.by_group.remove(&self.group);
-                if rate > 0 {
-                    // From empty to full takes burst ÷ rate.
-                    let now = Instant::now();
-                    let refill =
-                        Duration::from_secs_f64(f64::from(address_burst(rate)) / f64::from(rate));
-                    groups
-                        .resting
-                        .put(self.group, self.budget.clone(), now + refill, now);
-                }
+                // From empty to full takes burst ÷ rate for the lines.
+                let now = Instant::now();
+                let lines = match rate {
+                    0 => Duration::ZERO,
+                    rate => {
+                        Duration::from_secs_f64(f64::from(address_burst(rate)) / f64::from(rate))
+                    }
+                };
+                let refill = lines.max(ReadBudget::refill_time());
+                groups
+                    .resting
+                    .put(self.group, self.budget.clone(), now + refill, now);
             }
         }
     }
@@ -1127,7 +1187,7 @@ mod tests {
     fn resting_budgets_are_forgotten_once_full_and_capped() {
         let mut resting = RestingBudgets::default();
         let t0 = Instant::now();
-        let bucket = || Arc::new(Mutex::new(TokenBucket::new(1, t0)));
+        let bucket = || Budgets::new(1, t0);
         resting.put(ip("10.0.0.1"), bucket(), t0 + Duration::from_secs(2), t0);
         assert!(resting.take(ip("10.0.0.1"), t0).is_some());
         resting.put(ip("10.0.0.1"), bucket(), t0 + Duration::from_secs(2), t0);
@@ -1178,6 +1238,34 @@ mod tests {
         }
         let later = t0 + Duration::from_secs(1);
         assert_eq!(a2.take_group_line(rate, later), Rate::Pass, "it refills");
+    }
+
+    /// History reads come from one budget per address, whatever the
+    /// number of its connections, which reconnecting does not refill; a
+    /// search costs several.
+    #[test]
+    fn connections_of_one_address_share_its_history_reads() {
+        let gate = Gate::new(limits(|l| l.max_per_address = 0));
+        let t0 = Instant::now();
+        let conns: Vec<Ticket> = (0..8)
+            .map(|_| admitted(gate.admit(ip("10.0.0.1"))))
+            .collect();
+        let served = (0..100)
+            .filter(|i| conns[i % conns.len()].take_history_read(1, t0).is_ok())
+            .count();
+        assert_eq!(served, HISTORY_READ_BURST as usize);
+        let wait = conns[0].take_history_read(SEARCH_READS, t0).unwrap_err();
+        assert_eq!(wait, HISTORY_READ_EVERY * SEARCH_READS);
+        let other = admitted(gate.admit(ip("10.0.0.2")));
+        assert_eq!(other.take_history_read(SEARCH_READS, t0), Ok(()));
+        drop(conns);
+        let again = admitted(gate.admit(ip("10.0.0.1")));
+        assert!(
+            again.take_history_read(1, t0).is_err(),
+            "reconnecting bought fresh reads"
+        );
+        let later = t0 + HISTORY_READ_EVERY;
+        assert_eq!(again.take_history_read(1, later), Ok(()), "it refills");
     }
 
     fn lockout_gate(after: u32, secs: u64) -> Arc<Gate> {

@@ -14,6 +14,15 @@
 //! half, and [`outbound::run_writer`] owns the write half. What concerns
 //! the client alone (its errors, `PONG`, `/help`) never takes the hub's
 //! lock; the hub is entered once per command that reaches others.
+//!
+//! History: a session whose TLS handshake selected ALPN `tlschat/2` is in
+//! history mode ([`Mode`]); after the `USERS` of each of its own joins (at
+//! login and after `/join`) it gets the room's replay, read off the hub's
+//! lock on the blocking pool ([`History`]) and queued on the reply path, so
+//! a kick or close that came meanwhile still ends the client. `/history`
+//! and `/search` are answered the same way for every session of a server
+//! that keeps history. Each answer is bounded in bytes (a quarter of the
+//! client's queue) and paid from its address group's read budget.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
@@ -33,19 +42,22 @@ use super::access::{Access, Admitted};
 use super::account_commands::{self, Caller};
 use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
-use super::hub::{self, Hub, RegisterError, SharedRole, Speech};
-use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket};
+use super::history::{History, HistoryError, Hits, Page, Row};
+use super::hub::{self, Entered, Hub, Origin, RegisterError, SharedRole, Speech};
+use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket, SEARCH_READS};
 use super::outbound::{self, Inbox, Outbox};
-use super::room::ClientId;
+use super::room::{ClientId, Mode};
 use super::socket::ClientSocket;
 use super::store::{InviteRow, Registration};
 use crate::config::Limits;
 use crate::tls::{self, FirstBytes};
+use tlschat_protocol::command::{unknown_command, HISTORY_HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
+use tlschat_protocol::history::{HISTORY_ALPN, MAX_SEARCH_HITS, REPLAY_LINES};
 use tlschat_protocol::names::MAX_NICK_LEN;
 use tlschat_protocol::{
-    check_text, Command, ErrorCode, Frame, Nick, PassFor, Privilege, ServerLine, MAX_CLIENT_LINE,
-    MAX_NICK_TRIES,
+    check_text, Command, ErrorCode, Frame, HistoryAsk, Kept, Nick, PassFor, Privilege, ServerLine,
+    MAX_CLIENT_LINE, MAX_NICK_TRIES,
 };
 
 /// A client's TLS stream, as the acceptor hands it over.
@@ -152,6 +164,7 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
         (*conn).into_split()
     };
     let writer = tokio::spawn(outbound::run_writer(login.inbox, writer));
+    let mode = login.mode;
     let mut peer = Peer {
         bucket: TokenBucket::new(ctx.gate.limits().rate_burst, Instant::now().into_std()),
         ctx,
@@ -163,7 +176,13 @@ pub(crate) async fn serve(ctx: Arc<PeerContext>, tcp: TcpStream, addr: SocketAdd
         local,
         reader,
         outbox: login.outbox,
+        mode,
     };
+    if mode == Mode::History {
+        if let Some(lobby) = peer.ctx.hub.room_of(peer.id) {
+            peer.replay(&lobby).await;
+        }
+    }
     peer.run().await;
     peer.leave();
     match writer.await {
@@ -201,12 +220,17 @@ async fn admit(
             }
         },
     };
+    let mode = match tls.get_ref().1.alpn_protocol() {
+        Some(HISTORY_ALPN) => Mode::History,
+        _ => Mode::V1,
+    };
     let mut conn = Box::new(Connection::new(tls, MAX_CLIENT_LINE));
     let mut login = Login {
         ctx,
         conn: &mut conn,
         ip: canonical_ip(addr.ip()),
         group: ticket.group(),
+        mode,
         admitted: None,
     };
     let end = tokio::select! {
@@ -295,6 +319,7 @@ struct LoggedIn {
     invite_until: Option<SystemTime>,
     outbox: Outbox,
     inbox: Inbox,
+    mode: Mode,
 }
 
 /// How a login ends.
@@ -323,6 +348,8 @@ struct Login<'a, S> {
     /// its lockout and its private-message share are counted there, even
     /// if a reload changes `ipv6_prefix_len` meanwhile.
     group: IpAddr,
+    /// What the TLS handshake selected.
+    mode: Mode,
     /// Set once an answer to `PASS join` was right: later nicknames of this
     /// connection are not asked again.
     admitted: Option<Admitted>,
@@ -434,14 +461,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
         }
         let (outbox, inbox) = outbound::channel(self.ctx.gate.limits().outbound_queue);
         let role = SharedRole::new(role);
-        match hub.register(
-            nick.clone(),
-            role.clone(),
-            checked,
-            ip,
-            self.group,
-            outbox.clone(),
-        ) {
+        let from = Origin {
+            addr: ip,
+            group: self.group,
+            mode: self.mode,
+        };
+        match hub.register(nick.clone(), role.clone(), checked, from, outbox.clone()) {
             Ok(id) => {
                 if let Some(row) = &invite {
                     self.tell_invitee(row, &outbox).await;
@@ -452,6 +477,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Login<'_, S> {
                     invite_until: invite.map(|row| row.expires),
                     outbox,
                     inbox,
+                    mode: self.mode,
                 })))
             }
             Err(RegisterError::Taken) => again(ErrorCode::NickTaken, &taken()),
@@ -701,6 +727,8 @@ struct Peer<R> {
     reader: LineReader<R>,
     outbox: Outbox,
     bucket: TokenBucket,
+    /// History mode: replays after its own joins.
+    mode: Mode,
 }
 
 /// The answer to a command above the sender's role, by the command's
@@ -850,7 +878,11 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Say(text) => hub.say(id, Speech::Msg, text),
             Command::Me(text) => hub.say(id, Speech::Action, text),
             Command::Msg { to, text } => hub.private(id, to, text),
-            Command::Join(room) => hub.join(id, room),
+            Command::Join(room) => {
+                if let Some(entered) = hub.join(id, room) {
+                    self.replay(&entered).await;
+                }
+            }
             Command::Who => hub.who(id),
             Command::Rooms => hub.rooms(id),
             Command::Kick { nick, reason } => hub.kick(id, nick, reason),
@@ -865,16 +897,8 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Command::Op(nick) => hub.set_role(id, nick, Role::Moderator).await,
             Command::Deop(nick) => hub.set_role(id, nick, Role::User).await,
             Command::Ops => hub.ops(id),
-            // This server keeps no history: answered as a server that has
-            // never heard of the words.
-            Command::History(_) => {
-                let e = tlschat_protocol::command::unknown_command("history");
-                self.error(e.code, &e.text);
-            }
-            Command::Search(_) => {
-                let e = tlschat_protocol::command::unknown_command("search");
-                self.error(e.code, &e.text);
-            }
+            Command::History(ask) => self.history(ask).await,
+            Command::Search(words) => self.search(&words).await,
             Command::Register { password, code } => {
                 let caller = &self.caller();
                 let lines = account_commands::register(&self.ctx, caller, password, code);
@@ -909,11 +933,137 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         ControlFlow::Continue(())
     }
 
-    /// `/help`: the commands the client's role may use.
+    /// `/help`: the commands the client's role may use, and the history
+    /// commands for a history-mode session of a server that keeps history
+    /// (a v1 session's `/help` stays v1's; the commands still answer it).
     fn help(&self) {
         for text in hub::help(self.role.get()) {
             self.send(ServerLine::Info(text).encode());
         }
+        if self.mode == Mode::History && self.ctx.hub.history().is_some() {
+            for text in HISTORY_HELP {
+                self.send(ServerLine::Info(text).encode());
+            }
+        }
+    }
+
+    /// The replay after a join of a history-mode session: the room's last
+    /// kept lines, then `HISTORYEND`. Over the address's read budget
+    /// nothing is read, and the end says the replay's size was left out.
+    async fn replay(&self, room: &Entered) {
+        let Some(history) = self.ctx.hub.history() else {
+            return;
+        };
+        if self.mode != Mode::History {
+            return;
+        }
+        let page = match self.ticket.take_history_read(1, std::time::Instant::now()) {
+            Ok(()) => history.recent(&room.key, None, REPLAY_LINES, self.answer_bytes()),
+            Err(_) => return self.send_end(&room.name, 0, REPLAY_LINES),
+        };
+        self.send_page(&room.name, page.await);
+    }
+
+    /// `/history …` about the client's current room.
+    async fn history(&self, ask: HistoryAsk) {
+        let Some((history, room)) = self.history_room("history", 1) else {
+            return;
+        };
+        let bytes = self.answer_bytes();
+        let page = match ask {
+            HistoryAsk::Last(n) => history.recent(&room.key, None, n, bytes).await,
+            HistoryAsk::Before { at, n } => history.recent(&room.key, Some(at), n, bytes).await,
+            HistoryAsk::Since { at, n } => history.since(&room.key, at, n, bytes).await,
+        };
+        self.send_page(&room.name, page);
+    }
+
+    /// `/search WORDS` in the client's current room: `FOUND` lines, newest
+    /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
+    async fn search(&self, words: &[&str]) {
+        let Some((history, room)) = self.history_room("search", SEARCH_READS) else {
+            return;
+        };
+        let bytes = self.answer_bytes();
+        let found = history.search(&room.key, words, MAX_SEARCH_HITS, bytes);
+        let Hits { rows, more } = match found.await {
+            Ok(hits) => hits,
+            Err(HistoryError::Words(why)) => return self.error(ErrorCode::BadArgument, why),
+            Err(e) => {
+                self.history_failed(&e);
+                Hits::default()
+            }
+        };
+        for row in &rows {
+            self.send(ServerLine::Found(kept(&room.name, row)).encode());
+        }
+        let end = ServerLine::FoundEnd {
+            room: &room.name,
+            count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+            more,
+        };
+        self.send(end.encode());
+    }
+
+    /// What a history command needs: the history (none: the server keeps
+    /// none, and says so as of any unknown word), the client's room, and
+    /// `reads` from its address's budget (over it: `rate-limited`).
+    fn history_room(&self, word: &str, reads: u32) -> Option<(&History, Entered)> {
+        let Some(history) = self.ctx.hub.history() else {
+            let e = unknown_command(word);
+            self.error(e.code, &e.text);
+            return None;
+        };
+        let room = self.ctx.hub.room_of(self.id)?;
+        if let Err(wait) = self
+            .ticket
+            .take_history_read(reads, std::time::Instant::now())
+        {
+            let why = "too many history reads and searches from your address";
+            self.send(wait_line(wait, why));
+            return None;
+        }
+        Some((history, room))
+    }
+
+    /// The most bytes one history answer may take: a quarter of the
+    /// client's queue, so an answer never drops the client it answers.
+    fn answer_bytes(&self) -> usize {
+        match self.ctx.gate.limits().outbound_queue {
+            0 => usize::MAX,
+            queue => queue / 4,
+        }
+    }
+
+    /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`;
+    /// a failed read as an `INFO` and an empty end.
+    fn send_page(&self, room: &str, page: Result<Page, HistoryError>) {
+        let page = page.unwrap_or_else(|e| {
+            self.history_failed(&e);
+            Page::default()
+        });
+        for row in &page.rows {
+            self.send(ServerLine::History(kept(room, row)).encode());
+        }
+        let sent = u32::try_from(page.rows.len()).unwrap_or(u32::MAX);
+        self.send_end(room, sent, page.left);
+    }
+
+    fn send_end(&self, room: &str, sent: u32, left: u32) {
+        self.send(ServerLine::HistoryEnd { room, sent, left }.encode());
+    }
+
+    /// A read that gave no answer: told to the client; logged as a
+    /// warning when the store failed (a query stopped for its time limit is
+    /// the asker's, and only debug).
+    fn history_failed(&self, e: &HistoryError) {
+        match e {
+            HistoryError::TooSlow(_) => {
+                debug!(client = self.id.0, error = %e, "history read stopped")
+            }
+            _ => warn!(error = %e, "cannot read history"),
+        }
+        self.send(ServerLine::Info("the history could not be read; try again later").encode());
     }
 
     fn error(&self, code: ErrorCode, text: &str) {
@@ -953,6 +1103,18 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     fn leave(&self) {
         self.ctx.hub.disconnected(self.id);
         self.outbox.close();
+    }
+}
+
+/// A kept row as `HISTORY` and `FOUND` carry it, under the room's current
+/// name.
+fn kept<'a>(room: &'a str, row: &'a Row) -> Kept<'a> {
+    Kept {
+        room,
+        at: row.at,
+        nick: &row.nick,
+        action: row.action,
+        text: &row.text,
     }
 }
 
@@ -1080,7 +1242,7 @@ mod tests {
         let role = SharedRole::new(Role::Moderator);
         let nick = Nick::parse("mod1").unwrap();
         ctx.hub
-            .register(nick, role.clone(), true, ip, ip, outbox)
+            .register(nick, role.clone(), true, Origin::v1(ip, ip), outbox)
             .unwrap();
         assert_eq!(role.get(), Role::User);
 
@@ -1088,7 +1250,9 @@ mod tests {
         ctx.hub
             .with_accounts(|a| a.cache_insert(bob.clone(), "$argon2id$x".into(), Role::User));
         let (outbox, _inbox) = outbound::channel(0);
-        let refused = ctx.hub.register(bob, Role::User, false, ip, ip, outbox);
+        let refused = ctx
+            .hub
+            .register(bob, Role::User, false, Origin::v1(ip, ip), outbox);
         assert_eq!(refused, Err(RegisterError::NowAccount));
     }
 
@@ -1107,6 +1271,7 @@ mod tests {
             conn: &mut conn,
             ip,
             group: ip,
+            mode: Mode::V1,
             admitted: None,
         };
         match login.run(true).await.unwrap() {
@@ -1173,7 +1338,7 @@ mod tests {
         let nick = Nick::parse("alice").unwrap();
         let id = ctx
             .hub
-            .register(nick, Role::User, false, ip, ip, outbox.clone())
+            .register(nick, Role::User, false, Origin::v1(ip, ip), outbox.clone())
             .unwrap();
         inbox.take_lines();
         let (mut client, server) = tokio::io::duplex(64 * 1024);
@@ -1188,6 +1353,7 @@ mod tests {
             local: None,
             reader: LineReader::new(server, MAX_CLIENT_LINE),
             outbox,
+            mode: Mode::V1,
         };
         let long = "é".repeat(MAX_CLIENT_LINE);
         let lines =

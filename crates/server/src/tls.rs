@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use rustls::version::{TLS12, TLS13};
 use rustls_pki_types::CertificateDer;
+use tlschat_protocol::history::HISTORY_ALPN;
 use tlschat_protocol::tls::provider;
 
 use crate::certs::LoadedCert;
@@ -51,9 +52,20 @@ pub enum TlsError {
     },
 }
 
-/// TLS 1.3 and 1.2, no client certificates, no ALPN; `cert` is served
-/// whatever SNI the client sends (or none: clients connecting by IP send
-/// no SNI).
+/// TLS 1.3 and 1.2, no client certificates, no ALPN (a server without
+/// history); see [`server_config_for`].
+pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_for(cert, false)
+}
+
+/// TLS 1.3 and 1.2, no client certificates; `cert` is served whatever SNI
+/// the client sends (or none: clients connecting by IP send no SNI).
+///
+/// ALPN: with `history`, the one protocol id [`HISTORY_ALPN`]; a client
+/// that offers it gets history mode, one that offers no ALPN at all gets
+/// protocol v1 (rustls refuses a client that offers ids but not this one,
+/// which no tlschat client, `openssl s_client` or `ncat` does by default).
+/// Without history, no ALPN, so a client learns there is none.
 ///
 /// Two departures from rustls's defaults, both for the connection path:
 /// - 0.5-RTT data on: the server's first line (`NICK`) rides in its first
@@ -64,7 +76,10 @@ pub enum TlsError {
 ///   the certificate each time), and `openssl s_client`/`ncat` do not
 ///   resume by default. Issuing tickets cost every handshake a write and
 ///   random numbers, and kept resumption secrets in server memory.
-pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config_for(
+    cert: &LoadedCert,
+    history: bool,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&TLS13, &TLS12])
         .map_err(TlsError::Provider)?
@@ -78,6 +93,9 @@ pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, Tls
     config.send_half_rtt_data = true;
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    if history {
+        config.alpn_protocols = vec![HISTORY_ALPN.to_vec()];
+    }
     Ok(Arc::new(config))
 }
 
