@@ -23,10 +23,14 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use super::theme::{nick_style, DIM_STYLE, ERROR_STYLE, PRIVATE_STYLE, STATUS_STYLE, TIME_STYLE};
 use tlschat_client_core::render::{self, sanitize};
-use tlschat_client_core::state::{ChatState, Conversation, Entry, EntryKind};
+use tlschat_client_core::state::{ChatState, Conversation, Entry, EntryKind, Kept};
 
-/// `HH:MM ` before every entry; wrapped rows are indented by as much.
-const TIME_WIDTH: usize = 6;
+/// How a kept line's date and time are written (the client core's
+/// [`render::stamp`]).
+const HISTORY_TIME: &str = render::STAMP_FORMAT;
+
+/// What a history separator's words are set in, across the pane.
+const RULE: &str = "─";
 
 /// Columns one grapheme cluster takes, as the buffer draws it (0 for one
 /// it does not draw: a lone combining mark).
@@ -47,8 +51,44 @@ pub(crate) fn owned(s: &str) -> String {
     sanitize(s).into_owned()
 }
 
+/// A kept line (history or a search hit), all dimmed: the date and time it
+/// was said, the room if not the current one, then as a live line reads.
+fn kept_spans(entry: &Entry, kept: &Kept, state: &ChatState, mark: &str) -> Vec<Span<'static>> {
+    let mut spans = vec![Span::styled(
+        format!("{mark}{} ", entry.time.format(HISTORY_TIME)),
+        DIM_STYLE,
+    )];
+    if !kept.room.eq_ignore_ascii_case(&state.room) {
+        spans.push(Span::styled(
+            format!("[{}] ", sanitize(&kept.room)),
+            DIM_STYLE,
+        ));
+    }
+    let text = if kept.action {
+        format!("* {} {}", sanitize(&kept.nick), sanitize(&kept.text))
+    } else {
+        format!("{}: {}", sanitize(&kept.nick), sanitize(&kept.text))
+    };
+    spans.push(Span::styled(text, DIM_STYLE));
+    spans
+}
+
+/// A history separator: its words centred in a dim rule across the pane.
+fn separator_line(words: &str, width: usize) -> Line<'static> {
+    let words = format!(" {} ", sanitize(words));
+    let rest = width.saturating_sub(str_width(&words));
+    let left = rest / 2;
+    let text = format!("{}{words}{}", RULE.repeat(left), RULE.repeat(rest - left));
+    Line::from(Span::styled(text, DIM_STYLE))
+}
+
 /// One entry as styled spans, timestamp first, before wrapping.
 pub(crate) fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>> {
+    match &entry.kind {
+        EntryKind::History(kept) => return kept_spans(entry, kept, state, ""),
+        EntryKind::Found(kept) => return kept_spans(entry, kept, state, "⌕ "),
+        _ => {}
+    }
     let mut spans = vec![Span::styled(
         entry.time.format("%H:%M ").to_string(),
         TIME_STYLE,
@@ -58,13 +98,17 @@ pub(crate) fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>
             .then(|| Span::styled(format!("[{}] ", sanitize(room)), DIM_STYLE))
     };
     match &entry.kind {
-        EntryKind::Message { room, nick, text } => {
+        EntryKind::Message {
+            room, nick, text, ..
+        } => {
             spans.extend(room_tag(room));
             spans.push(Span::styled(owned(nick), nick_style(nick)));
             spans.push(Span::raw(": "));
             spans.push(Span::raw(owned(text)));
         }
-        EntryKind::Action { room, nick, text } => {
+        EntryKind::Action {
+            room, nick, text, ..
+        } => {
             spans.extend(room_tag(room));
             let italic = Style::new().add_modifier(Modifier::ITALIC);
             spans.push(Span::styled("* ", italic));
@@ -106,7 +150,11 @@ pub(crate) fn entry_spans(entry: &Entry, state: &ChatState) -> Vec<Span<'static>
         kind @ (EntryKind::Join { .. }
         | EntryKind::Part { .. }
         | EntryKind::Kick { .. }
-        | EntryKind::Rename { .. }) => {
+        | EntryKind::Rename { .. }
+        | EntryKind::HistoryEnd(_)
+        | EntryKind::FoundEnd { .. }
+        | EntryKind::History(_)
+        | EntryKind::Found(_)) => {
             spans.extend(render::plain(kind).map(|t| Span::styled(t, DIM_STYLE)));
         }
         kind @ (EntryKind::Users { .. }
@@ -200,9 +248,19 @@ pub(crate) fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<
         .collect()
 }
 
-/// The rows one entry takes in a pane `width` columns wide.
+/// The rows one entry takes in a pane `width` columns wide: wrapped rows
+/// are indented under the text, past the time (or a kept line's date).
 pub fn entry_lines(entry: &Entry, state: &ChatState, width: usize) -> Vec<Line<'static>> {
-    wrap(&entry_spans(entry, state), width, TIME_WIDTH)
+    if let EntryKind::HistoryEnd(end) = &entry.kind {
+        if let Some(words) = end.separator() {
+            if str_width(&words) + 2 <= width {
+                return vec![separator_line(&words, width)];
+            }
+        }
+    }
+    let spans = entry_spans(entry, state);
+    let indent = spans.first().map_or(0, |s| str_width(&s.content));
+    wrap(&spans, width, indent)
 }
 
 /// Rows of the newest entries, counted from the bottom, stopping once

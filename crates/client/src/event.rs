@@ -8,12 +8,16 @@
 //! server line ──ServerLines::read──▶ ClientEvent::Line(EntryKind)
 //!                                    ClientEvent::Room(room)  (our own JOIN)
 //!                                    Err(Protocol)            (WELCOME again)
+//!   "@<at> " stamp, HISTORY…, HISTORYEND ─▶ replay.rs (dropped when seen;
+//!                                    the catch-up to send: take_requests)
 //! ```
 
 use std::time::Duration;
 
+use crate::replay::Tracker;
 use crate::state::{renames_self, EntryKind};
 use crate::{exit, ChangedCertificate, ConnectError};
+use tlschat_protocol::history::split_stamp;
 use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
 
 /// Keepalive `/ping` tokens start with this; their `PONG`s are not passed
@@ -106,14 +110,16 @@ impl CloseReason {
 }
 
 /// The session's reading of server lines: parses each once, keeps the
-/// current room (our own `JOIN`s with a valid room name) and notes a kick
-/// of ourselves. Pure, so tests and fuzzers feed it lines as the session
-/// does.
+/// current room (our own `JOIN`s with a valid room name), notes a kick
+/// of ourselves, and keeps each room's history cursor (`replay.rs`), so
+/// kept lines already shown are not passed on. Pure, so tests and fuzzers
+/// feed it lines as the session does.
 #[derive(Debug, Clone)]
 pub struct ServerLines {
     nick: String,
     room: String,
     kicked: Option<(String, String)>,
+    history: Tracker,
 }
 
 impl ServerLines {
@@ -123,7 +129,15 @@ impl ServerLines {
             nick: nick.into(),
             room: room.into(),
             kicked: None,
+            history: Tracker::default(),
         }
+    }
+
+    /// The same in history mode (the server selected ALPN `tlschat/2`).
+    pub fn with_history(nick: impl Into<String>, room: impl Into<String>) -> ServerLines {
+        let mut lines = ServerLines::new(nick, room);
+        lines.history.connected(true, None);
+        lines
     }
 
     /// The room we are in, as the server last said.
@@ -137,11 +151,31 @@ impl ServerLines {
         &self.nick
     }
 
-    /// A new connection logged in as `nick`: the room stays (the session
-    /// rejoins it), an old kick is forgotten.
-    pub(crate) fn connected(&mut self, nick: &str) {
+    /// A new connection logged in as `nick`, in history mode or not: the
+    /// room stays (after a reconnect the session rejoins it, and its
+    /// history catches up), an old kick is forgotten.
+    pub(crate) fn connected(&mut self, nick: &str, history_mode: bool, reconnect: bool) {
         nick.clone_into(&mut self.nick);
         self.kicked = None;
+        let rejoin = reconnect.then_some(self.room.as_str());
+        self.history.connected(history_mode, rejoin);
+    }
+
+    /// A line the session sends (a `/history` or `/search` makes its
+    /// answer expected).
+    pub(crate) fn sent(&mut self, line: &str) {
+        self.history.sent(line);
+    }
+
+    /// Lines the session is to send on its own now (a history catch-up).
+    pub(crate) fn take_requests(&mut self) -> Vec<String> {
+        self.history.take_requests()
+    }
+
+    /// The newest stamp seen in `room` with nothing missing before it
+    /// (history mode).
+    pub fn cursor(&self, room: &str) -> Option<u64> {
+        self.history.cursor(room)
     }
 
     /// Who kicked us and why, if the server said so on this connection.
@@ -152,7 +186,9 @@ impl ServerLines {
     /// One server line: the events for the front end (at most two), or the
     /// protocol error that ends the connection.
     pub fn read(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
+        let (at, line) = split_stamp(line);
         let parsed = ServerLine::parse(line);
+        let nothing = || Ok([None, None].into_iter().flatten());
         let mut entered = None;
         match parsed {
             ServerLine::Welcome { .. } => {
@@ -164,6 +200,7 @@ impl ServerLines {
                 if nick.eq_ignore_ascii_case(&self.nick) && RoomName::parse(room).is_ok() =>
             {
                 room.clone_into(&mut self.room);
+                self.history.joined(room);
                 entered = Some(ClientEvent::Room(room.to_owned()));
             }
             ServerLine::Kick { nick, by, reason } if nick.eq_ignore_ascii_case(&self.nick) => {
@@ -173,11 +210,27 @@ impl ServerLines {
                 new.clone_into(&mut self.nick);
             }
             ServerLine::Pong(Some(token)) if token.starts_with(KEEPALIVE_TOKEN) => {
-                return Ok([None, None].into_iter().flatten())
+                return nothing()
             }
+            ServerLine::Msg { room, .. } | ServerLine::Action { room, .. } => {
+                if let Some(at) = at {
+                    self.history.live(room, at);
+                }
+            }
+            ServerLine::History(kept) if !self.history.history(&kept) => return nothing(),
+            ServerLine::HistoryEnd { room, sent, left } => {
+                return Ok(match self.history.history_end(room, sent, left) {
+                    Some(end) => [Some(ClientEvent::Line(EntryKind::HistoryEnd(end))), None],
+                    None => [None, None],
+                }
+                .into_iter()
+                .flatten());
+            }
+            ServerLine::Found(_) if !self.history.found() => return nothing(),
+            ServerLine::FoundEnd { .. } if !self.history.found_end() => return nothing(),
             _ => {}
         }
-        let shown = EntryKind::from_server(parsed).map(ClientEvent::Line);
+        let shown = EntryKind::from_server(parsed, at).map(ClientEvent::Line);
         Ok([shown, entered].into_iter().flatten())
     }
 }

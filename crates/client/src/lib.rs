@@ -35,6 +35,21 @@
 //!    such a line as [`secret_command`] gives it. [`ClientEvent::Closed`] ends the session; its
 //!    [`CloseReason`] gives the text and the exit code.
 //!
+//! History (a server that selects ALPN `tlschat/2`, which the client
+//! offers): live room lines carry their stamp (`EntryKind::Message::at`);
+//! after each join the server replays kept lines, shown as
+//! [`state::EntryKind::History`] (dimmed, with [`state::Entry::time`] the
+//! time it was said, see [`render::stamp`]) and ended by
+//! [`state::EntryKind::HistoryEnd`], the separator between history and
+//! live lines ([`state::HistoryEnd::separator`]). The session drops kept
+//! lines already shown and, after a reconnect, asks for the ones missed
+//! (`/history since <cursor>`); [`ChatState::apply`] places each kept line
+//! by its stamp ([`state::position`], which a front end keeping its own
+//! copies uses too). Scrolled to the top, a front end sends
+//! [`ChatState::older_history`]'s command. `/search` hits come as
+//! [`state::EntryKind::Found`] then [`state::EntryKind::FoundEnd`], a
+//! block of their own, newest first.
+//!
 //! The session sends a keepalive `/ping` after a quiet minute, and on a
 //! lost connection reconnects with backoff (never after `REFUSE`, `BAN`,
 //! `KICK` or a protocol error), rejoining the room the user was in.
@@ -59,6 +74,7 @@ mod options;
 mod outgoing;
 mod reconnect;
 pub mod render;
+mod replay;
 mod session;
 pub mod state;
 pub mod trust;

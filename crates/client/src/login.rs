@@ -12,6 +12,7 @@ use tokio_rustls::client::TlsStream;
 use crate::connect::{Prompter, Trusted};
 use crate::{render, ClientOptions, ConnectError};
 use tlschat_protocol::connection::Connection;
+use tlschat_protocol::history::HISTORY_ALPN;
 use tlschat_protocol::{ErrorCode, Fingerprint, Frame, PassFor, ServerLine, LOBBY};
 
 /// A logged-in connection.
@@ -22,6 +23,9 @@ pub struct Connected {
     pub(crate) fingerprint: Fingerprint,
     /// What TLS negotiated, e.g. `TLS 1.3, X25519MLKEM768`.
     pub(crate) tls: String,
+    /// The server selected ALPN `tlschat/2`: history mode (stamped room
+    /// lines, a replay after each join).
+    pub(crate) history: bool,
 }
 
 impl fmt::Debug for Connected {
@@ -31,6 +35,7 @@ impl fmt::Debug for Connected {
             .field("room", &self.room)
             .field("fingerprint", &self.fingerprint)
             .field("tls", &self.tls)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -73,13 +78,16 @@ impl Trusted {
                 })
             }
         };
-        let tls = describe_tls(self.conn.get_ref().get_ref().1);
+        let session = self.conn.get_ref().get_ref().1;
+        let tls = describe_tls(session);
+        let history = session.alpn_protocol() == Some(HISTORY_ALPN);
         Ok(Connected {
             conn: self.conn,
             nick,
             room,
             fingerprint: self.fingerprint,
             tls,
+            history,
         })
     }
 }

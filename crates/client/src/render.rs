@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use crate::state::EntryKind;
+use crate::state::{stamp_time, EntryKind, Kept};
 
 /// What every replaced character becomes: visible, one column wide.
 pub const REPLACEMENT: char = '\u{FFFD}';
@@ -152,17 +152,50 @@ pub fn needs_replacing(c: char) -> bool {
         )
 }
 
+/// When a kept line was said, in local time: `2026-12-05 14:03`
+/// (`?` for a stamp past what a date can show).
+pub fn stamp(at: u64) -> String {
+    match stamp_time(at) {
+        Some(t) => t.format(STAMP_FORMAT).to_string(),
+        None => "?".to_owned(),
+    }
+}
+
+/// How [`stamp`] writes a date and time.
+pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M";
+
+/// A kept line as plain mode prints a live one, sanitized.
+fn plain_kept(k: &Kept) -> String {
+    let s = sanitize;
+    if k.action {
+        format!("[{}] * {} {}", s(&k.room), s(&k.nick), s(&k.text))
+    } else {
+        format!("[{}] {}: {}", s(&k.room), s(&k.nick), s(&k.text))
+    }
+}
+
 /// The line plain mode prints for an entry, or `None` for entries it does
 /// not show. Every field is sanitized.
 pub fn plain(kind: &EntryKind) -> Option<String> {
     let s = sanitize;
     Some(match kind {
-        EntryKind::Message { room, nick, text } => {
-            format!("[{}] {}: {}", s(room), s(nick), s(text))
-        }
-        EntryKind::Action { room, nick, text } => {
-            format!("[{}] * {} {}", s(room), s(nick), s(text))
-        }
+        EntryKind::Message {
+            room, nick, text, ..
+        } => format!("[{}] {}: {}", s(room), s(nick), s(text)),
+        EntryKind::Action {
+            room, nick, text, ..
+        } => format!("[{}] * {} {}", s(room), s(nick), s(text)),
+        EntryKind::History(k) => format!("{} {}", stamp(k.at), plain_kept(k)),
+        EntryKind::Found(k) => format!("found: {} {}", stamp(k.at), plain_kept(k)),
+        EntryKind::HistoryEnd(end) => end.separator()?,
+        EntryKind::FoundEnd { room, count, more } => match (count, more) {
+            (0, _) => format!("* nothing found in {}", s(room)),
+            (n, false) => format!("* {n} found in {}", s(room)),
+            (n, true) => format!(
+                "* {n} found in {}, and more: add words to narrow it",
+                s(room)
+            ),
+        },
         EntryKind::Private { from, to, text } => format!("[{} -> {}] {}", s(from), s(to), s(text)),
         EntryKind::Join { room, nick } => format!("* {} joined {}", s(nick), s(room)),
         EntryKind::Part { room, nick, reason } => {
@@ -375,6 +408,7 @@ mod tests {
             room: "#lobby".into(),
             nick: "alice".into(),
             text: "hi \u{1b}[2J".into(),
+            at: None,
         };
         assert_eq!(plain(&msg).unwrap(), "[#lobby] alice: hi \u{FFFD}[2J");
         let join = EntryKind::Join {

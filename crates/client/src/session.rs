@@ -99,6 +99,7 @@ async fn session(
     let server = opts.server.to_string();
     let mut lines = ServerLines::new(first.nick.clone(), first.room.clone());
     let mut conn = first;
+    let mut reconnected = false;
     loop {
         let _ = events
             .send(ClientEvent::Connected {
@@ -108,7 +109,8 @@ async fn session(
                 tls: conn.tls.clone(),
             })
             .await;
-        lines.connected(&conn.nick);
+        lines.connected(&conn.nick, conn.history, reconnected);
+        reconnected = true;
         let end = Relay::new(&opts, conn, &mut lines)
             .run(&mut commands, &events)
             .await;
@@ -250,6 +252,10 @@ impl<'a> Relay<'a> {
                         return Some(End::Quit);
                     }
                 }
+                for request in self.lines.take_requests() {
+                    self.last_sent = Instant::now();
+                    self.out.push(&request);
+                }
                 None
             }
             // A server line over 1 MiB or not UTF-8: skip it.
@@ -289,6 +295,7 @@ impl<'a> Relay<'a> {
             self.quitting = Some(Instant::now());
         }
         self.last_sent = Instant::now();
+        self.lines.sent(&line);
         self.out.push(&line);
     }
 

@@ -16,6 +16,18 @@
 //! `<old>` is us, our own nickname ([`renames_self`], the one rule the
 //! session's reading shares); `USERS` entries carry an `@` for moderators,
 //! which [`Members`] keeps beside the nickname for front ends.
+//!
+//! History (a server in history mode, see `replay.rs` for what the session
+//! drops as already seen): live room lines carry the server's stamp
+//! (`Message::at`); a kept line the server sends back is an
+//! [`EntryKind::History`] whose [`Entry::time`] is when it was said, placed
+//! among the entries by its stamp ([`position`]: before the live lines
+//! that came meanwhile, never twice); [`EntryKind::HistoryEnd`] closes each
+//! batch and becomes the separator between history and live lines. A
+//! `/search` answer ([`EntryKind::Found`], [`EntryKind::FoundEnd`]) is a
+//! block appended as it came (newest first), not filed by stamp.
+//! [`ChatState::older_history`] gives the command that loads the lines
+//! before the oldest one shown, once per batch.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
@@ -24,8 +36,9 @@ use chrono::{DateTime, Local};
 use indexmap::IndexMap;
 
 use crate::ClientEvent;
+use tlschat_protocol::history::REPLAY_LINES;
 use tlschat_protocol::names::split_mark;
-use tlschat_protocol::{Mark, Nick, ServerLine};
+use tlschat_protocol::{HistoryAsk, Mark, Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -40,18 +53,106 @@ pub(crate) const SCROLLBACK_BYTES: usize = 64 << 20;
 /// listed (the room still works) and [`Members::is_capped`] says so.
 pub(crate) const MAX_MEMBERS: usize = 16_384;
 
+/// How far back from the newest entry [`position`] looks for where a kept
+/// line belongs: the whole scrollback, and no further whatever a server
+/// sends.
+const PLACE_SCAN: usize = SCROLLBACK;
+
+/// Rooms whose oldest shown kept line [`ChatState`] remembers for
+/// [`ChatState::older_history`].
+const OLDER_ROOMS: usize = 64;
+
+/// A kept room line the server sent from its history (`HISTORY`, or a
+/// `/search` hit's `FOUND`), not yet sanitized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub room: String,
+    /// The server's stamp: unix milliseconds, unique within the room.
+    pub at: u64,
+    pub nick: String,
+    /// Said with `/me`.
+    pub action: bool,
+    pub text: String,
+}
+
+impl Kept {
+    /// When it was said, in local time (the stamp's own time).
+    pub fn time(&self) -> Option<DateTime<Local>> {
+        stamp_time(self.at)
+    }
+}
+
+/// A stamp (unix milliseconds) as local time; `None` past chrono's range.
+pub fn stamp_time(at: u64) -> Option<DateTime<Local>> {
+    let ms = i64::try_from(at).ok()?;
+    DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&Local))
+}
+
+/// Which exchange a batch of kept lines answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// The replay after our `JOIN` of the room.
+    Replay,
+    /// The session's own `/history since <cursor>` after a reconnect: the
+    /// lines missed while away that the replay did not reach.
+    CatchUp,
+    /// An answer to a `/history` sent by the user or a front end.
+    Asked,
+}
+
+/// The end of a batch of kept lines (`HISTORYEND`), with what the session
+/// passed on of it: a front end's separator between history and live lines,
+/// and where to ask for older lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEnd {
+    pub room: String,
+    pub batch: Batch,
+    /// Lines the server said it sent.
+    pub sent: u32,
+    /// Older kept lines of the asked range it left out (ask for them with
+    /// `/history before <oldest>`).
+    pub left: u32,
+    /// Lines of the batch passed on as [`EntryKind::History`] (the others
+    /// were already shown).
+    pub shown: u32,
+    /// The oldest and the newest stamp among the batch's lines, shown or
+    /// not.
+    pub oldest: Option<u64>,
+    pub newest: Option<u64>,
+}
+
+impl HistoryEnd {
+    /// The separator's words: `— history —`, or with the count of earlier
+    /// lines left out; `None` where no separator is shown (a batch that
+    /// showed nothing and left nothing out, or a catch-up or asked batch
+    /// with nothing left out: the replay's separator already stands below
+    /// all history).
+    pub fn separator(&self) -> Option<String> {
+        match (self.batch, self.left) {
+            (Batch::Replay, 0) if self.shown > 0 => Some("— history —".to_owned()),
+            (_, 0) => None,
+            (_, 1) => Some("— 1 earlier line: /history —".to_owned()),
+            (_, n) => Some(format!("— {n} earlier lines: /history —")),
+        }
+    }
+}
+
 /// One thing to show, as the server said it (not yet sanitized).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A room line as it was said. `at`: the server's stamp (history
+    /// mode only).
     Message {
         room: String,
         nick: String,
         text: String,
+        at: Option<u64>,
     },
     Action {
         room: String,
         nick: String,
         text: String,
+        at: Option<u64>,
     },
     Private {
         from: String,
@@ -92,24 +193,51 @@ pub enum EntryKind {
     Pong(Option<String>),
     /// The client's own notices: connected, reconnecting, closed.
     Status(String),
+    /// A kept line from the room's history, shown dimmed with its date;
+    /// [`Entry::time`] is when it was said.
+    History(Kept),
+    /// The end of a batch of kept lines: the separator (see
+    /// [`HistoryEnd::separator`]).
+    HistoryEnd(HistoryEnd),
+    /// One `/search` hit (hits come newest first).
+    Found(Kept),
+    /// The end of a `/search` answer: `count` hits, `more` when further
+    /// ones were left out.
+    FoundEnd {
+        room: String,
+        count: u32,
+        more: bool,
+    },
 }
 
 impl EntryKind {
-    /// The entry a server line shows, if any: handshake lines never reach
-    /// a logged-in session (a `WELCOME` after the login ends it), and
-    /// unknown words are ignored, as the protocol asks.
-    pub(crate) fn from_server(line: ServerLine<'_>) -> Option<EntryKind> {
+    /// The entry a server line shows, if any, with the stamp that came
+    /// before it (`@<at>`, history mode; only room lines keep it):
+    /// handshake lines never reach a logged-in session (a `WELCOME` after
+    /// the login ends it), unknown words are ignored, as the protocol asks,
+    /// and a `HISTORYEND` becomes an entry only with what the session
+    /// knows of its batch ([`HistoryEnd`]).
+    pub(crate) fn from_server(line: ServerLine<'_>, at: Option<u64>) -> Option<EntryKind> {
         let own = |s: &str| s.to_owned();
+        let kept = |k: tlschat_protocol::Kept<'_>| Kept {
+            room: own(k.room),
+            at: k.at,
+            nick: own(k.nick),
+            action: k.action,
+            text: own(k.text),
+        };
         Some(match line {
             ServerLine::Msg { room, nick, text } => EntryKind::Message {
                 room: own(room),
                 nick: own(nick),
                 text: own(text),
+                at,
             },
             ServerLine::Action { room, nick, text } => EntryKind::Action {
                 room: own(room),
                 nick: own(nick),
                 text: own(text),
+                at,
             },
             ServerLine::PrivMsg { from, to, text } => EntryKind::Private {
                 from: own(from),
@@ -147,17 +275,46 @@ impl EntryKind {
                 old: own(old),
                 new: own(new),
             },
+            ServerLine::History(k) => EntryKind::History(kept(k)),
+            ServerLine::Found(k) => EntryKind::Found(kept(k)),
+            ServerLine::FoundEnd { room, count, more } => EntryKind::FoundEnd {
+                room: own(room),
+                count,
+                more,
+            },
             ServerLine::Welcome { .. }
             | ServerLine::Nick
             | ServerLine::Pass(_)
             | ServerLine::Refuse(_)
             | ServerLine::Ban(_)
-            | ServerLine::History(_)
             | ServerLine::HistoryEnd { .. }
-            | ServerLine::Found(_)
-            | ServerLine::FoundEnd { .. }
             | ServerLine::Unknown(_) => return None,
         })
+    }
+
+    /// Where this entry sits in a timeline ordered by stamps, for
+    /// [`position`]: its room and a key that sorts a batch's "earlier
+    /// lines" marker before the batch's oldest line, a line at its stamp,
+    /// and the "history" separator after the batch's newest line. `None`:
+    /// the entry is not ordered by stamp (it goes at the end).
+    fn order(&self) -> Option<(&str, Order)> {
+        match self {
+            EntryKind::Message {
+                room, at: Some(at), ..
+            }
+            | EntryKind::Action {
+                room, at: Some(at), ..
+            } => Some((room, Order::Line(*at))),
+            EntryKind::History(k) => Some((&k.room, Order::Line(k.at))),
+            EntryKind::HistoryEnd(end) => match (end.batch, end.oldest, end.newest) {
+                (Batch::Replay, _, Some(newest)) => Some((&end.room, Order::After(newest))),
+                (Batch::CatchUp | Batch::Asked, Some(oldest), _) => {
+                    Some((&end.room, Order::Before(oldest)))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Which conversation this entry belongs to, as `me` sees it.
@@ -167,7 +324,11 @@ impl EntryKind {
             | EntryKind::Action { room, .. }
             | EntryKind::Join { room, .. }
             | EntryKind::Part { room, .. }
-            | EntryKind::Users { room, .. } => Conversation::Room(room),
+            | EntryKind::Users { room, .. }
+            | EntryKind::History(Kept { room, .. })
+            | EntryKind::HistoryEnd(HistoryEnd { room, .. })
+            | EntryKind::Found(Kept { room, .. })
+            | EntryKind::FoundEnd { room, .. } => Conversation::Room(room),
             EntryKind::Private { from, to, .. } if from.eq_ignore_ascii_case(me) => {
                 Conversation::Private {
                     peer: to,
@@ -196,9 +357,20 @@ impl EntryKind {
         let s = |x: &String| x.capacity() + BLOCK;
         let own = size_of::<Entry>();
         own + match self {
-            EntryKind::Message { room, nick, text } | EntryKind::Action { room, nick, text } => {
-                s(room) + s(nick) + s(text)
+            EntryKind::Message {
+                room, nick, text, ..
             }
+            | EntryKind::Action {
+                room, nick, text, ..
+            }
+            | EntryKind::History(Kept {
+                room, nick, text, ..
+            })
+            | EntryKind::Found(Kept {
+                room, nick, text, ..
+            }) => s(room) + s(nick) + s(text),
+            EntryKind::HistoryEnd(end) => s(&end.room),
+            EntryKind::FoundEnd { room, .. } => s(room),
             EntryKind::Private { from, to, text } => s(from) + s(to) + s(text),
             EntryKind::Join { room, nick } => s(room) + s(nick),
             EntryKind::Part { room, nick, reason } => s(room) + s(nick) + s(reason),
@@ -237,10 +409,68 @@ pub enum Conversation<'a> {
     Server,
 }
 
+/// One thing shown, with its time: when it arrived, or for a
+/// [`EntryKind::History`] line, when it was said.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub time: DateTime<Local>,
     pub kind: EntryKind,
+}
+
+/// Where an entry sorts among a room's stamped entries (see
+/// [`EntryKind::order`]).
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    /// A marker just before the line with this stamp.
+    Before(u64),
+    /// A line with this stamp.
+    Line(u64),
+    /// A separator just after the line with this stamp.
+    After(u64),
+}
+
+impl Order {
+    fn key(self) -> (u64, u8) {
+        match self {
+            Order::Before(at) => (at, 0),
+            Order::Line(at) => (at, 1),
+            Order::After(at) => (at, 2),
+        }
+    }
+}
+
+/// Where `kind` goes in `entries` (oldest first): the index to insert it
+/// at, or `None` when it is a line already there (same room, same stamp).
+///
+/// An entry with a stamp ([`EntryKind::History`], a stamped live line, a
+/// batch's separator) goes just before the oldest of the room's stamped
+/// entries that sort after it, looking back from the newest entry until
+/// one of the room's entries sorts before it (at most `PLACE_SCAN`
+/// entries); everything else goes at the end. So the lines a catch-up
+/// brings land before the live lines that came meanwhile, and a batch of
+/// older lines lands above what is shown. A front end that keeps its own
+/// copies of entries (per conversation) places them with this too.
+pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
+    let end = entries.len();
+    let Some((room, order)) = kind.order() else {
+        return Some(end);
+    };
+    let key = order.key();
+    let mut at = end;
+    for (i, entry) in entries.iter().enumerate().rev().take(PLACE_SCAN) {
+        let Some((other_room, other)) = entry.kind.order() else {
+            continue;
+        };
+        if !other_room.eq_ignore_ascii_case(room) {
+            continue;
+        }
+        match other.key().cmp(&key) {
+            std::cmp::Ordering::Greater => at = i,
+            std::cmp::Ordering::Equal if matches!(order, Order::Line(_)) => return None,
+            _ => break,
+        }
+    }
+    Some(at)
 }
 
 /// Whether `RENAME <old> <new>` renames `me`: `old` is our nickname (any
@@ -375,6 +605,18 @@ pub struct ChatState {
     pub entries: VecDeque<Entry>,
     /// The sum of the entries' [`EntryKind::cost`].
     entries_cost: usize,
+    /// Per room (case-folded), the oldest kept line shown and whether
+    /// older ones are left: what [`ChatState::older_history`] asks for.
+    older: IndexMap<String, Older>,
+}
+
+/// What is known of a room's kept lines before the oldest one shown.
+#[derive(Debug, Clone, Copy)]
+struct Older {
+    oldest: u64,
+    left: u32,
+    /// `/history before` was asked and not answered yet.
+    asked: bool,
 }
 
 impl ChatState {
@@ -388,7 +630,49 @@ impl ChatState {
             conn: ConnState::Connecting,
             entries: VecDeque::new(),
             entries_cost: 0,
+            older: IndexMap::new(),
         }
+    }
+
+    /// The command that loads the kept lines before the oldest one shown
+    /// in the current room (`/history before <at> 50`), for a front end
+    /// scrolled to the top: once per batch, and `None` when the server
+    /// said nothing older is left (or sent no history at all).
+    pub fn older_history(&mut self) -> Option<String> {
+        let older = self.older.get_mut(&self.room.to_ascii_lowercase())?;
+        if older.left == 0 || older.asked {
+            return None;
+        }
+        older.asked = true;
+        Some(
+            HistoryAsk::Before {
+                at: older.oldest,
+                n: REPLAY_LINES,
+            }
+            .to_command(),
+        )
+    }
+
+    /// Notes what a batch's end says about older lines in its room: the
+    /// oldest stamp shown so far, and what is left before it (as the batch
+    /// that reached furthest back said).
+    fn note_older(&mut self, end: &HistoryEnd) {
+        let key = end.room.to_ascii_lowercase();
+        let known = self.older.shift_remove(&key);
+        let older = match (known, end.oldest) {
+            (Some(k), Some(oldest)) if oldest >= k.oldest => Older { asked: false, ..k },
+            (_, Some(oldest)) => Older {
+                oldest,
+                left: end.left,
+                asked: false,
+            },
+            (Some(k), None) => Older { asked: false, ..k },
+            (None, None) => return,
+        };
+        if self.older.len() >= OLDER_ROOMS {
+            self.older.shift_remove_index(0);
+        }
+        self.older.insert(key, older);
     }
 
     /// Folds one event in; returns the entry it added, if any.
@@ -412,10 +696,19 @@ impl ChatState {
             }
             ClientEvent::Line(kind) => {
                 self.track_members(kind);
-                if let EntryKind::Rename { old, new } = kind {
-                    if renames_self(&self.nick, old, new) {
+                match kind {
+                    EntryKind::Rename { old, new } if renames_self(&self.nick, old, new) => {
                         new.clone_into(&mut self.nick);
                     }
+                    EntryKind::HistoryEnd(end) => {
+                        self.note_older(end);
+                        end.separator()?;
+                    }
+                    EntryKind::History(k) => {
+                        let time = k.time().unwrap_or_else(Local::now);
+                        return self.place(kind.clone(), time);
+                    }
+                    _ => {}
                 }
                 kind.clone()
             }
@@ -440,7 +733,7 @@ impl ChatState {
                 EntryKind::Status(reason.describe())
             }
         };
-        Some(self.push(kind))
+        self.place(kind, Local::now())
     }
 
     /// Appends a client-side notice (e.g. help text, a local error).
@@ -451,7 +744,29 @@ impl ChatState {
     /// Appends an entry, dropping the oldest ones while either bound would
     /// be passed (the newest entry always stays).
     fn push(&mut self, kind: EntryKind) -> &Entry {
-        let cost = kind.cost();
+        self.make_room(kind.cost());
+        self.entries_cost += kind.cost();
+        self.entries.push_back(Entry {
+            time: Local::now(),
+            kind,
+        });
+        // Just pushed, so never empty.
+        self.entries.back().expect("an entry was just pushed")
+    }
+
+    /// Inserts an entry where [`position`] puts it, after making room as
+    /// [`ChatState::push`] does; `None` for a line already shown.
+    fn place(&mut self, kind: EntryKind, time: DateTime<Local>) -> Option<&Entry> {
+        position(&self.entries, &kind)?;
+        self.make_room(kind.cost());
+        let at = position(&self.entries, &kind)?;
+        self.entries_cost += kind.cost();
+        self.entries.insert(at, Entry { time, kind });
+        self.entries.get(at)
+    }
+
+    /// Drops the oldest entries until one costing `cost` fits both bounds.
+    fn make_room(&mut self, cost: usize) {
         while self.entries.len() >= SCROLLBACK
             || (!self.entries.is_empty() && self.entries_cost + cost > SCROLLBACK_BYTES)
         {
@@ -460,13 +775,6 @@ impl ChatState {
             };
             self.entries_cost = self.entries_cost.saturating_sub(old.kind.cost());
         }
-        self.entries_cost += cost;
-        self.entries.push_back(Entry {
-            time: Local::now(),
-            kind,
-        });
-        // Just pushed, so never empty.
-        self.entries.back().expect("an entry was just pushed")
     }
 
     /// Room names compare without regard to ASCII case.
@@ -650,7 +958,7 @@ mod tests {
 
     #[test]
     fn entries_belong_to_their_conversation() {
-        let kind = |l: &str| EntryKind::from_server(ServerLine::parse(l)).expect("an entry");
+        let kind = |l: &str| EntryKind::from_server(ServerLine::parse(l), None).expect("an entry");
         let dm_in = kind("PRIVMSG Bob alice привет");
         assert_eq!(
             dm_in.conversation("Alice"),

@@ -43,6 +43,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::render::sanitize;
 use tlschat_fs::{write_atomic, Mode};
+use tlschat_protocol::history::HISTORY_ALPN;
 use tlschat_protocol::tls::provider;
 use tlschat_protocol::Fingerprint;
 
@@ -406,7 +407,7 @@ pub(crate) fn client_config(
         provider: provider.clone(),
         outcome: outcome.clone(),
     });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TrustError::CaBad {
             path: PathBuf::from("provider"),
@@ -415,6 +416,9 @@ pub(crate) fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    // Asks for history mode; a server without history selects nothing and
+    // the session stays v1.
+    config.alpn_protocols = vec![HISTORY_ALPN.to_vec()];
     Ok((Arc::new(config), outcome))
 }
 

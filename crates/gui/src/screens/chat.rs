@@ -1178,7 +1178,11 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
         kind @ (EntryKind::Join { .. }
         | EntryKind::Part { .. }
         | EntryKind::Kick { .. }
-        | EntryKind::Rename { .. }) => {
+        | EntryKind::Rename { .. }
+        | EntryKind::History(_)
+        | EntryKind::HistoryEnd(_)
+        | EntryKind::Found(_)
+        | EntryKind::FoundEnd { .. }) => {
             if let Some(text) = plain(kind) {
                 body = append_text(&mut job, &text, &colored(colors::dim(visuals)));
             }
@@ -1275,6 +1279,7 @@ mod tests {
             room: room.into(),
             nick: nick.into(),
             text: text.into(),
+            at: None,
         })
     }
 
@@ -1457,6 +1462,7 @@ mod tests {
                 room: "#lobby".into(),
                 nick: "noor".into(),
                 text: format!("אבג {}דהו", "זזז ".repeat(60)),
+                at: None,
             },
         };
         let mut rows = Vec::new();
@@ -1485,6 +1491,7 @@ mod tests {
                     room: "#lobby".into(),
                     nick: "mallory".into(),
                     text: format!("{i} {long}"),
+                    at: None,
                 },
             });
         }

@@ -18,6 +18,7 @@ fn chat_with(lines: &[(&str, &str)]) -> Harness<'static, ChatView> {
                 room: "#lobby".into(),
                 nick: (*nick).into(),
                 text: (*text).into(),
+                at: None,
             }),
             true,
         );
@@ -233,6 +234,7 @@ fn a_hostile_servers_endless_nick_is_cut_everywhere_it_is_drawn() {
             room: "#lobby".into(),
             nick: nick.clone(),
             text: "hi".into(),
+            at: None,
         }),
         true,
     );
@@ -296,6 +298,7 @@ fn scrolled_up_a_new_message_offers_the_jump_back_down() {
             room: "#lobby".into(),
             nick: "bob".into(),
             text: "the newest".into(),
+            at: None,
         }),
         true,
     );
@@ -360,6 +363,7 @@ fn the_window_title_names_the_room_and_counts_what_is_unread() {
                 room: "#lobby".into(),
                 nick: "bob".into(),
                 text: text.into(),
+                at: None,
             }),
             true,
         );

@@ -159,6 +159,7 @@ fn msg(nick: &str, text: &str) -> ClientEvent {
         room: "#lobby".into(),
         nick: nick.into(),
         text: text.into(),
+        at: None,
     })
 }
 
@@ -197,6 +198,7 @@ fn busy_chat() -> ChatView {
             room: "#lobby".into(),
             nick: "carol".into(),
             text: "waves 👋🏽".into(),
+            at: None,
         }),
         msg(
             "bob",
