@@ -10,7 +10,7 @@ use ratatui::layout::Size;
 
 use super::input::{Input, InputAction};
 use super::text;
-use tlschat_client_core::state::ChatState;
+use tlschat_client_core::state::{ChatState, Entry};
 use tlschat_client_core::{classify, secret_command, ClientEvent, CloseReason, UserLine};
 
 /// Sends one line to the session; false if it could not be queued.
@@ -257,12 +257,23 @@ impl App {
     // ---- session events --------------------------------------------------------
 
     pub fn on_client_event(&mut self, event: ClientEvent) -> Flow {
-        let added = self.state.apply(&event).is_some();
-        if added && self.scroll > 0 {
-            // Scrolled up: keep the same rows on screen.
-            if let Some(entry) = self.state.entries.back() {
-                let width = usize::from(self.viewport.width);
-                self.scroll += text::entry_lines(entry, &self.state, width).len();
+        let added = self.state.apply(&event).map(|e| e as *const Entry);
+        if let Some(added) = added.filter(|_| self.scroll > 0) {
+            // Scrolled up: keep the same rows on screen. A kept line placed
+            // by its stamp may land above them, which moves nothing.
+            let width = usize::from(self.viewport.width);
+            let mut below = 0;
+            for entry in self.state.entries.iter().rev() {
+                if std::ptr::eq(entry, added) {
+                    if below < self.scroll {
+                        self.scroll += text::entry_lines(entry, &self.state, width).len();
+                    }
+                    break;
+                }
+                below += text::entry_lines(entry, &self.state, width).len();
+                if below >= self.scroll {
+                    break;
+                }
             }
         }
         if let ClientEvent::Closed(reason) = event {
@@ -555,5 +566,35 @@ mod tests {
         press(&mut app, KeyCode::Esc);
         fill(&mut app, 2);
         assert_eq!(app.scroll(), 0);
+    }
+
+    #[test]
+    fn kept_lines_placed_above_a_scrolled_view_do_not_move_it() {
+        use tlschat_client_core::state::{EntryKind, Kept};
+        let (mut app, _) = app_with(true);
+        app.set_viewport(Size::new(60, 10));
+        for i in 0..30 {
+            app.on_server_line(&format!("@{} MSG #lobby bob строка {i}", 1000 + 10 * i));
+        }
+        press(&mut app, KeyCode::PageUp);
+        let before = app.scroll();
+        let kept = |at: u64| {
+            ClientEvent::Line(EntryKind::History(Kept {
+                room: "#lobby".into(),
+                at,
+                nick: "bob".into(),
+                action: false,
+                text: "שלום 👩‍👩‍👧".into(),
+            }))
+        };
+        // Older than everything: it lands above the rows on screen.
+        app.on_client_event(kept(5));
+        assert_eq!(app.scroll(), before);
+        // Between the two newest lines, below the rows on screen: the
+        // view moves up by its row, as for a new line.
+        app.on_client_event(kept(1285));
+        assert_eq!(app.scroll(), before + 1);
+        app.on_server_line("@2000 MSG #lobby bob e\u{301}");
+        assert_eq!(app.scroll(), before + 2);
     }
 }

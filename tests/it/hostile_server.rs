@@ -136,7 +136,7 @@ impl Peer {
     }
 
     /// The next line from the client; `None` once it closed or after `limit`.
-    async fn recv_within(&mut self, limit: Duration) -> Option<String> {
+    pub(crate) async fn recv_within(&mut self, limit: Duration) -> Option<String> {
         match tokio::time::timeout(limit, self.conn.read_frame()).await {
             Ok(Ok(Some(Frame::Line(l)))) => Some(l),
             Ok(Ok(Some(other))) => Some(format!("{other:?}")),
@@ -157,6 +157,16 @@ impl Peer {
         self.send(&format!("JOIN #lobby {nick}")).await;
         self.send(&format!("USERS #lobby {nick}")).await;
         nick
+    }
+
+    /// The ALPN protocol the handshake settled on, if any.
+    pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
+        self.conn
+            .get_ref()
+            .get_ref()
+            .1
+            .alpn_protocol()
+            .map(<[u8]>::to_vec)
     }
 
     /// Orderly close: TLS `close_notify`, then the TCP FIN.
@@ -198,7 +208,17 @@ impl Hostile {
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self::start_gated(identity, None, "127.0.0.1:0", script)
+        Self::start_gated(identity, None, "127.0.0.1:0", Vec::new(), script)
+    }
+
+    /// As [`Hostile::start`], selecting ALPN `alpn` when the client offers
+    /// it (as a server in history mode does).
+    pub(crate) fn start_alpn<F, Fut>(identity: &Identity, alpn: &[u8], script: F) -> Hostile
+    where
+        F: Fn(Peer) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::start_gated(identity, None, "127.0.0.1:0", vec![alpn.to_vec()], script)
     }
 
     /// As [`Hostile::start`], listening on `bind` (a loopback address with
@@ -208,7 +228,7 @@ impl Hostile {
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self::start_gated(identity, None, bind, script)
+        Self::start_gated(identity, None, bind, Vec::new(), script)
     }
 
     /// As [`Hostile::start`]; with a `gate`, each TLS handshake waits until
@@ -218,6 +238,7 @@ impl Hostile {
         identity: &Identity,
         gate: Option<Arc<std::sync::Barrier>>,
         bind: &str,
+        alpn: Vec<Vec<u8>>,
         script: F,
     ) -> Hostile
     where
@@ -225,15 +246,17 @@ impl Hostile {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let runtime = harness::runtime();
-        let config = rustls::ServerConfig::builder_with_provider(tlschat_protocol::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                identity.chain.clone(),
-                PrivateKeyDer::Pkcs8(identity.key.clone_key()),
-            )
-            .expect("server certificate");
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(tlschat_protocol::tls::provider())
+                .with_safe_default_protocol_versions()
+                .expect("protocol versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    identity.chain.clone(),
+                    PrivateKeyDer::Pkcs8(identity.key.clone_key()),
+                )
+                .expect("server certificate");
+        config.alpn_protocols = alpn;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = runtime
             .block_on(TcpListener::bind(bind))
@@ -882,6 +905,7 @@ fn parallel_accept_new_keeps_every_host() {
                 &id,
                 Some(gate.clone()),
                 "127.0.0.1:0",
+                Vec::new(),
                 |mut peer| async move {
                     peer.login().await;
                     peer.until_quit().await;

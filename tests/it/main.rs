@@ -14,6 +14,7 @@ mod harness;
 mod accounts;
 mod cli;
 mod client_cli;
+mod client_history;
 mod client_link;
 mod client_text_props;
 mod client_unicode;

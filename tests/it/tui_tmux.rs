@@ -60,6 +60,16 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen with its colours and attributes as escape sequences
+    /// (`capture-pane -e`), one row a line.
+    pub(crate) fn styled_screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-e", "-p", "-t", "0"])
+            .output()
+            .expect("tmux capture-pane -e");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Waits until the screen shows `text`; returns the screen.
     pub(crate) fn wait_for(&self, text: &str) -> String {
         let start = Instant::now();

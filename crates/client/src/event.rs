@@ -119,7 +119,7 @@ pub struct ServerLines {
     nick: String,
     room: String,
     kicked: Option<(String, String)>,
-    history: Tracker,
+    pub(crate) history: Tracker,
 }
 
 impl ServerLines {

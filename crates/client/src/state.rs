@@ -115,10 +115,12 @@ pub struct HistoryEnd {
     /// Lines of the batch passed on as [`EntryKind::History`] (the others
     /// were already shown).
     pub shown: u32,
-    /// The oldest and the newest stamp among the batch's lines, shown or
-    /// not.
+    /// The oldest stamp among the batch's lines, shown or not (where to
+    /// ask for older ones).
     pub oldest: Option<u64>,
-    pub newest: Option<u64>,
+    /// The newest stamp among the lines shown (the separator goes after
+    /// it).
+    pub newest_shown: Option<u64>,
 }
 
 impl HistoryEnd {
@@ -306,7 +308,7 @@ impl EntryKind {
                 room, at: Some(at), ..
             } => Some((room, Order::Line(*at))),
             EntryKind::History(k) => Some((&k.room, Order::Line(k.at))),
-            EntryKind::HistoryEnd(end) => match (end.batch, end.oldest, end.newest) {
+            EntryKind::HistoryEnd(end) => match (end.batch, end.oldest, end.newest_shown) {
                 (Batch::Replay, _, Some(newest)) => Some((&end.room, Order::After(newest))),
                 (Batch::CatchUp | Batch::Asked, Some(oldest), _) => {
                     Some((&end.room, Order::Before(oldest)))
@@ -1068,5 +1070,61 @@ mod tests {
         );
         let sum: usize = s.entries.iter().map(|e| e.kind.cost()).sum();
         assert_eq!(sum, s.scrollback_cost());
+    }
+
+    #[test]
+    fn kept_lines_are_placed_by_stamp_once_and_older_ones_asked_once() {
+        fn feed(lines: &mut ServerLines, s: &mut ChatState, l: &str) {
+            for event in lines.read(l).unwrap() {
+                s.apply(&event);
+            }
+        }
+        let mut s = ChatState::new("h", "alice");
+        let lines = &mut ServerLines::with_history("alice", "#lobby");
+        for l in [
+            "JOIN #lobby alice",
+            "@300 MSG #lobby bob שלום",
+            "@5 MSG #other bob 你好",
+            "HISTORY #lobby 200 bob Привет 👩‍👩‍👧",
+            "HISTORY #lobby 250 *bob e\u{301}",
+            "HISTORYEND #lobby 2 9",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        /// The entries, each as its debug text, and where `needle` is first.
+        fn entries(s: &ChatState) -> (Vec<String>, impl Fn(&str) -> usize) {
+            let order: Vec<String> = s.entries.iter().map(|e| format!("{:?}", e.kind)).collect();
+            let copy = order.clone();
+            let at = move |needle: &str| copy.iter().position(|e| e.contains(needle)).unwrap();
+            (order, at)
+        }
+        let (order, at) = entries(&s);
+        assert!(at("at: 200") < at("at: 250"), "{order:#?}");
+        assert!(at("at: 250") < at("HistoryEnd"), "{order:#?}");
+        assert!(at("HistoryEnd") < at("Some(300)"), "{order:#?}");
+        // A kept line's time is when it was said.
+        let kept = s
+            .entries
+            .iter()
+            .find(|e| matches!(e.kind, EntryKind::History(_)))
+            .unwrap();
+        assert_eq!(kept.time.timestamp_millis(), 200);
+        // Older lines: asked once per batch, from the oldest shown.
+        let ask = s.older_history().expect("older lines are left");
+        assert_eq!(ask, "/history before 200 50");
+        assert_eq!(s.older_history(), None);
+        lines.sent(&ask);
+        for l in [
+            "HISTORY #lobby 100 carol مرحبا",
+            "HISTORY #lobby 250 *bob e\u{301}",
+            "HISTORYEND #lobby 2 0",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        // The answer lands above; a line already there is not shown twice.
+        let (order, at) = entries(&s);
+        assert!(at("at: 100") < at("at: 200"), "{order:#?}");
+        assert_eq!(order.iter().filter(|e| e.contains("at: 250")).count(), 1);
+        assert_eq!(s.older_history(), None, "nothing older is left");
     }
 }

@@ -600,3 +600,48 @@ fn tiny_terminals_do_not_panic() {
         draw_app(&mut app, w, h);
     }
 }
+
+#[test]
+fn kept_lines_wrap_under_their_date_and_the_separator_spans_the_pane() {
+    use tlschat_client_core::render::stamp;
+    use tlschat_client_core::state::{Batch, EntryKind, HistoryEnd, Kept};
+    let mut app = app();
+    let at = 1_764_907_200_000;
+    let text = format!("Привет שלום {FAMILY} e\u{301} 你好 {}", "слово ".repeat(12));
+    app.on_client_event(ClientEvent::Line(EntryKind::History(Kept {
+        room: "#lobby".into(),
+        at,
+        nick: "bob".into(),
+        action: false,
+        text: text.clone(),
+    })));
+    app.on_client_event(ClientEvent::Line(EntryKind::HistoryEnd(HistoryEnd {
+        room: "#lobby".into(),
+        batch: Batch::Replay,
+        sent: 1,
+        left: 0,
+        shown: 1,
+        oldest: Some(at),
+        newest_shown: Some(at),
+    })));
+    let terminal = draw_app(&mut app, 60, 16);
+    let rows = rows(terminal.backend().buffer());
+    let first = rows
+        .iter()
+        .position(|r| r.starts_with(&format!("{} bob: Привет", stamp(at))))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    let indent = " ".repeat(stamp(at).chars().count() + 1);
+    assert!(rows[first + 1].starts_with(&indent), "{rows:#?}");
+    assert!(
+        !rows[first + 1].starts_with(&format!("{indent} ")),
+        "{rows:#?}"
+    );
+    let separator = rows
+        .iter()
+        .find(|r| r.contains("— history —"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(
+        separator.starts_with("───") && separator.ends_with("───"),
+        "{rows:#?}"
+    );
+}

@@ -1885,7 +1885,7 @@ mod tests {
                 left,
                 shown: sent,
                 oldest: Some(oldest),
-                newest: Some(newest),
+                newest_shown: Some(newest),
             },
         ))
     }

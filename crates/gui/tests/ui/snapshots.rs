@@ -295,7 +295,7 @@ fn history_dimmed_with_dates_a_separator_and_search_hits() {
         left: 0,
         shown: 4,
         oldest: Some(history[0].at),
-        newest: Some(history[3].at),
+        newest_shown: Some(history[3].at),
     })));
     events.extend([
         msg("bob", "morning all! what did I miss?"),
