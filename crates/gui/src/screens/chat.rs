@@ -347,9 +347,20 @@ impl ChatView {
             {
                 self.loading_older = None;
             }
-            // The server refused it (rate-limited, say): not loading any
-            // more, and not asked again before the next batch.
-            EntryKind::Error { .. } => self.loading_older = None,
+            // The server refused it (rate-limited, say, or a server
+            // without history): not loading any more, and not asked
+            // again before the next batch; a search with no answer yet
+            // closes.
+            EntryKind::Error { .. } => {
+                self.loading_older = None;
+                if self
+                    .search
+                    .as_ref()
+                    .is_some_and(|s| s.end.is_none() && s.hits.is_empty())
+                {
+                    self.search = None;
+                }
+            }
             EntryKind::Found(hit) => {
                 let search = match &mut self.search {
                     Some(s) if s.end.is_none() => s,
@@ -588,14 +599,10 @@ impl ChatView {
                 self.notice(text);
             }
         }
-        if let Ok(Command::Search(words)) = Command::parse(line.trim_start()) {
-            // The panel waits for its hits.
-            self.search = Some(Search {
-                room: self.state.room.clone(),
-                words: words.join(" "),
-                ..Search::default()
-            });
-        }
+        let searched = match Command::parse(line.trim_start()) {
+            Ok(Command::Search(words)) => Some(words.join(" ")),
+            _ => None,
+        };
         let line = match &self.buffers[self.viewing].key {
             ConversationKey::Private(peer) if !line.starts_with('/') => {
                 format!("/msg {peer} {line}")
@@ -604,6 +611,13 @@ impl ChatView {
         };
         if !self.send(line) {
             self.notice("not sent: the connection's queue is full or the session is over");
+        } else if let Some(words) = searched {
+            // The panel opens, waiting for its hits.
+            self.search = Some(Search {
+                room: self.state.room.clone(),
+                words,
+                ..Search::default()
+            });
         }
     }
 
@@ -1890,6 +1904,22 @@ mod tests {
         ))
     }
 
+    /// The window drawing `chat`.
+    fn harness_of(chat: ChatView) -> egui_kittest::Harness<'static, ChatView> {
+        egui_kittest::Harness::builder()
+            .with_size([1024.0, 640.0])
+            // A wheel past the top springs back over a few dozen frames.
+            .with_max_steps(64)
+            .with_context_setup(crate::fonts::install)
+            .allow_missing_glyphs()
+            .build_ui_state(
+                |ui, chat: &mut ChatView| {
+                    chat.show(ui, std::time::Instant::now());
+                },
+                chat,
+            )
+    }
+
     /// The top of the drawn line whose text contains `text`.
     fn top_of(h: &egui_kittest::Harness<'static, ChatView>, text: &str) -> f32 {
         use egui_kittest::kittest::Queryable;
@@ -1935,18 +1965,7 @@ mod tests {
                 true,
             );
         }
-        let mut h = egui_kittest::Harness::builder()
-            .with_size([1024.0, 640.0])
-            // A wheel past the top springs back over a few dozen frames.
-            .with_max_steps(64)
-            .with_context_setup(crate::fonts::install)
-            .allow_missing_glyphs()
-            .build_ui_state(
-                |ui, chat: &mut ChatView| {
-                    chat.show(ui, std::time::Instant::now());
-                },
-                chat,
-            );
+        let mut h = harness_of(chat);
         h.run();
         assert!(
             h.state().sent == Some(Vec::new()),
@@ -2008,6 +2027,66 @@ mod tests {
             })
             .collect();
         assert_eq!(stamps, (base + 960..base + 1100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn search_hits_go_to_their_panel_and_a_refused_search_closes_it() {
+        use egui_kittest::kittest::Queryable;
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.sent = Some(Vec::new());
+        chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+        chat.input = "/search привет мир*".into();
+        chat.submit();
+        assert_eq!(chat.sent, Some(vec!["/search привет мир*".to_owned()]));
+        let base = 1_780_000_000_000;
+        for at in [base + 1008, base + 1004] {
+            let ClientEvent::Line(EntryKind::History(hit)) = kept(at) else {
+                unreachable!("kept() makes history lines");
+            };
+            chat.on_client_event(ClientEvent::Line(EntryKind::Found(hit)), true);
+        }
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::FoundEnd {
+                room: "#lobby".into(),
+                count: 2,
+                more: true,
+            }),
+            true,
+        );
+        assert!(
+            chat.buffers[0]
+                .entries
+                .iter()
+                .all(|e| !matches!(e.kind, EntryKind::Found(_) | EntryKind::FoundEnd { .. })),
+            "hits are not filed into the timeline"
+        );
+        let mut h = harness_of(chat);
+        h.run();
+        assert!(h.query_by_label("“привет мир*” in #lobby").is_some());
+        assert!(h
+            .query_by_label("2 lines, newest first; more: add words to narrow it")
+            .is_some());
+        let newest = top_of(&h, &format!("строка {} привет", base + 1008));
+        let older = top_of(&h, &format!("строка {} привет", base + 1004));
+        assert!(newest < older, "newest first");
+        h.get_by_label("close the search results").click();
+        h.run();
+        assert!(h.query_by_label("“привет мир*” in #lobby").is_none());
+        assert!(h.state().search.is_none());
+
+        // A server without history refuses the command: nothing to wait for.
+        let chat = h.state_mut();
+        chat.input = "/search שלום".into();
+        chat.submit();
+        assert!(chat.search.is_some());
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::Error {
+                code: "unknown-command".into(),
+                text: "/search".into(),
+            }),
+            true,
+        );
+        assert!(chat.search.is_none());
     }
 
     #[test]
