@@ -1118,7 +1118,10 @@ impl ChatView {
             egui::Area::new(egui::Id::unique("loading older"))
                 .fixed_pos(at)
                 .show(ui.ctx(), |ui| {
-                    ui.label(RichText::new("loading older…").color(colors::dim(ui.visuals())));
+                    // Over the top line: on a backing of its own.
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.label(RichText::new("loading older…").color(colors::dim(ui.visuals())));
+                    });
                 });
         }
         if self.unseen_below {
