@@ -3,16 +3,21 @@
 # docs/performance.md). Builds tlschat-server and the load generator
 # (tools/loadgen) in release mode, then runs every scenario against a fresh
 # tlschat-server, ngircd (Debian's, TLS on, flood limits off) and the
-# baseline relay, with the servers on core 0 and the load generator on
-# core 1. Writes JSON lines, a markdown table and the server logs under
+# baseline relay, and the fanouts also against tlschat-server with history
+# off and with a stalled history store, with the servers on core 0 and the
+# load generator on core 1. Writes JSON lines, a markdown table and the server logs under
 # bench-results/<stamp>-<mode>/ (also bench-results/latest-<mode>.*) and
 # prints the table.
 #
 #   scripts/bench.sh              full run: 3 repetitions, medians (12-25 min),
 #                                 tlschat-server built with --profile dist
 #   scripts/bench.sh --quick      smoke run: tiny numbers, 1 s windows, one
-#                                 repetition, tlschat (and ngircd only if it
-#                                 is already installed); fails on any error
+#                                 repetition, tlschat with history on, off
+#                                 and stalled (and ngircd only if it is
+#                                 already installed); fails on any error
+#   scripts/bench.sh --history    history on against off and stalled: the
+#                                 fanout and paced scenarios, tlschat only
+#                                 (with --quick: a smoke run of just that)
 #   scripts/bench.sh --scenarios fanout,paced --reps 1 ...
 #                                 any other flag goes to `tlschat-loadgen run`;
 #                                 with --server-bin FILE the server is not built
@@ -22,10 +27,18 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 quick=0
+history=0
 own_bin=0
+args=()
 for arg in "$@"; do
     [ "$arg" = "--quick" ] && quick=1
     case "$arg" in --server-bin|--server-bin=*) own_bin=1 ;; esac
+    if [ "$arg" = "--history" ]; then
+        history=1
+        args+=(--scenarios fanout,paced --targets tlschat,tlschat-nohist,tlschat-stall)
+    else
+        args+=("$arg")
+    fi
 done
 
 # The full run measures what ships: the `dist` profile of the release
@@ -47,7 +60,7 @@ fi
 cargo build --release --locked --quiet -p tlschat-loadgen
 
 have_ngircd() { command -v ngircd >/dev/null 2>&1 || [ -x /usr/sbin/ngircd ]; }
-if [ "$quick" = 0 ] && ! have_ngircd; then
+if [ "$quick" = 0 ] && [ "$history" = 0 ] && ! have_ngircd; then
     echo "== installing ngircd (apt-get)"
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
@@ -71,4 +84,4 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
 fi
 bin_arg=(--server-bin "$server_bin")
 [ "$own_bin" = 1 ] && bin_arg=()
-exec "${pin[@]}" target/release/tlschat-loadgen run "${bin_arg[@]}" "$@"
+exec "${pin[@]}" target/release/tlschat-loadgen run "${bin_arg[@]}" "${args[@]}"

@@ -84,6 +84,15 @@ pub fn dim(visuals: &Visuals) -> Color32 {
     )
 }
 
+/// A kept line's nickname, drawn from the room's history: its own colour
+/// faded towards the background, still readable.
+pub fn faded(color: Color32, visuals: &Visuals) -> Color32 {
+    readable(
+        visuals.panel_fill.lerp_to_gamma(color, 0.6),
+        visuals.panel_fill,
+    )
+}
+
 /// The WCAG contrast ratio of two colours (1 to 21; 4.5 or more reads
 /// clearly as body text). Alpha is ignored: the colours are opaque.
 pub fn contrast(a: Color32, b: Color32) -> f32 {
@@ -127,6 +136,11 @@ mod tests {
                 ("error", error(&visuals)),
                 ("status", status(&visuals)),
                 ("dim", dim(&visuals)),
+                ("faded", faded(nick("alice", visuals.dark_mode), &visuals)),
+                (
+                    "faded",
+                    faded(Color32::from_rgb(0x10, 0x10, 0x40), &visuals),
+                ),
             ];
             for (what, color) in kinds {
                 let ratio = contrast(color, bg);

@@ -18,6 +18,7 @@ use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
 use memchr::memmem;
 use rustls::pki_types::ServerName;
+use tlschat_protocol::history::{split_stamp, HISTORY_ALPN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, Semaphore};
@@ -30,20 +31,52 @@ pub type Writer = Arc<tokio::sync::Mutex<WriteHalf<Tls>>>;
 /// How long one login may take before the run is declared broken.
 pub const LOGIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// Which server a run talks to.
+/// Which server a run talks to. tlschat runs in one of several history
+/// settings, so the cost of history is measured within one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
-    Tlschat,
+    Tlschat(History),
     Ngircd,
     Baseline,
 }
 
+/// How a tlschat target keeps history, and whether its clients ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum History {
+    /// As shipped: the server keeps history; the clients offer ALPN
+    /// `tlschat/2` as tlschat's own clients do, so they get stamped lines
+    /// and a replay after each join.
+    On,
+    /// `--no-history`: the server answers no ALPN, its clients (offering
+    /// it all the same) get v1 lines.
+    Off,
+    /// `--history-stall`: the server's history writer never commits (a
+    /// stalled disk); its queue fills and further lines are dropped.
+    Stalled,
+    /// The server keeps history, but the clients offer no ALPN: v1 lines,
+    /// no replay. What the store costs without the stamps on the wire.
+    V1,
+}
+
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Tlschat, Target::Ngircd, Target::Baseline];
+    /// tlschat as shipped.
+    pub const TLSCHAT: Target = Target::Tlschat(History::On);
+
+    pub const ALL: [Target; 6] = [
+        Target::TLSCHAT,
+        Target::Tlschat(History::Off),
+        Target::Tlschat(History::Stalled),
+        Target::Tlschat(History::V1),
+        Target::Ngircd,
+        Target::Baseline,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Target::Tlschat => "tlschat",
+            Target::Tlschat(History::On) => "tlschat",
+            Target::Tlschat(History::Off) => "tlschat-nohist",
+            Target::Tlschat(History::Stalled) => "tlschat-stall",
+            Target::Tlschat(History::V1) => "tlschat-v1",
             Target::Ngircd => "ngircd",
             Target::Baseline => "baseline",
         }
@@ -53,7 +86,23 @@ impl Target {
         Target::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| anyhow!("unknown target `{s}` (tlschat, ngircd, baseline)"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
+                anyhow!("unknown target `{s}` ({})", names.join(", "))
+            })
+    }
+
+    /// tlschat in a history setting other than the shipped one.
+    pub fn history_variant(self) -> bool {
+        matches!(self, Target::Tlschat(h) if h != History::On)
+    }
+
+    /// Do its clients offer ALPN `tlschat/2`?
+    pub fn offers_history(self) -> bool {
+        matches!(
+            self,
+            Target::Tlschat(History::On | History::Off | History::Stalled)
+        )
     }
 
     fn irc(self) -> bool {
@@ -64,7 +113,7 @@ impl Target {
     pub fn say_prefix(self, room: &str) -> Vec<u8> {
         match self {
             Target::Ngircd => format!("PRIVMSG {room} :").into_bytes(),
-            Target::Tlschat | Target::Baseline => Vec::new(),
+            Target::Tlschat(_) | Target::Baseline => Vec::new(),
         }
     }
 
@@ -126,9 +175,10 @@ impl Dialer {
             .connect(name, tcp)
             .await
             .context("TLS handshake")?;
+        let history = tls.get_ref().1.alpn_protocol() == Some(HISTORY_ALPN);
         if self.negotiated.get().is_none() {
             let c = tls.get_ref().1;
-            let text = format!(
+            let mut text = format!(
                 "{:?} {:?}",
                 c.protocol_version()
                     .map_or_else(|| "?".into(), |v| format!("{v:?}")),
@@ -136,12 +186,16 @@ impl Dialer {
                     .map_or_else(|| "?".into(), |s| format!("{:?}", s.suite())),
             )
             .replace('"', "");
+            if let Some(alpn) = c.alpn_protocol() {
+                text.push_str(&format!(" ALPN {}", String::from_utf8_lossy(alpn)));
+            }
             let _ = self.negotiated.set(text);
         }
         Ok(LineConn {
             io: tls,
             buf: BytesMut::with_capacity(16 * 1024),
             target: self.target,
+            history,
         })
     }
 }
@@ -151,6 +205,9 @@ pub struct LineConn {
     pub io: Tls,
     pub buf: BytesMut,
     target: Target,
+    /// The server agreed to ALPN `tlschat/2`: room lines come stamped and
+    /// every join is followed by a replay that ends with `HISTORYEND`.
+    history: bool,
 }
 
 impl LineConn {
@@ -216,18 +273,15 @@ impl LineConn {
     /// `OK` greeting says the relay has registered the connection.
     pub async fn login(&mut self, nick: &str, room: Option<&str>) -> Result<()> {
         match self.target {
-            Target::Tlschat => {
+            Target::Tlschat(_) => {
                 self.until("NICK", |l| l == b"NICK").await?;
                 self.send(format!("{nick}\n").as_bytes()).await?;
                 self.until("WELCOME", |l| l.starts_with(b"WELCOME "))
                     .await?;
-                self.until("USERS #lobby", |l| l.starts_with(b"USERS #lobby "))
-                    .await?;
+                self.joined("#lobby").await?;
                 if let Some(room) = room.filter(|r| *r != "#lobby") {
-                    self.send(&Target::Tlschat.join_line(room)).await?;
-                    let users = format!("USERS {room} ");
-                    self.until("USERS", |l| l.starts_with(users.as_bytes()))
-                        .await?;
+                    self.send(&self.target.join_line(room)).await?;
+                    self.joined(room).await?;
                 }
             }
             Target::Ngircd => {
@@ -248,11 +302,26 @@ impl LineConn {
         Ok(())
     }
 
+    /// Waits for the `USERS` that completes a tlschat join of `room` and,
+    /// when history was agreed, for the end of the replay after it (so the
+    /// server's history read is done before any load starts).
+    async fn joined(&mut self, room: &str) -> Result<()> {
+        let users = format!("USERS {room} ");
+        self.until("USERS", |l| l.starts_with(users.as_bytes()))
+            .await?;
+        if self.history {
+            let end = format!("HISTORYEND {room} ");
+            self.until("HISTORYEND", |l| l.starts_with(end.as_bytes()))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Leaves the server in an orderly way (`/quit`, `QUIT`, or a TLS
     /// close for the baseline) and reads until the server has closed.
     pub async fn quit(mut self, limit: Duration) -> Result<()> {
         match self.target {
-            Target::Tlschat => self.send(b"/quit\n").await?,
+            Target::Tlschat(_) => self.send(b"/quit\n").await?,
             Target::Ngircd => self.send(b"QUIT\r\n").await?,
             Target::Baseline => self.io.shutdown().await?,
         }
@@ -556,9 +625,10 @@ async fn read_loop(
 /// The text of a chat message line, if it is one.
 fn payload(target: Target, line: &[u8]) -> Option<&[u8]> {
     match target {
-        Target::Tlschat => {
-            // MSG <room> <nick> <text>
-            let rest = line.strip_prefix(b"MSG ")?;
+        Target::Tlschat(_) => {
+            // [@<unix-ms> ]MSG <room> <nick> <text>; a replayed line
+            // (`HISTORY …`) is not a delivery.
+            let rest = unstamped(line).strip_prefix(b"MSG ")?;
             let rest = &rest[memchr::memchr(b' ', rest)? + 1..];
             Some(&rest[memchr::memchr(b' ', rest)? + 1..])
         }
@@ -571,6 +641,24 @@ fn payload(target: Target, line: &[u8]) -> Option<&[u8]> {
             Some(&rest[memmem::find(rest, b" :")? + 2..])
         }
         Target::Baseline => Some(line),
+    }
+}
+
+/// A tlschat line without the `@<unix-ms> ` stamp a history-mode session
+/// gets on room lines; any other line as it is.
+fn unstamped(line: &[u8]) -> &[u8] {
+    if line.first() != Some(&b'@') {
+        return line;
+    }
+    // Only `@<at> ` is read as text (split_stamp's rules); the rest of the
+    // line stays bytes, unchecked, as on every other line.
+    let Some(space) = memchr::memchr(b' ', line) else {
+        return line;
+    };
+    let head = line.get(..=space).and_then(|h| std::str::from_utf8(h).ok());
+    match head.map(split_stamp) {
+        Some((Some(_), _)) => line.get(space + 1..).unwrap_or_default(),
+        _ => line,
     }
 }
 
@@ -607,8 +695,8 @@ pub struct Pace {
     pub offset: Duration,
 }
 
-/// Sends benchmark messages as sender `k` until `stop_send`: at most
-/// `window` unacknowledged, and paced if asked.
+/// Sends benchmark messages as sender `k` until `stop_send` (or until it
+/// has sent `count`): at most `window` unacknowledged, and paced if asked.
 pub async fn send_loop(
     k: usize,
     wr: Writer,
@@ -616,6 +704,7 @@ pub async fn send_loop(
     room: String,
     text_bytes: usize,
     pace: Option<Pace>,
+    count: Option<u64>,
 ) -> Result<u64> {
     let target = sh.target;
     let prefix = target.say_prefix(&room);
@@ -630,6 +719,9 @@ pub async fn send_loop(
     tokio::pin!(stop);
     let mut seq: u64 = 0;
     loop {
+        if count.is_some_and(|c| seq >= c) {
+            return Ok(seq);
+        }
         if let Some(iv) = ticker.as_mut() {
             tokio::select! {
                 _ = &mut stop => return Ok(seq),
@@ -670,7 +762,7 @@ mod tests {
         let t = b"P3:17:123456 xxxx";
         assert_eq!(parse_payload(t), Some((3, 123456)));
         assert_eq!(
-            payload(Target::Tlschat, b"MSG #lobby u3 P3:17:123456 xxxx"),
+            payload(Target::TLSCHAT, b"MSG #lobby u3 P3:17:123456 xxxx"),
             Some(&t[..])
         );
         assert_eq!(
@@ -680,9 +772,63 @@ mod tests {
             ),
             Some(&t[..])
         );
-        assert_eq!(payload(Target::Tlschat, b"JOIN #lobby u3"), None);
+        assert_eq!(payload(Target::TLSCHAT, b"JOIN #lobby u3"), None);
         assert_eq!(parse_payload(b"hello"), None);
         assert_eq!(parse_payload(b"P1:2:x "), None);
+    }
+
+    #[test]
+    fn stamped_lines_are_deliveries_and_replays_are_not() {
+        let t = b"P3:17:123456 \xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 xxxx";
+        let stamped = [b"@1764907200123 MSG #lobby u3 ".as_slice(), t].concat();
+        assert_eq!(payload(Target::TLSCHAT, &stamped), Some(&t[..]));
+        let history_off = Target::Tlschat(History::Off);
+        assert_eq!(payload(history_off, &stamped), Some(&t[..]));
+        // Replayed lines carry the same text and are no deliveries; nor
+        // is the end of a replay.
+        for line in [
+            [b"HISTORY #lobby 1764907200123 u3 ".as_slice(), t].concat(),
+            [b"HISTORY #lobby 1764907200123 *u3 ".as_slice(), t].concat(),
+            b"HISTORYEND #lobby 2 0".to_vec(),
+            b"@1764907200124 JOIN #lobby u4".to_vec(),
+        ] {
+            assert_eq!(payload(Target::TLSCHAT, &line), None);
+        }
+    }
+
+    #[test]
+    fn only_a_well_formed_stamp_is_stripped() {
+        let hebrew = "@1764907200123 MSG #lobby u3 שלום 👩‍💻 é".as_bytes();
+        assert_eq!(unstamped(hebrew), "MSG #lobby u3 שלום 👩‍💻 é".as_bytes());
+        for line in [
+            "MSG #lobby u3 @1 P3:1:2 x",
+            "@ MSG #lobby u3 P3:1:2 x",
+            "@12a MSG #lobby u3 P3:1:2 x",
+            "@١٢٣ MSG #lobby u3 P3:1:2 x",
+            "@1234567890123456 MSG #lobby u3 P3:1:2 x",
+            "@123",
+            "",
+        ] {
+            assert_eq!(unstamped(line.as_bytes()), line.as_bytes(), "{line:?}");
+        }
+        // Bytes that are not UTF-8 after the stamp stay as they are.
+        assert_eq!(unstamped(b"@5 MSG \xff\xfe"), b"MSG \xff\xfe");
+        assert_eq!(unstamped(b"@\xff MSG x"), b"@\xff MSG x");
+    }
+
+    #[test]
+    fn history_targets() {
+        for t in Target::ALL {
+            assert_eq!(Target::parse(t.name()).ok(), Some(t));
+        }
+        assert!(Target::parse("tlschat-off").is_err());
+        assert!(Target::TLSCHAT.offers_history());
+        assert!(Target::Tlschat(History::Off).offers_history());
+        assert!(Target::Tlschat(History::Stalled).offers_history());
+        assert!(!Target::Tlschat(History::V1).offers_history());
+        assert!(!Target::Ngircd.offers_history() && !Target::Baseline.offers_history());
+        assert!(!Target::TLSCHAT.history_variant());
+        assert!(Target::Tlschat(History::Stalled).history_variant());
     }
 
     #[test]

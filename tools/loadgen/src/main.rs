@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use client::{Dialer, Target};
+use client::{Dialer, History, Target};
 use procs::Launch;
 use report::{Run, Summary};
 use scenarios::{Params, Scenario};
@@ -62,10 +62,16 @@ enum Cmd {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// A few-second smoke run: tiny numbers, 1 s windows, one repetition,
-    /// tlschat (and ngircd if installed); exits non-zero on any failure.
+    /// tlschat with history on, off and stalled (and ngircd if installed);
+    /// exits non-zero on any failure.
     #[arg(long)]
     quick: bool,
-    /// Targets, comma-separated [default: tlschat,ngircd,baseline]
+    /// Targets, comma-separated [default: tlschat,tlschat-nohist,
+    /// tlschat-stall,ngircd,baseline]. tlschat is the server as shipped
+    /// (history on, clients offering ALPN tlschat/2); tlschat-nohist runs
+    /// it with --no-history, tlschat-stall with a history writer that
+    /// never commits, tlschat-v1 with history on and clients offering no
+    /// ALPN. The history variants run fanout and paced only.
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
     /// Scenarios, comma-separated [default: idle,fanout,paced,handshakes,slow,scale]
@@ -116,6 +122,11 @@ struct RunArgs {
     /// Paced fanout: messages per second per sender.
     #[arg(long, default_value_t = 20.0)]
     paced_rate: f64,
+    /// Paced fanout: messages sent as fast as the window allows before the
+    /// warm-up, so a stalled history queue is full (and dropping) and a
+    /// kept room holds its full history while measuring.
+    #[arg(long, default_value_t = 12_000)]
+    paced_fill: usize,
     /// Handshakes: concurrent connectors.
     #[arg(long)]
     hs_connectors: Option<usize>,
@@ -194,6 +205,7 @@ fn params(a: &RunArgs) -> Params {
         warmup: pickf(a.warmup, 1.0, 0.3),
         measure: pickf(a.measure, 10.0, 1.0),
         paced_rate: a.paced_rate,
+        paced_fill: a.paced_fill,
         hs_connectors: pick(a.hs_connectors, 8, 2),
         hs_duration: pickf(a.hs_secs, 5.0, 1.0),
         scale_n: pick(a.scale_n, 10_000, 200),
@@ -285,15 +297,18 @@ fn run(a: RunArgs) -> Result<bool> {
     }
     let ngircd_bin = a.ngircd_bin.clone().or_else(|| procs::which("ngircd"));
     let targets: Vec<Target> = if a.targets.is_empty() {
-        if a.quick {
-            let mut t = vec![Target::Tlschat];
-            if ngircd_bin.is_some() {
-                t.push(Target::Ngircd);
-            }
-            t
-        } else {
-            Target::ALL.to_vec()
+        let mut t = vec![
+            Target::TLSCHAT,
+            Target::Tlschat(History::Off),
+            Target::Tlschat(History::Stalled),
+        ];
+        if !a.quick || ngircd_bin.is_some() {
+            t.push(Target::Ngircd);
         }
+        if !a.quick {
+            t.push(Target::Baseline);
+        }
+        t
     } else {
         a.targets
             .iter()
@@ -328,7 +343,10 @@ fn run(a: RunArgs) -> Result<bool> {
         .prefix("tlschat-bench-cert-")
         .tempdir()?;
     let cert = tls::make_cert(cert_dir.path())?;
-    let client_config = tls::client_config(&cert)?;
+    let client_configs = ClientConfigs {
+        v1: tls::client_config(&cert, false)?,
+        history: tls::client_config(&cert, true)?,
+    };
     let launch = Launch {
         tlschat_bin: std::fs::canonicalize(&a.server_bin)?,
         ngircd_bin: ngircd_bin.clone(),
@@ -395,7 +413,7 @@ fn run(a: RunArgs) -> Result<bool> {
                     let args = a.perf_args.split_whitespace().map(str::to_owned).collect();
                     p.perf = Some((args, log_dir.join(format!("{tag}.perf.data"))));
                 }
-                let (result, tls) = run_one(&launch, t, sc, &p, &client_config, &tag);
+                let (result, tls) = run_one(&launch, t, sc, &p, &client_configs, &tag);
                 if let Some((_, data)) = &p.perf {
                     if data.exists() {
                         perf_report(data);
@@ -583,15 +601,27 @@ fn source_state() -> String {
     }
 }
 
+/// The client TLS configurations: one offering ALPN `tlschat/2`, one
+/// offering no ALPN.
+struct ClientConfigs {
+    v1: Arc<rustls::ClientConfig>,
+    history: Arc<rustls::ClientConfig>,
+}
+
 /// One scenario against one fresh server.
 fn run_one(
     launch: &Launch,
     t: Target,
     sc: Scenario,
     p: &Params,
-    config: &Arc<rustls::ClientConfig>,
+    configs: &ClientConfigs,
     tag: &str,
 ) -> (Result<scenarios::Metrics, String>, Option<String>) {
+    let config = if t.offers_history() {
+        &configs.history
+    } else {
+        &configs.v1
+    };
     let mut server = match launch.start(t, sc == Scenario::Scale, tag) {
         Ok(s) => s,
         Err(e) => return (Err(format!("{e:#}")), None),

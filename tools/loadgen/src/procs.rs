@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tlschat_server_core::certs::CertPaths;
 
-use crate::client::Target;
+use crate::client::{History, Target};
 
 /// What every server start needs.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Launch {
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         match target {
-            Target::Tlschat => {
+            Target::Tlschat(history) => {
                 let mut cmd = self.command(&self.tlschat_bin);
                 cmd.arg("run")
                     .arg("--listen")
@@ -86,7 +86,8 @@ impl Launch {
                     .arg("--cert")
                     .arg(&self.cert.cert)
                     .arg("--key")
-                    .arg(&self.cert.key);
+                    .arg(&self.cert.key)
+                    .args(history_flags(history));
                 clear_tlschat_env(&mut cmd);
                 cmd.envs(TLSCHAT_ENV);
                 if scale {
@@ -169,6 +170,15 @@ impl Launch {
             log,
             _dir: dir,
         })
+    }
+}
+
+/// The server flags of a history setting.
+fn history_flags(history: History) -> &'static [&'static str] {
+    match history {
+        History::On | History::V1 => &[],
+        History::Off => &["--no-history"],
+        History::Stalled => &["--history-stall"],
     }
 }
 

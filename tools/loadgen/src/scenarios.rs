@@ -30,6 +30,8 @@ pub struct Params {
     pub warmup: Duration,
     pub measure: Duration,
     pub paced_rate: f64,
+    /// Paced fanout: messages sent windowed before the warm-up.
+    pub paced_fill: usize,
     pub hs_connectors: usize,
     pub hs_duration: Duration,
     pub scale_n: usize,
@@ -56,6 +58,7 @@ impl Params {
             "warmup_s": self.warmup.as_secs_f64(),
             "measure_s": self.measure.as_secs_f64(),
             "paced_rate_per_sender": self.paced_rate,
+            "paced_fill": self.paced_fill,
             "hs_connectors": self.hs_connectors,
             "hs_duration_s": self.hs_duration.as_secs_f64(),
             "scale_n": self.scale_n,
@@ -108,8 +111,12 @@ impl Scenario {
             })
     }
 
-    /// The baseline has no rooms, so no scale run.
+    /// The baseline has no rooms, so no scale run; tlschat's history
+    /// variants are compared with tlschat in the fanouts only.
     pub fn applies(self, t: Target) -> bool {
+        if t.history_variant() {
+            return matches!(self, Scenario::Fanout | Scenario::Paced);
+        }
         !(self == Scenario::Scale && t == Target::Baseline)
     }
 
@@ -281,7 +288,10 @@ async fn fanout(d: Arc<Dialer>, pid: u32, p: &Params, mode: Mode) -> Result<Metr
     clients.push(acker);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let pace = (mode == Mode::Paced).then_some(p.paced_rate);
+    let (pace, fill) = match mode {
+        Mode::Paced => (Some(p.paced_rate), p.paced_fill),
+        Mode::Windowed | Mode::Slow => (None, 0),
+    };
     let senders: Vec<Writer> = clients[..s].iter().map(|c| c.wr.clone()).collect();
     // The staller's drop, seen from the server's end of its socket.
     let dropped_at = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -311,7 +321,7 @@ async fn fanout(d: Arc<Dialer>, pid: u32, p: &Params, mode: Mode) -> Result<Metr
     });
     let started_us = sh.now_us();
     let mut m = measure_fanout(
-        &sh, senders, room, p, pid, pace, p.warmup, p.measure, extend,
+        &sh, senders, room, p, pid, pace, fill, p.warmup, p.measure, extend,
     )
     .await?;
     if let Some(w) = watch {
@@ -363,7 +373,8 @@ struct Extend {
 }
 
 /// Senders send (windowed, or paced at `rate` per sender) for `warmup` +
-/// `measure`; deliveries, latency and CPU are taken over `measure`.
+/// `measure`; deliveries, latency and CPU are taken over `measure`. First,
+/// `fill` messages go out windowed and are all received.
 #[allow(clippy::too_many_arguments)]
 async fn measure_fanout(
     sh: &Arc<Shared>,
@@ -372,11 +383,15 @@ async fn measure_fanout(
     p: &Params,
     pid: u32,
     rate: Option<f64>,
+    fill: usize,
     warmup: Duration,
     measure: Duration,
     extend: Option<Extend>,
 ) -> Result<Metrics> {
     let n = senders.len();
+    if fill > 0 {
+        fill_room(sh, &senders, room, p, fill).await?;
+    }
     let mut tasks = JoinSet::new();
     for (k, wr) in senders.into_iter().enumerate() {
         let pace = rate.map(|r| {
@@ -393,6 +408,7 @@ async fn measure_fanout(
             room.to_owned(),
             p.text_bytes,
             pace,
+            None,
         ));
     }
     tokio::time::sleep(warmup).await;
@@ -467,6 +483,47 @@ async fn measure_fanout(
     }
     Ok(m)
 }
+
+/// Sends `fill` messages from the senders, windowed, and waits until the
+/// last-joined client has received every one (each window is whole again).
+/// Before a paced run this fills a stalled history queue, so the measured
+/// lines meet a full one, and gives a kept room its full history.
+async fn fill_room(
+    sh: &Arc<Shared>,
+    senders: &[Writer],
+    room: &str,
+    p: &Params,
+    fill: usize,
+) -> Result<()> {
+    let n = senders.len().max(1);
+    let mut tasks = JoinSet::new();
+    for (k, wr) in senders.iter().enumerate() {
+        let share = (fill / n + usize::from(k < fill % n)) as u64;
+        tasks.spawn(send_loop(
+            k,
+            wr.clone(),
+            sh.clone(),
+            room.to_owned(),
+            p.text_bytes,
+            None,
+            Some(share),
+        ));
+    }
+    while let Some(r) = tasks.join_next().await {
+        r?.context("filling the room")?;
+    }
+    let deadline = Instant::now() + FILL_LIMIT;
+    while sh.windows.iter().any(|w| w.available_permits() < p.window) {
+        if Instant::now() > deadline {
+            bail!("the fill messages were not all received within {FILL_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// The longest the last fill messages may take to arrive.
+const FILL_LIMIT: Duration = Duration::from_secs(30);
 
 // ---- handshakes -----------------------------------------------------------
 
@@ -578,7 +635,7 @@ async fn scale(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
         let me = nick(i);
         let events = match target {
             // USERS #big goes only to its joiner; a PART names its user.
-            Target::Tlschat => vec![
+            Target::Tlschat(_) => vec![
                 Event::new("USERS #big ", "", &joined),
                 Event::new(format!("PART #big {me} "), "", &left),
             ],
@@ -641,6 +698,7 @@ async fn scale(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
         p,
         pid,
         Some(p.paced_rate),
+        0,
         p.warmup,
         p.scale_measure,
         None,
@@ -670,4 +728,22 @@ async fn scale(d: Arc<Dialer>, pid: u32, p: &Params) -> Result<Metrics> {
     lost(&mut m, &mut clients).await;
     sh.stop.cancel();
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::History;
+
+    #[test]
+    fn history_variants_run_the_fanouts_only() {
+        let stalled = Target::Tlschat(History::Stalled);
+        let ran: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| s.applies(stalled))
+            .collect();
+        assert_eq!(ran, [Scenario::Fanout, Scenario::Paced]);
+        assert!(Scenario::ALL.iter().all(|s| s.applies(Target::TLSCHAT)));
+        assert!(!Scenario::Scale.applies(Target::Baseline));
+    }
 }

@@ -16,6 +16,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use tlschat_protocol::history::HISTORY_ALPN;
 use tlschat_server_core::certs::{self, CertPaths};
 
 /// Writes `cert.pem` and `key.pem` (PKCS#8) into `dir`.
@@ -80,8 +81,9 @@ impl ServerCertVerifier for Pinned {
 /// TLS 1.3 and 1.2 (1.3 is negotiated with all three servers), tlschat's
 /// provider (aws-lc-rs, X25519MLKEM768 first: tlschat and the baseline
 /// relay negotiate it, a server without ML-KEM such as ngircd on OpenSSL
-/// before 3.5 gets X25519), the certificate pinned, resumption disabled.
-pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>> {
+/// before 3.5 gets X25519), the certificate pinned, resumption disabled;
+/// with `history`, ALPN `tlschat/2` offered as tlschat's own clients do.
+pub fn client_config(paths: &CertPaths, history: bool) -> Result<Arc<rustls::ClientConfig>> {
     let loaded = certs::load(paths).context("loading the benchmark certificate")?;
     let provider = tlschat_protocol::tls::provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -94,5 +96,8 @@ pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>> {
         }))
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
+    if history {
+        config.alpn_protocols = vec![HISTORY_ALPN.to_vec()];
+    }
     Ok(Arc::new(config))
 }

@@ -13,6 +13,16 @@
 //! The passwords typed in `/register` and `/password` are drawn as `•`
 //! (and told to screen readers so), never kept in the input history, and
 //! such a line is sent without leading spaces, so it is never a message.
+//!
+//! History (a server in history mode): kept lines the server sends back
+//! are placed among a conversation's entries by their stamp
+//! ([`position`]), drawn dimmed with the date and time they were said,
+//! under the separator the core makes of each batch's end. Scrolled to the
+//! top of the current room, the pane asks for the lines before the oldest
+//! one shown ([`ChatState::older_history`]: once per batch) and shows
+//! "loading older…" until the batch ends; lines inserted above what is on
+//! screen leave it where it was. `/search` hits go to a panel of their
+//! own, not into the conversation.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -25,13 +35,15 @@ use egui::{Align, Color32, FontId, Key, RichText, TextEdit, TextFormat};
 use crate::app::Action;
 use crate::colors;
 use crate::notify::Notice;
-use tlschat_client_core::render::{plain, sanitize};
-use tlschat_client_core::state::{ConnState, Conversation, Entry, EntryKind, Member};
+use tlschat_client_core::render::{plain, sanitize, stamp};
+use tlschat_client_core::state::{
+    position, Batch, ConnState, Conversation, Entry, EntryKind, Kept, Member,
+};
 use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
     UserLine, MAX_INPUT_BYTES,
 };
-use tlschat_protocol::{Mark, Nick};
+use tlschat_protocol::{Command, Mark, Nick};
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -51,6 +63,10 @@ const MAX_NAME_BYTES: usize = 256;
 /// Rooms kept from a `ROOMS` answer for the side list (a server could
 /// list a hundred thousand in one line).
 const LISTED_ROOMS: usize = 500;
+/// `/search` hits kept for the search panel: the server sends at most
+/// [`MAX_SEARCH_HITS`](tlschat_protocol::history::MAX_SEARCH_HITS) per
+/// answer; only a hostile one sends more.
+const SHOWN_HITS: usize = 100;
 
 /// The window's own help, shown before the server's `/help` answer.
 const GUI_HELP: &[&str] = &[
@@ -125,6 +141,14 @@ impl Buffer {
         Some(old)
     }
 
+    /// Puts `entry` at index `at` (its height is measured when drawn).
+    fn insert(&mut self, at: usize, entry: Entry) {
+        if at <= self.heights.len() {
+            self.heights.insert(at, (0.0, None));
+        }
+        self.entries.insert(at, entry);
+    }
+
     /// Measures entries not measured for `layout` yet, laying each out
     /// as it is drawn: about [`MEASURED_PER_FRAME`] bytes of them (at
     /// least one), the newest first
@@ -183,6 +207,37 @@ pub struct ChatView {
     page: Option<f32>,
     /// The window title last asked for.
     title: String,
+    /// The entry at the top of the message list, kept in place when
+    /// entries are inserted above it or dropped there.
+    anchor: Anchor,
+    /// `/history before` was sent for this room and its batch has not
+    /// ended: the pane shows "loading older…".
+    loading_older: Option<String>,
+    /// The last `/search` answer, shown beside the messages until closed.
+    search: Option<Search>,
+    /// For the tests: a stand-in for the session that takes every line.
+    #[cfg(test)]
+    sent: Option<Vec<String>>,
+}
+
+/// The entry at the top of the message list: its index in the viewed
+/// conversation and how far above the pane's top it starts.
+#[derive(Debug, Default, Clone, Copy)]
+struct Anchor {
+    index: usize,
+    above: f32,
+    /// Entries were inserted or dropped before it since the last frame.
+    moved: bool,
+}
+
+/// A `/search` answer: its words, the hits so far (newest first) and,
+/// once it ended, the count and whether more were left out.
+#[derive(Debug, Default)]
+struct Search {
+    room: String,
+    words: String,
+    hits: Vec<Kept>,
+    end: Option<(u32, bool)>,
 }
 
 impl ChatView {
@@ -206,6 +261,11 @@ impl ChatView {
             jump_to_bottom: false,
             page: None,
             title: String::new(),
+            anchor: Anchor::default(),
+            loading_older: None,
+            search: None,
+            #[cfg(test)]
+            sent: None,
         }
     }
 
@@ -243,12 +303,21 @@ impl ChatView {
             }
             ClientEvent::Connected { .. } => self.reconnect_at = None,
             ClientEvent::Closed(_) => self.handle = None,
-            ClientEvent::Line(_) | ClientEvent::Room(_) => {}
+            ClientEvent::Line(kind) => self.history_line(kind),
+            ClientEvent::Room(_) => {}
         }
+        // A kept line's time is when it was said.
         let entry = self.state.apply(&event).map(|e| Entry {
-            time,
+            time: match e.kind {
+                EntryKind::History(_) => e.time,
+                _ => time,
+            },
             kind: e.kind.clone(),
         });
+        if let ClientEvent::Line(EntryKind::Found(_) | EntryKind::FoundEnd { .. }) = &event {
+            // Search hits have their panel, not a place in the timeline.
+            return Vec::new();
+        }
         if let ClientEvent::Room(room) = &event {
             let i = self.buffer(ConversationKey::Room(room.clone()));
             self.view(i);
@@ -263,6 +332,56 @@ impl ChatView {
         match entry {
             Some(entry) => self.file(entry, focused),
             None => Vec::new(),
+        }
+    }
+
+    /// What a line means for loading older lines and for the search panel.
+    fn history_line(&mut self, kind: &EntryKind) {
+        match kind {
+            EntryKind::HistoryEnd(end)
+                if end.batch == Batch::Asked
+                    && self
+                        .loading_older
+                        .as_ref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(&end.room)) =>
+            {
+                self.loading_older = None;
+            }
+            // The server refused it (rate-limited, say, or a server
+            // without history): not loading any more, and not asked
+            // again before the next batch; a search with no answer yet
+            // closes.
+            EntryKind::Error { .. } => {
+                self.loading_older = None;
+                if self
+                    .search
+                    .as_ref()
+                    .is_some_and(|s| s.end.is_none() && s.hits.is_empty())
+                {
+                    self.search = None;
+                }
+            }
+            EntryKind::Found(hit) => {
+                let search = match &mut self.search {
+                    Some(s) if s.end.is_none() => s,
+                    _ => self.search.insert(Search {
+                        room: hit.room.clone(),
+                        ..Search::default()
+                    }),
+                };
+                if search.hits.len() < SHOWN_HITS {
+                    search.hits.push(hit.clone());
+                }
+            }
+            EntryKind::FoundEnd { room, count, more } => {
+                let search = match &mut self.search {
+                    Some(s) if s.end.is_none() => s,
+                    _ => self.search.insert(Search::default()),
+                };
+                room.clone_into(&mut search.room);
+                search.end = Some((*count, *more));
+            }
+            _ => {}
         }
     }
 
@@ -327,6 +446,7 @@ impl ChatView {
             self.at_bottom = true;
             self.unseen_below = false;
             self.jump_to_bottom = true;
+            self.anchor = Anchor::default();
         }
         if let Some(b) = self.buffers.get_mut(i) {
             b.unread = 0;
@@ -387,24 +507,34 @@ impl ChatView {
                 });
             }
         }
-        if i == self.viewing && !self.at_bottom {
+        if self.push(i, entry) && i == self.viewing && !self.at_bottom {
             self.unseen_below = true;
         }
-        self.push(i, entry);
         notices
     }
 
-    /// Appends to conversation `i`, dropping the oldest entries while a
-    /// bound would be passed (the newest entry always stays).
-    fn push(&mut self, i: usize, entry: Entry) {
+    /// Puts an entry into conversation `i` where it belongs (at the end,
+    /// or by its stamp: [`position`]; not at all when that line is there
+    /// already), dropping the oldest entries while a bound would be passed
+    /// (the newest entry always stays). True when it went at the end.
+    fn push(&mut self, i: usize, entry: Entry) -> bool {
         let Some(b) = self.buffers.get_mut(i) else {
-            return;
+            return false;
         };
+        let Some(at) = position(&b.entries, &entry.kind) else {
+            return false;
+        };
+        let at_end = at == b.entries.len();
         self.cost += entry.kind.cost();
-        b.entries.push_back(entry);
+        b.insert(at, entry);
+        if i == self.viewing && at <= self.anchor.index && !at_end {
+            self.anchor.index += 1;
+            self.anchor.moved = true;
+        }
         if b.entries.len() > CONVERSATION_ENTRIES {
             if let Some(old) = b.pop_front() {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
+                self.dropped_front(i);
             }
         }
         while self.cost > CONVERSATIONS_BYTES {
@@ -420,7 +550,18 @@ impl ChatView {
             let Some((_, j)) = oldest else { break };
             if let Some(old) = self.buffers.get_mut(j).and_then(Buffer::pop_front) {
                 self.cost = self.cost.saturating_sub(old.kind.cost());
+                self.dropped_front(j);
             }
+        }
+        at_end
+    }
+
+    /// Conversation `i` lost its oldest entry: the one at the top of the
+    /// list moved up by one.
+    fn dropped_front(&mut self, i: usize) {
+        if i == self.viewing && self.anchor.index > 0 {
+            self.anchor.index -= 1;
+            self.anchor.moved = true;
         }
     }
 
@@ -431,6 +572,11 @@ impl ChatView {
     }
 
     fn send(&mut self, line: String) -> bool {
+        #[cfg(test)]
+        if let Some(sent) = &mut self.sent {
+            sent.push(line);
+            return true;
+        }
         self.handle.as_ref().is_some_and(|h| h.try_send(line))
     }
 
@@ -453,6 +599,10 @@ impl ChatView {
                 self.notice(text);
             }
         }
+        let searched = match Command::parse(line.trim_start()) {
+            Ok(Command::Search(words)) => Some(words.join(" ")),
+            _ => None,
+        };
         let line = match &self.buffers[self.viewing].key {
             ConversationKey::Private(peer) if !line.starts_with('/') => {
                 format!("/msg {peer} {line}")
@@ -461,6 +611,13 @@ impl ChatView {
         };
         if !self.send(line) {
             self.notice("not sent: the connection's queue is full or the session is over");
+        } else if let Some(words) = searched {
+            // The panel opens, waiting for its hits.
+            self.search = Some(Search {
+                room: self.state.room.clone(),
+                words,
+                ..Search::default()
+            });
         }
     }
 
@@ -523,6 +680,12 @@ impl ChatView {
             .resizable(true)
             .default_size(150.0)
             .show(ui, |ui| self.users(ui));
+        if self.search.is_some() {
+            egui::Panel::right("search")
+                .resizable(true)
+                .default_size(260.0)
+                .show(ui, |ui| self.search_panel(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             egui::Panel::bottom("input").show(ui, |ui| self.input_line(ui));
             egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
@@ -870,47 +1033,96 @@ impl ChatView {
         let jump = std::mem::take(&mut self.jump_to_bottom);
         let page = self.page.take();
         let me = self.state.nick.clone();
+        let keep = std::mem::take(&mut self.anchor.moved) && !self.at_bottom && !jump;
+        let kept = self.anchor;
         let buffer = &mut self.buffers[self.viewing];
-        let out = egui::ScrollArea::vertical()
+        let mut anchor = None;
+        let scroll = egui::ScrollArea::vertical()
             .auto_shrink(false)
-            .stick_to_bottom(true)
-            .show_viewport(ui, |ui, viewport| {
-                let layout = Layout {
-                    width: ui.available_width(),
-                    pixels_per_point: ui.pixels_per_point(),
-                    dark: visuals.dark_mode,
-                };
-                let measured = buffer.measure(ui, layout, |e| {
-                    drawn_job(ui, e, &me, &visuals, layout.width)
-                });
-                if !measured {
-                    // The rest in the next frames (a few, then idle again).
-                    ui.ctx().request_repaint();
-                }
-                let total: f32 = buffer.heights.iter().map(|h| h.0).sum();
-                let mut top = 0.0;
-                let mut drawn_to = 0.0;
-                for (entry, (height, _)) in buffer.entries.iter().zip(&buffer.heights) {
-                    let bottom = top + height;
-                    if bottom >= viewport.min.y && top <= viewport.max.y {
-                        ui.add_space(top - drawn_to);
-                        draw_entry(ui, entry, &me, &visuals, layout.width);
-                        drawn_to = bottom;
-                    }
-                    top = bottom;
-                }
-                ui.add_space(total - drawn_to);
-                if let Some(direction) = page {
-                    ui.scroll_with_delta(egui::vec2(0.0, direction * viewport.height() * 0.9));
-                }
-                if jump {
-                    ui.scroll_to_cursor(Some(Align::BOTTOM));
-                }
+            .stick_to_bottom(true);
+        let out = scroll.show_viewport(ui, |ui, viewport| {
+            let layout = Layout {
+                width: ui.available_width(),
+                pixels_per_point: ui.pixels_per_point(),
+                dark: visuals.dark_mode,
+            };
+            let measured = buffer.measure(ui, layout, |e| {
+                drawn_job(ui, e, &me, &visuals, layout.width)
             });
+            if !measured {
+                // The rest in the next frames (a few, then idle again).
+                ui.ctx().request_repaint();
+            }
+            let total: f32 = buffer.heights.iter().map(|h| h.0).sum();
+            // Entries came or went above the one at the top: it stays
+            // where it was on screen. This frame draws what is then in
+            // sight where the pane shows it; the scroll offset follows at
+            // its end (set now, it would be checked against the height
+            // the content had before).
+            let shift = if keep {
+                let above: f32 = buffer.heights.iter().take(kept.index).map(|h| h.0).sum();
+                above + kept.above - viewport.min.y
+            } else {
+                0.0
+            };
+            let seen = viewport.translate(egui::vec2(0.0, shift));
+            let mut top = 0.0;
+            let mut drawn_to = 0.0;
+            for (i, (entry, (height, _))) in buffer.entries.iter().zip(&buffer.heights).enumerate()
+            {
+                let bottom = top + height;
+                if bottom >= seen.min.y && top <= seen.max.y {
+                    if anchor.is_none() && bottom > seen.min.y {
+                        anchor = Some((i, seen.min.y - top));
+                    }
+                    ui.add_space(top - shift - drawn_to);
+                    draw_entry(ui, entry, &me, &visuals, layout.width);
+                    drawn_to = bottom - shift;
+                }
+                top = bottom;
+            }
+            ui.add_space((total - drawn_to).max(0.0));
+            if shift != 0.0 {
+                ui.scroll_with_delta_animation(
+                    egui::vec2(0.0, -shift),
+                    egui::style::ScrollAnimation::none(),
+                );
+            }
+            if let Some(direction) = page {
+                ui.scroll_with_delta(egui::vec2(0.0, direction * viewport.height() * 0.9));
+            }
+            if jump {
+                ui.scroll_to_cursor(Some(Align::BOTTOM));
+            }
+        });
+        if let Some((index, above)) = anchor {
+            self.anchor = Anchor {
+                index,
+                above,
+                moved: false,
+            };
+        }
         let end = out.content_size.y - out.inner_rect.height();
-        self.at_bottom = jump || out.state.clamped_offset().y >= end - 4.0;
+        let offset = out.state.clamped_offset().y;
+        self.at_bottom = jump || offset >= end - 4.0;
         if self.at_bottom {
             self.unseen_below = false;
+        }
+        // (Not while lines just came above: the offset moves to them at
+        // the end of this frame.)
+        if offset <= 1.0 && !jump && !keep {
+            self.load_older();
+        }
+        if self.loading_older.is_some() {
+            let at = out.inner_rect.center_top() + egui::vec2(-50.0, 4.0);
+            egui::Area::new(egui::Id::unique("loading older"))
+                .fixed_pos(at)
+                .show(ui.ctx(), |ui| {
+                    // Over the top line: on a backing of its own.
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.label(RichText::new("loading older…").color(colors::dim(ui.visuals())));
+                    });
+                });
         }
         if self.unseen_below {
             let at = out.inner_rect.center_bottom() - egui::vec2(70.0, 36.0);
@@ -922,6 +1134,74 @@ impl ChatView {
                         self.unseen_below = false;
                     }
                 });
+        }
+    }
+}
+
+impl ChatView {
+    /// Scrolled to the top of the current room: asks for the kept lines
+    /// before the oldest one shown, unless it did for this batch already
+    /// or the server said nothing older is left.
+    fn load_older(&mut self) {
+        let room = ConversationKey::Room(self.state.room.clone());
+        if self.loading_older.is_some() || !self.buffers[self.viewing].key.same(&room) {
+            return;
+        }
+        let Some(ask) = self.state.older_history() else {
+            return;
+        };
+        if self.send(ask) {
+            self.loading_older = Some(self.state.room.clone());
+        }
+    }
+
+    /// The last `/search` answer: its hits, newest first, each with the
+    /// date and time it was said.
+    fn search_panel(&mut self, ui: &mut egui::Ui) {
+        let Some(search) = &self.search else {
+            return;
+        };
+        let mut close = false;
+        ui.horizontal(|ui| {
+            let title = if search.words.is_empty() {
+                format!("Found in {}", name(&search.room))
+            } else {
+                format!("“{}” in {}", name(&search.words), name(&search.room))
+            };
+            ui.add(egui::Label::new(RichText::new(title).strong()).truncate());
+            ui.with_layout(egui::Layout::right_to_left(Align::Center), |ui| {
+                let cross = ui.small_button("×");
+                cross.widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::accesskit::Role::Button,
+                        true,
+                        "close the search results",
+                    )
+                });
+                close = cross.on_hover_text("close").clicked();
+            });
+        });
+        let dim = colors::dim(ui.visuals());
+        let summary = match search.end {
+            None => "searching…".to_owned(),
+            Some((0, _)) => "nothing found".to_owned(),
+            Some((1, false)) => "1 line".to_owned(),
+            Some((n, false)) => format!("{n} lines, newest first"),
+            Some((n, true)) => format!("{n} lines, newest first; more: add words to narrow it"),
+        };
+        ui.label(RichText::new(summary).color(dim));
+        ui.separator();
+        let visuals = ui.visuals().clone();
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for hit in &search.hits {
+                    ui.label(kept_job(hit, &visuals));
+                    ui.add_space(4.0);
+                }
+            });
+        if close {
+            self.search = None;
         }
     }
 }
@@ -1127,12 +1407,26 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
     let dark = visuals.dark_mode;
     let mut job = LayoutJob::default();
     let mut body = usize::MAX;
-    job.append(
-        &entry.time.format("%H:%M  ").to_string(),
-        0.0,
-        colored(colors::dim(visuals)),
-    );
+    // A kept line shows the date and time it was said; a separator none.
+    if !matches!(
+        entry.kind,
+        EntryKind::History(_) | EntryKind::Found(_) | EntryKind::HistoryEnd(_)
+    ) {
+        job.append(
+            &entry.time.format("%H:%M  ").to_string(),
+            0.0,
+            colored(colors::dim(visuals)),
+        );
+    }
     match &entry.kind {
+        EntryKind::History(kept) | EntryKind::Found(kept) => {
+            body = append_kept(&mut job, kept, visuals, &plain_fmt, true);
+        }
+        EntryKind::HistoryEnd(end) => {
+            if let Some(text) = end.separator() {
+                body = append_text(&mut job, &text, &italic(colors::dim(visuals)));
+            }
+        }
         EntryKind::Message { nick, text, .. } => {
             job.append(&name(nick), 0.0, colored(colors::nick(nick, dark)));
             job.append("  ", 0.0, plain_fmt.clone());
@@ -1179,9 +1473,6 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
         | EntryKind::Part { .. }
         | EntryKind::Kick { .. }
         | EntryKind::Rename { .. }
-        | EntryKind::History(_)
-        | EntryKind::HistoryEnd(_)
-        | EntryKind::Found(_)
         | EntryKind::FoundEnd { .. }) => {
             if let Some(text) = plain(kind) {
                 body = append_text(&mut job, &text, &colored(colors::dim(visuals)));
@@ -1198,6 +1489,58 @@ fn entry_job(entry: &Entry, me: &str, visuals: &egui::Visuals) -> (LayoutJob, us
     }
     let body = body.min(job.text.len());
     (job, body)
+}
+
+/// A kept line: the date and time it was said (dim), the nickname in its
+/// colour, the text (`/me` in italics); `dimmed` (history in the
+/// timeline) draws the nickname faded and the text dim. Returns where the
+/// text starts.
+fn append_kept(
+    job: &mut LayoutJob,
+    kept: &Kept,
+    visuals: &egui::Visuals,
+    plain: &TextFormat,
+    dimmed: bool,
+) -> usize {
+    let dim = TextFormat {
+        color: colors::dim(visuals),
+        ..plain.clone()
+    };
+    let text = TextFormat {
+        italics: kept.action,
+        ..if dimmed { dim.clone() } else { plain.clone() }
+    };
+    let color = colors::nick(&kept.nick, visuals.dark_mode);
+    let nick = TextFormat {
+        color: if dimmed {
+            colors::faded(color, visuals)
+        } else {
+            color
+        },
+        ..text.clone()
+    };
+    job.append(&format!("{}  ", stamp(kept.at)), 0.0, dim);
+    if kept.action {
+        job.append("* ", 0.0, text.clone());
+        job.append(&name(&kept.nick), 0.0, nick);
+        job.append(" ", 0.0, text.clone());
+    } else {
+        job.append(&name(&kept.nick), 0.0, nick);
+        job.append("  ", 0.0, text.clone());
+    }
+    append_text(job, &kept.text, &text)
+}
+
+/// A search hit as the search panel shows it.
+fn kept_job(kept: &Kept, visuals: &egui::Visuals) -> LayoutJob {
+    let plain = TextFormat {
+        font_id: FontId::proportional(14.0),
+        color: visuals.text_color(),
+        ..Default::default()
+    };
+    let mut job = LayoutJob::default();
+    append_kept(&mut job, kept, visuals, &plain, false);
+    job
 }
 
 /// A member's row in the users list: the nickname in its colour, after
@@ -1529,6 +1872,224 @@ mod tests {
             assert_eq!(fresh(&buffer, layout), buffer.entries.len());
         }
         assert!(frames > 2, "{frames} frames");
+    }
+
+    /// A kept line of #lobby said at `at`, by a few people in a few
+    /// scripts.
+    fn kept(at: u64) -> ClientEvent {
+        let (nick, text) = match at % 4 {
+            0 => ("dmitri", format!("строка {at} привет")),
+            1 => ("noor", format!("سطر {at} مرحبا")),
+            2 => ("yuki", format!("行 {at} こんにちは 👩‍👩‍👧")),
+            _ => ("zoe", format!("ligne {at} e\u{301}té")),
+        };
+        ClientEvent::Line(EntryKind::History(Kept {
+            room: "#lobby".into(),
+            at,
+            nick: nick.into(),
+            action: at.is_multiple_of(7),
+            text,
+        }))
+    }
+
+    fn history_end(batch: Batch, oldest: u64, newest: u64, left: u32) -> ClientEvent {
+        let sent = u32::try_from(newest - oldest + 1).unwrap_or(u32::MAX);
+        ClientEvent::Line(EntryKind::HistoryEnd(
+            tlschat_client_core::state::HistoryEnd {
+                room: "#lobby".into(),
+                batch,
+                sent,
+                left,
+                shown: sent,
+                oldest: Some(oldest),
+                newest_shown: Some(newest),
+            },
+        ))
+    }
+
+    /// The window drawing `chat`.
+    fn harness_of(chat: ChatView) -> egui_kittest::Harness<'static, ChatView> {
+        egui_kittest::Harness::builder()
+            .with_size([1024.0, 640.0])
+            // A wheel past the top springs back over a few dozen frames.
+            .with_max_steps(64)
+            .with_context_setup(crate::fonts::install)
+            .allow_missing_glyphs()
+            .build_ui_state(
+                |ui, chat: &mut ChatView| {
+                    chat.show(ui, std::time::Instant::now());
+                },
+                chat,
+            )
+    }
+
+    /// The top of the drawn line whose text contains `text`.
+    fn top_of(h: &egui_kittest::Harness<'static, ChatView>, text: &str) -> f32 {
+        use egui_kittest::kittest::Queryable;
+        h.get_by_label_contains(text).rect().min.y
+    }
+
+    fn wheel_up(h: &mut egui_kittest::Harness<'static, ChatView>) {
+        h.hover_at(egui::pos2(500.0, 300.0));
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 100_000.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run();
+    }
+
+    #[test]
+    fn scrolled_to_the_top_it_asks_once_for_the_older_lines_and_keeps_its_place() {
+        use egui_kittest::kittest::Queryable;
+        // Stamps in 2026; the replay brought 1060..=1099 (1000 more are
+        // kept), then live lines came.
+        let base = 1_780_000_000_000;
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.sent = Some(Vec::new());
+        chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+        for at in base + 1060..base + 1100 {
+            chat.on_client_event(kept(at), true);
+        }
+        chat.on_client_event(
+            history_end(Batch::Replay, base + 1060, base + 1099, 1000),
+            true,
+        );
+        for i in 0..20u64 {
+            chat.on_client_event(
+                ClientEvent::Line(EntryKind::Message {
+                    room: "#lobby".into(),
+                    nick: "bob".into(),
+                    text: format!("живая строка {i} 🙂"),
+                    at: Some(base + 2000 + i),
+                }),
+                true,
+            );
+        }
+        let mut h = harness_of(chat);
+        h.run();
+        assert!(
+            h.state().sent == Some(Vec::new()),
+            "nothing asked at the bottom"
+        );
+        assert!(h.query_by_label("loading older…").is_none());
+
+        wheel_up(&mut h);
+        wheel_up(&mut h);
+        h.run();
+        let asked = format!("/history before {} 50", base + 1060);
+        assert_eq!(h.state().sent, Some(vec![asked.clone()]));
+        assert!(h.query_by_label("loading older…").is_some());
+        let before = top_of(&h, &format!("строка {} привет", base + 1060));
+
+        // The batch comes (its lines above the oldest shown, oldest
+        // first): what was on screen stays where it was.
+        for at in base + 1010..base + 1060 {
+            h.state_mut().on_client_event(kept(at), true);
+        }
+        h.state_mut().on_client_event(
+            history_end(Batch::Asked, base + 1010, base + 1059, 950),
+            true,
+        );
+        h.run();
+        assert!(h.query_by_label("loading older…").is_none());
+        let after = top_of(&h, &format!("строка {} привет", base + 1060));
+        assert!(
+            (after - before).abs() < 1.0,
+            "moved from {before} to {after}"
+        );
+        assert_eq!(h.state().sent, Some(vec![asked]), "asked once per batch");
+
+        // Up again: the next batch, before the oldest line now shown.
+        wheel_up(&mut h);
+        h.run();
+        let sent = h.state().sent.clone().unwrap_or_default();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[1], format!("/history before {} 50", base + 1010));
+        // Its answer leaves nothing older: the top asks no more.
+        for at in base + 960..base + 1010 {
+            h.state_mut().on_client_event(kept(at), true);
+        }
+        h.state_mut()
+            .on_client_event(history_end(Batch::Asked, base + 960, base + 1009, 0), true);
+        h.run();
+        wheel_up(&mut h);
+        wheel_up(&mut h);
+        assert_eq!(h.state().sent.as_ref().map(Vec::len), Some(2));
+        assert!(h.query_by_label("loading older…").is_none());
+        // Every kept line once, in stamp order, above the live ones.
+        let lobby = &h.state().buffers[0];
+        let stamps: Vec<u64> = lobby
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::History(k) => Some(k.at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stamps, (base + 960..base + 1100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn search_hits_go_to_their_panel_and_a_refused_search_closes_it() {
+        use egui_kittest::kittest::Queryable;
+        let mut chat = ChatView::new("h:1", "alice", None);
+        chat.sent = Some(Vec::new());
+        chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
+        chat.input = "/search привет мир*".into();
+        chat.submit();
+        assert_eq!(chat.sent, Some(vec!["/search привет мир*".to_owned()]));
+        let base = 1_780_000_000_000;
+        for at in [base + 1008, base + 1004] {
+            let ClientEvent::Line(EntryKind::History(hit)) = kept(at) else {
+                unreachable!("kept() makes history lines");
+            };
+            chat.on_client_event(ClientEvent::Line(EntryKind::Found(hit)), true);
+        }
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::FoundEnd {
+                room: "#lobby".into(),
+                count: 2,
+                more: true,
+            }),
+            true,
+        );
+        assert!(
+            chat.buffers[0]
+                .entries
+                .iter()
+                .all(|e| !matches!(e.kind, EntryKind::Found(_) | EntryKind::FoundEnd { .. })),
+            "hits are not filed into the timeline"
+        );
+        let mut h = harness_of(chat);
+        h.run();
+        assert!(h.query_by_label("“привет мир*” in #lobby").is_some());
+        assert!(h
+            .query_by_label("2 lines, newest first; more: add words to narrow it")
+            .is_some());
+        let newest = top_of(&h, &format!("строка {} привет", base + 1008));
+        let older = top_of(&h, &format!("строка {} привет", base + 1004));
+        assert!(newest < older, "newest first");
+        h.get_by_label("close the search results").click();
+        h.run();
+        assert!(h.query_by_label("“привет мир*” in #lobby").is_none());
+        assert!(h.state().search.is_none());
+
+        // A server without history refuses the command: nothing to wait for.
+        let chat = h.state_mut();
+        chat.input = "/search שלום".into();
+        chat.submit();
+        assert!(chat.search.is_some());
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::Error {
+                code: "unknown-command".into(),
+                text: "/search".into(),
+            }),
+            true,
+        );
+        assert!(chat.search.is_none());
     }
 
     #[test]

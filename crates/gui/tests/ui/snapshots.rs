@@ -14,7 +14,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::wgpu::WgpuTestRenderer;
 use egui_kittest::{Harness, SnapshotResults};
 
-use tlschat_client_core::state::EntryKind;
+use tlschat_client_core::state::{Batch, EntryKind, HistoryEnd, Kept};
 use tlschat_client_core::ChangedCertificate;
 use tlschat_client_core::ClientEvent;
 use tlschat_gui::app::ConnectForm;
@@ -163,10 +163,18 @@ fn msg(nick: &str, text: &str) -> ClientEvent {
     })
 }
 
-/// A chat view with a few rooms, users and messages in several scripts.
-fn busy_chat() -> ChatView {
-    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
-    let events = [
+/// A local time on 2026-03-13 or 14 (the same picture in every time
+/// zone).
+fn local(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Local> {
+    chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+        .and_then(|d| d.and_hms_opt(hour, minute, 0))
+        .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
+        .expect("a local time")
+}
+
+/// alice connects and joins #lobby, where `users` are.
+fn arrival(users: [&str; 6]) -> [ClientEvent; 4] {
+    [
         ClientEvent::Connected {
             server: "chat.example.org:55555".into(),
             nick: "alice".into(),
@@ -180,10 +188,16 @@ fn busy_chat() -> ChatView {
         ClientEvent::Room("#lobby".into()),
         line(EntryKind::Users {
             room: "#lobby".into(),
-            nicks: ["alice", "bob", "dmitri", "yuki", "noor", "carol"]
-                .map(String::from)
-                .to_vec(),
+            nicks: users.map(String::from).to_vec(),
         }),
+    ]
+}
+
+/// A chat view with a few rooms, users and messages in several scripts.
+fn busy_chat() -> ChatView {
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    let arrived = arrival(["alice", "bob", "dmitri", "yuki", "noor", "carol"]);
+    let events = arrived.into_iter().chain([
         line(EntryKind::Rooms(vec![
             ("#lobby".into(), 6),
             ("#rust".into(), 12),
@@ -214,20 +228,28 @@ fn busy_chat() -> ChatView {
             code: "no-such-nick".into(),
             text: "nobody called dave is connected".into(),
         }),
-    ];
+    ]);
     // A fixed clock, a minute between lines.
-    let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 14)
-        .and_then(|d| d.and_hms_opt(9, 41, 0))
-        .expect("a valid time");
-    for (minute, event) in (0..).zip(events) {
-        let at = start + chrono::Duration::minutes(minute);
-        let at = chrono::Local
-            .from_local_datetime(&at)
-            .earliest()
-            .expect("a local time");
-        chat.on_client_event_at(event, true, at);
+    for (minute, event) in (41..).zip(events) {
+        chat.on_client_event_at(event, true, local(14, 9, minute));
     }
     chat
+}
+
+/// The chat screen showing `chat`.
+fn chat_harness(
+    renderer: WgpuTestRenderer,
+    chat: ChatView,
+    dark: bool,
+) -> Harness<'static, ChatView> {
+    harness(
+        renderer,
+        chat,
+        |ui, chat| {
+            chat.show(ui, std::time::Instant::now());
+        },
+        dark,
+    )
 }
 
 #[test]
@@ -235,18 +257,77 @@ fn chat_screen_in_both_themes() {
     let mut results = SnapshotResults::new();
     for dark in [true, false] {
         let Some(r) = renderer() else { return };
-        let mut h = harness(
-            r,
-            busy_chat(),
-            |ui, chat| {
-                chat.show(ui, std::time::Instant::now());
-            },
-            dark,
-        );
+        let mut h = chat_harness(r, busy_chat(), dark);
         h.run();
         h.snapshot(if dark { "chat_dark" } else { "chat_light" });
         results.extend_harness(&mut h);
     }
+}
+
+fn kept(minute: u32, nick: &str, action: bool, text: &str) -> Kept {
+    let at = local(13, 22, minute).timestamp_millis();
+    Kept {
+        room: "#lobby".into(),
+        at: u64::try_from(at).expect("after 1970"),
+        nick: nick.into(),
+        action,
+        text: text.into(),
+    }
+}
+
+#[test]
+fn history_dimmed_with_dates_a_separator_and_search_hits() {
+    let mut results = SnapshotResults::new();
+    let Some(r) = renderer() else { return };
+    let mut chat = ChatView::new("chat.example.org:55555", "alice", None);
+    let history = [
+        kept(2, "dmitri", false, "кто-нибудь видел релиз? 🚀"),
+        kept(5, "noor", false, "نعم، قبل ساعة"),
+        kept(9, "yuki", true, "は寝ます 😴"),
+        kept(14, "zoe", false, "à demain, e\u{301}quipe 👩‍👩‍👧"),
+    ];
+    let mut events = arrival(["alice", "bob", "dmitri", "yuki", "noor", "zoe"]).to_vec();
+    events.extend(history.iter().cloned().map(|k| line(EntryKind::History(k))));
+    events.push(line(EntryKind::HistoryEnd(HistoryEnd {
+        room: "#lobby".into(),
+        batch: Batch::Replay,
+        sent: 4,
+        left: 0,
+        shown: 4,
+        oldest: Some(history[0].at),
+        newest_shown: Some(history[3].at),
+    })));
+    events.extend([
+        msg("bob", "morning all! what did I miss?"),
+        msg("dmitri", "привет! всё выше ☝️"),
+    ]);
+    events.extend([&history[3], &history[0]].map(|k| line(EntryKind::Found(k.clone()))));
+    events.push(line(EntryKind::FoundEnd {
+        room: "#lobby".into(),
+        count: 2,
+        more: false,
+    }));
+    for (minute, event) in (41..).zip(events) {
+        chat.on_client_event_at(event, true, local(14, 9, minute));
+    }
+    let mut h = chat_harness(r, chat, true);
+    h.run();
+    // The kept lines say when they were said, the live ones when they came.
+    assert!(h
+        .query_by_label_contains("2026-03-13 22:09  * yuki は寝ます")
+        .is_some());
+    assert!(h.query_by_label("— history —").is_some());
+    assert!(h
+        .query_by_label_contains("bob  morning all! what did I miss?")
+        .is_some_and(|l| l.value().is_some_and(|v| v.starts_with("09:"))));
+    assert_eq!(
+        h.query_all_by_label_contains("2026-03-13 22:14  zoe")
+            .count(),
+        2,
+        "in the timeline and among the hits"
+    );
+    h.snapshot("history_dark");
+    results.extend_harness(&mut h);
 }
 
 #[test]
@@ -267,14 +348,7 @@ fn a_typed_password_is_masked_and_a_moderator_badged() {
         true,
         at,
     );
-    let mut h = harness(
-        r,
-        chat,
-        |ui, chat| {
-            chat.show(ui, std::time::Instant::now());
-        },
-        true,
-    );
+    let mut h = chat_harness(r, chat, true);
     h.run();
     let input = h.get_by_label("Message");
     input.focus();
