@@ -14,6 +14,8 @@
 //! exact. Stamps are parsed from a bounded number of ASCII digits, never
 //! sliced out of a line by byte index.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The ALPN protocol id a client offers to ask for history mode.
@@ -60,11 +62,11 @@ pub fn split_stamp(line: &str) -> (Option<u64>, &str) {
 
 /// `@<at> ` before an encoded line (which keeps its `\n`).
 pub fn stamped(at: u64, line: &[u8]) -> Bytes {
-    let at = at.to_string();
-    let mut b = BytesMut::with_capacity(at.len() + 2 + line.len());
+    // One allocation: the server calls this under its room lock.
+    let mut b = BytesMut::with_capacity(MAX_STAMP_DIGITS + 2 + line.len());
     b.put_u8(b'@');
-    b.put_slice(at.as_bytes());
-    b.put_u8(b' ');
+    // Writing into a BytesMut cannot fail.
+    let _ = write!(b, "{at} ");
     b.put_slice(line);
     b.freeze()
 }
