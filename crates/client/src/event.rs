@@ -220,12 +220,17 @@ impl ServerLines {
             ServerLine::History(kept) if !self.history.history(&kept) => return nothing(),
             ServerLine::HistoryEnd { room, sent, left } => {
                 return Ok(match self.history.history_end(room, sent, left) {
-                    Some(end) => [Some(ClientEvent::Line(EntryKind::HistoryEnd(end))), None],
+                    Some((end, notice)) => [
+                        Some(ClientEvent::Line(EntryKind::HistoryEnd(end))),
+                        notice.map(|n| ClientEvent::Line(EntryKind::Status(n))),
+                    ],
                     None => [None, None],
                 }
                 .into_iter()
                 .flatten());
             }
+            ServerLine::Info(text) => self.history.info(text),
+            ServerLine::Error { code, .. } => self.history.error(code),
             ServerLine::Found(_) if !self.history.found() => return nothing(),
             ServerLine::FoundEnd { .. } if !self.history.found_end() => return nothing(),
             _ => {}
