@@ -18,7 +18,7 @@ use crate::replay::Tracker;
 use crate::state::{renames_self, EntryKind};
 use crate::{exit, ChangedCertificate, ConnectError};
 use tlschat_protocol::history::split_stamp;
-use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
+use tlschat_protocol::{Fingerprint, RoomName, ServerLine, LOBBY};
 
 /// Keepalive `/ping` tokens start with this; their `PONG`s are not passed
 /// on.
@@ -118,6 +118,10 @@ impl CloseReason {
 pub struct ServerLines {
     nick: String,
     room: String,
+    /// The room the session goes back to after a reconnect, until its own
+    /// `JOIN` (a connection lost again before it still goes back there,
+    /// not to the lobby the login put it in).
+    rejoin: Option<String>,
     kicked: Option<(String, String)>,
     pub(crate) history: Tracker,
 }
@@ -128,6 +132,7 @@ impl ServerLines {
         ServerLines {
             nick: nick.into(),
             room: room.into(),
+            rejoin: None,
             kicked: None,
             history: Tracker::default(),
         }
@@ -157,8 +162,19 @@ impl ServerLines {
     pub(crate) fn connected(&mut self, nick: &str, history_mode: bool, reconnect: bool) {
         nick.clone_into(&mut self.nick);
         self.kicked = None;
-        let rejoin = reconnect.then_some(self.room.as_str());
-        self.history.connected(history_mode, rejoin);
+        if !reconnect {
+            self.rejoin = None;
+        } else if self.rejoin.is_none() {
+            self.rejoin = Some(self.room.clone());
+        }
+        let rejoin = reconnect.then(|| self.rejoin_room().to_owned());
+        self.history.connected(history_mode, rejoin.as_deref());
+    }
+
+    /// The room to go back to after a reconnect: the one the user was in,
+    /// or the one a lost connection was still on its way back to.
+    pub(crate) fn rejoin_room(&self) -> &str {
+        self.rejoin.as_deref().unwrap_or(&self.room)
     }
 
     /// A line the session sends (a `/history` or `/search` makes its
@@ -200,6 +216,13 @@ impl ServerLines {
                 if nick.eq_ignore_ascii_case(&self.nick) && RoomName::parse(room).is_ok() =>
             {
                 room.clone_into(&mut self.room);
+                // The login's lobby is on the way back, not the way back.
+                let on_the_way = self.rejoin.as_deref().is_some_and(|r| {
+                    !r.eq_ignore_ascii_case(room) && room.eq_ignore_ascii_case(LOBBY)
+                });
+                if !on_the_way {
+                    self.rejoin = None;
+                }
                 self.history.joined(room);
                 entered = Some(ClientEvent::Room(room.to_owned()));
             }

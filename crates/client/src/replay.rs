@@ -827,6 +827,41 @@ mod tests {
     }
 
     #[test]
+    fn a_second_drop_before_the_rejoin_still_goes_back_to_the_room() {
+        let dev = |at: u64| format!("@{at} MSG #dev bob {WORLD} {at}");
+        let mut chat = Chat::new();
+        chat.read(&[
+            join(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+            dev(100),
+        ]);
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev");
+        // The login's lobby, then lost before the JOIN of #dev came.
+        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned()]);
+        assert_eq!(chat.lines.room(), "#lobby");
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev", "still on the way back");
+        chat.read(&[
+            join(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            "JOIN #dev alice".to_owned(),
+            format!("HISTORY #dev 300 bob {WORLD}"),
+            "HISTORYEND #dev 1 9".to_owned(),
+        ]);
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        assert_eq!(chat.lines.cursor("#dev"), Some(100));
+        // Back in #dev: the next drop goes back there as usual.
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev");
+        chat.read(&[join(), "JOIN #rust alice".to_owned()]);
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#rust", "a later /join moved on");
+    }
+
+    #[test]
     fn no_catch_up_without_a_gap_a_cursor_or_history_mode() {
         // Nothing left out past the cursor: the replay covered the gap.
         let mut chat = Chat::new();

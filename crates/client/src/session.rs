@@ -178,7 +178,7 @@ impl<'a> Relay<'a> {
     fn new(opts: &'a ClientOptions, conn: Connected, lines: &'a mut ServerLines) -> Relay<'a> {
         let (reader, writer) = conn.conn.into_split();
         let mut out = Outgoing::new(writer);
-        let room = lines.room();
+        let room = lines.rejoin_room();
         if !room.eq_ignore_ascii_case(LOBBY) && RoomName::parse(room).is_ok() {
             out.push(&format!("/join {room}"));
         }
