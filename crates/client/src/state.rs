@@ -706,7 +706,8 @@ impl ChatState {
                         self.note_older(end);
                         end.separator()?;
                     }
-                    EntryKind::History(k) => {
+                    // A kept line or a search hit: dated when it was said.
+                    EntryKind::History(k) | EntryKind::Found(k) => {
                         let time = k.time().unwrap_or_else(Local::now);
                         return self.place(kind.clone(), time);
                     }
@@ -1109,6 +1110,13 @@ mod tests {
             .find(|e| matches!(e.kind, EntryKind::History(_)))
             .unwrap();
         assert_eq!(kept.time.timestamp_millis(), 200);
+        // A search hit too is dated when it was said.
+        lines.sent("/search привет");
+        feed(lines, &mut s, "FOUND #lobby 150 bob Привет");
+        let hit = s.entries.back().unwrap();
+        assert!(matches!(hit.kind, EntryKind::Found(_)), "{:?}", hit.kind);
+        assert_eq!(hit.time.timestamp_millis(), 150);
+        feed(lines, &mut s, "FOUNDEND #lobby 1 0");
         // Older lines: asked once per batch, from the oldest shown.
         let ask = s.older_history().expect("older lines are left");
         assert_eq!(ask, "/history before 200 50");
