@@ -311,7 +311,8 @@ impl App {
 impl App {
     pub(crate) fn on_server_line(&mut self, line: &str) -> Flow {
         let room = self.state.room.clone();
-        let mut lines = tlschat_client_core::ServerLines::new(self.state.nick.clone(), room);
+        let mut lines =
+            tlschat_client_core::ServerLines::with_history(self.state.nick.clone(), room);
         let mut flow = Flow::Continue;
         for event in lines.read(line).into_iter().flatten() {
             flow = self.on_client_event(event);

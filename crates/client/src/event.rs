@@ -199,10 +199,25 @@ impl ServerLines {
         self.kicked.take()
     }
 
+    /// A line's stamp and the line after it: only in history mode, and
+    /// only before a room line (`MSG`, `ACTION`); anything else starting
+    /// with `@` stays an unknown line, as in protocol v1.
+    fn stamp<'l>(&self, line: &'l str) -> (Option<u64>, &'l str) {
+        match split_stamp(line) {
+            (Some(at), rest)
+                if self.history.history_mode()
+                    && (rest.starts_with("MSG ") || rest.starts_with("ACTION ")) =>
+            {
+                (Some(at), rest)
+            }
+            _ => (None, line),
+        }
+    }
+
     /// One server line: the events for the front end (at most two), or the
     /// protocol error that ends the connection.
     pub fn read(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
-        let (at, line) = split_stamp(line);
+        let (at, line) = self.stamp(line);
         let parsed = ServerLine::parse(line);
         let nothing = || Ok([None, None].into_iter().flatten());
         let mut entered = None;

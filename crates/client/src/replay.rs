@@ -180,6 +180,11 @@ impl Tracker {
         }
     }
 
+    /// The connection is in history mode.
+    pub(crate) fn history_mode(&self) -> bool {
+        self.history_mode
+    }
+
     /// The newest stamp seen in `room` with nothing missing before it.
     pub(crate) fn cursor(&self, room: &str) -> Option<u64> {
         self.rooms.get(&key(room)).and_then(|r| r.cursor)
@@ -859,6 +864,25 @@ mod tests {
         chat.read(&[join(), "JOIN #rust alice".to_owned()]);
         chat.reconnect();
         assert_eq!(chat.lines.rejoin_room(), "#rust", "a later /join moved on");
+    }
+
+    #[test]
+    fn stamps_are_read_only_in_history_mode_and_only_before_room_lines() {
+        let mut v1 = ServerLines::new("alice", "#lobby");
+        assert!(
+            v1.read(&live(100)).unwrap().next().is_none(),
+            "unknown in v1"
+        );
+        let mut chat = Chat::new();
+        let shown = chat.read(&[
+            "@100 JOIN #lobby bob".to_owned(),
+            "@101 INFO hi".to_owned(),
+            live(102),
+        ]);
+        assert!(
+            matches!(&shown[..], [EntryKind::Message { at: Some(102), .. }]),
+            "{shown:?}"
+        );
     }
 
     #[test]
