@@ -444,8 +444,9 @@ impl Order {
 /// Where `kind` goes in `entries` (oldest first): the index to insert it
 /// at, or `None` when it is a line already there (same room, same stamp).
 ///
-/// An entry with a stamp ([`EntryKind::History`], a stamped live line, a
-/// batch's separator) goes just before the oldest of the room's stamped
+/// A live line goes at the end, as it came (a stamp out of order or
+/// repeated hides nothing). A kept line or a batch's separator goes just
+/// before the oldest of the room's stamped
 /// entries that sort after it, looking back from the newest entry until
 /// one of the room's entries sorts before it (at most `PLACE_SCAN`
 /// entries); everything else goes at the end. So the lines a catch-up
@@ -454,6 +455,10 @@ impl Order {
 /// copies of entries (per conversation) places them with this too.
 pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
     let end = entries.len();
+    // A live line is shown as it comes, whatever its stamp says.
+    if matches!(kind, EntryKind::Message { .. } | EntryKind::Action { .. }) {
+        return Some(end);
+    }
     let Some((room, order)) = kind.order() else {
         return Some(end);
     };
@@ -1073,13 +1078,39 @@ mod tests {
         assert_eq!(sum, s.scrollback_cost());
     }
 
+    /// One server line read as the session does, folded into `s`.
+    fn feed(lines: &mut ServerLines, s: &mut ChatState, l: &str) {
+        for event in lines.read(l).unwrap() {
+            s.apply(&event);
+        }
+    }
+
+    #[test]
+    fn live_lines_are_shown_as_they_come_whatever_their_stamps() {
+        let mut s = ChatState::new("h", "alice");
+        let lines = &mut ServerLines::with_history("alice", "#lobby");
+        for l in [
+            "@300 MSG #lobby bob שלום",
+            "@200 MSG #lobby bob Привет",
+            "@300 ACTION #lobby bob 你好",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        let texts: Vec<&str> = s
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::Message { text, .. } | EntryKind::Action { text, .. } => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["שלום", "Привет", "你好"]);
+    }
+
     #[test]
     fn kept_lines_are_placed_by_stamp_once_and_older_ones_asked_once() {
-        fn feed(lines: &mut ServerLines, s: &mut ChatState, l: &str) {
-            for event in lines.read(l).unwrap() {
-                s.apply(&event);
-            }
-        }
         let mut s = ChatState::new("h", "alice");
         let lines = &mut ServerLines::with_history("alice", "#lobby");
         for l in [
