@@ -38,7 +38,7 @@ use indexmap::IndexMap;
 use crate::ClientEvent;
 use tlschat_protocol::history::REPLAY_LINES;
 use tlschat_protocol::names::split_mark;
-use tlschat_protocol::{HistoryAsk, Mark, Nick, ServerLine};
+use tlschat_protocol::{ErrorCode, HistoryAsk, Mark, Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -480,6 +480,18 @@ pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
     Some(at)
 }
 
+/// Whether an `ERROR` with this code may answer a `/history` (which the
+/// server then ends without a `HISTORYEND`).
+fn refuses_history(code: &str) -> bool {
+    [
+        ErrorCode::RateLimited,
+        ErrorCode::BadArgument,
+        ErrorCode::UnknownCommand,
+    ]
+    .iter()
+    .any(|c| c.as_str() == code)
+}
+
 /// Whether `RENAME <old> <new>` renames `me`: `old` is our nickname (any
 /// case) and `new` a valid nickname (a server never sends another). The
 /// session logs in with the new name from then on; front ends show it.
@@ -660,6 +672,13 @@ impl ChatState {
         )
     }
 
+    /// No `/history before` is waited for any more.
+    fn older_unasked(&mut self) {
+        for older in self.older.values_mut() {
+            older.asked = false;
+        }
+    }
+
     /// Notes what a batch's end says about older lines in its room: the
     /// oldest stamp shown so far, and what is left before it (as the batch
     /// that reached furthest back said).
@@ -694,6 +713,8 @@ impl ChatState {
                 self.nick = nick.clone();
                 self.fingerprint = Some(fingerprint.short());
                 self.conn = ConnState::Connected;
+                // What the old connection owed is not coming.
+                self.older_unasked();
                 EntryKind::Status(format!(
                     "connected to {} as {nick} (certificate {}, {})",
                     self.server,
@@ -711,6 +732,8 @@ impl ChatState {
                         self.note_older(end);
                         end.separator()?;
                     }
+                    // A `/history before` may be refused so: ask again later.
+                    EntryKind::Error { code, .. } if refuses_history(code) => self.older_unasked(),
                     // A kept line or a search hit: dated when it was said.
                     EntryKind::History(k) | EntryKind::Found(k) => {
                         let time = k.time().unwrap_or_else(Local::now);
@@ -1165,5 +1188,19 @@ mod tests {
         assert!(at("at: 100") < at("at: 200"), "{order:#?}");
         assert_eq!(order.iter().filter(|e| e.contains("at: 250")).count(), 1);
         assert_eq!(s.older_history(), None, "nothing older is left");
+        // An asked page refused, or a new connection: it may be asked again.
+        lines.sent("/history before 100 50");
+        feed(lines, &mut s, "HISTORY #lobby 50 carol مرحبا");
+        feed(lines, &mut s, "HISTORYEND #lobby 1 3");
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+        feed(lines, &mut s, "ERROR rate-limited 3 too many history reads");
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+        s.apply(&ClientEvent::Connected {
+            server: "h".into(),
+            nick: "alice".into(),
+            fingerprint: Fingerprint([7; 32]),
+            tls: "TLS 1.3".into(),
+        });
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
     }
 }
