@@ -37,7 +37,7 @@ use indexmap::IndexMap;
 
 use crate::state::{Batch, HistoryEnd};
 use tlschat_protocol::history::{MAX_CATCH_UP, MAX_HISTORY_LINES, MAX_SEARCH_HITS};
-use tlschat_protocol::{Command, ErrorCode, HistoryAsk, Kept};
+use tlschat_protocol::{Command, ErrorCode, HistoryAsk, Kept, LOBBY};
 
 /// Rooms whose cursor and batch are kept; past it, the one touched least
 /// recently is forgotten.
@@ -79,6 +79,9 @@ struct Open {
     /// A catch-up may follow this replay (the room the session rejoined
     /// after a reconnect).
     may_catch_up: bool,
+    /// The replay of the lobby a login passes through on its way back to
+    /// another room after a reconnect: not shown, and its cursor stays.
+    passing: bool,
     received: u32,
     shown: u32,
     oldest: Option<u64>,
@@ -104,6 +107,7 @@ impl Open {
             floor,
             ceiling: None,
             may_catch_up: false,
+            passing: false,
             received: 0,
             shown: 0,
             oldest: None,
@@ -231,7 +235,9 @@ impl Tracker {
     }
 
     /// Our own `JOIN` of `room`: in history mode, its replay follows.
-    /// Replayed lines up to the cursor were shown before.
+    /// Replayed lines up to the cursor were shown before. The login's
+    /// lobby on the way back to another room after a reconnect is passed
+    /// through: its replay is not shown and its cursor stays.
     pub(crate) fn joined(&mut self, room: &str) {
         if !self.history_mode {
             return;
@@ -239,6 +245,14 @@ impl Tracker {
         let may_catch_up = self.rejoin.as_deref() == Some(key(room).as_str());
         if may_catch_up {
             self.rejoin = None;
+        }
+        if self.rejoin.is_some() && room.eq_ignore_ascii_case(LOBBY) {
+            let passing = Open {
+                passing: true,
+                ..Open::new(Batch::Replay, None)
+            };
+            self.room(room).batch = Some(passing);
+            return;
         }
         let r = self.room(room);
         r.newest = None;
@@ -302,7 +316,7 @@ impl Tracker {
             };
         }
         let first_live = r.first_live;
-        let Some(open) = r.batch.as_mut() else {
+        let Some(open) = r.batch.as_mut().filter(|open| !open.passing) else {
             return false;
         };
         open.received = open.received.saturating_add(1);
@@ -348,6 +362,9 @@ impl Tracker {
             .is_some_and(|open| open.kind == Batch::Replay);
         let (open, notice) = if replay {
             let open = self.room(room).batch.take()?;
+            if open.passing {
+                return None;
+            }
             self.replay_end(room, &open, left, failed);
             (open, None)
         } else {
@@ -858,6 +875,20 @@ mod tests {
         ]);
         assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
         assert_eq!(chat.lines.cursor("#dev"), Some(100));
+        // The lobby passed through on the way is not shown, its cursor
+        // stays.
+        let lobby = chat.lines.cursor("#lobby");
+        chat.reconnect();
+        let shown = chat.read(&[join(), kept(1000), "HISTORYEND #lobby 1 5".to_owned()]);
+        assert!(
+            shown.iter().all(|k| matches!(k, EntryKind::Join { .. })),
+            "{shown:?}"
+        );
+        assert_eq!(chat.lines.cursor("#lobby"), lobby);
+        chat.read(&[
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+        ]);
         // Back in #dev: the next drop goes back there as usual.
         chat.reconnect();
         assert_eq!(chat.lines.rejoin_room(), "#dev");
