@@ -360,13 +360,15 @@ impl Tracker {
             .get(&key(room))
             .and_then(|r| r.batch.as_ref())
             .is_some_and(|open| open.kind == Batch::Replay);
-        let (open, notice) = if replay {
+        // `covered`: the lines left out were seen already, or the
+        // catch-up brings them: no count of them is shown.
+        let (open, covered, notice) = if replay {
             let open = self.room(room).batch.take()?;
             if open.passing {
                 return None;
             }
-            self.replay_end(room, &open, left, failed);
-            (open, None)
+            let covered = self.replay_end(room, &open, left, failed);
+            (open, covered, None)
         } else {
             let front = self.expected.front()?;
             let ours = match front {
@@ -393,13 +395,16 @@ impl Tracker {
                 } => self.catch_up_end(room, &open, floor, round, (sent, left, missing), failed),
                 _ => None,
             };
-            (open, notice)
+            // A catch-up's own count is of lines it brings next, or of
+            // the missed lines the notice names.
+            let covered = open.kind == Batch::CatchUp;
+            (open, covered, notice)
         };
         let end = HistoryEnd {
             room: room.to_owned(),
             batch: open.kind,
             sent,
-            left: if open.kind == Batch::CatchUp { 0 } else { left },
+            left: if covered { 0 } else { left },
             shown: open.shown,
             oldest: open.oldest,
             newest_shown: open.newest_shown,
@@ -411,7 +416,9 @@ impl Tracker {
     /// after a reconnect, when lines were left out and the oldest one sent
     /// is newer than the cursor, the catch-up `/history since <cursor>` is
     /// queued (once); else the room settles, unless the read failed.
-    fn replay_end(&mut self, room: &str, open: &Open, left: u32, failed: bool) {
+    /// Returns whether the lines it left out are covered: seen before (at
+    /// or below the cursor) or brought by the catch-up.
+    fn replay_end(&mut self, room: &str, open: &Open, left: u32, failed: bool) -> bool {
         let catch_up = open
             .floor
             .filter(|_| open.may_catch_up && self.history_mode)
@@ -430,9 +437,13 @@ impl Tracker {
                     missing: 0,
                 };
                 self.request(ask, expected);
+                true
             }
-            None if failed && open.floor.is_some() => {}
-            None => self.settle(room),
+            None if failed && open.floor.is_some() => false,
+            None => {
+                self.settle(room);
+                open.floor.is_some() && !open.left_a_gap(left)
+            }
         }
     }
 
@@ -711,9 +722,7 @@ mod tests {
 
     #[test]
     fn a_second_drop_during_the_catch_up_loses_nothing() {
-        let mut chat = Chat::new();
-        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
-        chat.reconnect();
+        let mut chat = reconnected();
         chat.read(&[
             join(),
             kept(300),
@@ -731,12 +740,18 @@ mod tests {
         assert_eq!(chat.lines.cursor("#lobby"), Some(320));
     }
 
-    /// A chat whose cursor is at 100, reconnected, with a replay that left
-    /// a gap after it: the catch-up is queued.
-    fn with_a_gap(before_replay: &[&str]) -> Chat {
+    /// A chat whose cursor is at 100, reconnected.
+    fn reconnected() -> Chat {
         let mut chat = Chat::new();
         chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
         chat.reconnect();
+        chat
+    }
+
+    /// A chat whose cursor is at 100, reconnected, with a replay that left
+    /// a gap after it: the catch-up is queued.
+    fn with_a_gap(before_replay: &[&str]) -> Chat {
+        let mut chat = reconnected();
         for line in before_replay {
             chat.lines.sent(line);
         }
@@ -789,9 +804,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_or_an_empty_catch_up_leaves_the_cursor() {
-        let mut chat = Chat::new();
-        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
-        chat.reconnect();
+        let mut chat = reconnected();
         chat.read(&[
             join(),
             live(400),
@@ -916,12 +929,53 @@ mod tests {
         );
     }
 
+    /// The separator a batch's end shows.
+    fn separator_of(shown: &[EntryKind]) -> Option<String> {
+        shown.iter().find_map(|k| match k {
+            EntryKind::HistoryEnd(e) => e.separator(),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn separators_count_only_lines_neither_seen_nor_coming() {
+        // After a reconnect, lines left out at or below the cursor were seen.
+        let mut chat = reconnected();
+        let shown = chat.read(&[
+            join(),
+            kept(90),
+            kept(130),
+            "HISTORYEND #lobby 2 40".to_owned(),
+        ]);
+        assert_eq!(separator_of(&shown).as_deref(), Some("— history —"));
+        // Lines the catch-up brings are not counted either.
+        let mut chat = with_a_gap(&[]);
+        let kinds: Vec<EntryKind> = chat.state.entries.iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(separator_of(&kinds).as_deref(), Some("— history —"));
+        let shown = chat.read(&[kept(200), "HISTORYEND #lobby 1 0".to_owned()]);
+        assert_eq!(separator_of(&shown), None);
+        // A replay that showed nothing puts no separator at the bottom.
+        let mut chat = Chat::new();
+        let shown = chat.read(&[
+            join(),
+            live(100),
+            kept(100),
+            "HISTORYEND #lobby 1 5".to_owned(),
+        ]);
+        assert_eq!(separator_of(&shown), None);
+        // A newcomer's replay counts what is left, and says it is kept.
+        let mut chat = Chat::new();
+        let shown = chat.read(&[join(), kept(50), "HISTORYEND #lobby 1 12".to_owned()]);
+        assert_eq!(
+            separator_of(&shown).as_deref(),
+            Some("— 12 earlier lines kept —")
+        );
+    }
+
     #[test]
     fn no_catch_up_without_a_gap_a_cursor_or_history_mode() {
         // Nothing left out past the cursor: the replay covered the gap.
-        let mut chat = Chat::new();
-        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
-        chat.reconnect();
+        let mut chat = reconnected();
         let shown = chat.read(&[
             join(),
             kept(90),

@@ -125,16 +125,17 @@ pub struct HistoryEnd {
 
 impl HistoryEnd {
     /// The separator's words: `— history —`, or with the count of earlier
-    /// lines left out; `None` where no separator is shown (a batch that
-    /// showed nothing and left nothing out, or a catch-up or asked batch
-    /// with nothing left out: the replay's separator already stands below
-    /// all history).
+    /// kept lines left out; `None` where no separator is shown (a replay
+    /// that showed nothing, which would put it below everything; a
+    /// catch-up or asked batch with nothing left out: the replay's
+    /// separator already stands below all history).
     pub fn separator(&self) -> Option<String> {
         match (self.batch, self.left) {
-            (Batch::Replay, 0) if self.shown > 0 => Some("— history —".to_owned()),
+            (Batch::Replay, _) if self.shown == 0 => None,
+            (Batch::Replay, 0) => Some("— history —".to_owned()),
             (_, 0) => None,
-            (_, 1) => Some("— 1 earlier line: /history —".to_owned()),
-            (_, n) => Some(format!("— {n} earlier lines: /history —")),
+            (_, 1) => Some("— 1 earlier line kept —".to_owned()),
+            (_, n) => Some(format!("— {n} earlier lines kept —")),
         }
     }
 }
