@@ -10,6 +10,10 @@
 //! remembered either. A `/register` or `/password` line is sent without
 //! leading spaces ([`secret_command`]), so it is never said in the room.
 //!
+//! Lines are printed as they arrive, not in the order they were said: kept
+//! lines a catch-up brings after a reconnect follow the live lines that
+//! came meanwhile (each kept line carries its date).
+//!
 //! ```text
 //! stdin ──lines──▶ ClientHandle::send          (EOF: /quit)
 //! ClientEvent ──ChatState::apply──▶ render::plain ──▶ stdout | stderr
