@@ -190,7 +190,8 @@ impl ServerLines {
 
     /// The newest stamp seen in `room` with nothing missing before it
     /// (history mode).
-    pub fn cursor(&self, room: &str) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn cursor(&self, room: &str) -> Option<u64> {
         self.history.cursor(room)
     }
 

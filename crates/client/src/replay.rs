@@ -190,6 +190,7 @@ impl Tracker {
     }
 
     /// The newest stamp seen in `room` with nothing missing before it.
+    #[cfg(test)]
     pub(crate) fn cursor(&self, room: &str) -> Option<u64> {
         self.rooms.get(&key(room)).and_then(|r| r.cursor)
     }

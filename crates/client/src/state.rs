@@ -83,7 +83,7 @@ impl Kept {
 }
 
 /// A stamp (unix milliseconds) as local time; `None` past chrono's range.
-pub fn stamp_time(at: u64) -> Option<DateTime<Local>> {
+pub(crate) fn stamp_time(at: u64) -> Option<DateTime<Local>> {
     let ms = i64::try_from(at).ok()?;
     DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&Local))
 }
