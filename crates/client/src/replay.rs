@@ -371,16 +371,16 @@ impl Tracker {
             let covered = self.replay_end(room, &open, left, failed);
             (open, covered, None)
         } else {
-            let front = self.expected.front()?;
-            let ours = match front {
-                Expected::Asked => true,
-                Expected::CatchUp { room: r, .. } => *r == key(room),
-                Expected::Search => false,
-            };
-            if !ours {
+            if self.expected.front()? == &Expected::Search {
                 return None;
             }
+            // It answers the oldest request owed, whatever its room; a
+            // catch-up answered about another room (the person moved on
+            // before it was read) brought nothing and settles nothing.
             let expected = self.expected.pop_front()?;
+            if matches!(&expected, Expected::CatchUp { room: r, .. } if *r != key(room)) {
+                return None;
+            }
             let open = self.room(room).batch.take();
             let kind = match expected {
                 Expected::CatchUp { .. } => Batch::CatchUp,
@@ -780,6 +780,20 @@ mod tests {
         assert_eq!(stamps(&shown), [150]);
         assert_eq!(end_of(&shown), Some((Batch::CatchUp, 0)));
         assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+        // A catch-up answered about another room ends it all the same.
+        let mut chat = with_a_gap(&[]);
+        chat.read(&[
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+        ]);
+        assert!(chat.read(&["HISTORYEND #dev 0 0".to_owned()]).is_empty());
+        chat.lines.sent("/history");
+        let shown = chat.read(&[
+            format!("HISTORY #dev 5 bob {WORLD}"),
+            "HISTORYEND #dev 1 0".to_owned(),
+        ]);
+        assert_eq!(end_of(&shown), Some((Batch::Asked, 0)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
         // Nothing more is owed.
         assert!(chat
             .read(&[kept(120), "HISTORYEND #lobby 1 0".to_owned()])
