@@ -236,6 +236,74 @@ fn a_reconnect_catches_up_exactly_the_missed_lines() {
     );
 }
 
+/// Notes the client's lines until its `/join`; false when the connection
+/// ended first.
+async fn await_join(peer: &mut Peer, log: &Seen) -> bool {
+    while let Some(line) = peer.recv_within(Duration::from_secs(10)).await {
+        let join = line.starts_with("/join");
+        log.push(line);
+        if join {
+            return true;
+        }
+    }
+    false
+}
+
+/// Lost again after the login but before the server answered the rejoin
+/// of `#dev`: the next connection still goes back to `#dev` (not the
+/// login's lobby) and catches it up from what was seen there.
+#[test]
+fn a_second_drop_before_the_rejoin_still_goes_back_and_catches_up() {
+    let dev = |n: u64| format!("@{} MSG #dev bob {}", BASE + n, text(n));
+    let (dir, id, seen, server) = serve(true, move |mut peer, n, log| async move {
+        peer.login().await;
+        peer.send("HISTORYEND #lobby 0 0").await;
+        if !await_join(&mut peer, &log).await {
+            return;
+        }
+        match n {
+            0 => {
+                let lines = [
+                    "JOIN #dev alice".to_owned(),
+                    "HISTORYEND #dev 0 0".to_owned(),
+                    dev(100),
+                ];
+                say(&mut peer, &lines).await;
+            }
+            // Dropped before the JOIN of #dev.
+            1 => {}
+            _ => {
+                let lines = [
+                    "JOIN #dev alice".to_owned(),
+                    format!("HISTORY #dev {} bob {}", BASE + 300, text(300)),
+                    "HISTORYEND #dev 1 9".to_owned(),
+                ];
+                say(&mut peer, &lines).await;
+                if let Some(line) = peer.recv_within(Duration::from_secs(10)).await {
+                    log.push(line);
+                }
+                peer.send("INFO caught up").await;
+                record_until_quit(&mut peer, &log).await;
+            }
+        }
+    });
+    let mut client = spawn(pinned_command(dir.path(), "alice", &id, &server, &[]));
+    client.expect_out("* alice joined #lobby");
+    client.send("/join #dev");
+    client.expect_out("* caught up");
+    client.close_stdin();
+    client.assert_exit(0);
+    let out = client.stdout();
+    assert_eq!(times_shown(&out, 100), 1, "{out:#?}");
+    let sent = seen.all();
+    let joins = sent.iter().filter(|l| *l == "/join #dev").count();
+    assert_eq!(joins, 3, "typed, then on each reconnect\n{sent:?}");
+    assert!(
+        sent.contains(&format!("/history since {} 500", BASE + 100)),
+        "{sent:?}"
+    );
+}
+
 /// A server that selects no ALPN is a v1 server: the client never sends
 /// `/history` (not after a reconnect either) and shows no kept line it did
 /// not ask for.
