@@ -10,9 +10,9 @@
 //! remembered either. A `/register` or `/password` line is sent without
 //! leading spaces ([`secret_command`]), so it is never said in the room.
 //!
-//! Lines are printed as they arrive, not in the order they were said: kept
-//! lines a catch-up brings after a reconnect follow the live lines that
-//! came meanwhile (each kept line carries its date).
+//! Lines are printed as the session passes them on: after a reconnect it
+//! holds the room's kept and live lines until the catch-up ended, then
+//! passes them on in the order they were said, so they print in order.
 //!
 //! ```text
 //! stdin ──lines──▶ ClientHandle::send          (EOF: /quit)

@@ -213,6 +213,13 @@ fn a_reconnect_catches_up_exactly_the_missed_lines() {
     for n in [100, 110, 120, 250, 300, 350, 400, 401] {
         assert_eq!(times_shown(&out, n), 1, "m{n}\n{out:#?}");
     }
+    // Printed in the order said, the missed lines before the live ones
+    // that came while they were asked for.
+    let order: Vec<usize> = [100, 110, 120, 250, 300, 350, 400, 401]
+        .iter()
+        .filter_map(|n| out.iter().position(|l| l.ends_with(&format!(" m{n}"))))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out:#?}");
     for n in [120, 250] {
         assert!(
             out.iter()

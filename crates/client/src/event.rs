@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::replay::Tracker;
+use crate::replay::{Held, Tracker};
 use crate::state::{renames_self, EntryKind};
 use crate::{exit, ChangedCertificate, ConnectError};
 use tlschat_protocol::history::split_stamp;
@@ -124,6 +124,7 @@ pub struct ServerLines {
     rejoin: Option<String>,
     kicked: Option<(String, String)>,
     pub(crate) history: Tracker,
+    held: Held,
 }
 
 impl ServerLines {
@@ -135,6 +136,7 @@ impl ServerLines {
             rejoin: None,
             kicked: None,
             history: Tracker::default(),
+            held: Held::default(),
         }
     }
 
@@ -215,9 +217,23 @@ impl ServerLines {
         }
     }
 
-    /// One server line: the events for the front end (at most two), or the
-    /// protocol error that ends the connection.
+    /// One server line: the events for the front end, or the protocol
+    /// error that ends the connection. While a room rejoined after a
+    /// reconnect catches up, its kept and live lines are held, then passed
+    /// on in the order they were said (`replay::Held`).
     pub fn read(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
+        let events: Vec<ClientEvent> = self.read_line(line)?.collect();
+        Ok(self.held.pass(events, &self.history).into_iter())
+    }
+
+    /// What is held for a catch-up that will not end now (the connection
+    /// is over), in the order it was said.
+    pub(crate) fn take_held(&mut self) -> Vec<ClientEvent> {
+        self.held.flush()
+    }
+
+    /// One server line: its events (at most two) before any holding.
+    fn read_line(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
         let (at, line) = self.stamp(line);
         let parsed = ServerLine::parse(line);
         let nothing = || Ok([None, None].into_iter().flatten());

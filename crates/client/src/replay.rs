@@ -30,12 +30,17 @@
 //! at most [`CATCH_UP_ROUNDS`] rounds, then settles the cursor (saying how
 //! many missed lines it does not show, if any). A read the server says
 //! failed, or a catch-up with no lines, leaves the cursor below the gap.
+//!
+//! While a room rejoined after a reconnect is replayed and caught up, its
+//! kept and live lines are held ([`Held`], bounded) and passed on in the
+//! order they were said once the catch-up ended (or the connection did).
 
 use std::collections::VecDeque;
 
 use indexmap::IndexMap;
 
-use crate::state::{Batch, HistoryEnd};
+use crate::state::{Batch, EntryKind, HistoryEnd};
+use crate::ClientEvent;
 use tlschat_protocol::history::{MAX_CATCH_UP, MAX_HISTORY_LINES, MAX_SEARCH_HITS};
 use tlschat_protocol::{Command, ErrorCode, HistoryAsk, Kept, LOBBY};
 
@@ -182,6 +187,32 @@ impl Tracker {
         for room in self.rooms.values_mut() {
             room.batch = None;
         }
+    }
+
+    /// The room was rejoined after a reconnect and its replay or catch-up
+    /// is not over: its lines are held to be passed on in order.
+    pub(crate) fn holding(&self, room: &str) -> bool {
+        let k = key(room);
+        let replay = self
+            .rooms
+            .get(&k)
+            .and_then(|r| r.batch.as_ref())
+            .is_some_and(|open| {
+                open.kind == Batch::Replay && open.may_catch_up && open.floor.is_some()
+            });
+        replay
+            || self
+                .expected
+                .iter()
+                .any(|e| matches!(e, Expected::CatchUp { room, .. } if *room == k))
+    }
+
+    /// The room's batch being received answers a `/history` asked.
+    fn answering_asked(&self, room: &str) -> bool {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.batch.as_ref())
+            .is_some_and(|open| open.kind == Batch::Asked)
     }
 
     /// The connection is in history mode.
@@ -529,6 +560,72 @@ impl Tracker {
     }
 }
 
+/// Events held while a room rejoined after a reconnect catches up, at most
+/// this many (past it they are passed on as they are).
+const MAX_HELD: usize = 2 * MAX_CATCH_UP as usize;
+
+/// The kept and live lines of a room rejoined after a reconnect, held
+/// from its replay until its catch-up ended, then passed on in the order
+/// they were said: a front end that prints lines as they come (plain
+/// mode) prints them in order too. A `/history` the person asked
+/// meanwhile is passed on as it comes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held {
+    /// The room held (case-folded).
+    room: Option<String>,
+    events: Vec<ClientEvent>,
+}
+
+impl Held {
+    /// The events of one server line: those to pass on now.
+    pub(crate) fn pass(&mut self, events: Vec<ClientEvent>, tracker: &Tracker) -> Vec<ClientEvent> {
+        let mut now = Vec::new();
+        for event in events {
+            match self.room_to_hold(&event, tracker) {
+                Some(room) => {
+                    self.room = Some(room);
+                    self.events.push(event);
+                }
+                None => now.push(event),
+            }
+        }
+        let done = self.room.as_deref().is_some_and(|r| !tracker.holding(r));
+        if done || self.events.len() >= MAX_HELD {
+            now.extend(self.flush());
+        }
+        now
+    }
+
+    /// The room whose lines are held, if `event` is one of them.
+    fn room_to_hold(&self, event: &ClientEvent, tracker: &Tracker) -> Option<String> {
+        let ClientEvent::Line(kind) = event else {
+            return None;
+        };
+        let room = key(kind.stamp_key()?.0);
+        let asked = match kind {
+            EntryKind::HistoryEnd(end) => end.batch == Batch::Asked,
+            EntryKind::History(_) => tracker.answering_asked(&room),
+            _ => false,
+        };
+        let held = self.room.as_ref() == Some(&room) || tracker.holding(&room);
+        (held && !asked).then_some(room)
+    }
+
+    /// Everything held, in the order it was said.
+    pub(crate) fn flush(&mut self) -> Vec<ClientEvent> {
+        self.room = None;
+        let mut events = std::mem::take(&mut self.events);
+        events.sort_by_key(|event| {
+            let stamp = match event {
+                ClientEvent::Line(kind) => kind.stamp_key().map(|(_, k)| k),
+                _ => None,
+            };
+            stamp.unwrap_or((u64::MAX, u8::MAX))
+        });
+        events
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +665,9 @@ mod tests {
 
         /// A new connection, as after a drop: login into the lobby.
         fn reconnect(&mut self) {
+            for event in self.lines.take_held() {
+                self.state.apply(&event);
+            }
             self.lines.connected("alice", true, true);
         }
 
@@ -597,6 +697,20 @@ mod tests {
 
     fn join() -> String {
         "JOIN #lobby alice".to_owned()
+    }
+
+    /// Room lines and separators passed on, as [`Chat::timeline`] writes
+    /// them.
+    fn labels(shown: &[EntryKind]) -> Vec<String> {
+        shown
+            .iter()
+            .filter_map(|k| match k {
+                EntryKind::History(k) => Some(format!("h{}", k.at)),
+                EntryKind::Message { at: Some(at), .. } => Some(format!("l{at}")),
+                EntryKind::HistoryEnd(_) => Some("--".to_owned()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn stamps(shown: &[EntryKind]) -> Vec<u64> {
@@ -690,7 +804,7 @@ mod tests {
             kept(350),
             "HISTORYEND #lobby 2 7".to_owned(),
         ]);
-        assert_eq!(stamps(&shown), [300, 350]);
+        assert!(stamps(&shown).is_empty(), "held until the catch-up ended");
         assert_eq!(
             chat.lines.take_requests(),
             ["/history since 110 500"],
@@ -708,11 +822,14 @@ mod tests {
             kept(400),
             "HISTORYEND #lobby 5 0".to_owned(),
         ]);
-        assert_eq!(stamps(&shown), [120, 250], "only the missed lines");
-        assert!(matches!(
-            shown.last(),
-            Some(EntryKind::HistoryEnd(e)) if e.batch == Batch::CatchUp
-        ));
+        // Only the missed lines, then the held ones, in the order said.
+        assert_eq!(
+            labels(&shown),
+            ["--", "h120", "h250", "h300", "h350", "--", "l400", "l401"]
+        );
+        assert!(shown
+            .iter()
+            .any(|k| matches!(k, EntryKind::HistoryEnd(e) if e.batch == Batch::CatchUp)));
         assert_eq!(chat.lines.cursor("#lobby"), Some(401));
         assert_eq!(
             chat.timeline(),
@@ -737,7 +854,7 @@ mod tests {
         chat.read(&[join(), kept(320), "HISTORYEND #lobby 1 12".to_owned()]);
         assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
         let shown = chat.read(&[kept(150), kept(320), "HISTORYEND #lobby 2 0".to_owned()]);
-        assert_eq!(stamps(&shown), [150]);
+        assert_eq!(stamps(&shown), [150, 320]);
         assert_eq!(chat.lines.cursor("#lobby"), Some(320));
     }
 
@@ -777,7 +894,7 @@ mod tests {
         assert_eq!(end_of(&shown), Some((Batch::Asked, 40)));
         assert_eq!(chat.lines.cursor("#lobby"), Some(100), "no catch-up yet");
         let shown = chat.read(&[kept(150), kept(300), "HISTORYEND #lobby 2 0".to_owned()]);
-        assert_eq!(stamps(&shown), [150]);
+        assert_eq!(stamps(&shown), [150, 300], "with the replay's, held");
         assert_eq!(end_of(&shown), Some((Batch::CatchUp, 0)));
         assert_eq!(chat.lines.cursor("#lobby"), Some(300));
         // A catch-up answered about another room ends it all the same.
@@ -786,7 +903,8 @@ mod tests {
             "JOIN #dev alice".to_owned(),
             "HISTORYEND #dev 0 0".to_owned(),
         ]);
-        assert!(chat.read(&["HISTORYEND #dev 0 0".to_owned()]).is_empty());
+        let shown = chat.read(&["HISTORYEND #dev 0 0".to_owned()]);
+        assert_eq!(stamps(&shown), [300], "only what was held is let go");
         chat.lines.sent("/history");
         let shown = chat.read(&[
             format!("HISTORY #dev 5 bob {WORLD}"),
@@ -838,8 +956,7 @@ mod tests {
         let mut chat = with_a_gap(&[]);
         // The newest that fit; 60 older missed lines left out.
         let shown = chat.read(&[kept(250), kept(260), "HISTORYEND #lobby 2 60".to_owned()]);
-        assert_eq!(stamps(&shown), [250, 260]);
-        assert_eq!(end_of(&shown), Some((Batch::CatchUp, 0)));
+        assert!(stamps(&shown).is_empty(), "held until the last round");
         assert_eq!(chat.lines.take_requests(), ["/history before 250 200"]);
         assert_eq!(chat.lines.cursor("#lobby"), Some(100));
         let shown = chat.read(&[
@@ -848,7 +965,7 @@ mod tests {
             kept(120),
             "HISTORYEND #lobby 3 4".to_owned(),
         ]);
-        assert_eq!(stamps(&shown), [120], "reached the cursor");
+        assert_eq!(stamps(&shown), [120, 250, 260, 300], "reached the cursor");
         assert!(chat.lines.take_requests().is_empty());
         assert_eq!(chat.lines.cursor("#lobby"), Some(300));
         assert_eq!(
@@ -965,10 +1082,12 @@ mod tests {
         assert_eq!(separator_of(&shown).as_deref(), Some("— history —"));
         // Lines the catch-up brings are not counted either.
         let mut chat = with_a_gap(&[]);
-        let kinds: Vec<EntryKind> = chat.state.entries.iter().map(|e| e.kind.clone()).collect();
-        assert_eq!(separator_of(&kinds).as_deref(), Some("— history —"));
         let shown = chat.read(&[kept(200), "HISTORYEND #lobby 1 0".to_owned()]);
-        assert_eq!(separator_of(&shown), None);
+        assert_eq!(separator_of(&shown).as_deref(), Some("— history —"));
+        assert!(shown.iter().all(|k| match k {
+            EntryKind::HistoryEnd(e) => e.batch == Batch::Replay || e.separator().is_none(),
+            _ => true,
+        }));
         // A replay that showed nothing puts no separator at the bottom.
         let mut chat = Chat::new();
         let shown = chat.read(&[

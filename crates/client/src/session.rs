@@ -114,6 +114,10 @@ async fn session(
         let end = Relay::new(&opts, conn, &mut lines)
             .run(&mut commands, &events)
             .await;
+        // A catch-up cut short: what was held is shown as it is.
+        for event in lines.take_held() {
+            let _ = events.send(event).await;
+        }
         let reason = match end {
             End::Quit => return close(&events, CloseReason::Quit).await,
             End::Kicked { by, reason } => {

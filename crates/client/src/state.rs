@@ -295,6 +295,12 @@ impl EntryKind {
         })
     }
 
+    /// The entry's room and where it sorts among the room's stamped
+    /// entries, if it is one of them.
+    pub(crate) fn stamp_key(&self) -> Option<(&str, (u64, u8))> {
+        self.order().map(|(room, order)| (room, order.key()))
+    }
+
     /// Where this entry sits in a timeline ordered by stamps, for
     /// [`position`]: its room and a key that sorts a batch's "earlier
     /// lines" marker before the batch's oldest line, a line at its stamp,
