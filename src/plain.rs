@@ -10,6 +10,10 @@
 //! remembered either. A `/register` or `/password` line is sent without
 //! leading spaces ([`secret_command`]), so it is never said in the room.
 //!
+//! Lines are printed as the session passes them on: after a reconnect it
+//! holds the room's kept and live lines until the catch-up ended, then
+//! passes them on in the order they were said, so they print in order.
+//!
 //! ```text
 //! stdin ──lines──▶ ClientHandle::send          (EOF: /quit)
 //! ClientEvent ──ChatState::apply──▶ render::plain ──▶ stdout | stderr

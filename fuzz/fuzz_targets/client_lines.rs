@@ -1,5 +1,6 @@
-//! Fuzzes the client's handling of what a server sends: the input is the
-//! byte stream of a session after login. It goes through the line decoder
+//! Fuzzes the client's handling of what a server sends: the input is a
+//! mode byte (v1 or history mode) then the byte stream of a session after
+//! login. It goes through the line decoder
 //! with the client's limit (`MAX_SERVER_LINE`), as `Connection` does; each
 //! line is read as the session reads it (`ServerLines`, the one parse),
 //! its events are folded into a `ChatState`, each entry rendered as plain
@@ -98,7 +99,16 @@ fuzz_target!(|data: &[u8]| {
         fingerprint: Fingerprint([7; 32]),
         tls: "TLS 1.3, X25519MLKEM768".into(),
     });
-    let mut session = ServerLines::new("alice", "");
+    // The first byte picks the mode: protocol v1, or history mode (stamped
+    // lines, replays, catch-ups).
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let mut session = if mode & 1 == 0 {
+        ServerLines::new("alice", "")
+    } else {
+        ServerLines::with_history("alice", "")
+    };
     let mut dec = LineDecoder::new(MAX_SERVER_LINE);
     let mut buf = BytesMut::from(data);
     while let Some(frame) = dec.decode(&mut buf) {

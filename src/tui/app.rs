@@ -24,7 +24,7 @@ pub const WHEEL_ROWS: usize = 3;
 /// `/help` answer.
 pub const KEY_HELP: &[&str] = &[
     "keys: Enter send · Up/Down history · Ctrl-C or /quit [reason] leave (Ctrl-C twice: at once)",
-    "scroll: PgUp/PgDn · Shift-Up/Down · mouse wheel · Ctrl-Home top · Esc or Ctrl-End bottom",
+    "scroll: PgUp/PgDn · Shift-Up/Down · mouse wheel · Ctrl-Home top · Esc or Ctrl-End bottom · Ctrl-O older kept lines",
     "editing: Left/Right · Ctrl-Left/Right word · Home/End or Ctrl-A/Ctrl-E · Backspace/Delete · Ctrl-W delete word · Ctrl-K cut to end · Ctrl-U clear · Ctrl-L redraw",
     "to select text with the mouse, hold Shift (Option in macOS Terminal)",
     "commands (from the server):",
@@ -201,6 +201,7 @@ impl App {
             KeyCode::Char('l' | 'L') if key.modifiers == KeyModifiers::CONTROL => {
                 self.redraw = true
             }
+            KeyCode::Char('o' | 'O') if key.modifiers == KeyModifiers::CONTROL => self.load_older(),
             _ => {
                 if let InputAction::Submit(line) = self.input.handle_key(&key) {
                     self.submit(line);
@@ -231,6 +232,19 @@ impl App {
         }
         let line = secret_command(&line).to_owned();
         if !self.send_line(line) {
+            self.state
+                .status("not sent: the connection's queue is full or the session is over");
+        }
+    }
+
+    /// Ctrl-O: asks for the kept lines before the oldest one shown in the
+    /// room, once per batch (nothing when none are left).
+    fn load_older(&mut self) {
+        let Some(ask) = self.state.older_history() else {
+            self.state.status("no earlier kept lines to load");
+            return;
+        };
+        if !self.send_line(ask) {
             self.state
                 .status("not sent: the connection's queue is full or the session is over");
         }
@@ -311,7 +325,8 @@ impl App {
 impl App {
     pub(crate) fn on_server_line(&mut self, line: &str) -> Flow {
         let room = self.state.room.clone();
-        let mut lines = tlschat_client_core::ServerLines::new(self.state.nick.clone(), room);
+        let mut lines =
+            tlschat_client_core::ServerLines::with_history(self.state.nick.clone(), room);
         let mut flow = Flow::Continue;
         for event in lines.read(line).into_iter().flatten() {
             flow = self.on_client_event(event);
@@ -325,7 +340,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use tlschat_client_core::state::EntryKind;
+    use tlschat_client_core::state::{Batch, EntryKind, HistoryEnd};
     use tlschat_protocol::Fingerprint;
 
     type Sent = Arc<Mutex<Vec<String>>>;
@@ -429,6 +444,33 @@ mod tests {
         press(&mut app, KeyCode::Enter);
         assert_eq!(*sent.lock().unwrap(), ["hi"]);
         assert!(statuses(&app).last().unwrap().starts_with("not sent"));
+    }
+
+    #[test]
+    fn ctrl_o_asks_for_older_kept_lines_once_per_batch() {
+        let (mut app, sent) = app_with(true);
+        let ctrl_o = |app: &mut App| {
+            app.handle_event(Event::Key(KeyEvent::new(
+                KeyCode::Char('o'),
+                KeyModifiers::CONTROL,
+            )))
+        };
+        ctrl_o(&mut app);
+        assert!(sent.lock().unwrap().is_empty());
+        assert!(statuses(&app).last().unwrap().starts_with("no earlier"));
+        app.on_client_event(ClientEvent::Line(EntryKind::HistoryEnd(HistoryEnd {
+            room: "#lobby".into(),
+            batch: Batch::Replay,
+            sent: 1,
+            left: 9,
+            shown: 1,
+            oldest: Some(200),
+            newest_shown: Some(200),
+        })));
+        ctrl_o(&mut app);
+        ctrl_o(&mut app);
+        assert_eq!(*sent.lock().unwrap(), ["/history before 200 50"]);
+        assert_eq!(app.input.value(), "");
     }
 
     #[test]

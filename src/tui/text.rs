@@ -64,11 +64,7 @@ fn kept_spans(entry: &Entry, kept: &Kept, state: &ChatState, mark: &str) -> Vec<
             DIM_STYLE,
         ));
     }
-    let text = if kept.action {
-        format!("* {} {}", sanitize(&kept.nick), sanitize(&kept.text))
-    } else {
-        format!("{}: {}", sanitize(&kept.nick), sanitize(&kept.text))
-    };
+    let text = render::said(&kept.nick, &kept.text, kept.action);
     spans.push(Span::styled(text, DIM_STYLE));
     spans
 }

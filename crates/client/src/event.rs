@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-use crate::replay::Tracker;
+use crate::replay::{Held, Tracker};
 use crate::state::{renames_self, EntryKind};
 use crate::{exit, ChangedCertificate, ConnectError};
 use tlschat_protocol::history::split_stamp;
-use tlschat_protocol::{Fingerprint, RoomName, ServerLine};
+use tlschat_protocol::{Fingerprint, RoomName, ServerLine, LOBBY};
 
 /// Keepalive `/ping` tokens start with this; their `PONG`s are not passed
 /// on.
@@ -118,8 +118,13 @@ impl CloseReason {
 pub struct ServerLines {
     nick: String,
     room: String,
+    /// The room the session goes back to after a reconnect, until its own
+    /// `JOIN` (a connection lost again before it still goes back there,
+    /// not to the lobby the login put it in).
+    rejoin: Option<String>,
     kicked: Option<(String, String)>,
     pub(crate) history: Tracker,
+    held: Held,
 }
 
 impl ServerLines {
@@ -128,8 +133,10 @@ impl ServerLines {
         ServerLines {
             nick: nick.into(),
             room: room.into(),
+            rejoin: None,
             kicked: None,
             history: Tracker::default(),
+            held: Held::default(),
         }
     }
 
@@ -157,8 +164,19 @@ impl ServerLines {
     pub(crate) fn connected(&mut self, nick: &str, history_mode: bool, reconnect: bool) {
         nick.clone_into(&mut self.nick);
         self.kicked = None;
-        let rejoin = reconnect.then_some(self.room.as_str());
-        self.history.connected(history_mode, rejoin);
+        if !reconnect {
+            self.rejoin = None;
+        } else if self.rejoin.is_none() {
+            self.rejoin = Some(self.room.clone());
+        }
+        let rejoin = reconnect.then(|| self.rejoin_room().to_owned());
+        self.history.connected(history_mode, rejoin.as_deref());
+    }
+
+    /// The room to go back to after a reconnect: the one the user was in,
+    /// or the one a lost connection was still on its way back to.
+    pub(crate) fn rejoin_room(&self) -> &str {
+        self.rejoin.as_deref().unwrap_or(&self.room)
     }
 
     /// A line the session sends (a `/history` or `/search` makes its
@@ -174,7 +192,8 @@ impl ServerLines {
 
     /// The newest stamp seen in `room` with nothing missing before it
     /// (history mode).
-    pub fn cursor(&self, room: &str) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn cursor(&self, room: &str) -> Option<u64> {
         self.history.cursor(room)
     }
 
@@ -183,10 +202,39 @@ impl ServerLines {
         self.kicked.take()
     }
 
-    /// One server line: the events for the front end (at most two), or the
-    /// protocol error that ends the connection.
+    /// A line's stamp and the line after it: only in history mode, and
+    /// only before a room line (`MSG`, `ACTION`); anything else starting
+    /// with `@` stays an unknown line, as in protocol v1.
+    fn stamp<'l>(&self, line: &'l str) -> (Option<u64>, &'l str) {
+        match split_stamp(line) {
+            (Some(at), rest)
+                if self.history.history_mode()
+                    && (rest.starts_with("MSG ") || rest.starts_with("ACTION ")) =>
+            {
+                (Some(at), rest)
+            }
+            _ => (None, line),
+        }
+    }
+
+    /// One server line: the events for the front end, or the protocol
+    /// error that ends the connection. While a room rejoined after a
+    /// reconnect catches up, its kept and live lines are held, then passed
+    /// on in the order they were said (`replay::Held`).
     pub fn read(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
-        let (at, line) = split_stamp(line);
+        let events: Vec<ClientEvent> = self.read_line(line)?.collect();
+        Ok(self.held.pass(events, &self.history).into_iter())
+    }
+
+    /// What is held for a catch-up that will not end now (the connection
+    /// is over), in the order it was said.
+    pub(crate) fn take_held(&mut self) -> Vec<ClientEvent> {
+        self.held.flush()
+    }
+
+    /// One server line: its events (at most two) before any holding.
+    fn read_line(&mut self, line: &str) -> Result<impl Iterator<Item = ClientEvent>, ConnectError> {
+        let (at, line) = self.stamp(line);
         let parsed = ServerLine::parse(line);
         let nothing = || Ok([None, None].into_iter().flatten());
         let mut entered = None;
@@ -200,6 +248,13 @@ impl ServerLines {
                 if nick.eq_ignore_ascii_case(&self.nick) && RoomName::parse(room).is_ok() =>
             {
                 room.clone_into(&mut self.room);
+                // The login's lobby is on the way back, not the way back.
+                let on_the_way = self.rejoin.as_deref().is_some_and(|r| {
+                    !r.eq_ignore_ascii_case(room) && room.eq_ignore_ascii_case(LOBBY)
+                });
+                if !on_the_way {
+                    self.rejoin = None;
+                }
                 self.history.joined(room);
                 entered = Some(ClientEvent::Room(room.to_owned()));
             }
@@ -220,12 +275,17 @@ impl ServerLines {
             ServerLine::History(kept) if !self.history.history(&kept) => return nothing(),
             ServerLine::HistoryEnd { room, sent, left } => {
                 return Ok(match self.history.history_end(room, sent, left) {
-                    Some(end) => [Some(ClientEvent::Line(EntryKind::HistoryEnd(end))), None],
+                    Some((end, notice)) => [
+                        Some(ClientEvent::Line(EntryKind::HistoryEnd(end))),
+                        notice.map(|n| ClientEvent::Line(EntryKind::Status(n))),
+                    ],
                     None => [None, None],
                 }
                 .into_iter()
                 .flatten());
             }
+            ServerLine::Info(text) => self.history.info(text),
+            ServerLine::Error { code, .. } => self.history.error(code),
             ServerLine::Found(_) if !self.history.found() => return nothing(),
             ServerLine::FoundEnd { .. } if !self.history.found_end() => return nothing(),
             _ => {}

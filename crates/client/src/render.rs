@@ -164,14 +164,24 @@ pub fn stamp(at: u64) -> String {
 /// How [`stamp`] writes a date and time.
 pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M";
 
+/// A room line's words as every front end writes them, sanitized:
+/// `nick: text`, or `* nick text` for one said with `/me`.
+pub fn said(nick: &str, text: &str, action: bool) -> String {
+    let s = sanitize;
+    if action {
+        format!("* {} {}", s(nick), s(text))
+    } else {
+        format!("{}: {}", s(nick), s(text))
+    }
+}
+
 /// A kept line as plain mode prints a live one, sanitized.
 fn plain_kept(k: &Kept) -> String {
-    let s = sanitize;
-    if k.action {
-        format!("[{}] * {} {}", s(&k.room), s(&k.nick), s(&k.text))
-    } else {
-        format!("[{}] {}: {}", s(&k.room), s(&k.nick), s(&k.text))
-    }
+    format!(
+        "[{}] {}",
+        sanitize(&k.room),
+        said(&k.nick, &k.text, k.action)
+    )
 }
 
 /// The line plain mode prints for an entry, or `None` for entries it does
@@ -181,10 +191,10 @@ pub fn plain(kind: &EntryKind) -> Option<String> {
     Some(match kind {
         EntryKind::Message {
             room, nick, text, ..
-        } => format!("[{}] {}: {}", s(room), s(nick), s(text)),
+        } => format!("[{}] {}", s(room), said(nick, text, false)),
         EntryKind::Action {
             room, nick, text, ..
-        } => format!("[{}] * {} {}", s(room), s(nick), s(text)),
+        } => format!("[{}] {}", s(room), said(nick, text, true)),
         EntryKind::History(k) => format!("{} {}", stamp(k.at), plain_kept(k)),
         EntryKind::Found(k) => format!("found: {} {}", stamp(k.at), plain_kept(k)),
         EntryKind::HistoryEnd(end) => end.separator()?,

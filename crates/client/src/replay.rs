@@ -6,6 +6,7 @@
 //! our JOIN ─▶ Replay batch ─HISTORY…─▶ dropped if ≤ floor or ≥ first live
 //!             HISTORYEND ─ gap after a reconnect? ─▶ "/history since <cursor>"
 //!                                                   CatchUp batch ─HISTORYEND─▶ settled
+//!                                     (left > 0 ─▶ "/history before <oldest>", bounded)
 //! "@<at> MSG …" (live) ─▶ first live stamp, newest; the cursor follows
 //!                         while the room is settled
 //! ```
@@ -20,22 +21,40 @@
 //! after its own `JOIN`, its own catch-up, a `/history` or `/search` the
 //! user sent) and at most [`MAX_CATCH_UP`] per batch; rooms tracked are at
 //! most [`MAX_ROOMS`], so a hostile server can make the client hold or
-//! place only so much.
+//! place only so much. The server answers a session's commands in order,
+//! so the answers owed are a queue: each `HISTORYEND`, `FOUNDEND` or
+//! `ERROR` a command is refused with ends the oldest one.
+//!
+//! A catch-up answer holds the newest missed lines that fit; while it left
+//! older missed lines out, the session pages back (`/history before`) in
+//! at most [`CATCH_UP_ROUNDS`] rounds, then settles the cursor (saying how
+//! many missed lines it does not show, if any). A read the server says
+//! failed, or a catch-up with no lines, leaves the cursor below the gap.
+//!
+//! While a room rejoined after a reconnect is replayed and caught up, its
+//! kept and live lines are held ([`Held`], bounded) and passed on in the
+//! order they were said once the catch-up ended (or the connection did).
+
+use std::collections::VecDeque;
 
 use indexmap::IndexMap;
 
-use crate::state::{Batch, HistoryEnd};
-use tlschat_protocol::history::{MAX_CATCH_UP, MAX_SEARCH_HITS};
-use tlschat_protocol::{Command, HistoryAsk, Kept};
+use crate::state::{Batch, EntryKind, HistoryEnd};
+use crate::ClientEvent;
+use tlschat_protocol::history::{MAX_CATCH_UP, MAX_HISTORY_LINES, MAX_SEARCH_HITS};
+use tlschat_protocol::{Command, ErrorCode, HistoryAsk, Kept, LOBBY};
 
 /// Rooms whose cursor and batch are kept; past it, the one touched least
 /// recently is forgotten.
 pub(crate) const MAX_ROOMS: usize = 64;
 
-/// `/history` or `/search` answers the client waits for at once, at most
-/// (an unanswered one, say from a server without history, lets at most
-/// this many unasked batches through).
-const MAX_ASKS: u8 = 8;
+/// Answers the client waits for at once, at most (past it, a further
+/// `/history` or `/search` is not expected: its answer is not shown).
+const MAX_EXPECTED: usize = 16;
+
+/// Answers a catch-up takes at most: the first, then pages back towards
+/// the cursor.
+const CATCH_UP_ROUNDS: u8 = 10;
 
 /// One room's history as the session saw it.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +84,9 @@ struct Open {
     /// A catch-up may follow this replay (the room the session rejoined
     /// after a reconnect).
     may_catch_up: bool,
+    /// The replay of the lobby a login passes through on its way back to
+    /// another room after a reconnect: not shown, and its cursor stays.
+    passing: bool,
     received: u32,
     shown: u32,
     oldest: Option<u64>,
@@ -90,12 +112,35 @@ impl Open {
             floor,
             ceiling: None,
             may_catch_up: false,
+            passing: false,
             received: 0,
             shown: 0,
             oldest: None,
             newest_shown: None,
         }
     }
+}
+
+/// An answer the server owes the session, in the order it will come (the
+/// server answers a session's commands strictly in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expected {
+    /// A `/history` sent by the user or a front end: about the room the
+    /// session is in when the server reads it.
+    Asked,
+    /// A `/search` sent by the user or a front end.
+    Search,
+    /// The session's own catch-up of a room (case-folded), round `round`:
+    /// lines above `floor` and below `ceiling` were missed.
+    CatchUp {
+        room: String,
+        floor: u64,
+        ceiling: Option<u64>,
+        round: u8,
+        /// Missed lines the first answer left out and no later round
+        /// brought yet.
+        missing: u32,
+    },
 }
 
 /// The session's history bookkeeping, across its connections.
@@ -108,12 +153,14 @@ pub(crate) struct Tracker {
     history_mode: bool,
     /// The room the session rejoins after a reconnect, until its `JOIN`.
     rejoin: Option<String>,
-    /// `/history` answers asked for and not ended yet.
-    asks: u8,
-    /// `/search` answers asked for and not ended yet, and the hits of the
-    /// current one so far.
-    searches: u8,
+    /// The answers this connection's server owes, oldest first (a replay
+    /// is not here: it follows our `JOIN` at once).
+    expected: VecDeque<Expected>,
+    /// The hits of the current `/search` answer so far.
     hits: u32,
+    /// The server said it could not read history: the batch it ends next
+    /// does not settle a cursor.
+    read_failed: bool,
     /// Lines the session is to send (the catch-up).
     requests: Vec<String>,
 }
@@ -122,23 +169,59 @@ fn key(room: &str) -> String {
     room.to_ascii_lowercase()
 }
 
+/// The server's word that a history read failed (`INFO history NOT
+/// available …`), after which it ends the batch with nothing.
+const READ_FAILED: &str = "history NOT available";
+
 impl Tracker {
     /// A new connection: in history mode or not; `rejoin` is the room the
-    /// session goes back to when this is a reconnect. Batches of the old
-    /// connection are over; cursors stay.
+    /// session goes back to when this is a reconnect. Batches and answers
+    /// owed by the old connection are over; cursors stay.
     pub(crate) fn connected(&mut self, history_mode: bool, rejoin: Option<&str>) {
         self.history_mode = history_mode;
         self.rejoin = rejoin.map(key);
-        self.asks = 0;
-        self.searches = 0;
+        self.expected.clear();
         self.hits = 0;
+        self.read_failed = false;
         self.requests.clear();
         for room in self.rooms.values_mut() {
             room.batch = None;
         }
     }
 
+    /// The room was rejoined after a reconnect and its replay or catch-up
+    /// is not over: its lines are held to be passed on in order.
+    pub(crate) fn holding(&self, room: &str) -> bool {
+        let k = key(room);
+        let replay = self
+            .rooms
+            .get(&k)
+            .and_then(|r| r.batch.as_ref())
+            .is_some_and(|open| {
+                open.kind == Batch::Replay && open.may_catch_up && open.floor.is_some()
+            });
+        replay
+            || self
+                .expected
+                .iter()
+                .any(|e| matches!(e, Expected::CatchUp { room, .. } if *room == k))
+    }
+
+    /// The room's batch being received answers a `/history` asked.
+    fn answering_asked(&self, room: &str) -> bool {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.batch.as_ref())
+            .is_some_and(|open| open.kind == Batch::Asked)
+    }
+
+    /// The connection is in history mode.
+    pub(crate) fn history_mode(&self) -> bool {
+        self.history_mode
+    }
+
     /// The newest stamp seen in `room` with nothing missing before it.
+    #[cfg(test)]
     pub(crate) fn cursor(&self, room: &str) -> Option<u64> {
         self.rooms.get(&key(room)).and_then(|r| r.cursor)
     }
@@ -160,18 +243,33 @@ impl Tracker {
         &mut self.rooms[i]
     }
 
-    /// A line the session sends: a `/history` or `/search` opens the wait
-    /// for its answer.
+    /// Notes an answer owed, unless too many are owed already.
+    fn expect(&mut self, expected: Expected) {
+        if self.expected.len() < MAX_EXPECTED {
+            self.expected.push_back(expected);
+        }
+    }
+
+    /// A line the session sends: a `/history` or `/search` is answered in
+    /// its turn.
     pub(crate) fn sent(&mut self, line: &str) {
         match Command::parse(line.trim_start()) {
-            Ok(Command::History(_)) => self.asks = (self.asks + 1).min(MAX_ASKS),
-            Ok(Command::Search(_)) => self.searches = (self.searches + 1).min(MAX_ASKS),
+            Ok(Command::History(_)) => self.expect(Expected::Asked),
+            Ok(Command::Search(_)) => self.expect(Expected::Search),
             _ => {}
         }
     }
 
+    /// Queues a catch-up command; its answer is owed after those before.
+    fn request(&mut self, ask: HistoryAsk, expected: Expected) {
+        self.requests.push(ask.to_command());
+        self.expect(expected);
+    }
+
     /// Our own `JOIN` of `room`: in history mode, its replay follows.
-    /// Replayed lines up to the cursor were shown before.
+    /// Replayed lines up to the cursor were shown before. The login's
+    /// lobby on the way back to another room after a reconnect is passed
+    /// through: its replay is not shown and its cursor stays.
     pub(crate) fn joined(&mut self, room: &str) {
         if !self.history_mode {
             return;
@@ -179,6 +277,14 @@ impl Tracker {
         let may_catch_up = self.rejoin.as_deref() == Some(key(room).as_str());
         if may_catch_up {
             self.rejoin = None;
+        }
+        if self.rejoin.is_some() && room.eq_ignore_ascii_case(LOBBY) {
+            let passing = Open {
+                passing: true,
+                ..Open::new(Batch::Replay, None)
+            };
+            self.room(room).batch = Some(passing);
+            return;
         }
         let r = self.room(room);
         r.newest = None;
@@ -199,19 +305,50 @@ impl Tracker {
         }
     }
 
+    /// An `INFO` line: the server's word that a history read failed marks
+    /// the batch it ends next as failed.
+    pub(crate) fn info(&mut self, text: &str) {
+        if text.starts_with(READ_FAILED) {
+            self.read_failed = true;
+        }
+    }
+
+    /// An `ERROR` of a kind a `/history` or `/search` is answered with
+    /// (`rate-limited`, `bad-argument`, `unknown-command`): it answers the
+    /// oldest one owed, which then ends without lines. A catch-up answered
+    /// so leaves the cursor where it is.
+    pub(crate) fn error(&mut self, code: ErrorCode) {
+        let answers = matches!(
+            code,
+            ErrorCode::RateLimited | ErrorCode::BadArgument | ErrorCode::UnknownCommand
+        );
+        if answers && self.expected.pop_front().is_some() {
+            self.hits = 0;
+        }
+    }
+
     /// A `HISTORY` line: whether to pass it on (expected, and not shown
     /// before).
     pub(crate) fn history(&mut self, kept: &Kept<'_>) -> bool {
-        let asks = self.asks;
+        let front = self.expected.front().cloned();
         let r = self.room(kept.room);
         if r.batch.is_none() {
-            if asks == 0 {
-                return false;
-            }
-            r.batch = Some(Open::new(Batch::Asked, None));
+            r.batch = match front {
+                Some(Expected::Asked) => Some(Open::new(Batch::Asked, None)),
+                Some(Expected::CatchUp {
+                    room,
+                    floor,
+                    ceiling,
+                    ..
+                }) if room == key(kept.room) => Some(Open {
+                    ceiling,
+                    ..Open::new(Batch::CatchUp, Some(floor))
+                }),
+                _ => return false,
+            };
         }
         let first_live = r.first_live;
-        let Some(open) = r.batch.as_mut() else {
+        let Some(open) = r.batch.as_mut().filter(|open| !open.passing) else {
             return false;
         };
         open.received = open.received.saturating_add(1);
@@ -240,75 +377,252 @@ impl Tracker {
         true
     }
 
-    /// A `HISTORYEND`: the entry that ends the batch, if one was expected.
-    /// After the replay of the room rejoined after a reconnect, when lines
-    /// were left out and the oldest one sent is newer than the cursor, the
-    /// catch-up `/history since <cursor>` is queued (once).
-    pub(crate) fn history_end(&mut self, room: &str, sent: u32, left: u32) -> Option<HistoryEnd> {
-        let history_mode = self.history_mode;
-        let asked = self.asks > 0;
-        let r = self.room(room);
-        let open = match r.batch.take() {
-            Some(open) => open,
-            None if asked => Open::new(Batch::Asked, None),
-            None => return None,
-        };
-        let catch_up = open
-            .floor
-            .filter(|_| open.kind == Batch::Replay && open.may_catch_up && history_mode)
-            .filter(|_| open.left_a_gap(left));
-        match (open.kind, catch_up) {
-            (_, Some(floor)) => {
-                r.batch = Some(Open {
-                    ceiling: open.oldest,
-                    ..Open::new(Batch::CatchUp, Some(floor))
-                });
+    /// A `HISTORYEND`: the entry that ends the batch, if one was expected
+    /// (the replay open in the room, else the oldest answer owed), and a
+    /// notice for the person, if any.
+    pub(crate) fn history_end(
+        &mut self,
+        room: &str,
+        sent: u32,
+        left: u32,
+    ) -> Option<(HistoryEnd, Option<String>)> {
+        let failed = std::mem::take(&mut self.read_failed);
+        let replay = self
+            .rooms
+            .get(&key(room))
+            .and_then(|r| r.batch.as_ref())
+            .is_some_and(|open| open.kind == Batch::Replay);
+        // `covered`: the lines left out were seen already, or the
+        // catch-up brings them: no count of them is shown.
+        let (open, covered, notice) = if replay {
+            let open = self.room(room).batch.take()?;
+            if open.passing {
+                return None;
             }
-            (Batch::Asked, None) => {}
-            (Batch::Replay | Batch::CatchUp, None) => {
-                r.unsettled = false;
-                r.cursor = r.cursor.max(r.newest);
+            let covered = self.replay_end(room, &open, left, failed);
+            (open, covered, None)
+        } else {
+            if self.expected.front()? == &Expected::Search {
+                return None;
             }
-        }
-        if let Some(floor) = catch_up {
-            let ask = HistoryAsk::Since {
-                at: floor,
-                n: MAX_CATCH_UP,
+            // It answers the oldest request owed, whatever its room; a
+            // catch-up answered about another room (the person moved on
+            // before it was read) brought nothing and settles nothing.
+            let expected = self.expected.pop_front()?;
+            if matches!(&expected, Expected::CatchUp { room: r, .. } if *r != key(room)) {
+                return None;
+            }
+            let open = self.room(room).batch.take();
+            let kind = match expected {
+                Expected::CatchUp { .. } => Batch::CatchUp,
+                _ => Batch::Asked,
             };
-            self.requests.push(ask.to_command());
-        }
-        if open.kind == Batch::Asked {
-            self.asks = self.asks.saturating_sub(1);
-        }
-        Some(HistoryEnd {
+            let open = open.unwrap_or_else(|| Open::new(kind, None));
+            let notice = match expected {
+                Expected::CatchUp {
+                    floor,
+                    round,
+                    missing,
+                    ..
+                } => self.catch_up_end(room, &open, floor, round, (sent, left, missing), failed),
+                _ => None,
+            };
+            // A catch-up's own count is of lines it brings next, or of
+            // the missed lines the notice names.
+            let covered = open.kind == Batch::CatchUp;
+            (open, covered, notice)
+        };
+        let end = HistoryEnd {
             room: room.to_owned(),
             batch: open.kind,
             sent,
-            left,
+            left: if covered { 0 } else { left },
             shown: open.shown,
             oldest: open.oldest,
             newest_shown: open.newest_shown,
-        })
+        };
+        Some((end, notice))
     }
 
-    /// A `FOUND` line: whether to pass it on (a `/search` is waiting, and
-    /// its hits are within bounds).
+    /// The end of a room's replay. After the replay of the room rejoined
+    /// after a reconnect, when lines were left out and the oldest one sent
+    /// is newer than the cursor, the catch-up `/history since <cursor>` is
+    /// queued (once); else the room settles, unless the read failed.
+    /// Returns whether the lines it left out are covered: seen before (at
+    /// or below the cursor) or brought by the catch-up.
+    fn replay_end(&mut self, room: &str, open: &Open, left: u32, failed: bool) -> bool {
+        let catch_up = open
+            .floor
+            .filter(|_| open.may_catch_up && self.history_mode)
+            .filter(|_| open.left_a_gap(left));
+        match catch_up {
+            Some(floor) => {
+                let ask = HistoryAsk::Since {
+                    at: floor,
+                    n: MAX_CATCH_UP,
+                };
+                let expected = Expected::CatchUp {
+                    room: key(room),
+                    floor,
+                    ceiling: open.oldest,
+                    round: 0,
+                    missing: 0,
+                };
+                self.request(ask, expected);
+                true
+            }
+            None if failed && open.floor.is_some() => false,
+            None => {
+                self.settle(room);
+                open.floor.is_some() && !open.left_a_gap(left)
+            }
+        }
+    }
+
+    /// The end of one round of a room's catch-up (`sent`, `left`, and the
+    /// missed lines still `missing` before it). While lines were left out
+    /// above the cursor, the next round asks for the page before the
+    /// oldest line received (at most [`CATCH_UP_ROUNDS`] rounds); then the
+    /// room settles. A failed read, or an answer with nothing, leaves the
+    /// cursor below the gap. Returns a notice of missed lines not shown.
+    fn catch_up_end(
+        &mut self,
+        room: &str,
+        open: &Open,
+        floor: u64,
+        round: u8,
+        (sent, left, missing): (u32, u32, u32),
+        failed: bool,
+    ) -> Option<String> {
+        if failed || sent == 0 {
+            return None;
+        }
+        let reached = open.oldest.is_some_and(|oldest| oldest <= floor);
+        let missing = if round == 0 {
+            left
+        } else {
+            missing.saturating_sub(open.received)
+        };
+        let more = !reached && left > 0 && missing > 0;
+        match open.oldest {
+            Some(oldest) if more && round + 1 < CATCH_UP_ROUNDS => {
+                let ask = HistoryAsk::Before {
+                    at: oldest,
+                    n: MAX_HISTORY_LINES,
+                };
+                let expected = Expected::CatchUp {
+                    room: key(room),
+                    floor,
+                    ceiling: Some(oldest),
+                    round: round + 1,
+                    missing,
+                };
+                self.request(ask, expected);
+                None
+            }
+            _ => {
+                self.settle(room);
+                more.then(|| match missing {
+                    1 => format!("1 earlier missed line of {room} is not shown"),
+                    n => format!("{n} earlier missed lines of {room} are not shown"),
+                })
+            }
+        }
+    }
+
+    /// The room's replay and catch-up are over: the cursor follows what was
+    /// passed on.
+    fn settle(&mut self, room: &str) {
+        let r = self.room(room);
+        r.unsettled = false;
+        r.cursor = r.cursor.max(r.newest);
+    }
+
+    /// A `FOUND` line: whether to pass it on (a `/search` is answered now,
+    /// and its hits are within bounds).
     pub(crate) fn found(&mut self) -> bool {
-        if self.searches == 0 || self.hits >= MAX_SEARCH_HITS {
+        if self.expected.front() != Some(&Expected::Search) || self.hits >= MAX_SEARCH_HITS {
             return false;
         }
         self.hits += 1;
         true
     }
 
-    /// A `FOUNDEND`: whether to pass it on (it ends a `/search` asked for).
+    /// A `FOUNDEND`: whether to pass it on (it ends the `/search` answered
+    /// now).
     pub(crate) fn found_end(&mut self) -> bool {
-        if self.searches == 0 {
+        if self.expected.front() != Some(&Expected::Search) {
             return false;
         }
-        self.searches -= 1;
+        self.expected.pop_front();
         self.hits = 0;
         true
+    }
+}
+
+/// Events held while a room rejoined after a reconnect catches up, at most
+/// this many (past it they are passed on as they are).
+const MAX_HELD: usize = 2 * MAX_CATCH_UP as usize;
+
+/// The kept and live lines of a room rejoined after a reconnect, held
+/// from its replay until its catch-up ended, then passed on in the order
+/// they were said: a front end that prints lines as they come (plain
+/// mode) prints them in order too. A `/history` the person asked
+/// meanwhile is passed on as it comes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held {
+    /// The room held (case-folded).
+    room: Option<String>,
+    events: Vec<ClientEvent>,
+}
+
+impl Held {
+    /// The events of one server line: those to pass on now.
+    pub(crate) fn pass(&mut self, events: Vec<ClientEvent>, tracker: &Tracker) -> Vec<ClientEvent> {
+        let mut now = Vec::new();
+        for event in events {
+            match self.room_to_hold(&event, tracker) {
+                Some(room) => {
+                    self.room = Some(room);
+                    self.events.push(event);
+                }
+                None => now.push(event),
+            }
+        }
+        let done = self.room.as_deref().is_some_and(|r| !tracker.holding(r));
+        if done || self.events.len() >= MAX_HELD {
+            now.extend(self.flush());
+        }
+        now
+    }
+
+    /// The room whose lines are held, if `event` is one of them.
+    fn room_to_hold(&self, event: &ClientEvent, tracker: &Tracker) -> Option<String> {
+        let ClientEvent::Line(kind) = event else {
+            return None;
+        };
+        let room = key(kind.stamp_key()?.0);
+        let asked = match kind {
+            EntryKind::HistoryEnd(end) => end.batch == Batch::Asked,
+            EntryKind::History(_) => tracker.answering_asked(&room),
+            _ => false,
+        };
+        let held = self.room.as_ref() == Some(&room) || tracker.holding(&room);
+        (held && !asked).then_some(room)
+    }
+
+    /// Everything held, in the order it was said.
+    pub(crate) fn flush(&mut self) -> Vec<ClientEvent> {
+        self.room = None;
+        let mut events = std::mem::take(&mut self.events);
+        events.sort_by_key(|event| {
+            let stamp = match event {
+                ClientEvent::Line(kind) => kind.stamp_key().map(|(_, k)| k),
+                _ => None,
+            };
+            stamp.unwrap_or((u64::MAX, u8::MAX))
+        });
+        events
     }
 }
 
@@ -351,6 +665,9 @@ mod tests {
 
         /// A new connection, as after a drop: login into the lobby.
         fn reconnect(&mut self) {
+            for event in self.lines.take_held() {
+                self.state.apply(&event);
+            }
             self.lines.connected("alice", true, true);
         }
 
@@ -380,6 +697,20 @@ mod tests {
 
     fn join() -> String {
         "JOIN #lobby alice".to_owned()
+    }
+
+    /// Room lines and separators passed on, as [`Chat::timeline`] writes
+    /// them.
+    fn labels(shown: &[EntryKind]) -> Vec<String> {
+        shown
+            .iter()
+            .filter_map(|k| match k {
+                EntryKind::History(k) => Some(format!("h{}", k.at)),
+                EntryKind::Message { at: Some(at), .. } => Some(format!("l{at}")),
+                EntryKind::HistoryEnd(_) => Some("--".to_owned()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn stamps(shown: &[EntryKind]) -> Vec<u64> {
@@ -473,7 +804,7 @@ mod tests {
             kept(350),
             "HISTORYEND #lobby 2 7".to_owned(),
         ]);
-        assert_eq!(stamps(&shown), [300, 350]);
+        assert!(stamps(&shown).is_empty(), "held until the catch-up ended");
         assert_eq!(
             chat.lines.take_requests(),
             ["/history since 110 500"],
@@ -491,11 +822,14 @@ mod tests {
             kept(400),
             "HISTORYEND #lobby 5 0".to_owned(),
         ]);
-        assert_eq!(stamps(&shown), [120, 250], "only the missed lines");
-        assert!(matches!(
-            shown.last(),
-            Some(EntryKind::HistoryEnd(e)) if e.batch == Batch::CatchUp
-        ));
+        // Only the missed lines, then the held ones, in the order said.
+        assert_eq!(
+            labels(&shown),
+            ["--", "h120", "h250", "h300", "h350", "--", "l400", "l401"]
+        );
+        assert!(shown
+            .iter()
+            .any(|k| matches!(k, EntryKind::HistoryEnd(e) if e.batch == Batch::CatchUp)));
         assert_eq!(chat.lines.cursor("#lobby"), Some(401));
         assert_eq!(
             chat.timeline(),
@@ -506,9 +840,7 @@ mod tests {
 
     #[test]
     fn a_second_drop_during_the_catch_up_loses_nothing() {
-        let mut chat = Chat::new();
-        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
-        chat.reconnect();
+        let mut chat = reconnected();
         chat.read(&[
             join(),
             kept(300),
@@ -522,16 +854,262 @@ mod tests {
         chat.read(&[join(), kept(320), "HISTORYEND #lobby 1 12".to_owned()]);
         assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
         let shown = chat.read(&[kept(150), kept(320), "HISTORYEND #lobby 2 0".to_owned()]);
-        assert_eq!(stamps(&shown), [150]);
+        assert_eq!(stamps(&shown), [150, 320]);
         assert_eq!(chat.lines.cursor("#lobby"), Some(320));
+    }
+
+    /// A chat whose cursor is at 100, reconnected.
+    fn reconnected() -> Chat {
+        let mut chat = Chat::new();
+        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
+        chat.reconnect();
+        chat
+    }
+
+    /// A chat whose cursor is at 100, reconnected, with a replay that left
+    /// a gap after it: the catch-up is queued.
+    fn with_a_gap(before_replay: &[&str]) -> Chat {
+        let mut chat = reconnected();
+        for line in before_replay {
+            chat.lines.sent(line);
+        }
+        chat.read(&[join(), kept(300), "HISTORYEND #lobby 1 9".to_owned()]);
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        chat
+    }
+
+    fn end_of(shown: &[EntryKind]) -> Option<(Batch, u32)> {
+        shown.iter().find_map(|k| match k {
+            EntryKind::HistoryEnd(e) => Some((e.batch, e.left)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_history_typed_before_the_catch_up_is_answered_first_as_asked() {
+        let mut chat = with_a_gap(&["/history 5"]);
+        // The user's /history was read first: its answer is no catch-up.
+        let shown = chat.read(&[kept(290), kept(300), "HISTORYEND #lobby 2 40".to_owned()]);
+        assert_eq!(stamps(&shown), [290, 300]);
+        assert_eq!(end_of(&shown), Some((Batch::Asked, 40)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100), "no catch-up yet");
+        let shown = chat.read(&[kept(150), kept(300), "HISTORYEND #lobby 2 0".to_owned()]);
+        assert_eq!(stamps(&shown), [150, 300], "with the replay's, held");
+        assert_eq!(end_of(&shown), Some((Batch::CatchUp, 0)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+        // A catch-up answered about another room ends it all the same.
+        let mut chat = with_a_gap(&[]);
+        chat.read(&[
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+        ]);
+        let shown = chat.read(&["HISTORYEND #dev 0 0".to_owned()]);
+        assert_eq!(stamps(&shown), [300], "only what was held is let go");
+        chat.lines.sent("/history");
+        let shown = chat.read(&[
+            format!("HISTORY #dev 5 bob {WORLD}"),
+            "HISTORYEND #dev 1 0".to_owned(),
+        ]);
+        assert_eq!(end_of(&shown), Some((Batch::Asked, 0)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        // Nothing more is owed.
+        assert!(chat
+            .read(&[kept(120), "HISTORYEND #lobby 1 0".to_owned()])
+            .is_empty());
+    }
+
+    #[test]
+    fn errors_answer_the_oldest_request_and_leave_the_cursor() {
+        let mut chat = with_a_gap(&["/search привет"]);
+        chat.read(&["ERROR rate-limited 3 too many history reads; try again in 3 s".to_owned()]);
+        // The search is answered; the catch-up is next.
+        chat.read(&["ERROR rate-limited 3 too many history reads; try again in 3 s".to_owned()]);
+        // Nothing is owed now: a later /history is answered as asked.
+        chat.lines.sent("/history");
+        let shown = chat.read(&[kept(150), "HISTORYEND #lobby 1 0".to_owned()]);
+        assert_eq!(end_of(&shown), Some((Batch::Asked, 0)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        // The next connection asks again from the same cursor.
+        chat.reconnect();
+        chat.read(&[join(), kept(300), "HISTORYEND #lobby 1 9".to_owned()]);
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+    }
+
+    #[test]
+    fn a_failed_read_or_an_empty_catch_up_leaves_the_cursor() {
+        let mut chat = reconnected();
+        chat.read(&[
+            join(),
+            live(400),
+            "INFO history NOT available now".to_owned(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            live(401),
+        ]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        let mut chat = with_a_gap(&[]);
+        chat.read(&["HISTORYEND #lobby 0 0".to_owned(), live(500)]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+    }
+
+    #[test]
+    fn a_catch_up_pages_back_to_the_cursor_in_bounded_rounds() {
+        let mut chat = with_a_gap(&[]);
+        // The newest that fit; 60 older missed lines left out.
+        let shown = chat.read(&[kept(250), kept(260), "HISTORYEND #lobby 2 60".to_owned()]);
+        assert!(stamps(&shown).is_empty(), "held until the last round");
+        assert_eq!(chat.lines.take_requests(), ["/history before 250 200"]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        let shown = chat.read(&[
+            kept(90),
+            kept(100),
+            kept(120),
+            "HISTORYEND #lobby 3 4".to_owned(),
+        ]);
+        assert_eq!(stamps(&shown), [120, 250, 260, 300], "reached the cursor");
+        assert!(chat.lines.take_requests().is_empty());
+        assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+        assert_eq!(
+            chat.timeline(),
+            ["l100", "h120", "h250", "h260", "h300", "--"]
+        );
+        // A server that never reaches the cursor: bounded, then said.
+        let mut chat = with_a_gap(&[]);
+        let mut rounds = 0;
+        let last = loop {
+            let shown = chat.read(&[kept(289 - rounds), "HISTORYEND #lobby 1 1000".to_owned()]);
+            rounds += 1;
+            if chat.lines.take_requests().is_empty() {
+                break shown;
+            }
+            assert!(rounds < 20);
+        };
+        assert_eq!(rounds, u64::from(CATCH_UP_ROUNDS));
+        assert!(
+            last.iter().any(
+                |k| matches!(k, EntryKind::Status(s) if s.contains("991 earlier missed lines"))
+            ),
+            "{last:?}"
+        );
+        assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+    }
+
+    #[test]
+    fn a_second_drop_before_the_rejoin_still_goes_back_to_the_room() {
+        let dev = |at: u64| format!("@{at} MSG #dev bob {WORLD} {at}");
+        let mut chat = Chat::new();
+        chat.read(&[
+            join(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+            dev(100),
+        ]);
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev");
+        // The login's lobby, then lost before the JOIN of #dev came.
+        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned()]);
+        assert_eq!(chat.lines.room(), "#lobby");
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev", "still on the way back");
+        chat.read(&[
+            join(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            "JOIN #dev alice".to_owned(),
+            format!("HISTORY #dev 300 bob {WORLD}"),
+            "HISTORYEND #dev 1 9".to_owned(),
+        ]);
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        assert_eq!(chat.lines.cursor("#dev"), Some(100));
+        // The lobby passed through on the way is not shown, its cursor
+        // stays.
+        let lobby = chat.lines.cursor("#lobby");
+        chat.reconnect();
+        let shown = chat.read(&[join(), kept(1000), "HISTORYEND #lobby 1 5".to_owned()]);
+        assert!(
+            shown.iter().all(|k| matches!(k, EntryKind::Join { .. })),
+            "{shown:?}"
+        );
+        assert_eq!(chat.lines.cursor("#lobby"), lobby);
+        chat.read(&[
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+        ]);
+        // Back in #dev: the next drop goes back there as usual.
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#dev");
+        chat.read(&[join(), "JOIN #rust alice".to_owned()]);
+        chat.reconnect();
+        assert_eq!(chat.lines.rejoin_room(), "#rust", "a later /join moved on");
+    }
+
+    #[test]
+    fn stamps_are_read_only_in_history_mode_and_only_before_room_lines() {
+        let mut v1 = ServerLines::new("alice", "#lobby");
+        assert!(
+            v1.read(&live(100)).unwrap().next().is_none(),
+            "unknown in v1"
+        );
+        let mut chat = Chat::new();
+        let shown = chat.read(&[
+            "@100 JOIN #lobby bob".to_owned(),
+            "@101 INFO hi".to_owned(),
+            live(102),
+        ]);
+        assert!(
+            matches!(&shown[..], [EntryKind::Message { at: Some(102), .. }]),
+            "{shown:?}"
+        );
+    }
+
+    /// The separator a batch's end shows.
+    fn separator_of(shown: &[EntryKind]) -> Option<String> {
+        shown.iter().find_map(|k| match k {
+            EntryKind::HistoryEnd(e) => e.separator(),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn separators_count_only_lines_neither_seen_nor_coming() {
+        // After a reconnect, lines left out at or below the cursor were seen.
+        let mut chat = reconnected();
+        let shown = chat.read(&[
+            join(),
+            kept(90),
+            kept(130),
+            "HISTORYEND #lobby 2 40".to_owned(),
+        ]);
+        assert_eq!(separator_of(&shown).as_deref(), Some("— history —"));
+        // Lines the catch-up brings are not counted either.
+        let mut chat = with_a_gap(&[]);
+        let shown = chat.read(&[kept(200), "HISTORYEND #lobby 1 0".to_owned()]);
+        assert_eq!(separator_of(&shown).as_deref(), Some("— history —"));
+        assert!(shown.iter().all(|k| match k {
+            EntryKind::HistoryEnd(e) => e.batch == Batch::Replay || e.separator().is_none(),
+            _ => true,
+        }));
+        // A replay that showed nothing puts no separator at the bottom.
+        let mut chat = Chat::new();
+        let shown = chat.read(&[
+            join(),
+            live(100),
+            kept(100),
+            "HISTORYEND #lobby 1 5".to_owned(),
+        ]);
+        assert_eq!(separator_of(&shown), None);
+        // A newcomer's replay counts what is left, and says it is kept.
+        let mut chat = Chat::new();
+        let shown = chat.read(&[join(), kept(50), "HISTORYEND #lobby 1 12".to_owned()]);
+        assert_eq!(
+            separator_of(&shown).as_deref(),
+            Some("— 12 earlier lines kept —")
+        );
     }
 
     #[test]
     fn no_catch_up_without_a_gap_a_cursor_or_history_mode() {
         // Nothing left out past the cursor: the replay covered the gap.
-        let mut chat = Chat::new();
-        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned(), live(100)]);
-        chat.reconnect();
+        let mut chat = reconnected();
         let shown = chat.read(&[
             join(),
             kept(90),

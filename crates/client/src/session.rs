@@ -114,6 +114,10 @@ async fn session(
         let end = Relay::new(&opts, conn, &mut lines)
             .run(&mut commands, &events)
             .await;
+        // A catch-up cut short: what was held is shown as it is.
+        for event in lines.take_held() {
+            let _ = events.send(event).await;
+        }
         let reason = match end {
             End::Quit => return close(&events, CloseReason::Quit).await,
             End::Kicked { by, reason } => {
@@ -178,7 +182,7 @@ impl<'a> Relay<'a> {
     fn new(opts: &'a ClientOptions, conn: Connected, lines: &'a mut ServerLines) -> Relay<'a> {
         let (reader, writer) = conn.conn.into_split();
         let mut out = Outgoing::new(writer);
-        let room = lines.room();
+        let room = lines.rejoin_room();
         if !room.eq_ignore_ascii_case(LOBBY) && RoomName::parse(room).is_ok() {
             out.push(&format!("/join {room}"));
         }

@@ -38,7 +38,7 @@ use indexmap::IndexMap;
 use crate::ClientEvent;
 use tlschat_protocol::history::REPLAY_LINES;
 use tlschat_protocol::names::split_mark;
-use tlschat_protocol::{HistoryAsk, Mark, Nick, ServerLine};
+use tlschat_protocol::{ErrorCode, HistoryAsk, Mark, Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -83,7 +83,7 @@ impl Kept {
 }
 
 /// A stamp (unix milliseconds) as local time; `None` past chrono's range.
-pub fn stamp_time(at: u64) -> Option<DateTime<Local>> {
+pub(crate) fn stamp_time(at: u64) -> Option<DateTime<Local>> {
     let ms = i64::try_from(at).ok()?;
     DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&Local))
 }
@@ -125,16 +125,17 @@ pub struct HistoryEnd {
 
 impl HistoryEnd {
     /// The separator's words: `— history —`, or with the count of earlier
-    /// lines left out; `None` where no separator is shown (a batch that
-    /// showed nothing and left nothing out, or a catch-up or asked batch
-    /// with nothing left out: the replay's separator already stands below
-    /// all history).
+    /// kept lines left out; `None` where no separator is shown (a replay
+    /// that showed nothing, which would put it below everything; a
+    /// catch-up or asked batch with nothing left out: the replay's
+    /// separator already stands below all history).
     pub fn separator(&self) -> Option<String> {
         match (self.batch, self.left) {
-            (Batch::Replay, 0) if self.shown > 0 => Some("— history —".to_owned()),
+            (Batch::Replay, _) if self.shown == 0 => None,
+            (Batch::Replay, 0) => Some("— history —".to_owned()),
             (_, 0) => None,
-            (_, 1) => Some("— 1 earlier line: /history —".to_owned()),
-            (_, n) => Some(format!("— {n} earlier lines: /history —")),
+            (_, 1) => Some("— 1 earlier line kept —".to_owned()),
+            (_, n) => Some(format!("— {n} earlier lines kept —")),
         }
     }
 }
@@ -294,6 +295,12 @@ impl EntryKind {
         })
     }
 
+    /// The entry's room and where it sorts among the room's stamped
+    /// entries, if it is one of them.
+    pub(crate) fn stamp_key(&self) -> Option<(&str, (u64, u8))> {
+        self.order().map(|(room, order)| (room, order.key()))
+    }
+
     /// Where this entry sits in a timeline ordered by stamps, for
     /// [`position`]: its room and a key that sorts a batch's "earlier
     /// lines" marker before the batch's oldest line, a line at its stamp,
@@ -444,8 +451,9 @@ impl Order {
 /// Where `kind` goes in `entries` (oldest first): the index to insert it
 /// at, or `None` when it is a line already there (same room, same stamp).
 ///
-/// An entry with a stamp ([`EntryKind::History`], a stamped live line, a
-/// batch's separator) goes just before the oldest of the room's stamped
+/// A live line goes at the end, as it came (a stamp out of order or
+/// repeated hides nothing). A kept line or a batch's separator goes just
+/// before the oldest of the room's stamped
 /// entries that sort after it, looking back from the newest entry until
 /// one of the room's entries sorts before it (at most `PLACE_SCAN`
 /// entries); everything else goes at the end. So the lines a catch-up
@@ -454,6 +462,10 @@ impl Order {
 /// copies of entries (per conversation) places them with this too.
 pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
     let end = entries.len();
+    // A live line is shown as it comes, whatever its stamp says.
+    if matches!(kind, EntryKind::Message { .. } | EntryKind::Action { .. }) {
+        return Some(end);
+    }
     let Some((room, order)) = kind.order() else {
         return Some(end);
     };
@@ -473,6 +485,18 @@ pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
         }
     }
     Some(at)
+}
+
+/// Whether an `ERROR` with this code may answer a `/history` (which the
+/// server then ends without a `HISTORYEND`).
+fn refuses_history(code: &str) -> bool {
+    [
+        ErrorCode::RateLimited,
+        ErrorCode::BadArgument,
+        ErrorCode::UnknownCommand,
+    ]
+    .iter()
+    .any(|c| c.as_str() == code)
 }
 
 /// Whether `RENAME <old> <new>` renames `me`: `old` is our nickname (any
@@ -655,6 +679,13 @@ impl ChatState {
         )
     }
 
+    /// No `/history before` is waited for any more.
+    fn older_unasked(&mut self) {
+        for older in self.older.values_mut() {
+            older.asked = false;
+        }
+    }
+
     /// Notes what a batch's end says about older lines in its room: the
     /// oldest stamp shown so far, and what is left before it (as the batch
     /// that reached furthest back said).
@@ -689,6 +720,8 @@ impl ChatState {
                 self.nick = nick.clone();
                 self.fingerprint = Some(fingerprint.short());
                 self.conn = ConnState::Connected;
+                // What the old connection owed is not coming.
+                self.older_unasked();
                 EntryKind::Status(format!(
                     "connected to {} as {nick} (certificate {}, {})",
                     self.server,
@@ -706,7 +739,10 @@ impl ChatState {
                         self.note_older(end);
                         end.separator()?;
                     }
-                    EntryKind::History(k) => {
+                    // A `/history before` may be refused so: ask again later.
+                    EntryKind::Error { code, .. } if refuses_history(code) => self.older_unasked(),
+                    // A kept line or a search hit: dated when it was said.
+                    EntryKind::History(k) | EntryKind::Found(k) => {
                         let time = k.time().unwrap_or_else(Local::now);
                         return self.place(kind.clone(), time);
                     }
@@ -1072,13 +1108,39 @@ mod tests {
         assert_eq!(sum, s.scrollback_cost());
     }
 
+    /// One server line read as the session does, folded into `s`.
+    fn feed(lines: &mut ServerLines, s: &mut ChatState, l: &str) {
+        for event in lines.read(l).unwrap() {
+            s.apply(&event);
+        }
+    }
+
+    #[test]
+    fn live_lines_are_shown_as_they_come_whatever_their_stamps() {
+        let mut s = ChatState::new("h", "alice");
+        let lines = &mut ServerLines::with_history("alice", "#lobby");
+        for l in [
+            "@300 MSG #lobby bob שלום",
+            "@200 MSG #lobby bob Привет",
+            "@300 ACTION #lobby bob 你好",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        let texts: Vec<&str> = s
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::Message { text, .. } | EntryKind::Action { text, .. } => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["שלום", "Привет", "你好"]);
+    }
+
     #[test]
     fn kept_lines_are_placed_by_stamp_once_and_older_ones_asked_once() {
-        fn feed(lines: &mut ServerLines, s: &mut ChatState, l: &str) {
-            for event in lines.read(l).unwrap() {
-                s.apply(&event);
-            }
-        }
         let mut s = ChatState::new("h", "alice");
         let lines = &mut ServerLines::with_history("alice", "#lobby");
         for l in [
@@ -1109,6 +1171,13 @@ mod tests {
             .find(|e| matches!(e.kind, EntryKind::History(_)))
             .unwrap();
         assert_eq!(kept.time.timestamp_millis(), 200);
+        // A search hit too is dated when it was said.
+        lines.sent("/search привет");
+        feed(lines, &mut s, "FOUND #lobby 150 bob Привет");
+        let hit = s.entries.back().unwrap();
+        assert!(matches!(hit.kind, EntryKind::Found(_)), "{:?}", hit.kind);
+        assert_eq!(hit.time.timestamp_millis(), 150);
+        feed(lines, &mut s, "FOUNDEND #lobby 1 0");
         // Older lines: asked once per batch, from the oldest shown.
         let ask = s.older_history().expect("older lines are left");
         assert_eq!(ask, "/history before 200 50");
@@ -1126,5 +1195,19 @@ mod tests {
         assert!(at("at: 100") < at("at: 200"), "{order:#?}");
         assert_eq!(order.iter().filter(|e| e.contains("at: 250")).count(), 1);
         assert_eq!(s.older_history(), None, "nothing older is left");
+        // An asked page refused, or a new connection: it may be asked again.
+        lines.sent("/history before 100 50");
+        feed(lines, &mut s, "HISTORY #lobby 50 carol مرحبا");
+        feed(lines, &mut s, "HISTORYEND #lobby 1 3");
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+        feed(lines, &mut s, "ERROR rate-limited 3 too many history reads");
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+        s.apply(&ClientEvent::Connected {
+            server: "h".into(),
+            nick: "alice".into(),
+            fingerprint: Fingerprint([7; 32]),
+            tls: "TLS 1.3".into(),
+        });
+        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
     }
 }
