@@ -47,7 +47,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use thiserror::Error;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::clock::Clock;
 use crate::store::StoreError;
@@ -919,6 +919,47 @@ fn fitting<'a>(
         .count()
 }
 
+/// Puts the calling thread (the writer) at the lowest CPU priority there
+/// is: the hub must never wait for history, so on a saturated machine the
+/// writer runs on the CPU left over and, when none is, the bounded queue
+/// drops lines (counted) instead of the writer taking CPU from chat. The
+/// reads are not affected (they run on the blocking pool). It holds the
+/// queue's lock only to move pointers, so the hub's `offer` is not held
+/// up long by a writer that waits for the CPU. Failing to lower it is no
+/// reason not to keep history.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    let failed = {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a plain system call; pid 0 is the calling thread, and
+        // `param` outlives it.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 }
+    };
+    #[cfg(target_os = "macos")]
+    let failed = {
+        // SAFETY: a plain system call on the calling thread (who 0).
+        unsafe { libc::setpriority(libc::PRIO_DARWIN_THREAD, 0, libc::PRIO_DARWIN_BG) != 0 }
+    };
+    #[cfg(windows)]
+    let failed = {
+        use windows_sys::Win32::System::Threading::{
+            GetCurrentThread, SetThreadPriority, THREAD_PRIORITY_LOWEST,
+        };
+        // SAFETY: a plain system call on the calling thread's pseudo handle.
+        unsafe { SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_LOWEST) == 0 }
+    };
+    // Elsewhere a thread has no priority of its own to lower without
+    // privileges (a nice value is the process's).
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    let failed = false;
+    if failed {
+        debug!(
+            "the history writer keeps its CPU priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// What the writer does next.
 enum Job {
     Write(Arc<[Arc<Row>]>),
@@ -982,6 +1023,7 @@ impl Shared {
 
     fn run_writer(&self) {
         let _alive = WriterAlive(self);
+        lower_own_priority();
         // At start, both passes are asked for.
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
@@ -1215,6 +1257,52 @@ pub(crate) mod tests {
     async fn page_len(history: &History, n: u32) -> usize {
         let page = history.recent("#лобби", None, n, usize::MAX).await.unwrap();
         page.rows.iter().map(Row::history_line_len).sum()
+    }
+
+    /// The scheduling policies of the writer threads (of every history the
+    /// tests run), read from `/proc/self/task/<tid>/stat` (field 41),
+    /// found by their name.
+    #[cfg(target_os = "linux")]
+    fn writer_policies() -> Vec<u32> {
+        let mut policies = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() != "tlschat-history" {
+                continue;
+            }
+            // Gone meanwhile (another test's writer).
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            // The fields after the name (field 2, in parentheses) start at 3.
+            let (_, after_name) = stat.rsplit_once(") ").unwrap();
+            policies.push(after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap());
+        }
+        policies
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_runs_at_idle_priority() {
+        const SCHED_IDLE: u32 = 5;
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        history.offer(row("#Мир", 1, "привет мир"));
+        settled(&history).await;
+        // Other tests' writers may have just started, not yet lowered.
+        let mut policies = Vec::new();
+        for _ in 0..200 {
+            policies = writer_policies();
+            if !policies.is_empty() && policies.iter().all(|p| *p == SCHED_IDLE) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !policies.is_empty() && policies.iter().all(|p| *p == SCHED_IDLE),
+            "{policies:?}"
+        );
+        history.shutdown().await;
     }
 
     #[test]
