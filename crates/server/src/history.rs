@@ -28,8 +28,10 @@
 //! Retention runs in the writer: the line count in every batch's
 //! transaction for the rooms it touched, and for every room at start and
 //! when a reload lowers it; the age limit at start, when a reload changes
-//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
-//! database error never stops the writer: the batch is counted as lost,
+//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]; the
+//! cap on lines kept in all rooms ([`HistorySettings::max_lines`]) after
+//! any of these, once the count the writer follows passes it (the oldest
+//! lines of all rooms go first). A database error never stops the writer: the batch is counted as lost,
 //! logged, and the next one is tried.
 //!
 //! Reads block (SQLite), so they run on the blocking pool, at most
@@ -56,6 +58,10 @@ use crate::store::StoreError;
 pub(crate) const QUEUE_ROWS: usize = 8192;
 /// Bytes of text (room, nickname, line) the queue holds before it drops.
 pub(crate) const QUEUE_BYTES: usize = 4 << 20;
+/// Lines kept in all rooms together at most ([`HistorySettings::max_lines`]).
+pub(crate) const MAX_LINES: u64 = 1_000_000;
+/// Rows deleted by the global cap in one transaction at most.
+const CAP_CHUNK: u64 = 5000;
 /// Rows written in one transaction at most.
 const BATCH_ROWS: usize = 1000;
 /// A commit starts at least this long after the previous one started,
@@ -170,6 +176,10 @@ pub(crate) struct HistorySettings {
     /// Lines older than this are deleted; [`Duration::ZERO`] (what
     /// `history_days = 0` gives) means no age limit, only the line count.
     pub(crate) max_age: Duration,
+    /// Lines kept in all rooms together ([`MAX_LINES`]): the count per
+    /// room does not bound the file when one client makes many rooms;
+    /// beyond it the oldest lines go, whatever their room.
+    pub(crate) max_lines: u64,
     /// The queue's bound in rows ([`QUEUE_ROWS`]).
     pub(crate) queue_rows: usize,
     /// The queue's bound in bytes of text ([`QUEUE_BYTES`]).
@@ -184,6 +194,7 @@ impl HistorySettings {
         HistorySettings {
             lines_per_room,
             max_age,
+            max_lines: MAX_LINES,
             queue_rows: QUEUE_ROWS,
             queue_bytes: QUEUE_BYTES,
             gate: None,
@@ -196,6 +207,7 @@ impl fmt::Debug for HistorySettings {
         f.debug_struct("HistorySettings")
             .field("lines_per_room", &self.lines_per_room)
             .field("max_age", &self.max_age)
+            .field("max_lines", &self.max_lines)
             .field("queue_rows", &self.queue_rows)
             .field("queue_bytes", &self.queue_bytes)
             .field("gate", &self.gate.is_some())
@@ -324,10 +336,15 @@ impl SearchWord {
 pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// The largest stamp kept (0 when empty).
     fn high_water(&self) -> Result<u64, StoreError>;
+    /// The number of rows kept, in all rooms.
+    fn count(&self) -> Result<u64, StoreError>;
     /// Inserts the rows (a stamp already kept in its room is skipped) and
     /// keeps the newest `lines_per_room` of each room touched, in one
-    /// transaction.
-    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError>;
+    /// transaction; returns the change in the number of rows kept.
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError>;
+    /// Deletes the `n` oldest rows of all rooms (by stamp), in one
+    /// transaction; returns how many went.
+    fn trim_oldest(&self, n: u64) -> Result<u64, StoreError>;
     /// Deletes the rows stamped before `oldest_ms` and, given a count, all
     /// but the newest `lines_per_room` of every room (a full pass, so only
     /// at start and after a change); returns how many went.
@@ -388,8 +405,13 @@ impl HistoryStore for MemHistory {
         Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
     }
 
-    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+    fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().len() as u64)
+    }
+
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError> {
         let mut kept = self.lock();
+        let before = kept.len() as i64;
         for row in rows {
             kept.entry((row.room_key.clone(), row.at))
                 .or_insert_with(|| Row::clone(row));
@@ -400,7 +422,23 @@ impl HistoryStore for MemHistory {
         for room_key in touched {
             keep_newest(&mut kept, room_key, lines_per_room);
         }
-        Ok(())
+        Ok(kept.len() as i64 - before)
+    }
+
+    fn trim_oldest(&self, n: u64) -> Result<u64, StoreError> {
+        let mut kept = self.lock();
+        let mut oldest: Vec<(u64, Arc<str>)> =
+            kept.keys().map(|(room, at)| (*at, room.clone())).collect();
+        oldest.sort_unstable();
+        let mut deleted = 0;
+        for (at, room) in oldest
+            .into_iter()
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+        {
+            kept.remove(&(room, at));
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
@@ -537,6 +575,7 @@ struct Shared {
     queue_rows: usize,
     queue_bytes: usize,
     gate: Option<Arc<HistoryGate>>,
+    max_lines: u64,
     /// Rows offered but never kept: dropped at a full queue, or lost with
     /// a failed batch or at shutdown.
     dropped: AtomicU64,
@@ -643,6 +682,7 @@ impl History {
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
+            max_lines: settings.max_lines,
             dropped: AtomicU64::new(0),
             drop_warning: RareWarning::new(),
             failure_warning: RareWarning::new(),
@@ -1024,13 +1064,20 @@ impl Shared {
     fn run_writer(&self) {
         let _alive = WriterAlive(self);
         lower_own_priority();
+        // Kept rows, counted once and then followed through every change,
+        // so the global cap costs nothing until it is reached.
+        let mut kept = self.store.count().unwrap_or_else(|e| {
+            error!("history rows not counted (the cap on kept lines waits): {e}");
+            0
+        });
         // At start, both passes are asked for.
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
             match self.next_job(next_retention, paced_until) {
                 Job::Retain { every_room } => {
-                    self.apply_retention(every_room);
+                    kept = kept.saturating_sub(self.apply_retention(every_room));
+                    kept = self.apply_cap(kept);
                     next_retention = Instant::now() + RETENTION_EVERY;
                 }
                 Job::Write(batch) => {
@@ -1044,11 +1091,14 @@ impl Shared {
                     if passed {
                         paced_until = Instant::now() + MIN_COMMIT_GAP;
                         let lines = self.retention().lines_per_room;
-                        if let Err(e) = self.store.append(&batch, lines) {
-                            self.dropped
-                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            if self.failure_warning.due() {
-                                error!("history lines lost: {e}");
+                        match self.store.append(&batch, lines) {
+                            Ok(change) => kept = self.apply_cap(kept.saturating_add_signed(change)),
+                            Err(e) => {
+                                self.dropped
+                                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                                if self.failure_warning.due() {
+                                    error!("history lines lost: {e}");
+                                }
                             }
                         }
                     } else {
@@ -1114,7 +1164,30 @@ impl Shared {
         }
     }
 
-    fn apply_retention(&self, every_room: bool) {
+    /// Deletes the oldest rows of all rooms beyond the cap, at most
+    /// [`CAP_CHUNK`] a transaction; returns the rows kept after.
+    fn apply_cap(&self, mut kept: u64) -> u64 {
+        while kept > self.max_lines {
+            match self
+                .store
+                .trim_oldest((kept - self.max_lines).min(CAP_CHUNK))
+            {
+                // Fewer rows than counted: nothing more to delete.
+                Ok(0) => return self.max_lines.min(kept),
+                Ok(deleted) => kept = kept.saturating_sub(deleted),
+                Err(e) => {
+                    if self.failure_warning.due() {
+                        error!("history lines beyond the cap not deleted: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        kept
+    }
+
+    /// Returns the rows deleted.
+    fn apply_retention(&self, every_room: bool) -> u64 {
         let Retention {
             lines_per_room,
             max_age,
@@ -1129,11 +1202,12 @@ impl Shared {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         };
         let lines = every_room.then_some(lines_per_room);
-        if let Err(e) = self.store.retain(oldest, lines) {
+        self.store.retain(oldest, lines).unwrap_or_else(|e| {
             if self.failure_warning.due() {
                 error!("history retention failed: {e}");
             }
-        }
+            0
+        })
     }
 }
 
@@ -1235,6 +1309,61 @@ pub(crate) mod tests {
         // The newest line goes even when it alone is over the bound.
         let page = history.recent("#лобби", None, 10, 0).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
+    }
+
+    /// The global cap: one client alternating rooms and lines is bounded
+    /// in all, the newest lines of all rooms are kept, and a lower cap at
+    /// start applies at once. `reopen` starts the same store with a cap.
+    pub(crate) async fn a_global_cap_keeps_the_newest_lines(reopen: impl Fn(u64) -> History) {
+        let history = reopen(10);
+        for at in 1..=40 {
+            history.offer(row(
+                &format!("#Комната{}", at % 25),
+                at,
+                TEXTS[at as usize % 6],
+            ));
+        }
+        settled(&history).await;
+        assert_eq!(
+            kept_everywhere(&history).await,
+            (31..=40).collect::<Vec<u64>>()
+        );
+        history.shutdown().await;
+        let history = reopen(4);
+        // Applied by the writer at start.
+        for _ in 0..200 {
+            if kept_everywhere(&history).await.len() == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(kept_everywhere(&history).await, [37, 38, 39, 40]);
+        history.shutdown().await;
+    }
+
+    /// Every kept stamp of the rooms the cap test uses, in order.
+    async fn kept_everywhere(history: &History) -> Vec<u64> {
+        let mut all = Vec::new();
+        for room in 0..25 {
+            let page = history
+                .recent(&format!("#комната{room}"), None, 500, usize::MAX)
+                .await
+                .unwrap();
+            all.extend(stamps(&page.rows));
+        }
+        all.sort_unstable();
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_history_keeps_a_global_cap() {
+        let store = Arc::new(MemHistory::default());
+        a_global_cap_keeps_the_newest_lines(|max_lines| {
+            let mut settings = settings();
+            settings.max_lines = max_lines;
+            History::start(store.clone(), settings, Arc::new(SystemClock)).unwrap()
+        })
+        .await;
     }
 
     /// The room's kept stamps, read again (bounded) until there are `n`.
@@ -1458,7 +1587,13 @@ pub(crate) mod tests {
         fn high_water(&self) -> Result<u64, StoreError> {
             self.kept.high_water()
         }
-        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+        fn count(&self) -> Result<u64, StoreError> {
+            self.kept.count()
+        }
+        fn trim_oldest(&self, n: u64) -> Result<u64, StoreError> {
+            self.kept.trim_oldest(n)
+        }
+        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError> {
             self.appends
                 .lock()
                 .unwrap()
