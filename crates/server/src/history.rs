@@ -15,8 +15,10 @@
 //!
 //! [`History::offer`] takes one small mutex and never waits for the disk:
 //! when the queue is full (a stalled or slow disk), the row is dropped and
-//! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
-//! delayed by history. The writer starts a commit at most once per
+//! counted; chat is never delayed by history. The writer (awake at least
+//! that often, also while stalled) or, with the writer dead, the next read
+//! logs the count at most every [`DROP_WARN_EVERY`]: never `offer`, which
+//! the hub calls under its lock. The writer starts a commit at most once per
 //! [`MIN_COMMIT_GAP`] (at once when a full batch waits), so a line is on
 //! disk within that window plus one commit of being offered. Rows leave
 //! `in_flight` only after their commit, and a read (once it has its turn)
@@ -580,6 +582,10 @@ struct Shared {
     /// a failed batch or at shutdown.
     dropped: AtomicU64,
     drop_warning: RareWarning,
+    /// The `dropped` count the last warning gave.
+    dropped_reported: AtomicU64,
+    /// Warnings about dropped rows logged (tests look).
+    drop_warnings: AtomicU64,
     failure_warning: RareWarning,
     reads: Arc<tokio::sync::Semaphore>,
     /// The writer thread died (a panic): nothing more is queued.
@@ -685,6 +691,8 @@ impl History {
             max_lines: settings.max_lines,
             dropped: AtomicU64::new(0),
             drop_warning: RareWarning::new(),
+            dropped_reported: AtomicU64::new(0),
+            drop_warnings: AtomicU64::new(0),
             failure_warning: RareWarning::new(),
             reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
             writer_dead: AtomicBool::new(false),
@@ -710,8 +718,9 @@ impl History {
         self.inner.high_water
     }
 
-    /// Queues a room line for the writer. Never waits for the disk: when
-    /// the queue is full (or shut down), the row is dropped and counted.
+    /// Queues a room line for the writer. Never waits for the disk and
+    /// never logs: when the queue is full (or shut down), the row is
+    /// dropped and counted.
     pub(crate) fn offer(&self, row: Row) {
         let shared = &self.inner.shared;
         let bytes = row.queued_bytes();
@@ -720,15 +729,11 @@ impl History {
             || queue.pending_bytes + bytes > shared.queue_bytes;
         let dead = shared.writer_dead.load(Ordering::Relaxed);
         if full || dead || queue.stop_by.is_some() {
-            let why = if dead {
-                "the history writer failed"
-            } else if full {
-                "the history queue is full (the disk is slow or stalled)"
-            } else {
-                "the history is shut down"
-            };
             drop(queue);
-            shared.count_lost(1, why);
+            // Counted only: the hub calls this under its lock, where a log
+            // line (a write that may block) must not be. The writer, or
+            // with none the next read, logs the count.
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let was_empty = queue.pending.is_empty();
@@ -786,6 +791,7 @@ impl History {
         }
         let n = n as usize;
         let room_key = room_key.to_owned();
+        self.inner.shared.warn_dropped(false);
         let permit = self.read_permit().await?;
         let mut rows = self
             .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
@@ -798,7 +804,8 @@ impl History {
         Ok(Hits { rows, more })
     }
 
-    /// Rows offered but not kept since the start.
+    /// Rows offered but not kept since the start. Logs nothing (callable
+    /// under a lock).
     pub(crate) fn dropped(&self) -> u64 {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
@@ -870,6 +877,8 @@ impl History {
         max_bytes: usize,
     ) -> Result<Page, HistoryError> {
         let limit = n as usize;
+        // A dead writer logs nothing more; readers say what it dropped.
+        self.inner.shared.warn_dropped(false);
         let permit = self.read_permit().await?;
         // The queue after the permit (a read waiting for one holds no
         // copy) and before the database: a row committed after this look
@@ -1002,6 +1011,8 @@ fn lower_own_priority() {
 
 /// What the writer does next.
 enum Job {
+    /// Nothing yet (a wait ended: time to log what was dropped).
+    Idle,
     Write(Arc<[Arc<Row>]>),
     /// Age retention; with `every_room`, the line count too.
     Retain {
@@ -1047,11 +1058,28 @@ impl Shared {
         queued
     }
 
-    fn count_lost(&self, rows: u64, why: &str) {
-        let total = self.dropped.fetch_add(rows, Ordering::Relaxed) + rows;
-        if self.drop_warning.due() {
-            warn!(dropped_total = total, "history lines dropped: {why}");
+    /// Logs the rows dropped since the last warning, if any, at most once
+    /// per [`DROP_WARN_EVERY`] unless `now`. Called by the writer (also
+    /// while it waits at a closed gate or for rows) and by reads, never by
+    /// [`History::offer`], and never under the queue's lock.
+    fn warn_dropped(&self, now: bool) {
+        let total = self.dropped.load(Ordering::Relaxed);
+        let reported = self.dropped_reported.load(Ordering::Relaxed);
+        if total == reported || !(now || self.drop_warning.due()) {
+            return;
         }
+        self.dropped_reported.fetch_max(total, Ordering::Relaxed);
+        self.drop_warnings.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            dropped = total.saturating_sub(reported),
+            dropped_total = total,
+            "history lines not kept: the disk is slow or stalled, the history writer failed, \
+             or the server is stopping"
+        );
+    }
+
+    fn dropped_unreported(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed) != self.dropped_reported.load(Ordering::Relaxed)
     }
 
     fn retention(&self) -> Retention {
@@ -1074,7 +1102,9 @@ impl Shared {
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
+            self.warn_dropped(false);
             match self.next_job(next_retention, paced_until) {
+                Job::Idle => {}
                 Job::Retain { every_room } => {
                     kept = kept.saturating_sub(self.apply_retention(every_room));
                     kept = self.apply_cap(kept);
@@ -1083,6 +1113,7 @@ impl Shared {
                 Job::Write(batch) => {
                     let passed = self.gate.as_ref().is_none_or(|gate| {
                         gate.pass(|| {
+                            self.warn_dropped(false);
                             self.lock_queue()
                                 .stop_by
                                 .is_some_and(|by| Instant::now() >= by)
@@ -1102,11 +1133,13 @@ impl Shared {
                             }
                         }
                     } else {
-                        self.count_lost(batch.len() as u64, "the server stopped first");
+                        self.dropped
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
                     self.lock_queue().in_flight = Arc::new([]);
                 }
                 Job::Stop => {
+                    self.warn_dropped(true);
                     if let Err(e) = self.store.finish() {
                         error!("history not tidied at stop: {e}");
                     }
@@ -1129,7 +1162,7 @@ impl Shared {
                     queue.pending.clear();
                     queue.pending_bytes = 0;
                     drop(queue);
-                    self.count_lost(lost, "the server stopped before they were written");
+                    self.dropped.fetch_add(lost, Ordering::Relaxed);
                     return Job::Stop;
                 }
             } else {
@@ -1156,11 +1189,16 @@ impl Shared {
             } else {
                 paced_until
             };
-            queue = self
+            // Awake at least this often to log what the hub dropped.
+            let wait = until.saturating_duration_since(now).min(DROP_WARN_EVERY);
+            let (woken, waited) = self
                 .wake
-                .wait_timeout(queue, until.saturating_duration_since(now))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                .wait_timeout(queue, wait)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue = woken;
+            if waited.timed_out() && self.dropped_unreported() {
+                return Job::Idle;
+            }
         }
     }
 
@@ -1535,15 +1573,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_drops_and_counts_without_blocking() {
-        let gate = Arc::new(HistoryGate::new());
-        gate.close();
-        let mut settings = settings();
-        settings.queue_rows = 10;
-        settings.gate = Some(gate.clone());
-        let history = History::in_memory(settings, Arc::new(SystemClock));
-        history.offer(row("#r", 1, "привет мир"));
-        // The writer takes the first row and waits at the gate with it.
-        in_flight(&history, 1).await;
+        let (history, gate) = stalled(10).await;
         let started = Instant::now();
         for at in 2..=1000 {
             history.offer(row("#r", at, "שלום עולם"));
@@ -1659,12 +1689,7 @@ pub(crate) mod tests {
         settled(&history).await;
         store.panicking.store(true, Ordering::SeqCst);
         history.offer(row("#r", 2, "שלום עולם"));
-        for _ in 0..200 {
-            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        writer_died(&history).await;
         for at in 3..=5 {
             history.offer(row("#r", at, "日本語 テキスト"));
         }
@@ -1672,6 +1697,75 @@ pub(crate) mod tests {
         assert!(history.inner.shared.lock_queue().pending.is_empty());
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![1], 0));
+        history.shutdown().await;
+    }
+
+    /// A history in memory whose queue holds `queue_rows`, its writer
+    /// stalled at a closed gate with row 1.
+    async fn stalled(queue_rows: usize) -> (History, Arc<HistoryGate>) {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.queue_rows = queue_rows;
+        settings.gate = Some(gate.clone());
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        // The writer takes the first row and waits at the gate with it.
+        in_flight(&history, 1).await;
+        (history, gate)
+    }
+
+    /// Waits (bounded) until the writer thread has died.
+    async fn writer_died(history: &History) {
+        for _ in 0..200 {
+            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the history writer did not die");
+    }
+
+    async fn warnings_when(history: &History, n: u64) -> u64 {
+        let warnings = || history.inner.shared.drop_warnings.load(Ordering::SeqCst);
+        for _ in 0..200 {
+            if warnings() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        warnings()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offer_only_counts_and_the_writer_or_a_read_logs_the_drops() {
+        // Stalled at a closed gate: the writer logs what offer dropped.
+        let (history, gate) = stalled(2).await;
+        for at in 2..=10 {
+            history.offer(row("#r", at, "שלום עולם"));
+        }
+        assert_eq!(warnings_when(&history, 1).await, 1);
+        let shared = &history.inner.shared;
+        assert_eq!(shared.dropped_reported.load(Ordering::SeqCst), 7);
+        gate.open();
+        history.shutdown().await;
+
+        // A dead writer logs nothing more: offer does not either, a read does.
+        let store = Arc::new(Flaky::default());
+        let history =
+            History::start(store.clone(), self::settings(), Arc::new(SystemClock)).unwrap();
+        store.panicking.store(true, Ordering::SeqCst);
+        history.offer(row("#r", 1, "日本語 テキスト"));
+        writer_died(&history).await;
+        for at in 2..=4 {
+            history.offer(row("#r", at, "e\u{301}te"));
+        }
+        let shared = &history.inner.shared;
+        assert_eq!(shared.drop_warnings.load(Ordering::SeqCst), 0);
+        assert_eq!(history.dropped(), 4);
+        history.recent("#r", None, 5, usize::MAX).await.unwrap();
+        assert_eq!(shared.drop_warnings.load(Ordering::SeqCst), 1);
+        assert_eq!(shared.dropped_reported.load(Ordering::SeqCst), 4);
         history.shutdown().await;
     }
 
