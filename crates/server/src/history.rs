@@ -8,9 +8,10 @@
 //!                   in_flight ─[HistoryGate]─▶ HistoryStore::append (one transaction:
 //!                     │                         insert + keep the newest N per room)
 //!                     ▼ cleared once committed
-//! peer ─recent/since/search─▶ Semaphore(2) ─▶ snapshot pending + in_flight
-//!                                          ─▶ blocking pool: HistoryStore query
-//!                                          ─▶ merge by stamp, cut to n lines and max_bytes
+//! peer ─recent/since─▶ Semaphore(2) ─▶ snapshot pending + in_flight
+//!                                   ─▶ blocking pool: HistoryStore query
+//!                                   ─▶ merge by stamp, cut to n lines and max_bytes
+//! peer ─search─▶ Semaphore(1) ─▶ blocking pool: HistoryStore::search (committed rows)
 //! ```
 //!
 //! [`History::offer`] takes one small mutex and never waits for the disk:
@@ -33,11 +34,15 @@
 //! it and every [`RETENTION_EVERY`], against the injected [`Clock`]; the
 //! cap on lines kept in all rooms ([`HistorySettings::max_lines`]) after
 //! any of these, once the count the writer follows passes it (the oldest
-//! lines of all rooms go first). A database error never stops the writer: the batch is counted as lost,
-//! logged, and the next one is tried.
+//! lines of all rooms go first). A database error never stops the
+//! writer: the batch is counted as lost, logged, and the next one is
+//! tried.
 //!
-//! Reads block (SQLite), so they run on the blocking pool, at most
-//! [`CONCURRENT_READS`] at a time server-wide, never under the hub's lock.
+//! Reads block (SQLite), so they run on the blocking pool, never under the
+//! hub's lock: page reads (replays, `/history`) at most
+//! [`CONCURRENT_READS`] at a time server-wide, searches (each may run up to
+//! the time limit) at most [`CONCURRENT_SEARCHES`] in places of their own,
+//! so searches cannot keep replays and catch-ups waiting.
 
 // Only the tests reach the history until the hub and the peers use it.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -76,9 +81,11 @@ const RETENTION_EVERY: Duration = Duration::from_secs(10 * 60);
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// At most one warning about dropped rows (or failed batches) this often.
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
-/// History reads running at once, server-wide.
+/// Page reads (`recent`, `since`) running at once, server-wide.
 const CONCURRENT_READS: usize = 2;
-/// How long a read waits for its turn before it is answered
+/// Searches running at once, server-wide, besides the page reads.
+const CONCURRENT_SEARCHES: usize = 1;
+/// How long a read or search waits for its turn before it is answered
 /// [`HistoryError::Busy`].
 const READ_WAIT: Duration = Duration::from_secs(1);
 /// A prefix search word needs this many letters or digits before its `*`.
@@ -333,7 +340,8 @@ impl SearchWord {
 }
 
 /// Where history is kept. Writes come from the writer thread alone;
-/// reads from the blocking pool, at most [`CONCURRENT_READS`] at once.
+/// reads from the blocking pool, at most [`CONCURRENT_READS`] plus
+/// [`CONCURRENT_SEARCHES`] at once.
 /// Every method blocks.
 pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// The largest stamp kept (0 when empty).
@@ -588,6 +596,7 @@ struct Shared {
     drop_warnings: AtomicU64,
     failure_warning: RareWarning,
     reads: Arc<tokio::sync::Semaphore>,
+    searches: Arc<tokio::sync::Semaphore>,
     /// The writer thread died (a panic): nothing more is queued.
     writer_dead: AtomicBool,
 }
@@ -695,6 +704,7 @@ impl History {
             drop_warnings: AtomicU64::new(0),
             failure_warning: RareWarning::new(),
             reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
+            searches: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_SEARCHES)),
             writer_dead: AtomicBool::new(false),
         });
         let writer = {
@@ -792,7 +802,7 @@ impl History {
         let n = n as usize;
         let room_key = room_key.to_owned();
         self.inner.shared.warn_dropped(false);
-        let permit = self.read_permit().await?;
+        let permit = place(&self.inner.shared.searches).await?;
         let mut rows = self
             .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
@@ -879,7 +889,7 @@ impl History {
         let limit = n as usize;
         // A dead writer logs nothing more; readers say what it dropped.
         self.inner.shared.warn_dropped(false);
-        let permit = self.read_permit().await?;
+        let permit = place(&self.inner.shared.reads).await?;
         // The queue after the permit (a read waiting for one holds no
         // copy) and before the database: a row committed after this look
         // is in the database by the time the query below reads it.
@@ -890,17 +900,6 @@ impl History {
             .blocking(permit, move |store| store.slice(&key, range, limit, from))
             .await?;
         Ok(merge(slice, queued, limit, max_bytes))
-    }
-
-    /// A place among the [`CONCURRENT_READS`], waited for at most
-    /// [`READ_WAIT`].
-    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
-        let wait = self.inner.shared.reads.clone().acquire_owned();
-        let permit = tokio::time::timeout(READ_WAIT, wait)
-            .await
-            .map_err(|_| HistoryError::Busy)?
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        Ok(permit)
     }
 
     /// Runs `f` on the blocking pool. The permit goes with it, so a caller
@@ -918,6 +917,18 @@ impl History {
         .await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()).into()))
     }
+}
+
+/// A place among `places` (the page reads' or the searches'), waited for
+/// at most [`READ_WAIT`].
+async fn place(
+    places: &Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
+    let permit = tokio::time::timeout(READ_WAIT, places.clone().acquire_owned())
+        .await
+        .map_err(|_| HistoryError::Busy)?
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    Ok(permit)
 }
 
 /// A read's look at the queue: the newest rows of a room in a range.
@@ -1941,13 +1952,50 @@ pub(crate) mod tests {
             tokio::time::timeout(READ_WAIT * 3, history.recent("#r", None, 5, usize::MAX)).await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
-        let waited =
-            tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5, usize::MAX))
-                .await;
-        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        // Searches have a place of their own.
+        let hits = history.search("#r", &["мир"], 5, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&hits.rows), [1]);
         drop(busy);
         let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
         assert_eq!(stamps(&page.rows), [1]);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_search_does_not_delay_page_reads() {
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        history.offer(row("#Мир", 1, "привет мир"));
+        history.offer(row("#Мир", 2, "שלום עולם"));
+        settled(&history).await;
+        // A search holding its place as long as it may run.
+        let searching = history.inner.shared.searches.clone();
+        let held = searching
+            .acquire_many_owned(CONCURRENT_SEARCHES as u32)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        for _ in 0..CONCURRENT_READS + 1 {
+            let page = history.recent("#мир", None, 5, usize::MAX).await.unwrap();
+            assert_eq!(stamps(&page.rows), [1, 2]);
+            let page = history.since("#мир", 1, 5, usize::MAX).await.unwrap();
+            assert_eq!(stamps(&page.rows), [2]);
+        }
+        assert!(started.elapsed() < READ_WAIT, "{:?}", started.elapsed());
+        // Another search waits a bounded time, then is told the history is busy.
+        let started = Instant::now();
+        let waited = tokio::time::timeout(
+            READ_WAIT * 3,
+            history.search("#мир", &["שלום"], 5, usize::MAX),
+        )
+        .await;
+        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        assert!(started.elapsed() >= READ_WAIT);
+        drop(held);
+        let hits = history
+            .search("#мир", &["שלום"], 5, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(stamps(&hits.rows), [2]);
         history.shutdown().await;
     }
 
