@@ -983,10 +983,11 @@ fn fitting<'a>(
 /// is: the hub must never wait for history, so on a saturated machine the
 /// writer runs on the CPU left over and, when none is, the bounded queue
 /// drops lines (counted) instead of the writer taking CPU from chat. The
-/// reads are not affected (they run on the blocking pool). It holds the
-/// queue's lock only to move pointers, so the hub's `offer` is not held
-/// up long by a writer that waits for the CPU. Failing to lower it is no
-/// reason not to keep history.
+/// reads are not affected (they run on the blocking pool). The writer
+/// holds the queue's lock only to move pointers; should it lose the CPU
+/// right then, the hub's `offer` waits until the writer runs again (a
+/// rare priority inversion, short once the hub's threads wait). Failing
+/// to lower it is no reason not to keep history.
 fn lower_own_priority() {
     #[cfg(target_os = "linux")]
     let failed = {
