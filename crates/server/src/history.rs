@@ -8,18 +8,22 @@
 //!                   in_flight ─[HistoryGate]─▶ HistoryStore::append (one transaction:
 //!                     │                         insert + keep the newest N per room)
 //!                     ▼ cleared once committed
-//! peer ─recent/since/search─▶ Semaphore(2) ─▶ snapshot pending + in_flight
-//!                                          ─▶ blocking pool: HistoryStore query
-//!                                          ─▶ merge by stamp, cut to n lines and max_bytes
+//! peer ─recent/since─▶ Semaphore(2) ─▶ snapshot pending + in_flight
+//!                                   ─▶ blocking pool: HistoryStore query
+//!                                   ─▶ merge by stamp, cut to n lines and max_bytes
+//! peer ─search─▶ Semaphore(1) ─▶ blocking pool: HistoryStore::search (committed rows)
 //! ```
 //!
 //! [`History::offer`] takes one small mutex and never waits for the disk:
 //! when the queue is full (a stalled or slow disk), the row is dropped and
-//! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
-//! delayed by history. The writer starts a commit at most once per
+//! counted; chat is never delayed by history. The writer (awake at least
+//! that often, also while stalled) or, with the writer dead, the next read
+//! logs the count at most every [`DROP_WARN_EVERY`]: never `offer`, which
+//! the hub calls under its lock. The writer starts a commit at most once per
 //! [`MIN_COMMIT_GAP`] (at once when a full batch waits), so a line is on
-//! disk within that window plus one commit of being offered. Rows leave `in_flight` only after their commit,
-//! and a read looks at the queue before the database, so a read returns
+//! disk within that window plus one commit of being offered. Rows leave
+//! `in_flight` only after their commit, and a read (once it has its turn)
+//! looks at the queue before the database, so a read returns
 //! every row offered before it started (a row may be seen twice, in the
 //! queue and on disk: the merge keeps one per stamp, stamps being unique
 //! per room).
@@ -27,12 +31,18 @@
 //! Retention runs in the writer: the line count in every batch's
 //! transaction for the rooms it touched, and for every room at start and
 //! when a reload lowers it; the age limit at start, when a reload changes
-//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]. A
-//! database error never stops the writer: the batch is counted as lost,
-//! logged, and the next one is tried.
+//! it and every [`RETENTION_EVERY`], against the injected [`Clock`]; the
+//! cap on lines kept in all rooms ([`HistorySettings::max_lines`]) after
+//! any of these, once the count the writer follows passes it (the oldest
+//! lines of all rooms go first). A database error never stops the
+//! writer: the batch is counted as lost, logged, and the next one is
+//! tried.
 //!
-//! Reads block (SQLite), so they run on the blocking pool, at most
-//! [`CONCURRENT_READS`] at a time server-wide, never under the hub's lock.
+//! Reads block (SQLite), so they run on the blocking pool, never under the
+//! hub's lock: page reads (replays, `/history`) at most
+//! [`CONCURRENT_READS`] at a time server-wide, searches (each may run up to
+//! the time limit) at most [`CONCURRENT_SEARCHES`] in places of their own,
+//! so searches cannot keep replays and catch-ups waiting.
 
 // Only the tests reach the history until the hub and the peers use it.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -46,7 +56,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use thiserror::Error;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::clock::Clock;
 use crate::store::StoreError;
@@ -55,6 +65,10 @@ use crate::store::StoreError;
 pub(crate) const QUEUE_ROWS: usize = 8192;
 /// Bytes of text (room, nickname, line) the queue holds before it drops.
 pub(crate) const QUEUE_BYTES: usize = 4 << 20;
+/// Lines kept in all rooms together at most ([`HistorySettings::max_lines`]).
+pub(crate) const MAX_LINES: u64 = 1_000_000;
+/// Rows deleted by the global cap in one transaction at most.
+const CAP_CHUNK: u64 = 5000;
 /// Rows written in one transaction at most.
 const BATCH_ROWS: usize = 1000;
 /// A commit starts at least this long after the previous one started,
@@ -67,9 +81,11 @@ const RETENTION_EVERY: Duration = Duration::from_secs(10 * 60);
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// At most one warning about dropped rows (or failed batches) this often.
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
-/// History reads running at once, server-wide.
+/// Page reads (`recent`, `since`) running at once, server-wide.
 const CONCURRENT_READS: usize = 2;
-/// How long a read waits for its turn before it is answered
+/// Searches running at once, server-wide, besides the page reads.
+const CONCURRENT_SEARCHES: usize = 1;
+/// How long a read or search waits for its turn before it is answered
 /// [`HistoryError::Busy`].
 const READ_WAIT: Duration = Duration::from_secs(1);
 /// A prefix search word needs this many letters or digits before its `*`.
@@ -169,6 +185,10 @@ pub(crate) struct HistorySettings {
     /// Lines older than this are deleted; [`Duration::ZERO`] (what
     /// `history_days = 0` gives) means no age limit, only the line count.
     pub(crate) max_age: Duration,
+    /// Lines kept in all rooms together ([`MAX_LINES`]): the count per
+    /// room does not bound the file when one client makes many rooms;
+    /// beyond it the oldest lines go, whatever their room.
+    pub(crate) max_lines: u64,
     /// The queue's bound in rows ([`QUEUE_ROWS`]).
     pub(crate) queue_rows: usize,
     /// The queue's bound in bytes of text ([`QUEUE_BYTES`]).
@@ -183,6 +203,7 @@ impl HistorySettings {
         HistorySettings {
             lines_per_room,
             max_age,
+            max_lines: MAX_LINES,
             queue_rows: QUEUE_ROWS,
             queue_bytes: QUEUE_BYTES,
             gate: None,
@@ -195,6 +216,7 @@ impl fmt::Debug for HistorySettings {
         f.debug_struct("HistorySettings")
             .field("lines_per_room", &self.lines_per_room)
             .field("max_age", &self.max_age)
+            .field("max_lines", &self.max_lines)
             .field("queue_rows", &self.queue_rows)
             .field("queue_bytes", &self.queue_bytes)
             .field("gate", &self.gate.is_some())
@@ -318,15 +340,21 @@ impl SearchWord {
 }
 
 /// Where history is kept. Writes come from the writer thread alone;
-/// reads from the blocking pool, at most [`CONCURRENT_READS`] at once.
+/// reads from the blocking pool, at most [`CONCURRENT_READS`] plus
+/// [`CONCURRENT_SEARCHES`] at once.
 /// Every method blocks.
 pub(crate) trait HistoryStore: Send + Sync + 'static {
     /// The largest stamp kept (0 when empty).
     fn high_water(&self) -> Result<u64, StoreError>;
+    /// The number of rows kept, in all rooms.
+    fn count(&self) -> Result<u64, StoreError>;
     /// Inserts the rows (a stamp already kept in its room is skipped) and
     /// keeps the newest `lines_per_room` of each room touched, in one
-    /// transaction.
-    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError>;
+    /// transaction; returns the change in the number of rows kept.
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError>;
+    /// Deletes the `n` oldest rows of all rooms (by stamp), in one
+    /// transaction; returns how many went.
+    fn trim_oldest(&self, n: u64) -> Result<u64, StoreError>;
     /// Deletes the rows stamped before `oldest_ms` and, given a count, all
     /// but the newest `lines_per_room` of every room (a full pass, so only
     /// at start and after a change); returns how many went.
@@ -387,8 +415,13 @@ impl HistoryStore for MemHistory {
         Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
     }
 
-    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+    fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().len() as u64)
+    }
+
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError> {
         let mut kept = self.lock();
+        let before = kept.len() as i64;
         for row in rows {
             kept.entry((row.room_key.clone(), row.at))
                 .or_insert_with(|| Row::clone(row));
@@ -399,7 +432,23 @@ impl HistoryStore for MemHistory {
         for room_key in touched {
             keep_newest(&mut kept, room_key, lines_per_room);
         }
-        Ok(())
+        Ok(kept.len() as i64 - before)
+    }
+
+    fn trim_oldest(&self, n: u64) -> Result<u64, StoreError> {
+        let mut kept = self.lock();
+        let mut oldest: Vec<(u64, Arc<str>)> =
+            kept.keys().map(|(room, at)| (*at, room.clone())).collect();
+        oldest.sort_unstable();
+        let mut deleted = 0;
+        for (at, room) in oldest
+            .into_iter()
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+        {
+            kept.remove(&(room, at));
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     fn retain(&self, oldest_ms: u64, lines_per_room: Option<u32>) -> Result<u64, StoreError> {
@@ -536,12 +585,18 @@ struct Shared {
     queue_rows: usize,
     queue_bytes: usize,
     gate: Option<Arc<HistoryGate>>,
+    max_lines: u64,
     /// Rows offered but never kept: dropped at a full queue, or lost with
     /// a failed batch or at shutdown.
     dropped: AtomicU64,
     drop_warning: RareWarning,
+    /// The `dropped` count the last warning gave.
+    dropped_reported: AtomicU64,
+    /// Warnings about dropped rows logged (tests look).
+    drop_warnings: AtomicU64,
     failure_warning: RareWarning,
     reads: Arc<tokio::sync::Semaphore>,
+    searches: Arc<tokio::sync::Semaphore>,
     /// The writer thread died (a panic): nothing more is queued.
     writer_dead: AtomicBool,
 }
@@ -604,9 +659,9 @@ impl Drop for Inner {
 impl History {
     /// Opens (creating it if needed, setting a damaged one aside)
     /// `<data_dir>/history.db` and starts the writer. Blocks: call it at
-    /// startup, not on a runtime worker. An error (never
-    /// advice to restore a backup, which does not hold history) means history cannot be used this run: the
-    /// server logs it and runs without.
+    /// startup, not on a runtime worker. An error (never advice to restore
+    /// a backup, which does not hold history) means history cannot be used
+    /// this run: the server logs it and runs without.
     pub(crate) fn open(
         data_dir: &Path,
         settings: HistorySettings,
@@ -642,10 +697,14 @@ impl History {
             queue_rows: settings.queue_rows,
             queue_bytes: settings.queue_bytes,
             gate: settings.gate,
+            max_lines: settings.max_lines,
             dropped: AtomicU64::new(0),
             drop_warning: RareWarning::new(),
+            dropped_reported: AtomicU64::new(0),
+            drop_warnings: AtomicU64::new(0),
             failure_warning: RareWarning::new(),
             reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
+            searches: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_SEARCHES)),
             writer_dead: AtomicBool::new(false),
         });
         let writer = {
@@ -669,8 +728,9 @@ impl History {
         self.inner.high_water
     }
 
-    /// Queues a room line for the writer. Never waits for the disk: when
-    /// the queue is full (or shut down), the row is dropped and counted.
+    /// Queues a room line for the writer. Never waits for the disk and
+    /// never logs: when the queue is full (or shut down), the row is
+    /// dropped and counted.
     pub(crate) fn offer(&self, row: Row) {
         let shared = &self.inner.shared;
         let bytes = row.queued_bytes();
@@ -679,15 +739,11 @@ impl History {
             || queue.pending_bytes + bytes > shared.queue_bytes;
         let dead = shared.writer_dead.load(Ordering::Relaxed);
         if full || dead || queue.stop_by.is_some() {
-            let why = if dead {
-                "the history writer failed"
-            } else if full {
-                "the history queue is full (the disk is slow or stalled)"
-            } else {
-                "the history is shut down"
-            };
             drop(queue);
-            shared.count_lost(1, why);
+            // Counted only: the hub calls this under its lock, where a log
+            // line (a write that may block) must not be. The writer, or
+            // with none the next read, logs the count.
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let was_empty = queue.pending.is_empty();
@@ -745,7 +801,8 @@ impl History {
         }
         let n = n as usize;
         let room_key = room_key.to_owned();
-        let permit = self.read_permit().await?;
+        self.inner.shared.warn_dropped(false);
+        let permit = place(&self.inner.shared.searches).await?;
         let mut rows = self
             .blocking(permit, move |store| store.search(&room_key, &words, n + 1))
             .await?;
@@ -757,7 +814,8 @@ impl History {
         Ok(Hits { rows, more })
     }
 
-    /// Rows offered but not kept since the start.
+    /// Rows offered but not kept since the start. Logs nothing (callable
+    /// under a lock).
     pub(crate) fn dropped(&self) -> u64 {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
@@ -829,7 +887,9 @@ impl History {
         max_bytes: usize,
     ) -> Result<Page, HistoryError> {
         let limit = n as usize;
-        let permit = self.read_permit().await?;
+        // A dead writer logs nothing more; readers say what it dropped.
+        self.inner.shared.warn_dropped(false);
+        let permit = place(&self.inner.shared.reads).await?;
         // The queue after the permit (a read waiting for one holds no
         // copy) and before the database: a row committed after this look
         // is in the database by the time the query below reads it.
@@ -840,17 +900,6 @@ impl History {
             .blocking(permit, move |store| store.slice(&key, range, limit, from))
             .await?;
         Ok(merge(slice, queued, limit, max_bytes))
-    }
-
-    /// A place among the [`CONCURRENT_READS`], waited for at most
-    /// [`READ_WAIT`].
-    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
-        let wait = self.inner.shared.reads.clone().acquire_owned();
-        let permit = tokio::time::timeout(READ_WAIT, wait)
-            .await
-            .map_err(|_| HistoryError::Busy)?
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        Ok(permit)
     }
 
     /// Runs `f` on the blocking pool. The permit goes with it, so a caller
@@ -868,6 +917,18 @@ impl History {
         .await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()).into()))
     }
+}
+
+/// A place among `places` (the page reads' or the searches'), waited for
+/// at most [`READ_WAIT`].
+async fn place(
+    places: &Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, HistoryError> {
+    let permit = tokio::time::timeout(READ_WAIT, places.clone().acquire_owned())
+        .await
+        .map_err(|_| HistoryError::Busy)?
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    Ok(permit)
 }
 
 /// A read's look at the queue: the newest rows of a room in a range.
@@ -918,8 +979,52 @@ fn fitting<'a>(
         .count()
 }
 
+/// Puts the calling thread (the writer) at the lowest CPU priority there
+/// is: the hub must never wait for history, so on a saturated machine the
+/// writer runs on the CPU left over and, when none is, the bounded queue
+/// drops lines (counted) instead of the writer taking CPU from chat. The
+/// reads are not affected (they run on the blocking pool). The writer
+/// holds the queue's lock only to move pointers; should it lose the CPU
+/// right then, the hub's `offer` waits until the writer runs again (a
+/// rare priority inversion, short once the hub's threads wait). Failing
+/// to lower it is no reason not to keep history.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    let failed = {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a plain system call; pid 0 is the calling thread, and
+        // `param` outlives it.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 }
+    };
+    #[cfg(target_os = "macos")]
+    let failed = {
+        // SAFETY: a plain system call on the calling thread (who 0).
+        unsafe { libc::setpriority(libc::PRIO_DARWIN_THREAD, 0, libc::PRIO_DARWIN_BG) != 0 }
+    };
+    #[cfg(windows)]
+    let failed = {
+        use windows_sys::Win32::System::Threading::{
+            GetCurrentThread, SetThreadPriority, THREAD_PRIORITY_LOWEST,
+        };
+        // SAFETY: a plain system call on the calling thread's pseudo handle.
+        unsafe { SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_LOWEST) == 0 }
+    };
+    // Elsewhere a thread has no priority of its own to lower without
+    // privileges (a nice value is the process's).
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    let failed = false;
+    if failed {
+        debug!(
+            "the history writer keeps its CPU priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// What the writer does next.
 enum Job {
+    /// Nothing yet (a wait ended: time to log what was dropped).
+    Idle,
     Write(Arc<[Arc<Row>]>),
     /// Age retention; with `every_room`, the line count too.
     Retain {
@@ -965,11 +1070,28 @@ impl Shared {
         queued
     }
 
-    fn count_lost(&self, rows: u64, why: &str) {
-        let total = self.dropped.fetch_add(rows, Ordering::Relaxed) + rows;
-        if self.drop_warning.due() {
-            warn!(dropped_total = total, "history lines dropped: {why}");
+    /// Logs the rows dropped since the last warning, if any, at most once
+    /// per [`DROP_WARN_EVERY`] unless `now`. Called by the writer (also
+    /// while it waits at a closed gate or for rows) and by reads, never by
+    /// [`History::offer`], and never under the queue's lock.
+    fn warn_dropped(&self, now: bool) {
+        let total = self.dropped.load(Ordering::Relaxed);
+        let reported = self.dropped_reported.load(Ordering::Relaxed);
+        if total == reported || !(now || self.drop_warning.due()) {
+            return;
         }
+        self.dropped_reported.fetch_max(total, Ordering::Relaxed);
+        self.drop_warnings.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            dropped = total.saturating_sub(reported),
+            dropped_total = total,
+            "history lines not kept: the disk is slow or stalled, the history writer failed, \
+             or the server is stopping"
+        );
+    }
+
+    fn dropped_unreported(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed) != self.dropped_reported.load(Ordering::Relaxed)
     }
 
     fn retention(&self) -> Retention {
@@ -981,18 +1103,29 @@ impl Shared {
 
     fn run_writer(&self) {
         let _alive = WriterAlive(self);
+        lower_own_priority();
+        // Kept rows, counted once and then followed through every change,
+        // so the global cap costs nothing until it is reached.
+        let mut kept = self.store.count().unwrap_or_else(|e| {
+            error!("history rows not counted (the cap on kept lines waits): {e}");
+            0
+        });
         // At start, both passes are asked for.
         let mut next_retention = Instant::now() + RETENTION_EVERY;
         let mut paced_until = Instant::now();
         loop {
+            self.warn_dropped(false);
             match self.next_job(next_retention, paced_until) {
+                Job::Idle => {}
                 Job::Retain { every_room } => {
-                    self.apply_retention(every_room);
+                    kept = kept.saturating_sub(self.apply_retention(every_room));
+                    kept = self.apply_cap(kept);
                     next_retention = Instant::now() + RETENTION_EVERY;
                 }
                 Job::Write(batch) => {
                     let passed = self.gate.as_ref().is_none_or(|gate| {
                         gate.pass(|| {
+                            self.warn_dropped(false);
                             self.lock_queue()
                                 .stop_by
                                 .is_some_and(|by| Instant::now() >= by)
@@ -1001,19 +1134,24 @@ impl Shared {
                     if passed {
                         paced_until = Instant::now() + MIN_COMMIT_GAP;
                         let lines = self.retention().lines_per_room;
-                        if let Err(e) = self.store.append(&batch, lines) {
-                            self.dropped
-                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            if self.failure_warning.due() {
-                                error!("history lines lost: {e}");
+                        match self.store.append(&batch, lines) {
+                            Ok(change) => kept = self.apply_cap(kept.saturating_add_signed(change)),
+                            Err(e) => {
+                                self.dropped
+                                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                                if self.failure_warning.due() {
+                                    error!("history lines lost: {e}");
+                                }
                             }
                         }
                     } else {
-                        self.count_lost(batch.len() as u64, "the server stopped first");
+                        self.dropped
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
                     self.lock_queue().in_flight = Arc::new([]);
                 }
                 Job::Stop => {
+                    self.warn_dropped(true);
                     if let Err(e) = self.store.finish() {
                         error!("history not tidied at stop: {e}");
                     }
@@ -1036,7 +1174,7 @@ impl Shared {
                     queue.pending.clear();
                     queue.pending_bytes = 0;
                     drop(queue);
-                    self.count_lost(lost, "the server stopped before they were written");
+                    self.dropped.fetch_add(lost, Ordering::Relaxed);
                     return Job::Stop;
                 }
             } else {
@@ -1063,15 +1201,43 @@ impl Shared {
             } else {
                 paced_until
             };
-            queue = self
+            // Awake at least this often to log what the hub dropped.
+            let wait = until.saturating_duration_since(now).min(DROP_WARN_EVERY);
+            let (woken, waited) = self
                 .wake
-                .wait_timeout(queue, until.saturating_duration_since(now))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                .wait_timeout(queue, wait)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue = woken;
+            if waited.timed_out() && self.dropped_unreported() {
+                return Job::Idle;
+            }
         }
     }
 
-    fn apply_retention(&self, every_room: bool) {
+    /// Deletes the oldest rows of all rooms beyond the cap, at most
+    /// [`CAP_CHUNK`] a transaction; returns the rows kept after.
+    fn apply_cap(&self, mut kept: u64) -> u64 {
+        while kept > self.max_lines {
+            match self
+                .store
+                .trim_oldest((kept - self.max_lines).min(CAP_CHUNK))
+            {
+                // Fewer rows than counted: nothing more to delete.
+                Ok(0) => return self.max_lines.min(kept),
+                Ok(deleted) => kept = kept.saturating_sub(deleted),
+                Err(e) => {
+                    if self.failure_warning.due() {
+                        error!("history lines beyond the cap not deleted: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        kept
+    }
+
+    /// Returns the rows deleted.
+    fn apply_retention(&self, every_room: bool) -> u64 {
         let Retention {
             lines_per_room,
             max_age,
@@ -1086,11 +1252,12 @@ impl Shared {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         };
         let lines = every_room.then_some(lines_per_room);
-        if let Err(e) = self.store.retain(oldest, lines) {
+        self.store.retain(oldest, lines).unwrap_or_else(|e| {
             if self.failure_warning.due() {
                 error!("history retention failed: {e}");
             }
-        }
+            0
+        })
     }
 }
 
@@ -1194,6 +1361,61 @@ pub(crate) mod tests {
         assert_eq!((stamps(&page.rows), page.left), (vec![300], 29));
     }
 
+    /// The global cap: one client alternating rooms and lines is bounded
+    /// in all, the newest lines of all rooms are kept, and a lower cap at
+    /// start applies at once. `reopen` starts the same store with a cap.
+    pub(crate) async fn a_global_cap_keeps_the_newest_lines(reopen: impl Fn(u64) -> History) {
+        let history = reopen(10);
+        for at in 1..=40 {
+            history.offer(row(
+                &format!("#Комната{}", at % 25),
+                at,
+                TEXTS[at as usize % 6],
+            ));
+        }
+        settled(&history).await;
+        assert_eq!(
+            kept_everywhere(&history).await,
+            (31..=40).collect::<Vec<u64>>()
+        );
+        history.shutdown().await;
+        let history = reopen(4);
+        // Applied by the writer at start.
+        for _ in 0..200 {
+            if kept_everywhere(&history).await.len() == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(kept_everywhere(&history).await, [37, 38, 39, 40]);
+        history.shutdown().await;
+    }
+
+    /// Every kept stamp of the rooms the cap test uses, in order.
+    async fn kept_everywhere(history: &History) -> Vec<u64> {
+        let mut all = Vec::new();
+        for room in 0..25 {
+            let page = history
+                .recent(&format!("#комната{room}"), None, 500, usize::MAX)
+                .await
+                .unwrap();
+            all.extend(stamps(&page.rows));
+        }
+        all.sort_unstable();
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_history_keeps_a_global_cap() {
+        let store = Arc::new(MemHistory::default());
+        a_global_cap_keeps_the_newest_lines(|max_lines| {
+            let mut settings = settings();
+            settings.max_lines = max_lines;
+            History::start(store.clone(), settings, Arc::new(SystemClock)).unwrap()
+        })
+        .await;
+    }
+
     /// The room's kept stamps, read again (bounded) until there are `n`.
     async fn kept_when(history: &History, room_key: &str, n: usize) -> Vec<u64> {
         let mut kept = Vec::new();
@@ -1214,6 +1436,52 @@ pub(crate) mod tests {
     async fn page_len(history: &History, n: u32) -> usize {
         let page = history.recent("#лобби", None, n, usize::MAX).await.unwrap();
         page.rows.iter().map(Row::history_line_len).sum()
+    }
+
+    /// The scheduling policies of the writer threads (of every history the
+    /// tests run), read from `/proc/self/task/<tid>/stat` (field 41),
+    /// found by their name.
+    #[cfg(target_os = "linux")]
+    fn writer_policies() -> Vec<u32> {
+        let mut policies = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() != "tlschat-history" {
+                continue;
+            }
+            // Gone meanwhile (another test's writer).
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            // The fields after the name (field 2, in parentheses) start at 3.
+            let (_, after_name) = stat.rsplit_once(") ").unwrap();
+            policies.push(after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap());
+        }
+        policies
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_runs_at_idle_priority() {
+        const SCHED_IDLE: u32 = 5;
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        history.offer(row("#Мир", 1, "привет мир"));
+        settled(&history).await;
+        // Other tests' writers may have just started, not yet lowered.
+        let mut policies = Vec::new();
+        for _ in 0..200 {
+            policies = writer_policies();
+            if !policies.is_empty() && policies.iter().all(|p| *p == SCHED_IDLE) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !policies.is_empty() && policies.iter().all(|p| *p == SCHED_IDLE),
+            "{policies:?}"
+        );
+        history.shutdown().await;
     }
 
     #[test]
@@ -1317,15 +1585,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_drops_and_counts_without_blocking() {
-        let gate = Arc::new(HistoryGate::new());
-        gate.close();
-        let mut settings = settings();
-        settings.queue_rows = 10;
-        settings.gate = Some(gate.clone());
-        let history = History::in_memory(settings, Arc::new(SystemClock));
-        history.offer(row("#r", 1, "привет мир"));
-        // The writer takes the first row and waits at the gate with it.
-        in_flight(&history, 1).await;
+        let (history, gate) = stalled(10).await;
         let started = Instant::now();
         for at in 2..=1000 {
             history.offer(row("#r", at, "שלום עולם"));
@@ -1369,7 +1629,13 @@ pub(crate) mod tests {
         fn high_water(&self) -> Result<u64, StoreError> {
             self.kept.high_water()
         }
-        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+        fn count(&self) -> Result<u64, StoreError> {
+            self.kept.count()
+        }
+        fn trim_oldest(&self, n: u64) -> Result<u64, StoreError> {
+            self.kept.trim_oldest(n)
+        }
+        fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError> {
             self.appends
                 .lock()
                 .unwrap()
@@ -1435,12 +1701,7 @@ pub(crate) mod tests {
         settled(&history).await;
         store.panicking.store(true, Ordering::SeqCst);
         history.offer(row("#r", 2, "שלום עולם"));
-        for _ in 0..200 {
-            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        writer_died(&history).await;
         for at in 3..=5 {
             history.offer(row("#r", at, "日本語 テキスト"));
         }
@@ -1448,6 +1709,75 @@ pub(crate) mod tests {
         assert!(history.inner.shared.lock_queue().pending.is_empty());
         let page = history.recent("#r", None, 50, usize::MAX).await.unwrap();
         assert_eq!((stamps(&page.rows), page.left), (vec![1], 0));
+        history.shutdown().await;
+    }
+
+    /// A history in memory whose queue holds `queue_rows`, its writer
+    /// stalled at a closed gate with row 1.
+    async fn stalled(queue_rows: usize) -> (History, Arc<HistoryGate>) {
+        let gate = Arc::new(HistoryGate::new());
+        gate.close();
+        let mut settings = settings();
+        settings.queue_rows = queue_rows;
+        settings.gate = Some(gate.clone());
+        let history = History::in_memory(settings, Arc::new(SystemClock));
+        history.offer(row("#r", 1, "привет мир"));
+        // The writer takes the first row and waits at the gate with it.
+        in_flight(&history, 1).await;
+        (history, gate)
+    }
+
+    /// Waits (bounded) until the writer thread has died.
+    async fn writer_died(history: &History) {
+        for _ in 0..200 {
+            if history.inner.shared.writer_dead.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the history writer did not die");
+    }
+
+    async fn warnings_when(history: &History, n: u64) -> u64 {
+        let warnings = || history.inner.shared.drop_warnings.load(Ordering::SeqCst);
+        for _ in 0..200 {
+            if warnings() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        warnings()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offer_only_counts_and_the_writer_or_a_read_logs_the_drops() {
+        // Stalled at a closed gate: the writer logs what offer dropped.
+        let (history, gate) = stalled(2).await;
+        for at in 2..=10 {
+            history.offer(row("#r", at, "שלום עולם"));
+        }
+        assert_eq!(warnings_when(&history, 1).await, 1);
+        let shared = &history.inner.shared;
+        assert_eq!(shared.dropped_reported.load(Ordering::SeqCst), 7);
+        gate.open();
+        history.shutdown().await;
+
+        // A dead writer logs nothing more: offer does not either, a read does.
+        let store = Arc::new(Flaky::default());
+        let history =
+            History::start(store.clone(), self::settings(), Arc::new(SystemClock)).unwrap();
+        store.panicking.store(true, Ordering::SeqCst);
+        history.offer(row("#r", 1, "日本語 テキスト"));
+        writer_died(&history).await;
+        for at in 2..=4 {
+            history.offer(row("#r", at, "e\u{301}te"));
+        }
+        let shared = &history.inner.shared;
+        assert_eq!(shared.drop_warnings.load(Ordering::SeqCst), 0);
+        assert_eq!(history.dropped(), 4);
+        history.recent("#r", None, 5, usize::MAX).await.unwrap();
+        assert_eq!(shared.drop_warnings.load(Ordering::SeqCst), 1);
+        assert_eq!(shared.dropped_reported.load(Ordering::SeqCst), 4);
         history.shutdown().await;
     }
 
@@ -1623,13 +1953,50 @@ pub(crate) mod tests {
             tokio::time::timeout(READ_WAIT * 3, history.recent("#r", None, 5, usize::MAX)).await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
-        let waited =
-            tokio::time::timeout(READ_WAIT * 3, history.search("#r", &["мир"], 5, usize::MAX))
-                .await;
-        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        // Searches have a place of their own.
+        let hits = history.search("#r", &["мир"], 5, usize::MAX).await.unwrap();
+        assert_eq!(stamps(&hits.rows), [1]);
         drop(busy);
         let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
         assert_eq!(stamps(&page.rows), [1]);
+        history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_search_does_not_delay_page_reads() {
+        let history = History::in_memory(settings(), Arc::new(SystemClock));
+        history.offer(row("#Мир", 1, "привет мир"));
+        history.offer(row("#Мир", 2, "שלום עולם"));
+        settled(&history).await;
+        // A search holding its place as long as it may run.
+        let searching = history.inner.shared.searches.clone();
+        let held = searching
+            .acquire_many_owned(CONCURRENT_SEARCHES as u32)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        for _ in 0..CONCURRENT_READS + 1 {
+            let page = history.recent("#мир", None, 5, usize::MAX).await.unwrap();
+            assert_eq!(stamps(&page.rows), [1, 2]);
+            let page = history.since("#мир", 1, 5, usize::MAX).await.unwrap();
+            assert_eq!(stamps(&page.rows), [2]);
+        }
+        assert!(started.elapsed() < READ_WAIT, "{:?}", started.elapsed());
+        // Another search waits a bounded time, then is told the history is busy.
+        let started = Instant::now();
+        let waited = tokio::time::timeout(
+            READ_WAIT * 3,
+            history.search("#мир", &["שלום"], 5, usize::MAX),
+        )
+        .await;
+        assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
+        assert!(started.elapsed() >= READ_WAIT);
+        drop(held);
+        let hits = history
+            .search("#мир", &["שלום"], 5, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(stamps(&hits.rows), [2]);
         history.shutdown().await;
     }
 

@@ -342,21 +342,43 @@ impl HistoryStore for SqliteHistory {
         })
     }
 
-    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<(), StoreError> {
+    fn count(&self) -> Result<u64, StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| StoreError::Read {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn trim_oldest(&self, n: u64) -> Result<u64, StoreError> {
         self.write(|tx| {
+            tx.execute(
+                "DELETE FROM messages WHERE id IN \
+                 (SELECT id FROM messages ORDER BY at, id LIMIT ?1)",
+                [i64::try_from(n).unwrap_or(i64::MAX)],
+            )
+        })
+        .map(|deleted| deleted as u64)
+    }
+
+    fn append(&self, rows: &[Arc<Row>], lines_per_room: u32) -> Result<i64, StoreError> {
+        self.write(|tx| {
+            let mut change = 0i64;
             let mut insert = tx.prepare(
                 "INSERT INTO messages (room_key, room, at, nick, action, text) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (room_key, at) DO NOTHING",
             )?;
             for row in rows {
-                insert.execute(params![
+                change += insert.execute(params![
                     &*row.room_key,
                     &*row.room,
                     to_sql(row.at),
                     &*row.nick,
                     row.action,
                     &*row.text
-                ])?;
+                ])? as i64;
             }
             let mut trim = tx.prepare(
                 "DELETE FROM messages WHERE room_key = ?1 AND at < (SELECT at FROM messages \
@@ -366,9 +388,9 @@ impl HistoryStore for SqliteHistory {
             touched.sort_unstable();
             touched.dedup();
             for room_key in touched {
-                trim.execute(params![room_key, lines_per_room.max(1) - 1])?;
+                change -= trim.execute(params![room_key, lines_per_room.max(1) - 1])? as i64;
             }
-            Ok(())
+            Ok(change)
         })
     }
 
@@ -482,11 +504,26 @@ impl HistoryStore for SqliteHistory {
 mod tests {
     use super::*;
     use crate::clock::{ManualClock, SystemClock};
-    use crate::history::tests::{reads_with_left, row, settings, shared, TEXTS};
+    use crate::history::tests::{
+        a_global_cap_keeps_the_newest_lines, reads_with_left, row, settings, shared, TEXTS,
+    };
     use crate::history::History;
 
     fn open(dir: &Path) -> SqliteHistory {
         SqliteHistory::open(dir, &SystemClock).unwrap()
+    }
+
+    /// Fails unless the full-text index holds exactly the table's rows
+    /// (deleted rows forgotten): `1` checks it against the content table.
+    fn index_matches_its_table(history: &SqliteHistory) {
+        history
+            .writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
+            )
+            .unwrap();
     }
 
     fn words(words: &[&str]) -> Vec<SearchWord> {
@@ -526,6 +563,20 @@ mod tests {
         let history = History::open(dir.path(), settings(), Arc::new(SystemClock)).unwrap();
         reads_with_left(&history).await;
         history.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_history_keeps_a_global_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        a_global_cap_keeps_the_newest_lines(|max_lines| {
+            let mut settings = settings();
+            settings.max_lines = max_lines;
+            History::open(dir.path(), settings, Arc::new(SystemClock)).unwrap()
+        })
+        .await;
+        let history = open(dir.path());
+        assert_eq!(history.count().unwrap(), 4);
+        index_matches_its_table(&history);
     }
 
     #[test]
@@ -619,16 +670,7 @@ mod tests {
             .map(|r| r.at)
             .collect();
         assert_eq!(left, [150, 149]);
-        // The index forgot the deleted rows (`1`: checked against the
-        // content table).
-        history
-            .writer
-            .lock()
-            .unwrap()
-            .execute_batch(
-                "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
-            )
-            .unwrap();
+        index_matches_its_table(&history);
         assert_eq!(found(&history, "#ב", &["привет"]), Vec::<u64>::new());
         assert_eq!(found(&history, "#日", &["e\u{301}te"]), [149]);
         assert_eq!(found(&history, "#ä", &["привет"]), [150]);

@@ -7,10 +7,10 @@
 //! ```
 //!
 //! The file is created `0600` before SQLite opens it (one found with a
-//! looser mode is made `0600` again, with its `-wal` and `-shm`); SQLite gives its
-//! `-wal` and `-shm` files the main file's mode. On Windows, which has no
-//! modes, all three inherit the data directory's ACLs like every other file
-//! there. `synchronous=FULL` makes a committed change survive power loss,
+//! looser mode is made `0600` again, with its `-wal` and `-shm`); SQLite
+//! gives its `-wal` and `-shm` files the main file's mode. On Windows,
+//! which has no modes, all three inherit the data directory's ACLs like
+//! every other file there. `synchronous=FULL` makes a committed change survive power loss,
 //! the promise the bans file makes with its fsync.
 //!
 //! A database that is damaged, not SQLite, not tlschat's, or written by a
