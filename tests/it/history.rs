@@ -640,7 +640,16 @@ async fn history_off_is_protocol_v1() {
     c.finish_login("alice").await;
     c.send(TEXT).await;
     c.expect(&format!("MSG #lobby alice {TEXT}")).await;
-    for (line, word) in [("/history", "history"), ("/search мир", "search")] {
+    // Exactly v1's answer to any unknown word: the word as typed, before
+    // anything about its arguments.
+    for (line, word) in [
+        ("/history", "history"),
+        ("/search мир", "search"),
+        ("/HISTORY", "HISTORY"),
+        ("/history 0", "history"),
+        ("/search", "search"),
+        ("/Search a b c d e f g h i", "Search"),
+    ] {
         c.send(line).await;
         c.expect(&format!(
             "ERROR unknown-command /{word} is not a command; /help lists them, //text sends a message starting with /"

@@ -847,6 +847,15 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// Carries out one line: the privilege check, then either an answer of
     /// its own or one call into the hub. `Break` once the client quit.
     async fn dispatch(&self, line: &str) -> ControlFlow<()> {
+        if self.ctx.hub.history().is_none() {
+            if let Some(word) = history_word(line) {
+                // A server without history answers these words as v1 did
+                // any unknown word: as typed, whatever follows them.
+                let e = unknown_command(word);
+                self.error(e.code, &e.text);
+                return ControlFlow::Continue(());
+            }
+        }
         let parsed = Command::parse(line);
         // A misused moderator's or admin's command is `not-permitted` for
         // anyone below it, like the command itself: its usage is not theirs.
@@ -966,7 +975,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
 
     /// `/history …` about the client's current room.
     async fn history(&self, ask: HistoryAsk) {
-        let Some((history, room)) = self.history_room("history", 1) else {
+        let Some((history, room)) = self.history_room(1) else {
             return;
         };
         let bytes = self.answer_bytes();
@@ -981,7 +990,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
     /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
     async fn search(&self, words: &[&str]) {
-        let Some((history, room)) = self.history_room("search", SEARCH_READS) else {
+        let Some((history, room)) = self.history_room(SEARCH_READS) else {
             return;
         };
         let bytes = self.answer_bytes();
@@ -1005,15 +1014,12 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.send(end.encode());
     }
 
-    /// What a history command needs: the history (none: the server keeps
-    /// none, and says so as of any unknown word), the client's room, and
-    /// `reads` from its address's budget (over it: `rate-limited`).
-    fn history_room(&self, word: &str, reads: u32) -> Option<(&History, Entered)> {
-        let Some(history) = self.ctx.hub.history() else {
-            let e = unknown_command(word);
-            self.error(e.code, &e.text);
-            return None;
-        };
+    /// What a history command needs: the history (a server without it
+    /// never gets here: [`Peer::dispatch`] answers the words as unknown),
+    /// the client's room, and `reads` from its address's budget (over it:
+    /// `rate-limited`).
+    fn history_room(&self, reads: u32) -> Option<(&History, Entered)> {
+        let history = self.ctx.hub.history()?;
         let room = self.ctx.hub.room_of(self.id)?;
         if let Err(wait) = self
             .ticket
@@ -1104,6 +1110,17 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.ctx.hub.disconnected(self.id);
         self.outbox.close();
     }
+}
+
+/// The command word of `line` as typed, when it is `history` or `search`
+/// in any case (split like [`Command::parse`] splits it).
+fn history_word(line: &str) -> Option<&str> {
+    let body = line.strip_prefix('/')?;
+    let word = body.trim_start_matches(' ').split(' ').next()?;
+    ["history", "search"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+        .then_some(word)
 }
 
 /// A kept row as `HISTORY` and `FOUND` carry it, under the room's current
