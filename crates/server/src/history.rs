@@ -18,8 +18,9 @@
 //! counted, with a warning at most every [`DROP_WARN_EVERY`]; chat is never
 //! delayed by history. The writer starts a commit at most once per
 //! [`MIN_COMMIT_GAP`] (at once when a full batch waits), so a line is on
-//! disk within that window plus one commit of being offered. Rows leave `in_flight` only after their commit,
-//! and a read looks at the queue before the database, so a read returns
+//! disk within that window plus one commit of being offered. Rows leave
+//! `in_flight` only after their commit, and a read (once it has its turn)
+//! looks at the queue before the database, so a read returns
 //! every row offered before it started (a row may be seen twice, in the
 //! queue and on disk: the merge keeps one per stamp, stamps being unique
 //! per room).
@@ -604,9 +605,9 @@ impl Drop for Inner {
 impl History {
     /// Opens (creating it if needed, setting a damaged one aside)
     /// `<data_dir>/history.db` and starts the writer. Blocks: call it at
-    /// startup, not on a runtime worker. An error (never
-    /// advice to restore a backup, which does not hold history) means history cannot be used this run: the
-    /// server logs it and runs without.
+    /// startup, not on a runtime worker. An error (never advice to restore
+    /// a backup, which does not hold history) means history cannot be used
+    /// this run: the server logs it and runs without.
     pub(crate) fn open(
         data_dir: &Path,
         settings: HistorySettings,

@@ -25,11 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, Transaction, TransactionBehavior};
 use tracing::error;
 
 use crate::clock::Clock;
 use crate::history::{HistoryError, HistoryStore, Range, Row, SearchWord, Slice};
+use crate::sqlite::{connect, open_checked, Checked, Unchecked, BUSY_TIMEOUT};
 use crate::store::StoreError;
 
 /// The database's name in the data directory.
@@ -40,8 +41,6 @@ const SCHEMA_VERSION: i64 = 1;
 const TIME_LIMIT: Duration = Duration::from_millis(250);
 /// SQLite steps between two looks at the clock of a running read.
 const PROGRESS_STEPS: i32 = 1000;
-/// How long a statement waits for another connection's lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Names `history.db.damaged-<unix-s>[-<n>]` tried when setting a file
 /// aside.
 const SET_ASIDE_NAMES: u32 = 100;
@@ -100,23 +99,6 @@ enum OpenFailure {
     Other(StoreError),
 }
 
-impl OpenFailure {
-    /// An error reading the file: only one saying its content is not a
-    /// database (or a damaged one) makes it unusable; a busy lock, a
-    /// failing disk or too little memory say nothing about the file.
-    fn reading(path: &Path, e: rusqlite::Error) -> OpenFailure {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                OpenFailure::Unusable(e.to_string())
-            }
-            _ => OpenFailure::Other(StoreError::Open {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-}
-
 impl SqliteHistory {
     /// Opens `<data_dir>/history.db`, creating it owner-only if needed. A
     /// damaged, foreign or newer file is renamed
@@ -171,42 +153,14 @@ impl SqliteHistory {
                 reason,
             })
         };
-        let created = tlschat_fs::create_private_file(path).map_err(|e| other(e.to_string()))?;
-        if !created {
-            owner_only(path).map_err(|e| other(e.to_string()))?;
-        }
-        let conn = connect(path).map_err(|e| other(e.to_string()))?;
-        // The first read of the file: garbage fails here ("not a database").
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| OpenFailure::reading(path, e))?;
-        if version > SCHEMA_VERSION {
-            return Err(OpenFailure::Unusable(format!(
-                "written by a newer tlschat (schema {version})"
-            )));
-        }
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| OpenFailure::reading(path, e))?;
-        if check != "ok" {
-            return Err(OpenFailure::Unusable(format!("integrity check: {check}")));
-        }
-        if version == 0 {
-            let objects: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(|e| OpenFailure::reading(path, e))?;
-            if objects > 0 {
-                return Err(OpenFailure::Unusable(
-                    "an SQLite database without tlschat's schema version".to_owned(),
-                ));
-            }
-        }
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| other(e.to_string()))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(other(format!("journal mode WAL refused (got {mode})")));
-        }
+        let Checked { conn, version } =
+            open_checked(path, SCHEMA_VERSION).map_err(|e| match e {
+                Unchecked::Open(reason) => other(reason),
+                Unchecked::Unusable(reason) => OpenFailure::Unusable(reason),
+                Unchecked::Newer(version) => {
+                    OpenFailure::Unusable(format!("written by a newer tlschat (schema {version})"))
+                }
+            })?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .and_then(|()| conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES))
             .map_err(|e| other(e.to_string()))?;
@@ -277,39 +231,6 @@ impl SqliteHistory {
     fn lock_readers(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.readers.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// A connection to an existing file (never creating one: the file was made
-/// owner-only before).
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
-}
-
-/// Makes a file made before (perhaps by hand, or copied with a loose
-/// mode) owner-only again, with its `-wal` and `-shm`: history holds every
-/// room's lines.
-fn owner_only(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    for suffix in ["", "-wal", "-shm"] {
-        use std::os::unix::fs::PermissionsExt;
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = PathBuf::from(name);
-        let meta = match std::fs::metadata(&file) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// A read connection: it writes nothing, and waits for another

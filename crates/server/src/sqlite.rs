@@ -6,15 +6,18 @@
 //! Store calls (blocking pool) ─▶ one Mutex<Connection> ─▶ one transaction each
 //! ```
 //!
-//! The file is created `0600` before SQLite opens it; SQLite gives its
-//! `-wal` and `-shm` files the main file's mode. On Windows, which has no
-//! modes, all three inherit the data directory's ACLs like every other file
-//! there. `synchronous=FULL` makes a committed change survive power loss,
+//! The file is created `0600` before SQLite opens it (one found with a
+//! looser mode is made `0600` again, with its `-wal` and `-shm`); SQLite
+//! gives its `-wal` and `-shm` files the main file's mode. On Windows,
+//! which has no modes, all three inherit the data directory's ACLs like
+//! every other file there. `synchronous=FULL` makes a committed change survive power loss,
 //! the promise the bans file makes with its fsync.
 //!
 //! A database that is damaged, not SQLite, not tlschat's, or written by a
 //! newer schema is refused with its path, never recreated: an empty
-//! accounts table would free every protected nickname.
+//! accounts table would free every protected nickname. The opening and
+//! these checks ([`open_checked`]) are shared with the history database,
+//! which sets such a file aside instead.
 //!
 //! # Import
 //!
@@ -62,7 +65,7 @@ const IMPORTED_SETTING: &str = "accounts_imported";
 const IMPORTED_DIGEST_SETTING: &str = "accounts_imported_sha256";
 /// How long a write waits for another connection's (a `backup`, a `passwd`
 /// from the command line) before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE accounts (nick_key TEXT PRIMARY KEY, nick TEXT NOT NULL, phc TEXT NOT NULL,
@@ -147,54 +150,126 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// A database file opened by [`open_checked`], in WAL mode.
+pub(crate) struct Checked {
+    pub(crate) conn: Connection,
+    /// Its `user_version`: 0 for a new, empty file.
+    pub(crate) version: i64,
+}
+
+/// Why [`open_checked`] gave no connection.
+pub(crate) enum Unchecked {
+    /// Opening failed for a reason that says nothing about the file's
+    /// content (permissions, the disk, a lock held elsewhere).
+    Open(String),
+    /// The file is damaged, not SQLite or not tlschat's.
+    Unusable(String),
+    /// Written by a newer schema than `schema_version`.
+    Newer(i64),
+}
+
+/// Creates `path` owner-only if needed (an existing file with a loose mode
+/// is made owner-only again, with its `-wal` and `-shm`), connects with
+/// [`BUSY_TIMEOUT`], checks that it is a sound database of tlschat's
+/// (`user_version`, `quick_check`, no foreign tables) and turns WAL on.
+pub(crate) fn open_checked(path: &Path, schema_version: i64) -> Result<Checked, Unchecked> {
+    let open = |e: &dyn fmt::Display| Unchecked::Open(e.to_string());
+    // Only an answer about the content makes the file unusable.
+    let reading = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Unchecked::Unusable(e.to_string())
+        }
+        _ => open(&e),
+    };
+    let created = tlschat_fs::create_private_file(path).map_err(|e| open(&e))?;
+    if !created {
+        owner_only(path).map_err(|e| open(&e))?;
+    }
+    let conn = connect(path).map_err(|e| open(&e))?;
+    // The first read of the file: garbage fails here ("not a database").
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(reading)?;
+    if version > schema_version {
+        return Err(Unchecked::Newer(version));
+    }
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(reading)?;
+    if check != "ok" {
+        return Err(Unchecked::Unusable(format!("integrity check: {check}")));
+    }
+    if version == 0 {
+        let objects: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(reading)?;
+        if objects > 0 {
+            return Err(Unchecked::Unusable(
+                "an SQLite database without tlschat's schema version".to_owned(),
+            ));
+        }
+    }
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| open(&e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Unchecked::Open(format!(
+            "journal mode WAL refused (got {mode})"
+        )));
+    }
+    Ok(Checked { conn, version })
+}
+
+/// A connection to an existing file (never creating one: the file was made
+/// owner-only before), waiting up to [`BUSY_TIMEOUT`] for another's lock.
+pub(crate) fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Makes a file made before (perhaps by hand, or copied with a loose
+/// mode) owner-only again, with its `-wal` and `-shm`.
+fn owner_only(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let meta = match std::fs::metadata(&file) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl SqliteStore {
     fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let open = |reason: String| StoreError::Open {
             path: path.to_owned(),
             reason,
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
-        tlschat_fs::create_private_file(path).map_err(|e| open(e.to_string()))?;
-        // No CREATE: the file exists now, and a vanished one is an error.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open(e.to_string()))?;
-        // The first read of the file: garbage fails here ("not a database").
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Newer {
-                path: path.to_owned(),
-                version,
-            });
-        }
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
-        if check != "ok" {
-            return Err(corrupt(format!("integrity check: {check}")));
-        }
-        if version == 0 {
-            let objects: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(|e| corrupt(e.to_string()))?;
-            if objects > 0 {
-                return Err(corrupt(
-                    "an SQLite database without tlschat's schema version".to_owned(),
-                ));
-            }
-        }
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| open(e.to_string()))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(open(format!("journal mode WAL refused (got {mode})")));
-        }
+        let Checked { conn, version } =
+            open_checked(path, SCHEMA_VERSION).map_err(|e| match e {
+                Unchecked::Open(reason) => open(reason),
+                Unchecked::Unusable(reason) => StoreError::Corrupt {
+                    path: path.to_owned(),
+                    reason,
+                },
+                Unchecked::Newer(version) => StoreError::Newer {
+                    path: path.to_owned(),
+                    version,
+                },
+            })?;
         for (pragma, value) in [("synchronous", "FULL"), ("foreign_keys", "ON")] {
             conn.pragma_update(None, pragma, value)
                 .map_err(|e| open(e.to_string()))?;
@@ -867,6 +942,21 @@ mod tests {
             .unwrap();
         assert_eq!((mode.as_str(), version, sync), ("wal", SCHEMA_VERSION, 2));
         assert!(path.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_database_with_a_loose_mode_is_made_owner_only_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = temp();
+        store.set_setting("ключ", Some("значение")).unwrap();
+        drop(store);
+        let path = dir.path().join(DB_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(store.setting("ключ").unwrap().as_deref(), Some("значение"));
     }
 
     fn refused(setup: impl FnOnce(&Path)) -> StoreError {
