@@ -957,8 +957,10 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// The replay after a join of a history-mode session: the room's last
-    /// kept lines, then `HISTORYEND`. Over the address's read budget
-    /// nothing is read, and the end says the replay's size was left out.
+    /// kept lines, then `HISTORYEND`. A replay that could not be read
+    /// (over the address's read budget, no read place free, the database
+    /// failing) is an empty one, `HISTORYEND <room> 0 0`: a client that
+    /// saw the room before asks `/history since` after it.
     async fn replay(&self, room: &Entered) {
         let Some(history) = self.ctx.hub.history() else {
             return;
@@ -967,10 +969,19 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             return;
         }
         let page = match self.ticket.take_history_read(1, std::time::Instant::now()) {
-            Ok(()) => history.recent(&room.key, None, REPLAY_LINES, self.answer_bytes()),
-            Err(_) => return self.send_end(&room.name, 0, REPLAY_LINES),
+            Ok(()) => history
+                .recent(&room.key, None, REPLAY_LINES, self.answer_bytes())
+                .await
+                .unwrap_or_else(|e| {
+                    self.log_unread(&e);
+                    Page::default()
+                }),
+            Err(_) => {
+                debug!(client = self.id.0, "replay over its address's read budget");
+                Page::default()
+            }
         };
-        self.send_page(&room.name, page.await);
+        self.send_page(&room.name, &page);
     }
 
     /// `/history …` about the client's current room.
@@ -984,7 +995,14 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             HistoryAsk::Before { at, n } => history.recent(&room.key, Some(at), n, bytes).await,
             HistoryAsk::Since { at, n } => history.since(&room.key, at, n, bytes).await,
         };
-        self.send_page(&room.name, page);
+        match page {
+            Ok(page) => self.send_page(&room.name, &page),
+            Err(e) => {
+                if self.not_answered(&e) {
+                    self.send_end(&room.name, 0, 0);
+                }
+            }
+        }
     }
 
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
@@ -999,19 +1017,21 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Ok(hits) => hits,
             Err(HistoryError::Words(why)) => return self.error(ErrorCode::BadArgument, why),
             Err(e) => {
-                self.history_failed(&e);
-                Hits::default()
+                if self.not_answered(&e) {
+                    self.send_found_end(&room.name, 0, false);
+                }
+                return;
             }
         };
         for row in &rows {
             self.send(ServerLine::Found(kept(&room.name, row)).encode());
         }
-        let end = ServerLine::FoundEnd {
-            room: &room.name,
-            count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-            more,
-        };
-        self.send(end.encode());
+        let count = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+        self.send_found_end(&room.name, count, more);
+    }
+
+    fn send_found_end(&self, room: &str, count: u32, more: bool) {
+        self.send(ServerLine::FoundEnd { room, count, more }.encode());
     }
 
     /// What a history command needs: the history (a server without it
@@ -1041,13 +1061,8 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         }
     }
 
-    /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`;
-    /// a failed read as an `INFO` and an empty end.
-    fn send_page(&self, room: &str, page: Result<Page, HistoryError>) {
-        let page = page.unwrap_or_else(|e| {
-            self.history_failed(&e);
-            Page::default()
-        });
+    /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`.
+    fn send_page(&self, room: &str, page: &Page) {
         for row in &page.rows {
             self.send(ServerLine::History(kept(room, row)).encode());
         }
@@ -1059,17 +1074,33 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.send(ServerLine::HistoryEnd { room, sent, left }.encode());
     }
 
-    /// A read that gave no answer: told to the client; logged as a
-    /// warning when the store failed (a query stopped for its time limit is
-    /// the asker's, and only debug).
-    fn history_failed(&self, e: &HistoryError) {
-        match e {
-            HistoryError::TooSlow(_) => {
-                debug!(client = self.id.0, error = %e, "history read stopped")
+    /// A history command whose read gave no answer. No read place free:
+    /// `ERROR rate-limited`, like a read over budget, and `false` (no end
+    /// line follows). The read failing: `INFO history NOT available: …`
+    /// and `true` (an empty end follows).
+    fn not_answered(&self, e: &HistoryError) -> bool {
+        self.log_unread(e);
+        let why = match e {
+            HistoryError::Busy => {
+                self.send(wait_line(BUSY_WAIT, "the history is busy"));
+                return false;
             }
-            _ => warn!(error = %e, "cannot read history"),
+            HistoryError::TooSlow(_) => "the query took too long",
+            HistoryError::Words(_) | HistoryError::Store(_) => "the history cannot be read",
+        };
+        let text = format!("history NOT available: {why}");
+        self.send(ServerLine::Info(&text).encode());
+        true
+    }
+
+    /// Logs a read that gave no answer: a warning when the store failed; a
+    /// busy store or a query stopped for its time limit (the asker's) only
+    /// at debug, as they come in bursts.
+    fn log_unread(&self, e: &HistoryError) {
+        match e {
+            HistoryError::Store(_) => warn!(error = %e, "cannot read history"),
+            _ => debug!(client = self.id.0, error = %e, "history read not answered"),
         }
-        self.send(ServerLine::Info("the history could not be read; try again later").encode());
     }
 
     fn error(&self, code: ErrorCode, text: &str) {
@@ -1111,6 +1142,10 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.outbox.close();
     }
 }
+
+/// How long a client whose history command found no read place free is
+/// told to wait.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// The command word of `line` as typed, when it is `history` or `search`
 /// in any case (split like [`Command::parse`] splits it).
