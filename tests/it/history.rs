@@ -850,3 +850,32 @@ async fn search_answers_are_bounded_in_bytes() {
     );
     server.stop().await;
 }
+
+/// The real binary with a history.db it cannot open (here a directory of
+/// that name): the error names the file, and the server runs without
+/// history, offering no ALPN and answering the history words as unknown.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_db_that_cannot_be_opened_leaves_history_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("данные");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::create_dir(data.join("history.db")).unwrap();
+    let server = ServerProcess::spawn(run_command(&data));
+    assert!(
+        server
+            .wait_stderr("running without history", STEP)
+            .is_some_and(|line| line.contains("history.db")),
+        "{}",
+        server.stderr()
+    );
+    let (mut c, alpn) = connect_tls_history(server.addr, &server.cert(), None).await;
+    assert_eq!(alpn, None, "no ALPN without history");
+    c.finish_login("alice").await;
+    c.send(&format!("/search {TEXT}")).await;
+    c.expect_prefix("ERROR unknown-command /search is not a command")
+        .await;
+    c.send(TEXT).await;
+    c.expect(&format!("MSG #lobby alice {TEXT}")).await;
+}
