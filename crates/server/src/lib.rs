@@ -524,9 +524,10 @@ fn open_history(config: &ServerConfig) -> Option<History> {
     Some(history)
 }
 
-/// How long kept lines live: `days`, or (0) as long as the count allows.
+/// How long kept lines live: `days`, or (0: [`Duration::ZERO`], which the
+/// store takes as no age limit) as long as the count allows.
 fn history_age(config: &HistoryConfig) -> Duration {
-    config.max_age().unwrap_or(Duration::MAX)
+    config.max_age().unwrap_or(Duration::ZERO)
 }
 
 /// Creates the data directory (owner-only on Unix: it holds the private
