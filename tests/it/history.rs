@@ -898,3 +898,21 @@ async fn a_history_db_that_cannot_be_opened_leaves_history_off() {
     c.send(TEXT).await;
     c.expect(&format!("MSG #lobby alice {TEXT}")).await;
 }
+
+/// A search the server refuses for its words (`bad-argument`) reads
+/// nothing and costs no reads of the address's budget.
+#[tokio::test]
+async fn a_refused_search_costs_no_reads() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send(&format!("{TEXT} поиск")).await;
+    alice.sync("said").await;
+    for _ in 0..20 {
+        alice.send("/search мир жа*").await;
+        alice.expect_prefix("ERROR bad-argument ").await;
+    }
+    alice.send("/search поиск").await;
+    let end = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await.end;
+    assert!(end.starts_with("FOUNDEND #lobby "), "{end}");
+    server.stop().await;
+}

@@ -42,7 +42,7 @@ use super::access::{Access, Admitted};
 use super::account_commands::{self, Caller};
 use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
-use super::history::{History, HistoryError, Hits, Page, Row};
+use super::history::{History, HistoryError, Hits, Page, Row, SearchWord};
 use super::hub::{self, Entered, Hub, Origin, RegisterError, SharedRole, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket, SEARCH_READS};
 use super::outbound::{self, Inbox, Outbox};
@@ -1008,6 +1008,14 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
     /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
     async fn search(&self, words: &[&str]) {
+        // Words the store would refuse are refused before they cost reads.
+        let refused = words.iter().find_map(|w| match SearchWord::parse(w) {
+            Err(HistoryError::Words(why)) => Some(why),
+            _ => None,
+        });
+        if let Some(why) = refused {
+            return self.error(ErrorCode::BadArgument, why);
+        }
         let Some((history, room)) = self.history_room(SEARCH_READS) else {
             return;
         };
