@@ -1032,7 +1032,9 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             }
         };
         for row in &rows {
-            self.send(ServerLine::Found(kept(&room.name, row)).encode());
+            if !self.try_send(ServerLine::Found(kept(&room.name, row)).encode()) {
+                return;
+            }
         }
         let count = u32::try_from(rows.len()).unwrap_or(u32::MAX);
         self.send_found_end(&room.name, count, more);
@@ -1061,7 +1063,9 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// The most bytes one history answer may take: a quarter of the
-    /// client's queue, so an answer never drops the client it answers.
+    /// client's queue, so an answer alone cannot fill it; with the queue
+    /// already full of live lines it may still overflow, and the client is
+    /// dropped as one that does not read.
     fn answer_bytes(&self) -> usize {
         match self.ctx.gate.limits().outbound_queue {
             0 => usize::MAX,
@@ -1072,7 +1076,9 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`.
     fn send_page(&self, room: &str, page: &Page) {
         for row in &page.rows {
-            self.send(ServerLine::History(kept(room, row)).encode());
+            if !self.try_send(ServerLine::History(kept(room, row)).encode()) {
+                return;
+            }
         }
         let sent = u32::try_from(page.rows.len()).unwrap_or(u32::MAX);
         self.send_end(room, sent, page.left);
@@ -1138,9 +1144,18 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// whose queue this line overflows is dropped like any client that
     /// does not read.
     fn send(&self, line: Bytes) {
-        if self.outbox.send_reply(line).is_err() {
+        self.try_send(line);
+    }
+
+    /// [`Peer::send`], saying whether the line fit: a client whose queue
+    /// overflowed is being dropped, and the rest of a long answer need not
+    /// be sent.
+    fn try_send(&self, line: Bytes) -> bool {
+        let fits = self.outbox.send_reply(line).is_ok();
+        if !fits {
             self.ctx.hub.not_reading(self.id);
         }
+        fits
     }
 
     /// The connection ended: the hub forgets the client (a `PART` to its
