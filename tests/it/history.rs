@@ -916,3 +916,25 @@ async fn a_refused_search_costs_no_reads() {
     assert!(end.starts_with("FOUNDEND #lobby "), "{end}");
     server.stop().await;
 }
+
+/// A client offering only other ALPN protocols (a browser's, Go's
+/// `NextProtos`, `openssl s_client -alpn http/1.1`) is not refused by a
+/// server with history: it gets no ALPN and protocol v1.
+#[tokio::test]
+async fn a_client_offering_other_alpn_ids_only_gets_protocol_v1() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send(TEXT).await;
+    alice.expect(&format!("MSG #lobby alice {TEXT}")).await;
+    let mut config = (*trusting(&server.cert)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
+    let tls = tls_connect(socket_for(server.addr, None), server.addr, Arc::new(config))
+        .await
+        .expect("TLS handshake offering http/1.1 and h2");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    let mut bob = Client::new(tls);
+    bob.finish_login("bob").await;
+    alice.send(&format!("{TEXT} 2")).await;
+    bob.expect(&format!("MSG #lobby alice {TEXT} 2")).await;
+    server.stop().await;
+}

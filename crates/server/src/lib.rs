@@ -90,7 +90,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, instrument, warn};
@@ -204,7 +203,7 @@ impl Server {
         let history = open_history(&config);
         // After history: a server whose history.db cannot be opened offers
         // no ALPN, so clients know it keeps none.
-        let tls_config = tls::server_config_for(&cert, history.is_some())?;
+        let tls_configs = tls::TlsConfigs::new(&cert, history.is_some())?;
 
         let listener =
             TcpListener::bind(config.listen)
@@ -223,7 +222,7 @@ impl Server {
             listener,
             ctx: Arc::new(PeerContext::new(
                 Hub::with_history(bans, accounts, storage, history),
-                TlsAcceptor::from(tls_config),
+                tls_configs,
                 Gate::new(config.limits),
                 Access::new(&config.access, Identity::of(&cert, first_san.as_deref())),
             )),
@@ -424,10 +423,10 @@ impl Reloader {
         }
         let history_on = self.ctx.hub.history().is_some();
         let cert = certs::load(&self.cert).map_err(ServerError::from);
-        match cert.and_then(|c| Ok((tls::server_config_for(&c, history_on)?, c))) {
+        match cert.and_then(|c| Ok((tls::TlsConfigs::new(&c, history_on)?, c))) {
             Ok((config, cert)) => {
                 info!(fingerprint = %cert.fingerprint, "certificate reloaded");
-                self.ctx.set_acceptor(TlsAcceptor::from(config));
+                self.ctx.set_tls(config);
                 let first_san = self.first_san.as_deref();
                 self.ctx.access.set_identity(Identity::of(&cert, first_san));
             }

@@ -30,11 +30,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -50,7 +51,7 @@ use super::room::{ClientId, Mode};
 use super::socket::ClientSocket;
 use super::store::{InviteRow, Registration};
 use crate::config::Limits;
-use crate::tls::{self, FirstBytes};
+use crate::tls::{self, FirstBytes, TlsConfigs};
 use tlschat_protocol::command::{unknown_command, HISTORY_HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::history::{HISTORY_ALPN, MAX_SEARCH_HITS, REPLAY_LINES};
@@ -80,7 +81,7 @@ pub(crate) struct PeerContext {
     pub hub: Hub,
     /// The join gate, the invite links' host, the registration policy.
     pub access: Access,
-    acceptor: RwLock<TlsAcceptor>,
+    tls: RwLock<TlsConfigs>,
     pub gate: Arc<Gate>,
     /// Argon2 checks at once: each takes ~19 MiB and a core for tens of
     /// milliseconds, so a burst of logins must not run them all together.
@@ -91,27 +92,24 @@ pub(crate) struct PeerContext {
 }
 
 impl PeerContext {
-    pub fn new(hub: Hub, acceptor: TlsAcceptor, gate: Arc<Gate>, access: Access) -> PeerContext {
+    pub fn new(hub: Hub, tls: TlsConfigs, gate: Arc<Gate>, access: Access) -> PeerContext {
         PeerContext {
             hub,
             access,
-            acceptor: RwLock::new(acceptor),
+            tls: RwLock::new(tls),
             gate,
             verify_slots: Arc::new(Semaphore::new(2)),
             shutdown: CancellationToken::new(),
         }
     }
 
-    /// The TLS acceptor for new handshakes (swapped by a reload).
-    fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The TLS configs for new handshakes (swapped by a reload).
+    fn tls(&self) -> TlsConfigs {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set_acceptor(&self, acceptor: TlsAcceptor) {
-        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+    pub fn set_tls(&self, tls: TlsConfigs) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
     }
 }
 
@@ -130,7 +128,7 @@ pub(crate) async fn serve_refusal(
     };
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
-        r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
+        r = within(deadline_after(limit), accept_tls(ctx.tls(), tcp, false)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return debug!(peer = %addr, error = %e, "TLS handshake of a refusal failed"),
@@ -207,7 +205,7 @@ async fn admit(
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
         _ = ticket.evicted() => return evicted(addr),
-        r = within(deadline, accept_tls(ctx.acceptor(), tcp, true)) => match r {
+        r = within(deadline, accept_tls(ctx.tls(), tcp, true)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => {
@@ -286,7 +284,7 @@ async fn within<F: std::future::Future>(
 /// client a round trip and the server a write. It is no secret, and a
 /// client that fails the handshake never gets it.
 async fn accept_tls(
-    acceptor: TlsAcceptor,
+    configs: TlsConfigs,
     tcp: TcpStream,
     prompt: bool,
 ) -> std::io::Result<Option<TlsStream>> {
@@ -297,16 +295,23 @@ async fn accept_tls(
             linger_close(tcp, tls::TLS_REQUIRED_LINE.as_bytes()).await;
             Ok(None)
         }
-        FirstBytes::Tls => acceptor
-            .accept_with(ClientSocket(tcp), |conn| {
-                if prompt {
-                    // Buffered in memory: cannot fail short of allocation.
-                    let _ =
-                        std::io::Write::write_all(&mut conn.writer(), &ServerLine::Nick.encode());
-                }
-            })
-            .await
-            .map(Some),
+        FirstBytes::Tls => {
+            let hello = Acceptor::default();
+            let start = LazyConfigAcceptor::new(hello, ClientSocket(tcp)).await?;
+            let config = configs.for_hello(&start.client_hello());
+            start
+                .into_stream_with(config, |conn| {
+                    if prompt {
+                        // Buffered in memory: cannot fail short of allocation.
+                        let _ = std::io::Write::write_all(
+                            &mut conn.writer(),
+                            &ServerLine::Nick.encode(),
+                        );
+                    }
+                })
+                .await
+                .map(Some)
+        }
     }
 }
 
@@ -1285,7 +1290,7 @@ mod tests {
     /// a real server always has).
     fn bare_context(dir: &std::path::Path) -> (Arc<PeerContext>, Arc<Gate>) {
         let (cert, _) = crate::certs::load_or_generate(dir, &[]).unwrap();
-        let acceptor = TlsAcceptor::from(crate::tls::server_config(&cert).unwrap());
+        let tls = TlsConfigs::new(&cert, false).unwrap();
         let bans = super::super::bans::BanList::load(&dir.join("bans")).unwrap();
         let accounts = super::super::accounts::Accounts::load(&dir.join("acc")).unwrap();
         let gate = Gate::new(crate::config::Limits::default());
@@ -1293,7 +1298,7 @@ mod tests {
         (
             Arc::new(PeerContext::new(
                 hub,
-                acceptor,
+                tls,
                 gate.clone(),
                 Access::new(
                     &crate::config::AccessConfig::default(),
