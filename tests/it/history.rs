@@ -511,8 +511,7 @@ async fn search_finds_words_and_is_bounded() {
     alice.send("/me café naïve 東京 e\u{301}").await;
     alice.send("nothing to see here").await;
     alice.sync("said").await;
-    // Search reads what is committed (lines wait at most a batch window).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    committed(&mut alice, "nothing").await;
     alice.send("/search привет МИР").await;
     let got = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await;
     assert_eq!(got.end, "FOUNDEND #lobby 20 1");
@@ -548,33 +547,74 @@ async fn search_finds_words_and_is_bounded() {
     server.stop().await;
 }
 
-/// History reads come from one budget per address: many connections from
-/// one address run out of it (their replays and `/history` refused), while
-/// another address is still served.
+/// Waits until `word`, which only the last line said holds, is found:
+/// search reads what is committed, and lines are committed in order, each
+/// within a batch window of being said. Bounded; the polls back off, so
+/// they stay inside the address's read budget.
+async fn committed(c: &mut Client, word: &str) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        c.send(&format!("/search {word}")).await;
+        let got = read_answer(c, "FOUND", "FOUNDEND", &[]).await;
+        if got.end == "FOUNDEND #lobby 1 0" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {}", got.end);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// History reads come from one budget per address: connections from one
+/// address run out of it (a replay comes empty, commands are refused),
+/// while another address is still served. The budget refills one read a
+/// second, so the counts allow for what a refill adds while the test runs.
 #[tokio::test]
 async fn one_address_with_many_connections_runs_out_of_history_reads() {
+    const BURST: usize = 60;
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     say(&mut alice, 0, 3).await;
     let from: IpAddr = "127.0.0.2".parse().unwrap();
+    let started = std::time::Instant::now();
     let mut clients = Vec::new();
-    let mut refused = None;
-    for i in 0..25 {
+    for i in 0..4 {
         let (mut c, _) = connect_tls_history(server.addr, &server.cert, Some(from)).await;
         c.finish_login(&format!("many{i}")).await;
-        let end = replay(&mut c).await.end;
-        if end != "HISTORYEND #lobby 3 0" {
-            refused = Some(i);
-            assert_eq!(end, "HISTORYEND #lobby 0 50", "nothing read");
-            c.send("/history").await;
-            c.expect_prefix("ERROR rate-limited ").await;
-            c.send("/search мир").await;
-            c.expect_prefix("ERROR rate-limited ").await;
-            break;
-        }
+        assert_eq!(replay(&mut c).await.end, "HISTORYEND #lobby 3 0");
         clients.push(c);
     }
-    assert_eq!(refused, Some(20), "the burst is 20 reads per address");
+    let mut served = clients.len();
+    for i in 0.. {
+        if !history_served(&mut clients[i % 4]).await {
+            break;
+        }
+        served += 1;
+        assert!(served <= 2 * BURST, "never refused");
+    }
+    let refills = usize::try_from(started.elapsed().as_secs()).unwrap() + 1;
+    assert!(
+        (BURST..=BURST + refills).contains(&served),
+        "{served} reads served; the burst is {BURST}"
+    );
+    // A refill between the last refusal and the replay would serve it:
+    // spend what came back and try again (a few rounds at most).
+    let mut emptied = false;
+    for round in 0..5 {
+        while history_served(&mut clients[0]).await {}
+        let (mut late, _) = connect_tls_history(server.addr, &server.cert, Some(from)).await;
+        late.finish_login(&format!("late{round}")).await;
+        let end = replay(&mut late).await.end;
+        if end == "HISTORYEND #lobby 0 0" {
+            late.send("/search мир").await;
+            late.expect_prefix("ERROR rate-limited ").await;
+            emptied = true;
+            break;
+        }
+        assert_eq!(end, "HISTORYEND #lobby 3 0");
+    }
+    assert!(emptied, "a replay over the budget is sent empty");
     let (mut other, _) = connect_tls_history(
         server.addr,
         &server.cert,
@@ -591,6 +631,21 @@ async fn one_address_with_many_connections_runs_out_of_history_reads() {
         "HISTORYEND #lobby 3 0"
     );
     server.stop().await;
+}
+
+/// Sends `/history` and reads its answer: whether it was served (the
+/// `HISTORYEND` came) or refused (`ERROR rate-limited`, and nothing else).
+async fn history_served(c: &mut Client) -> bool {
+    c.send("/history").await;
+    loop {
+        let line = c.recv().await;
+        if line.starts_with("ERROR rate-limited ") {
+            return false;
+        }
+        if line.starts_with("HISTORYEND ") {
+            return true;
+        }
+    }
 }
 
 /// Private messages are delivered and never kept: not replayed, not found,
@@ -640,7 +695,16 @@ async fn history_off_is_protocol_v1() {
     c.finish_login("alice").await;
     c.send(TEXT).await;
     c.expect(&format!("MSG #lobby alice {TEXT}")).await;
-    for (line, word) in [("/history", "history"), ("/search мир", "search")] {
+    // Exactly v1's answer to any unknown word: the word as typed, before
+    // anything about its arguments.
+    for (line, word) in [
+        ("/history", "history"),
+        ("/search мир", "search"),
+        ("/HISTORY", "HISTORY"),
+        ("/history 0", "history"),
+        ("/search", "search"),
+        ("/Search a b c d e f g h i", "Search"),
+    ] {
         c.send(line).await;
         c.expect(&format!(
             "ERROR unknown-command /{word} is not a command; /help lists them, //text sends a message starting with /"
@@ -785,8 +849,9 @@ async fn search_answers_are_bounded_in_bytes() {
     for _ in 0..12 {
         alice.send(&long).await;
     }
+    alice.send("nothing more").await;
     alice.sync("said").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    committed(&mut alice, "nothing").await;
     alice.send("/search ПОИСК").await;
     let got = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await;
     let bytes: usize = got
@@ -802,5 +867,74 @@ async fn search_answers_are_bounded_in_bytes() {
         got.kept.windows(2).all(|w| w[0].at > w[1].at),
         "newest first"
     );
+    server.stop().await;
+}
+
+/// The real binary with a history.db it cannot open (here a directory of
+/// that name): the error names the file, and the server runs without
+/// history, offering no ALPN and answering the history words as unknown.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_db_that_cannot_be_opened_leaves_history_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("данные");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::create_dir(data.join("history.db")).unwrap();
+    let server = ServerProcess::spawn(run_command(&data));
+    assert!(
+        server
+            .wait_stderr("running without history", STEP)
+            .is_some_and(|line| line.contains("history.db")),
+        "{}",
+        server.stderr()
+    );
+    let (mut c, alpn) = connect_tls_history(server.addr, &server.cert(), None).await;
+    assert_eq!(alpn, None, "no ALPN without history");
+    c.finish_login("alice").await;
+    c.send(&format!("/search {TEXT}")).await;
+    c.expect_prefix("ERROR unknown-command /search is not a command")
+        .await;
+    c.send(TEXT).await;
+    c.expect(&format!("MSG #lobby alice {TEXT}")).await;
+}
+
+/// A search the server refuses for its words (`bad-argument`) reads
+/// nothing and costs no reads of the address's budget.
+#[tokio::test]
+async fn a_refused_search_costs_no_reads() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send(&format!("{TEXT} поиск")).await;
+    alice.sync("said").await;
+    for _ in 0..20 {
+        alice.send("/search мир жа*").await;
+        alice.expect_prefix("ERROR bad-argument ").await;
+    }
+    alice.send("/search поиск").await;
+    let end = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await.end;
+    assert!(end.starts_with("FOUNDEND #lobby "), "{end}");
+    server.stop().await;
+}
+
+/// A client offering only other ALPN protocols (a browser's, Go's
+/// `NextProtos`, `openssl s_client -alpn http/1.1`) is not refused by a
+/// server with history: it gets no ALPN and protocol v1.
+#[tokio::test]
+async fn a_client_offering_other_alpn_ids_only_gets_protocol_v1() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    alice.send(TEXT).await;
+    alice.expect(&format!("MSG #lobby alice {TEXT}")).await;
+    let mut config = (*trusting(&server.cert)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
+    let tls = tls_connect(socket_for(server.addr, None), server.addr, Arc::new(config))
+        .await
+        .expect("TLS handshake offering http/1.1 and h2");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    let mut bob = Client::new(tls);
+    bob.finish_login("bob").await;
+    alice.send(&format!("{TEXT} 2")).await;
+    bob.expect(&format!("MSG #lobby alice {TEXT} 2")).await;
     server.stop().await;
 }

@@ -263,7 +263,8 @@ pub const HELP: &[&str] = &[
     "/ops               list the moderators",
 ];
 
-/// The history commands, which `/help` lists when the server keeps history.
+/// The history commands, which `/help` lists to history-mode sessions of a
+/// server that keeps history (a v1 session's `/help` stays v1's).
 pub const HISTORY_HELP: &[&str] = &[
     "/history [N]       the room's last N kept lines (at most 200)",
     "/history before|since TIME [N]  kept lines before or after a stamp",

@@ -90,10 +90,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use self::access::{Access, Identity};
 use self::accounts::{Accounts, AccountsError, AdminSetup};
@@ -190,7 +189,6 @@ impl Server {
                 false,
             ),
         };
-        let tls_config = tls::server_config_for(&cert, config.history.on)?;
         let first_san = match &config.cert {
             CertSource::Generated { extra_sans } => extra_sans.first().cloned(),
             CertSource::Files { .. } => None,
@@ -202,7 +200,10 @@ impl Server {
         let mut accounts = Accounts::from_store(storage.store.clone(), storage.clock.clone())?;
         let admin =
             accounts::ensure_admin(&data_dir, &mut accounts, config.admin_password.as_deref())?;
-        let history = open_history(&config)?;
+        let history = open_history(&config);
+        // After history: a server whose history.db cannot be opened offers
+        // no ALPN, so clients know it keeps none.
+        let tls_configs = tls::TlsConfigs::new(&cert, history.is_some())?;
 
         let listener =
             TcpListener::bind(config.listen)
@@ -221,7 +222,7 @@ impl Server {
             listener,
             ctx: Arc::new(PeerContext::new(
                 Hub::with_history(bans, accounts, storage, history),
-                TlsAcceptor::from(tls_config),
+                tls_configs,
                 Gate::new(config.limits),
                 Access::new(&config.access, Identity::of(&cert, first_san.as_deref())),
             )),
@@ -422,10 +423,10 @@ impl Reloader {
         }
         let history_on = self.ctx.hub.history().is_some();
         let cert = certs::load(&self.cert).map_err(ServerError::from);
-        match cert.and_then(|c| Ok((tls::server_config_for(&c, history_on)?, c))) {
+        match cert.and_then(|c| Ok((tls::TlsConfigs::new(&c, history_on)?, c))) {
             Ok((config, cert)) => {
                 info!(fingerprint = %cert.fingerprint, "certificate reloaded");
-                self.ctx.set_acceptor(TlsAcceptor::from(config));
+                self.ctx.set_tls(config);
                 let first_san = self.first_san.as_deref();
                 self.ctx.access.set_identity(Identity::of(&cert, first_san));
             }
@@ -481,9 +482,11 @@ fn open_storage(data_dir: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Sto
 }
 
 /// Opens `<data_dir>/history.db` and starts its writer, if history is on.
-fn open_history(config: &ServerConfig) -> Result<Option<History>, StoreError> {
+/// A history that cannot be opened is logged and the server runs without
+/// it: losing history is acceptable, refusing to start is not.
+fn open_history(config: &ServerConfig) -> Option<History> {
     if !config.history.on {
-        return Ok(None);
+        return None;
     }
     let gate = match (&config.history_gate, config.history_stalled) {
         (Some(gate), _) => Some(gate.clone()),
@@ -499,19 +502,31 @@ fn open_history(config: &ServerConfig) -> Result<Option<History>, StoreError> {
         gate,
         ..history::HistorySettings::new(config.history.lines, history_age(&config.history))
     };
-    let history = History::open(&config.data_dir, settings, config.clock.clone())?;
+    let file = config.data_dir.join("history.db");
+    let history = match History::open(&config.data_dir, settings, config.clock.clone()) {
+        Ok(history) => history,
+        Err(e) => {
+            error!(
+                error = %e,
+                "cannot open {}; running without history (no replays, /history and /search unknown) until a restart",
+                file.display()
+            );
+            return None;
+        }
+    };
     info!(
         lines = config.history.lines,
         days = config.history.days,
         "history kept in {}",
-        config.data_dir.join("history.db").display()
+        file.display()
     );
-    Ok(Some(history))
+    Some(history)
 }
 
-/// How long kept lines live: `days`, or (0) as long as the count allows.
+/// How long kept lines live: `days`, or (0: [`Duration::ZERO`], which the
+/// store takes as no age limit) as long as the count allows.
 fn history_age(config: &HistoryConfig) -> Duration {
-    config.max_age().unwrap_or(Duration::MAX)
+    config.max_age().unwrap_or(Duration::ZERO)
 }
 
 /// Creates the data directory (owner-only on Unix: it holds the private

@@ -53,9 +53,11 @@ const WARN_TABLE_CAP: usize = 4096;
 /// Line budgets of groups with no connection kept at once.
 const RESTING_BUDGETS_CAP: usize = 4096;
 /// History reads an address group may make at once, then one per
-/// [`HISTORY_READ_EVERY`].
-const HISTORY_READ_BURST: u32 = 20;
-const HISTORY_READ_EVERY: Duration = Duration::from_secs(3);
+/// [`HISTORY_READ_EVERY`]. Deep enough for a few people behind one NAT
+/// reconnecting together, each catching up in several rooms (a replay and
+/// a `/history since` per room).
+const HISTORY_READ_BURST: u32 = 60;
+const HISTORY_READ_EVERY: Duration = Duration::from_secs(1);
 /// What a `/search` costs in history reads (it reads the full-text index).
 pub(crate) const SEARCH_READS: u32 = 4;
 
@@ -1266,6 +1268,25 @@ mod tests {
         );
         let later = t0 + HISTORY_READ_EVERY;
         assert_eq!(again.take_history_read(1, later), Ok(()), "it refills");
+    }
+
+    /// Three people behind one address, each in four rooms, reconnecting
+    /// twice at once: every replay and every catch-up is served.
+    #[test]
+    fn one_address_of_a_few_people_catches_up_in_every_room() {
+        let gate = Gate::new(limits(|l| l.max_per_address = 0));
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            let people: Vec<Ticket> = (0..3)
+                .map(|_| admitted(gate.admit(ip("10.0.0.1"))))
+                .collect();
+            for person in &people {
+                for _room in 0..4 {
+                    assert_eq!(person.take_history_read(1, t0), Ok(()), "replay");
+                    assert_eq!(person.take_history_read(1, t0), Ok(()), "catch-up");
+                }
+            }
+        }
     }
 
     fn lockout_gate(after: u32, secs: u64) -> Arc<Gate> {

@@ -30,11 +30,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -42,7 +43,7 @@ use super::access::{Access, Admitted};
 use super::account_commands::{self, Caller};
 use super::accounts::{verify_password, Role};
 use super::bans::canonical_ip;
-use super::history::{History, HistoryError, Hits, Page, Row};
+use super::history::{History, HistoryError, Hits, Page, Row, SearchWord};
 use super::hub::{self, Entered, Hub, Origin, RegisterError, SharedRole, Speech};
 use super::limits::{Gate, Guess, NoGuess, Rate, RefusalSlot, Ticket, TokenBucket, SEARCH_READS};
 use super::outbound::{self, Inbox, Outbox};
@@ -50,7 +51,7 @@ use super::room::{ClientId, Mode};
 use super::socket::ClientSocket;
 use super::store::{InviteRow, Registration};
 use crate::config::Limits;
-use crate::tls::{self, FirstBytes};
+use crate::tls::{self, FirstBytes, TlsConfigs};
 use tlschat_protocol::command::{unknown_command, HISTORY_HELP};
 use tlschat_protocol::connection::{Connection, LineReader};
 use tlschat_protocol::history::{HISTORY_ALPN, MAX_SEARCH_HITS, REPLAY_LINES};
@@ -80,7 +81,7 @@ pub(crate) struct PeerContext {
     pub hub: Hub,
     /// The join gate, the invite links' host, the registration policy.
     pub access: Access,
-    acceptor: RwLock<TlsAcceptor>,
+    tls: RwLock<TlsConfigs>,
     pub gate: Arc<Gate>,
     /// Argon2 checks at once: each takes ~19 MiB and a core for tens of
     /// milliseconds, so a burst of logins must not run them all together.
@@ -91,27 +92,24 @@ pub(crate) struct PeerContext {
 }
 
 impl PeerContext {
-    pub fn new(hub: Hub, acceptor: TlsAcceptor, gate: Arc<Gate>, access: Access) -> PeerContext {
+    pub fn new(hub: Hub, tls: TlsConfigs, gate: Arc<Gate>, access: Access) -> PeerContext {
         PeerContext {
             hub,
             access,
-            acceptor: RwLock::new(acceptor),
+            tls: RwLock::new(tls),
             gate,
             verify_slots: Arc::new(Semaphore::new(2)),
             shutdown: CancellationToken::new(),
         }
     }
 
-    /// The TLS acceptor for new handshakes (swapped by a reload).
-    fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The TLS configs for new handshakes (swapped by a reload).
+    fn tls(&self) -> TlsConfigs {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set_acceptor(&self, acceptor: TlsAcceptor) {
-        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+    pub fn set_tls(&self, tls: TlsConfigs) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
     }
 }
 
@@ -130,7 +128,7 @@ pub(crate) async fn serve_refusal(
     };
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return,
-        r = within(deadline_after(limit), accept_tls(ctx.acceptor(), tcp, false)) => match r {
+        r = within(deadline_after(limit), accept_tls(ctx.tls(), tcp, false)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => return debug!(peer = %addr, error = %e, "TLS handshake of a refusal failed"),
@@ -207,7 +205,7 @@ async fn admit(
     let tls = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
         _ = ticket.evicted() => return evicted(addr),
-        r = within(deadline, accept_tls(ctx.acceptor(), tcp, true)) => match r {
+        r = within(deadline, accept_tls(ctx.tls(), tcp, true)) => match r {
             Ok(Ok(Some(tls))) => tls,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => {
@@ -286,7 +284,7 @@ async fn within<F: std::future::Future>(
 /// client a round trip and the server a write. It is no secret, and a
 /// client that fails the handshake never gets it.
 async fn accept_tls(
-    acceptor: TlsAcceptor,
+    configs: TlsConfigs,
     tcp: TcpStream,
     prompt: bool,
 ) -> std::io::Result<Option<TlsStream>> {
@@ -297,16 +295,23 @@ async fn accept_tls(
             linger_close(tcp, tls::TLS_REQUIRED_LINE.as_bytes()).await;
             Ok(None)
         }
-        FirstBytes::Tls => acceptor
-            .accept_with(ClientSocket(tcp), |conn| {
-                if prompt {
-                    // Buffered in memory: cannot fail short of allocation.
-                    let _ =
-                        std::io::Write::write_all(&mut conn.writer(), &ServerLine::Nick.encode());
-                }
-            })
-            .await
-            .map(Some),
+        FirstBytes::Tls => {
+            let hello = Acceptor::default();
+            let start = LazyConfigAcceptor::new(hello, ClientSocket(tcp)).await?;
+            let config = configs.for_hello(&start.client_hello());
+            start
+                .into_stream_with(config, |conn| {
+                    if prompt {
+                        // Buffered in memory: cannot fail short of allocation.
+                        let _ = std::io::Write::write_all(
+                            &mut conn.writer(),
+                            &ServerLine::Nick.encode(),
+                        );
+                    }
+                })
+                .await
+                .map(Some)
+        }
     }
 }
 
@@ -847,6 +852,15 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// Carries out one line: the privilege check, then either an answer of
     /// its own or one call into the hub. `Break` once the client quit.
     async fn dispatch(&self, line: &str) -> ControlFlow<()> {
+        if self.ctx.hub.history().is_none() {
+            if let Some(word) = history_word(line) {
+                // A server without history answers these words as v1 did
+                // any unknown word: as typed, whatever follows them.
+                let e = unknown_command(word);
+                self.error(e.code, &e.text);
+                return ControlFlow::Continue(());
+            }
+        }
         let parsed = Command::parse(line);
         // A misused moderator's or admin's command is `not-permitted` for
         // anyone below it, like the command itself: its usage is not theirs.
@@ -948,8 +962,10 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// The replay after a join of a history-mode session: the room's last
-    /// kept lines, then `HISTORYEND`. Over the address's read budget
-    /// nothing is read, and the end says the replay's size was left out.
+    /// kept lines, then `HISTORYEND`. A replay that could not be read
+    /// (over the address's read budget, no read place free, the database
+    /// failing) is an empty one, `HISTORYEND <room> 0 0`: a client that
+    /// saw the room before asks `/history since` after it.
     async fn replay(&self, room: &Entered) {
         let Some(history) = self.ctx.hub.history() else {
             return;
@@ -958,15 +974,24 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             return;
         }
         let page = match self.ticket.take_history_read(1, std::time::Instant::now()) {
-            Ok(()) => history.recent(&room.key, None, REPLAY_LINES, self.answer_bytes()),
-            Err(_) => return self.send_end(&room.name, 0, REPLAY_LINES),
+            Ok(()) => history
+                .recent(&room.key, None, REPLAY_LINES, self.answer_bytes())
+                .await
+                .unwrap_or_else(|e| {
+                    self.log_unread(&e);
+                    Page::default()
+                }),
+            Err(_) => {
+                debug!(client = self.id.0, "replay over its address's read budget");
+                Page::default()
+            }
         };
-        self.send_page(&room.name, page.await);
+        self.send_page(&room.name, &page);
     }
 
     /// `/history …` about the client's current room.
     async fn history(&self, ask: HistoryAsk) {
-        let Some((history, room)) = self.history_room("history", 1) else {
+        let Some((history, room)) = self.history_room(1) else {
             return;
         };
         let bytes = self.answer_bytes();
@@ -975,13 +1000,28 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             HistoryAsk::Before { at, n } => history.recent(&room.key, Some(at), n, bytes).await,
             HistoryAsk::Since { at, n } => history.since(&room.key, at, n, bytes).await,
         };
-        self.send_page(&room.name, page);
+        match page {
+            Ok(page) => self.send_page(&room.name, &page),
+            Err(e) => {
+                if self.not_answered(&e) {
+                    self.send_end(&room.name, 0, 0);
+                }
+            }
+        }
     }
 
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
     /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
     async fn search(&self, words: &[&str]) {
-        let Some((history, room)) = self.history_room("search", SEARCH_READS) else {
+        // Words the store would refuse are refused before they cost reads.
+        let refused = words.iter().find_map(|w| match SearchWord::parse(w) {
+            Err(HistoryError::Words(why)) => Some(why),
+            _ => None,
+        });
+        if let Some(why) = refused {
+            return self.error(ErrorCode::BadArgument, why);
+        }
+        let Some((history, room)) = self.history_room(SEARCH_READS) else {
             return;
         };
         let bytes = self.answer_bytes();
@@ -990,30 +1030,31 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             Ok(hits) => hits,
             Err(HistoryError::Words(why)) => return self.error(ErrorCode::BadArgument, why),
             Err(e) => {
-                self.history_failed(&e);
-                Hits::default()
+                if self.not_answered(&e) {
+                    self.send_found_end(&room.name, 0, false);
+                }
+                return;
             }
         };
         for row in &rows {
-            self.send(ServerLine::Found(kept(&room.name, row)).encode());
+            if !self.try_send(ServerLine::Found(kept(&room.name, row)).encode()) {
+                return;
+            }
         }
-        let end = ServerLine::FoundEnd {
-            room: &room.name,
-            count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-            more,
-        };
-        self.send(end.encode());
+        let count = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+        self.send_found_end(&room.name, count, more);
     }
 
-    /// What a history command needs: the history (none: the server keeps
-    /// none, and says so as of any unknown word), the client's room, and
-    /// `reads` from its address's budget (over it: `rate-limited`).
-    fn history_room(&self, word: &str, reads: u32) -> Option<(&History, Entered)> {
-        let Some(history) = self.ctx.hub.history() else {
-            let e = unknown_command(word);
-            self.error(e.code, &e.text);
-            return None;
-        };
+    fn send_found_end(&self, room: &str, count: u32, more: bool) {
+        self.send(ServerLine::FoundEnd { room, count, more }.encode());
+    }
+
+    /// What a history command needs: the history (a server without it
+    /// never gets here: [`Peer::dispatch`] answers the words as unknown),
+    /// the client's room, and `reads` from its address's budget (over it:
+    /// `rate-limited`).
+    fn history_room(&self, reads: u32) -> Option<(&History, Entered)> {
+        let history = self.ctx.hub.history()?;
         let room = self.ctx.hub.room_of(self.id)?;
         if let Err(wait) = self
             .ticket
@@ -1027,7 +1068,9 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     }
 
     /// The most bytes one history answer may take: a quarter of the
-    /// client's queue, so an answer never drops the client it answers.
+    /// client's queue, so an answer alone cannot fill it; with the queue
+    /// already full of live lines it may still overflow, and the client is
+    /// dropped as one that does not read.
     fn answer_bytes(&self) -> usize {
         match self.ctx.gate.limits().outbound_queue {
             0 => usize::MAX,
@@ -1035,15 +1078,12 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         }
     }
 
-    /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`;
-    /// a failed read as an `INFO` and an empty end.
-    fn send_page(&self, room: &str, page: Result<Page, HistoryError>) {
-        let page = page.unwrap_or_else(|e| {
-            self.history_failed(&e);
-            Page::default()
-        });
+    /// A read page as `HISTORY` lines, oldest first, then `HISTORYEND`.
+    fn send_page(&self, room: &str, page: &Page) {
         for row in &page.rows {
-            self.send(ServerLine::History(kept(room, row)).encode());
+            if !self.try_send(ServerLine::History(kept(room, row)).encode()) {
+                return;
+            }
         }
         let sent = u32::try_from(page.rows.len()).unwrap_or(u32::MAX);
         self.send_end(room, sent, page.left);
@@ -1053,17 +1093,33 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.send(ServerLine::HistoryEnd { room, sent, left }.encode());
     }
 
-    /// A read that gave no answer: told to the client; logged as a
-    /// warning when the store failed (a query stopped for its time limit is
-    /// the asker's, and only debug).
-    fn history_failed(&self, e: &HistoryError) {
-        match e {
-            HistoryError::TooSlow(_) => {
-                debug!(client = self.id.0, error = %e, "history read stopped")
+    /// A history command whose read gave no answer. No read place free:
+    /// `ERROR rate-limited`, like a read over budget, and `false` (no end
+    /// line follows). The read failing: `INFO history NOT available: …`
+    /// and `true` (an empty end follows).
+    fn not_answered(&self, e: &HistoryError) -> bool {
+        self.log_unread(e);
+        let why = match e {
+            HistoryError::Busy => {
+                self.send(wait_line(BUSY_WAIT, "the history is busy"));
+                return false;
             }
-            _ => warn!(error = %e, "cannot read history"),
+            HistoryError::TooSlow(_) => "the query took too long",
+            HistoryError::Words(_) | HistoryError::Store(_) => "the history cannot be read",
+        };
+        let text = format!("history NOT available: {why}");
+        self.send(ServerLine::Info(&text).encode());
+        true
+    }
+
+    /// Logs a read that gave no answer: a warning when the store failed; a
+    /// busy store or a query stopped for its time limit (the asker's) only
+    /// at debug, as they come in bursts.
+    fn log_unread(&self, e: &HistoryError) {
+        match e {
+            HistoryError::Store(_) => warn!(error = %e, "cannot read history"),
+            _ => debug!(client = self.id.0, error = %e, "history read not answered"),
         }
-        self.send(ServerLine::Info("the history could not be read; try again later").encode());
     }
 
     fn error(&self, code: ErrorCode, text: &str) {
@@ -1093,9 +1149,18 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// whose queue this line overflows is dropped like any client that
     /// does not read.
     fn send(&self, line: Bytes) {
-        if self.outbox.send_reply(line).is_err() {
+        self.try_send(line);
+    }
+
+    /// [`Peer::send`], saying whether the line fit: a client whose queue
+    /// overflowed is being dropped, and the rest of a long answer need not
+    /// be sent.
+    fn try_send(&self, line: Bytes) -> bool {
+        let fits = self.outbox.send_reply(line).is_ok();
+        if !fits {
             self.ctx.hub.not_reading(self.id);
         }
+        fits
     }
 
     /// The connection ended: the hub forgets the client (a `PART` to its
@@ -1104,6 +1169,21 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.ctx.hub.disconnected(self.id);
         self.outbox.close();
     }
+}
+
+/// How long a client whose history command found no read place free is
+/// told to wait.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// The command word of `line` as typed, when it is `history` or `search`
+/// in any case (split like [`Command::parse`] splits it).
+fn history_word(line: &str) -> Option<&str> {
+    let body = line.strip_prefix('/')?;
+    let word = body.trim_start_matches(' ').split(' ').next()?;
+    ["history", "search"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+        .then_some(word)
 }
 
 /// A kept row as `HISTORY` and `FOUND` carry it, under the room's current
@@ -1210,7 +1290,7 @@ mod tests {
     /// a real server always has).
     fn bare_context(dir: &std::path::Path) -> (Arc<PeerContext>, Arc<Gate>) {
         let (cert, _) = crate::certs::load_or_generate(dir, &[]).unwrap();
-        let acceptor = TlsAcceptor::from(crate::tls::server_config(&cert).unwrap());
+        let tls = TlsConfigs::new(&cert, false).unwrap();
         let bans = super::super::bans::BanList::load(&dir.join("bans")).unwrap();
         let accounts = super::super::accounts::Accounts::load(&dir.join("acc")).unwrap();
         let gate = Gate::new(crate::config::Limits::default());
@@ -1218,7 +1298,7 @@ mod tests {
         (
             Arc::new(PeerContext::new(
                 hub,
-                acceptor,
+                tls,
                 gate.clone(),
                 Access::new(
                     &crate::config::AccessConfig::default(),

@@ -1,8 +1,9 @@
 //! TLS configuration and the first-byte check on accepted connections.
 //!
 //! ```text
-//! certs::load → LoadedCert → server_config → Arc<ServerConfig> → TlsAcceptor
-//! accepted TcpStream → sniff → Tls: hand to the acceptor
+//! certs::load → LoadedCert → TlsConfigs (without ALPN; with tlschat/2)
+//! accepted TcpStream → sniff → Tls: read the ClientHello, pick a config
+//!                                   (TlsConfigs::for_hello), handshake
 //!                            → Plaintext: send TLS_REQUIRED_LINE, close
 //!                            → Closed: drop
 //! ```
@@ -61,11 +62,10 @@ pub fn server_config(cert: &LoadedCert) -> Result<Arc<rustls::ServerConfig>, Tls
 /// TLS 1.3 and 1.2, no client certificates; `cert` is served whatever SNI
 /// the client sends (or none: clients connecting by IP send no SNI).
 ///
-/// ALPN: with `history`, the one protocol id [`HISTORY_ALPN`]; a client
-/// that offers it gets history mode, one that offers no ALPN at all gets
-/// protocol v1 (rustls refuses a client that offers ids but not this one,
-/// which no tlschat client, `openssl s_client` or `ncat` does by default).
-/// Without history, no ALPN, so a client learns there is none.
+/// ALPN: with `history`, the one protocol id [`HISTORY_ALPN`] (rustls
+/// refuses a client that offers ids but not this one, so the server uses
+/// this config only for a ClientHello offering it: [`TlsConfigs`]);
+/// without, no ALPN.
 ///
 /// Two departures from rustls's defaults, both for the connection path:
 /// - 0.5-RTT data on: the server's first line (`NICK`) rides in its first
@@ -97,6 +97,42 @@ pub fn server_config_for(
         config.alpn_protocols = vec![HISTORY_ALPN.to_vec()];
     }
     Ok(Arc::new(config))
+}
+
+/// The server's configs for one certificate, chosen per ClientHello: a
+/// client offering [`HISTORY_ALPN`] to a server that keeps history gets
+/// the config selecting it (history mode); any other client, whatever
+/// ALPN ids it offers, the one without ALPN (protocol v1), so a client
+/// learns from the handshake whether there is history.
+#[derive(Clone)]
+pub(crate) struct TlsConfigs {
+    v1: Arc<rustls::ServerConfig>,
+    history: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl TlsConfigs {
+    pub(crate) fn new(cert: &LoadedCert, history: bool) -> Result<TlsConfigs, TlsError> {
+        Ok(TlsConfigs {
+            v1: server_config_for(cert, false)?,
+            history: history.then(|| server_config_for(cert, true)).transpose()?,
+        })
+    }
+
+    /// The config for the client that sent `hello`.
+    pub(crate) fn for_hello(
+        &self,
+        hello: &rustls::server::ClientHello<'_>,
+    ) -> Arc<rustls::ServerConfig> {
+        let offers_history = || {
+            hello
+                .alpn()
+                .is_some_and(|mut ids| ids.any(|id| id == HISTORY_ALPN))
+        };
+        match &self.history {
+            Some(history) if offers_history() => history.clone(),
+            _ => self.v1.clone(),
+        }
+    }
 }
 
 /// What the first byte a peer sent says.
