@@ -44,9 +44,6 @@
 //! the time limit) at most [`CONCURRENT_SEARCHES`] in places of their own,
 //! so searches cannot keep replays and catch-ups waiting.
 
-// Only the tests reach the history until the hub and the peers use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::Path;
@@ -167,7 +164,7 @@ pub(crate) enum HistoryError {
     #[error("{0}")]
     Words(&'static str),
     /// Other reads held every place for [`READ_WAIT`]: answered like a
-    /// read over its budget (a replay: `HISTORYEND <room> 0 <left>`).
+    /// read over its budget (a replay: `HISTORYEND <room> 0 0`).
     #[error("the history is busy; try again in a moment")]
     Busy,
     /// The query ran past its time limit and was stopped.
@@ -387,17 +384,20 @@ pub(crate) trait HistoryStore: Send + Sync + 'static {
 /// History in memory, for tests: the same answers as SQLite, with a
 /// simpler idea of a word (split at whitespace, case folded, diacritics
 /// kept).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct MemHistory {
     rows: Mutex<BTreeMap<(Arc<str>, u64), Row>>,
 }
 
+#[cfg(test)]
 impl MemHistory {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(Arc<str>, u64), Row>> {
         self.rows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+#[cfg(test)]
 fn keep_newest(rows: &mut BTreeMap<(Arc<str>, u64), Row>, room_key: &Arc<str>, keep: u32) -> u64 {
     let stamps: Vec<u64> = rows
         .range((room_key.clone(), 0)..=(room_key.clone(), u64::MAX))
@@ -410,6 +410,7 @@ fn keep_newest(rows: &mut BTreeMap<(Arc<str>, u64), Row>, room_key: &Arc<str>, k
     excess as u64
 }
 
+#[cfg(test)]
 impl HistoryStore for MemHistory {
     fn high_water(&self) -> Result<u64, StoreError> {
         Ok(self.lock().values().map(|r| r.at).max().unwrap_or(0))
@@ -672,6 +673,7 @@ impl History {
     }
 
     /// History kept in memory ([`MemHistory`]), for tests.
+    #[cfg(test)]
     pub(crate) fn in_memory(settings: HistorySettings, clock: Arc<dyn Clock>) -> History {
         History::start(Arc::new(MemHistory::default()), settings, clock)
             .unwrap_or_else(|e| unreachable!("memory history cannot fail to open: {e}"))

@@ -62,9 +62,6 @@ mod farewell;
 mod history;
 mod history_sqlite;
 mod hub;
-// Only tests reach the invites until the hub's `/invite` and the join gate
-// call them.
-#[cfg_attr(not(test), allow(dead_code))]
 mod invites;
 mod limits;
 pub mod outbound;
@@ -73,8 +70,6 @@ mod room;
 pub mod service;
 mod socket;
 mod sqlite;
-// `set_role` and `rename` wait for `/op` and `/nick`.
-#[cfg_attr(not(test), allow(dead_code))]
 mod store;
 pub mod tls;
 
