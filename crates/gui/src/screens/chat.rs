@@ -45,7 +45,7 @@ use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
     UserLine, MAX_INPUT_BYTES,
 };
-use tlschat_protocol::{Command, Mark, Nick};
+use tlschat_protocol::{Command, ErrorCode, Mark, Nick};
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -257,6 +257,8 @@ struct Search {
     words: String,
     hits: Vec<Kept>,
     end: Option<(u32, bool)>,
+    /// The server refused it (`rate-limited`); its end is still to come.
+    refused: bool,
 }
 
 impl ChatView {
@@ -384,15 +386,27 @@ impl ChatView {
                     left_top: false,
                 });
             }
-            // Any error while a search waits for its first hit closes the
-            // panel (a server without history refuses `/search` so).
-            EntryKind::Error { .. }
-                if self
-                    .search
-                    .as_ref()
-                    .is_some_and(|s| s.end.is_none() && s.hits.is_empty()) =>
-            {
-                self.search = None;
+            // A search waiting for its first hit: a server without
+            // history, or one that did not take the words, ends it with
+            // this error alone (the panel closes); one over its read
+            // budget ends it with an empty `FOUNDEND` next, which then
+            // closes the panel instead of saying nothing was found. An
+            // error about anything else leaves it waiting.
+            EntryKind::Error { code, .. } => {
+                let Some(search) = &mut self.search else {
+                    return;
+                };
+                if search.end.is_some() || !search.hits.is_empty() {
+                    return;
+                }
+                if [ErrorCode::UnknownCommand, ErrorCode::BadArgument]
+                    .iter()
+                    .any(|c| c.as_str() == code)
+                {
+                    self.search = None;
+                } else if ErrorCode::RateLimited.as_str() == code {
+                    search.refused = true;
+                }
             }
             EntryKind::Found(hit) => {
                 let search = match &mut self.search {
@@ -405,6 +419,14 @@ impl ChatView {
                 if search.hits.len() < SHOWN_HITS {
                     search.hits.push(hit.clone());
                 }
+            }
+            EntryKind::FoundEnd { .. }
+                if self
+                    .search
+                    .as_ref()
+                    .is_some_and(|s| s.refused && s.hits.is_empty()) =>
+            {
+                self.search = None;
             }
             EntryKind::FoundEnd { room, count, more } => {
                 let search = match &mut self.search {
@@ -2265,10 +2287,26 @@ mod tests {
         chat.input = "/search שלום".into();
         chat.submit();
         assert!(chat.search.is_some());
+        chat.on_client_event(error("unknown-command", "/search"), true);
+        assert!(chat.search.is_none());
+
+        // An error about something else: the search goes on. Refused for
+        // the read budget: its (empty) end closes the panel rather than
+        // saying nothing was found.
+        chat.input = "/search 你好".into();
+        chat.submit();
+        chat.on_client_event(error("no-such-nick", "دانا: no such nick"), true);
+        assert!(chat.search.is_some());
         chat.on_client_event(
-            ClientEvent::Line(EntryKind::Error {
-                code: "unknown-command".into(),
-                text: "/search".into(),
+            error("rate-limited", "3 too many history reads; try again in 3 s"),
+            true,
+        );
+        assert!(chat.search.is_some(), "its end is still coming");
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::FoundEnd {
+                room: "#lobby".into(),
+                count: 0,
+                more: false,
             }),
             true,
         );
