@@ -20,8 +20,10 @@
 //! under the separator the core makes of each batch's end. Scrolled to the
 //! top of the current room, the pane asks for the lines before the oldest
 //! one shown ([`ChatState::older_history`]: once per batch) and shows
-//! "loading older…" until the batch ends; lines inserted above what is on
-//! screen leave it where it was. `/search` hits go to a panel of their
+//! "loading older…" until the batch's end line; a batch that brought
+//! nothing (the server's read budget spent, say) is asked again only
+//! after a pause or a new scroll to the top. Lines inserted above what is
+//! on screen leave it where it was. `/search` hits go to a panel of their
 //! own, not into the conversation.
 
 use std::borrow::Cow;
@@ -43,7 +45,7 @@ use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
     UserLine, MAX_INPUT_BYTES,
 };
-use tlschat_protocol::{Command, Mark, Nick};
+use tlschat_protocol::{Command, ErrorCode, Mark, Nick};
 
 /// Entries kept per conversation, and the memory all conversations'
 /// entries may take together (counted as [`EntryKind::cost`]): the client
@@ -67,6 +69,10 @@ const LISTED_ROOMS: usize = 500;
 /// [`MAX_SEARCH_HITS`](tlschat_protocol::history::MAX_SEARCH_HITS) per
 /// answer; only a hostile one sends more.
 const SHOWN_HITS: usize = 100;
+/// How long the pane waits, left at the top, before asking again for
+/// older lines the server answered with none (its read budget spent,
+/// say); scrolling away and back asks sooner.
+const OLDER_PAUSE: Duration = Duration::from_secs(5);
 
 /// The window's own help, shown before the server's `/help` answer.
 const GUI_HELP: &[&str] = &[
@@ -213,6 +219,10 @@ pub struct ChatView {
     /// `/history before` was sent for this room and its batch has not
     /// ended: the pane shows "loading older…".
     loading_older: Option<String>,
+    /// A `/history before` the server answered with nothing (refused, its
+    /// read budget spent): not asked again before [`Pause::until`] or a
+    /// new scroll to the top.
+    older_paused: Option<Pause>,
     /// The last `/search` answer, shown beside the messages until closed.
     search: Option<Search>,
     /// For the tests: a stand-in for the session that takes every line.
@@ -230,6 +240,15 @@ struct Anchor {
     moved: bool,
 }
 
+/// Older lines of `room` were asked for and none came.
+#[derive(Debug)]
+struct Pause {
+    room: String,
+    until: Instant,
+    /// The pane was scrolled away from the top since.
+    left_top: bool,
+}
+
 /// A `/search` answer: its words, the hits so far (newest first) and,
 /// once it ended, the count and whether more were left out.
 #[derive(Debug, Default)]
@@ -238,6 +257,8 @@ struct Search {
     words: String,
     hits: Vec<Kept>,
     end: Option<(u32, bool)>,
+    /// The server refused it (`rate-limited`); its end is still to come.
+    refused: bool,
 }
 
 impl ChatView {
@@ -263,6 +284,7 @@ impl ChatView {
             title: String::new(),
             anchor: Anchor::default(),
             loading_older: None,
+            older_paused: None,
             search: None,
             #[cfg(test)]
             sent: None,
@@ -299,10 +321,18 @@ impl ChatView {
     ) -> Vec<Notice> {
         match &event {
             ClientEvent::Reconnecting { delay, .. } => {
-                self.reconnect_at = Some(Instant::now() + *delay)
+                self.reconnect_at = Some(Instant::now() + *delay);
+                // What the connection owed is not coming.
+                self.loading_older = None;
             }
-            ClientEvent::Connected { .. } => self.reconnect_at = None,
-            ClientEvent::Closed(_) => self.handle = None,
+            ClientEvent::Connected { .. } => {
+                self.reconnect_at = None;
+                self.loading_older = None;
+            }
+            ClientEvent::Closed(_) => {
+                self.handle = None;
+                self.loading_older = None;
+            }
             ClientEvent::Line(kind) => self.history_line(kind),
             ClientEvent::Room(_) => {}
         }
@@ -338,6 +368,10 @@ impl ChatView {
     /// What a line means for loading older lines and for the search panel.
     fn history_line(&mut self, kind: &EntryKind) {
         match kind {
+            // The asked page ends only here (an `ERROR` before it, about
+            // it or anything else, ends nothing). One that brought
+            // nothing was refused, or has nothing more to give: asked
+            // again only after a pause or a new scroll to the top.
             EntryKind::HistoryEnd(end)
                 if end.batch == Batch::Asked
                     && self
@@ -346,19 +380,32 @@ impl ChatView {
                         .is_some_and(|r| r.eq_ignore_ascii_case(&end.room)) =>
             {
                 self.loading_older = None;
+                self.older_paused = (end.sent == 0).then(|| Pause {
+                    room: end.room.clone(),
+                    until: Instant::now() + OLDER_PAUSE,
+                    left_top: false,
+                });
             }
-            // The server refused it (rate-limited, say, or a server
-            // without history): not loading any more, and not asked
-            // again before the next batch; a search with no answer yet
-            // closes.
-            EntryKind::Error { .. } => {
-                self.loading_older = None;
-                if self
-                    .search
-                    .as_ref()
-                    .is_some_and(|s| s.end.is_none() && s.hits.is_empty())
+            // A search waiting for its first hit: a server without
+            // history, or one that did not take the words, ends it with
+            // this error alone (the panel closes); one over its read
+            // budget ends it with an empty `FOUNDEND` next, which then
+            // closes the panel instead of saying nothing was found. An
+            // error about anything else leaves it waiting.
+            EntryKind::Error { code, .. } => {
+                let Some(search) = &mut self.search else {
+                    return;
+                };
+                if search.end.is_some() || !search.hits.is_empty() {
+                    return;
+                }
+                if [ErrorCode::UnknownCommand, ErrorCode::BadArgument]
+                    .iter()
+                    .any(|c| c.as_str() == code)
                 {
                     self.search = None;
+                } else if ErrorCode::RateLimited.as_str() == code {
+                    search.refused = true;
                 }
             }
             EntryKind::Found(hit) => {
@@ -372,6 +419,14 @@ impl ChatView {
                 if search.hits.len() < SHOWN_HITS {
                     search.hits.push(hit.clone());
                 }
+            }
+            EntryKind::FoundEnd { .. }
+                if self
+                    .search
+                    .as_ref()
+                    .is_some_and(|s| s.refused && s.hits.is_empty()) =>
+            {
+                self.search = None;
             }
             EntryKind::FoundEnd { room, count, more } => {
                 let search = match &mut self.search {
@@ -688,7 +743,7 @@ impl ChatView {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             egui::Panel::bottom("input").show(ui, |ui| self.input_line(ui));
-            egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
+            egui::CentralPanel::default().show(ui, |ui| self.messages(ui, now));
         });
         action
     }
@@ -1028,7 +1083,7 @@ impl ChatView {
         ui.add_space(4.0);
     }
 
-    fn messages(&mut self, ui: &mut egui::Ui) {
+    fn messages(&mut self, ui: &mut egui::Ui, now: Instant) {
         let visuals = ui.visuals().clone();
         let jump = std::mem::take(&mut self.jump_to_bottom);
         let page = self.page.take();
@@ -1110,8 +1165,12 @@ impl ChatView {
         }
         // (Not while lines just came above: the offset moves to them at
         // the end of this frame.)
-        if offset <= 1.0 && !jump && !keep {
-            self.load_older();
+        if !jump && !keep {
+            if offset <= 1.0 {
+                self.load_older(ui.ctx(), now);
+            } else if let Some(paused) = &mut self.older_paused {
+                paused.left_top = true;
+            }
         }
         if self.loading_older.is_some() {
             let at = out.inner_rect.center_top() + egui::vec2(-50.0, 4.0);
@@ -1140,12 +1199,22 @@ impl ChatView {
 
 impl ChatView {
     /// Scrolled to the top of the current room: asks for the kept lines
-    /// before the oldest one shown, unless it did for this batch already
-    /// or the server said nothing older is left.
-    fn load_older(&mut self) {
+    /// before the oldest one shown, unless a page is still coming, the
+    /// server said nothing older is left, or it answered the last ask
+    /// with nothing and neither the pause nor a new scroll to the top
+    /// came since (then a frame is asked for when the pause is over).
+    fn load_older(&mut self, ctx: &egui::Context, now: Instant) {
         let room = ConversationKey::Room(self.state.room.clone());
         if self.loading_older.is_some() || !self.buffers[self.viewing].key.same(&room) {
             return;
+        }
+        if let Some(paused) = &self.older_paused {
+            let here = paused.room.eq_ignore_ascii_case(&self.state.room);
+            if here && !paused.left_top && now < paused.until {
+                ctx.request_repaint_after(paused.until - now);
+                return;
+            }
+            self.older_paused = None;
         }
         let Some(ask) = self.state.older_history() else {
             return;
@@ -1941,12 +2010,44 @@ mod tests {
         h.run();
     }
 
-    #[test]
-    fn scrolled_to_the_top_it_asks_once_for_the_older_lines_and_keeps_its_place() {
-        use egui_kittest::kittest::Queryable;
-        // Stamps in 2026; the replay brought 1060..=1099 (1000 more are
-        // kept), then live lines came.
-        let base = 1_780_000_000_000;
+    fn wheel_down(h: &mut egui_kittest::Harness<'static, ChatView>) {
+        h.hover_at(egui::pos2(500.0, 300.0));
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -300.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run();
+    }
+
+    fn error(code: &str, text: &str) -> ClientEvent {
+        ClientEvent::Line(EntryKind::Error {
+            code: code.into(),
+            text: text.into(),
+        })
+    }
+
+    /// The end of an asked batch that brought nothing.
+    fn empty_end() -> ClientEvent {
+        ClientEvent::Line(EntryKind::HistoryEnd(
+            tlschat_client_core::state::HistoryEnd {
+                room: "#lobby".into(),
+                batch: Batch::Asked,
+                sent: 0,
+                left: 0,
+                shown: 0,
+                oldest: None,
+                newest_shown: None,
+            },
+        ))
+    }
+
+    /// The lobby in a window, its replay having brought kept lines
+    /// `base + 1060..=1099` (1000 more are kept), then live lines came;
+    /// every line it sends is kept in `sent`.
+    fn lobby_with_older_lines(base: u64) -> egui_kittest::Harness<'static, ChatView> {
         let mut chat = ChatView::new("h:1", "alice", None);
         chat.sent = Some(Vec::new());
         chat.on_client_event(ClientEvent::Room("#lobby".into()), true);
@@ -1970,6 +2071,24 @@ mod tests {
         }
         let mut h = harness_of(chat);
         h.run();
+        h
+    }
+
+    /// [`lobby_with_older_lines`] scrolled to the top (so the older lines
+    /// were asked for).
+    fn lobby_scrolled_to_the_top(base: u64) -> egui_kittest::Harness<'static, ChatView> {
+        let mut h = lobby_with_older_lines(base);
+        wheel_up(&mut h);
+        wheel_up(&mut h);
+        h
+    }
+
+    #[test]
+    fn scrolled_to_the_top_it_asks_once_for_the_older_lines_and_keeps_its_place() {
+        use egui_kittest::kittest::Queryable;
+        // Stamps in 2026.
+        let base = 1_780_000_000_000;
+        let mut h = lobby_with_older_lines(base);
         assert!(
             h.state().sent == Some(Vec::new()),
             "nothing asked at the bottom"
@@ -2033,6 +2152,92 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_page_is_asked_again_only_after_a_new_scroll_to_the_top_or_a_pause() {
+        use egui_kittest::kittest::Queryable;
+        let base = 1_780_000_000_000;
+        let mut h = lobby_scrolled_to_the_top(base);
+        let asked = format!("/history before {} 50", base + 1060);
+        assert_eq!(h.state().sent, Some(vec![asked.clone()]));
+        // An error about something else: the page is still coming.
+        h.state_mut()
+            .on_client_event(error("no-such-nick", "дмитрий: no such nick"), true);
+        h.run();
+        assert!(h.query_by_label("loading older…").is_some());
+        // The read budget is spent: the server says so, then ends the
+        // answer empty. Until that end, nothing more is asked.
+        h.state_mut().on_client_event(
+            error("rate-limited", "3 too many history reads; try again in 3 s"),
+            true,
+        );
+        for _ in 0..3 {
+            wheel_up(&mut h);
+        }
+        assert_eq!(h.state().sent, Some(vec![asked.clone()]), "one at a time");
+        assert!(h.query_by_label("loading older…").is_some());
+        h.state_mut().on_client_event(empty_end(), true);
+        for _ in 0..3 {
+            wheel_up(&mut h);
+        }
+        assert_eq!(h.state().sent, Some(vec![asked.clone()]), "refused: waits");
+        assert!(h.query_by_label("loading older…").is_none());
+
+        // Scrolled away and back to the top: asked again.
+        wheel_down(&mut h);
+        assert_eq!(h.state().sent.as_ref().map(Vec::len), Some(1));
+        wheel_up(&mut h);
+        assert_eq!(h.state().sent, Some(vec![asked.clone(); 2]));
+        h.state_mut().on_client_event(empty_end(), true);
+        h.run();
+        assert_eq!(h.state().sent.as_ref().map(Vec::len), Some(2));
+        // Left at the top: asked again once the pause is over.
+        let paused = h.state_mut().older_paused.as_mut().map(|p| {
+            p.until = Instant::now();
+        });
+        assert!(paused.is_some(), "a refused page pauses the asking");
+        h.run();
+        assert_eq!(h.state().sent, Some(vec![asked; 3]));
+    }
+
+    #[test]
+    fn loading_older_lines_ends_with_the_connection_and_may_be_asked_after_it() {
+        use egui_kittest::kittest::Queryable;
+        let base = 1_780_000_000_000;
+        let mut h = lobby_scrolled_to_the_top(base);
+        assert!(h.query_by_label("loading older…").is_some());
+        h.state_mut().on_client_event(
+            ClientEvent::Reconnecting {
+                reason: "соединение потеряно".into(),
+                delay: Duration::from_secs(3),
+                attempt: 1,
+            },
+            true,
+        );
+        h.run();
+        assert!(h.query_by_label("loading older…").is_none());
+        h.state_mut().on_client_event(
+            ClientEvent::Connected {
+                server: "h:1".into(),
+                nick: "alice".into(),
+                fingerprint: tlschat_protocol::Fingerprint([0x5a; 32]),
+                tls: "TLS 1.3".into(),
+            },
+            true,
+        );
+        h.run();
+        // Still at the top: what the old connection owed is asked anew.
+        let asked = format!("/history before {} 50", base + 1060);
+        assert_eq!(h.state().sent, Some(vec![asked.clone(); 2]));
+        assert!(h.query_by_label("loading older…").is_some());
+        h.state_mut().on_client_event(
+            ClientEvent::Closed(tlschat_client_core::CloseReason::Quit),
+            true,
+        );
+        h.run();
+        assert!(h.query_by_label("loading older…").is_none());
+        assert_eq!(h.state().sent, Some(vec![asked; 2]));
+    }
+
+    #[test]
     fn search_hits_go_to_their_panel_and_a_refused_search_closes_it() {
         use egui_kittest::kittest::Queryable;
         let mut chat = ChatView::new("h:1", "alice", None);
@@ -2082,10 +2287,26 @@ mod tests {
         chat.input = "/search שלום".into();
         chat.submit();
         assert!(chat.search.is_some());
+        chat.on_client_event(error("unknown-command", "/search"), true);
+        assert!(chat.search.is_none());
+
+        // An error about something else: the search goes on. Refused for
+        // the read budget: its (empty) end closes the panel rather than
+        // saying nothing was found.
+        chat.input = "/search 你好".into();
+        chat.submit();
+        chat.on_client_event(error("no-such-nick", "دانا: no such nick"), true);
+        assert!(chat.search.is_some());
         chat.on_client_event(
-            ClientEvent::Line(EntryKind::Error {
-                code: "unknown-command".into(),
-                text: "/search".into(),
+            error("rate-limited", "3 too many history reads; try again in 3 s"),
+            true,
+        );
+        assert!(chat.search.is_some(), "its end is still coming");
+        chat.on_client_event(
+            ClientEvent::Line(EntryKind::FoundEnd {
+                room: "#lobby".into(),
+                count: 0,
+                more: false,
             }),
             true,
         );
