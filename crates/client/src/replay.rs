@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! our JOIN ─▶ Replay batch ─HISTORY…─▶ dropped if ≤ floor or ≥ first live
-//!             HISTORYEND ─ gap after a reconnect? ─▶ "/history since <cursor>"
+//!             HISTORYEND ─ gap or none after a reconnect? ─▶ "/history since <cursor>"
 //!                                                   CatchUp batch ─HISTORYEND─▶ settled
 //!                                     (left > 0 ─▶ "/history before <oldest>", bounded)
 //! "@<at> MSG …" (live) ─▶ first live stamp, newest; the cursor follows
@@ -438,7 +438,7 @@ impl Tracker {
             if open.passing {
                 return None;
             }
-            let (covered, notice) = self.replay_end(room, &open, sent, left, refusal);
+            let (covered, notice) = self.replay_end(room, &open, sent, left);
             (open, covered, notice)
         } else {
             if self.expected.front()? == &Expected::Search {
@@ -487,7 +487,8 @@ impl Tracker {
     /// after a reconnect, when it sent nothing (it may not have been read)
     /// or lines were left out and the oldest one sent is newer than the
     /// cursor, the catch-up `/history since <cursor>` is queued (once);
-    /// else the room settles, unless the read failed. Returns whether the
+    /// else the room settles (a replay is never refused: one the server
+    /// could not read is an empty one). Returns whether the
     /// lines it left out are covered (seen before, at or below the cursor,
     /// or brought by the catch-up), and a notice when the catch-up cannot
     /// be sent.
@@ -497,7 +498,6 @@ impl Tracker {
         open: &Open,
         sent: u32,
         left: u32,
-        refusal: Option<&str>,
     ) -> (bool, Option<String>) {
         let catch_up = open
             .floor
@@ -525,7 +525,6 @@ impl Tracker {
                     )
                 }
             }
-            None if refusal.is_some() && open.floor.is_some() => (false, None),
             None => {
                 self.settle(room);
                 (open.floor.is_some() && !open.left_a_gap(left), None)
