@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! our JOIN ─▶ Replay batch ─HISTORY…─▶ dropped if ≤ floor or ≥ first live
-//!             HISTORYEND ─ gap after a reconnect? ─▶ "/history since <cursor>"
+//!             HISTORYEND ─ gap or none after a reconnect? ─▶ "/history since <cursor>"
 //!                                                   CatchUp batch ─HISTORYEND─▶ settled
 //!                                     (left > 0 ─▶ "/history before <oldest>", bounded)
 //! "@<at> MSG …" (live) ─▶ first live stamp, newest; the cursor follows
@@ -22,14 +22,20 @@
 //! user sent) and at most [`MAX_CATCH_UP`] per batch; rooms tracked are at
 //! most [`MAX_ROOMS`], so a hostile server can make the client hold or
 //! place only so much. The server answers a session's commands in order,
-//! so the answers owed are a queue: each `HISTORYEND`, `FOUNDEND` or
-//! `ERROR` a command is refused with ends the oldest one.
+//! each `/history` or `/search` (as its parser reads the line) with exactly
+//! one end line, so the answers owed are a queue: each `HISTORYEND` or
+//! `FOUNDEND` ends the oldest one. An `ERROR` or a failed read said just
+//! before an end line marks that answer as refused; an `ERROR` ends
+//! nothing (it may answer another line).
 //!
 //! A catch-up answer holds the newest missed lines that fit; while it left
 //! older missed lines out, the session pages back (`/history before`) in
 //! at most [`CATCH_UP_ROUNDS`] rounds, then settles the cursor (saying how
-//! many missed lines it does not show, if any). A read the server says
-//! failed, or a catch-up with no lines, leaves the cursor below the gap.
+//! many missed lines it does not show, if any). An empty replay after a
+//! reconnect (the server may not have read it) is caught up too. A
+//! catch-up the server refused or could not read leaves the cursor below
+//! the gap, so the next connection asks again, and says how to load the
+//! lines now.
 //!
 //! While a room rejoined after a reconnect is replayed and caught up, its
 //! kept and live lines are held ([`Held`], bounded) and passed on in the
@@ -42,14 +48,15 @@ use indexmap::IndexMap;
 use crate::state::{Batch, EntryKind, HistoryEnd};
 use crate::ClientEvent;
 use tlschat_protocol::history::{MAX_CATCH_UP, MAX_HISTORY_LINES, MAX_SEARCH_HITS};
-use tlschat_protocol::{Command, ErrorCode, HistoryAsk, Kept, LOBBY};
+use tlschat_protocol::{check_text, Command, ErrorCode, HistoryAsk, Kept, LOBBY, MAX_CLIENT_LINE};
 
 /// Rooms whose cursor and batch are kept; past it, the one touched least
 /// recently is forgotten.
 pub(crate) const MAX_ROOMS: usize = 64;
 
 /// Answers the client waits for at once, at most (past it, a further
-/// `/history` or `/search` is not expected: its answer is not shown).
+/// `/history` or `/search` is not expected: its answer is not shown, and a
+/// catch-up is not sent).
 const MAX_EXPECTED: usize = 16;
 
 /// Answers a catch-up takes at most: the first, then pages back towards
@@ -158,9 +165,12 @@ pub(crate) struct Tracker {
     expected: VecDeque<Expected>,
     /// The hits of the current `/search` answer so far.
     hits: u32,
-    /// The server said it could not read history: the batch it ends next
-    /// does not settle a cursor.
+    /// The server said it could not read history: the answer it ends next
+    /// is empty for that reason.
     read_failed: bool,
+    /// An `ERROR` came while an answer was owed: the answer ended next,
+    /// if empty, was refused.
+    refused: bool,
     /// Lines the session is to send (the catch-up).
     requests: Vec<String>,
 }
@@ -183,6 +193,7 @@ impl Tracker {
         self.expected.clear();
         self.hits = 0;
         self.read_failed = false;
+        self.refused = false;
         self.requests.clear();
         for room in self.rooms.values_mut() {
             room.batch = None;
@@ -243,27 +254,39 @@ impl Tracker {
         &mut self.rooms[i]
     }
 
-    /// Notes an answer owed, unless too many are owed already.
-    fn expect(&mut self, expected: Expected) {
-        if self.expected.len() < MAX_EXPECTED {
+    /// Notes an answer owed, unless too many are owed already; whether it
+    /// was noted.
+    fn expect(&mut self, expected: Expected) -> bool {
+        let room = self.expected.len() < MAX_EXPECTED;
+        if room {
             self.expected.push_back(expected);
         }
+        room
     }
 
     /// A line the session sends: a `/history` or `/search` is answered in
-    /// its turn.
+    /// its turn, by a server in history mode. What counts is what the
+    /// server makes of the line: its text rule, its length limit and its
+    /// parser.
     pub(crate) fn sent(&mut self, line: &str) {
-        match Command::parse(line.trim_start()) {
+        if !self.history_mode || line.len() >= MAX_CLIENT_LINE || check_text(line).is_err() {
+            return;
+        }
+        match Command::parse(line) {
             Ok(Command::History(_)) => self.expect(Expected::Asked),
             Ok(Command::Search(_)) => self.expect(Expected::Search),
-            _ => {}
-        }
+            _ => false,
+        };
     }
 
-    /// Queues a catch-up command; its answer is owed after those before.
-    fn request(&mut self, ask: HistoryAsk, expected: Expected) {
-        self.requests.push(ask.to_command());
-        self.expect(expected);
+    /// Queues a catch-up command, unless its answer could not be told
+    /// apart (too many owed); whether it was queued.
+    fn request(&mut self, ask: HistoryAsk, expected: Expected) -> bool {
+        let queued = self.expect(expected);
+        if queued {
+            self.requests.push(ask.to_command());
+        }
+        queued
     }
 
     /// Our own `JOIN` of `room`: in history mode, its replay follows.
@@ -283,7 +306,11 @@ impl Tracker {
                 passing: true,
                 ..Open::new(Batch::Replay, None)
             };
-            self.room(room).batch = Some(passing);
+            let r = self.room(room);
+            r.batch = Some(passing);
+            // Lines said while passing through do not cover what was
+            // missed before them: the cursor waits for the next join.
+            r.unsettled = true;
             return;
         }
         let r = self.room(room);
@@ -313,17 +340,29 @@ impl Tracker {
         }
     }
 
-    /// An `ERROR` of a kind a `/history` or `/search` is answered with
-    /// (`rate-limited`, `bad-argument`, `unknown-command`): it answers the
-    /// oldest one owed, which then ends without lines. A catch-up answered
-    /// so leaves the cursor where it is.
+    /// An `ERROR` of a kind a `/history` or `/search` is refused with
+    /// (`rate-limited`, `bad-argument`, `unknown-command`) while an answer
+    /// is owed: the answer ended next, if empty, was refused. It ends
+    /// nothing itself (it may answer another line).
     pub(crate) fn error(&mut self, code: ErrorCode) {
-        let answers = matches!(
+        let refuses = matches!(
             code,
             ErrorCode::RateLimited | ErrorCode::BadArgument | ErrorCode::UnknownCommand
         );
-        if answers && self.expected.pop_front().is_some() {
-            self.hits = 0;
+        if refuses && !self.expected.is_empty() {
+            self.refused = true;
+        }
+    }
+
+    /// Why the answer ending now with `sent` lines brought none, if the
+    /// server said so before its end; forgotten at every end line.
+    fn take_refusal(&mut self, sent: u32) -> Option<&'static str> {
+        let failed = std::mem::take(&mut self.read_failed);
+        let refused = std::mem::take(&mut self.refused);
+        match (sent, failed, refused) {
+            (0, true, _) => Some("history not available"),
+            (0, _, true) => Some("server busy"),
+            _ => None,
         }
     }
 
@@ -386,7 +425,7 @@ impl Tracker {
         sent: u32,
         left: u32,
     ) -> Option<(HistoryEnd, Option<String>)> {
-        let failed = std::mem::take(&mut self.read_failed);
+        let refusal = self.take_refusal(sent);
         let replay = self
             .rooms
             .get(&key(room))
@@ -399,8 +438,8 @@ impl Tracker {
             if open.passing {
                 return None;
             }
-            let covered = self.replay_end(room, &open, left, failed);
-            (open, covered, None)
+            let (covered, notice) = self.replay_end(room, &open, sent, left);
+            (open, covered, notice)
         } else {
             if self.expected.front()? == &Expected::Search {
                 return None;
@@ -424,7 +463,7 @@ impl Tracker {
                     round,
                     missing,
                     ..
-                } => self.catch_up_end(room, &open, floor, round, (sent, left, missing), failed),
+                } => self.catch_up_end(room, &open, floor, round, (sent, left, missing), refusal),
                 _ => None,
             };
             // A catch-up's own count is of lines it brings next, or of
@@ -445,16 +484,25 @@ impl Tracker {
     }
 
     /// The end of a room's replay. After the replay of the room rejoined
-    /// after a reconnect, when lines were left out and the oldest one sent
-    /// is newer than the cursor, the catch-up `/history since <cursor>` is
-    /// queued (once); else the room settles, unless the read failed.
-    /// Returns whether the lines it left out are covered: seen before (at
-    /// or below the cursor) or brought by the catch-up.
-    fn replay_end(&mut self, room: &str, open: &Open, left: u32, failed: bool) -> bool {
+    /// after a reconnect, when it sent nothing (it may not have been read)
+    /// or lines were left out and the oldest one sent is newer than the
+    /// cursor, the catch-up `/history since <cursor>` is queued (once);
+    /// else the room settles (a replay is never refused: one the server
+    /// could not read is an empty one). Returns whether the
+    /// lines it left out are covered (seen before, at or below the cursor,
+    /// or brought by the catch-up), and a notice when the catch-up cannot
+    /// be sent.
+    fn replay_end(
+        &mut self,
+        room: &str,
+        open: &Open,
+        sent: u32,
+        left: u32,
+    ) -> (bool, Option<String>) {
         let catch_up = open
             .floor
             .filter(|_| open.may_catch_up && self.history_mode)
-            .filter(|_| open.left_a_gap(left));
+            .filter(|_| sent == 0 || open.left_a_gap(left));
         match catch_up {
             Some(floor) => {
                 let ask = HistoryAsk::Since {
@@ -468,13 +516,18 @@ impl Tracker {
                     round: 0,
                     missing: 0,
                 };
-                self.request(ask, expected);
-                true
+                if self.request(ask, expected) {
+                    (true, None)
+                } else {
+                    (
+                        false,
+                        Some(not_loaded(room, floor, "too many requests waiting")),
+                    )
+                }
             }
-            None if failed && open.floor.is_some() => false,
             None => {
                 self.settle(room);
-                open.floor.is_some() && !open.left_a_gap(left)
+                (open.floor.is_some() && !open.left_a_gap(left), None)
             }
         }
     }
@@ -483,8 +536,10 @@ impl Tracker {
     /// missed lines still `missing` before it). While lines were left out
     /// above the cursor, the next round asks for the page before the
     /// oldest line received (at most [`CATCH_UP_ROUNDS`] rounds); then the
-    /// room settles. A failed read, or an answer with nothing, leaves the
-    /// cursor below the gap. Returns a notice of missed lines not shown.
+    /// room settles. An answer refused or not read leaves the cursor below
+    /// the gap (the next connection asks again) and says how to load the
+    /// lines now; an empty one settles (nothing more is kept). Returns a
+    /// notice of missed lines not shown.
     fn catch_up_end(
         &mut self,
         room: &str,
@@ -492,10 +547,14 @@ impl Tracker {
         floor: u64,
         round: u8,
         (sent, left, missing): (u32, u32, u32),
-        failed: bool,
+        refusal: Option<&str>,
     ) -> Option<String> {
-        if failed || sent == 0 {
-            return None;
+        if let Some(why) = refusal {
+            return Some(not_loaded(room, floor, why));
+        }
+        if sent == 0 {
+            self.settle(room);
+            return (round > 0).then(|| not_shown(room, missing)).flatten();
         }
         let reached = open.oldest.is_some_and(|oldest| oldest <= floor);
         let missing = if round == 0 {
@@ -504,30 +563,24 @@ impl Tracker {
             missing.saturating_sub(open.received)
         };
         let more = !reached && left > 0 && missing > 0;
-        match open.oldest {
-            Some(oldest) if more && round + 1 < CATCH_UP_ROUNDS => {
-                let ask = HistoryAsk::Before {
-                    at: oldest,
-                    n: MAX_HISTORY_LINES,
-                };
-                let expected = Expected::CatchUp {
-                    room: key(room),
-                    floor,
-                    ceiling: Some(oldest),
-                    round: round + 1,
-                    missing,
-                };
-                self.request(ask, expected);
-                None
-            }
-            _ => {
-                self.settle(room);
-                more.then(|| match missing {
-                    1 => format!("1 earlier missed line of {room} is not shown"),
-                    n => format!("{n} earlier missed lines of {room} are not shown"),
-                })
+        if let Some(oldest) = open.oldest.filter(|_| more && round + 1 < CATCH_UP_ROUNDS) {
+            let ask = HistoryAsk::Before {
+                at: oldest,
+                n: MAX_HISTORY_LINES,
+            };
+            let expected = Expected::CatchUp {
+                room: key(room),
+                floor,
+                ceiling: Some(oldest),
+                round: round + 1,
+                missing,
+            };
+            if self.request(ask, expected) {
+                return None;
             }
         }
+        self.settle(room);
+        more.then(|| not_shown(room, missing)).flatten()
     }
 
     /// The room's replay and catch-up are over: the cursor follows what was
@@ -551,12 +604,30 @@ impl Tracker {
     /// A `FOUNDEND`: whether to pass it on (it ends the `/search` answered
     /// now).
     pub(crate) fn found_end(&mut self) -> bool {
+        // What was said before an end line belongs to its answer.
+        self.take_refusal(0);
         if self.expected.front() != Some(&Expected::Search) {
             return false;
         }
         self.expected.pop_front();
         self.hits = 0;
         true
+    }
+}
+
+/// The notice for missed lines of `room` a catch-up did not load now
+/// (`why`): the cursor stays at `floor`, so the next connection asks again.
+fn not_loaded(room: &str, floor: u64, why: &str) -> String {
+    format!("missed lines of {room} not loaded now ({why}); /history since {floor} loads them")
+}
+
+/// The notice for `missing` earlier missed lines of `room` a catch-up
+/// settled without; none when nothing is missing.
+fn not_shown(room: &str, missing: u32) -> Option<String> {
+    match missing {
+        0 => None,
+        1 => Some(format!("1 earlier missed line of {room} is not shown")),
+        n => Some(format!("{n} earlier missed lines of {room} are not shown")),
     }
 }
 
@@ -918,37 +989,128 @@ mod tests {
             .is_empty());
     }
 
+    /// The status notices among `shown`.
+    fn notices(shown: &[EntryKind]) -> Vec<String> {
+        shown
+            .iter()
+            .filter_map(|k| match k {
+                EntryKind::Status(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const BUSY: &str = "ERROR rate-limited 3 too many history reads; try again in 3 s";
+
     #[test]
-    fn errors_answer_the_oldest_request_and_leave_the_cursor() {
+    fn only_end_lines_end_an_answer_owed() {
+        // A refused search (its ERROR, then its end), then an unrelated
+        // ERROR: the catch-up after them is still taken as such.
         let mut chat = with_a_gap(&["/search привет"]);
-        chat.read(&["ERROR rate-limited 3 too many history reads; try again in 3 s".to_owned()]);
-        // The search is answered; the catch-up is next.
-        chat.read(&["ERROR rate-limited 3 too many history reads; try again in 3 s".to_owned()]);
-        // Nothing is owed now: a later /history is answered as asked.
-        chat.lines.sent("/history");
-        let shown = chat.read(&[kept(150), "HISTORYEND #lobby 1 0".to_owned()]);
-        assert_eq!(end_of(&shown), Some((Batch::Asked, 0)));
+        chat.read(&[BUSY.to_owned(), "FOUNDEND #lobby 0 0".to_owned()]);
+        chat.read(&["ERROR unknown-command /hlep: no such command".to_owned()]);
+        let shown = chat.read(&[kept(150), kept(300), "HISTORYEND #lobby 2 0".to_owned()]);
+        assert_eq!(stamps(&shown), [150, 300]);
+        assert_eq!(end_of(&shown), Some((Batch::CatchUp, 0)));
+        assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+        // Owed exactly when the server's parser sees a /history or
+        // /search: text that merely starts so is said, not asked.
+        for said in [" /history", "/historyx", "//history", "/search\u{1b}x"] {
+            chat.lines.sent(said);
+        }
+        assert!(chat
+            .read(&[kept(120), "HISTORYEND #lobby 1 0".to_owned()])
+            .is_empty());
+        // With as many answers owed as are tracked, no catch-up is sent:
+        // its answer could not be told apart.
+        let mut chat = reconnected();
+        chat.read(&[join()]);
+        for _ in 0..MAX_EXPECTED {
+            chat.lines.sent("/history 5");
+        }
+        let shown = chat.read(&[kept(300), "HISTORYEND #lobby 1 9".to_owned()]);
+        assert!(chat.lines.take_requests().is_empty());
         assert_eq!(chat.lines.cursor("#lobby"), Some(100));
-        // The next connection asks again from the same cursor.
-        chat.reconnect();
-        chat.read(&[join(), kept(300), "HISTORYEND #lobby 1 9".to_owned()]);
-        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        assert_eq!(notices(&shown).len(), 1, "{shown:?}");
     }
 
     #[test]
-    fn a_failed_read_or_an_empty_catch_up_leaves_the_cursor() {
+    fn a_refused_or_failed_catch_up_leaves_the_cursor_and_says_so() {
+        for (before, why) in [
+            (BUSY, "server busy"),
+            (
+                "INFO history NOT available: the database is busy",
+                "not available",
+            ),
+        ] {
+            let mut chat = with_a_gap(&[]);
+            let shown = chat.read(&[
+                before.to_owned(),
+                "HISTORYEND #lobby 0 0".to_owned(),
+                live(500),
+            ]);
+            assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+            let said = notices(&shown);
+            assert!(
+                said.len() == 1 && said[0].contains(why) && said[0].contains("/history since 100"),
+                "{said:?}"
+            );
+            // The refused end, then what was held, in order.
+            assert_eq!(labels(&shown), ["--", "h300", "--", "l500"]);
+            // The next connection asks again from the same cursor.
+            chat.reconnect();
+            chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned()]);
+            assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        }
+    }
+
+    #[test]
+    fn an_empty_replay_after_a_reconnect_catches_up() {
+        // A replay the server could not read is an empty one.
         let mut chat = reconnected();
+        let shown = chat.read(&[join(), live(400), "HISTORYEND #lobby 0 0".to_owned()]);
+        assert_eq!(labels(&shown), ["--"], "the live line is held: {shown:?}");
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        chat.read(&[live(401)]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        let shown = chat.read(&[kept(150), kept(400), "HISTORYEND #lobby 2 0".to_owned()]);
+        assert_eq!(labels(&shown), ["--", "h150", "l400", "l401"]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(401));
+        // An empty catch-up: nothing newer than the cursor is kept.
+        let mut chat = reconnected();
+        chat.read(&[join(), "HISTORYEND #lobby 0 0".to_owned()]);
+        assert_eq!(chat.lines.take_requests(), ["/history since 100 500"]);
+        let shown = chat.read(&["HISTORYEND #lobby 0 0".to_owned(), live(402)]);
+        assert!(notices(&shown).is_empty(), "{shown:?}");
+        assert_eq!(chat.lines.cursor("#lobby"), Some(402));
+    }
+
+    #[test]
+    fn a_failed_search_does_not_spoil_the_next_answer() {
+        let mut chat = with_a_gap(&["/search привет"]);
         chat.read(&[
-            join(),
-            live(400),
-            "INFO history NOT available now".to_owned(),
-            "HISTORYEND #lobby 0 0".to_owned(),
-            live(401),
+            "INFO history NOT available: the database is busy".to_owned(),
+            "FOUNDEND #lobby 0 0".to_owned(),
         ]);
-        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        let shown = chat.read(&[kept(150), kept(300), "HISTORYEND #lobby 2 0".to_owned()]);
+        assert_eq!(stamps(&shown), [150, 300]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(300));
+        assert!(notices(&shown).is_empty(), "{shown:?}");
+    }
+
+    #[test]
+    fn an_empty_later_round_settles_and_says_what_is_not_shown() {
         let mut chat = with_a_gap(&[]);
-        chat.read(&["HISTORYEND #lobby 0 0".to_owned(), live(500)]);
-        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        chat.read(&[kept(250), kept(260), "HISTORYEND #lobby 2 60".to_owned()]);
+        assert_eq!(chat.lines.take_requests(), ["/history before 250 200"]);
+        let shown = chat.read(&["HISTORYEND #lobby 0 0".to_owned(), live(500)]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(500));
+        assert_eq!(stamps(&shown), [250, 260, 300]);
+        let said = notices(&shown);
+        assert!(
+            said.len() == 1 && said[0].contains("60 earlier missed lines"),
+            "{said:?}"
+        );
     }
 
     #[test]
@@ -1040,6 +1202,34 @@ mod tests {
         chat.read(&[join(), "JOIN #rust alice".to_owned()]);
         chat.reconnect();
         assert_eq!(chat.lines.rejoin_room(), "#rust", "a later /join moved on");
+    }
+
+    #[test]
+    fn passing_through_the_lobby_keeps_its_cursor() {
+        let dev = |at: u64| format!("@{at} MSG #dev bob {WORLD} {at}");
+        let mut chat = Chat::new();
+        chat.read(&[
+            join(),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            live(100),
+            "JOIN #dev alice".to_owned(),
+            "HISTORYEND #dev 0 0".to_owned(),
+            dev(100),
+        ]);
+        chat.reconnect();
+        // A lobby line said while the login passes through.
+        chat.read(&[
+            join(),
+            live(150),
+            "HISTORYEND #lobby 0 0".to_owned(),
+            "JOIN #dev alice".to_owned(),
+        ]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(100));
+        // Back in the lobby later: what was said before it is not dropped.
+        chat.read(&["JOIN #lobby alice".to_owned()]);
+        let shown = chat.read(&[kept(120), kept(150), "HISTORYEND #lobby 2 0".to_owned()]);
+        assert_eq!(stamps(&shown), [120, 150]);
+        assert_eq!(chat.lines.cursor("#lobby"), Some(150));
     }
 
     #[test]

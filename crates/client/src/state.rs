@@ -23,7 +23,9 @@
 //! [`EntryKind::History`] whose [`Entry::time`] is when it was said, placed
 //! among the entries by its stamp ([`position`]: before the live lines
 //! that came meanwhile, never twice); [`EntryKind::HistoryEnd`] closes each
-//! batch and becomes the separator between history and live lines. A
+//! batch and becomes the separator between history and live lines; of the
+//! markers of earlier kept lines only the topmost stays
+//! ([`outdate_markers`]). A
 //! `/search` answer ([`EntryKind::Found`], [`EntryKind::FoundEnd`]) is a
 //! block appended as it came (newest first), not filed by stamp.
 //! [`ChatState::older_history`] gives the command that loads the lines
@@ -38,7 +40,7 @@ use indexmap::IndexMap;
 use crate::ClientEvent;
 use tlschat_protocol::history::REPLAY_LINES;
 use tlschat_protocol::names::split_mark;
-use tlschat_protocol::{ErrorCode, HistoryAsk, Mark, Nick, ServerLine};
+use tlschat_protocol::{HistoryAsk, Mark, Nick, ServerLine};
 
 /// How many entries the scrollback keeps at most.
 pub const SCROLLBACK: usize = 10_000;
@@ -138,6 +140,45 @@ impl HistoryEnd {
             (_, n) => Some(format!("— {n} earlier lines kept —")),
         }
     }
+
+    /// Whether this batch's separator is a marker of earlier kept lines
+    /// at the top of its page (an asked page that left older lines out).
+    fn marks_earlier(&self) -> bool {
+        self.batch != Batch::Replay && self.left > 0
+    }
+
+    /// Whether `self`, landing, makes `shown` (an end of the same room
+    /// already shown) count earlier lines it no longer should: `self`
+    /// reached as far back or further.
+    pub fn outdates(&self, shown: &HistoryEnd) -> bool {
+        shown.left > 0
+            && shown.room.eq_ignore_ascii_case(&self.room)
+            && matches!((self.oldest, shown.oldest), (Some(new), Some(old)) if new <= old)
+    }
+}
+
+/// Brings the room's separators in `entries` up to date as `end` lands
+/// (before it is placed): a marker of earlier lines it outdates
+/// ([`HistoryEnd::outdates`]) is dropped, a replay's rule it outdates says
+/// `— history —`; so one marker, at the top, stays. Returns the
+/// [`EntryKind::cost`] of the entries dropped. A front end keeping its own
+/// copies of entries calls this too; [`position`] leaves out a new marker
+/// that would not stand at the top.
+pub fn outdate_markers(entries: &mut VecDeque<Entry>, end: &HistoryEnd) -> usize {
+    let mut freed = 0;
+    entries.retain_mut(|entry| match &mut entry.kind {
+        EntryKind::HistoryEnd(shown) if end.outdates(shown) => {
+            if shown.batch == Batch::Replay {
+                shown.left = 0;
+                true
+            } else {
+                freed += entry.kind.cost();
+                false
+            }
+        }
+        _ => true,
+    });
+    freed
 }
 
 /// One thing to show, as the server said it (not yet sanitized).
@@ -456,7 +497,9 @@ impl Order {
 /// before the oldest of the room's stamped
 /// entries that sort after it, looking back from the newest entry until
 /// one of the room's entries sorts before it (at most `PLACE_SCAN`
-/// entries); everything else goes at the end. So the lines a catch-up
+/// entries); everything else goes at the end. A marker of earlier lines
+/// that would land below a kept line already shown is left out (`None`):
+/// it would not stand at the top. So the lines a catch-up
 /// brings land before the live lines that came meanwhile, and a batch of
 /// older lines lands above what is shown. A front end that keeps its own
 /// copies of entries (per conversation) places them with this too.
@@ -481,22 +524,16 @@ pub fn position(entries: &VecDeque<Entry>, kind: &EntryKind) -> Option<usize> {
         match other.key().cmp(&key) {
             std::cmp::Ordering::Greater => at = i,
             std::cmp::Ordering::Equal if matches!(order, Order::Line(_)) => return None,
+            _ if marks_earlier(kind) && matches!(entry.kind, EntryKind::History(_)) => return None,
             _ => break,
         }
     }
     Some(at)
 }
 
-/// Whether an `ERROR` with this code may answer a `/history` (which the
-/// server then ends without a `HISTORYEND`).
-fn refuses_history(code: &str) -> bool {
-    [
-        ErrorCode::RateLimited,
-        ErrorCode::BadArgument,
-        ErrorCode::UnknownCommand,
-    ]
-    .iter()
-    .any(|c| c.as_str() == code)
+/// Whether `kind` is a marker of earlier kept lines at the top of a page.
+fn marks_earlier(kind: &EntryKind) -> bool {
+    matches!(kind, EntryKind::HistoryEnd(end) if end.marks_earlier())
 }
 
 /// Whether `RENAME <old> <new>` renames `me`: `old` is our nickname (any
@@ -737,10 +774,10 @@ impl ChatState {
                     }
                     EntryKind::HistoryEnd(end) => {
                         self.note_older(end);
+                        let freed = outdate_markers(&mut self.entries, end);
+                        self.entries_cost = self.entries_cost.saturating_sub(freed);
                         end.separator()?;
                     }
-                    // A `/history before` may be refused so: ask again later.
-                    EntryKind::Error { code, .. } if refuses_history(code) => self.older_unasked(),
                     // A kept line or a search hit: dated when it was said.
                     EntryKind::History(k) | EntryKind::Found(k) => {
                         let time = k.time().unwrap_or_else(Local::now);
@@ -1199,8 +1236,19 @@ mod tests {
         lines.sent("/history before 100 50");
         feed(lines, &mut s, "HISTORY #lobby 50 carol مرحبا");
         feed(lines, &mut s, "HISTORYEND #lobby 1 3");
-        assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+        let ask = s.older_history().expect("older lines are left");
+        assert_eq!(ask, "/history before 50 50");
+        lines.sent(&ask);
+        // An unrelated error ends nothing: the page is still waited for.
+        feed(
+            lines,
+            &mut s,
+            "ERROR unknown-command /hlep: no such command",
+        );
+        assert_eq!(s.older_history(), None);
+        // Refused: its error, then its empty end.
         feed(lines, &mut s, "ERROR rate-limited 3 too many history reads");
+        feed(lines, &mut s, "HISTORYEND #lobby 0 0");
         assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
         s.apply(&ClientEvent::Connected {
             server: "h".into(),
@@ -1209,5 +1257,70 @@ mod tests {
             tls: "TLS 1.3".into(),
         });
         assert_eq!(s.older_history().as_deref(), Some("/history before 50 50"));
+    }
+
+    #[test]
+    fn only_the_topmost_marker_of_earlier_lines_stays() {
+        let mut s = ChatState::new("h", "alice");
+        let lines = &mut ServerLines::with_history("alice", "#lobby");
+        let separators = |s: &ChatState| -> Vec<String> {
+            s.entries
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EntryKind::HistoryEnd(end) => end.separator(),
+                    EntryKind::History(k) => Some(k.at.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        for l in [
+            "JOIN #lobby alice",
+            "HISTORY #lobby 200 bob Привет 👩‍👩‍👧",
+            "HISTORY #lobby 250 *bob שלום e\u{301}",
+            "HISTORYEND #lobby 2 9",
+            "@300 MSG #lobby bob 你好",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        assert_eq!(separators(&s), ["200", "250", "— 9 earlier lines kept —"]);
+        // An older page: its marker on top, the replay's rule says history.
+        lines.sent("/history before 200 50");
+        for l in [
+            "HISTORY #lobby 100 carol مرحبا",
+            "HISTORY #lobby 150 carol 你好",
+            "HISTORYEND #lobby 2 7",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        let paged = [
+            "— 7 earlier lines kept —",
+            "100",
+            "150",
+            "200",
+            "250",
+            "— history —",
+        ];
+        assert_eq!(separators(&s), paged);
+        // The newest lines again: no marker below older lines shown.
+        lines.sent("/history 2");
+        for l in [
+            "HISTORY #lobby 200 bob Привет 👩‍👩‍👧",
+            "HISTORY #lobby 250 *bob שלום e\u{301}",
+            "HISTORYEND #lobby 2 11",
+        ] {
+            feed(lines, &mut s, l);
+        }
+        assert_eq!(separators(&s), paged);
+        // The oldest page: nothing earlier is left, no marker stays.
+        lines.sent("/history before 100 50");
+        for l in ["HISTORY #lobby 50 dave Ωμέγα", "HISTORYEND #lobby 1 0"] {
+            feed(lines, &mut s, l);
+        }
+        assert_eq!(
+            separators(&s),
+            ["50", "100", "150", "200", "250", "— history —"]
+        );
+        let sum: usize = s.entries.iter().map(|e| e.kind.cost()).sum();
+        assert_eq!(sum, s.scrollback_cost());
     }
 }
