@@ -39,7 +39,7 @@ use crate::colors;
 use crate::notify::Notice;
 use tlschat_client_core::render::{plain, sanitize, stamp};
 use tlschat_client_core::state::{
-    position, Batch, ConnState, Conversation, Entry, EntryKind, Kept, Member,
+    position, Batch, ConnState, Conversation, Entry, EntryKind, HistoryEnd, Kept, Member,
 };
 use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
@@ -145,6 +145,42 @@ impl Buffer {
         let old = self.entries.pop_front()?;
         self.heights.pop_front();
         Some(old)
+    }
+
+    /// Older lines of the room landing with `end`: the markers of earlier
+    /// lines it reaches past go (one marker, at the top, stays) and a
+    /// replay's rule it outdates no longer counts them, as
+    /// [`tlschat_client_core::state::outdate_markers`] does to the core's own list, with the heights
+    /// kept in step. Returns the cost freed and how many of the removed
+    /// entries stood before index `anchor`.
+    fn outdate_markers(&mut self, end: &HistoryEnd, anchor: usize) -> (usize, usize) {
+        let (mut freed, mut above) = (0, 0);
+        for at in (0..self.entries.len()).rev() {
+            let Some(entry) = self.entries.get_mut(at) else {
+                continue;
+            };
+            let EntryKind::HistoryEnd(shown) = &mut entry.kind else {
+                continue;
+            };
+            if !end.outdates(shown) {
+                continue;
+            }
+            if shown.batch == Batch::Replay {
+                shown.left = 0;
+                if let Some(h) = self.heights.get_mut(at) {
+                    h.1 = None;
+                }
+                continue;
+            }
+            if let Some(old) = self.entries.remove(at) {
+                freed += old.kind.cost();
+            }
+            if at < self.heights.len() {
+                self.heights.remove(at);
+            }
+            above += usize::from(at < anchor);
+        }
+        (freed, above)
     }
 
     /// Puts `entry` at index `at` (its height is measured when drawn).
@@ -576,6 +612,14 @@ impl ChatView {
         let Some(b) = self.buffers.get_mut(i) else {
             return false;
         };
+        if let EntryKind::HistoryEnd(end) = &entry.kind {
+            let (freed, above) = b.outdate_markers(end, self.anchor.index);
+            self.cost = self.cost.saturating_sub(freed);
+            if i == self.viewing && above > 0 {
+                self.anchor.index -= above;
+                self.anchor.moved = true;
+            }
+        }
         let Some(at) = position(&b.entries, &entry.kind) else {
             return false;
         };
