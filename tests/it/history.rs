@@ -693,6 +693,22 @@ async fn a_history_command_dropped_by_the_line_budget_still_ends() {
         c.limits.rate_burst = 2;
     })
     .await;
+    dropped_history_lines_end(&server).await;
+    server.stop().await;
+}
+
+/// The same for a line dropped by its address's line budget (one line a
+/// second, bursts of two, for all its connections together).
+#[tokio::test]
+async fn a_history_command_dropped_by_the_address_line_budget_still_ends() {
+    let server = TestServer::start_with(|c| c.limits.address_rate_limit = 1).await;
+    dropped_history_lines_end(&server).await;
+    server.stop().await;
+}
+
+/// Spends a burst of two lines, then sends `/history`, `/search` and
+/// `/history 0`, all dropped: the first two end, the last does not.
+async fn dropped_history_lines_end(server: &TestServer) {
     let mut c = server.login_history("alice").await;
     replay(&mut c).await;
     // Spend the burst on pings, so the next lines are dropped.
@@ -710,7 +726,6 @@ async fn a_history_command_dropped_by_the_line_budget_still_ends() {
     c.expect_prefix("ERROR rate-limited line dropped").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     c.expect_quiet("the budget refilled").await;
-    server.stop().await;
 }
 
 /// A line that parses as `/search` but whose words the store refuses gets
