@@ -609,6 +609,7 @@ async fn one_address_with_many_connections_runs_out_of_history_reads() {
         if end == "HISTORYEND #lobby 0 0" {
             late.send("/search мир").await;
             late.expect_prefix("ERROR rate-limited ").await;
+            late.expect("FOUNDEND #lobby 0 0").await;
             emptied = true;
             break;
         }
@@ -634,18 +635,116 @@ async fn one_address_with_many_connections_runs_out_of_history_reads() {
 }
 
 /// Sends `/history` and reads its answer: whether it was served (the
-/// `HISTORYEND` came) or refused (`ERROR rate-limited`, and nothing else).
+/// `HISTORYEND` came) or refused (`ERROR rate-limited`, then an empty
+/// `HISTORYEND`).
 async fn history_served(c: &mut Client) -> bool {
     c.send("/history").await;
     loop {
         let line = c.recv().await;
         if line.starts_with("ERROR rate-limited ") {
+            c.expect("HISTORYEND #lobby 0 0").await;
             return false;
         }
         if line.starts_with("HISTORYEND ") {
             return true;
         }
     }
+}
+
+/// Over the address's read budget, `/history` and `/search` are refused
+/// with `ERROR rate-limited`, each followed by its empty end line in the
+/// client's current room, so the client knows the answer is over.
+#[tokio::test]
+async fn over_the_read_budget_a_command_gets_its_end_line_after_the_error() {
+    let server = TestServer::start().await;
+    let from: IpAddr = "127.0.0.4".parse().unwrap();
+    let (mut c, _) = connect_tls_history(server.addr, &server.cert, Some(from)).await;
+    c.finish_login("reader").await;
+    replay(&mut c).await;
+    c.send("/join #Kitchen").await;
+    c.wait_for("USERS #Kitchen").await;
+    replay(&mut c).await;
+    say(&mut c, 0, 1).await;
+    let mut refused = false;
+    for _ in 0..200 {
+        c.send("/history").await;
+        let got = read_answer(&mut c, "HISTORY", "HISTORYEND", &["ERROR rate-limited "]).await;
+        if got.end == "HISTORYEND #Kitchen 0 0" {
+            refused = true;
+            break;
+        }
+        assert_eq!(got.end, "HISTORYEND #Kitchen 1 0");
+    }
+    assert!(refused, "the budget ran out");
+    c.send(&format!("/search {TEXT}")).await;
+    c.expect_prefix("ERROR rate-limited ").await;
+    c.expect("FOUNDEND #Kitchen 0 0").await;
+    c.expect_quiet("nothing more").await;
+    server.stop().await;
+}
+
+/// A `/history` or `/search` line dropped by the line budget gets the
+/// drop's `ERROR rate-limited` and then its empty end line; a dropped line
+/// that does not parse as one (`/history 0`) gets the `ERROR` alone.
+#[tokio::test]
+async fn a_history_command_dropped_by_the_line_budget_still_ends() {
+    let server = TestServer::start_with(|c| {
+        c.limits.rate_limit = 1;
+        c.limits.rate_burst = 2;
+    })
+    .await;
+    dropped_history_lines_end(&server).await;
+    server.stop().await;
+}
+
+/// The same for a line dropped by its address's line budget (one line a
+/// second, bursts of two, for all its connections together).
+#[tokio::test]
+async fn a_history_command_dropped_by_the_address_line_budget_still_ends() {
+    let server = TestServer::start_with(|c| c.limits.address_rate_limit = 1).await;
+    dropped_history_lines_end(&server).await;
+    server.stop().await;
+}
+
+/// Spends a burst of two lines, then sends `/history`, `/search` and
+/// `/history 0`, all dropped: the first two end, the last does not.
+async fn dropped_history_lines_end(server: &TestServer) {
+    let mut c = server.login_history("alice").await;
+    replay(&mut c).await;
+    // Spend the burst on pings, so the next lines are dropped.
+    c.send("/ping a").await;
+    c.send("/ping b").await;
+    c.send("/history").await;
+    c.send("/search привет").await;
+    c.send("/history 0").await;
+    c.expect("PONG a").await;
+    c.expect("PONG b").await;
+    c.expect_prefix("ERROR rate-limited line dropped").await;
+    c.expect("HISTORYEND #lobby 0 0").await;
+    c.expect_prefix("ERROR rate-limited line dropped").await;
+    c.expect("FOUNDEND #lobby 0 0").await;
+    c.expect_prefix("ERROR rate-limited line dropped").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    c.expect_quiet("the budget refilled").await;
+}
+
+/// A line that parses as `/search` but whose words the store refuses gets
+/// `ERROR bad-argument` and then `FOUNDEND <room> 0 0`; a `/history` line
+/// the parser refuses gets its `ERROR` alone (the client parses it the
+/// same way and waits for no end).
+#[tokio::test]
+async fn a_refused_search_ends_and_an_unparsed_history_does_not() {
+    let server = TestServer::start().await;
+    let mut c = server.login_history("alice").await;
+    replay(&mut c).await;
+    say(&mut c, 0, 1).await;
+    c.send(&format!("/search {TEXT} a.b*")).await;
+    c.expect_prefix("ERROR bad-argument ").await;
+    c.expect("FOUNDEND #lobby 0 0").await;
+    c.send("/history 0").await;
+    c.expect_prefix("ERROR bad-argument ").await;
+    c.expect_quiet("no end line").await;
+    server.stop().await;
 }
 
 /// Private messages are delivered and never kept: not replayed, not found,
@@ -908,6 +1007,7 @@ async fn a_refused_search_costs_no_reads() {
     for _ in 0..20 {
         alice.send("/search мир жа*").await;
         alice.expect_prefix("ERROR bad-argument ").await;
+        alice.expect("FOUNDEND #lobby 0 0").await;
     }
     alice.send("/search поиск").await;
     let end = read_answer(&mut alice, "FOUND", "FOUNDEND", &[]).await.end;

@@ -6,7 +6,7 @@
 //! generate(sans, days) → GeneratedCert (PEM text + fingerprint)
 //!     → write_pair(dir)   → DIR/cert.pem (0644) + DIR/key.pem (0600), atomically
 //! cert.pem + key.pem (ours or the operator's, e.g. from Let's Encrypt)
-//!     → load(paths)       → LoadedCert (DER chain + key, checked) → tls::server_config
+//!     → load(paths)       → LoadedCert (DER chain + key, checked) → tls::TlsConfigs
 //! ```
 //!
 //! [`load_or_generate`] glues the two together for the zero-configuration

@@ -22,7 +22,11 @@
 //! a kick or close that came meanwhile still ends the client. `/history`
 //! and `/search` are answered the same way for every session of a server
 //! that keeps history. Each answer is bounded in bytes (a quarter of the
-//! client's queue) and paid from its address group's read budget.
+//! client's queue) and paid from its address group's read budget. Every
+//! line that parses as `/history` or `/search` gets exactly one end line
+//! (`HISTORYEND`, `FOUNDEND`), also when it is refused, fails or is dropped
+//! by the line budget (then after its `ERROR` or `INFO`), so a client knows
+//! when an answer is over.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
@@ -755,7 +759,10 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             let limits = self.ctx.gate.limits();
             match self.rate(&limits) {
                 Rate::Pass => {}
-                Rate::Limited => continue,
+                Rate::Limited => {
+                    self.end_dropped(&frame);
+                    continue;
+                }
                 Rate::Flooding => return,
             }
             let Some(line) = self.text_of(frame) else {
@@ -821,6 +828,24 @@ impl<R: AsyncRead + Unpin> Peer<R> {
                 self.error(ErrorCode::RateLimited, "flooding: disconnected");
                 Rate::Flooding
             }
+        }
+    }
+
+    /// A `/history` or `/search` line dropped by the line budget still gets
+    /// its empty end line after the `ERROR`, so a client waiting for the
+    /// answer is not left waiting. Only such a line is parsed here; the
+    /// rest is dropped as read.
+    fn end_dropped(&self, frame: &Frame) {
+        let Frame::Line(line) = frame else {
+            return;
+        };
+        if self.ctx.hub.history().is_none() || history_word(line).is_none() {
+            return;
+        }
+        match Command::parse(line) {
+            Ok(Command::History(_)) => self.end_empty(Answer::Page),
+            Ok(Command::Search(_)) => self.end_empty(Answer::Hits),
+            _ => {}
         }
     }
 
@@ -991,7 +1016,7 @@ impl<R: AsyncRead + Unpin> Peer<R> {
 
     /// `/history …` about the client's current room.
     async fn history(&self, ask: HistoryAsk) {
-        let Some((history, room)) = self.history_room(1) else {
+        let Some((history, room)) = self.history_room(1, Answer::Page) else {
             return;
         };
         let bytes = self.answer_bytes();
@@ -1003,9 +1028,8 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         match page {
             Ok(page) => self.send_page(&room.name, &page),
             Err(e) => {
-                if self.not_answered(&e) {
-                    self.send_end(&room.name, 0, 0);
-                }
+                self.not_answered(&e);
+                self.send_end(&room.name, 0, 0);
             }
         }
     }
@@ -1019,21 +1043,23 @@ impl<R: AsyncRead + Unpin> Peer<R> {
             _ => None,
         });
         if let Some(why) = refused {
-            return self.error(ErrorCode::BadArgument, why);
+            self.error(ErrorCode::BadArgument, why);
+            return self.end_empty(Answer::Hits);
         }
-        let Some((history, room)) = self.history_room(SEARCH_READS) else {
+        let Some((history, room)) = self.history_room(SEARCH_READS, Answer::Hits) else {
             return;
         };
         let bytes = self.answer_bytes();
         let found = history.search(&room.key, words, MAX_SEARCH_HITS, bytes);
         let Hits { rows, more } = match found.await {
             Ok(hits) => hits,
-            Err(HistoryError::Words(why)) => return self.error(ErrorCode::BadArgument, why),
+            Err(HistoryError::Words(why)) => {
+                self.error(ErrorCode::BadArgument, why);
+                return self.send_found_end(&room.name, 0, false);
+            }
             Err(e) => {
-                if self.not_answered(&e) {
-                    self.send_found_end(&room.name, 0, false);
-                }
-                return;
+                self.not_answered(&e);
+                return self.send_found_end(&room.name, 0, false);
             }
         };
         for row in &rows {
@@ -1052,8 +1078,8 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// What a history command needs: the history (a server without it
     /// never gets here: [`Peer::dispatch`] answers the words as unknown),
     /// the client's room, and `reads` from its address's budget (over it:
-    /// `rate-limited`).
-    fn history_room(&self, reads: u32) -> Option<(&History, Entered)> {
+    /// `rate-limited`, then the empty end line of `answer`).
+    fn history_room(&self, reads: u32, answer: Answer) -> Option<(&History, Entered)> {
         let history = self.ctx.hub.history()?;
         let room = self.ctx.hub.room_of(self.id)?;
         if let Err(wait) = self
@@ -1062,9 +1088,25 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         {
             let why = "too many history reads and searches from your address";
             self.send(wait_line(wait, why));
+            self.send_empty_end(answer, &room.name);
             return None;
         }
         Some((history, room))
+    }
+
+    /// The empty end line of `answer` in the client's current room: a
+    /// history command that reads nothing still gets one.
+    fn end_empty(&self, answer: Answer) {
+        if let Some(room) = self.ctx.hub.room_of(self.id) {
+            self.send_empty_end(answer, &room.name);
+        }
+    }
+
+    fn send_empty_end(&self, answer: Answer, room: &str) {
+        match answer {
+            Answer::Page => self.send_end(room, 0, 0),
+            Answer::Hits => self.send_found_end(room, 0, false),
+        }
     }
 
     /// The most bytes one history answer may take: a quarter of the
@@ -1093,23 +1135,21 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.send(ServerLine::HistoryEnd { room, sent, left }.encode());
     }
 
-    /// A history command whose read gave no answer. No read place free:
-    /// `ERROR rate-limited`, like a read over budget, and `false` (no end
-    /// line follows). The read failing: `INFO history NOT available: …`
-    /// and `true` (an empty end follows).
-    fn not_answered(&self, e: &HistoryError) -> bool {
+    /// Tells the client why its history command's read gave no answer (its
+    /// empty end line follows). No read place free: `ERROR rate-limited`,
+    /// like a read over budget. The read failing: `INFO history NOT
+    /// available: …`.
+    fn not_answered(&self, e: &HistoryError) {
         self.log_unread(e);
         let why = match e {
             HistoryError::Busy => {
-                self.send(wait_line(BUSY_WAIT, "the history is busy"));
-                return false;
+                return self.send(wait_line(BUSY_WAIT, "the history is busy"));
             }
             HistoryError::TooSlow(_) => "the query took too long",
             HistoryError::Words(_) | HistoryError::Store(_) => "the history cannot be read",
         };
         let text = format!("history NOT available: {why}");
         self.send(ServerLine::Info(&text).encode());
-        true
     }
 
     /// Logs a read that gave no answer: a warning when the store failed; a
@@ -1169,6 +1209,14 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         self.ctx.hub.disconnected(self.id);
         self.outbox.close();
     }
+}
+
+/// Which end line closes a history command's answer: `HISTORYEND` for
+/// `/history`, `FOUNDEND` for `/search`.
+#[derive(Clone, Copy)]
+enum Answer {
+    Page,
+    Hits,
 }
 
 /// How long a client whose history command found no read place free is
