@@ -991,36 +991,45 @@ fn fitting<'a>(
 /// rare priority inversion, short once the hub's threads wait). Failing
 /// to lower it is no reason not to keep history.
 fn lower_own_priority() {
-    #[cfg(target_os = "linux")]
-    let failed = {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: a plain system call; pid 0 is the calling thread, and
-        // `param` outlives it.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 }
-    };
-    #[cfg(target_os = "macos")]
-    let failed = {
-        // SAFETY: a plain system call on the calling thread (who 0).
-        unsafe { libc::setpriority(libc::PRIO_DARWIN_THREAD, 0, libc::PRIO_DARWIN_BG) != 0 }
-    };
-    #[cfg(windows)]
-    let failed = {
-        use windows_sys::Win32::System::Threading::{
-            GetCurrentThread, SetThreadPriority, THREAD_PRIORITY_LOWEST,
-        };
-        // SAFETY: a plain system call on the calling thread's pseudo handle.
-        unsafe { SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_LOWEST) == 0 }
-    };
-    // Elsewhere a thread has no priority of its own to lower without
-    // privileges (a nice value is the process's).
-    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-    let failed = false;
-    if failed {
+    if !idle_priority() {
         debug!(
             "the history writer keeps its CPU priority: {}",
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// `SCHED_IDLE` for the calling thread; false when refused.
+#[cfg(all(unix, target_os = "linux"))]
+fn idle_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain system call; pid 0 is the calling thread, and
+    // `param` outlives it.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+}
+
+/// Background priority for the calling thread; false when refused.
+#[cfg(all(unix, target_os = "macos"))]
+fn idle_priority() -> bool {
+    // SAFETY: a plain system call on the calling thread (who 0).
+    unsafe { libc::setpriority(libc::PRIO_DARWIN_THREAD, 0, libc::PRIO_DARWIN_BG) == 0 }
+}
+
+/// The lowest priority for the calling thread; false when refused.
+#[cfg(windows)]
+fn idle_priority() -> bool {
+    use windows_sys::Win32::System::Threading::{
+        GetCurrentThread, SetThreadPriority, THREAD_PRIORITY_LOWEST,
+    };
+    // SAFETY: a plain system call on the calling thread's pseudo handle.
+    unsafe { SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_LOWEST) != 0 }
+}
+
+/// Elsewhere a thread has no priority of its own to lower without
+/// privileges (a nice value is the process's).
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn idle_priority() -> bool {
+    true
 }
 
 /// What the writer does next.
