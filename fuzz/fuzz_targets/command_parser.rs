@@ -15,9 +15,11 @@
 //!   to 365 days and prints back to the word typed (up to its spelling);
 //!   `Nick` is a valid nickname; new passwords are one word of 8 to 512
 //!   characters; an `Err` of a moderator's or admin's command carries its
-//!   privilege;
+//!   privilege; a `/history` ask's count is within its bounds and its
+//!   command line parses back to it; `/search` words are 1 to 8, space-free
+//!   and at most 64 characters each;
 //! - what a command's text becomes on the wire (`MSG`, `ACTION`, `PRIVMSG`,
-//!   `PONG`, `KICK`, `PART`) parses back on the client to the same text;
+//!   `PONG`, `KICK`, `PART`, `FOUND`) parses back on the client to the same text;
 //! - `Nick::parse` / `RoomName::parse` accept exactly the documented
 //!   alphabets and lengths, and keep the spelling;
 //! - `ServerLine::parse` of the same text: `encode` of the parsed value is one
@@ -32,8 +34,8 @@ use tlschat_protocol::command::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use tlschat_protocol::duration::{self, MAX_DURATION};
 use tlschat_protocol::names::{MAX_NICK_LEN, MAX_ROOM_LEN};
 use tlschat_protocol::{
-    check_text, is_forbidden_control, Command, ErrorCode, InviteCode, InvitePrefix, Nick,
-    Privilege, RoomName, Secret, ServerLine,
+    check_text, history, is_forbidden_control, Command, ErrorCode, HistoryAsk, InviteCode,
+    InvitePrefix, Kept, Nick, Privilege, RoomName, Secret, ServerLine,
 };
 
 /// A duration the parser gave: in bounds, and `format` reads back to it.
@@ -239,6 +241,35 @@ fn check_command(s: &str) {
         }
         Command::Uninvite(prefix) => {
             assert_eq!(InvitePrefix::parse(prefix.as_str()).as_ref(), Ok(&prefix));
+        }
+        Command::History(ask) => {
+            let n = match ask {
+                HistoryAsk::Last(n) | HistoryAsk::Before { n, .. } => {
+                    assert!(n <= history::MAX_HISTORY_LINES);
+                    n
+                }
+                HistoryAsk::Since { n, .. } => {
+                    assert!(n <= history::MAX_CATCH_UP);
+                    n
+                }
+            };
+            assert!(n >= 1);
+            assert_eq!(Command::parse(&ask.to_command()), Ok(Command::History(ask)));
+        }
+        Command::Search(words) => {
+            assert!((1..=history::MAX_SEARCH_WORDS).contains(&words.len()));
+            for w in &words {
+                assert!(!w.is_empty() && !w.contains([' ', '\t']), "{w:?}");
+                assert!(w.chars().count() <= history::MAX_SEARCH_WORD_CHARS);
+            }
+            let text = words.join(" ");
+            round_trip(&ServerLine::Found(Kept {
+                room,
+                at: 1,
+                nick,
+                action: true,
+                text: &text,
+            }));
         }
         Command::Who
         | Command::Rooms
