@@ -305,6 +305,19 @@ pub(crate) struct SearchWord {
 }
 
 impl SearchWord {
+    /// The words of one search, each checked by [`SearchWord::parse`]; at
+    /// least one.
+    pub(crate) fn parse_all(words: &[&str]) -> Result<Vec<SearchWord>, HistoryError> {
+        let words = words
+            .iter()
+            .map(|w| SearchWord::parse(w))
+            .collect::<Result<Vec<SearchWord>, HistoryError>>()?;
+        if words.is_empty() {
+            return Err(HistoryError::Words("nothing to search for"));
+        }
+        Ok(words)
+    }
+
     /// A trailing `*` makes a prefix of the word's last token (its last
     /// run of letters and digits, what the index splits text into), which
     /// needs at least [`MIN_PREFIX_CHARS`] characters: `a.b*` would ask
@@ -790,17 +803,10 @@ impl History {
     pub(crate) async fn search(
         &self,
         room_key: &str,
-        words: &[&str],
+        words: Vec<SearchWord>,
         n: u32,
         max_bytes: usize,
     ) -> Result<Hits, HistoryError> {
-        let words = words
-            .iter()
-            .map(|w| SearchWord::parse(w))
-            .collect::<Result<Vec<SearchWord>, HistoryError>>()?;
-        if words.is_empty() {
-            return Err(HistoryError::Words("nothing to search for"));
-        }
         let n = n as usize;
         let room_key = room_key.to_owned();
         self.inner.shared.warn_dropped(false);
@@ -1285,6 +1291,11 @@ pub(crate) mod tests {
         "👩‍👩‍👧 👍🏽",
         "e\u{301}te",
     ];
+
+    /// Checked search words, as the peer hands them over.
+    pub(crate) fn words(words: &[&str]) -> Vec<SearchWord> {
+        SearchWord::parse_all(words).unwrap()
+    }
 
     pub(crate) fn row(room: &str, at: u64, text: &str) -> Row {
         Row {
@@ -1965,7 +1976,10 @@ pub(crate) mod tests {
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
         // Searches have a place of their own.
-        let hits = history.search("#r", &["мир"], 5, usize::MAX).await.unwrap();
+        let hits = history
+            .search("#r", words(&["мир"]), 5, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(stamps(&hits.rows), [1]);
         drop(busy);
         let page = history.recent("#r", None, 5, usize::MAX).await.unwrap();
@@ -1997,14 +2011,14 @@ pub(crate) mod tests {
         let started = Instant::now();
         let waited = tokio::time::timeout(
             READ_WAIT * 3,
-            history.search("#мир", &["שלום"], 5, usize::MAX),
+            history.search("#мир", words(&["שלום"]), 5, usize::MAX),
         )
         .await;
         assert!(matches!(waited, Ok(Err(HistoryError::Busy))), "{waited:?}");
         assert!(started.elapsed() >= READ_WAIT);
         drop(held);
         let hits = history
-            .search("#мир", &["שלום"], 5, usize::MAX)
+            .search("#мир", words(&["שלום"]), 5, usize::MAX)
             .await
             .unwrap();
         assert_eq!(stamps(&hits.rows), [2]);
@@ -2044,34 +2058,40 @@ pub(crate) mod tests {
         }
         settled(&history).await;
         let hits = history
-            .search("#r", &["ПРИВЕТ"], 20, usize::MAX)
+            .search("#r", words(&["ПРИВЕТ"]), 20, usize::MAX)
             .await
             .unwrap();
         assert_eq!(hits.rows.len(), 20);
         assert!(hits.more);
         assert_eq!(hits.rows[0].at, 30);
         let hits = history
-            .search("#r", &["при*", "мир"], 20, usize::MAX)
+            .search("#r", words(&["при*", "мир"]), 20, usize::MAX)
             .await
             .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (20, true));
         let hits = history
-            .search("#r", &["мир"], 30, usize::MAX)
+            .search("#r", words(&["мир"]), 30, usize::MAX)
             .await
             .unwrap();
         assert_eq!((hits.rows.len(), hits.more), (30, false));
         // Bounded in bytes of FOUND lines too: the newest that fit, and more.
         let three =
             "FOUND #r 30 *ällice привет мир\n".len() + 2 * "FOUND #r 29 ällice привет мир\n".len();
-        let hits = history.search("#r", &["мир"], 30, three).await.unwrap();
+        let hits = history
+            .search("#r", words(&["мир"]), 30, three)
+            .await
+            .unwrap();
         assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29, 28], true));
-        let hits = history.search("#r", &["мир"], 30, three - 1).await.unwrap();
+        let hits = history
+            .search("#r", words(&["мир"]), 30, three - 1)
+            .await
+            .unwrap();
         assert_eq!((stamps(&hits.rows), hits.more), (vec![30, 29], true));
-        let hits = history.search("#r", &["мир"], 30, 1).await.unwrap();
+        let hits = history.search("#r", words(&["мир"]), 30, 1).await.unwrap();
         assert_eq!((stamps(&hits.rows), hits.more), (vec![30], true));
         for bad in [&["пр*"][..], &["*"], &[""], &[]] {
             assert!(matches!(
-                history.search("#r", bad, 20, usize::MAX).await,
+                SearchWord::parse_all(bad),
                 Err(HistoryError::Words(_))
             ));
         }

@@ -505,7 +505,7 @@ mod tests {
     use super::*;
     use crate::clock::{ManualClock, SystemClock};
     use crate::history::tests::{
-        a_global_cap_keeps_the_newest_lines, reads_with_left, row, settings, shared, TEXTS,
+        a_global_cap_keeps_the_newest_lines, reads_with_left, row, settings, shared, words, TEXTS,
     };
     use crate::history::History;
 
@@ -524,13 +524,6 @@ mod tests {
                 "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
             )
             .unwrap();
-    }
-
-    fn words(words: &[&str]) -> Vec<SearchWord> {
-        words
-            .iter()
-            .map(|w| SearchWord::parse(w).unwrap())
-            .collect()
     }
 
     fn found(history: &SqliteHistory, room_key: &str, w: &[&str]) -> Vec<u64> {

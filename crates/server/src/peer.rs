@@ -1037,15 +1037,14 @@ impl<R: AsyncRead + Unpin> Peer<R> {
     /// `/search WORDS` in the client's current room: `FOUND` lines, newest
     /// first, as many as fit in the answer's bytes, then `FOUNDEND`.
     async fn search(&self, words: &[&str]) {
-        // Words the store would refuse are refused before they cost reads.
-        let refused = words.iter().find_map(|w| match SearchWord::parse(w) {
-            Err(HistoryError::Words(why)) => Some(why),
-            _ => None,
-        });
-        if let Some(why) = refused {
-            self.error(ErrorCode::BadArgument, why);
-            return self.end_empty(Answer::Hits);
-        }
+        // Checked once, here: words the store would refuse cost no reads.
+        let words = match SearchWord::parse_all(words) {
+            Ok(words) => words,
+            Err(e) => {
+                self.error(ErrorCode::BadArgument, &e.to_string());
+                return self.end_empty(Answer::Hits);
+            }
+        };
         let Some((history, room)) = self.history_room(SEARCH_READS, Answer::Hits) else {
             return;
         };
@@ -1053,10 +1052,6 @@ impl<R: AsyncRead + Unpin> Peer<R> {
         let found = history.search(&room.key, words, MAX_SEARCH_HITS, bytes);
         let Hits { rows, more } = match found.await {
             Ok(hits) => hits,
-            Err(HistoryError::Words(why)) => {
-                self.error(ErrorCode::BadArgument, why);
-                return self.send_found_end(&room.name, 0, false);
-            }
             Err(e) => {
                 self.not_answered(&e);
                 return self.send_found_end(&room.name, 0, false);
