@@ -157,28 +157,42 @@ impl HistoryEnd {
     }
 }
 
+/// What [`outdate_markers`] did to one entry, by its index before any
+/// removal.
+#[derive(Debug, Clone)]
+pub enum MarkerChange {
+    /// A marker of earlier lines, dropped.
+    Removed(usize, Entry),
+    /// A replay's rule that no longer counts earlier lines.
+    Relabelled(usize),
+}
+
 /// Brings the room's separators in `entries` up to date as `end` lands
 /// (before it is placed): a marker of earlier lines it outdates
 /// ([`HistoryEnd::outdates`]) is dropped, a replay's rule it outdates says
-/// `— history —`; so one marker, at the top, stays. Returns the
-/// [`EntryKind::cost`] of the entries dropped. A front end keeping its own
-/// copies of entries calls this too; [`position`] leaves out a new marker
-/// that would not stand at the top.
-pub fn outdate_markers(entries: &mut VecDeque<Entry>, end: &HistoryEnd) -> usize {
-    let mut freed = 0;
-    entries.retain_mut(|entry| match &mut entry.kind {
-        EntryKind::HistoryEnd(shown) if end.outdates(shown) => {
-            if shown.batch == Batch::Replay {
-                shown.left = 0;
-                true
-            } else {
-                freed += entry.kind.cost();
-                false
+/// `— history —`; so one marker, at the top, stays. Returns what changed,
+/// by ascending index, so a front end keeping its own copies of entries
+/// (and whatever it keeps beside them) can follow; [`position`] leaves out
+/// a new marker that would not stand at the top.
+pub fn outdate_markers(entries: &mut VecDeque<Entry>, end: &HistoryEnd) -> Vec<MarkerChange> {
+    let (mut changes, mut at, mut removed) = (Vec::new(), 0, 0);
+    while let Some(entry) = entries.get_mut(at) {
+        let index = at + removed;
+        if let EntryKind::HistoryEnd(shown) = &mut entry.kind {
+            if end.outdates(shown) {
+                if shown.batch == Batch::Replay {
+                    shown.left = 0;
+                    changes.push(MarkerChange::Relabelled(index));
+                } else if let Some(old) = entries.remove(at) {
+                    removed += 1;
+                    changes.push(MarkerChange::Removed(index, old));
+                    continue;
+                }
             }
         }
-        _ => true,
-    });
-    freed
+        at += 1;
+    }
+    changes
 }
 
 /// One thing to show, as the server said it (not yet sanitized).
@@ -774,8 +788,12 @@ impl ChatState {
                     }
                     EntryKind::HistoryEnd(end) => {
                         self.note_older(end);
-                        let freed = outdate_markers(&mut self.entries, end);
-                        self.entries_cost = self.entries_cost.saturating_sub(freed);
+                        for change in outdate_markers(&mut self.entries, end) {
+                            if let MarkerChange::Removed(_, old) = change {
+                                self.entries_cost =
+                                    self.entries_cost.saturating_sub(old.kind.cost());
+                            }
+                        }
                         end.separator()?;
                     }
                     // A kept line or a search hit: dated when it was said.

@@ -39,7 +39,8 @@ use crate::colors;
 use crate::notify::Notice;
 use tlschat_client_core::render::{plain, sanitize, stamp};
 use tlschat_client_core::state::{
-    position, Batch, ConnState, Conversation, Entry, EntryKind, HistoryEnd, Kept, Member,
+    outdate_markers, position, Batch, ConnState, Conversation, Entry, EntryKind, HistoryEnd, Kept,
+    MarkerChange, Member,
 };
 use tlschat_client_core::{
     classify, clean_typed, secret, secret_command, ChatState, ClientEvent, ClientHandle, History,
@@ -147,38 +148,28 @@ impl Buffer {
         Some(old)
     }
 
-    /// Older lines of the room landing with `end`: the markers of earlier
-    /// lines it reaches past go (one marker, at the top, stays) and a
-    /// replay's rule it outdates no longer counts them, as
-    /// [`tlschat_client_core::state::outdate_markers`] does to the core's own list, with the heights
-    /// kept in step. Returns the cost freed and how many of the removed
-    /// entries stood before index `anchor`.
+    /// Older lines of the room landing with `end`: the core's
+    /// [`outdate_markers`] on this conversation, with the heights kept in
+    /// step. Returns the cost freed and how many of the removed entries
+    /// stood before index `anchor`.
     fn outdate_markers(&mut self, end: &HistoryEnd, anchor: usize) -> (usize, usize) {
         let (mut freed, mut above) = (0, 0);
-        for at in (0..self.entries.len()).rev() {
-            let Some(entry) = self.entries.get_mut(at) else {
-                continue;
-            };
-            let EntryKind::HistoryEnd(shown) = &mut entry.kind else {
-                continue;
-            };
-            if !end.outdates(shown) {
-                continue;
-            }
-            if shown.batch == Batch::Replay {
-                shown.left = 0;
-                if let Some(h) = self.heights.get_mut(at) {
-                    h.1 = None;
+        // Descending, so each index still names its entry's height.
+        for change in outdate_markers(&mut self.entries, end).into_iter().rev() {
+            match change {
+                MarkerChange::Removed(at, old) => {
+                    freed += old.kind.cost();
+                    above += usize::from(at < anchor);
+                    if at < self.heights.len() {
+                        self.heights.remove(at);
+                    }
                 }
-                continue;
+                MarkerChange::Relabelled(at) => {
+                    if let Some(h) = self.heights.get_mut(at) {
+                        h.1 = None;
+                    }
+                }
             }
-            if let Some(old) = self.entries.remove(at) {
-                freed += old.kind.cost();
-            }
-            if at < self.heights.len() {
-                self.heights.remove(at);
-            }
-            above += usize::from(at < anchor);
         }
         (freed, above)
     }
@@ -403,6 +394,9 @@ impl ChatView {
 
     /// What a line means for loading older lines and for the search panel.
     fn history_line(&mut self, kind: &EntryKind) {
+        if let EntryKind::HistoryEnd(end) = kind {
+            self.outdate(end);
+        }
         match kind {
             // The asked page ends only here (an `ERROR` before it, about
             // it or anything else, ends nothing). One that brought
@@ -473,6 +467,26 @@ impl ChatView {
                 search.end = Some((*count, *more));
             }
             _ => {}
+        }
+    }
+
+    /// Older lines of a room landing (every batch end, also one that
+    /// shows no marker of its own): its markers they reach past go, and
+    /// the line at the top of the list moves up by those above it.
+    fn outdate(&mut self, end: &HistoryEnd) {
+        let key = ConversationKey::Room(end.room.clone());
+        let Some(i) = self.buffers.iter().position(|b| b.key.same(&key)) else {
+            return;
+        };
+        let anchor = self.anchor.index;
+        let Some(b) = self.buffers.get_mut(i) else {
+            return;
+        };
+        let (freed, above) = b.outdate_markers(end, anchor);
+        self.cost = self.cost.saturating_sub(freed);
+        if i == self.viewing && above > 0 {
+            self.anchor.index -= above;
+            self.anchor.moved = true;
         }
     }
 
@@ -612,14 +626,6 @@ impl ChatView {
         let Some(b) = self.buffers.get_mut(i) else {
             return false;
         };
-        if let EntryKind::HistoryEnd(end) = &entry.kind {
-            let (freed, above) = b.outdate_markers(end, self.anchor.index);
-            self.cost = self.cost.saturating_sub(freed);
-            if i == self.viewing && above > 0 {
-                self.anchor.index -= above;
-                self.anchor.moved = true;
-            }
-        }
         let Some(at) = position(&b.entries, &entry.kind) else {
             return false;
         };
@@ -2193,6 +2199,17 @@ mod tests {
             })
             .collect();
         assert_eq!(stamps, (base + 960..base + 1100).collect::<Vec<_>>());
+        // The pages reached back past every "earlier lines" marker: none
+        // is left counting lines now shown.
+        let counts: Vec<u32> = lobby
+            .entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::HistoryEnd(end) => Some(end.left),
+                _ => None,
+            })
+            .collect();
+        assert!(counts.iter().all(|&left| left == 0), "{counts:?}");
     }
 
     #[test]
